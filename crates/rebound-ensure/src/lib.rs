@@ -1,0 +1,2 @@
+//! rebound-ensure (under construction).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! rebound-init (under construction).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! rebound-recovery (under construction).
+#![deny(missing_docs)]

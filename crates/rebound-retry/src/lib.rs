@@ -1,0 +1,2 @@
+//! rebound-retry (under construction).
+#![deny(missing_docs)]

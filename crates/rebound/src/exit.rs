@@ -1,0 +1,92 @@
+//! Every exit code `rebound` can end with, in one place.
+//!
+//! The table is printed by `rebound --help` (see [`EXIT_CODES_HELP`]) and in
+//! the README; scripts depend on it, so codes are never reused or renumbered.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Success.
+pub const OK: i32 = 0;
+/// Bad usage, an invalid flag, spec or config: nothing was run.
+pub const USAGE: i32 = 2;
+/// A step or wait target failed, an ensure failed for good, a recovery was
+/// given up, or an operation failed at run time (database, I/O).
+pub const FAILED: i32 = 3;
+/// A deadline or timeout ran out (the convention of GNU timeout).
+pub const TIMEOUT: i32 = 124;
+/// Interrupted by SIGINT (128 + 2).
+pub const INTERRUPTED: i32 = 130;
+/// Terminated by SIGTERM (128 + 15).
+pub const TERMINATED: i32 = 143;
+
+/// The exit-code table shown at the end of `rebound --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success
+  2    bad usage, invalid flag, spec or config (nothing was run)
+  3    a step or wait target failed, an ensure failed for good,
+       a recovery was given up, or a run-time error (I/O, database)
+  124  a deadline or timeout ran out
+  130  interrupted (SIGINT); 143 terminated (SIGTERM)
+  N    `rebound retry` and `rebound init -- CMD` end with the child's own
+       exit code (128+N when signal N ended it)";
+
+/// An error that carries the exit code it should end the process with.
+#[derive(Debug)]
+pub struct CliError {
+    /// The process exit code.
+    pub code: i32,
+    message: String,
+}
+
+impl CliError {
+    /// An error with an explicit exit code.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Bad usage or invalid input: exit 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(USAGE, message)
+    }
+
+    /// A failure at run time: exit 3.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(FAILED, message)
+    }
+
+    /// A timeout or deadline ran out: exit 124.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(TIMEOUT, message)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Turns a command's result into the process exit code, printing the error.
+///
+/// An error without a [`CliError`] in its chain is a run-time failure (3).
+pub fn report(result: anyhow::Result<i32>) -> ExitCode {
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<CliError>())
+                .map_or(FAILED, |e| e.code);
+            eprintln!("rebound: error: {err:#}");
+            code
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}

@@ -1,0 +1,12 @@
+//! The `rebound` command: see `rebound --help` and the README.
+
+mod cli;
+mod cmd;
+mod exit;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    exit::report(cmd::run(cli))
+}

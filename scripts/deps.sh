@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the external programs rebound's tests and benchmarks use, when
+# they are not on the machine yet. Sourced by scripts/test.sh and .ci/run.
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL server binaries (initdb, pg_ctl, postgres, pgbench). The tests
+# start their own throwaway cluster; nothing here starts a server.
+ensure_postgres() {
+  local bindir
+  bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ] || [ ! -x "$bindir/pg_ctl" ]; then
+    echo "installing postgresql" >&2
+    apt_install postgresql postgresql-contrib
+    bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  fi
+  export PATH="$bindir:$PATH"
+}
+
+# s3s-fs: an S3-compatible server on a local directory, built from crates.io.
+ensure_s3s_fs() {
+  if ! command -v s3s-fs >/dev/null 2>&1; then
+    echo "installing s3s-fs (cargo install, takes a few minutes)" >&2
+    cargo install --quiet --locked s3s-fs --features binary
+  fi
+}

@@ -1,2 +1,4 @@
-//! rebound-init (under construction).
+//! Declarative init steps that really retry.
 #![deny(missing_docs)]
+
+pub mod actions;

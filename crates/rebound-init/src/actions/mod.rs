@@ -17,6 +17,25 @@
 use std::fmt;
 use std::sync::Arc;
 
+pub mod duration;
+pub mod run;
+pub mod s3;
+pub mod wait_file;
+pub mod wait_http;
+pub mod wait_tcp;
+
+#[cfg(feature = "http")]
+mod http;
+mod process;
+mod status;
+mod validate;
+
+use run::Run;
+use s3::{S3Pull, S3Push};
+use wait_file::WaitFile;
+use wait_http::WaitHttp;
+use wait_tcp::WaitTcp;
+
 /// Which stream a line of command output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -54,4 +73,255 @@ pub enum ActionErrorKind {
     Transient,
     /// Another attempt will fail the same way (bad URL, 404, access denied).
     Permanent,
+}
+
+/// Why an attempt failed. The message never contains secrets.
+///
+/// ```
+/// use rebound_init::actions::{ActionError, ActionErrorKind};
+/// let e = ActionError::transient("connection refused").with_exit_code(1);
+/// assert_eq!(e.kind(), ActionErrorKind::Transient);
+/// assert_eq!(e.exit_code(), Some(1));
+/// assert_eq!(e.to_string(), "connection refused");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ActionError {
+    kind: ActionErrorKind,
+    message: String,
+    exit_code: Option<i32>,
+    timed_out: bool,
+}
+
+impl ActionError {
+    /// Another attempt may succeed.
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// assert_eq!(ActionError::transient("503").kind(), ActionErrorKind::Transient);
+    /// ```
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            kind: ActionErrorKind::Transient,
+            message: message.into(),
+            exit_code: None,
+            timed_out: false,
+        }
+    }
+
+    /// Another attempt will fail the same way.
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// assert_eq!(ActionError::permanent("404").kind(), ActionErrorKind::Permanent);
+    /// ```
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ActionErrorKind::Permanent,
+            ..Self::transient(message)
+        }
+    }
+
+    /// The action's own `with.timeout` ran out (transient).
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// let e = ActionError::timed_out("tcp db:5432 not accepting connections after 5s");
+    /// assert!(e.is_timeout());
+    /// assert_eq!(e.kind(), ActionErrorKind::Transient);
+    /// ```
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        Self {
+            timed_out: true,
+            ..Self::transient(message)
+        }
+    }
+
+    /// Records the exit code of the command that failed.
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// assert_eq!(ActionError::transient("x").with_exit_code(2).exit_code(), Some(2));
+    /// ```
+    #[must_use]
+    pub fn with_exit_code(mut self, code: i32) -> Self {
+        self.exit_code = Some(code);
+        self
+    }
+
+    /// Whether another attempt may succeed.
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// assert_eq!(ActionError::permanent("x").kind(), ActionErrorKind::Permanent);
+    /// ```
+    pub fn kind(&self) -> ActionErrorKind {
+        self.kind
+    }
+
+    /// The exit code of a failed `init.run` command (128+N for signal N).
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// assert_eq!(ActionError::transient("x").exit_code(), None);
+    /// ```
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit_code
+    }
+
+    /// Whether the action's own `with.timeout` ran out.
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// assert!(!ActionError::transient("x").is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        self.timed_out
+    }
+
+    /// The message (same as `Display`).
+    ///
+    /// ```
+    /// # use rebound_init::actions::*;
+    /// assert_eq!(ActionError::transient("refused").message(), "refused");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// One parsed action: what `uses:` names, with its `with:` parameters.
+///
+/// Not `Deserialize` itself: the spec reader dispatches on `uses` and
+/// deserializes the matching parameter type.
+///
+/// ```
+/// use rebound_init::actions::{ActionSpec, wait_tcp::WaitTcp};
+/// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port: 5432, timeout: None });
+/// assert_eq!(spec.name(), "init.wait_tcp");
+/// assert_eq!(spec.describe(), "tcp 127.0.0.1:5432");
+/// assert!(ActionSpec::NAMES.contains(&"init.run"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionSpec {
+    /// `init.wait_tcp`
+    WaitTcp(WaitTcp),
+    /// `init.wait_http`
+    WaitHttp(WaitHttp),
+    /// `init.wait_file`
+    WaitFile(WaitFile),
+    /// `init.run`
+    Run(Run),
+    /// `init.s3_push`
+    S3Push(S3Push),
+    /// `init.s3_pull`
+    S3Pull(S3Pull),
+}
+
+impl ActionSpec {
+    /// Every valid `uses:` name.
+    pub const NAMES: &'static [&'static str] = &[
+        "init.wait_tcp",
+        "init.wait_http",
+        "init.wait_file",
+        "init.run",
+        "init.s3_push",
+        "init.s3_pull",
+    ];
+
+    /// The `uses:` name of this action.
+    ///
+    /// ```
+    /// # use rebound_init::actions::{ActionSpec, wait_file::WaitFile};
+    /// let a = ActionSpec::WaitFile(WaitFile { path: "/x".into(), non_empty: false, timeout: None });
+    /// assert_eq!(a.name(), "init.wait_file");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionSpec::WaitTcp(_) => "init.wait_tcp",
+            ActionSpec::WaitHttp(_) => "init.wait_http",
+            ActionSpec::WaitFile(_) => "init.wait_file",
+            ActionSpec::Run(_) => "init.run",
+            ActionSpec::S3Push(_) => "init.s3_push",
+            ActionSpec::S3Pull(_) => "init.s3_pull",
+        }
+    }
+
+    /// What the step waits for or does, for messages: `tcp 127.0.0.1:5432`,
+    /// `http://x/health (expect 2xx)`, ``command `./migrate up` ``.
+    ///
+    /// ```
+    /// # use rebound_init::actions::{ActionSpec, run::{Run, Command}};
+    /// let a = ActionSpec::Run(Run {
+    ///     command: Command::Exec(vec!["./migrate".into(), "up".into()]),
+    ///     env: Default::default(), cwd: None, timeout: None,
+    /// });
+    /// assert_eq!(a.describe(), "command `./migrate up`");
+    /// ```
+    pub fn describe(&self) -> String {
+        match self {
+            ActionSpec::WaitTcp(a) => a.describe(),
+            ActionSpec::WaitHttp(a) => a.describe(),
+            ActionSpec::WaitFile(a) => a.describe(),
+            ActionSpec::Run(a) => a.describe(),
+            ActionSpec::S3Push(a) => a.describe(),
+            ActionSpec::S3Pull(a) => a.describe(),
+        }
+    }
+
+    /// Performs one attempt (see the module docs for the contract).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use rebound_init::actions::{ActionContext, ActionSpec, wait_tcp::WaitTcp};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let port = listener.local_addr().unwrap().port();
+    /// let ctx = ActionContext { step_id: "db".into(), output: Arc::new(|_, _, _| {}) };
+    /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None });
+    /// spec.attempt(&ctx).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        match self {
+            ActionSpec::WaitTcp(a) => a.attempt(ctx).await,
+            ActionSpec::WaitHttp(a) => a.attempt(ctx).await,
+            ActionSpec::WaitFile(a) => a.attempt(ctx).await,
+            ActionSpec::Run(a) => a.attempt(ctx).await,
+            ActionSpec::S3Push(a) => a.attempt(ctx).await,
+            ActionSpec::S3Pull(a) => a.attempt(ctx).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let spec = ActionSpec::WaitTcp(WaitTcp {
+            host: "h".into(),
+            port: 1,
+            timeout: None,
+        });
+        let ctx = ActionContext {
+            step_id: "s".into(),
+            output: Arc::new(|_, _, _| {}),
+        };
+        assert_send(&spec.attempt(&ctx));
+    }
+
+    #[test]
+    fn names_match_variants() {
+        assert_eq!(ActionSpec::NAMES.len(), 6);
+        let spec = ActionSpec::WaitTcp(WaitTcp {
+            host: "h".into(),
+            port: 1,
+            timeout: None,
+        });
+        assert_eq!(ActionSpec::NAMES[0], spec.name());
+    }
 }

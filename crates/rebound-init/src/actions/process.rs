@@ -1,0 +1,449 @@
+//! Running `init.run` commands in their own process group, so that a
+//! cancelled or timed-out attempt can kill everything the command started.
+
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use super::run::{Command, Run};
+use super::{ActionContext, ActionError, Stream};
+
+/// How long a process group gets between SIGTERM and SIGKILL.
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(1);
+/// How long output is still read after the command exited (a background
+/// grandchild may hold the pipes open forever).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+
+/// Kills the process group when dropped while armed: the attempt future was
+/// dropped (cancellation) or returned early, so nothing may outlive it.
+struct GroupGuard {
+    pgid: Pid,
+    armed: bool,
+}
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let pgid = self.pgid;
+        if killpg(pgid, Signal::SIGTERM).is_err() {
+            return; // the group is already gone
+        }
+        // Drop cannot wait asynchronously: a short-lived thread watches the
+        // group and sends SIGKILL to whatever ignored SIGTERM.
+        let _ = std::thread::Builder::new()
+            .name("rebound-kill".into())
+            .spawn(move || {
+                let step = Duration::from_millis(10);
+                let mut waited = Duration::ZERO;
+                while waited < KILL_GRACE {
+                    if !group_has_live_members(pgid) {
+                        return;
+                    }
+                    std::thread::sleep(step);
+                    waited += step;
+                }
+                let _ = killpg(pgid, Signal::SIGKILL);
+            });
+    }
+}
+
+/// Whether any process of the group is alive (zombies do not count).
+fn group_has_live_members(pgid: Pid) -> bool {
+    if killpg(pgid, None).is_err() {
+        return false;
+    }
+    // killpg(0) also succeeds for a group of zombies waiting to be reaped;
+    // look at /proc to tell them apart.
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let want = pgid.as_raw().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str() else { continue };
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state ppid pgrp ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1);
+        if pgrp == Some(want.as_str()) && state != Some("Z") && state != Some("X") {
+            return true;
+        }
+    }
+    false
+}
+
+fn build(run: &Run) -> tokio::process::Command {
+    let mut cmd = match &run.command {
+        Command::Shell(script) => {
+            let mut c = tokio::process::Command::new("sh");
+            c.arg("-c").arg(script);
+            c
+        }
+        Command::Exec(argv) => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    cmd.envs(&run.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(dir) = &run.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+fn spawn_error(run: &Run, e: &io::Error) -> ActionError {
+    let what = run.describe();
+    let cwd = run
+        .cwd
+        .as_ref()
+        .map(|d| format!(" (cwd {})", d.display()))
+        .unwrap_or_default();
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
+            ActionError::permanent(format!("cannot start {what}{cwd}: {e}"))
+        }
+        _ => ActionError::transient(format!("cannot start {what}{cwd}: {e}")),
+    }
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    ctx: &ActionContext,
+    stream: Stream,
+    last: &mut Option<String>,
+) {
+    let Some(reader) = reader else { return };
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                (ctx.output)(&ctx.step_id, stream, line);
+                if !line.trim().is_empty() {
+                    *last = Some(line.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// The exit code as a shell reports it: the code, or 128+N for signal N.
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// Runs the command once: streams its output, fails on a non-zero exit,
+/// kills its process group on timeout or when this future is dropped.
+pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionError> {
+    let mut child = build(run).spawn().map_err(|e| spawn_error(run, &e))?;
+    let Some(pid) = child.id() else {
+        return Err(ActionError::transient(format!(
+            "{} exited before it could be watched",
+            run.describe()
+        )));
+    };
+    let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+    let mut guard = GroupGuard { pgid, armed: true };
+
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let mut last_out = None;
+    let mut last_err = None;
+
+    let work = async {
+        let out = pump(stdout, ctx, Stream::Stdout, &mut last_out);
+        let err = pump(stderr, ctx, Stream::Stderr, &mut last_err);
+        let output = async { tokio::join!(out, err) };
+        tokio::pin!(output);
+        let status = tokio::select! {
+            status = child.wait() => {
+                // Let the readers finish what the command printed, but do
+                // not hang on pipes a background grandchild keeps open.
+                let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, &mut output).await;
+                status
+            }
+            ((), ()) = &mut output => child.wait().await,
+        };
+        status
+    };
+
+    let status = match run.timeout {
+        None => work.await,
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(status) => status,
+            Err(_) => {
+                // `guard` kills the group when it goes out of scope.
+                return Err(ActionError::timed_out(format!(
+                    "{} still running after {}; its process group was killed",
+                    run.describe(),
+                    humantime::format_duration(limit)
+                )));
+            }
+        },
+    };
+    let status = status.map_err(|e| {
+        ActionError::transient(format!("waiting for {} failed: {e}", run.describe()))
+    })?;
+    // The command itself finished: whatever it left running in the
+    // background (a daemon it started on purpose) is not ours to kill.
+    guard.disarm();
+    if status.success() {
+        return Ok(());
+    }
+    let code = exit_code(status);
+    let hint = last_err
+        .or(last_out)
+        .map(|l| {
+            let l: String = l.chars().take(200).collect();
+            format!(": {l}")
+        })
+        .unwrap_or_default();
+    Err(
+        ActionError::transient(format!("{} exited with code {code}{hint}", run.describe()))
+            .with_exit_code(code),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::actions::ActionErrorKind;
+
+    type Lines = Arc<Mutex<Vec<(String, Stream, String)>>>;
+
+    fn ctx() -> (ActionContext, Lines) {
+        let lines: Lines = Arc::default();
+        let sink = lines.clone();
+        let ctx = ActionContext {
+            step_id: "step".into(),
+            output: Arc::new(move |id, stream, line| {
+                sink.lock()
+                    .unwrap()
+                    .push((id.to_owned(), stream, line.to_owned()));
+            }),
+        };
+        (ctx, lines)
+    }
+
+    fn shell(script: &str) -> Run {
+        Run {
+            command: Command::Shell(script.into()),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: None,
+        }
+    }
+
+    /// Alive = exists and is not a zombie.
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().next());
+                !matches!(state, Some("Z") | Some("X"))
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn read_pids(path: &std::path::Path, n: usize) -> Vec<i32> {
+        for _ in 0..500 {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                let pids: Vec<i32> = text
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                if pids.len() >= n {
+                    return pids;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the command never wrote its pids to {}", path.display());
+    }
+
+    async fn wait_dead(pids: &[i32]) {
+        // Bounded wait for the kill thread (grace + slack); not a timing check.
+        for _ in 0..500 {
+            if pids.iter().all(|&p| !alive(p)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let survivors: Vec<_> = pids.iter().filter(|&&p| alive(p)).collect();
+        panic!("orphans survived: {survivors:?}");
+    }
+
+    #[tokio::test]
+    async fn streams_lines_with_the_step_id() {
+        let (ctx, lines) = ctx();
+        let mut r = shell("echo one; echo two >&2; printf 'no newline'");
+        r.env.insert("GREETING".into(), "hi".into());
+        r.command = Command::Shell("echo $GREETING; echo two >&2; printf 'last'".into());
+        run(&r, &ctx).await.unwrap();
+        let got = lines.lock().unwrap().clone();
+        assert!(
+            got.contains(&("step".into(), Stream::Stdout, "hi".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("step".into(), Stream::Stderr, "two".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("step".into(), Stream::Stdout, "last".into())),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn exec_runs_without_a_shell_in_cwd() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, lines) = ctx();
+        let r = Run {
+            command: Command::Exec(vec!["pwd".into()]),
+            env: BTreeMap::new(),
+            cwd: Some(dir.path().to_owned()),
+            timeout: None,
+        };
+        run(&r, &ctx).await.unwrap();
+        let want = dir.path().canonicalize().unwrap().display().to_string();
+        assert_eq!(lines.lock().unwrap()[0].2, want);
+        // No shell: `$HOME` stays literal.
+        let r = Run {
+            command: Command::Exec(vec!["echo".into(), "$HOME".into()]),
+            ..r
+        };
+        run(&r, &ctx).await.unwrap();
+        assert_eq!(lines.lock().unwrap()[1].2, "$HOME");
+    }
+
+    #[tokio::test]
+    async fn non_zero_exit_is_transient_with_code() {
+        let (ctx, _) = ctx();
+        let err = run(&shell("echo boom >&2; exit 7"), &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ActionErrorKind::Transient);
+        assert_eq!(err.exit_code(), Some(7));
+        assert!(
+            err.to_string().contains("exited with code 7: boom"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_permanent() {
+        let (ctx, _) = ctx();
+        let r = Run {
+            command: Command::Exec(vec!["/nonexistent/rebound-test-prog".into()]),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: None,
+        };
+        let err = run(&r, &ctx).await.unwrap_err();
+        assert_eq!(err.kind(), ActionErrorKind::Permanent);
+        assert!(
+            err.to_string().contains("/nonexistent/rebound-test-prog"),
+            "{err}"
+        );
+    }
+
+    // A child that ignores SIGTERM and its grandchild must both die when the
+    // attempt is dropped (ZLayer left such processes running).
+    #[tokio::test]
+    async fn dropping_the_attempt_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "trap '' TERM; sleep 1000 & echo $$ $! > {}; wait",
+            pids.display()
+        );
+        let (ctx, _) = ctx();
+        let r = shell(&script);
+        // Boxed so that `drop` below really drops the future.
+        let mut attempt = Box::pin(run(&r, &ctx));
+        let pids = tokio::select! {
+            _ = &mut attempt => panic!("the command ended on its own"),
+            pids = read_pids(&pids, 2) => pids,
+        };
+        assert!(pids.iter().all(|&p| alive(p)));
+        drop(attempt);
+        wait_dead(&pids).await;
+    }
+
+    #[tokio::test]
+    async fn with_timeout_kills_the_group_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let mut r = shell(&format!(
+            "trap '' TERM; sleep 1000 & echo $$ $! > {}; wait",
+            pids.display()
+        ));
+        r.timeout = Some(Duration::from_millis(300));
+        let (ctx, _) = ctx();
+        let err = run(&r, &ctx).await.unwrap_err();
+        assert!(err.is_timeout());
+        assert!(
+            err.to_string().contains("still running after 300ms"),
+            "{err}"
+        );
+        let pids = read_pids(&pids, 2).await;
+        wait_dead(&pids).await;
+    }
+
+    #[tokio::test]
+    async fn background_daemon_survives_a_successful_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let r = shell(&format!(
+            "sleep 1000 >/dev/null 2>&1 & echo $! > {}",
+            pids.display()
+        ));
+        let (ctx, _) = ctx();
+        run(&r, &ctx).await.unwrap();
+        let pid = read_pids(&pids, 1).await[0];
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(alive(pid), "a daemon started on purpose was killed");
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,126 @@
+//! `init.run`: run a command; a non-zero exit fails the attempt.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+use super::{ActionContext, ActionError, duration};
+
+/// The `with:` block of `init.run`.
+///
+/// `timeout` bounds one run of the command (a bare integer is seconds):
+/// when it runs out the command's whole process group is killed and the
+/// attempt fails.
+///
+/// ```
+/// use rebound_init::actions::run::{Command, Run};
+/// let r: Run = serde_json::from_str(r#"{"command": ["./migrate", "up"], "env": {"X": "1"}}"#).unwrap();
+/// assert_eq!(r.command, Command::Exec(vec!["./migrate".into(), "up".into()]));
+/// let r: Run = serde_json::from_str(r#"{"command": "echo hi && true"}"#).unwrap();
+/// assert_eq!(r.command, Command::Shell("echo hi && true".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// A string runs under `sh -c`; an array runs the program directly.
+    pub command: Command,
+    /// Extra environment variables for the command.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the command (default: rebound's own).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub cwd: Option<PathBuf>,
+    /// How long one run may take before its process group is killed.
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[schemars(with = "Option<duration::DurationSchema>")]
+    pub timeout: Option<Duration>,
+}
+
+/// What `init.run` executes.
+///
+/// ```
+/// use rebound_init::actions::run::Command;
+/// assert_eq!(Command::Shell("make".into()).to_string(), "make");
+/// assert_eq!(Command::Exec(vec!["ls".into(), "-l".into()]).to_string(), "ls -l");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run under `sh -c`.
+    Shell(String),
+    /// Program and arguments, run with no shell.
+    Exec(Vec<String>),
+}
+
+impl schemars::JsonSchema for Command {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Command".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A string runs under `sh -c`; an array [program, args...] runs with no shell.",
+            "anyOf": [
+                { "type": "string", "minLength": 1 },
+                { "type": "array", "items": { "type": "string" }, "minItems": 1 }
+            ]
+        })
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Shell(s) => f.write_str(s),
+            Command::Exec(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Command;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a shell command string or an array [program, args...]")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Command, E> {
+                if v.trim().is_empty() {
+                    return Err(E::custom("command must not be empty"));
+                }
+                Ok(Command::Shell(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Command, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    argv.push(arg);
+                }
+                match argv.first() {
+                    None => Err(de::Error::custom("command array must not be empty")),
+                    Some(p) if p.trim().is_empty() => Err(de::Error::custom(
+                        "command program (first item) must not be empty",
+                    )),
+                    Some(_) => Ok(Command::Exec(argv)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Run {
+    /// ``command `...` ``, for messages.
+    pub(crate) fn describe(&self) -> String {
+        format!("command `{}`", self.command)
+    }
+
+    /// Runs the command once.
+    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        super::process::run(self, ctx).await
+    }
+}

@@ -1,0 +1,129 @@
+//! Small deserializers shared by the parameter types: values are checked
+//! while the spec is read, so a bad value is reported with its location.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// A TCP port: 1-65535. Read as a wide integer first so that 70000 is
+/// rejected with a clear message instead of wrapping.
+pub(crate) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    struct PortVisitor;
+    impl Visitor<'_> for PortVisitor {
+        type Value = u16;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a port number 1-65535")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u16, E> {
+            match u16::try_from(v) {
+                Ok(p) if p != 0 => Ok(p),
+                _ => Err(E::custom(format_args!("port must be 1-65535, got {v}"))),
+            }
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u16, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(format_args!("port must be 1-65535, got {v}"))),
+            }
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u16, E> {
+            match v.trim().parse::<u64>() {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::custom(format_args!(
+                    "port must be a number 1-65535, got {v:?}"
+                ))),
+            }
+        }
+    }
+    d.deserialize_any(PortVisitor)
+}
+
+/// A string that is not empty (after trimming), e.g. a host or a bucket.
+pub(crate) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Err(de::Error::custom("must not be empty"));
+    }
+    Ok(s)
+}
+
+/// A path that is not empty.
+pub(crate) fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Err(de::Error::custom("path must not be empty"));
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// Checks an `http://` or `https://` URL with a host; returns it unchanged.
+pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "URL {text:?} must start with http:// or https://, not {}://",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("URL {text:?} has no host"));
+    }
+    Ok(url)
+}
+
+/// An `http(s)://` URL, kept as the text given.
+pub(crate) fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    check_http_url(&s).map_err(de::Error::custom)?;
+    Ok(s)
+}
+
+/// An optional `http(s)://` URL (an S3 endpoint).
+pub(crate) fn opt_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    if let Some(s) = &s {
+        check_http_url(s).map_err(de::Error::custom)?;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct P {
+        #[serde(deserialize_with = "port")]
+        port: u16,
+    }
+
+    #[test]
+    fn port_range_is_enforced_without_wrapping() {
+        assert_eq!(
+            serde_json::from_str::<P>(r#"{"port": 5432}"#).unwrap().port,
+            5432
+        );
+        for bad in ["0", "65536", "70000", "-1"] {
+            let err = serde_json::from_str::<P>(&format!(r#"{{"port": {bad}}}"#))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("port must be 1-65535, got {bad}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_need_http_scheme_and_host() {
+        assert!(check_http_url("http://127.0.0.1:8080/health").is_ok());
+        assert!(check_http_url("ftp://x/y").unwrap_err().contains("http://"));
+        assert!(
+            check_http_url("not a url")
+                .unwrap_err()
+                .contains("invalid URL")
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! `init.wait_http`: wait until a URL answers with an expected status.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use super::status::{StatusMatch, StatusMatchError};
+use super::{ActionContext, ActionError, duration, validate};
+
+/// The `with:` block of `init.wait_http`.
+///
+/// `timeout` is the timeout of each request (a bare integer is seconds;
+/// default 5 s); the action keeps polling until the answer is as expected,
+/// the answer is a permanent failure (a 4xx other than 408/429), the step's
+/// own timeout, or cancellation.
+///
+/// ```
+/// use rebound_init::actions::wait_http::WaitHttp;
+/// let w: WaitHttp = serde_json::from_str(
+///     r#"{"url": "http://127.0.0.1:8080/health", "expect_status": "200-204"}"#,
+/// ).unwrap();
+/// assert!(w.expect_status.matches(204));
+/// assert!(serde_json::from_str::<WaitHttp>(r#"{"url": "ftp://x"}"#).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitHttp {
+    /// The `http://` or `https://` URL to GET.
+    #[serde(deserialize_with = "validate::http_url")]
+    #[schemars(url)]
+    pub url: String,
+    /// Status codes that count as ready (default 2xx).
+    #[serde(default)]
+    pub expect_status: StatusMatch,
+    /// Text the response body must contain, if set.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Timeout of each request (humantime or seconds; default 5 s).
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[schemars(with = "Option<duration::DurationSchema>")]
+    pub timeout: Option<Duration>,
+}
+
+/// Per-request timeout when `with.timeout` is not set.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl WaitHttp {
+    /// `URL (expect 2xx)`, for messages.
+    pub(crate) fn describe(&self) -> String {
+        format!("{} (expect {})", self.url, self.expect_status)
+    }
+
+    /// Polls the URL until it answers as expected.
+    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        #[cfg(feature = "http")]
+        {
+            super::http::attempt(self, ctx).await
+        }
+        #[cfg(not(feature = "http"))]
+        {
+            let _ = ctx;
+            Err(ActionError::permanent(
+                "init.wait_http needs rebound-init's `http` feature, which this build lacks",
+            ))
+        }
+    }
+}

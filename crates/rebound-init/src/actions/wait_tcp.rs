@@ -1,0 +1,185 @@
+//! `init.wait_tcp`: wait until a TCP port accepts a connection.
+
+use std::io;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ActionContext, ActionError, duration, validate};
+
+/// The `with:` block of `init.wait_tcp`.
+///
+/// `timeout` bounds this action's polling within one attempt (a bare
+/// integer is seconds); without it the action polls until the step's own
+/// timeout or cancellation.
+///
+/// ```
+/// use rebound_init::actions::wait_tcp::WaitTcp;
+/// let w: WaitTcp = serde_json::from_str(r#"{"host": "127.0.0.1", "port": 5432}"#).unwrap();
+/// assert_eq!(w.port, 5432);
+/// let err = serde_json::from_str::<WaitTcp>(r#"{"host": "db", "port": 70000}"#).unwrap_err();
+/// assert!(err.to_string().contains("port must be 1-65535, got 70000"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitTcp {
+    /// Host name or IP address to connect to.
+    #[serde(deserialize_with = "validate::non_empty")]
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// TCP port, 1-65535.
+    #[serde(deserialize_with = "validate::port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// How long one attempt polls before it fails (humantime or seconds).
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[schemars(with = "Option<duration::DurationSchema>")]
+    pub timeout: Option<Duration>,
+}
+
+/// The first pause between connection attempts.
+const FIRST_DELAY: Duration = Duration::from_millis(1);
+/// The longest pause while the host resolves but refuses connections.
+/// Connecting to a closed port is cheap (one RST), so polling every few
+/// milliseconds notices an opening port almost at once.
+const MAX_DELAY: Duration = Duration::from_millis(10);
+/// The longest pause while the host name does not resolve (DNS is not free).
+const MAX_DELAY_DNS: Duration = Duration::from_millis(250);
+/// Bound on one connect (a black-holed SYN would otherwise hang for minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl WaitTcp {
+    /// `tcp HOST:PORT`, for messages.
+    pub(crate) fn describe(&self) -> String {
+        if self.host.contains(':') {
+            format!("tcp [{}]:{}", self.host, self.port)
+        } else {
+            format!("tcp {}:{}", self.host, self.port)
+        }
+    }
+
+    /// Polls until a connection is accepted or `timeout` runs out.
+    pub(crate) async fn attempt(&self, _ctx: &ActionContext) -> Result<(), ActionError> {
+        let mut last: Option<io::Error> = None;
+        let poll = self.poll(&mut last);
+        match self.timeout {
+            None => poll.await,
+            Some(limit) => match tokio::time::timeout(limit, poll).await {
+                Ok(result) => result,
+                Err(_) => Err(ActionError::timed_out(format!(
+                    "{} not accepting connections after {}{}",
+                    self.describe(),
+                    humantime::format_duration(limit),
+                    last.map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                ))),
+            },
+        }
+    }
+
+    async fn poll(&self, last: &mut Option<io::Error>) -> Result<(), ActionError> {
+        let mut delay = FIRST_DELAY;
+        loop {
+            let connect = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
+            let cap = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(_stream)) => return Ok(()),
+                Ok(Err(e)) => {
+                    let cap = if is_resolution_error(&e) {
+                        MAX_DELAY_DNS
+                    } else {
+                        MAX_DELAY
+                    };
+                    *last = Some(e);
+                    cap
+                }
+                Err(_) => {
+                    *last = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+                    MAX_DELAY
+                }
+            };
+            tokio::time::sleep(delay.min(cap)).await;
+            delay = (delay * 2).min(cap);
+        }
+    }
+}
+
+/// Whether a connect error came from name resolution rather than the socket.
+fn is_resolution_error(e: &io::Error) -> bool {
+    // tokio reports getaddrinfo failures as io::ErrorKind::Uncategorized /
+    // Other with the resolver's text; socket errors carry an OS error code.
+    e.raw_os_error().is_none()
+        && !matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn ctx() -> ActionContext {
+        ActionContext {
+            step_id: "t".into(),
+            output: Arc::new(|_, _, _| {}),
+        }
+    }
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn succeeds_once_the_port_opens() {
+        let port = free_port();
+        let w = WaitTcp {
+            host: "127.0.0.1".into(),
+            port,
+            timeout: Some(Duration::from_secs(10)),
+        };
+        let opener = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let _ = l.accept().await;
+        });
+        w.attempt(&ctx()).await.unwrap();
+        opener.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn times_out_naming_the_target() {
+        let port = free_port();
+        let w = WaitTcp {
+            host: "127.0.0.1".into(),
+            port,
+            timeout: Some(Duration::from_secs(2)),
+        };
+        let err = w.attempt(&ctx()).await.unwrap_err();
+        assert!(err.is_timeout());
+        assert_eq!(err.kind(), super::super::ActionErrorKind::Transient);
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("tcp 127.0.0.1:{port}")), "{msg}");
+        assert!(msg.contains("after 2s"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_empty_host() {
+        let err = serde_json::from_str::<WaitTcp>(r#"{"host": "a", "port": 1, "prot": 2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `prot`"), "{err}");
+        let err = serde_json::from_str::<WaitTcp>(r#"{"host": " ", "port": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must not be empty"), "{err}");
+        let err = serde_json::from_str::<WaitTcp>(r#"{"host": "a", "port": 0}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port must be 1-65535, got 0"), "{err}");
+    }
+}

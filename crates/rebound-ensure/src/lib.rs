@@ -1,2 +1,64 @@
-//! rebound-ensure (under construction).
+//! Start a runtime exactly once, and keep the truth about it.
+//!
+//! [`Ensure`] is a single-flight "ensure started" state machine with the
+//! states NotStarted, Starting, Ready and Failed, answering each call with a
+//! [`Status`] (`started`, `starting`, `reused`, `failed`, `not_started`):
+//!
+//! - `ensure(true)` never waits for the start: the first caller moves the
+//!   machine to Starting and the start runs in the background; concurrent
+//!   callers start it exactly once.
+//! - A start that panics, is cancelled or outlives its timeout ends Failed,
+//!   never stuck in Starting; the next start waits out a backoff
+//!   (rebound-retry's [`Exponential`](rebound_retry::Exponential)), and
+//!   callers in that window get `failed` with `retry_after`.
+//! - Ready is trusted for a TTL, then probed again; a runtime that died goes
+//!   back to NotStarted and is started by the next call.
+//! - The Ready answer takes no lock ([`Ensure::try_ready`]); transitions
+//!   take a small one (see `machine.rs` for the invariants).
+//! - [`EnsureMap`] holds many runtimes by name.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::time::Duration;
+//! use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError, Status};
+//!
+//! let db = Ensure::new(
+//!     EnsureConfig::builder().start_timeout(Duration::from_secs(30)).build().unwrap(),
+//!     || async { Ok::<_, StartError>(ReadyInfo::new("tcp://127.0.0.1:5432", "postgres up")) },
+//!     || async { ProbeOutcome::Down("no answer".into()) },
+//! );
+//! assert_eq!(db.ensure(true).await.status(), Status::Starting);
+//! db.wait_ready(Duration::from_secs(1)).await.unwrap();
+//! assert_eq!(db.ensure(true).await.status(), Status::Reused);
+//! # }
+//! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod config;
+mod ensure;
+mod error;
+#[cfg(loom)]
+pub mod machine;
+#[cfg(not(loom))]
+mod machine;
+mod map;
+mod start;
+mod status;
+mod sync;
+
+pub use config::{EnsureConfig, EnsureConfigBuilder, default_backoff};
+pub use ensure::{Ensure, Stats};
+pub use error::{ConfigError, StartError, WaitError};
+pub use map::EnsureMap;
+pub use start::{BoxFuture, Probe, ProbeOutcome, Start};
+pub use status::{ReadyInfo, Response, StateKind, StateView, Status};
+
+/// Formats a duration the way messages show it: `90s`, `1500ms`.
+pub(crate) fn fmt_duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

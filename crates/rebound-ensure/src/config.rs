@@ -1,0 +1,204 @@
+//! Settings of one ensured runtime.
+
+use std::time::Duration;
+
+use rebound_retry::{Exponential, ExponentialBuilder, Jitter};
+
+use crate::error::ConfigError;
+
+/// How long a start may take, how long "ready" is trusted, and how long to
+/// wait after a failed start.
+///
+/// # Default
+///
+/// - `start_timeout`: 90 s; a start still running then is cancelled and the
+///   runtime is `failed` with "start timed out after 90s".
+/// - `ready_ttl`: 10 s; a Ready older than this is probed again before it is
+///   reported (a dead runtime goes back to `not_started`).
+/// - `probe_timeout`: 5 s per probe; a probe still running then counts as
+///   down.
+/// - `backoff` after a failed start: 1 s, 2 s, 4 s ... capped at 60 s, equal
+///   jitter, no limit (failure `n` waits `backoff.sample(n)`).
+///
+/// ```
+/// use std::time::Duration;
+/// use rebound_ensure::EnsureConfig;
+/// let c = EnsureConfig::default();
+/// assert_eq!(c.start_timeout(), Duration::from_secs(90));
+/// assert_eq!(c.ready_ttl(), Some(Duration::from_secs(10)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct EnsureConfig {
+    start_timeout: Duration,
+    ready_ttl: Option<Duration>,
+    probe_timeout: Duration,
+    backoff: Exponential,
+}
+
+impl Default for EnsureConfig {
+    fn default() -> Self {
+        Self {
+            start_timeout: Duration::from_secs(90),
+            ready_ttl: Some(Duration::from_secs(10)),
+            probe_timeout: Duration::from_secs(5),
+            backoff: default_backoff(),
+        }
+    }
+}
+
+/// The default failure backoff (see [`EnsureConfig`]'s `# Default`).
+///
+/// ```
+/// use std::time::Duration;
+/// let b = rebound_ensure::default_backoff();
+/// assert_eq!(b.nominal(1), Duration::from_secs(1));
+/// assert_eq!(b.nominal(3), Duration::from_secs(4));
+/// assert_eq!(b.nominal(30), Duration::from_secs(60));
+/// ```
+pub fn default_backoff() -> Exponential {
+    // Constant settings that `build` accepts (pinned by a unit test), so
+    // this cannot fail at run time.
+    ExponentialBuilder::new()
+        .with_initial_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(60))
+        .with_multiplier(2.0)
+        .with_jitter(Jitter::Equal)
+        .forever()
+        .build()
+        .expect("the default ensure backoff settings are valid")
+}
+
+impl EnsureConfig {
+    /// A builder starting from the defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::builder()
+    ///     .start_timeout(Duration::from_secs(5))
+    ///     .no_ready_ttl()
+    ///     .build()?;
+    /// assert_eq!(c.ready_ttl(), None);
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
+    /// ```
+    pub fn builder() -> EnsureConfigBuilder {
+        EnsureConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// How long a start may run before it is cancelled and marked failed.
+    pub fn start_timeout(&self) -> Duration {
+        self.start_timeout
+    }
+
+    /// How long a Ready is trusted before it is probed again (`None`: forever).
+    pub fn ready_ttl(&self) -> Option<Duration> {
+        self.ready_ttl
+    }
+
+    /// How long one probe may take before it counts as down.
+    pub fn probe_timeout(&self) -> Duration {
+        self.probe_timeout
+    }
+
+    /// The backoff between failed starts.
+    pub fn backoff(&self) -> &Exponential {
+        &self.backoff
+    }
+}
+
+/// Builds an [`EnsureConfig`]; `build` rejects zero durations.
+///
+/// ```
+/// use std::time::Duration;
+/// let err = rebound_ensure::EnsureConfig::builder()
+///     .ready_ttl(Duration::ZERO)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "ready_ttl must be above zero");
+/// ```
+#[derive(Debug, Clone)]
+pub struct EnsureConfigBuilder {
+    config: EnsureConfig,
+}
+
+impl EnsureConfigBuilder {
+    /// Sets the start timeout.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.config.start_timeout = timeout;
+        self
+    }
+
+    /// Sets the readiness TTL.
+    pub fn ready_ttl(mut self, ttl: Duration) -> Self {
+        self.config.ready_ttl = Some(ttl);
+        self
+    }
+
+    /// Trusts Ready forever (the behaviour of the original EnsureRuntime).
+    pub fn no_ready_ttl(mut self) -> Self {
+        self.config.ready_ttl = None;
+        self
+    }
+
+    /// Sets the timeout of one probe.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.config.probe_timeout = timeout;
+        self
+    }
+
+    /// Sets the backoff between failed starts (its attempt limit is ignored:
+    /// failure `n` waits `backoff.sample(n)`).
+    pub fn backoff(mut self, backoff: Exponential) -> Self {
+        self.config.backoff = backoff;
+        self
+    }
+
+    /// Checks the settings.
+    pub fn build(self) -> Result<EnsureConfig, ConfigError> {
+        let c = &self.config;
+        if c.start_timeout.is_zero() {
+            return Err(ConfigError::Zero {
+                setting: "start_timeout",
+            });
+        }
+        if c.ready_ttl.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::Zero {
+                setting: "ready_ttl",
+            });
+        }
+        if c.probe_timeout.is_zero() {
+            return Err(ConfigError::Zero {
+                setting: "probe_timeout",
+            });
+        }
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_backoff_doubles_from_one_second_to_a_minute() {
+        let b = default_backoff();
+        let secs: Vec<u64> = (1..=8).map(|n| b.nominal(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(b.max_attempts(), None);
+    }
+
+    #[test]
+    fn zero_probe_timeout_is_rejected() {
+        let err = EnsureConfig::builder()
+            .probe_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Zero {
+                setting: "probe_timeout"
+            }
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! [`EnsureMap`]: many runtimes by name.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+
+use crate::{Ensure, Response};
+
+/// A keyed registry of runtimes, so one agent manages many.
+///
+/// Built once, then shared (lookups take no lock); keys iterate in order.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rebound_ensure::{Ensure, EnsureConfig, EnsureMap, ProbeOutcome, ReadyInfo, StartError, Status};
+/// let mut map = EnsureMap::new();
+/// map.insert("docker".to_owned(), Ensure::new(
+///     EnsureConfig::default(),
+///     || async { Ok::<_, StartError>(ReadyInfo::new("tcp://127.0.0.1:2375", "")) },
+///     || async { ProbeOutcome::Down("down".into()) },
+/// ));
+/// assert_eq!(map.ensure("docker", true).await.map(|r| r.status()), Some(Status::Starting));
+/// assert!(map.ensure("podman", true).await.is_none());
+/// assert_eq!(map.keys().collect::<Vec<_>>(), ["docker"]);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct EnsureMap<K> {
+    entries: BTreeMap<K, Ensure>,
+}
+
+impl<K: Ord> Default for EnsureMap<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Ord> EnsureMap<K> {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Adds (or replaces) a runtime; returns the one it replaced.
+    pub fn insert(&mut self, key: K, runtime: Ensure) -> Option<Ensure> {
+        self.entries.insert(key, runtime)
+    }
+
+    /// The runtime under `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&Ensure>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.entries.get(key)
+    }
+
+    /// [`Ensure::ensure`] on the runtime under `key`; `None` if there is none.
+    pub async fn ensure<Q>(&self, key: &Q, start_if_needed: bool) -> Option<Response>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        match self.entries.get(key) {
+            Some(runtime) => Some(runtime.ensure(start_if_needed).await),
+            None => None,
+        }
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.keys()
+    }
+
+    /// Every runtime with its key, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &Ensure)> {
+        self.entries.iter()
+    }
+
+    /// How many runtimes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,166 @@
+//! The delays an init uses: between a step's attempts, and before an init
+//! restart.
+
+use std::time::Duration;
+
+use rebound_retry::{Exponential, ExponentialBuilder, Jitter, PolicyError};
+
+/// The backoff settings of a [`Runner`](super::Runner).
+///
+/// # Default
+/// - between a step's attempts (`retry: N`): 100 ms, x2, capped at 5 s,
+///   equal jitter (rebound-retry's `default` preset, with the attempt count
+///   taken from the step);
+/// - `errors.on_init_failure.action: restart`: a fixed 500 ms pause;
+/// - `action: backoff`: 1 s, 2 s, 4 s ... capped at 60 s, equal jitter.
+///
+/// ```
+/// use rebound_init::orchestrator::Policies;
+/// use std::time::Duration;
+///
+/// let policies = Policies::default();
+/// assert_eq!(policies.init_backoff().nominal(1), Duration::from_secs(1));
+/// assert_eq!(policies.init_backoff().nominal(3), Duration::from_secs(4));
+/// assert_eq!(policies.init_backoff().nominal(10), Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Policies {
+    step_backoff: Exponential,
+    init_backoff: Exponential,
+    restart_pause: Duration,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Self {
+            step_backoff: default_step_backoff(),
+            init_backoff: default_init_backoff(),
+            restart_pause: Duration::from_millis(500),
+        }
+    }
+}
+
+fn default_step_backoff() -> Exponential {
+    // A constant, valid policy: building it cannot fail (tested below).
+    match rebound_retry::presets::default().forever().build() {
+        Ok(backoff) => backoff,
+        Err(_) => unreachable_policy(),
+    }
+}
+
+fn default_init_backoff() -> Exponential {
+    match init_backoff_builder().build() {
+        Ok(backoff) => backoff,
+        Err(_) => unreachable_policy(),
+    }
+}
+
+fn init_backoff_builder() -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_initial_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(60))
+        .with_multiplier(2.0)
+        .with_jitter(Jitter::Equal)
+        .forever()
+}
+
+#[cold]
+fn unreachable_policy() -> ! {
+    unreachable!("the built-in backoff constants are valid")
+}
+
+impl Policies {
+    /// Replaces the backoff between a step's attempts. Only its delays are
+    /// used: the number of attempts always comes from the step's `retry`.
+    ///
+    /// ```
+    /// # use rebound_init::orchestrator::Policies;
+    /// # use std::time::Duration;
+    /// let fast = rebound_retry::ExponentialBuilder::new()
+    ///     .with_initial_delay(Duration::from_millis(10))
+    ///     .with_max_delay(Duration::from_millis(40))
+    ///     .build()?;
+    /// let policies = Policies::default().with_step_backoff(fast);
+    /// assert_eq!(policies.step_backoff().nominal(1), Duration::from_millis(10));
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    #[must_use]
+    pub fn with_step_backoff(mut self, backoff: Exponential) -> Self {
+        self.step_backoff = backoff;
+        self
+    }
+
+    /// Replaces the backoff of `action: backoff` (restart `n` waits about
+    /// `nominal(n)`, jittered). The restart count comes from `max_retries`.
+    #[must_use]
+    pub fn with_init_backoff(mut self, backoff: Exponential) -> Self {
+        self.init_backoff = backoff;
+        self
+    }
+
+    /// Replaces the fixed pause of `action: restart`.
+    #[must_use]
+    pub fn with_restart_pause(mut self, pause: Duration) -> Self {
+        self.restart_pause = pause;
+        self
+    }
+
+    /// The backoff between a step's attempts.
+    pub fn step_backoff(&self) -> &Exponential {
+        &self.step_backoff
+    }
+
+    /// The backoff of `action: backoff`.
+    pub fn init_backoff(&self) -> &Exponential {
+        &self.init_backoff
+    }
+
+    /// The fixed pause of `action: restart`.
+    pub fn restart_pause(&self) -> Duration {
+        self.restart_pause
+    }
+
+    /// The init backoff with other bounds, e.g. for a shorter cap.
+    ///
+    /// ```
+    /// # use rebound_init::orchestrator::Policies;
+    /// # use std::time::Duration;
+    /// let policies = Policies::default()
+    ///     .with_init_backoff_bounds(Duration::from_millis(100), Duration::from_secs(1))?;
+    /// assert_eq!(policies.init_backoff().nominal(5), Duration::from_secs(1));
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn with_init_backoff_bounds(
+        self,
+        initial: Duration,
+        max: Duration,
+    ) -> Result<Self, PolicyError> {
+        let backoff = init_backoff_builder()
+            .with_initial_delay(initial)
+            .with_max_delay(max)
+            .build()?;
+        Ok(self.with_init_backoff(backoff))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_policies_build() {
+        assert!(rebound_retry::presets::default().forever().build().is_ok());
+        assert!(init_backoff_builder().build().is_ok());
+    }
+
+    #[test]
+    fn init_backoff_doubles_from_one_second_to_a_minute_with_jitter() {
+        let b = Policies::default().init_backoff().clone();
+        let secs: Vec<u64> = (1..=8).map(|n| b.nominal(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60]);
+        for n in 1..=8 {
+            let d = b.sample(n);
+            assert!(d <= b.nominal(n) && d >= b.nominal(n) / 2, "{n}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The init spec: ZLayer's `init`/`errors` format plus rebound's extensions.
+//!
+//! A spec file is either just the init spec (top-level `init` and `errors`)
+//! or a whole ZLayer deployment (`version`, `deployment`, `services:
+//! {NAME: {...}}`) in which one service's `init` and `errors` are picked.
+//! Everything is checked when the spec is loaded ([`Spec::load`],
+//! [`Spec::from_yaml`]): unknown fields, unknown actions, missing
+//! parameters, out-of-range ports, duplicate step ids and bad durations are
+//! rejected with the file, line and column, before any step runs.
+
+mod duration;
+mod error;
+mod load;
+mod schema;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::ActionSpec;
+
+pub use error::{SpecError, SpecErrorKind};
+pub use schema::json_schema;
+
+/// A loaded, validated spec: the steps to run and the failure policy.
+///
+/// ```
+/// use rebound_init::spec::{OnFailure, Spec};
+///
+/// let spec = Spec::from_yaml(
+///     "init:\n  steps:\n    - id: ready\n      uses: init.wait_file\n      with: { path: /etc/hostname }\n      retry: 2\n",
+///     "inline.yaml",
+///     None,
+/// )?;
+/// assert_eq!(spec.init.steps[0].id, "ready");
+/// assert_eq!(spec.init.steps[0].retry, 2);
+/// assert_eq!(spec.init.steps[0].on_failure, OnFailure::Fail);
+/// # Ok::<(), rebound_init::spec::SpecError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Spec {
+    /// The steps.
+    pub init: InitSpec,
+    /// What to do when the init as a whole fails.
+    pub errors: ErrorsSpec,
+    /// The service the spec was taken from, for a deployment file.
+    pub service: Option<String>,
+}
+
+/// The `init` section: steps run in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InitSpec {
+    /// The steps, in the order they run.
+    pub steps: Vec<Step>,
+}
+
+/// One init step: an action with its timeout, retries and failure policy.
+///
+/// ```
+/// # use rebound_init::spec::Spec;
+/// let spec = Spec::from_yaml(
+///     "init:\n  steps:\n    - id: db\n      uses: init.wait_tcp\n      with: { host: 127.0.0.1, port: 5432 }\n      timeout: 1m30s\n",
+///     "inline.yaml",
+///     None,
+/// )?;
+/// let step = &spec.init.steps[0];
+/// assert_eq!(step.action.name(), "init.wait_tcp");
+/// assert_eq!(step.timeout, Some(std::time::Duration::from_secs(90)));
+/// # Ok::<(), rebound_init::spec::SpecError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The step's id, unique in the spec.
+    pub id: String,
+    /// What the step does (`uses:` with its `with:` parameters).
+    pub action: ActionSpec,
+    /// Bound on the whole step, retries and their pauses included.
+    pub timeout: Option<Duration>,
+    /// Attempts after the first one (`retry: 3` = up to 4 attempts).
+    pub retry: u32,
+    /// What a failure of this step does to the init.
+    pub on_failure: OnFailure,
+}
+
+/// What a failed step does to the init (`on_failure:`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stop the init; the failure policy in `errors` decides what next.
+    #[default]
+    Fail,
+    /// Report a warning and go on with the next step.
+    Warn,
+    /// Go on with the next step quietly (the summary still records it).
+    Continue,
+}
+
+/// The `errors` section.
+///
+/// ```
+/// # use rebound_init::spec::{ErrorsSpec, InitFailureAction};
+/// let errors = ErrorsSpec::default();
+/// assert_eq!(errors.on_init_failure.action, InitFailureAction::Fail);
+/// assert_eq!(errors.on_init_failure.max_retries, 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsSpec {
+    /// What to do when a step with `on_failure: fail` fails.
+    #[serde(default)]
+    pub on_init_failure: InitFailurePolicy,
+}
+
+/// `errors.on_init_failure`: how the init as a whole reacts to a failure.
+///
+/// # Default
+/// `action: fail`, `max_retries: 3`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InitFailurePolicy {
+    /// `fail`, `restart` or `backoff`.
+    #[serde(default)]
+    pub action: InitFailureAction,
+    /// How many times the init is resumed after a failure (rebound
+    /// extension; default 3). Ignored with `action: fail`.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+}
+
+impl Default for InitFailurePolicy {
+    fn default() -> Self {
+        Self {
+            action: InitFailureAction::default(),
+            max_retries: default_max_retries(),
+        }
+    }
+}
+
+fn default_max_retries() -> u32 {
+    3
+}
+
+/// `errors.on_init_failure.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InitFailureAction {
+    /// The init fails at the first failed step.
+    #[default]
+    Fail,
+    /// Resume at the failed step after a short fixed pause.
+    Restart,
+    /// Resume at the failed step after 1 s, 2 s, 4 s ... (cap 60 s, jitter).
+    Backoff,
+}

@@ -1,0 +1,135 @@
+//! The JSON Schema of a spec file, for editors (`rebound schema`).
+//!
+//! A step's `with:` depends on its `uses:`, which derives cannot express;
+//! the step schema is therefore written here with one `if`/`then` per
+//! action, while every parameter type contributes its derived schema.
+
+use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
+use serde_json::{Value, json};
+
+use super::{ErrorsSpec, OnFailure};
+use crate::actions::duration::DurationSchema;
+use crate::actions::{ActionSpec, run, s3, wait_file, wait_http, wait_tcp};
+
+/// The JSON Schema (draft 2020-12) of a spec file: either just `init` and
+/// `errors`, or a ZLayer deployment with `services`.
+///
+/// ```
+/// let schema = rebound_init::spec::json_schema();
+/// assert_eq!(schema["title"], "rebound init spec");
+/// let text = schema.to_string();
+/// assert!(text.contains("init.wait_tcp"));
+/// ```
+pub fn json_schema() -> Value {
+    let mut generator = SchemaGenerator::new(SchemaSettings::draft2020_12());
+    let params: Vec<(&str, Value)> = vec![
+        ("init.wait_tcp", sub::<wait_tcp::WaitTcp>(&mut generator)),
+        ("init.wait_http", sub::<wait_http::WaitHttp>(&mut generator)),
+        ("init.wait_file", sub::<wait_file::WaitFile>(&mut generator)),
+        ("init.run", sub::<run::Run>(&mut generator)),
+        ("init.s3_push", sub::<s3::S3Push>(&mut generator)),
+        ("init.s3_pull", sub::<s3::S3Pull>(&mut generator)),
+    ];
+    let by_action: Vec<Value> = params
+        .into_iter()
+        .map(|(name, with)| {
+            json!({
+                "if": { "properties": { "uses": { "const": name } }, "required": ["uses"] },
+                "then": { "properties": { "with": with } }
+            })
+        })
+        .collect();
+    let duration = sub::<DurationSchema>(&mut generator);
+    let on_failure = sub::<OnFailure>(&mut generator);
+    let errors = sub::<ErrorsSpec>(&mut generator);
+    let step = json!({
+        "type": "object",
+        "description": "One init step: an action with its timeout, retries and failure policy.",
+        "additionalProperties": false,
+        "required": ["id", "uses", "with"],
+        "properties": {
+            "id": { "type": "string", "minLength": 1, "description": "Unique step id." },
+            "uses": { "enum": ActionSpec::NAMES, "description": "The action." },
+            "with": { "type": "object", "description": "The action's parameters." },
+            "timeout": {
+                "description": "Bound on the whole step, retries included (humantime or seconds).",
+                "allOf": [duration]
+            },
+            "retry": {
+                "type": "integer", "minimum": 0,
+                "description": "Attempts after the first one, with backoff."
+            },
+            "on_failure": on_failure
+        },
+        "allOf": by_action
+    });
+    let init = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": { "steps": { "type": "array", "items": { "$ref": "#/$defs/Step" } } }
+    });
+    let mut defs = serde_json::Map::new();
+    for (name, schema) in generator.take_definitions(true) {
+        defs.insert(name, schema);
+    }
+    defs.insert("Step".into(), step);
+    defs.insert("Init".into(), init);
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "rebound init spec",
+        "description": "ZLayer's init format (init.steps, errors.on_init_failure) with rebound's extensions; either the init spec alone or a ZLayer deployment with services.",
+        "anyOf": [
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["init"],
+                "properties": {
+                    "init": { "$ref": "#/$defs/Init" },
+                    "errors": errors
+                }
+            },
+            {
+                "type": "object",
+                "required": ["services"],
+                "properties": {
+                    "services": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {
+                                "init": { "$ref": "#/$defs/Init" },
+                                "errors": errors
+                            }
+                        }
+                    }
+                }
+            }
+        ],
+        "$defs": defs
+    })
+}
+
+fn sub<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
+    generator.subschema_for::<T>().to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_a_with_schema_and_refs_resolve() {
+        let schema = json_schema();
+        let by_action = schema["$defs"]["Step"]["allOf"].as_array().unwrap();
+        assert_eq!(by_action.len(), ActionSpec::NAMES.len());
+        let text = schema.to_string();
+        for name in ActionSpec::NAMES {
+            assert!(text.contains(&format!("\"const\":\"{name}\"")), "{name}");
+        }
+        // Every local reference points at a definition that exists.
+        for part in text.split("\"$ref\":\"#/$defs/").skip(1) {
+            let name = part.split('"').next().unwrap();
+            assert!(schema["$defs"].get(name).is_some(), "dangling $ref {name}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Every way a spec is rejected, as the user sees it (file:line:col).
+
+use rebound_init::spec::{Spec, SpecError, SpecErrorKind};
+
+fn reject(yaml: &str) -> SpecError {
+    match Spec::from_yaml(yaml, "spec.yaml", None) {
+        Ok(spec) => panic!("accepted: {spec:?}"),
+        Err(err) => err,
+    }
+}
+
+fn reject_text(yaml: &str) -> String {
+    reject(yaml).to_string()
+}
+
+#[test]
+fn unknown_top_level_field() {
+    insta::assert_snapshot!(reject_text("init:\n  steps: []\nerorrs: {}\n"));
+}
+
+#[test]
+fn unknown_step_field() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      retries: 3\n"
+    ));
+}
+
+#[test]
+fn unknown_action_lists_valid_ones() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_tpc\n      with: { host: db, port: 5432 }\n"
+    ));
+}
+
+#[test]
+fn unknown_field_inside_with() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        host: db\n        port: 5432\n        hots: x\n"
+    ));
+}
+
+#[test]
+fn missing_parameter() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        host: db\n"
+    ));
+}
+
+#[test]
+fn missing_with() {
+    insta::assert_snapshot!(reject_text("init:\n  steps:\n    - id: a\n      uses: init.run\n"));
+}
+
+#[test]
+fn missing_id() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - uses: init.run\n      with: { command: 'true' }\n"
+    ));
+}
+
+#[test]
+fn port_zero() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with: { host: db, port: 0 }\n"
+    ));
+}
+
+#[test]
+fn port_above_65535_is_rejected_not_wrapped() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        host: db\n        port: 70000\n"
+    ));
+}
+
+#[test]
+fn duplicate_step_id() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n    - id: b\n      uses: init.run\n      with: { command: 'true' }\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n"
+    ));
+}
+
+#[test]
+fn bad_step_timeout() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      timeout: 5 parsecs\n"
+    ));
+}
+
+#[test]
+fn negative_step_timeout() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      timeout: -5\n"
+    ));
+}
+
+#[test]
+fn bad_duration_inside_with() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_file\n      with: { path: /tmp/x, timeout: soon }\n"
+    ));
+}
+
+#[test]
+fn bad_on_failure() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      on_failure: explode\n"
+    ));
+}
+
+#[test]
+fn bad_init_failure_action() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps: []\nerrors:\n  on_init_failure:\n    action: panic\n"
+    ));
+}
+
+#[test]
+fn unknown_field_in_errors() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps: []\nerrors:\n  on_init_failure:\n    action: backoff\n    max_retires: 5\n"
+    ));
+}
+
+#[test]
+fn malformed_yaml() {
+    insta::assert_snapshot!(reject_text("init:\n  steps:\n    - id: a\n     uses: init.run\n"));
+}
+
+#[test]
+fn empty_file() {
+    let err = reject("");
+    assert_eq!(err.kind(), SpecErrorKind::Invalid);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn with_before_uses_still_points_into_with() {
+    // `with` comes first: the loader must still read it as wait_tcp
+    // parameters and point at the bad port itself.
+    let err = reject(
+        "init:\n  steps:\n    - id: a\n      with:\n        host: db\n        port: 0\n      uses: init.wait_tcp\n",
+    );
+    assert_eq!((err.line(), err.column()), (Some(6), Some(15)), "{err}");
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn positions_point_at_the_offending_node() {
+    // (yaml, line, column) of the node at fault.
+    let cases = [
+        // unknown key inside `with` (the key itself)
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        host: db\n        port: 5432\n        hots: x\n",
+            8,
+            9,
+        ),
+        // port 0: the value
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        host: db\n        port: 0\n",
+            7,
+            15,
+        ),
+        // unknown action: the `uses` value
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.nope\n      with: {}\n",
+            4,
+            13,
+        ),
+        // duplicate id: the second id's value
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n",
+            6,
+            11,
+        ),
+        // missing parameter: the `with` mapping
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        host: db\n",
+            6,
+            9,
+        ),
+        // bad step timeout: the value
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      timeout: 5 parsecs\n",
+            6,
+            16,
+        ),
+    ];
+    for (yaml, line, column) in cases {
+        let err = reject(yaml);
+        assert_eq!(
+            (err.line(), err.column()),
+            (Some(line), Some(column)),
+            "{err}\n--- yaml\n{yaml}"
+        );
+    }
+}
+
+#[test]
+fn file_errors_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let err = Spec::load(&missing, None).unwrap_err();
+    assert_eq!(err.kind(), SpecErrorKind::Io);
+    assert!(err.to_string().contains("missing.yaml"), "{err}");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "init:\n  steps:\n    - id: a\n      uses: init.x\n").unwrap();
+    let err = Spec::load(&bad, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:4:13: ", bad.display())),
+        "{err}"
+    );
+}

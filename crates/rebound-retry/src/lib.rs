@@ -6,6 +6,12 @@
 //! - [`classify`]: a [`Decision`] (retry, retry after, stop) and the
 //!   [`Classify`] trait, with classifiers for `io::Error`, HTTP status and
 //!   `Retry-After`, exit codes and error text.
+//! - runners: [`BlockingRetryable`] for threads and [`Retryable`] for tokio
+//!   (feature `tokio`, on by default), extension traits on closures with
+//!   `when`, `classify`, `notify`, `deadline`, `attempt_timeout`, `budget`
+//!   and `name`; tracing events carry the operation name, attempt and
+//!   delay. A [`RetryBudget`] shared through `Arc` holds retries to a share
+//!   of first attempts during an outage.
 //!
 //! ```
 //! use rebound_retry::{presets, classify, Decision};
@@ -22,9 +28,16 @@
 pub mod backoff;
 pub mod classify;
 pub mod presets;
+mod runner;
 
 pub use backoff::{
     Constant, ConstantBuilder, DecorrelatedJitter, DecorrelatedJitterBuilder, Exponential,
     ExponentialBuilder, Fibonacci, FibonacciBuilder, Jitter, PolicyError,
 };
 pub use classify::{Classify, Decision};
+pub use runner::{
+    BlockingRetry, BlockingRetryable, BudgetError, NoNotify, Notify, RetryAll, RetryBudget,
+    RetryError, StopReason, When,
+};
+#[cfg(feature = "tokio")]
+pub use runner::{Retry, Retryable};

@@ -76,7 +76,9 @@ fn scale_capped(base: Duration, factor: f64, cap: Duration) -> Duration {
     } else {
         Duration::from_secs((nanos / 1e9) as u64)
     };
-    scaled.min(cap)
+    // Float rounding of very long durations may land a hair below `base`;
+    // the factor is at least 1, so `base` is a floor.
+    scaled.max(base).min(cap)
 }
 
 #[cfg(test)]

@@ -1,0 +1,217 @@
+//! Why a retried call stopped, and what it saw last.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+/// Why the runner stopped retrying.
+///
+/// ```
+/// use rebound_retry::StopReason;
+/// assert_eq!(StopReason::Exhausted.to_string(), "attempts exhausted");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The backoff yielded no more delays (max attempts reached).
+    Exhausted,
+    /// The classifier said the error is permanent.
+    Permanent,
+    /// The whole-operation deadline ran out, or the next sleep would have
+    /// ended at or past it.
+    Deadline,
+    /// The shared [`RetryBudget`](crate::RetryBudget) refused a retry.
+    Budget,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopReason::Exhausted => "attempts exhausted",
+            StopReason::Permanent => "permanent error",
+            StopReason::Deadline => "deadline ran out",
+            StopReason::Budget => "retry budget exhausted",
+        })
+    }
+}
+
+/// A retried call that failed for good: why it stopped, the last error, how
+/// many attempts ran and how long it all took.
+///
+/// `Display` gives the summary; the last error is the error's
+/// [`source`](std::error::Error::source), so `anyhow`'s `{:#}` prints both.
+///
+/// ```
+/// use rebound_retry::{BlockingRetryable, ConstantBuilder, StopReason};
+/// use std::time::Duration;
+/// let backoff = ConstantBuilder::new().with_delay(Duration::ZERO).build()?;
+/// let err = (|| Err::<(), _>("down")).retry(backoff).name("ping").call().unwrap_err();
+/// assert_eq!(err.reason(), StopReason::Exhausted);
+/// assert_eq!(err.attempts(), 3);
+/// assert_eq!(err.last_error(), Some(&"down"));
+/// assert_eq!(err.to_string(), "ping: attempts exhausted after 3 attempts");
+/// # Ok::<(), rebound_retry::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryError<E> {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) reason: StopReason,
+    pub(crate) last_error: Option<E>,
+    pub(crate) attempts: u32,
+    pub(crate) elapsed: Duration,
+    pub(crate) timed_out: bool,
+}
+
+impl<E> RetryError<E> {
+    /// Why the runner stopped.
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, ConstantBuilder, Decision, StopReason};
+    /// let err = (|| Err::<(), _>(1)).retry(ConstantBuilder::new().build()?)
+    ///     .classify(|_: &i32| Decision::Stop).call().unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::Permanent);
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn reason(&self) -> StopReason {
+        self.reason
+    }
+
+    /// The error of the last attempt that returned one (`None` when no
+    /// attempt returned an error, e.g. the only attempt timed out).
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
+    /// let err = (|| Err::<(), _>("x")).retry(ConstantBuilder::new().with_max_attempts(1).build()?)
+    ///     .call().unwrap_err();
+    /// assert_eq!(err.last_error(), Some(&"x"));
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn last_error(&self) -> Option<&E> {
+        self.last_error.as_ref()
+    }
+
+    /// Takes the last error out.
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
+    /// let err = (|| Err::<(), _>(7)).retry(ConstantBuilder::new().with_max_attempts(1).build()?)
+    ///     .call().unwrap_err();
+    /// assert_eq!(err.into_last_error(), Some(7));
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn into_last_error(self) -> Option<E> {
+        self.last_error
+    }
+
+    /// Attempts made, the first included.
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
+    /// # use std::time::Duration;
+    /// let b = ConstantBuilder::new().with_delay(Duration::ZERO).with_max_attempts(5).build()?;
+    /// assert_eq!((|| Err::<(), _>(())).retry(b).call().unwrap_err().attempts(), 5);
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Time from the start of the first attempt to the stop.
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
+    /// # use std::time::Duration;
+    /// let b = ConstantBuilder::new().with_delay(Duration::ZERO).build()?;
+    /// let err = (|| Err::<(), _>(())).retry(b).call().unwrap_err();
+    /// assert!(err.elapsed() < Duration::from_secs(60));
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// True when the last attempt was cut by the per-attempt timeout or the
+    /// deadline (async runner only).
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
+    /// let err = (|| Err::<(), _>(())).retry(ConstantBuilder::new().with_max_attempts(1).build()?)
+    ///     .call().unwrap_err();
+    /// assert!(!err.last_attempt_timed_out());
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn last_attempt_timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// The operation name given with `.name(..)` (`"operation"` if none).
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
+    /// let err = (|| Err::<(), _>(())).retry(ConstantBuilder::new().with_max_attempts(1).build()?)
+    ///     .name("sync").call().unwrap_err();
+    /// assert_eq!(err.name(), "sync");
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<E> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.attempts == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{}: {} after {} attempt{plural}",
+            self.name, self.reason, self.attempts
+        )?;
+        if self.timed_out {
+            f.write_str(" (the last one timed out)")?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for RetryError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.last_error
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn err(reason: StopReason, attempts: u32, timed_out: bool) -> RetryError<std::io::Error> {
+        RetryError {
+            name: "op".into(),
+            reason,
+            last_error: Some(std::io::Error::other("boom")),
+            attempts,
+            elapsed: Duration::ZERO,
+            timed_out,
+        }
+    }
+
+    #[test]
+    fn display_names_operation_reason_and_attempts() {
+        assert_eq!(
+            err(StopReason::Deadline, 1, true).to_string(),
+            "op: deadline ran out after 1 attempt (the last one timed out)"
+        );
+        assert_eq!(
+            err(StopReason::Budget, 2, false).to_string(),
+            "op: retry budget exhausted after 2 attempts"
+        );
+    }
+
+    #[test]
+    fn source_is_the_last_error() {
+        let e = err(StopReason::Permanent, 1, false);
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("boom"));
+    }
+}

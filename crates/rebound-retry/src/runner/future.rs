@@ -1,0 +1,371 @@
+//! The async runner (tokio): `(|| async { .. }).retry(backoff).await`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep};
+
+use super::budget::RetryBudget;
+use super::error::{RetryError, StopReason};
+use super::hooks::{NoNotify, Notify, RetryAll, When};
+use super::policy::{Next, Policy};
+use crate::classify::Classify;
+
+/// Adds `.retry(backoff)` to every `FnMut() -> impl Future<Output =
+/// Result<T, E>>`; await the result.
+///
+/// ```
+/// use rebound_retry::{presets, Retryable};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut calls = 0;
+/// let value = (|| {
+///     calls += 1;
+///     let n = calls;
+///     async move { if n < 2 { Err("not yet") } else { Ok(n) } }
+/// })
+/// .retry(presets::connection().build()?)
+/// .name("connect")
+/// .await;
+/// assert_eq!(value.unwrap(), 2);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Retryable<T, E, Fut>: FnMut() -> Fut + Sized
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    /// Starts a retried call with `backoff` (any iterator of delays; its
+    /// length sets the number of retries).
+    fn retry<B: IntoIterator<Item = Duration>>(
+        self,
+        backoff: B,
+    ) -> Retry<Self, Fut, E, B::IntoIter, RetryAll, NoNotify>;
+}
+
+impl<T, E, Fut, F> Retryable<T, E, Fut> for F
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    fn retry<B: IntoIterator<Item = Duration>>(
+        self,
+        backoff: B,
+    ) -> Retry<Self, Fut, E, B::IntoIter, RetryAll, NoNotify> {
+        Retry {
+            op: self,
+            policy: Policy::new(backoff.into_iter(), RetryAll, NoNotify),
+            attempt_timeout: None,
+            start: None,
+            last_error: None,
+            timer: None,
+            timer_is_deadline: false,
+            state: State::Idle,
+        }
+    }
+}
+
+pin_project! {
+    /// An async retried call: configure it with the builder methods, then
+    /// `.await` it. Needs a tokio runtime with the timer enabled.
+    ///
+    /// ```
+    /// use rebound_retry::{ConstantBuilder, Retryable, StopReason};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), rebound_retry::PolicyError> {
+    /// let err = (|| async { Err::<(), _>("down") })
+    ///     .retry(ConstantBuilder::new().build()?)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::Exhausted);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "a retried call does nothing until awaited"]
+    pub struct Retry<F, Fut, E, B, C, N> {
+        op: F,
+        policy: Policy<B, C, N>,
+        attempt_timeout: Option<Duration>,
+        start: Option<Instant>,
+        last_error: Option<E>,
+        // Bounds the running attempt (per-attempt timeout or the deadline);
+        // boxed once and reset for each attempt.
+        timer: Option<Pin<Box<Sleep>>>,
+        timer_is_deadline: bool,
+        #[pin]
+        state: State<Fut>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Fut> {
+        Idle,
+        Running { #[pin] fut: Fut },
+        Sleeping { #[pin] sleep: Sleep },
+        Done,
+    }
+}
+
+impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
+    /// Retries only errors for which `predicate` is true.
+    ///
+    /// ```
+    /// # use rebound_retry::{ConstantBuilder, Retryable, StopReason};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rebound_retry::PolicyError> {
+    /// let err = (|| async { Err::<(), _>(404) })
+    ///     .retry(ConstantBuilder::new().build()?)
+    ///     .when(|code: &i32| *code >= 500)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!((err.reason(), err.attempts()), (StopReason::Permanent, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn when<P>(self, predicate: P) -> Retry<F, Fut, E, B, When<P>, N> {
+        self.classify(When(predicate))
+    }
+
+    /// Decides per error with a [`Classify`]; a
+    /// [`Decision::RetryAfter`](crate::Decision::RetryAfter) replaces the
+    /// backoff's delay for that retry.
+    ///
+    /// ```
+    /// # use rebound_retry::{classify, ConstantBuilder, Retryable, StopReason};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rebound_retry::PolicyError> {
+    /// let err = (|| async { Err::<(), _>(std::io::Error::from(std::io::ErrorKind::PermissionDenied)) })
+    ///     .retry(ConstantBuilder::new().build()?)
+    ///     .classify(classify::io_error)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::Permanent);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn classify<C2>(self, classifier: C2) -> Retry<F, Fut, E, B, C2, N> {
+        Retry {
+            op: self.op,
+            policy: self.policy.with_classifier(classifier),
+            attempt_timeout: self.attempt_timeout,
+            start: self.start,
+            last_error: self.last_error,
+            timer: self.timer,
+            timer_is_deadline: self.timer_is_deadline,
+            state: self.state,
+        }
+    }
+
+    /// Calls `hook(error, attempt, delay)` before each retry.
+    ///
+    /// ```
+    /// # use rebound_retry::{ConstantBuilder, Retryable};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), rebound_retry::PolicyError> {
+    /// let mut attempts = Vec::new();
+    /// let _ = (|| async { Err::<(), _>("x") })
+    ///     .retry(ConstantBuilder::new().build()?)
+    ///     .notify(|_: &&str, attempt, _delay| attempts.push(attempt))
+    ///     .await;
+    /// assert_eq!(attempts, [1, 2]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn notify<N2>(self, hook: N2) -> Retry<F, Fut, E, B, C, N2> {
+        Retry {
+            op: self.op,
+            policy: self.policy.with_notify(hook),
+            attempt_timeout: self.attempt_timeout,
+            start: self.start,
+            last_error: self.last_error,
+            timer: self.timer,
+            timer_is_deadline: self.timer_is_deadline,
+            state: self.state,
+        }
+    }
+
+    /// A deadline for the whole call: a running attempt is cancelled when it
+    /// passes, and no sleep reaches it (the call stops instead).
+    ///
+    /// ```
+    /// # use rebound_retry::{ConstantBuilder, Retryable, StopReason};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), rebound_retry::PolicyError> {
+    /// let err = (|| async { std::future::pending::<Result<(), ()>>().await })
+    ///     .retry(ConstantBuilder::new().build()?)
+    ///     .deadline(Duration::from_secs(5))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::Deadline);
+    /// assert_eq!(err.elapsed(), Duration::from_secs(5));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.policy.deadline = Some(deadline);
+        self
+    }
+
+    /// Cancels an attempt that runs longer than `timeout`; a timed-out
+    /// attempt counts as a transient failure and is retried.
+    ///
+    /// ```
+    /// # use rebound_retry::{ConstantBuilder, Retryable, StopReason};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), rebound_retry::PolicyError> {
+    /// let err = (|| async { std::future::pending::<Result<(), ()>>().await })
+    ///     .retry(ConstantBuilder::new().build()?)
+    ///     .attempt_timeout(Duration::from_secs(1))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!((err.reason(), err.attempts()), (StopReason::Exhausted, 3));
+    /// assert!(err.last_attempt_timed_out());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Shares a [`RetryBudget`] with other callers.
+    ///
+    /// ```
+    /// # use rebound_retry::{ConstantBuilder, RetryBudget, Retryable, StopReason};
+    /// # use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let budget = Arc::new(RetryBudget::new(2, 0.1)?);
+    /// let err = (|| async { Err::<(), _>(()) })
+    ///     .retry(ConstantBuilder::new().with_max_attempts(10).build()?)
+    ///     .budget(budget)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.reason(), StopReason::Budget);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.policy.budget = Some(budget);
+        self
+    }
+
+    /// Names the operation in errors and tracing events.
+    ///
+    /// ```
+    /// # use rebound_retry::{ConstantBuilder, Retryable};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rebound_retry::PolicyError> {
+    /// let err = (|| async { Err::<(), _>(()) })
+    ///     .retry(ConstantBuilder::new().with_max_attempts(1).build()?)
+    ///     .name("fetch manifest")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.name(), "fetch manifest");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.policy.name = name.into();
+        self
+    }
+}
+
+impl<T, F, Fut, E, B, C, N> Future for Retry<F, Fut, E, B, C, N>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    B: Iterator<Item = Duration>,
+    C: Classify<E>,
+    N: Notify<E>,
+{
+    type Output = Result<T, RetryError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Idle => {
+                    let start = *this.start.get_or_insert_with(Instant::now);
+                    this.policy.start_attempt();
+                    // The attempt may run until the earlier of its own
+                    // timeout and the deadline.
+                    let left = this.policy.time_left(start.elapsed());
+                    let limit = match (*this.attempt_timeout, left) {
+                        (Some(t), Some(l)) if l <= t => Some((l, true)),
+                        (Some(t), _) => Some((t, false)),
+                        (None, Some(l)) => Some((l, true)),
+                        (None, None) => None,
+                    };
+                    if let Some((limit, is_deadline)) = limit {
+                        let at = Instant::now() + limit;
+                        match this.timer {
+                            Some(timer) => timer.as_mut().reset(at),
+                            None => *this.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                        }
+                        *this.timer_is_deadline = is_deadline;
+                    }
+                    let fut = (this.op)();
+                    this.state.set(State::Running { fut });
+                    continue;
+                }
+                StateProj::Running { fut } => {
+                    let failure = match fut.poll(cx) {
+                        Poll::Ready(Ok(value)) => {
+                            this.policy.on_success();
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(value));
+                        }
+                        Poll::Ready(Err(e)) => Some(e),
+                        Poll::Pending => {
+                            let timed_out = this
+                                .timer
+                                .as_mut()
+                                .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+                            if !timed_out {
+                                return Poll::Pending;
+                            }
+                            None
+                        }
+                    };
+                    let elapsed = this.start.map_or(Duration::ZERO, |s| s.elapsed());
+                    if failure.is_none() && *this.timer_is_deadline {
+                        Next::Stop(this.policy.stop(
+                            StopReason::Deadline,
+                            this.last_error.take(),
+                            elapsed,
+                            true,
+                        ))
+                    } else {
+                        this.policy.after_failure(failure, this.last_error, elapsed)
+                    }
+                }
+                StateProj::Sleeping { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Idle);
+                    continue;
+                }
+                StateProj::Done => panic!("`Retry` polled after it completed"),
+            };
+            match next {
+                Next::Sleep(delay) if delay.is_zero() => this.state.set(State::Idle),
+                Next::Sleep(delay) => this.state.set(State::Sleeping {
+                    sleep: sleep(delay),
+                }),
+                Next::Stop(err) => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(err));
+                }
+            }
+        }
+    }
+}

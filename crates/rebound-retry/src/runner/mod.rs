@@ -1,0 +1,18 @@
+//! Running an operation under a policy: the blocking runner, the async
+//! runner (feature `tokio`), their shared decisions, the error they return
+//! and the retry budget.
+
+mod blocking;
+mod budget;
+mod error;
+#[cfg(feature = "tokio")]
+mod future;
+mod hooks;
+mod policy;
+
+pub use blocking::{BlockingRetry, BlockingRetryable};
+pub use budget::{BudgetError, RetryBudget};
+pub use error::{RetryError, StopReason};
+#[cfg(feature = "tokio")]
+pub use future::{Retry, Retryable};
+pub use hooks::{NoNotify, Notify, RetryAll, When};

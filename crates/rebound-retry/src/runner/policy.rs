@@ -1,0 +1,200 @@
+//! The decisions both runners share: after a failed attempt, sleep how long
+//! or stop why. Time comes in as "elapsed since the first attempt", so the
+//! same code serves the thread clock and tokio's (virtual) clock.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::budget::RetryBudget;
+use super::error::{RetryError, StopReason};
+use super::hooks::Notify;
+use crate::classify::{Classify, Decision};
+
+/// The name used in errors and tracing when none is given.
+pub(crate) const DEFAULT_NAME: &str = "operation";
+
+/// What to do after a failed attempt.
+pub(crate) enum Next<E> {
+    /// Sleep this long, then run the next attempt.
+    Sleep(Duration),
+    /// Stop with this error.
+    Stop(RetryError<E>),
+}
+
+/// The settings and running state of one retried call.
+pub(crate) struct Policy<B, C, N> {
+    pub(crate) backoff: B,
+    pub(crate) classifier: C,
+    pub(crate) notify: N,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: Option<Arc<RetryBudget>>,
+    pub(crate) name: Cow<'static, str>,
+    /// Attempts started so far.
+    pub(crate) attempts: u32,
+}
+
+impl<B, C, N> Policy<B, C, N> {
+    pub(crate) fn new(backoff: B, classifier: C, notify: N) -> Self {
+        Self {
+            backoff,
+            classifier,
+            notify,
+            deadline: None,
+            budget: None,
+            name: Cow::Borrowed(DEFAULT_NAME),
+            attempts: 0,
+        }
+    }
+
+    /// The same policy with another classifier.
+    pub(crate) fn with_classifier<C2>(self, classifier: C2) -> Policy<B, C2, N> {
+        Policy {
+            backoff: self.backoff,
+            classifier,
+            notify: self.notify,
+            deadline: self.deadline,
+            budget: self.budget,
+            name: self.name,
+            attempts: self.attempts,
+        }
+    }
+
+    /// The same policy with another notify hook.
+    pub(crate) fn with_notify<N2>(self, notify: N2) -> Policy<B, C, N2> {
+        Policy {
+            backoff: self.backoff,
+            classifier: self.classifier,
+            notify,
+            deadline: self.deadline,
+            budget: self.budget,
+            name: self.name,
+            attempts: self.attempts,
+        }
+    }
+
+    /// Marks the start of an attempt.
+    pub(crate) fn start_attempt(&mut self) {
+        self.attempts = self.attempts.saturating_add(1);
+    }
+
+    /// How long the attempt just started may run before the deadline, if
+    /// there is one.
+    pub(crate) fn time_left(&self, elapsed: Duration) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_sub(elapsed))
+    }
+
+    /// Records a success with the budget.
+    pub(crate) fn on_success(&self) {
+        if let Some(budget) = &self.budget {
+            budget.record_success();
+        }
+        if self.attempts > 1 {
+            tracing::debug!(
+                operation = %self.name,
+                attempts = self.attempts,
+                "operation succeeded after retrying"
+            );
+        }
+    }
+
+    /// The error for a stop.
+    pub(crate) fn stop<E>(
+        &self,
+        reason: StopReason,
+        last_error: Option<E>,
+        elapsed: Duration,
+        timed_out: bool,
+    ) -> RetryError<E> {
+        // `info`, not `warn`: the caller gets the error and decides how
+        // loud it is.
+        tracing::info!(
+            operation = %self.name,
+            attempts = self.attempts,
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            reason = %reason,
+            "operation failed, not retrying"
+        );
+        RetryError {
+            name: self.name.clone(),
+            reason,
+            last_error,
+            attempts: self.attempts,
+            elapsed,
+            timed_out,
+        }
+    }
+
+    /// Decides what follows a failed attempt. `error` is `None` when the
+    /// attempt timed out (it is then retried like a transient error);
+    /// `last_error` keeps the most recent error across attempts.
+    pub(crate) fn after_failure<E>(
+        &mut self,
+        error: Option<E>,
+        last_error: &mut Option<E>,
+        elapsed: Duration,
+    ) -> Next<E>
+    where
+        B: Iterator<Item = Duration>,
+        C: Classify<E>,
+        N: Notify<E>,
+    {
+        let timed_out = error.is_none();
+        let decision = match &error {
+            Some(e) => self.classifier.classify(e),
+            None => Decision::Retry,
+        };
+        if let Some(e) = error {
+            *last_error = Some(e);
+        }
+        if !decision.is_retry() {
+            return Next::Stop(self.stop(StopReason::Permanent, last_error.take(), elapsed, false));
+        }
+        if let Some(budget) = &self.budget {
+            budget.record_failure();
+        }
+        let Some(backoff_delay) = self.backoff.next() else {
+            return Next::Stop(self.stop(
+                StopReason::Exhausted,
+                last_error.take(),
+                elapsed,
+                timed_out,
+            ));
+        };
+        let delay = match decision {
+            Decision::RetryAfter(d) => d,
+            _ => backoff_delay,
+        };
+        // Never sleep past the deadline: if the pause would reach it, no
+        // attempt could run afterwards, so stop now instead of waiting.
+        if self.time_left(elapsed).is_some_and(|left| delay >= left) {
+            return Next::Stop(self.stop(
+                StopReason::Deadline,
+                last_error.take(),
+                elapsed,
+                timed_out,
+            ));
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.can_retry() {
+                return Next::Stop(self.stop(
+                    StopReason::Budget,
+                    last_error.take(),
+                    elapsed,
+                    timed_out,
+                ));
+            }
+        }
+        if let (Some(e), false) = (last_error.as_ref(), timed_out) {
+            self.notify.notify(e, self.attempts, delay);
+        }
+        tracing::info!(
+            operation = %self.name,
+            attempt = self.attempts,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            timed_out,
+            "attempt failed, retrying"
+        );
+        Next::Sleep(delay)
+    }
+}

@@ -1,0 +1,184 @@
+//! Model checks of the ensure state machine with loom: every interleaving of
+//! the transitions is explored.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p rebound-ensure --release --test loom`
+#![cfg(loom)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use rebound_ensure::ReadyInfo;
+use rebound_ensure::machine::{Begin, Machine, Phase, StartTicket};
+use tokio::time::Instant;
+
+/// How a driver's start ends.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Ready,
+    /// The start returned an error, or the supervisor's timeout fired.
+    Fail,
+    /// The start task was cancelled: the ticket is dropped unconsumed.
+    Cancel,
+    /// The start panicked: the ticket is dropped while unwinding.
+    Panic,
+}
+
+fn machine(backoff: Duration) -> Arc<Machine> {
+    Arc::new(Machine::new(Box::new(move |_| backoff)))
+}
+
+/// Counts live drivers; a second concurrent one is a bug.
+struct Drivers {
+    live: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl Drivers {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            live: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// One caller: `begin_start`, and if it drives, end the start as `end`.
+fn caller(m: &Arc<Machine>, drivers: &Drivers, end: End) {
+    let now = Instant::now();
+    if let Begin::Drive(ticket) = Machine::begin_start(m, now) {
+        let live = drivers.live.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(live, 0, "two starts ran at once");
+        drivers.total.fetch_add(1, Ordering::SeqCst);
+        drivers.live.fetch_sub(1, Ordering::SeqCst);
+        finish(ticket, end, now);
+    }
+}
+
+fn finish(ticket: StartTicket, end: End, now: Instant) {
+    match end {
+        End::Ready => ticket.succeed(ReadyInfo::new("endpoint", "up"), now),
+        End::Fail => {
+            ticket.fail("start timed out after 90s", now);
+        }
+        End::Cancel => drop(ticket),
+        End::Panic => {
+            let outcome = catch_unwind(AssertUnwindSafe(move || {
+                let _owned = ticket;
+                panic!("start panicked");
+            }));
+            assert!(outcome.is_err());
+        }
+    }
+}
+
+fn assert_settled(m: &Machine) {
+    let snap = m.load();
+    assert!(
+        !matches!(snap.phase, Phase::Starting),
+        "stuck in Starting: {snap:?}"
+    );
+    assert!(
+        !matches!(
+            snap.phase,
+            Phase::Ready {
+                verifying: true,
+                ..
+            }
+        ),
+        "stuck verifying: {snap:?}"
+    );
+}
+
+#[test]
+fn concurrent_callers_start_exactly_once() {
+    loom::model(|| {
+        let m = machine(Duration::from_secs(60));
+        let drivers = Drivers::new();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (m, drivers) = (Arc::clone(&m), Arc::clone(&drivers));
+                thread::spawn(move || caller(&m, &drivers, End::Ready))
+            })
+            .collect();
+        caller(&m, &drivers, End::Ready);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(drivers.total.load(Ordering::SeqCst), 1);
+        assert!(matches!(m.load().phase, Phase::Ready { .. }));
+    });
+}
+
+/// Never stuck in Starting after a panic, a cancellation or a timeout, and
+/// with a zero backoff a second caller may take over, but never alongside.
+#[test]
+fn failed_cancelled_or_panicked_start_never_stays_starting() {
+    for end in [End::Fail, End::Cancel, End::Panic] {
+        loom::model(move || {
+            let m = machine(Duration::ZERO);
+            let drivers = Drivers::new();
+            let other = {
+                let (m, drivers) = (Arc::clone(&m), Arc::clone(&drivers));
+                thread::spawn(move || caller(&m, &drivers, End::Ready))
+            };
+            caller(&m, &drivers, end);
+            other.join().unwrap();
+            assert_settled(&m);
+            let total = drivers.total.load(Ordering::SeqCst);
+            assert!((1..=2).contains(&total));
+        });
+    }
+}
+
+/// With a backoff in force, a failed start is not restarted by a racing
+/// caller: it gets the failure instead.
+#[test]
+fn failure_backoff_holds_against_racing_callers() {
+    loom::model(|| {
+        let m = machine(Duration::from_secs(60));
+        let drivers = Drivers::new();
+        let other = {
+            let (m, drivers) = (Arc::clone(&m), Arc::clone(&drivers));
+            thread::spawn(move || caller(&m, &drivers, End::Fail))
+        };
+        caller(&m, &drivers, End::Fail);
+        other.join().unwrap();
+        assert_eq!(drivers.total.load(Ordering::SeqCst), 1);
+        assert!(matches!(m.load().phase, Phase::Failed { .. }));
+    });
+}
+
+/// A TTL re-probe that finds the runtime dead races callers: they see Ready,
+/// wait on Verifying, or start it again exactly once after it was marked
+/// dead; nothing is left verifying or starting.
+#[test]
+fn ttl_reprobe_races_callers() {
+    loom::model(|| {
+        let m = machine(Duration::from_secs(60));
+        let now = Instant::now();
+        match Machine::begin_start(&m, now) {
+            Begin::Drive(t) => t.succeed(ReadyInfo::new("endpoint", "up"), now),
+            other => panic!("fresh machine must hand out the start: {other:?}"),
+        }
+        let drivers = Drivers::new();
+        let prober = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                if let Some(ticket) = Machine::begin_verify(&m, 1) {
+                    ticket.lost("connection refused", Instant::now());
+                }
+            })
+        };
+        let starter = {
+            let (m, drivers) = (Arc::clone(&m), Arc::clone(&drivers));
+            thread::spawn(move || caller(&m, &drivers, End::Ready))
+        };
+        prober.join().unwrap();
+        starter.join().unwrap();
+        assert_settled(&m);
+        assert!(drivers.total.load(Ordering::SeqCst) <= 1);
+    });
+}

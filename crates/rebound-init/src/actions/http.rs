@@ -1,10 +1,316 @@
-//! The HTTP client behind `init.wait_http`.
+//! The HTTP client behind `init.wait_http` (reqwest with rustls/ring).
 
-use super::wait_http::WaitHttp;
+use std::time::Duration;
+
+use rebound_retry::{Decision, classify};
+use reqwest::redirect;
+
+use super::tls::{ensure_crypto_provider, error_chain};
+use super::validate::redacted;
+use super::wait_http::{DEFAULT_REQUEST_TIMEOUT, StatusMatch, WaitHttp};
 use super::{ActionContext, ActionError};
 
-/// Polls the URL until it answers as expected.
-pub(crate) async fn attempt(w: &WaitHttp, ctx: &ActionContext) -> Result<(), ActionError> {
-    let _ = (w, ctx);
-    Err(ActionError::permanent("init.wait_http is not built yet"))
+/// First pause between requests; doubles up to [`MAX_DELAY`].
+const FIRST_DELAY: Duration = Duration::from_millis(10);
+/// Longest pause between requests when the server gave no `Retry-After`.
+const MAX_DELAY: Duration = Duration::from_millis(500);
+/// The longest `Retry-After` honoured while polling.
+pub(crate) const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
+/// At most this much of a body is read to look for `body_contains`.
+const BODY_LIMIT: usize = 1 << 20;
+/// At most this many redirects (on the same host) are followed.
+const MAX_REDIRECTS: usize = 10;
+
+/// What one request found.
+enum Probe {
+    Ready,
+    /// Not ready yet: poll again, after the server's delay if it gave one.
+    NotYet {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not become ready by polling.
+    Failed(String),
+}
+
+/// The redirect policy: follow redirects on the same host (up to
+/// [`MAX_REDIRECTS`]); a redirect to another host is not followed. When the
+/// redirect's own status is expected it is returned as the answer.
+fn redirect_policy(expect: StatusMatch) -> redirect::Policy {
+    redirect::Policy::custom(move |attempt| {
+        let origin = attempt
+            .previous()
+            .first()
+            .and_then(|u| u.host_str())
+            .map(str::to_owned);
+        let same_host = origin.as_deref() == attempt.url().host_str();
+        if expect.matches(attempt.status().as_u16()) {
+            attempt.stop()
+        } else if !same_host {
+            let to = redacted(attempt.url());
+            attempt.error(format!("redirect to another host ({to}) not followed"))
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The pause before the next request.
+pub(crate) fn next_delay(current: Duration, retry_after: Option<Duration>) -> Duration {
+    match retry_after {
+        Some(d) => d.min(RETRY_AFTER_CAP),
+        None => current,
+    }
+}
+
+async fn probe(client: &reqwest::Client, w: &WaitHttp, url: &url::Url) -> Probe {
+    let resp = match client.get(url.clone()).send().await {
+        Ok(resp) => resp,
+        Err(e) if e.is_redirect() => {
+            return Probe::Failed(error_chain(&e.without_url()));
+        }
+        Err(e) if e.is_builder() => return Probe::Failed(error_chain(&e.without_url())),
+        Err(e) => {
+            return Probe::NotYet {
+                reason: error_chain(&e.without_url()),
+                retry_after: None,
+            };
+        }
+    };
+    let status = resp.status();
+    let code = status.as_u16();
+    if !w.expect_status.matches(code) {
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let reason = format!("answered {status} (expected {})", w.expect_status);
+        return match classify::http_status(code, retry_after.as_deref()) {
+            Decision::Stop if (400..=499).contains(&code) => Probe::Failed(reason),
+            Decision::RetryAfter(d) => Probe::NotYet {
+                reason,
+                retry_after: Some(d),
+            },
+            _ => Probe::NotYet {
+                reason,
+                retry_after: None,
+            },
+        };
+    }
+    let Some(needle) = &w.body_contains else {
+        return Probe::Ready;
+    };
+    let mut resp = resp;
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() >= BODY_LIMIT {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Probe::NotYet {
+                    reason: format!("reading the body failed: {}", error_chain(&e.without_url())),
+                    retry_after: None,
+                };
+            }
+        }
+    }
+    if String::from_utf8_lossy(&body).contains(needle.as_str()) {
+        Probe::Ready
+    } else {
+        Probe::NotYet {
+            reason: format!("answered {status} but the body lacks {needle:?}"),
+            retry_after: None,
+        }
+    }
+}
+
+/// Polls the URL until it answers as expected, or fails for good.
+pub(crate) async fn attempt(w: &WaitHttp, _ctx: &ActionContext) -> Result<(), ActionError> {
+    let url = url::Url::parse(&w.url)
+        .map_err(|e| ActionError::permanent(format!("invalid URL {:?}: {e}", w.url)))?;
+    let shown = redacted(&url);
+    ensure_crypto_provider();
+    let timeout = w.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    let client = reqwest::Client::builder()
+        .redirect(redirect_policy(w.expect_status.clone()))
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .no_proxy()
+        .build()
+        .map_err(|e| {
+            ActionError::permanent(format!("cannot build an HTTP client: {}", error_chain(&e)))
+        })?;
+    let mut delay = FIRST_DELAY;
+    loop {
+        match probe(&client, w, &url).await {
+            Probe::Ready => return Ok(()),
+            Probe::Failed(reason) => {
+                return Err(ActionError::permanent(format!("GET {shown}: {reason}")));
+            }
+            Probe::NotYet {
+                reason,
+                retry_after,
+            } => {
+                tracing::debug!(url = %shown, %reason, "not ready yet");
+                tokio::time::sleep(next_delay(delay, retry_after)).await;
+                delay = (delay * 2).min(MAX_DELAY);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::actions::ActionErrorKind;
+
+    fn ctx() -> ActionContext {
+        ActionContext {
+            step_id: "t".into(),
+            output: Arc::new(|_, _, _| {}),
+        }
+    }
+
+    /// A loopback HTTP/1.1 server answering the n-th request with the n-th
+    /// canned response (the last one repeats). Returns its port and a
+    /// request counter.
+    async fn serve(responses: Vec<String>) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let resp = responses[n.min(responses.len() - 1)].clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        (port, count)
+    }
+
+    fn response(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn wait(url: String) -> WaitHttp {
+        WaitHttp {
+            url,
+            expect_status: StatusMatch::default(),
+            body_contains: None,
+            timeout: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn polls_through_503_until_200() {
+        let busy = response("503 Service Unavailable", "", "");
+        let (port, count) = serve(vec![busy.clone(), busy, response("200 OK", "", "ok")]).await;
+        let w = wait(format!("http://127.0.0.1:{port}/health"));
+        attempt(&w, &ctx()).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_404_is_permanent_and_named() {
+        let (port, count) = serve(vec![response("404 Not Found", "", "")]).await;
+        let w = wait(format!("http://127.0.0.1:{port}/missing"));
+        let err = attempt(&w, &ctx()).await.unwrap_err();
+        assert_eq!(err.kind(), ActionErrorKind::Permanent);
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("GET http://127.0.0.1:{port}/missing")),
+            "{msg}"
+        );
+        assert!(msg.contains("404 Not Found (expected 2xx)"), "{msg}");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_body_text_and_custom_status() {
+        let (port, count) = serve(vec![
+            response("204 No Content", "", ""),
+            response("201 Created", "", "starting"),
+            response("201 Created", "", "status: ready"),
+        ])
+        .await;
+        let mut w = wait(format!("http://127.0.0.1:{port}/"));
+        w.expect_status = StatusMatch::parse("201").unwrap();
+        w.body_contains = Some("ready".into());
+        attempt(&w, &ctx()).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn redirect_to_another_host_is_not_followed() {
+        let (other, other_count) = serve(vec![response("200 OK", "", "")]).await;
+        let location = format!("Location: http://localhost:{other}/\r\n");
+        let (port, _) = serve(vec![response("302 Found", &location, "")]).await;
+        let w = wait(format!("http://127.0.0.1:{port}/"));
+        let err = attempt(&w, &ctx()).await.unwrap_err();
+        assert_eq!(err.kind(), ActionErrorKind::Permanent);
+        assert!(
+            err.to_string().contains("redirect to another host"),
+            "{err}"
+        );
+        assert_eq!(other_count.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn redirect_on_the_same_host_is_followed() {
+        let (port, count) = serve(vec![
+            response("302 Found", "Location: /ready\r\n", ""),
+            response("200 OK", "", ""),
+        ])
+        .await;
+        attempt(&wait(format!("http://127.0.0.1:{port}/")), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_cap() {
+        let d = Duration::from_millis(20);
+        assert_eq!(next_delay(d, None), d);
+        assert_eq!(
+            next_delay(d, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            next_delay(d, Some(Duration::from_secs(3600))),
+            RETRY_AFTER_CAP
+        );
+    }
 }

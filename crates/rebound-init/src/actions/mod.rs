@@ -28,6 +28,8 @@ pub mod wait_tcp;
 mod http;
 mod process;
 mod status;
+#[cfg(any(feature = "http", feature = "s3"))]
+mod tls;
 mod validate;
 
 use run::Run;

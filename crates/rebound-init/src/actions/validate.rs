@@ -73,6 +73,23 @@ pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// The URL without its password, for messages.
+pub(crate) fn redacted(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+/// The URL text without its password (unparsable text is shown as is).
+pub(crate) fn redacted_text(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(url) if url.password().is_some() => redacted(&url),
+        _ => text.to_owned(),
+    }
+}
+
 /// An `http(s)://` URL, kept as the text given.
 pub(crate) fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
@@ -114,6 +131,15 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redacted_text("http://user:s3cret@host/x"),
+            "http://user:***@host/x"
+        );
+        assert_eq!(redacted_text("http://host/x"), "http://host/x");
     }
 
     #[test]

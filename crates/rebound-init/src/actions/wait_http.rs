@@ -47,7 +47,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 impl WaitHttp {
     /// `URL (expect 2xx)`, for messages.
     pub(crate) fn describe(&self) -> String {
-        format!("{} (expect {})", self.url, self.expect_status)
+        format!(
+            "{} (expect {})",
+            validate::redacted_text(&self.url),
+            self.expect_status
+        )
     }
 
     /// Polls the URL until it answers as expected.

@@ -187,6 +187,9 @@ mod tests {
             error: "x".into(),
             timed_out: false,
         };
-        assert_eq!(serde_json::to_value(&skipped).unwrap()["on_failure"], "warn");
+        assert_eq!(
+            serde_json::to_value(&skipped).unwrap()["on_failure"],
+            "warn"
+        );
     }
 }

@@ -141,7 +141,8 @@ impl Runner {
                     elapsed,
                 });
             };
-            let give_up = policy.action == InitFailureAction::Fail || restarts >= policy.max_retries;
+            let give_up =
+                policy.action == InitFailureAction::Fail || restarts >= policy.max_retries;
             if give_up {
                 let elapsed = started.elapsed();
                 self.emit(Event::InitFinished {

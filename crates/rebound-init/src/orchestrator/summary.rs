@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn failed_or_timed_out_step_is_not_success() {
         let mut summary = Summary {
-            steps: vec![report("a", Outcome::Succeeded), report("b", Outcome::Warned)],
+            steps: vec![
+                report("a", Outcome::Succeeded),
+                report("b", Outcome::Warned),
+            ],
             restarts: 1,
             elapsed: Duration::from_secs(2),
         };
@@ -174,7 +177,10 @@ mod tests {
     #[test]
     fn display_lists_every_step() {
         let summary = Summary {
-            steps: vec![report("a", Outcome::Succeeded), report("long-id", Outcome::Failed)],
+            steps: vec![
+                report("a", Outcome::Succeeded),
+                report("long-id", Outcome::Failed),
+            ],
             restarts: 2,
             elapsed: Duration::from_secs(75),
         };

@@ -92,6 +92,10 @@ mod tests {
         assert!(parse("-5s").unwrap_err().contains("negative duration"));
         assert!(parse("0").unwrap_err().contains("greater than 0"));
         assert!(parse("0s").unwrap_err().contains("greater than 0"));
-        assert!(parse("soon").unwrap_err().contains("invalid duration \"soon\""));
+        assert!(
+            parse("soon")
+                .unwrap_err()
+                .contains("invalid duration \"soon\"")
+        );
     }
 }

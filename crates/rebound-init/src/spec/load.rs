@@ -128,11 +128,20 @@ fn plan(text: &str, origin: &str, service: Option<&str>) -> Result<Plan, SpecErr
     };
     let names: Vec<String> = services
         .as_mapping()
-        .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let with_init: Vec<&String> = names
         .iter()
-        .filter(|n| services.get(n.as_str()).and_then(|s| s.get("init")).is_some())
+        .filter(|n| {
+            services
+                .get(n.as_str())
+                .and_then(|s| s.get("init"))
+                .is_some()
+        })
         .collect();
     let chosen = match service {
         Some(name) => {
@@ -141,7 +150,10 @@ fn plan(text: &str, origin: &str, service: Option<&str>) -> Result<Plan, SpecErr
                     SpecErrorKind::Service,
                     origin,
                     None,
-                    format!("no service `{name}` in the deployment; services: {}", list(&names)),
+                    format!(
+                        "no service `{name}` in the deployment; services: {}",
+                        list(&names)
+                    ),
                 ));
             };
             if svc.get("init").is_none() {
@@ -161,7 +173,10 @@ fn plan(text: &str, origin: &str, service: Option<&str>) -> Result<Plan, SpecErr
                     SpecErrorKind::Service,
                     origin,
                     None,
-                    format!("no service has an `init` section; services: {}", list(&names)),
+                    format!(
+                        "no service has an `init` section; services: {}",
+                        list(&names)
+                    ),
                 ));
             }
             many => {
@@ -597,7 +612,11 @@ impl Visitor<'_> for UsesVisitor {
     type Value = UsesName;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "an action name, one of: {}", ActionSpec::NAMES.join(", "))
+        write!(
+            f,
+            "an action name, one of: {}",
+            ActionSpec::NAMES.join(", ")
+        )
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<UsesName, E> {

@@ -1,1 +1,448 @@
-//! placeholder
+//! The orchestrator with real actions: real commands, real files, real
+//! sockets. Policies whose delays matter run in virtual time with actions
+//! that only use tokio timers and the file system (`init.wait_file`).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rebound_init::events::Event;
+use rebound_init::orchestrator::{InitErrorKind, Outcome, Policies, Runner};
+use rebound_init::spec::Spec;
+
+fn spec(yaml: &str) -> Spec {
+    Spec::from_yaml(yaml, "test.yaml", None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A runner that records every event.
+fn recorded(spec: &Spec) -> (Runner, Arc<Mutex<Vec<Event>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let runner = Runner::new(spec).on_event(move |e: &Event| sink.lock().unwrap().push(e.clone()));
+    (runner, events)
+}
+
+/// Short real delays between attempts, so real-process tests stay quick.
+fn fast() -> Policies {
+    let step = rebound_retry::ExponentialBuilder::new()
+        .with_initial_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(20))
+        .forever()
+        .build()
+        .unwrap();
+    Policies::default()
+        .with_step_backoff(step)
+        .with_restart_pause(Duration::from_millis(5))
+}
+
+fn started(events: &[Event], id: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::StepStarted { step, .. } if step == id))
+        .count()
+}
+
+/// A shell command that fails until it has run `n` times (counted in a
+/// file in `dir`).
+fn fails_until(dir: &Path, n: u32) -> String {
+    format!(
+        "c=$(cat '{0}/count' 2>/dev/null || echo 0); c=$((c+1)); echo $c > '{0}/count'; echo attempt $c; [ $c -ge {n} ]",
+        dir.display()
+    )
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has exited; only a running process counts.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits (bounded, for the kill grace of the action plus slack) until none
+/// of `pids` runs. Not a timing check: the bound only stops a hang.
+async fn assert_all_die(pids: &[i32], what: &str) {
+    for _ in 0..500 {
+        if pids.iter().all(|&p| !alive(p)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let survivors: Vec<_> = pids.iter().filter(|&&p| alive(p)).collect();
+    panic!("processes {survivors:?} survived {what}");
+}
+
+#[tokio::test]
+async fn command_failing_twice_succeeds_under_retry_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "init:\n  steps:\n    - id: flaky\n      uses: init.run\n      with: {{ command: \"{}\" }}\n      retry: 2\n",
+        fails_until(dir.path(), 3)
+    );
+    let spec = spec(&yaml);
+    let (runner, events) = recorded(&spec);
+    let summary = runner.with_policies(fast()).run().await.unwrap();
+    assert_eq!(summary.steps[0].outcome, Outcome::Succeeded);
+    assert_eq!(summary.steps[0].attempts, 3);
+    let events = events.lock().unwrap();
+    let failed: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptFailed {
+                attempt,
+                next_delay,
+                ..
+            } => Some((*attempt, next_delay.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [(1, true), (2, true)]);
+    let lines: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Output { step, line, .. } if step == "flaky" => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, ["attempt 1", "attempt 2", "attempt 3"]);
+}
+
+#[tokio::test]
+async fn command_failing_twice_fails_the_init_under_retry_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "init:\n  steps:\n    - id: flaky\n      uses: init.run\n      with: {{ command: \"{}\" }}\n      retry: 1\n    - id: after\n      uses: init.run\n      with: {{ command: 'true' }}\n",
+        fails_until(dir.path(), 3)
+    );
+    let spec = spec(&yaml);
+    let (runner, events) = recorded(&spec);
+    let err = runner.with_policies(fast()).run().await.unwrap_err();
+    assert_eq!(err.kind(), InitErrorKind::StepFailed);
+    assert_eq!(err.step(), "flaky");
+    assert_eq!(err.exit_code(), Some(1));
+    assert!(
+        err.to_string().starts_with("init failed at step `flaky`"),
+        "{err}"
+    );
+    let summary = err.summary();
+    assert_eq!(summary.steps[0].outcome, Outcome::Failed);
+    assert_eq!(summary.steps[0].attempts, 2);
+    assert_eq!(summary.steps[1].outcome, Outcome::NotRun);
+    let events = events.lock().unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::AttemptFailed {
+            attempt: 2,
+            next_delay: None,
+            ..
+        }
+    )));
+    assert!(matches!(
+        events.last(),
+        Some(Event::InitFinished { ok: false, .. })
+    ));
+}
+
+#[tokio::test]
+async fn permanent_error_is_not_retried() {
+    let spec = spec(
+        "init:\n  steps:\n    - id: missing\n      uses: init.run\n      with: { command: ['/nonexistent/rebound-prog'] }\n      retry: 5\n",
+    );
+    let err = Runner::new(&spec)
+        .with_policies(fast())
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.summary().steps[0].attempts, 1);
+    assert!(
+        err.to_string().contains("/nonexistent/rebound-prog"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn warn_and_continue_let_the_init_go_on() {
+    let spec = spec(
+        "init:\n  steps:\n    - id: loud\n      uses: init.run\n      with: { command: 'exit 4' }\n      on_failure: warn\n    - id: quiet\n      uses: init.run\n      with: { command: 'exit 5' }\n      on_failure: continue\n    - id: last\n      uses: init.run\n      with: { command: 'true' }\n",
+    );
+    let (runner, events) = recorded(&spec);
+    let summary = runner.run().await.unwrap();
+    let outcomes: Vec<_> = summary.steps.iter().map(|s| s.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Warned, Outcome::Continued, Outcome::Succeeded]
+    );
+    assert!(summary.is_success());
+    assert!(summary.steps[0].error.as_deref().unwrap().contains('4'));
+    let events = events.lock().unwrap();
+    let skipped: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepSkipped {
+                step, on_failure, ..
+            } => Some((step.as_str(), *on_failure)),
+            _ => None,
+        })
+        .collect();
+    use rebound_init::spec::OnFailure;
+    assert_eq!(
+        skipped,
+        [("loud", OnFailure::Warn), ("quiet", OnFailure::Continue)]
+    );
+}
+
+#[tokio::test]
+async fn step_timeout_kills_a_child_that_ignores_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let yaml = format!(
+        "init:\n  steps:\n    - id: stuck\n      uses: init.run\n      with: {{ command: \"trap '' TERM; sleep 1000 & echo $$ $! > '{}'; wait\" }}\n      timeout: 700ms\n      retry: 3\n",
+        pids.display()
+    );
+    let spec = spec(&yaml);
+    let err = Runner::new(&spec).run().await.unwrap_err();
+    assert_eq!(err.kind(), InitErrorKind::StepTimedOut);
+    assert_eq!(err.summary().steps[0].outcome, Outcome::TimedOut);
+    let text = err.to_string();
+    assert!(
+        text.contains("step `stuck` timed out after 700ms waiting for command `trap"),
+        "{text}"
+    );
+    let pids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert_all_die(&pids, "the step timeout").await;
+}
+
+#[tokio::test]
+async fn dropping_the_run_cancels_the_step_and_kills_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let yaml = format!(
+        "init:\n  steps:\n    - id: long\n      uses: init.run\n      with: {{ command: \"sleep 1000 & echo $$ $! > '{}'; wait\" }}\n",
+        pids.display()
+    );
+    let spec = spec(&yaml);
+    let runner = Runner::new(&spec);
+    let mut run = Box::pin(runner.run());
+    // Let the command start and write its pids, then drop the run.
+    let mut waited = 0;
+    while !pids.exists() && waited < 500 {
+        tokio::select! {
+            _ = &mut run => panic!("the step ended on its own"),
+            _ = tokio::time::sleep(Duration::from_millis(10)) => waited += 1,
+        }
+    }
+    let text = std::fs::read_to_string(&pids).unwrap();
+    drop(run);
+    let pids: Vec<i32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert_all_die(&pids, "cancellation").await;
+}
+
+#[tokio::test]
+async fn wait_tcp_step_succeeds_when_a_real_port_opens_during_retries() {
+    // Reserve a free port, close it, and open it again a little later.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let yaml = format!(
+        "init:\n  steps:\n    - id: db\n      uses: init.wait_tcp\n      with: {{ host: 127.0.0.1, port: {port}, timeout: 100ms }}\n      retry: 50\n      timeout: 10s\n"
+    );
+    let spec = spec(&yaml);
+    let opener = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap()
+    });
+    let summary = Runner::new(&spec)
+        .with_policies(fast())
+        .run()
+        .await
+        .unwrap();
+    let _listener = opener.await.unwrap();
+    assert_eq!(summary.steps[0].outcome, Outcome::Succeeded);
+    assert!(summary.steps[0].attempts >= 2, "{summary:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn step_timeout_bounds_the_retries_as_a_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "init:\n  steps:\n    - id: never\n      uses: init.wait_file\n      with: {{ path: '{}', timeout: 300ms }}\n      retry: 100\n      timeout: 2s\n",
+        dir.path().join("absent").display()
+    );
+    let spec = spec(&yaml);
+    let begun = tokio::time::Instant::now();
+    let err = Runner::new(&spec).run().await.unwrap_err();
+    assert_eq!(begun.elapsed(), Duration::from_secs(2));
+    assert_eq!(err.kind(), InitErrorKind::StepTimedOut);
+    let attempts = err.summary().steps[0].attempts;
+    assert!((2..=7).contains(&attempts), "attempts {attempts}");
+    let text = err.to_string();
+    assert!(
+        text.contains("step `never` timed out after 2.00s waiting for file"),
+        "{text}"
+    );
+    assert!(text.contains("last error"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn action_timeout_under_fail_is_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "init:\n  steps:\n    - id: cfg\n      uses: init.wait_file\n      with: {{ path: '{}', timeout: 1s }}\n",
+        dir.path().join("absent").display()
+    );
+    let err = Runner::new(&spec(&yaml)).run().await.unwrap_err();
+    assert_eq!(err.kind(), InitErrorKind::StepTimedOut);
+    assert!(
+        err.to_string()
+            .contains("step `cfg` timed out waiting for file"),
+        "{err}"
+    );
+}
+
+/// Steps `ready` (a file that exists) and `late` (a file created by the
+/// event sink when the init restarts for the `create_on`-th time).
+fn restart_spec(dir: &Path, action: &str, max_retries: u32) -> Spec {
+    std::fs::write(dir.join("ready"), "").unwrap();
+    spec(&format!(
+        "init:\n  steps:\n    - id: ready\n      uses: init.wait_file\n      with: {{ path: '{0}/ready' }}\n    - id: late\n      uses: init.wait_file\n      with: {{ path: '{0}/late', timeout: 1s }}\nerrors:\n  on_init_failure:\n    action: {action}\n    max_retries: {max_retries}\n",
+        dir.display()
+    ))
+}
+
+fn restarted_delays(events: &[Event]) -> Vec<(u32, Duration, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::InitRestarted {
+                restart,
+                delay,
+                resume_at,
+                ..
+            } => Some((*restart, *delay, resume_at.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_resumes_at_the_failed_step_after_a_fixed_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = restart_spec(dir.path(), "restart", 3);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let late = dir.path().join("late");
+    let runner = Runner::new(&spec).on_event(move |e: &Event| {
+        if matches!(e, Event::InitRestarted { restart: 2, .. }) {
+            std::fs::write(&late, "").unwrap();
+        }
+        sink.lock().unwrap().push(e.clone());
+    });
+    let begun = tokio::time::Instant::now();
+    let summary = runner.run().await.unwrap();
+    // Two failed runs of `late` (1 s each) and two 500 ms pauses.
+    assert!(
+        begun.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert!(
+        begun.elapsed() < Duration::from_millis(3100),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert_eq!(summary.restarts, 2);
+    assert_eq!(summary.steps[0].attempts, 1, "a succeeded step ran again");
+    assert_eq!(summary.steps[1].attempts, 3);
+    assert_eq!(summary.steps[1].outcome, Outcome::Succeeded);
+    let events = events.lock().unwrap();
+    assert_eq!(started(&events, "ready"), 1);
+    assert_eq!(started(&events, "late"), 3);
+    let ms500 = Duration::from_millis(500);
+    assert_eq!(
+        restarted_delays(&events),
+        [(1, ms500, "late".to_owned()), (2, ms500, "late".to_owned())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_doubles_with_jitter_and_gives_up_after_max_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = restart_spec(dir.path(), "backoff", 3);
+    let (runner, events) = recorded(&spec);
+    let err = runner.run().await.unwrap_err();
+    assert_eq!(err.kind(), InitErrorKind::StepTimedOut);
+    assert_eq!(err.step(), "late");
+    assert!(err.to_string().ends_with("(after 3 restarts)"), "{err}");
+    let summary = err.summary();
+    assert_eq!(summary.restarts, 3);
+    assert_eq!(summary.steps[0].attempts, 1);
+    assert_eq!(summary.steps[1].attempts, 4);
+    let delays = restarted_delays(&events.lock().unwrap());
+    assert_eq!(delays.len(), 3);
+    for ((restart, delay, resume_at), nominal) in delays.iter().zip([1u64, 2, 4]) {
+        let nominal = Duration::from_secs(nominal);
+        assert!(
+            *delay >= nominal / 2 && *delay <= nominal,
+            "restart {restart}: {delay:?} not within equal jitter of {nominal:?}"
+        );
+        assert_eq!(resume_at, "late");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_policy_does_not_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = restart_spec(dir.path(), "fail", 3);
+    let (runner, events) = recorded(&spec);
+    let err = runner.run().await.unwrap_err();
+    assert_eq!(err.summary().restarts, 0);
+    assert!(restarted_delays(&events.lock().unwrap()).is_empty());
+}
+
+#[test]
+fn events_serialize_to_one_json_object_each() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = spec(
+        "init:\n  steps:\n    - id: hi\n      uses: init.run\n      with: { command: ['echo', 'hello'] }\n",
+    );
+    let (runner, events) = recorded(&spec);
+    rt.block_on(runner.run()).unwrap();
+    let lines: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["step_started", "output", "step_succeeded", "init_finished"]
+    );
+    assert!(lines[1].contains(r#""line":"hello""#), "{}", lines[1]);
+}

@@ -48,7 +48,9 @@ fn missing_parameter() {
 
 #[test]
 fn missing_with() {
-    insta::assert_snapshot!(reject_text("init:\n  steps:\n    - id: a\n      uses: init.run\n"));
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n"
+    ));
 }
 
 #[test]
@@ -123,7 +125,9 @@ fn unknown_field_in_errors() {
 
 #[test]
 fn malformed_yaml() {
-    insta::assert_snapshot!(reject_text("init:\n  steps:\n    - id: a\n     uses: init.run\n"));
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n     uses: init.run\n"
+    ));
 }
 
 #[test]

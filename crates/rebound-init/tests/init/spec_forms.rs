@@ -79,7 +79,10 @@ errors:
     assert_eq!(steps[1].on_failure, OnFailure::Warn);
     assert_eq!(steps[1].retry, 0);
     assert_eq!(steps[2].on_failure, OnFailure::Continue);
-    assert_eq!(spec.errors.on_init_failure.action, InitFailureAction::Restart);
+    assert_eq!(
+        spec.errors.on_init_failure.action,
+        InitFailureAction::Restart
+    );
     assert_eq!(spec.errors.on_init_failure.max_retries, 5);
     assert_eq!(spec.service, None);
 }
@@ -97,12 +100,18 @@ fn deployment_picks_the_named_service_and_ignores_the_rest() {
     assert_eq!(spec.service.as_deref(), Some("api"));
     assert_eq!(spec.init.steps.len(), 1);
     assert_eq!(spec.init.steps[0].id, "wait-db");
-    assert_eq!(spec.errors.on_init_failure.action, InitFailureAction::Backoff);
+    assert_eq!(
+        spec.errors.on_init_failure.action,
+        InitFailureAction::Backoff
+    );
     assert_eq!(spec.errors.on_init_failure.max_retries, 3);
 
     let worker = Spec::from_yaml(DEPLOYMENT, "shop.yaml", Some("worker")).unwrap();
     assert_eq!(worker.init.steps[0].id, "wait-api");
-    assert_eq!(worker.errors.on_init_failure.action, InitFailureAction::Fail);
+    assert_eq!(
+        worker.errors.on_init_failure.action,
+        InitFailureAction::Fail
+    );
 }
 
 #[test]

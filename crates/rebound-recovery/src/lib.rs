@@ -1,2 +1,46 @@
-//! rebound-recovery (under construction).
+//! Durable recovery of failed workload migrations.
+//!
+//! A failed migration is recorded once in a [`Journal`] and then owned by
+//! it until the migration succeeds, is rolled back, or is given up. The
+//! [decision table](model::transition::decide) maps each of the eight
+//! [`FailureKind`]s to a [`Strategy`]; retries are paced by rebound-retry's
+//! exponential backoff with jitter; a [`RecoveryWorker`] claims due
+//! recoveries under a lease and runs the caller's [`Migrator`] or
+//! [`RollbackHandler`].
+//!
+//! Backends, each behind a cargo feature: `memory`, `sqlite` (default) and
+//! `postgres`.
+//!
+//! ```
+//! # #[cfg(feature = "memory")]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, RecoveryState};
+//! let journal = MemoryJournal::new(Default::default()).unwrap();
+//! let report = FailureReport::new("m-1", "web", "node-a", "node-b", FailureKind::NetworkTransient, "reset");
+//! let rec = journal.record(report, 0).await.unwrap();
+//! assert_eq!(rec.state, RecoveryState::Pending);
+//! # });
+//! ```
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod journal;
+pub mod model;
+pub mod worker;
+
+pub use error::{ConfigError, JournalError, JournalErrorKind, ParseError, SnapshotError};
+#[cfg(feature = "memory")]
+pub use journal::memory::MemoryJournal;
+#[cfg(feature = "postgres")]
+pub use journal::postgres::PostgresJournal;
+#[cfg(feature = "sqlite")]
+pub use journal::sqlite::SqliteJournal;
+pub use journal::{AnyJournal, Claim, Journal, JournalAddress};
+pub use model::{
+    Attempt, AttemptResult, FailureKind, FailureReport, Outcome, Recovery, RecoveryConfig,
+    RecoveryState, RetryJitter, SnapshotRef, Strategy,
+};
+pub use worker::{
+    Clock, DefaultClassifier, FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler,
+    SystemClock, TargetSelector, WorkerReport,
+};

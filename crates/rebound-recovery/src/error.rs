@@ -1,0 +1,200 @@
+//! The errors of this crate. Every backend maps its failures onto the same
+//! [`JournalError`] variants.
+
+use std::path::PathBuf;
+
+/// A name (kind, strategy, state) that is not one of the valid ones.
+///
+/// ```
+/// let err = "later".parse::<rebound_recovery::RecoveryState>().unwrap_err();
+/// assert!(err.to_string().contains("pending"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}; valid: {valid}")]
+pub struct ParseError {
+    what: &'static str,
+    value: String,
+    valid: String,
+}
+
+impl ParseError {
+    pub(crate) fn new(what: &'static str, value: &str, valid: &[&str]) -> Self {
+        Self {
+            what,
+            value: value.to_owned(),
+            valid: valid.join(", "),
+        }
+    }
+}
+
+/// A [`RecoveryConfig`](crate::RecoveryConfig) setting out of range.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = rebound_recovery::RecoveryConfig {
+///     initial_delay: Duration::ZERO,
+///     ..Default::default()
+/// };
+/// assert!(config.validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `initial_delay` is zero.
+    #[error("initial_delay must be greater than zero")]
+    ZeroInitialDelay,
+    /// `max_delay` is below `initial_delay`.
+    #[error("max_delay ({max:?}) must be at least initial_delay ({initial:?})")]
+    MaxBelowInitial {
+        /// The initial delay.
+        initial: std::time::Duration,
+        /// The cap.
+        max: std::time::Duration,
+    },
+    /// `recovery_timeout` is zero.
+    #[error("recovery_timeout must be greater than zero")]
+    ZeroRecoveryTimeout,
+    /// `history_limit` is zero.
+    #[error("history_limit must be at least 1")]
+    ZeroHistoryLimit,
+    /// `snapshot_max_age` is zero.
+    #[error("snapshot_max_age must be greater than zero")]
+    ZeroSnapshotMaxAge,
+    /// rebound-retry rejected the backoff built from the config.
+    #[error("backoff policy: {0}")]
+    Backoff(#[source] rebound_retry::PolicyError),
+}
+
+/// A snapshot that cannot be used for a rollback.
+///
+/// ```
+/// use rebound_recovery::SnapshotRef;
+/// let err = SnapshotRef::capture("/nonexistent/snapshot.bin", 0).unwrap_err();
+/// assert!(err.to_string().contains("/nonexistent/snapshot.bin"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The snapshot file could not be read.
+    #[error("snapshot {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file's checksum differs from the one captured.
+    #[error("snapshot {path} is corrupt: checksum {actual} differs from the captured {expected}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The checksum captured when the failure was recorded.
+        expected: String,
+        /// The checksum of the file now.
+        actual: String,
+    },
+    /// The snapshot is older than the configured maximum age.
+    #[error("snapshot {path} expired: {age_secs}s old, the limit is {max_age_secs}s")]
+    Expired {
+        /// The file.
+        path: PathBuf,
+        /// Its age.
+        age_secs: u64,
+        /// The limit.
+        max_age_secs: u64,
+    },
+}
+
+/// Whether a journal error is worth retrying, is bad input, or is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalErrorKind {
+    /// The database could not be reached or opened.
+    Unavailable,
+    /// The journal was written by a newer rebound.
+    NewerSchema,
+    /// The request was invalid (bad journal address, bad field).
+    Invalid,
+    /// The recovery does not exist.
+    NotFound,
+    /// The caller's lease is gone: another worker owns the recovery now.
+    LeaseLost,
+    /// Any other database error.
+    Database,
+}
+
+/// A journal operation failed.
+///
+/// ```
+/// use rebound_recovery::journal::JournalAddress;
+/// let err = "mysql://x".parse::<JournalAddress>().unwrap_err();
+/// assert_eq!(err.kind(), rebound_recovery::JournalErrorKind::Invalid);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The database could not be reached or opened.
+    #[error("journal {journal} is unavailable: {message}")]
+    Unavailable {
+        /// The journal (path or address, without credentials).
+        journal: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The journal's schema is newer than this build understands.
+    #[error(
+        "journal {journal} has schema version {found}, newer than the {supported} this rebound supports; upgrade rebound"
+    )]
+    NewerSchema {
+        /// The journal.
+        journal: String,
+        /// The version found.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// Invalid input.
+    #[error("{0}")]
+    Invalid(String),
+    /// No recovery with that migration id.
+    #[error("no recovery for migration {0:?}")]
+    NotFound(String),
+    /// The lease on the recovery expired and another worker took it.
+    #[error("lease on migration {migration:?} was lost (held by {owner:?})")]
+    LeaseLost {
+        /// The migration.
+        migration: String,
+        /// The worker that lost it.
+        owner: String,
+    },
+    /// The recovery settings are invalid.
+    #[error("recovery settings: {0}")]
+    Config(#[from] ConfigError),
+    /// Any other database error.
+    #[error("journal {journal}: {message}")]
+    Database {
+        /// The journal.
+        journal: String,
+        /// The driver's message.
+        message: String,
+    },
+}
+
+impl JournalError {
+    /// The classification shared by every backend.
+    ///
+    /// ```
+    /// use rebound_recovery::{JournalError, JournalErrorKind};
+    /// assert_eq!(JournalError::NotFound("m1".into()).kind(), JournalErrorKind::NotFound);
+    /// ```
+    pub fn kind(&self) -> JournalErrorKind {
+        match self {
+            Self::Unavailable { .. } => JournalErrorKind::Unavailable,
+            Self::NewerSchema { .. } => JournalErrorKind::NewerSchema,
+            Self::Invalid(_) | Self::Config(_) => JournalErrorKind::Invalid,
+            Self::NotFound(_) => JournalErrorKind::NotFound,
+            Self::LeaseLost { .. } => JournalErrorKind::LeaseLost,
+            Self::Database { .. } => JournalErrorKind::Database,
+        }
+    }
+}

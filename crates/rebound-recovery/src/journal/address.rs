@@ -1,0 +1,164 @@
+//! Where a journal lives: `sqlite:PATH`, `postgres://...` or `memory:`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::JournalError;
+
+/// The address of a journal.
+///
+/// ```
+/// use rebound_recovery::JournalAddress;
+/// let a: JournalAddress = "sqlite:/var/lib/rebound/j.db".parse().unwrap();
+/// assert_eq!(a, JournalAddress::Sqlite("/var/lib/rebound/j.db".into()));
+/// let pg: JournalAddress = "postgres://rebound:secret@127.0.0.1/rebound".parse().unwrap();
+/// assert!(!pg.to_string().contains("secret"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalAddress {
+    /// `memory:`: in this process only.
+    Memory,
+    /// `sqlite:PATH`.
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...` (a libpq-style URL; TLS is not
+    /// supported yet, so use loopback or a Unix socket).
+    Postgres(String),
+}
+
+impl FromStr for JournalAddress {
+    type Err = JournalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "memory:" || s == "memory" {
+            Ok(Self::Memory)
+        } else if let Some(path) = s.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(JournalError::Invalid(
+                    "journal address `sqlite:` needs a file path, e.g. sqlite:/var/lib/rebound/journal.db".into(),
+                ));
+            }
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self::Postgres(s.to_owned()))
+        } else {
+            Err(JournalError::Invalid(format!(
+                "journal address {:?} is not sqlite:PATH, postgres://... or memory:",
+                redact(s)
+            )))
+        }
+    }
+}
+
+impl fmt::Display for JournalAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory:"),
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+/// The URL with any password replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, tail) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) if userinfo.contains(':') => {
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    format!("{scheme}://{user}:***@{host}{tail}")
+                }
+                _ => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let parts: Vec<&str> = query
+            .split('&')
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&parts.join("&"));
+    }
+    out
+}
+
+/// The default SQLite journal: `$XDG_STATE_HOME/rebound/journal.db`, else
+/// `$HOME/.local/state/rebound/journal.db`; `None` when neither variable is
+/// set.
+///
+/// ```
+/// // Depends on the environment; it always ends the same way.
+/// if let Some(path) = rebound_recovery::journal::default_sqlite_path() {
+///     assert!(path.ends_with("rebound/journal.db"));
+/// }
+/// ```
+pub fn default_sqlite_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".local/state"))
+        })?;
+    Some(base.join("rebound").join("journal.db"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form_and_rejects_others() {
+        assert_eq!(
+            "memory:".parse::<JournalAddress>().unwrap(),
+            JournalAddress::Memory
+        );
+        assert_eq!(
+            "sqlite:rel/j.db".parse::<JournalAddress>().unwrap(),
+            JournalAddress::Sqlite("rel/j.db".into())
+        );
+        assert!(matches!(
+            "postgresql://u@localhost/db"
+                .parse::<JournalAddress>()
+                .unwrap(),
+            JournalAddress::Postgres(_)
+        ));
+        assert!("sqlite:".parse::<JournalAddress>().is_err());
+        let err = "mysql://u:pw@h/db"
+            .parse::<JournalAddress>()
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_shown() {
+        assert_eq!(
+            redact("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=pw"),
+            "postgres://h/db?user=u&password=***"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,274 @@
+//! Where recoveries live: the [`Journal`] trait and its backends.
+//!
+//! Every backend applies the same pure state changes from
+//! [`crate::model::transition`], each inside one transaction, so they
+//! behave the same; one test suite runs against all of them.
+
+mod address;
+#[cfg(feature = "memory")]
+pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod row;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod schema;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use address::{JournalAddress, default_sqlite_path};
+
+use crate::error::JournalError;
+use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
+
+/// A recovery claimed by one worker, under a lease.
+///
+/// The completion must present the same claim: when the lease ran out and
+/// another worker claimed the recovery, `claim_seq` differs and the
+/// completion is refused with [`JournalError::LeaseLost`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The recovery as claimed (`state == Running`).
+    pub recovery: Recovery,
+    /// The worker holding the lease.
+    pub owner: String,
+    /// The claim's fencing number.
+    pub claim_seq: u64,
+    /// When the lease runs out, ms since the epoch.
+    pub lease_expires_ms: u64,
+}
+
+/// Durable storage of recoveries.
+///
+/// Each method that changes state is one transaction, durable before the
+/// returned future resolves. Times are ms since the Unix epoch and passed
+/// in, so callers (and tests) control the clock.
+///
+/// ```
+/// # #[cfg(feature = "memory")]
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, Outcome, RecoveryState};
+/// let journal = MemoryJournal::new(Default::default()).unwrap();
+/// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+/// let claims = journal.claim("worker-1", 60_000, Duration::from_secs(30), 10).await.unwrap();
+/// let done = journal.complete(&claims[0], Outcome::Migrated, 61_000).await.unwrap();
+/// assert_eq!(done.state, RecoveryState::Succeeded);
+/// # });
+/// ```
+pub trait Journal: Send + Sync {
+    /// The journal's address, without credentials, for messages.
+    fn describe(&self) -> String;
+
+    /// The settings the state changes use.
+    fn config(&self) -> &RecoveryConfig;
+
+    /// Records a failure: creates the recovery or adds to it.
+    fn record(
+        &self,
+        report: FailureReport,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
+
+    /// One recovery.
+    fn get(
+        &self,
+        migration: &str,
+    ) -> impl Future<Output = Result<Option<Recovery>, JournalError>> + Send;
+
+    /// The kept history of one recovery, oldest first.
+    fn history(
+        &self,
+        migration: &str,
+    ) -> impl Future<Output = Result<Vec<Attempt>, JournalError>> + Send;
+
+    /// Every recovery, or those in `state`, ordered by migration id.
+    fn list(
+        &self,
+        state: Option<RecoveryState>,
+    ) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
+
+    /// Recoveries a worker may claim at `now_ms` (pending and due, or
+    /// running with an expired lease), soonest first.
+    fn due(&self, now_ms: u64) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
+
+    /// Claims up to `limit` due recoveries for `owner` for `lease`.
+    fn claim(
+        &self,
+        owner: &str,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Claim>, JournalError>> + Send;
+
+    /// Extends a held lease to `now_ms + lease`.
+    fn renew(
+        &self,
+        claim: &Claim,
+        now_ms: u64,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, JournalError>> + Send;
+
+    /// Records what the claimed attempt came to and releases the lease.
+    fn complete(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
+}
+
+/// Any backend, chosen at run time from a [`JournalAddress`].
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use rebound_recovery::{AnyJournal, Journal, JournalAddress};
+/// let dir = tempfile::tempdir().unwrap();
+/// let address: JournalAddress = format!("sqlite:{}", dir.path().join("j.db").display()).parse().unwrap();
+/// let journal = AnyJournal::open(&address, Default::default()).await.unwrap();
+/// assert!(journal.list(None).await.unwrap().is_empty());
+/// # });
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyJournal {
+    /// In memory.
+    #[cfg(feature = "memory")]
+    Memory(memory::MemoryJournal),
+    /// A SQLite file.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlite::SqliteJournal),
+    /// A PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<postgres::PostgresJournal>),
+}
+
+impl AnyJournal {
+    /// Opens (creating or migrating as needed) the journal at `address`.
+    pub async fn open(
+        address: &JournalAddress,
+        config: RecoveryConfig,
+    ) -> Result<Self, JournalError> {
+        match address {
+            #[cfg(feature = "memory")]
+            JournalAddress::Memory => Ok(Self::Memory(memory::MemoryJournal::new(config)?)),
+            #[cfg(feature = "sqlite")]
+            JournalAddress::Sqlite(path) => Ok(Self::Sqlite(
+                sqlite::SqliteJournal::open(path, config).await?,
+            )),
+            #[cfg(feature = "postgres")]
+            JournalAddress::Postgres(url) => Ok(Self::Postgres(Box::new(
+                postgres::PostgresJournal::connect(url, config).await?,
+            ))),
+            #[allow(unreachable_patterns)]
+            other => Err(JournalError::Invalid(format!(
+                "journal {other}: this build of rebound-recovery lacks the backend for it"
+            ))),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $j:ident => $e:expr) => {
+        match $self {
+            #[cfg(feature = "memory")]
+            AnyJournal::Memory($j) => $e,
+            #[cfg(feature = "sqlite")]
+            AnyJournal::Sqlite($j) => $e,
+            #[cfg(feature = "postgres")]
+            AnyJournal::Postgres($j) => $e,
+        }
+    };
+}
+
+impl Journal for AnyJournal {
+    fn describe(&self) -> String {
+        dispatch!(self, j => j.describe())
+    }
+
+    fn config(&self) -> &RecoveryConfig {
+        dispatch!(self, j => j.config())
+    }
+
+    async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
+        dispatch!(self, j => j.record(report, now_ms).await)
+    }
+
+    async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
+        dispatch!(self, j => j.get(migration).await)
+    }
+
+    async fn history(&self, migration: &str) -> Result<Vec<Attempt>, JournalError> {
+        dispatch!(self, j => j.history(migration).await)
+    }
+
+    async fn list(&self, state: Option<RecoveryState>) -> Result<Vec<Recovery>, JournalError> {
+        dispatch!(self, j => j.list(state).await)
+    }
+
+    async fn due(&self, now_ms: u64) -> Result<Vec<Recovery>, JournalError> {
+        dispatch!(self, j => j.due(now_ms).await)
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, JournalError> {
+        dispatch!(self, j => j.claim(owner, now_ms, lease, limit).await)
+    }
+
+    async fn renew(
+        &self,
+        claim: &Claim,
+        now_ms: u64,
+        lease: Duration,
+    ) -> Result<Claim, JournalError> {
+        dispatch!(self, j => j.renew(claim, now_ms, lease).await)
+    }
+
+    async fn complete(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        dispatch!(self, j => j.complete(claim, outcome, now_ms).await)
+    }
+}
+
+/// `now_ms + lease`, saturating.
+pub(crate) fn lease_end(now_ms: u64, lease: Duration) -> u64 {
+    now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Checks that `claim` still holds `current`.
+pub(crate) fn check_lease(current: &Recovery, claim: &Claim) -> Result<(), JournalError> {
+    if current.state == RecoveryState::Running
+        && current.lease_owner.as_deref() == Some(claim.owner.as_str())
+        && current.claim_seq == claim.claim_seq
+    {
+        Ok(())
+    } else {
+        Err(JournalError::LeaseLost {
+            migration: current.migration.clone(),
+            owner: claim.owner.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_end_saturates() {
+        assert_eq!(lease_end(u64::MAX - 1, Duration::from_secs(5)), u64::MAX);
+        assert_eq!(lease_end(1_000, Duration::from_millis(500)), 1_500);
+    }
+}

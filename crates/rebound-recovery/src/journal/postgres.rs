@@ -1,0 +1,523 @@
+//! The shared journal: PostgreSQL, for several controller processes.
+//!
+//! Due recoveries are claimed with `SELECT ... FOR UPDATE SKIP LOCKED` and
+//! a lease (owner, expiry, fencing number): two workers never claim the
+//! same recovery, and a recovery whose worker died is claimable again once
+//! its lease has run out. Every change is one transaction; PostgreSQL's
+//! default `synchronous_commit = on` makes it durable before the call
+//! returns.
+//!
+//! TLS is not supported yet: connect over loopback or a Unix socket.
+
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
+
+use super::address::redact;
+use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
+use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
+use super::{Claim, Journal, check_lease, lease_end};
+use crate::error::JournalError;
+use crate::model::transition;
+use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
+
+/// The advisory lock key migrations hold ("rebound" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0072_6562_6f75_6e64;
+
+/// A journal in a PostgreSQL database, over one connection.
+///
+/// Open one per worker for parallel work: the connection is used by one
+/// transaction at a time.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), rebound_recovery::JournalError> {
+/// use rebound_recovery::{Journal, PostgresJournal};
+/// let journal = PostgresJournal::connect("postgres://rebound@127.0.0.1:5432/rebound", Default::default()).await?;
+/// println!("{} recoveries", journal.list(None).await?.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PostgresJournal {
+    name: String,
+    config: RecoveryConfig,
+    client: Mutex<Client>,
+    stmts: Statements,
+}
+
+#[derive(Debug)]
+struct Statements {
+    load_for_update: Statement,
+    store: Statement,
+    append: Statement,
+    trim: Statement,
+    claim: Statement,
+}
+
+impl PostgresJournal {
+    /// Connects (10 s connect timeout unless the URL sets one) and brings
+    /// the schema up to date.
+    pub async fn connect(url: &str, config: RecoveryConfig) -> Result<Self, JournalError> {
+        config.validate()?;
+        let name = redact(url);
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|e| {
+            JournalError::Invalid(format!(
+                "journal address {name} is not a valid PostgreSQL URL: {e}"
+            ))
+        })?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(Duration::from_secs(10));
+        }
+        let (mut client, connection) =
+            pg.connect(NoTls)
+                .await
+                .map_err(|e| JournalError::Unavailable {
+                    journal: name.clone(),
+                    message: error_text(&e),
+                })?;
+        let conn_name = name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(journal = %conn_name, error = %e, "PostgreSQL connection ended");
+            }
+        });
+        migrate(&mut client, &name).await?;
+        let db = |e| database(&name, e);
+        let stmts = Statements {
+            load_for_update: client
+                .prepare(&format!("SELECT {COLUMNS} FROM recoveries WHERE migration = $1 FOR UPDATE"))
+                .await
+                .map_err(db)?,
+            store: client
+                .prepare(&format!(
+                    "INSERT INTO recoveries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+                     ON CONFLICT (migration) DO UPDATE SET {}",
+                    COLUMNS
+                        .split(", ")
+                        .skip(1)
+                        .map(|c| format!("{c} = EXCLUDED.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .await
+                .map_err(db)?,
+            append: client
+                .prepare(&format!(
+                    "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ))
+                .await
+                .map_err(db)?,
+            trim: client
+                .prepare("DELETE FROM attempts WHERE migration = $1 AND number <= $2")
+                .await
+                .map_err(db)?,
+            claim: client.prepare(CLAIM_SQL).await.map_err(db)?,
+        };
+        Ok(Self {
+            name,
+            config,
+            client: Mutex::new(client),
+            stmts,
+        })
+    }
+
+    /// The schema version stored in the database.
+    pub async fn schema_version(&self) -> Result<u32, JournalError> {
+        let client = self.client.lock().await;
+        read_version(&*client).await.map_err(|e| self.db(e))
+    }
+
+    fn db(&self, e: tokio_postgres::Error) -> JournalError {
+        database(&self.name, e)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Recovery>, JournalError> {
+        let client = self.client.lock().await;
+        let rows = client.query(sql, args).await.map_err(|e| self.db(e))?;
+        rows.iter().map(|r| read_row(r).into_recovery()).collect()
+    }
+
+    async fn try_record(
+        &self,
+        report: &FailureReport,
+        now_ms: u64,
+    ) -> Result<Recovery, tokio_postgres::Error> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let existing = tx
+            .query_opt(&self.stmts.load_for_update, &[&report.migration])
+            .await?
+            .map(|r| read_row(&r));
+        let existing = match existing.map(RecoveryRow::into_recovery).transpose() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable journal entry replaced by the new failure");
+                None
+            }
+        };
+        let (rec, entry) = transition::record_failure(existing, report, &self.config, now_ms);
+        self.write(&tx, &rec, &entry).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        rec: &Recovery,
+        entry: &Attempt,
+    ) -> Result<(), tokio_postgres::Error> {
+        let r = RecoveryRow::from_recovery(rec);
+        tx.execute(
+            &self.stmts.store,
+            &[
+                &r.migration,
+                &r.workload,
+                &r.source,
+                &r.target,
+                &r.candidates,
+                &r.failed_targets,
+                &r.kind,
+                &r.message,
+                &r.state,
+                &r.strategy,
+                &r.reason,
+                &r.retry_count,
+                &r.attempts_total,
+                &r.first_failure_ms,
+                &r.last_failure_ms,
+                &r.next_attempt_ms,
+                &r.snapshot,
+                &r.lease_owner,
+                &r.lease_expires_ms,
+                &r.claim_seq,
+                &r.updated_ms,
+            ],
+        )
+        .await?;
+        let a = AttemptRow::from_attempt(entry);
+        tx.execute(
+            &self.stmts.append,
+            &[
+                &r.migration,
+                &a.number,
+                &a.at_ms,
+                &a.strategy,
+                &a.target,
+                &a.result,
+                &a.kind,
+                &a.message,
+            ],
+        )
+        .await?;
+        tx.execute(
+            &self.stmts.trim,
+            &[
+                &r.migration,
+                &(a.number - i64::from(self.config.history_limit)),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Claims due recoveries: the inner SELECT skips rows another transaction
+/// holds, so concurrent claimers never get the same recovery.
+pub const CLAIM_SQL: &str = "UPDATE recoveries SET state = 'running', lease_owner = $2, \
+     lease_expires_ms = $3, next_attempt_ms = NULL, claim_seq = claim_seq + 1, updated_ms = $1 \
+     WHERE migration IN (SELECT migration FROM recoveries \
+       WHERE (state = 'pending' AND next_attempt_ms <= $1) \
+          OR (state = 'running' AND lease_expires_ms <= $1) \
+       ORDER BY COALESCE(next_attempt_ms, lease_expires_ms) LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING migration, workload, source, target, candidates, failed_targets, kind, message, \
+       state, strategy, reason, retry_count, attempts_total, first_failure_ms, last_failure_ms, \
+       next_attempt_ms, snapshot, lease_owner, lease_expires_ms, claim_seq, updated_ms";
+
+fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+fn database(name: &str, e: tokio_postgres::Error) -> JournalError {
+    if e.is_closed()
+        || e.as_db_error().is_none()
+            && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+    {
+        return JournalError::Unavailable {
+            journal: name.to_owned(),
+            message: error_text(&e),
+        };
+    }
+    JournalError::Database {
+        journal: name.to_owned(),
+        message: error_text(&e),
+    }
+}
+
+async fn read_version(client: &impl GenericClient) -> Result<u32, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
+            &[],
+        )
+        .await?;
+    let v: i64 = row.get(0);
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+async fn migrate(client: &mut Client, name: &str) -> Result<(), JournalError> {
+    let db = |e| database(name, e);
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    tx.batch_execute(VERSION_TABLE).await.map_err(db)?;
+    let current = read_version(&tx).await.map_err(db)?;
+    if current > LATEST {
+        return Err(JournalError::NewerSchema {
+            journal: name.to_owned(),
+            found: current,
+            supported: LATEST,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for statement in statements(sql) {
+            tx.batch_execute(statement).await.map_err(db)?;
+        }
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_ms) VALUES ($1, $2)",
+            &[&i64::from(*version), &int(crate::worker::now_ms())],
+        )
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+fn read_row(r: &Row) -> RecoveryRow {
+    RecoveryRow {
+        migration: r.get(0),
+        workload: r.get(1),
+        source: r.get(2),
+        target: r.get(3),
+        candidates: r.get(4),
+        failed_targets: r.get(5),
+        kind: r.get(6),
+        message: r.get(7),
+        state: r.get(8),
+        strategy: r.get(9),
+        reason: r.get(10),
+        retry_count: r.get(11),
+        attempts_total: r.get(12),
+        first_failure_ms: r.get(13),
+        last_failure_ms: r.get(14),
+        next_attempt_ms: r.get(15),
+        snapshot: r.get(16),
+        lease_owner: r.get(17),
+        lease_expires_ms: r.get(18),
+        claim_seq: r.get(19),
+        updated_ms: r.get(20),
+    }
+}
+
+const DUE: &str = "(state = 'pending' AND next_attempt_ms <= $1) OR (state = 'running' AND lease_expires_ms <= $1)";
+
+impl Journal for PostgresJournal {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn config(&self) -> &RecoveryConfig {
+        &self.config
+    }
+
+    async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
+        // Two first failures of one migration at once: the loser's insert
+        // hits the primary key; its retry sees the winner's row and adds.
+        match self.try_record(&report, now_ms).await {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => self
+                .try_record(&report, now_ms)
+                .await
+                .map_err(|e| self.db(e)),
+            other => other.map_err(|e| self.db(e)),
+        }
+    }
+
+    async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM recoveries WHERE migration = $1"),
+                &[&migration],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
+        row.map(|r| read_row(&r).into_recovery()).transpose()
+    }
+
+    async fn history(&self, migration: &str) -> Result<Vec<Attempt>, JournalError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT number, at_ms, strategy, target, result, kind, message \
+                 FROM attempts WHERE migration = $1 ORDER BY number",
+                &[&migration],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|r| {
+                AttemptRow {
+                    number: r.get(0),
+                    at_ms: r.get(1),
+                    strategy: r.get(2),
+                    target: r.get(3),
+                    result: r.get(4),
+                    kind: r.get(5),
+                    message: r.get(6),
+                }
+                .into_attempt(migration)
+            })
+            .collect()
+    }
+
+    async fn list(&self, state: Option<RecoveryState>) -> Result<Vec<Recovery>, JournalError> {
+        match state {
+            Some(s) => {
+                self.query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM recoveries WHERE state = $1 ORDER BY migration"
+                    ),
+                    &[&s.as_str()],
+                )
+                .await
+            }
+            None => {
+                self.query(
+                    &format!("SELECT {COLUMNS} FROM recoveries ORDER BY migration"),
+                    &[],
+                )
+                .await
+            }
+        }
+    }
+
+    async fn due(&self, now_ms: u64) -> Result<Vec<Recovery>, JournalError> {
+        self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM recoveries WHERE {DUE} \
+                 ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration"
+            ),
+            &[&int(now_ms)],
+        )
+        .await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, JournalError> {
+        let expires = lease_end(now_ms, lease);
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                &self.stmts.claim,
+                &[
+                    &int(now_ms),
+                    &owner,
+                    &int(expires),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|r| {
+                let rec = read_row(r).into_recovery()?;
+                Ok(Claim {
+                    owner: owner.to_owned(),
+                    claim_seq: rec.claim_seq,
+                    lease_expires_ms: expires,
+                    recovery: rec,
+                })
+            })
+            .collect()
+    }
+
+    async fn renew(
+        &self,
+        claim: &Claim,
+        now_ms: u64,
+        lease: Duration,
+    ) -> Result<Claim, JournalError> {
+        let expires = lease_end(now_ms, lease);
+        let client = self.client.lock().await;
+        let n = client
+            .execute(
+                "UPDATE recoveries SET lease_expires_ms = $1, updated_ms = $2 \
+                 WHERE migration = $3 AND state = 'running' AND lease_owner = $4 AND claim_seq = $5",
+                &[
+                    &int(expires),
+                    &int(now_ms),
+                    &claim.recovery.migration,
+                    &claim.owner,
+                    &int(claim.claim_seq),
+                ],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
+        if n == 0 {
+            return Err(JournalError::LeaseLost {
+                migration: claim.recovery.migration.clone(),
+                owner: claim.owner.clone(),
+            });
+        }
+        let mut recovery = claim.recovery.clone();
+        recovery.lease_expires_ms = Some(expires);
+        recovery.updated_ms = now_ms;
+        Ok(Claim {
+            recovery,
+            lease_expires_ms: expires,
+            ..claim.clone()
+        })
+    }
+
+    async fn complete(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        let migration = &claim.recovery.migration;
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await.map_err(|e| self.db(e))?;
+        let row = tx
+            .query_opt(&self.stmts.load_for_update, &[migration])
+            .await
+            .map_err(|e| self.db(e))?
+            .ok_or_else(|| JournalError::NotFound(migration.clone()))?;
+        let current = read_row(&row).into_recovery()?;
+        check_lease(&current, claim)?;
+        let (rec, entry) = transition::complete(current, outcome, &self.config, now_ms);
+        self.write(&tx, &rec, &entry)
+            .await
+            .map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(rec)
+    }
+}

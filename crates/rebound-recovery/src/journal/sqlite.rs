@@ -1,0 +1,462 @@
+//! The default journal: one SQLite file, WAL, `synchronous=FULL`.
+//!
+//! Each state change is one `BEGIN IMMEDIATE` transaction, committed (and
+//! so fsynced) before the call returns. Several processes may share the
+//! file: the write lock serialises their changes, and claims use the same
+//! lease rules as PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
+use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
+use super::{Claim, Journal, check_lease, lease_end};
+use crate::error::JournalError;
+use crate::model::transition;
+use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
+
+/// A journal in a SQLite file.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use rebound_recovery::{Journal, SqliteJournal};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = SqliteJournal::open(dir.path().join("journal.db"), Default::default()).await.unwrap();
+/// assert_eq!(journal.schema_version().await.unwrap(), 1);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteJournal {
+    path: PathBuf,
+    config: RecoveryConfig,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteJournal {
+    /// Opens the file (creating it, but not its directory), sets WAL and
+    /// `synchronous=FULL`, and brings the schema up to date.
+    pub async fn open(
+        path: impl AsRef<Path>,
+        config: RecoveryConfig,
+    ) -> Result<Self, JournalError> {
+        config.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_conn(&p))
+            .await
+            .map_err(|e| unavailable(&path, e))??;
+        Ok(Self {
+            path,
+            config,
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The schema version stored in the file.
+    pub async fn schema_version(&self) -> Result<u32, JournalError> {
+        self.with(|conn| read_version(conn)).await
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        self.with_journal(move |conn| f(conn).map_err(Failure::Sql))
+            .await
+    }
+
+    async fn with_journal<T, F>(&self, f: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Failure> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let path = self.path.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| unavailable(&path, e))?;
+        joined.map_err(|e| match e {
+            Failure::Sql(e) => database(&self.path, e),
+            Failure::Journal(e) => e,
+        })
+    }
+}
+
+/// Either a SQLite error or a journal rule that was broken.
+enum Failure {
+    Sql(rusqlite::Error),
+    Journal(JournalError),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<JournalError> for Failure {
+    fn from(e: JournalError) -> Self {
+        Self::Journal(e)
+    }
+}
+
+fn name(path: &Path) -> String {
+    format!("sqlite:{}", path.display())
+}
+
+fn unavailable(path: &Path, e: impl std::fmt::Display) -> JournalError {
+    JournalError::Unavailable {
+        journal: name(path),
+        message: e.to_string(),
+    }
+}
+
+fn database(path: &Path, e: rusqlite::Error) -> JournalError {
+    JournalError::Database {
+        journal: name(path),
+        message: e.to_string(),
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection, JournalError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(unavailable(
+                path,
+                format!("directory {} does not exist", dir.display()),
+            ));
+        }
+    }
+    let mut conn = Connection::open(path).map_err(|e| unavailable(path, e))?;
+    let setup = |conn: &mut Connection| -> Result<(), rusqlite::Error> {
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
+    };
+    setup(&mut conn).map_err(|e| unavailable(path, e))?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+fn read_version(conn: &Connection) -> Result<u32, rusqlite::Error> {
+    let v: Option<i64> =
+        conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))?;
+    Ok(v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0))
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| unavailable(path, e))?;
+    tx.execute_batch(VERSION_TABLE)
+        .map_err(|e| database(path, e))?;
+    let current = read_version(&tx).map_err(|e| database(path, e))?;
+    if current > LATEST {
+        return Err(JournalError::NewerSchema {
+            journal: name(path),
+            found: current,
+            supported: LATEST,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for statement in statements(sql) {
+            tx.execute_batch(statement).map_err(|e| database(path, e))?;
+        }
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_ms) VALUES (?1, ?2)",
+            params![i64::from(*version), int(crate::worker::now_ms())],
+        )
+        .map_err(|e| database(path, e))?;
+    }
+    tx.commit().map_err(|e| database(path, e))
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> Result<RecoveryRow, rusqlite::Error> {
+    Ok(RecoveryRow {
+        migration: r.get(0)?,
+        workload: r.get(1)?,
+        source: r.get(2)?,
+        target: r.get(3)?,
+        candidates: r.get(4)?,
+        failed_targets: r.get(5)?,
+        kind: r.get(6)?,
+        message: r.get(7)?,
+        state: r.get(8)?,
+        strategy: r.get(9)?,
+        reason: r.get(10)?,
+        retry_count: r.get(11)?,
+        attempts_total: r.get(12)?,
+        first_failure_ms: r.get(13)?,
+        last_failure_ms: r.get(14)?,
+        next_attempt_ms: r.get(15)?,
+        snapshot: r.get(16)?,
+        lease_owner: r.get(17)?,
+        lease_expires_ms: r.get(18)?,
+        claim_seq: r.get(19)?,
+        updated_ms: r.get(20)?,
+    })
+}
+
+fn load(conn: &Connection, migration: &str) -> Result<Option<Recovery>, Failure> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM recoveries WHERE migration = ?1"),
+            [migration],
+            read_row,
+        )
+        .optional()?;
+    Ok(row.map(RecoveryRow::into_recovery).transpose()?)
+}
+
+fn query(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Recovery>, Failure> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(args, read_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .map(RecoveryRow::into_recovery)
+        .collect::<Result<_, _>>()?)
+}
+
+fn store(conn: &Connection, rec: &Recovery) -> Result<(), rusqlite::Error> {
+    let r = RecoveryRow::from_recovery(rec);
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO recoveries ({COLUMNS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+    ))?;
+    stmt.execute(params![
+        r.migration,
+        r.workload,
+        r.source,
+        r.target,
+        r.candidates,
+        r.failed_targets,
+        r.kind,
+        r.message,
+        r.state,
+        r.strategy,
+        r.reason,
+        r.retry_count,
+        r.attempts_total,
+        r.first_failure_ms,
+        r.last_failure_ms,
+        r.next_attempt_ms,
+        r.snapshot,
+        r.lease_owner,
+        r.lease_expires_ms,
+        r.claim_seq,
+        r.updated_ms,
+    ])?;
+    Ok(())
+}
+
+fn append(
+    conn: &Connection,
+    migration: &str,
+    entry: &Attempt,
+    limit: u32,
+) -> Result<(), rusqlite::Error> {
+    let a = AttemptRow::from_attempt(entry);
+    conn.prepare_cached(&format!(
+        "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?
+    .execute(params![
+        migration, a.number, a.at_ms, a.strategy, a.target, a.result, a.kind, a.message
+    ])?;
+    conn.prepare_cached("DELETE FROM attempts WHERE migration = ?1 AND number <= ?2")?
+        .execute(params![migration, a.number - i64::from(limit)])?;
+    Ok(())
+}
+
+const DUE: &str = "(state = 'pending' AND next_attempt_ms <= ?1) OR (state = 'running' AND lease_expires_ms <= ?1)";
+
+impl Journal for SqliteJournal {
+    fn describe(&self) -> String {
+        name(&self.path)
+    }
+
+    fn config(&self) -> &RecoveryConfig {
+        &self.config
+    }
+
+    async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
+        let config = self.config.clone();
+        self.with_journal(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing = load(&tx, &report.migration)?;
+            let (rec, entry) = transition::record_failure(existing, &report, &config, now_ms);
+            store(&tx, &rec)?;
+            append(&tx, &rec.migration, &entry, config.history_limit)?;
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
+        let migration = migration.to_owned();
+        self.with_journal(move |conn| load(conn, &migration)).await
+    }
+
+    async fn history(&self, migration: &str) -> Result<Vec<Attempt>, JournalError> {
+        let migration = migration.to_owned();
+        self.with_journal(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT number, at_ms, strategy, target, result, kind, message \
+                 FROM attempts WHERE migration = ?1 ORDER BY number",
+            )?;
+            let rows = stmt
+                .query_map([&migration], |r| {
+                    Ok(AttemptRow {
+                        number: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        strategy: r.get(2)?,
+                        target: r.get(3)?,
+                        result: r.get(4)?,
+                        kind: r.get(5)?,
+                        message: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .into_iter()
+                .map(|a| a.into_attempt(&migration))
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn list(&self, state: Option<RecoveryState>) -> Result<Vec<Recovery>, JournalError> {
+        self.with_journal(move |conn| match state {
+            Some(s) => query(
+                conn,
+                &format!("SELECT {COLUMNS} FROM recoveries WHERE state = ?1 ORDER BY migration"),
+                [s.as_str()],
+            ),
+            None => query(
+                conn,
+                &format!("SELECT {COLUMNS} FROM recoveries ORDER BY migration"),
+                [],
+            ),
+        })
+        .await
+    }
+
+    async fn due(&self, now_ms: u64) -> Result<Vec<Recovery>, JournalError> {
+        self.with_journal(move |conn| {
+            query(
+                conn,
+                &format!(
+                    "SELECT {COLUMNS} FROM recoveries WHERE {DUE} \
+                     ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration"
+                ),
+                [int(now_ms)],
+            )
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claim>, JournalError> {
+        let owner = owner.to_owned();
+        let expires = lease_end(now_ms, lease);
+        self.with_journal(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let due = query(
+                &tx,
+                &format!(
+                    "SELECT {COLUMNS} FROM recoveries WHERE {DUE} \
+                     ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration LIMIT ?2"
+                ),
+                params![int(now_ms), i64::try_from(limit).unwrap_or(i64::MAX)],
+            )?;
+            let mut claims = Vec::with_capacity(due.len());
+            for rec in due {
+                let rec = transition::claim(rec, &owner, now_ms, expires);
+                store(&tx, &rec)?;
+                claims.push(Claim {
+                    owner: owner.clone(),
+                    claim_seq: rec.claim_seq,
+                    lease_expires_ms: expires,
+                    recovery: rec,
+                });
+            }
+            tx.commit()?;
+            Ok(claims)
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        claim: &Claim,
+        now_ms: u64,
+        lease: Duration,
+    ) -> Result<Claim, JournalError> {
+        let claim = claim.clone();
+        let expires = lease_end(now_ms, lease);
+        self.with_journal(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let migration = &claim.recovery.migration;
+            let mut rec =
+                load(&tx, migration)?.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
+            check_lease(&rec, &claim)?;
+            rec.lease_expires_ms = Some(expires);
+            rec.updated_ms = now_ms;
+            store(&tx, &rec)?;
+            tx.commit()?;
+            Ok(Claim {
+                recovery: rec,
+                lease_expires_ms: expires,
+                ..claim
+            })
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        let claim = claim.clone();
+        let config = self.config.clone();
+        self.with_journal(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let migration = &claim.recovery.migration;
+            let current =
+                load(&tx, migration)?.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
+            check_lease(&current, &claim)?;
+            let (rec, entry) = transition::complete(current, outcome, &config, now_ms);
+            store(&tx, &rec)?;
+            append(&tx, &rec.migration, &entry, config.history_limit)?;
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+}

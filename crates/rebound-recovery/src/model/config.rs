@@ -1,0 +1,247 @@
+//! How recoveries are paced and bounded.
+
+use std::time::Duration;
+
+use rebound_retry::{Exponential, ExponentialBuilder, Jitter};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// How much randomness spreads the retry delays (see rebound-retry's
+/// `Jitter`). The nominal delays are `initial`, `2 x initial`, ... capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryJitter {
+    /// Exactly the nominal delay.
+    None,
+    /// Uniform in `[0, nominal]`.
+    Full,
+    /// Uniform in `[nominal / 2, nominal]`.
+    Equal,
+}
+
+/// Recovery settings.
+///
+/// # Default
+/// 3 retries, 10 s initial delay doubling up to 300 s, equal jitter, a
+/// 600 s recovery timeout counted from the first failure, automatic
+/// rollback, the last 50 attempts kept per migration, snapshots valid for
+/// 24 h.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = rebound_recovery::RecoveryConfig::default();
+/// assert_eq!(config.max_retries, 3);
+/// assert_eq!(config.initial_delay, Duration::from_secs(10));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryConfig {
+    /// Retries before the recovery rolls back (or gives up).
+    pub max_retries: u32,
+    /// Delay before the first retry.
+    pub initial_delay: Duration,
+    /// Cap on any delay.
+    pub max_delay: Duration,
+    /// Double the delay on each retry (else keep it at `initial_delay`).
+    pub exponential: bool,
+    /// Randomness added to each delay.
+    pub jitter: RetryJitter,
+    /// Past this time since the first failure the recovery is given up.
+    pub recovery_timeout: Duration,
+    /// Roll back (rather than give up) on permanent failures and when
+    /// retries or targets run out.
+    pub auto_rollback: bool,
+    /// Attempts kept in the history of one migration (all are counted).
+    pub history_limit: u32,
+    /// A snapshot older than this is not used for a rollback.
+    pub snapshot_max_age: Duration,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            initial_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(300),
+            exponential: true,
+            jitter: RetryJitter::Equal,
+            recovery_timeout: Duration::from_secs(600),
+            auto_rollback: true,
+            history_limit: 50,
+            snapshot_max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl RecoveryConfig {
+    /// Checks every setting; the journal and worker refuse a config that
+    /// fails this.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rebound_recovery::RecoveryConfig;
+    /// let bad = RecoveryConfig { max_delay: Duration::from_secs(1), ..Default::default() };
+    /// assert!(bad.validate().unwrap_err().to_string().contains("max_delay"));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.initial_delay.is_zero() {
+            return Err(ConfigError::ZeroInitialDelay);
+        }
+        if self.max_delay < self.initial_delay {
+            return Err(ConfigError::MaxBelowInitial {
+                initial: self.initial_delay,
+                max: self.max_delay,
+            });
+        }
+        if self.recovery_timeout.is_zero() {
+            return Err(ConfigError::ZeroRecoveryTimeout);
+        }
+        if self.history_limit == 0 {
+            return Err(ConfigError::ZeroHistoryLimit);
+        }
+        if self.snapshot_max_age.is_zero() {
+            return Err(ConfigError::ZeroSnapshotMaxAge);
+        }
+        self.backoff().map(drop)
+    }
+
+    /// The rebound-retry backoff these settings describe.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rebound_recovery::{RecoveryConfig, RetryJitter};
+    /// let config = RecoveryConfig { jitter: RetryJitter::None, ..Default::default() };
+    /// let backoff = config.backoff().unwrap();
+    /// assert_eq!(backoff.nominal(2), Duration::from_secs(20));
+    /// ```
+    pub fn backoff(&self) -> Result<Exponential, ConfigError> {
+        let jitter = match self.jitter {
+            RetryJitter::None => Jitter::None,
+            RetryJitter::Full => Jitter::Full,
+            RetryJitter::Equal => Jitter::Equal,
+        };
+        ExponentialBuilder::new()
+            .with_initial_delay(self.initial_delay)
+            .with_max_delay(self.max_delay)
+            .with_multiplier(if self.exponential { 2.0 } else { 1.0 })
+            .forever()
+            .with_jitter(jitter)
+            .build()
+            .map_err(ConfigError::Backoff)
+    }
+
+    /// The delay before retry `n` (1 = first retry), with jitter.
+    ///
+    /// Never panics or overflows, whatever `n`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rebound_recovery::{RecoveryConfig, RetryJitter};
+    /// let config = RecoveryConfig { jitter: RetryJitter::None, ..Default::default() };
+    /// assert_eq!(config.retry_delay(1), Duration::from_secs(10));
+    /// assert_eq!(config.retry_delay(u32::MAX), Duration::from_secs(300));
+    /// ```
+    pub fn retry_delay(&self, n: u32) -> Duration {
+        match self.backoff() {
+            Ok(backoff) => backoff.sample(n.max(1)),
+            // An invalid config never reaches a journal; fall back to the cap.
+            Err(_) => self.max_delay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact() -> RecoveryConfig {
+        RecoveryConfig {
+            jitter: RetryJitter::None,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let c = RecoveryConfig::default();
+        assert_eq!(c.max_retries, 3);
+        assert_eq!(c.initial_delay, Duration::from_secs(10));
+        assert_eq!(c.max_delay, Duration::from_secs(300));
+        assert!(c.exponential);
+        assert_eq!(c.recovery_timeout, Duration::from_secs(600));
+        assert!(c.auto_rollback);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_bad_setting() {
+        let zero = RecoveryConfig {
+            initial_delay: Duration::ZERO,
+            ..exact()
+        };
+        assert_eq!(zero.validate(), Err(ConfigError::ZeroInitialDelay));
+        let timeout = RecoveryConfig {
+            recovery_timeout: Duration::ZERO,
+            ..exact()
+        };
+        assert_eq!(timeout.validate(), Err(ConfigError::ZeroRecoveryTimeout));
+        let history = RecoveryConfig {
+            history_limit: 0,
+            ..exact()
+        };
+        assert_eq!(history.validate(), Err(ConfigError::ZeroHistoryLimit));
+        let max = RecoveryConfig {
+            max_delay: Duration::from_secs(5),
+            ..exact()
+        };
+        assert!(matches!(
+            max.validate(),
+            Err(ConfigError::MaxBelowInitial { .. })
+        ));
+    }
+
+    #[test]
+    fn first_retry_waits_the_initial_delay_then_doubles() {
+        let c = exact();
+        let delays: Vec<u64> = (1..=7).map(|n| c.retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
+    }
+
+    #[test]
+    fn constant_when_not_exponential() {
+        let c = RecoveryConfig {
+            exponential: false,
+            ..exact()
+        };
+        assert_eq!(c.retry_delay(1), Duration::from_secs(10));
+        assert_eq!(c.retry_delay(9), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn equal_jitter_stays_within_half_and_whole_nominal() {
+        let c = RecoveryConfig::default();
+        for n in 1..=8 {
+            let nominal = exact().retry_delay(n);
+            for _ in 0..50 {
+                let d = c.retry_delay(n);
+                assert!(d <= nominal && d >= nominal / 2, "retry {n}: {d:?}");
+            }
+        }
+    }
+
+    proptest! {
+        // The seed computed 10 * 2^attempt in u32 and overflowed at attempt 29.
+        #[test]
+        fn no_overflow_for_any_attempt(n in any::<u32>(), secs in 1u64..100_000) {
+            let c = RecoveryConfig {
+                initial_delay: Duration::from_secs(secs),
+                max_delay: Duration::from_secs(secs * 30),
+                ..RecoveryConfig::default()
+            };
+            let d = c.retry_delay(n);
+            prop_assert!(d <= c.max_delay);
+        }
+    }
+}

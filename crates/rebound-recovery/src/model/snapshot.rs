@@ -1,0 +1,141 @@
+//! A reference to the snapshot a rollback restores, with its CRC32C.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SnapshotError;
+
+/// The state captured before a migration, kept as a file, with its checksum
+/// (CRC32C, written `crc32c:xxxxxxxx`) and when it was captured (ms since
+/// the Unix epoch).
+///
+/// ```
+/// use rebound_recovery::SnapshotRef;
+/// let dir = tempfile::tempdir().unwrap();
+/// let file = dir.path().join("state.bin");
+/// std::fs::write(&file, b"workload state").unwrap();
+/// let snap = SnapshotRef::capture(&file, 1_000).unwrap();
+/// assert!(snap.checksum.starts_with("crc32c:"));
+/// assert!(snap.verify(2_000, std::time::Duration::from_secs(60)).is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// `crc32c:` and eight hex digits.
+    pub checksum: String,
+    /// Size in bytes when captured.
+    pub size: u64,
+    /// When it was captured, ms since the Unix epoch.
+    pub captured_at_ms: u64,
+}
+
+impl SnapshotRef {
+    /// Reads `path` and records its checksum, size and capture time.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let file = dir.path().join("s");
+    /// std::fs::write(&file, b"123456789").unwrap();
+    /// let snap = rebound_recovery::SnapshotRef::capture(&file, 0).unwrap();
+    /// assert_eq!(snap.checksum, "crc32c:e3069283"); // the CRC-32C check value
+    /// ```
+    pub fn capture(path: impl AsRef<Path>, now_ms: u64) -> Result<Self, SnapshotError> {
+        let path = path.as_ref();
+        let bytes = read(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            checksum: checksum(&bytes),
+            size: bytes.len() as u64,
+            captured_at_ms: now_ms,
+        })
+    }
+
+    /// Checks that the snapshot is younger than `max_age` and that the file
+    /// still has the captured checksum.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let file = dir.path().join("s");
+    /// std::fs::write(&file, b"state").unwrap();
+    /// let snap = rebound_recovery::SnapshotRef::capture(&file, 0).unwrap();
+    /// std::fs::write(&file, b"STATE").unwrap();
+    /// let err = snap.verify(1, Duration::from_secs(60)).unwrap_err();
+    /// assert!(err.to_string().contains("corrupt"));
+    /// ```
+    pub fn verify(&self, now_ms: u64, max_age: std::time::Duration) -> Result<(), SnapshotError> {
+        let age_ms = now_ms.saturating_sub(self.captured_at_ms);
+        let max_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        if age_ms > max_ms {
+            return Err(SnapshotError::Expired {
+                path: self.path.clone(),
+                age_secs: age_ms / 1000,
+                max_age_secs: max_age.as_secs(),
+            });
+        }
+        let actual = checksum(&read(&self.path)?);
+        if actual != self.checksum {
+            return Err(SnapshotError::Corrupt {
+                path: self.path.clone(),
+                expected: self.checksum.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SnapshotError> {
+    std::fs::read(path).map_err(|source| SnapshotError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The checksum text of `bytes`: `crc32c:` and eight hex digits.
+///
+/// ```
+/// assert_eq!(rebound_recovery::model::snapshot::checksum(b""), "crc32c:00000000");
+/// ```
+pub fn checksum(bytes: &[u8]) -> String {
+    format!("crc32c:{:08x}", crc32c::crc32c(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn good_corrupt_expired_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snap");
+        std::fs::write(&file, vec![7u8; 4096]).unwrap();
+        let snap = SnapshotRef::capture(&file, 10_000).unwrap();
+        assert_eq!(snap.size, 4096);
+        snap.verify(20_000, Duration::from_secs(60)).unwrap();
+
+        let expired = snap.verify(10_000 + 61_000, Duration::from_secs(60));
+        assert!(matches!(
+            expired,
+            Err(SnapshotError::Expired { age_secs: 61, .. })
+        ));
+
+        // One flipped byte is caught.
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+        assert!(matches!(
+            snap.verify(20_000, Duration::from_secs(60)),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(
+            snap.verify(20_000, Duration::from_secs(60)),
+            Err(SnapshotError::Unreadable { .. })
+        ));
+    }
+}

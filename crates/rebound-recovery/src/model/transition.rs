@@ -1,0 +1,623 @@
+//! The decision table and the state changes every journal backend applies.
+//!
+//! These functions are pure: a backend loads a recovery inside a
+//! transaction, calls one of them, and writes the result and the new
+//! history entry back in the same transaction. So every backend behaves the
+//! same, and the tests of this module cover all of them.
+
+use super::{
+    Attempt, AttemptResult, FailureKind, FailureReport, Recovery, RecoveryConfig, RecoveryState,
+    Strategy,
+};
+
+/// The decision table: the strategy for a failure of `kind` after
+/// `retry_count` retries, given whether an untried target is left.
+///
+/// | kind | strategy |
+/// |---|---|
+/// | any, once `retry_count >= max_retries` | rollback (give up without `auto_rollback`) |
+/// | `network_transient`, `timeout` | retry on the same target |
+/// | `insufficient_resources`, `incompatible_target`, `target_unreachable` | retry on a different target; with none left, rollback (or give up) |
+/// | `state_corruption`, `network_permanent`, `unknown` | rollback (or give up) |
+///
+/// ```
+/// use rebound_recovery::{FailureKind, RecoveryConfig, Strategy};
+/// use rebound_recovery::model::transition::decide;
+/// let config = RecoveryConfig::default();
+/// assert_eq!(decide(FailureKind::Timeout, 0, &config, false), Strategy::RetryOnSameTarget);
+/// assert_eq!(decide(FailureKind::Timeout, 3, &config, false), Strategy::Rollback);
+/// assert_eq!(decide(FailureKind::TargetUnreachable, 0, &config, false), Strategy::Rollback);
+/// ```
+pub fn decide(
+    kind: FailureKind,
+    retry_count: u32,
+    config: &RecoveryConfig,
+    untried_target_left: bool,
+) -> Strategy {
+    let fallback = if config.auto_rollback {
+        Strategy::Rollback
+    } else {
+        Strategy::GiveUp
+    };
+    if retry_count >= config.max_retries {
+        return fallback;
+    }
+    match kind {
+        FailureKind::NetworkTransient | FailureKind::Timeout => Strategy::RetryOnSameTarget,
+        FailureKind::InsufficientResources
+        | FailureKind::IncompatibleTarget
+        | FailureKind::TargetUnreachable => {
+            if untried_target_left {
+                Strategy::RetryOnDifferentTarget
+            } else {
+                fallback
+            }
+        }
+        FailureKind::StateCorruption | FailureKind::NetworkPermanent | FailureKind::Unknown => {
+            fallback
+        }
+    }
+}
+
+/// The first candidate that has not failed for this migration.
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig};
+/// use rebound_recovery::model::transition::{next_candidate, record_failure};
+/// let report = FailureReport::new("m", "w", "a", "b", FailureKind::TargetUnreachable, "down")
+///     .with_candidates(["b", "c"]);
+/// let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// assert_eq!(rec.target, "c");
+/// assert_eq!(next_candidate(&rec), None);
+/// ```
+pub fn next_candidate(rec: &Recovery) -> Option<&str> {
+    rec.candidates
+        .iter()
+        .find(|c| !rec.failed_targets.contains(c))
+        .map(String::as_str)
+}
+
+/// Applies a failure reported by the caller: creates the recovery, or adds
+/// to the history and retry count of the existing one (never resetting
+/// them), then plans the next step.
+///
+/// ```
+/// use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig};
+/// use rebound_recovery::model::transition::record_failure;
+/// let config = RecoveryConfig::default();
+/// let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// let (rec, _) = record_failure(None, &report, &config, 0);
+/// let (rec, entry) = record_failure(Some(rec), &report, &config, 1_000);
+/// assert_eq!(rec.retry_count, 1);
+/// assert_eq!(entry.number, 2);
+/// ```
+pub fn record_failure(
+    existing: Option<Recovery>,
+    report: &FailureReport,
+    config: &RecoveryConfig,
+    now_ms: u64,
+) -> (Recovery, Attempt) {
+    let mut rec = match existing {
+        Some(mut rec) => {
+            rec.retry_count = rec.retry_count.saturating_add(1);
+            rec.workload.clone_from(&report.workload);
+            rec.source.clone_from(&report.source);
+            if report.snapshot.is_some() {
+                rec.snapshot.clone_from(&report.snapshot);
+            }
+            rec
+        }
+        None => Recovery {
+            migration: report.migration.clone(),
+            workload: report.workload.clone(),
+            source: report.source.clone(),
+            target: report.target.clone(),
+            candidates: Vec::new(),
+            failed_targets: Vec::new(),
+            kind: report.kind,
+            message: report.message.clone(),
+            state: RecoveryState::Pending,
+            strategy: Strategy::GiveUp,
+            reason: None,
+            retry_count: 0,
+            attempts_total: 0,
+            first_failure_ms: now_ms,
+            last_failure_ms: now_ms,
+            next_attempt_ms: None,
+            snapshot: report.snapshot.clone(),
+            lease_owner: None,
+            lease_expires_ms: None,
+            claim_seq: 0,
+            updated_ms: now_ms,
+        },
+    };
+    for c in &report.candidates {
+        if !rec.candidates.contains(c) {
+            rec.candidates.push(c.clone());
+        }
+    }
+    note_failure(
+        &mut rec,
+        &report.target,
+        report.kind,
+        &report.message,
+        now_ms,
+    );
+    let entry = entry(
+        &mut rec,
+        now_ms,
+        None,
+        Some(report.target.clone()),
+        AttemptResult::Failed,
+        Some(report.kind),
+        Some(report.message.clone()),
+    );
+    // A worker holds this recovery: its outcome plans the next step.
+    if rec.state != RecoveryState::Running {
+        plan(&mut rec, config, now_ms);
+    }
+    (rec, entry)
+}
+
+/// What a worker's attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The migration to the planned target went through.
+    Migrated,
+    /// The rollback went through.
+    RolledBack,
+    /// The migration failed again.
+    Failed {
+        /// The classified kind.
+        kind: FailureKind,
+        /// What it said.
+        message: String,
+        /// More candidate targets (from a `TargetSelector`).
+        candidates: Vec<String>,
+    },
+    /// The worker gave up (timeout, bad snapshot, failed rollback).
+    GaveUp {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Applies a worker's outcome to the recovery it claimed; releases the lease.
+///
+/// ```
+/// use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, RecoveryState};
+/// use rebound_recovery::model::transition::{complete, record_failure, Outcome};
+/// let config = RecoveryConfig::default();
+/// let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// let (rec, _) = record_failure(None, &report, &config, 0);
+/// let (rec, _) = complete(rec, Outcome::Migrated, &config, 20_000);
+/// assert_eq!(rec.state, RecoveryState::Succeeded);
+/// ```
+pub fn complete(
+    mut rec: Recovery,
+    outcome: Outcome,
+    config: &RecoveryConfig,
+    now_ms: u64,
+) -> (Recovery, Attempt) {
+    rec.lease_owner = None;
+    rec.lease_expires_ms = None;
+    rec.next_attempt_ms = None;
+    let strategy = Some(rec.strategy);
+    let target = match rec.strategy {
+        Strategy::Rollback => Some(rec.source.clone()),
+        _ => Some(rec.target.clone()),
+    };
+    let entry = match outcome {
+        Outcome::Migrated => {
+            rec.state = RecoveryState::Succeeded;
+            rec.reason = Some(format!("migrated to {}", rec.target));
+            entry(
+                &mut rec,
+                now_ms,
+                strategy,
+                target,
+                AttemptResult::Succeeded,
+                None,
+                None,
+            )
+        }
+        Outcome::RolledBack => {
+            rec.state = RecoveryState::RolledBack;
+            rec.reason = Some(format!("rolled back to {}", rec.source));
+            entry(
+                &mut rec,
+                now_ms,
+                strategy,
+                target,
+                AttemptResult::RolledBack,
+                None,
+                None,
+            )
+        }
+        Outcome::GaveUp { reason } => {
+            give_up(&mut rec, reason.clone());
+            entry(
+                &mut rec,
+                now_ms,
+                strategy,
+                target,
+                AttemptResult::GivenUp,
+                None,
+                Some(reason),
+            )
+        }
+        Outcome::Failed {
+            kind,
+            message,
+            candidates,
+        } => {
+            rec.retry_count = rec.retry_count.saturating_add(1);
+            for c in candidates {
+                if !rec.candidates.contains(&c) {
+                    rec.candidates.push(c);
+                }
+            }
+            let failed = rec.target.clone();
+            note_failure(&mut rec, &failed, kind, &message, now_ms);
+            rec.state = RecoveryState::Pending;
+            let e = entry(
+                &mut rec,
+                now_ms,
+                strategy,
+                target,
+                AttemptResult::Failed,
+                Some(kind),
+                Some(message),
+            );
+            plan(&mut rec, config, now_ms);
+            e
+        }
+    };
+    rec.updated_ms = now_ms;
+    (rec, entry)
+}
+
+/// Marks a pending or expired recovery as claimed by `owner` until
+/// `lease_expires_ms`.
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, RecoveryState};
+/// # use rebound_recovery::model::transition::{claim, record_failure};
+/// # let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// # let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// let rec = claim(rec, "w1", 30_000, 40_000);
+/// assert_eq!(rec.state, RecoveryState::Running);
+/// assert_eq!(rec.claim_seq, 1);
+/// ```
+pub fn claim(mut rec: Recovery, owner: &str, now_ms: u64, lease_expires_ms: u64) -> Recovery {
+    rec.state = RecoveryState::Running;
+    rec.lease_owner = Some(owner.to_owned());
+    rec.lease_expires_ms = Some(lease_expires_ms);
+    rec.next_attempt_ms = None;
+    rec.claim_seq = rec.claim_seq.saturating_add(1);
+    rec.updated_ms = now_ms;
+    rec
+}
+
+fn note_failure(rec: &mut Recovery, target: &str, kind: FailureKind, message: &str, now_ms: u64) {
+    rec.kind = kind;
+    rec.message = message.to_owned();
+    rec.target = target.to_owned();
+    rec.last_failure_ms = now_ms;
+    rec.updated_ms = now_ms;
+    if kind.should_change_target() && !rec.failed_targets.iter().any(|t| t == target) {
+        rec.failed_targets.push(target.to_owned());
+    }
+}
+
+fn entry(
+    rec: &mut Recovery,
+    now_ms: u64,
+    strategy: Option<Strategy>,
+    target: Option<String>,
+    result: AttemptResult,
+    kind: Option<FailureKind>,
+    message: Option<String>,
+) -> Attempt {
+    rec.attempts_total = rec.attempts_total.saturating_add(1);
+    Attempt {
+        number: rec.attempts_total,
+        at_ms: now_ms,
+        strategy,
+        target,
+        result,
+        kind,
+        message,
+    }
+}
+
+fn give_up(rec: &mut Recovery, reason: String) {
+    rec.state = RecoveryState::GivenUp;
+    rec.strategy = Strategy::GiveUp;
+    rec.next_attempt_ms = None;
+    rec.lease_owner = None;
+    rec.lease_expires_ms = None;
+    rec.reason = Some(reason);
+}
+
+/// Chooses the next step after a failure and when it is due.
+fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64) {
+    rec.lease_owner = None;
+    rec.lease_expires_ms = None;
+    if now_ms >= rec.deadline_ms(config) {
+        let secs = config.recovery_timeout.as_secs();
+        return give_up(
+            rec,
+            format!("recovery timeout of {secs}s since the first failure ran out"),
+        );
+    }
+    let next = next_candidate(rec).map(str::to_owned);
+    let strategy = decide(rec.kind, rec.retry_count, config, next.is_some());
+    let delay = config.retry_delay(rec.retry_count.saturating_add(1));
+    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    let retry_at = rec.last_failure_ms.saturating_add(delay_ms);
+    match strategy {
+        Strategy::RetryOnSameTarget => schedule(rec, strategy, retry_at),
+        Strategy::RetryOnDifferentTarget => {
+            if let Some(target) = next {
+                rec.target = target;
+            }
+            schedule(rec, strategy, retry_at);
+        }
+        Strategy::Rollback if rec.snapshot.is_none() => give_up(
+            rec,
+            format!(
+                "{} needs a rollback but no snapshot was recorded",
+                why_fallback(rec, config)
+            ),
+        ),
+        Strategy::Rollback => schedule(rec, strategy, now_ms),
+        Strategy::GiveUp => {
+            let reason = format!("{} and auto_rollback is off", why_fallback(rec, config));
+            give_up(rec, reason);
+        }
+    }
+}
+
+fn schedule(rec: &mut Recovery, strategy: Strategy, at_ms: u64) {
+    rec.state = RecoveryState::Pending;
+    rec.strategy = strategy;
+    rec.next_attempt_ms = Some(at_ms);
+    rec.reason = None;
+}
+
+fn why_fallback(rec: &Recovery, config: &RecoveryConfig) -> String {
+    if rec.retry_count >= config.max_retries {
+        format!(
+            "retries exhausted ({} of {})",
+            rec.retry_count, config.max_retries
+        )
+    } else if rec.kind.should_change_target() {
+        format!("{} and no untried target left", rec.kind)
+    } else {
+        format!("{} failure", rec.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RetryJitter, SnapshotRef};
+    use std::time::Duration;
+
+    fn exact() -> RecoveryConfig {
+        RecoveryConfig {
+            jitter: RetryJitter::None,
+            ..Default::default()
+        }
+    }
+
+    fn report(kind: FailureKind) -> FailureReport {
+        FailureReport::new("m1", "web", "src", "t1", kind, "boom")
+    }
+
+    fn snapshot() -> SnapshotRef {
+        SnapshotRef {
+            path: "/snap".into(),
+            checksum: "crc32c:00000000".into(),
+            size: 0,
+            captured_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn decision_table_matches_the_seed_for_every_kind() {
+        use FailureKind::*;
+        use Strategy::*;
+        let on = exact();
+        let off = RecoveryConfig {
+            auto_rollback: false,
+            ..exact()
+        };
+        let table = [
+            (NetworkTransient, RetryOnSameTarget, RetryOnSameTarget),
+            (Timeout, RetryOnSameTarget, RetryOnSameTarget),
+            (
+                InsufficientResources,
+                RetryOnDifferentTarget,
+                RetryOnDifferentTarget,
+            ),
+            (
+                IncompatibleTarget,
+                RetryOnDifferentTarget,
+                RetryOnDifferentTarget,
+            ),
+            (
+                TargetUnreachable,
+                RetryOnDifferentTarget,
+                RetryOnDifferentTarget,
+            ),
+            (StateCorruption, Rollback, GiveUp),
+            (NetworkPermanent, Rollback, GiveUp),
+            (Unknown, Rollback, GiveUp),
+        ];
+        for (kind, with_rollback, without) in table {
+            assert_eq!(decide(kind, 0, &on, true), with_rollback, "{kind}");
+            assert_eq!(decide(kind, 0, &off, true), without, "{kind}");
+            // Retries exhausted wins over the kind.
+            assert_eq!(decide(kind, 3, &on, true), Rollback, "{kind}");
+            assert_eq!(decide(kind, 3, &off, true), GiveUp, "{kind}");
+            // No target left: a change of target becomes the fallback.
+            let expected = if kind.should_change_target() {
+                Rollback
+            } else {
+                with_rollback
+            };
+            assert_eq!(decide(kind, 0, &on, false), expected, "{kind}");
+        }
+    }
+
+    #[test]
+    fn next_retry_counts_from_the_last_failure_and_doubles() {
+        let c = exact();
+        let (rec, _) = record_failure(None, &report(FailureKind::NetworkTransient), &c, 1_000);
+        assert_eq!(rec.next_attempt_ms, Some(11_000));
+        let rec = claim(rec, "w", 11_000, 41_000);
+        let failed = Outcome::Failed {
+            kind: FailureKind::NetworkTransient,
+            message: "again".into(),
+            candidates: vec![],
+        };
+        let (rec, _) = complete(rec, failed.clone(), &c, 15_000);
+        // Second retry: twice the initial delay after the last failure.
+        assert_eq!(rec.next_attempt_ms, Some(35_000));
+        assert_eq!(rec.first_failure_ms, 1_000);
+        let rec = claim(rec, "w", 35_000, 65_000);
+        let (rec, _) = complete(rec, failed, &c, 36_000);
+        assert_eq!(rec.next_attempt_ms, Some(76_000));
+    }
+
+    #[test]
+    fn a_new_failure_adds_to_history_and_retry_count_never_resets() {
+        let c = exact();
+        let (rec, e1) = record_failure(None, &report(FailureKind::Timeout), &c, 0);
+        let (rec, e2) = record_failure(Some(rec), &report(FailureKind::Timeout), &c, 1_000);
+        let (rec, e3) = record_failure(Some(rec), &report(FailureKind::Timeout), &c, 2_000);
+        assert_eq!((e1.number, e2.number, e3.number), (1, 2, 3));
+        assert_eq!(rec.retry_count, 2);
+        assert_eq!(rec.first_failure_ms, 0);
+        assert_eq!(rec.next_attempt_ms, Some(2_000 + 30_000 + 10_000));
+    }
+
+    #[test]
+    fn different_target_walks_the_candidates_then_rolls_back() {
+        let c = exact();
+        let r = report(FailureKind::InsufficientResources)
+            .with_candidates(["t2", "t3"])
+            .with_snapshot(snapshot());
+        let (rec, _) = record_failure(None, &r, &c, 0);
+        assert_eq!(rec.strategy, Strategy::RetryOnDifferentTarget);
+        assert_eq!(rec.target, "t2");
+        let fail = |rec: Recovery, at| {
+            let rec = claim(rec, "w", at, at + 30_000);
+            complete(
+                rec,
+                Outcome::Failed {
+                    kind: FailureKind::TargetUnreachable,
+                    message: "no route".into(),
+                    candidates: vec![],
+                },
+                &c,
+                at,
+            )
+            .0
+        };
+        let rec = fail(rec, 20_000);
+        assert_eq!(rec.target, "t3");
+        assert_eq!(rec.failed_targets, ["t1", "t2"]);
+        let rec = fail(rec, 60_000);
+        assert_eq!(rec.strategy, Strategy::Rollback);
+        assert_eq!(rec.next_attempt_ms, Some(60_000));
+    }
+
+    #[test]
+    fn no_target_left_and_no_rollback_gives_up_with_the_reason() {
+        let c = RecoveryConfig {
+            auto_rollback: false,
+            ..exact()
+        };
+        let (rec, _) = record_failure(None, &report(FailureKind::IncompatibleTarget), &c, 0);
+        assert_eq!(rec.state, RecoveryState::GivenUp);
+        let reason = rec.reason.unwrap();
+        assert!(reason.contains("no untried target left"), "{reason}");
+    }
+
+    #[test]
+    fn rollback_without_snapshot_gives_up() {
+        let (rec, _) = record_failure(None, &report(FailureKind::StateCorruption), &exact(), 0);
+        assert_eq!(rec.state, RecoveryState::GivenUp);
+        assert!(rec.reason.unwrap().contains("no snapshot"));
+    }
+
+    #[test]
+    fn retries_exhausted_then_rollback() {
+        let c = exact();
+        let r = report(FailureKind::Timeout).with_snapshot(snapshot());
+        let (mut rec, _) = record_failure(None, &r, &c, 0);
+        for i in 1..=3u64 {
+            assert_eq!(rec.strategy, Strategy::RetryOnSameTarget, "retry {i}");
+            let at = rec.next_attempt_ms.unwrap();
+            rec = claim(rec, "w", at, at + 1);
+            rec = complete(
+                rec,
+                Outcome::Failed {
+                    kind: FailureKind::Timeout,
+                    message: "slow".into(),
+                    candidates: vec![],
+                },
+                &c,
+                at,
+            )
+            .0;
+        }
+        assert_eq!(rec.retry_count, 3);
+        assert_eq!(rec.strategy, Strategy::Rollback);
+        let (rec, e) = complete(
+            claim(rec, "w", 80_000, 90_000),
+            Outcome::RolledBack,
+            &c,
+            80_001,
+        );
+        assert_eq!(rec.state, RecoveryState::RolledBack);
+        assert_eq!(e.target.as_deref(), Some("src"));
+        assert_eq!(rec.attempts_total, 5);
+    }
+
+    #[test]
+    fn recovery_timeout_gives_up() {
+        let c = RecoveryConfig {
+            recovery_timeout: Duration::from_secs(60),
+            ..exact()
+        };
+        let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &c, 0);
+        let rec = claim(rec, "w", 10_000, 20_000);
+        let (rec, _) = complete(
+            rec,
+            Outcome::Failed {
+                kind: FailureKind::Timeout,
+                message: "slow".into(),
+                candidates: vec![],
+            },
+            &c,
+            60_000,
+        );
+        assert_eq!(rec.state, RecoveryState::GivenUp);
+        assert!(rec.reason.unwrap().contains("recovery timeout of 60s"));
+    }
+
+    #[test]
+    fn claimable_when_due_or_lease_expired() {
+        let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &exact(), 0);
+        assert!(!rec.is_claimable(9_999));
+        assert!(rec.is_claimable(10_000));
+        let rec = claim(rec, "w", 10_000, 40_000);
+        assert!(!rec.is_claimable(39_999));
+        assert!(rec.is_claimable(40_000));
+    }
+}

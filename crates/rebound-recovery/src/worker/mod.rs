@@ -1,0 +1,502 @@
+//! The [`RecoveryWorker`]: claims due recoveries, runs the caller's
+//! migrator or rollback handler, and records the outcome.
+
+pub mod classify;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use classify::{DefaultClassifier, FailureClassifier};
+
+use crate::error::JournalError;
+use crate::journal::{Claim, Journal};
+use crate::model::{Outcome, Recovery, RecoveryState, SnapshotRef, Strategy};
+
+/// What the caller's handlers are asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The migration's id.
+    pub migration: String,
+    /// The workload.
+    pub workload: String,
+    /// The node it moves from (and a rollback restores it on).
+    pub source: String,
+    /// The target of this attempt.
+    pub target: String,
+    /// The verified snapshot (rollback), or the recorded one (migration).
+    pub snapshot: Option<SnapshotRef>,
+    /// The strategy being carried out.
+    pub strategy: Strategy,
+    /// How many failures preceded this attempt.
+    pub retry_count: u32,
+}
+
+impl Job {
+    fn of(rec: &Recovery) -> Self {
+        Self {
+            migration: rec.migration.clone(),
+            workload: rec.workload.clone(),
+            source: rec.source.clone(),
+            target: rec.target.clone(),
+            snapshot: rec.snapshot.clone(),
+            strategy: rec.strategy,
+            retry_count: rec.retry_count,
+        }
+    }
+}
+
+/// Runs a migration attempt (the caller's).
+///
+/// ```
+/// use rebound_recovery::{Job, Migrator};
+/// struct Move;
+/// impl Migrator for Move {
+///     type Error = std::io::Error;
+///     async fn migrate(&self, job: &Job) -> Result<(), std::io::Error> {
+///         println!("moving {} to {}", job.workload, job.target);
+///         Ok(())
+///     }
+/// }
+/// # let _ = Move;
+/// ```
+pub trait Migrator: Send + Sync {
+    /// The error a failed attempt returns.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Moves `job.workload` to `job.target`.
+    fn migrate(&self, job: &Job) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Restores a workload on its source from a verified snapshot (the
+/// caller's).
+///
+/// ```
+/// use rebound_recovery::{Job, RollbackHandler};
+/// struct Restore;
+/// impl RollbackHandler for Restore {
+///     type Error = std::io::Error;
+///     async fn rollback(&self, job: &Job) -> Result<(), std::io::Error> {
+///         let snapshot = job.snapshot.as_ref().expect("rollbacks always carry one");
+///         println!("restoring {} on {} from {}", job.workload, job.source, snapshot.path.display());
+///         Ok(())
+///     }
+/// }
+/// # let _ = Restore;
+/// ```
+pub trait RollbackHandler: Send + Sync {
+    /// The error a failed rollback returns.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Restores `job.workload` on `job.source` from `job.snapshot`.
+    fn rollback(&self, job: &Job) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Proposes more targets when a migration fails (added to the recovery's
+/// candidates; targets that already failed are skipped).
+///
+/// ```
+/// use rebound_recovery::{Recovery, TargetSelector};
+/// struct Pool(Vec<String>);
+/// impl TargetSelector for Pool {
+///     fn candidates(&self, rec: &Recovery) -> Vec<String> {
+///         self.0.iter().filter(|t| **t != rec.source).cloned().collect()
+///     }
+/// }
+/// # let _ = Pool(vec![]);
+/// ```
+pub trait TargetSelector: Send + Sync {
+    /// Targets worth trying for `recovery`, in order of preference.
+    fn candidates(&self, recovery: &Recovery) -> Vec<String>;
+}
+
+/// The wall clock the worker stamps the journal with (ms since the epoch).
+///
+/// ```
+/// use rebound_recovery::{Clock, SystemClock};
+/// assert!(SystemClock.now_ms() > 1_600_000_000_000);
+/// ```
+pub trait Clock: Send + Sync {
+    /// Now, in ms since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+}
+
+/// The system time in ms since the Unix epoch (0 before it).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What a worker did, added up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Recoveries claimed.
+    pub claimed: u64,
+    /// Migrations that went through.
+    pub succeeded: u64,
+    /// Rollbacks that went through.
+    pub rolled_back: u64,
+    /// Attempts that failed and were scheduled again.
+    pub retrying: u64,
+    /// Recoveries given up.
+    pub given_up: u64,
+    /// Claims lost to another worker after the lease ran out.
+    pub lease_lost: u64,
+}
+
+impl WorkerReport {
+    fn add(&mut self, other: WorkerReport) {
+        self.claimed += other.claimed;
+        self.succeeded += other.succeeded;
+        self.rolled_back += other.rolled_back;
+        self.retrying += other.retrying;
+        self.given_up += other.given_up;
+        self.lease_lost += other.lease_lost;
+    }
+}
+
+/// Claims due recoveries and carries out their strategy.
+///
+/// A rollback runs only after the snapshot is verified (age and CRC32C); a
+/// bad snapshot gives the recovery up with the reason. Each attempt is
+/// bounded by what remains of the recovery timeout; the lease is renewed
+/// every third of its length while the attempt runs.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use rebound_recovery::*;
+/// struct Ok_;
+/// impl Migrator for Ok_ {
+///     type Error = std::io::Error;
+///     async fn migrate(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+/// }
+/// impl RollbackHandler for Ok_ {
+///     type Error = std::io::Error;
+///     async fn rollback(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+/// }
+/// let dir = tempfile::tempdir().unwrap();
+/// let config = RecoveryConfig { initial_delay: std::time::Duration::from_millis(1), ..Default::default() };
+/// let journal = SqliteJournal::open(dir.path().join("j.db"), config).await.unwrap();
+/// let now = SystemClock.now_ms();
+/// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), now - 10).await.unwrap();
+/// let worker = RecoveryWorker::new(journal, Ok_, Ok_);
+/// assert_eq!(worker.run_once().await.unwrap().succeeded, 1);
+/// # });
+/// ```
+pub struct RecoveryWorker<J, M, R, C = DefaultClassifier> {
+    journal: J,
+    migrator: M,
+    rollback: R,
+    classifier: C,
+    selector: Option<Arc<dyn TargetSelector>>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    lease: Duration,
+    batch: usize,
+    poll: Duration,
+}
+
+impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
+    /// A worker with the default classifier, a 30 s lease, batches of 16,
+    /// polling every second, named `<host>-<pid>`.
+    pub fn new(journal: J, migrator: M, rollback: R) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+        Self {
+            journal,
+            migrator,
+            rollback,
+            classifier: DefaultClassifier,
+            selector: None,
+            clock: Arc::new(SystemClock),
+            owner: format!("{host}-{}", std::process::id()),
+            lease: Duration::from_secs(30),
+            batch: 16,
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
+    /// Uses another failure classifier.
+    pub fn with_classifier<C2>(self, classifier: C2) -> RecoveryWorker<J, M, R, C2> {
+        RecoveryWorker {
+            journal: self.journal,
+            migrator: self.migrator,
+            rollback: self.rollback,
+            classifier,
+            selector: self.selector,
+            clock: self.clock,
+            owner: self.owner,
+            lease: self.lease,
+            batch: self.batch,
+            poll: self.poll,
+        }
+    }
+
+    /// Asks `selector` for more targets after each failed migration.
+    pub fn with_selector(mut self, selector: impl TargetSelector + 'static) -> Self {
+        self.selector = Some(Arc::new(selector));
+        self
+    }
+
+    /// Stamps the journal with `clock`.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The name the lease is held under; unique per worker.
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// How long a claim lasts without renewal (at least 10 ms).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How many recoveries one claim takes (at least 1).
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// How long [`run`](Self::run) waits when nothing is due.
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &J {
+        &self.journal
+    }
+
+    /// The lease owner name.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+}
+
+impl<J, M, R, C> RecoveryWorker<J, M, R, C>
+where
+    J: Journal,
+    M: Migrator,
+    R: RollbackHandler,
+    C: FailureClassifier<M::Error>,
+{
+    /// Claims one batch of due recoveries and carries each out.
+    pub async fn run_once(&self) -> Result<WorkerReport, JournalError> {
+        let now = self.clock.now_ms();
+        let claims = self
+            .journal
+            .claim(&self.owner, now, self.lease, self.batch)
+            .await?;
+        let mut report = WorkerReport {
+            claimed: claims.len() as u64,
+            ..Default::default()
+        };
+        for claim in claims {
+            report.add(self.execute(claim).await?);
+        }
+        Ok(report)
+    }
+
+    /// Runs batches until `shutdown` resolves, waiting the poll interval
+    /// whenever nothing was due. The attempt in progress when `shutdown`
+    /// resolves is dropped; its lease runs out and another worker retakes
+    /// it.
+    pub async fn run(
+        &self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<WorkerReport, JournalError> {
+        let mut total = WorkerReport::default();
+        tokio::pin!(shutdown);
+        loop {
+            let step = async {
+                let report = self.run_once().await?;
+                if report.claimed == 0 {
+                    tokio::time::sleep(self.poll).await;
+                }
+                Ok::<_, JournalError>(report)
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(total),
+                report = step => total.add(report?),
+            }
+        }
+    }
+
+    /// Carries out one claim and records the outcome.
+    async fn execute(&self, claim: Claim) -> Result<WorkerReport, JournalError> {
+        let rec = &claim.recovery;
+        let config = self.journal.config();
+        let deadline = rec.deadline_ms(config);
+        let now = self.clock.now_ms();
+        let timeout_reason = || {
+            format!(
+                "recovery timeout of {}s since the first failure ran out",
+                config.recovery_timeout.as_secs()
+            )
+        };
+        let remaining = Duration::from_millis(deadline.saturating_sub(now));
+        let outcome = if remaining.is_zero() {
+            Some(Outcome::GaveUp {
+                reason: timeout_reason(),
+            })
+        } else {
+            match rec.strategy {
+                Strategy::RetryOnSameTarget | Strategy::RetryOnDifferentTarget => {
+                    let job = Job::of(rec);
+                    self.guarded(&claim, remaining, self.migrator.migrate(&job))
+                        .await?
+                        .map(|result| match result {
+                            None => Outcome::GaveUp {
+                                reason: timeout_reason(),
+                            },
+                            Some(Ok(())) => Outcome::Migrated,
+                            Some(Err(e)) => Outcome::Failed {
+                                kind: self.classifier.classify(&e),
+                                message: error_text(&e),
+                                candidates: self
+                                    .selector
+                                    .as_ref()
+                                    .map(|s| s.candidates(rec))
+                                    .unwrap_or_default(),
+                            },
+                        })
+                }
+                Strategy::Rollback => self.roll_back(&claim, now, remaining).await?.map(|o| {
+                    o.unwrap_or_else(|| Outcome::GaveUp {
+                        reason: timeout_reason(),
+                    })
+                }),
+                Strategy::GiveUp => Some(Outcome::GaveUp {
+                    reason: rec.reason.clone().unwrap_or_else(|| "given up".to_owned()),
+                }),
+            }
+        };
+        let Some(outcome) = outcome else {
+            return Ok(WorkerReport {
+                lease_lost: 1,
+                ..Default::default()
+            });
+        };
+        match self
+            .journal
+            .complete(&claim, outcome, self.clock.now_ms())
+            .await
+        {
+            Ok(done) => Ok(tally(&done)),
+            Err(JournalError::LeaseLost { migration, owner }) => {
+                tracing::warn!(%migration, %owner, "lease lost before the outcome was recorded");
+                Ok(WorkerReport {
+                    lease_lost: 1,
+                    ..Default::default()
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Verifies the snapshot, then runs the rollback handler. `Ok(None)`:
+    /// the lease was lost; `Ok(Some(None))`: the recovery timeout ran out.
+    async fn roll_back(
+        &self,
+        claim: &Claim,
+        now: u64,
+        remaining: Duration,
+    ) -> Result<Option<Option<Outcome>>, JournalError> {
+        let rec = &claim.recovery;
+        let config = self.journal.config();
+        let Some(snapshot) = &rec.snapshot else {
+            return Ok(Some(Some(Outcome::GaveUp {
+                reason: "rollback needed but no snapshot was recorded".to_owned(),
+            })));
+        };
+        if let Err(e) = snapshot.verify(now, config.snapshot_max_age) {
+            return Ok(Some(Some(Outcome::GaveUp {
+                reason: format!("rollback refused: {e}"),
+            })));
+        }
+        let job = Job::of(rec);
+        Ok(self
+            .guarded(claim, remaining, self.rollback.rollback(&job))
+            .await?
+            .map(|result| {
+                result.map(|r| match r {
+                    Ok(()) => Outcome::RolledBack,
+                    Err(e) => Outcome::GaveUp {
+                        reason: format!("rollback failed: {}", error_text(&e)),
+                    },
+                })
+            }))
+    }
+
+    /// Runs `attempt` within `limit`, renewing the lease meanwhile.
+    /// `Ok(None)`: the lease was lost (the attempt is dropped);
+    /// `Ok(Some(None))`: `limit` ran out.
+    async fn guarded<T>(
+        &self,
+        claim: &Claim,
+        limit: Duration,
+        attempt: impl Future<Output = T>,
+    ) -> Result<Option<Option<T>>, JournalError> {
+        let renew = async {
+            let mut claim = claim.clone();
+            loop {
+                tokio::time::sleep(self.lease / 3).await;
+                match self
+                    .journal
+                    .renew(&claim, self.clock.now_ms(), self.lease)
+                    .await
+                {
+                    Ok(renewed) => claim = renewed,
+                    Err(JournalError::LeaseLost { .. }) => return,
+                    Err(e) => tracing::warn!(error = %e, "renewing the lease failed; retrying"),
+                }
+            }
+        };
+        tokio::select! {
+            result = tokio::time::timeout(limit, attempt) => Ok(Some(result.ok())),
+            () = renew => Ok(None),
+        }
+    }
+}
+
+fn tally(done: &Recovery) -> WorkerReport {
+    let mut r = WorkerReport::default();
+    match done.state {
+        RecoveryState::Succeeded => r.succeeded = 1,
+        RecoveryState::RolledBack => r.rolled_back = 1,
+        RecoveryState::GivenUp => r.given_up = 1,
+        RecoveryState::Pending | RecoveryState::Running => r.retrying = 1,
+    }
+    r
+}
+
+/// The error and its sources, joined by `: `.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

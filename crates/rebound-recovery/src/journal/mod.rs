@@ -242,6 +242,88 @@ impl Journal for AnyJournal {
     }
 }
 
+macro_rules! forward {
+    ($($ty:ty),*) => {$(
+        impl<J: Journal + ?Sized> Journal for $ty {
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+
+            fn config(&self) -> &RecoveryConfig {
+                (**self).config()
+            }
+
+            fn record(
+                &self,
+                report: FailureReport,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
+                (**self).record(report, now_ms)
+            }
+
+            fn get(
+                &self,
+                migration: &str,
+            ) -> impl Future<Output = Result<Option<Recovery>, JournalError>> + Send {
+                (**self).get(migration)
+            }
+
+            fn history(
+                &self,
+                migration: &str,
+            ) -> impl Future<Output = Result<Vec<Attempt>, JournalError>> + Send {
+                (**self).history(migration)
+            }
+
+            fn list(
+                &self,
+                state: Option<RecoveryState>,
+            ) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send {
+                (**self).list(state)
+            }
+
+            fn due(
+                &self,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send {
+                (**self).due(now_ms)
+            }
+
+            fn claim(
+                &self,
+                owner: &str,
+                now_ms: u64,
+                lease: Duration,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<Claim>, JournalError>> + Send {
+                (**self).claim(owner, now_ms, lease, limit)
+            }
+
+            fn renew(
+                &self,
+                claim: &Claim,
+                now_ms: u64,
+                lease: Duration,
+            ) -> impl Future<Output = Result<Claim, JournalError>> + Send {
+                (**self).renew(claim, now_ms, lease)
+            }
+
+            fn complete(
+                &self,
+                claim: &Claim,
+                outcome: Outcome,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
+                (**self).complete(claim, outcome, now_ms)
+            }
+        }
+    )*};
+}
+
+// A journal shared by reference or `Arc` is still a journal (several
+// workers over one SQLite connection, a worker borrowing a journal).
+forward!(&J, std::sync::Arc<J>);
+
 /// `now_ms + lease`, saturating.
 pub(crate) fn lease_end(now_ms: u64, lease: Duration) -> u64 {
     now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))

@@ -1,0 +1,442 @@
+//! Cases every backend must pass. Each takes the backend's opener.
+
+use std::future::Future;
+use std::io::{self, ErrorKind};
+use std::time::Duration;
+
+use rebound_recovery::{
+    AttemptResult, FailureKind, FailureReport, Journal, JournalError, Outcome, RecoveryConfig,
+    RecoveryState, RecoveryWorker, RetryJitter, SnapshotRef, Strategy, TargetSelector,
+};
+
+use crate::fixtures::{Fixture, ManualClock, Scripted};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn exact() -> RecoveryConfig {
+    RecoveryConfig {
+        jitter: RetryJitter::None,
+        ..RecoveryConfig::default()
+    }
+}
+
+fn report(id: &str, kind: FailureKind) -> FailureReport {
+    FailureReport::new(id, "web", "src", "t1", kind, "boom")
+}
+
+fn snapshot_in(dir: &tempfile::TempDir, now_ms: u64) -> SnapshotRef {
+    let file = dir.path().join("snapshot.bin");
+    std::fs::write(&file, b"the workload's state before the move").unwrap();
+    SnapshotRef::capture(&file, now_ms).unwrap()
+}
+
+pub async fn record_adds_to_history_and_never_resets<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(exact()).await;
+    let first = j
+        .record(report("m1", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(first.retry_count, 0);
+    assert_eq!(first.next_attempt_ms, Some(11_000));
+    let again = j
+        .record(report("m1", FailureKind::Timeout), 5_000)
+        .await
+        .unwrap();
+    assert_eq!(again.retry_count, 1);
+    assert_eq!(again.first_failure_ms, 1_000);
+    // Second retry: 2 x 10 s after the *last* failure.
+    assert_eq!(again.next_attempt_ms, Some(25_000));
+    let stored = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(stored, again);
+    let history = j.history("m1").await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].number, 2);
+    assert_eq!(history[1].result, AttemptResult::Failed);
+    assert_eq!(history[1].kind, Some(FailureKind::Timeout));
+    assert!(j.get("nope").await.unwrap().is_none());
+}
+
+pub async fn list_filters_and_due_orders<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(exact()).await;
+    j.record(report("b", FailureKind::NetworkTransient), 2_000)
+        .await
+        .unwrap();
+    j.record(report("a", FailureKind::NetworkTransient), 1_000)
+        .await
+        .unwrap();
+    // No snapshot: a corruption cannot be rolled back, so it is given up.
+    let gone = j
+        .record(report("c", FailureKind::StateCorruption), 0)
+        .await
+        .unwrap();
+    assert_eq!(gone.state, RecoveryState::GivenUp);
+    assert!(gone.reason.unwrap().contains("no snapshot"));
+
+    let all: Vec<String> = j
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.migration)
+        .collect();
+    assert_eq!(all, ["a", "b", "c"]);
+    let given_up = j.list(Some(RecoveryState::GivenUp)).await.unwrap();
+    assert_eq!(given_up.len(), 1);
+    assert!(
+        j.list(Some(RecoveryState::Succeeded))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(j.due(10_999).await.unwrap().is_empty());
+    let due: Vec<String> = j
+        .due(20_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.migration)
+        .collect();
+    assert_eq!(due, ["a", "b"]);
+}
+
+pub async fn claim_is_exclusive_and_an_expired_lease_hands_over<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(exact()).await;
+    j.record(report("m1", FailureKind::Timeout), 0)
+        .await
+        .unwrap();
+    assert!(j.claim("w1", 9_999, LEASE, 10).await.unwrap().is_empty());
+    let c1 = j.claim("w1", 10_000, LEASE, 10).await.unwrap();
+    assert_eq!(c1.len(), 1);
+    assert_eq!(c1[0].recovery.state, RecoveryState::Running);
+    assert_eq!(c1[0].lease_expires_ms, 40_000);
+    // Held: nobody else gets it until the lease runs out.
+    assert!(j.claim("w2", 39_999, LEASE, 10).await.unwrap().is_empty());
+    let c2 = j.claim("w2", 40_000, LEASE, 10).await.unwrap();
+    assert_eq!(c2.len(), 1);
+    assert_eq!(c2[0].claim_seq, c1[0].claim_seq + 1);
+    // The first worker came back too late: its outcome is refused.
+    let late = j
+        .complete(&c1[0], Outcome::Migrated, 41_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(late, JournalError::LeaseLost { .. }), "{late}");
+    let done = j.complete(&c2[0], Outcome::Migrated, 41_000).await.unwrap();
+    assert_eq!(done.state, RecoveryState::Succeeded);
+    assert_eq!(done.lease_owner, None);
+    // Final: never claimed again.
+    assert!(
+        j.claim("w3", u64::MAX / 2, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let history = j.history("m1").await.unwrap();
+    assert_eq!(history.last().unwrap().result, AttemptResult::Succeeded);
+    assert_eq!(
+        history.last().unwrap().strategy,
+        Some(Strategy::RetryOnSameTarget)
+    );
+}
+
+pub async fn renew_keeps_the_lease<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(exact()).await;
+    j.record(report("m1", FailureKind::Timeout), 0)
+        .await
+        .unwrap();
+    let c = j.claim("w1", 10_000, LEASE, 1).await.unwrap().remove(0);
+    let renewed = j.renew(&c, 30_000, LEASE).await.unwrap();
+    assert_eq!(renewed.lease_expires_ms, 60_000);
+    assert!(j.claim("w2", 45_000, LEASE, 1).await.unwrap().is_empty());
+    let stolen = j.claim("w2", 60_000, LEASE, 1).await.unwrap().remove(0);
+    let err = j.renew(&renewed, 61_000, LEASE).await.unwrap_err();
+    assert!(matches!(err, JournalError::LeaseLost { .. }));
+    j.complete(&stolen, Outcome::Migrated, 61_000)
+        .await
+        .unwrap();
+}
+
+pub async fn failures_rotate_targets_then_roll_back<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(exact()).await;
+    let r = report("m1", FailureKind::InsufficientResources)
+        .with_candidates(["t1", "t2", "t3"])
+        .with_snapshot(snapshot_in(&dir, 0));
+    let rec = j.record(r, 0).await.unwrap();
+    assert_eq!(rec.strategy, Strategy::RetryOnDifferentTarget);
+    assert_eq!(rec.target, "t2", "t1 failed already");
+    let mut now = 0;
+    for expected_next in ["t3", "src"] {
+        now += 60_000;
+        let c = j.claim("w", now, LEASE, 1).await.unwrap().remove(0);
+        let rec = j
+            .complete(
+                &c,
+                Outcome::Failed {
+                    kind: FailureKind::TargetUnreachable,
+                    message: "no route".into(),
+                    candidates: vec![],
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        if expected_next == "src" {
+            assert_eq!(rec.strategy, Strategy::Rollback);
+            assert_eq!(rec.failed_targets, ["t1", "t2", "t3"]);
+            assert_eq!(rec.next_attempt_ms, Some(now), "a rollback is due at once");
+        } else {
+            assert_eq!(rec.target, expected_next);
+        }
+    }
+}
+
+pub async fn history_is_bounded_and_counts_all<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(RecoveryConfig {
+        history_limit: 3,
+        max_retries: 100,
+        ..exact()
+    })
+    .await;
+    for i in 0..7 {
+        j.record(report("m1", FailureKind::Timeout), i * 1_000)
+            .await
+            .unwrap();
+    }
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.attempts_total, 7);
+    assert_eq!(rec.retry_count, 6);
+    let numbers: Vec<u64> = j
+        .history("m1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.number)
+        .collect();
+    assert_eq!(numbers, [5, 6, 7]);
+}
+
+pub async fn worker_retries_then_succeeds<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(exact()).await;
+    let clock = ManualClock::new();
+    j.record(report("m1", FailureKind::NetworkTransient), clock.now())
+        .await
+        .unwrap();
+    let handlers = Scripted::new(vec![
+        io::Error::from(ErrorKind::ConnectionReset),
+        io::Error::from(ErrorKind::TimedOut),
+    ]);
+    let worker = RecoveryWorker::new(&j.journal, &handlers, &handlers)
+        .with_clock(clock.clone())
+        .with_owner("w1");
+    // Not due yet.
+    assert_eq!(worker.run_once().await.unwrap().claimed, 0);
+    clock.advance_ms(10_000);
+    let r = worker.run_once().await.unwrap();
+    assert_eq!((r.claimed, r.retrying), (1, 1));
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.kind, FailureKind::NetworkTransient);
+    assert_eq!(rec.next_attempt_ms, Some(clock.now() + 20_000));
+    clock.advance_ms(20_000);
+    worker.run_once().await.unwrap();
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(
+        rec.kind,
+        FailureKind::Timeout,
+        "the classifier saw TimedOut"
+    );
+    clock.advance_ms(40_000);
+    let r = worker.run_once().await.unwrap();
+    assert_eq!(r.succeeded, 1);
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::Succeeded);
+    assert_eq!(rec.retry_count, 2);
+    assert_eq!(handlers.calls.list(), ["migrate:t1"; 3]);
+    assert_eq!(j.history("m1").await.unwrap().len(), 4);
+}
+
+pub async fn worker_rolls_back_from_a_good_snapshot<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(exact()).await;
+    let clock = ManualClock::new();
+    let r =
+        report("m1", FailureKind::StateCorruption).with_snapshot(snapshot_in(&dir, clock.now()));
+    j.record(r, clock.now()).await.unwrap();
+    let handlers = Scripted::new(vec![]);
+    let worker = RecoveryWorker::new(&j.journal, &handlers, &handlers).with_clock(clock.clone());
+    let report = worker.run_once().await.unwrap();
+    assert_eq!(report.rolled_back, 1);
+    assert_eq!(handlers.calls.list(), ["rollback:src"]);
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::RolledBack);
+    let last = j.history("m1").await.unwrap().pop().unwrap();
+    assert_eq!(last.strategy, Some(Strategy::Rollback));
+    assert_eq!(last.result, AttemptResult::RolledBack);
+}
+
+pub async fn worker_gives_up_on_a_corrupt_snapshot<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(exact()).await;
+    let clock = ManualClock::new();
+    let snap = snapshot_in(&dir, clock.now());
+    std::fs::write(&snap.path, b"the workload's state before the mOve").unwrap();
+    j.record(
+        report("m1", FailureKind::NetworkPermanent).with_snapshot(snap),
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    let handlers = Scripted::new(vec![]);
+    let worker = RecoveryWorker::new(&j.journal, &handlers, &handlers).with_clock(clock.clone());
+    assert_eq!(worker.run_once().await.unwrap().given_up, 1);
+    assert!(
+        handlers.calls.list().is_empty(),
+        "no rollback from a corrupt snapshot"
+    );
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::GivenUp);
+    let reason = rec.reason.unwrap();
+    assert!(
+        reason.contains("corrupt") && reason.contains("crc32c:"),
+        "{reason}"
+    );
+}
+
+pub async fn worker_gives_up_on_an_expired_snapshot<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(RecoveryConfig {
+        snapshot_max_age: Duration::from_secs(60),
+        ..exact()
+    })
+    .await;
+    let clock = ManualClock::new();
+    let snap = snapshot_in(&dir, clock.now() - 61_000);
+    j.record(
+        report("m1", FailureKind::Unknown).with_snapshot(snap),
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    let handlers = Scripted::new(vec![]);
+    let worker = RecoveryWorker::new(&j.journal, &handlers, &handlers).with_clock(clock.clone());
+    assert_eq!(worker.run_once().await.unwrap().given_up, 1);
+    assert!(handlers.calls.list().is_empty());
+    let reason = j.get("m1").await.unwrap().unwrap().reason.unwrap();
+    assert!(reason.contains("expired"), "{reason}");
+}
+
+pub async fn worker_gives_up_past_the_recovery_timeout<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(exact()).await;
+    let clock = ManualClock::new();
+    j.record(report("m1", FailureKind::Timeout), clock.now())
+        .await
+        .unwrap();
+    // The retry is due after 10 s, but the worker only gets to it after the
+    // whole 600 s recovery timeout.
+    clock.advance_ms(600_000);
+    let handlers = Scripted::new(vec![]);
+    let worker = RecoveryWorker::new(&j.journal, &handlers, &handlers).with_clock(clock.clone());
+    assert_eq!(worker.run_once().await.unwrap().given_up, 1);
+    assert!(handlers.calls.list().is_empty());
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::GivenUp);
+    assert!(rec.reason.unwrap().contains("recovery timeout of 600s"));
+}
+
+struct Pool;
+
+impl TargetSelector for Pool {
+    fn candidates(&self, _: &rebound_recovery::Recovery) -> Vec<String> {
+        vec!["t1".into(), "t9".into()]
+    }
+}
+
+pub async fn worker_classifies_errors_and_asks_the_selector<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let j = open(exact()).await;
+    let clock = ManualClock::new();
+    j.record(report("m1", FailureKind::Timeout), clock.now())
+        .await
+        .unwrap();
+    let handlers = Scripted::new(vec![io::Error::from(ErrorKind::ConnectionRefused)]);
+    let worker = RecoveryWorker::new(&j.journal, &handlers, &handlers)
+        .with_clock(clock.clone())
+        .with_selector(Pool);
+    clock.advance_ms(10_000);
+    worker.run_once().await.unwrap();
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.kind, FailureKind::TargetUnreachable);
+    assert_eq!(rec.strategy, Strategy::RetryOnDifferentTarget);
+    assert_eq!(rec.target, "t9", "t1 failed, the selector offered t9");
+    clock.advance_ms(20_000);
+    assert_eq!(worker.run_once().await.unwrap().succeeded, 1);
+    assert_eq!(handlers.calls.list(), ["migrate:t1", "migrate:t9"]);
+}
+
+pub async fn worker_records_a_failed_rollback<F, Fut>(open: F)
+where
+    F: Fn(RecoveryConfig) -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(exact()).await;
+    let clock = ManualClock::new();
+    let r = report("m1", FailureKind::Unknown).with_snapshot(snapshot_in(&dir, clock.now()));
+    j.record(r, clock.now()).await.unwrap();
+    let mut handlers = Scripted::new(vec![]);
+    handlers.rollback_error = Some("source node refused the restore".into());
+    let worker = RecoveryWorker::new(&j.journal, &handlers, &handlers).with_clock(clock.clone());
+    assert_eq!(worker.run_once().await.unwrap().given_up, 1);
+    let reason = j.get("m1").await.unwrap().unwrap().reason.unwrap();
+    assert!(
+        reason.contains("rollback failed: source node refused"),
+        "{reason}"
+    );
+}

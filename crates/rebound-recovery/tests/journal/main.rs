@@ -1,0 +1,48 @@
+//! The journal suite: the same cases against every backend (memory, a real
+//! SQLite file, a real PostgreSQL started for this binary), then the
+//! backend-specific ones (durability across reopen, schema versions,
+//! concurrent migrations, four workers on PostgreSQL).
+
+#[path = "../support/pg.rs"]
+mod pg;
+
+mod cases;
+mod fixtures;
+mod postgres;
+mod sqlite;
+mod timeout;
+
+/// Instantiates every case of `cases` for one backend.
+macro_rules! backend_suite {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            backend_suite!(@cases $open;
+                record_adds_to_history_and_never_resets,
+                list_filters_and_due_orders,
+                claim_is_exclusive_and_an_expired_lease_hands_over,
+                renew_keeps_the_lease,
+                failures_rotate_targets_then_roll_back,
+                history_is_bounded_and_counts_all,
+                worker_retries_then_succeeds,
+                worker_rolls_back_from_a_good_snapshot,
+                worker_gives_up_on_a_corrupt_snapshot,
+                worker_gives_up_on_an_expired_snapshot,
+                worker_gives_up_past_the_recovery_timeout,
+                worker_classifies_errors_and_asks_the_selector,
+                worker_records_a_failed_rollback
+            );
+        }
+    };
+    (@cases $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                crate::cases::$case($open).await;
+            }
+        )*
+    };
+}
+
+backend_suite!(memory, crate::fixtures::memory);
+backend_suite!(sqlite_file, crate::fixtures::sqlite);
+backend_suite!(postgresql, crate::fixtures::postgres);

@@ -1,0 +1,263 @@
+//! A throwaway PostgreSQL cluster for tests and benchmarks.
+//!
+//! `initdb` into a temp dir owned by `nobody` (PostgreSQL refuses to run as
+//! root), a free loopback port, the Unix socket in the temp dir, trust
+//! authentication. [`Pg::shared`] gives one cluster per test binary; a
+//! watchdog process stops it with `pg_ctl` when the binary exits (statics
+//! are never dropped). [`Pg::start`] gives one that `Drop` stops.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A running cluster.
+pub struct Pg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// The loopback port it listens on.
+    pub port: u16,
+    stop_on_drop: bool,
+}
+
+/// The newest `/usr/lib/postgresql/*/bin` with `initdb` and `pg_ctl`.
+pub fn bin_dir() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").is_file() && b.join("pg_ctl").is_file())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    match dirs.pop() {
+        Some(dir) => dir,
+        None => panic!(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin: \
+             run scripts/deps.sh to install them"
+        ),
+    }
+}
+
+fn as_nobody(bin: &Path, program: &str) -> Command {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "nobody", "--"]).arg(bin.join(program));
+    cmd
+}
+
+fn run(mut cmd: Command, what: &str) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback port")
+}
+
+impl Pg {
+    /// Starts a cluster that is stopped when dropped. `extra` are `-c`
+    /// settings, e.g. `["fsync=on"]`.
+    pub fn start(extra: &[&str]) -> Pg {
+        let mut pg = Self::boot(extra);
+        pg.stop_on_drop = true;
+        pg
+    }
+
+    /// The cluster of this test binary, started on first use.
+    pub fn shared() -> &'static Pg {
+        static SHARED: OnceLock<Pg> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let pg = Self::boot(&[]);
+            pg.watchdog();
+            pg
+        })
+    }
+
+    fn boot(extra: &[&str]) -> Pg {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("rebound-pg-")
+            .tempdir()
+            .expect("temp dir");
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.args(["-R", "nobody:nogroup"]).arg(dir.path());
+                c
+            },
+            "chown the cluster dir to nobody",
+        );
+        let data = dir.path().join("data");
+        run(
+            {
+                let mut c = as_nobody(&bin, "initdb");
+                c.arg("-D").arg(&data).args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]);
+                c
+            },
+            "initdb",
+        );
+        // Another test binary may take the port between our probe and the
+        // start: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut opts = format!(
+                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=100",
+                dir.path().display()
+            );
+            for e in extra {
+                opts.push_str(" -c ");
+                opts.push_str(e);
+            }
+            let status = as_nobody(&bin, "pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.path().join("server.log"))
+                .args(["-w", "-t", "60", "-o", &opts, "start"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run pg_ctl");
+            if status.success() {
+                return Pg {
+                    dir,
+                    bin,
+                    port,
+                    stop_on_drop: false,
+                };
+            }
+        }
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        panic!("PostgreSQL did not start:\n{log}");
+    }
+
+    /// A `sh` loop that stops the cluster once this process is gone.
+    fn watchdog(&self) {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             runuser -u nobody -- {pg_ctl} -D {data} -m immediate -w stop >/dev/null 2>&1; \
+             rm -rf {dir}",
+            pid = std::process::id(),
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.dir.path().join("data").display(),
+            dir = self.dir.path().display(),
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the PostgreSQL watchdog");
+    }
+
+    /// The server's binaries (`pgbench`, `psql`, ...).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// A URL for `database` as the `postgres` superuser over loopback.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates a fresh database named after `prefix` and returns its URL.
+    pub fn fresh_db(&self, prefix: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{}_{}_{}",
+            prefix.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+        .to_lowercase();
+        run(
+            {
+                let mut c = Command::new(self.bin.join("createdb"));
+                c.args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .arg(&name);
+                c
+            },
+            "createdb",
+        );
+        self.url(&name)
+    }
+
+    /// Runs SQL through `psql` on `url`'s database; returns stdout.
+    pub fn psql(&self, url: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                url,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn stop(&self) {
+        let _ = as_nobody(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            self.stop();
+        }
+    }
+}

@@ -27,6 +27,8 @@ pub mod wait_tcp;
 #[cfg(feature = "http")]
 mod http;
 mod process;
+#[cfg(feature = "s3")]
+mod s3_io;
 mod status;
 #[cfg(any(feature = "http", feature = "s3"))]
 mod tls;

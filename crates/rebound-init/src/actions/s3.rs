@@ -4,11 +4,111 @@
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 //! `AWS_REGION` / `AWS_DEFAULT_REGION`) and never appear in messages.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use super::{ActionContext, ActionError, validate};
+
+/// AWS credentials for S3 actions. `Debug` never shows the secret key or
+/// the session token.
+///
+/// ```
+/// use rebound_init::actions::s3::S3Credentials;
+/// let c = S3Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG").with_session_token("tok");
+/// let shown = format!("{c:?}");
+/// assert!(shown.contains("AKIDEXAMPLE") && !shown.contains("wJalr") && !shown.contains("tok\""));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: String,
+    pub(crate) session_token: Option<String>,
+}
+
+impl S3Credentials {
+    /// Credentials from an access key id and secret access key.
+    ///
+    /// ```
+    /// # use rebound_init::actions::s3::S3Credentials;
+    /// let c = S3Credentials::new("id", "secret");
+    /// assert_eq!(c.access_key_id(), "id");
+    /// ```
+    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token: None,
+        }
+    }
+
+    /// Adds a session token (temporary credentials).
+    ///
+    /// ```
+    /// # use rebound_init::actions::s3::S3Credentials;
+    /// let c = S3Credentials::new("id", "secret").with_session_token("token");
+    /// # let _ = c;
+    /// ```
+    #[must_use]
+    pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(token.into());
+        self
+    }
+
+    /// The access key id (not a secret).
+    ///
+    /// ```
+    /// # use rebound_init::actions::s3::S3Credentials;
+    /// assert_eq!(S3Credentials::new("id", "s").access_key_id(), "id");
+    /// ```
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// Reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+    /// `AWS_SESSION_TOKEN`. `Ok(None)` when neither key is set (requests
+    /// are then unsigned); an error names the variable missing from a pair.
+    ///
+    /// ```
+    /// # use rebound_init::actions::s3::S3Credentials;
+    /// // In a clean environment there are no credentials.
+    /// if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+    ///     && std::env::var_os("AWS_SECRET_ACCESS_KEY").is_none()
+    /// {
+    ///     assert!(S3Credentials::from_env().unwrap().is_none());
+    /// }
+    /// ```
+    pub fn from_env() -> Result<Option<Self>, ActionError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => {
+                let mut c = Self::new(id, secret);
+                if let Some(token) = var("AWS_SESSION_TOKEN") {
+                    c = c.with_session_token(token);
+                }
+                Ok(Some(c))
+            }
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ActionError::permanent(
+                "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+            )),
+            (None, Some(_)) => Err(ActionError::permanent(
+                "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not",
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
 
 /// The `with:` block of `init.s3_push`: upload `source` to `bucket/key`.
 ///
@@ -90,9 +190,32 @@ impl S3Push {
     }
 
     /// Uploads the file once.
-    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        let _ = ctx;
-        Err(ActionError::permanent("init.s3_push is not built yet"))
+    pub(crate) async fn attempt(&self, _ctx: &ActionContext) -> Result<(), ActionError> {
+        self.push_with(S3Credentials::from_env()?.as_ref()).await
+    }
+
+    /// Uploads once with explicit credentials (`None`: unsigned requests)
+    /// instead of the AWS environment variables.
+    ///
+    /// ```no_run
+    /// # use rebound_init::actions::s3::{S3Credentials, S3Push};
+    /// # async fn f() {
+    /// let push: S3Push = serde_json::from_str(
+    ///     r#"{"source": "a.bin", "bucket": "b", "key": "a.bin", "endpoint": "http://127.0.0.1:8014"}"#,
+    /// ).unwrap();
+    /// push.push_with(Some(&S3Credentials::new("id", "secret"))).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn push_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
+        #[cfg(feature = "s3")]
+        {
+            super::s3_io::push(self, credentials).await
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = credentials;
+            Err(no_s3())
+        }
     }
 }
 
@@ -108,8 +231,36 @@ impl S3Pull {
     }
 
     /// Downloads the object once.
-    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        let _ = ctx;
-        Err(ActionError::permanent("init.s3_pull is not built yet"))
+    pub(crate) async fn attempt(&self, _ctx: &ActionContext) -> Result<(), ActionError> {
+        self.pull_with(S3Credentials::from_env()?.as_ref()).await
     }
+
+    /// Downloads once with explicit credentials (`None`: unsigned
+    /// requests) instead of the AWS environment variables.
+    ///
+    /// ```no_run
+    /// # use rebound_init::actions::s3::{S3Credentials, S3Pull};
+    /// # async fn f() {
+    /// let pull: S3Pull = serde_json::from_str(
+    ///     r#"{"bucket": "b", "key": "a.bin", "destination": "a.bin", "endpoint": "http://127.0.0.1:8014"}"#,
+    /// ).unwrap();
+    /// pull.pull_with(Some(&S3Credentials::new("id", "secret"))).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn pull_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
+        #[cfg(feature = "s3")]
+        {
+            super::s3_io::pull(self, credentials).await
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = credentials;
+            Err(no_s3())
+        }
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn no_s3() -> ActionError {
+    ActionError::permanent("S3 actions need rebound-init's `s3` feature, which this build lacks")
 }

@@ -1,0 +1,322 @@
+//! The S3 client behind `init.s3_push` / `init.s3_pull` (object_store).
+//!
+//! Credentials are read from the standard AWS variables and handed to
+//! object_store; every message is scrubbed of them before it leaves.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
+use rebound_retry::{Decision, classify};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::ActionError;
+use super::s3::{S3Credentials, S3Pull, S3Push};
+use super::tls::{ensure_crypto_provider, error_chain};
+
+/// Files up to this size are uploaded in one PUT; larger ones in parts.
+const SINGLE_PUT_LIMIT: u64 = 16 << 20;
+/// Part size of multipart uploads.
+const PART_SIZE: usize = 8 << 20;
+/// Parts uploaded at once.
+const PART_CONCURRENCY: usize = 4;
+
+/// The credentials and settings of one request, with the secrets kept out
+/// of `Debug`.
+struct Target<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    endpoint: Option<&'a str>,
+    region: Option<&'a str>,
+}
+
+/// The values that must never appear in a message.
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn of(credentials: Option<&S3Credentials>) -> Self {
+        let mut v = Vec::new();
+        if let Some(c) = credentials {
+            v.push(c.secret_access_key.clone());
+            v.extend(c.session_token.clone());
+        }
+        // Also whatever sits in the environment, in case it differs.
+        for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            v.extend(std::env::var(name).ok());
+        }
+        v.retain(|s| s.len() >= 4);
+        Self(v)
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.0 {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn build(t: &Target<'_>, credentials: Option<&S3Credentials>) -> Result<AmazonS3, ActionError> {
+    ensure_crypto_provider();
+    let region = t
+        .region
+        .map(str::to_owned)
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let endpoint = t
+        .endpoint
+        .map(str::to_owned)
+        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env("AWS_ENDPOINT_URL"));
+    // The orchestrator owns retries: object_store's own would multiply them.
+    let retry = RetryConfig {
+        max_retries: 0,
+        ..RetryConfig::default()
+    };
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(t.bucket)
+        .with_region(region)
+        .with_retry(retry)
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(10))
+                .with_timeout(Duration::from_secs(300)),
+        );
+    if let Some(endpoint) = endpoint {
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false)
+            .with_endpoint(endpoint);
+    }
+    match credentials {
+        Some(c) => {
+            builder = builder
+                .with_access_key_id(&c.access_key_id)
+                .with_secret_access_key(&c.secret_access_key);
+            if let Some(token) = &c.session_token {
+                builder = builder.with_token(token);
+            }
+        }
+        None => {
+            // No credentials: unsigned requests (public buckets). Never fall
+            // back to the instance metadata service behind the user's back.
+            builder = builder.with_skip_signature(true);
+        }
+    }
+    builder.build().map_err(|e| {
+        ActionError::permanent(format!(
+            "invalid S3 settings for bucket {:?}: {}",
+            t.bucket,
+            Secrets::of(credentials).scrub(&error_chain(&e))
+        ))
+    })
+}
+
+fn object_path(key: &str) -> Result<ObjectPath, ActionError> {
+    ObjectPath::parse(key)
+        .map_err(|e| ActionError::permanent(format!("invalid S3 key {key:?}: {e}")))
+}
+
+/// S3 error codes that another attempt will not fix.
+const PERMANENT_CODES: &[&str] = &[
+    "NoSuchBucket",
+    "NoSuchKey",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidBucketName",
+    "AllAccessDisabled",
+    "InvalidObjectName",
+    "KeyTooLong",
+];
+
+/// Turns an object_store error into an attempt error: scrubbed of secrets,
+/// classified as permanent or transient.
+fn store_error(what: &str, e: &object_store::Error, secrets: &Secrets) -> ActionError {
+    let text = secrets.scrub(&error_chain(e));
+    let message = format!("{what}: {text}");
+    let permanent = match e {
+        object_store::Error::NotFound { .. }
+        | object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }
+        | object_store::Error::InvalidPath { .. }
+        | object_store::Error::NotSupported { .. }
+        | object_store::Error::NotImplemented { .. } => true,
+        _ => {
+            PERMANENT_CODES.iter().any(|c| text.contains(c))
+                || classify::message(&text) == Some(Decision::Stop)
+        }
+    };
+    if permanent {
+        ActionError::permanent(message)
+    } else {
+        ActionError::transient(message)
+    }
+}
+
+fn local_error(what: String, e: &std::io::Error) -> ActionError {
+    let message = format!("{what}: {e}");
+    match classify::io_error(e) {
+        Decision::Stop => ActionError::permanent(message),
+        _ => ActionError::transient(message),
+    }
+}
+
+/// Uploads `source` to `bucket/key` once.
+pub(crate) async fn push(
+    p: &S3Push,
+    credentials: Option<&S3Credentials>,
+) -> Result<(), ActionError> {
+    let target = Target {
+        bucket: &p.bucket,
+        key: &p.key,
+        endpoint: p.endpoint.as_deref(),
+        region: p.region.as_deref(),
+    };
+    let location = object_path(target.key)?;
+    let store = build(&target, credentials)?;
+    let secrets = Secrets::of(credentials);
+    let what = format!("s3 push to s3://{}/{}", target.bucket, target.key);
+    let source = &p.source;
+    let mut file = tokio::fs::File::open(source)
+        .await
+        .map_err(|e| local_error(format!("cannot read {}", source.display()), &e))?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| local_error(format!("cannot read {}", source.display()), &e))?
+        .len();
+    if size <= SINGLE_PUT_LIMIT {
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut data)
+            .await
+            .map_err(|e| local_error(format!("cannot read {}", source.display()), &e))?;
+        store
+            .put(&location, PutPayload::from(data))
+            .await
+            .map_err(|e| store_error(&what, &e, &secrets))?;
+        return Ok(());
+    }
+    let upload = store
+        .put_multipart(&location)
+        .await
+        .map_err(|e| store_error(&what, &e, &secrets))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut buf = vec![0u8; PART_SIZE];
+    loop {
+        let n = match file.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(local_error(format!("cannot read {}", source.display()), &e));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
+            return Err(store_error(&what, &e, &secrets));
+        }
+        writer.write(&buf[..n]);
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| store_error(&what, &e, &secrets))?;
+    Ok(())
+}
+
+/// A temporary file beside `dest`, renamed over it when complete.
+fn partial_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    dest.with_file_name(format!(".{name}.rebound-partial-{}", std::process::id()))
+}
+
+/// Downloads `bucket/key` to `destination` once.
+pub(crate) async fn pull(
+    p: &S3Pull,
+    credentials: Option<&S3Credentials>,
+) -> Result<(), ActionError> {
+    let target = Target {
+        bucket: &p.bucket,
+        key: &p.key,
+        endpoint: p.endpoint.as_deref(),
+        region: p.region.as_deref(),
+    };
+    let location = object_path(target.key)?;
+    let store = build(&target, credentials)?;
+    let secrets = Secrets::of(credentials);
+    let what = format!("s3 pull of s3://{}/{}", target.bucket, target.key);
+    let result = store
+        .get(&location)
+        .await
+        .map_err(|e| store_error(&what, &e, &secrets))?;
+    let dest = &p.destination;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| local_error(format!("cannot create {}", parent.display()), &e))?;
+    }
+    let partial = partial_path(dest);
+    let written = async {
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .map_err(|e| local_error(format!("cannot write {}", partial.display()), &e))?;
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| store_error(&what, &e, &secrets))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| local_error(format!("cannot write {}", partial.display()), &e))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| local_error(format!("cannot write {}", partial.display()), &e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| local_error(format!("cannot write {}", partial.display()), &e))?;
+        tokio::fs::rename(&partial, dest)
+            .await
+            .map_err(|e| local_error(format!("cannot write {}", dest.display()), &e))
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        let s = Secrets(vec!["wJalrXUtnFEMI".into()]);
+        assert_eq!(s.scrub("bad key wJalrXUtnFEMI here"), "bad key *** here");
+    }
+
+    #[test]
+    fn partial_file_sits_beside_the_destination() {
+        let p = partial_path(Path::new("/data/seed.tar"));
+        assert_eq!(p.parent(), Some(Path::new("/data")));
+        assert!(
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".seed.tar.rebound-partial-")
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! Shared helpers of the actions tests.
+#![allow(dead_code)]
+
+pub mod s3;

@@ -1,1 +1,191 @@
+//! PostgreSQL only: schema versions, concurrent migrations, and four
+//! workers over 1,000 due recoveries.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rebound_recovery::{
+    Clock, FailureKind, FailureReport, Job, Journal, JournalError, JournalErrorKind, Migrator,
+    PostgresJournal, RecoveryConfig, RecoveryState, RecoveryWorker, RollbackHandler, SystemClock,
+};
+
+use crate::pg::Pg;
+
+fn quick() -> RecoveryConfig {
+    RecoveryConfig {
+        initial_delay: Duration::from_millis(1),
+        ..RecoveryConfig::default()
+    }
+}
+
+async fn fresh(prefix: &'static str) -> String {
+    tokio::task::spawn_blocking(move || Pg::shared().fresh_db(prefix))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_when_four_controllers_start_together() {
+    let url = fresh("migrate").await;
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        handles.push(tokio::spawn(async move {
+            PostgresJournal::connect(&url, quick()).await.map(drop)
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    let j = PostgresJournal::connect(&url, quick()).await.unwrap();
+    assert_eq!(j.schema_version().await.unwrap(), 1);
+    let rows = tokio::task::spawn_blocking(move || {
+        Pg::shared().psql(&url, "SELECT COUNT(*) FROM schema_version")
+    })
+    .await
+    .unwrap();
+    assert_eq!(rows, "1");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let url = fresh("newer").await;
+    PostgresJournal::connect(&url, quick()).await.unwrap();
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || {
+        Pg::shared().psql(&u, "INSERT INTO schema_version VALUES (9, 0)")
+    })
+    .await
+    .unwrap();
+    let err = PostgresJournal::connect(&url, quick()).await.unwrap_err();
+    assert_eq!(err.kind(), JournalErrorKind::NewerSchema, "{err}");
+    assert!(err.to_string().contains("schema version 9"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_and_the_password_is_not_shown() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://u:hunter2@127.0.0.1:{port}/db");
+    let err = PostgresJournal::connect(&url, quick()).await.unwrap_err();
+    assert!(matches!(err, JournalError::Unavailable { .. }), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+/// Counts runs per migration.
+#[derive(Clone, Default)]
+struct Counter(Arc<Mutex<HashMap<String, u32>>>);
+
+impl Migrator for Counter {
+    type Error = std::io::Error;
+    async fn migrate(&self, job: &Job) -> std::io::Result<()> {
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .entry(job.migration.clone())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+impl RollbackHandler for Counter {
+    type Error = std::io::Error;
+    async fn rollback(&self, _: &Job) -> std::io::Result<()> {
+        Err(std::io::Error::other("no rollbacks in this test"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_run_each_of_1000_due_recoveries_exactly_once() {
+    let url = fresh("four").await;
+    let recorder = PostgresJournal::connect(&url, quick()).await.unwrap();
+    let past = SystemClock.now_ms() - 1_000;
+    for i in 0..1000 {
+        let report = FailureReport::new(
+            format!("m{i:04}"),
+            "web",
+            "a",
+            "b",
+            FailureKind::NetworkTransient,
+            "reset",
+        );
+        recorder.record(report, past).await.unwrap();
+    }
+    assert_eq!(
+        recorder.due(SystemClock.now_ms()).await.unwrap().len(),
+        1000
+    );
+    let counter = Counter::default();
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let journal = PostgresJournal::connect(&url, quick()).await.unwrap();
+        let counter = counter.clone();
+        workers.push(tokio::spawn(async move {
+            let worker = RecoveryWorker::new(journal, counter.clone(), counter)
+                .with_owner(format!("worker-{w}"))
+                .with_batch(8);
+            let mut claimed = 0;
+            loop {
+                let r = worker.run_once().await.unwrap();
+                if r.claimed == 0 {
+                    return claimed;
+                }
+                assert_eq!(r.lease_lost, 0);
+                claimed += r.claimed;
+            }
+        }));
+    }
+    let mut per_worker = Vec::new();
+    for w in workers {
+        per_worker.push(w.await.unwrap());
+    }
+    assert_eq!(per_worker.iter().sum::<u64>(), 1000, "{per_worker:?}");
+    let runs = counter.0.lock().unwrap().clone();
+    assert_eq!(runs.len(), 1000);
+    assert!(runs.values().all(|&n| n == 1), "a migration ran twice");
+    assert_eq!(
+        recorder
+            .list(Some(RecoveryState::Succeeded))
+            .await
+            .unwrap()
+            .len(),
+        1000
+    );
+    // Work was shared, not taken by one worker.
+    assert!(
+        per_worker.iter().filter(|&&n| n > 0).count() >= 2,
+        "{per_worker:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_controllers_lease_expires_and_another_takes_the_work() {
+    let url = fresh("dead").await;
+    let dead = PostgresJournal::connect(&url, quick()).await.unwrap();
+    let now = SystemClock.now_ms();
+    let report = FailureReport::new("m1", "web", "a", "b", FailureKind::Timeout, "slow");
+    dead.record(report, now - 1_000).await.unwrap();
+    let claimed = dead
+        .claim("dead", now, Duration::from_millis(200), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    drop(dead); // the controller dies holding the lease
+
+    let counter = Counter::default();
+    let alive = PostgresJournal::connect(&url, quick()).await.unwrap();
+    let worker = RecoveryWorker::new(alive, counter.clone(), counter.clone()).with_owner("alive");
+    assert_eq!(
+        worker.run_once().await.unwrap().claimed,
+        0,
+        "lease still held"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(worker.run_once().await.unwrap().succeeded, 1);
+    assert_eq!(counter.0.lock().unwrap().get("m1"), Some(&1));
+}

@@ -160,6 +160,8 @@ impl Pg {
     }
 
     /// A `sh` loop that stops the cluster once this process is gone.
+    // The watchdog must outlive this process, so it is never waited for.
+    #[allow(clippy::zombie_processes)]
     fn watchdog(&self) {
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \

@@ -1,12 +1,136 @@
-//! `rebound init` (being built).
+//! `rebound init`: validate a spec, run its init steps with live progress,
+//! then run the workload.
 
-use crate::exit::CliError;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rebound_init::orchestrator::{InitErrorKind, Runner};
+use rebound_init::spec::Spec;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::exit::{self, CliError};
+use crate::init::{progress::Progress, workload};
+
+const AFTER_HELP: &str = "\
+Examples:
+  rebound init examples/quickstart.yaml -- echo \"workload started\"
+  rebound init --check deploy.yaml --service api
+  rebound init --json init.yaml -- ./server --port 8080
+
+As a container entrypoint:  ENTRYPOINT [\"rebound\", \"init\", \"/etc/init.yaml\", \"--\"]
+  CMD [\"./server\"]   (signals are forwarded; zombies are reaped when PID 1)
+
+Exit codes: 0 ok (or the workload's own code); 2 invalid spec or usage;
+3 a step failed; 124 a step timed out; 130/143 interrupted during init.";
 
 /// Arguments of `rebound init`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The spec: a YAML file with `init` (and `errors`), or a ZLayer
+    /// deployment with `services`.
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+
+    /// In a deployment file, the service whose `init` runs (optional when
+    /// exactly one service has an `init` section).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// Only validate the spec: print what would run and exit (0 or 2).
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print one JSON object per event on stdout instead of progress lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The workload to run once the init succeeded (after `--`); rebound
+    /// forwards signals to it and exits with its exit code.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
 
 /// Runs `rebound init`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(CliError::failed("`rebound init` is not built yet").into())
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let spec = Spec::load(&args.spec, args.service.as_deref())
+        .map_err(|err| CliError::usage(format!("invalid spec: {err}")))?;
+    if args.check {
+        return Ok(check(&args, &spec));
+    }
+    let progress = Arc::new(Progress::choose(args.json));
+    let runtime = crate::cmd::runtime()?;
+    runtime.block_on(async move {
+        // Listen before the first step, so that Ctrl-C or SIGTERM during
+        // the init cancels it (dropping the run kills running commands).
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let sink = progress.clone();
+        let runner = Runner::new(&spec).on_event(move |e| sink.event(e));
+        let outcome = tokio::select! {
+            outcome = runner.run() => outcome,
+            _ = interrupt.recv() => {
+                return Err(CliError::new(exit::INTERRUPTED, "interrupted during the init (SIGINT)").into());
+            }
+            _ = terminate.recv() => {
+                return Err(CliError::new(exit::TERMINATED, "terminated during the init (SIGTERM)").into());
+            }
+        };
+        match outcome {
+            Ok(summary) => progress.summary(&summary, true),
+            Err(err) => {
+                progress.summary(err.summary(), false);
+                let code = match err.kind() {
+                    InitErrorKind::StepTimedOut => exit::TIMEOUT,
+                    _ => exit::FAILED,
+                };
+                return Err(CliError::new(code, err.to_string()).into());
+            }
+        }
+        if args.command.is_empty() {
+            return Ok(exit::OK);
+        }
+        // The signal streams above are dropped here; the workload runner
+        // installs its own for every forwarded signal.
+        drop((interrupt, terminate));
+        workload::run(&args.command).await
+    })
+}
+
+/// `--check`: the spec is valid (loading succeeded); say what would run.
+fn check(args: &Args, spec: &Spec) -> i32 {
+    if args.json {
+        let steps: Vec<_> = spec
+            .init
+            .steps
+            .iter()
+            .map(|s| serde_json::json!({ "id": s.id, "uses": s.action.name(), "target": s.action.describe() }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "event": "check", "ok": true, "spec": args.spec.display().to_string(), "service": spec.service, "steps": steps })
+        );
+    } else {
+        let service = spec
+            .service
+            .as_deref()
+            .map(|s| format!(" (service {s})"))
+            .unwrap_or_default();
+        println!(
+            "{}: ok{service}, {} step{}",
+            args.spec.display(),
+            spec.init.steps.len(),
+            if spec.init.steps.len() == 1 { "" } else { "s" }
+        );
+        for step in &spec.init.steps {
+            println!(
+                "  {}  {}  {}",
+                step.id,
+                step.action.name(),
+                step.action.describe()
+            );
+        }
+    }
+    exit::OK
 }

@@ -1,12 +1,25 @@
-//! `rebound schema` (being built).
-
-use crate::exit::CliError;
+//! `rebound schema`: the JSON Schema of the init spec, for editors.
 
 /// Arguments of `rebound schema`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Example:\n  rebound schema > rebound-init.schema.json\n  \
+# then in VS Code (YAML extension): # yaml-language-server: $schema=./rebound-init.schema.json"
+)]
+pub struct Args {
+    /// Print on one line instead of indented.
+    #[arg(long)]
+    pub compact: bool,
+}
 
 /// Runs `rebound schema`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(CliError::failed("`rebound schema` is not built yet").into())
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let schema = rebound_init::spec::json_schema();
+    let text = if args.compact {
+        serde_json::to_string(&schema)?
+    } else {
+        serde_json::to_string_pretty(&schema)?
+    };
+    println!("{text}");
+    Ok(crate::exit::OK)
 }

@@ -1,12 +1,318 @@
-//! `rebound wait` (being built).
+//! `rebound wait`: wait for TCP ports, HTTP endpoints and files, in
+//! parallel, using the same actions as the init steps.
 
-use crate::exit::CliError;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rebound_init::actions::{ActionContext, ActionError};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use crate::exit::{CliError, INTERRUPTED, OK, TERMINATED};
+use crate::wait::target::{self, Target};
+
+const AFTER_HELP: &str = "\
+Targets:
+  tcp://HOST:PORT     ready when a connection is accepted
+  http(s)://URL       ready on a 2xx answer; a 4xx other than 408/429 fails
+  file:///PATH        ready when the file exists
+
+Examples:
+  rebound wait tcp://127.0.0.1:5432
+  rebound wait --timeout 30s tcp://db:5432 http://api:8080/health file:///run/ready
+
+Exit codes: 0 all ready, 2 bad target, 3 a target failed for good,
+124 the --timeout ran out (the targets not ready are named).";
 
 /// Arguments of `rebound wait`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Give up after this long (e.g. 30s, 2m, 1m30s); exit 124.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Print one JSON object per event on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// What to wait for: tcp://HOST:PORT, http(s)://..., file:///PATH.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    rebound_init::actions::duration::parse(text).map_err(|e| e.to_string())
+}
 
 /// Runs `rebound wait`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(CliError::failed("`rebound wait` is not built yet").into())
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| target::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError::usage)?;
+    let runtime = super::runtime()?;
+    let result = runtime.block_on(async {
+        // Handlers first, so that a SIGTERM right after the "waiting" lines
+        // is already ours.
+        let signals = signal_exit_code();
+        let mut report = Report::new(args.json, &targets);
+        wait_all(&targets, args.timeout, signals, &mut report).await
+    });
+    // Do not wait for the blocking DNS lookups of abandoned targets.
+    runtime.shutdown_background();
+    result
+}
+
+/// How a wait ended early.
+enum Stop {
+    Failed(usize, ActionError),
+    Panicked(usize),
+    TimedOut(Duration),
+    Signal(i32),
+}
+
+async fn wait_all(
+    targets: &[Target],
+    timeout: Option<Duration>,
+    signals: impl Future<Output = i32>,
+    report: &mut Report,
+) -> anyhow::Result<i32> {
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for (i, t) in targets.iter().enumerate() {
+        let action = t.action.clone();
+        let ctx = ActionContext {
+            step_id: t.text.clone(),
+            output: std::sync::Arc::new(|_, _, _| {}),
+        };
+        tasks.spawn(async move { (i, action.attempt(&ctx).await) });
+    }
+    let mut ready = vec![false; targets.len()];
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    tokio::pin!(signals);
+
+    let stop = loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => break None,
+                Some(Ok((i, Ok(())))) => {
+                    ready[i] = true;
+                    report.ready(i, start.elapsed());
+                }
+                Some(Ok((i, Err(e)))) => break Some(Stop::Failed(i, e)),
+                Some(Err(e)) => {
+                    let i = ready.iter().position(|r| !r).unwrap_or(0);
+                    tracing::error!("a wait task panicked: {e}");
+                    break Some(Stop::Panicked(i));
+                }
+            },
+            () = &mut deadline => break Some(Stop::TimedOut(timeout.unwrap_or_default())),
+            code = &mut signals => break Some(Stop::Signal(code)),
+        }
+    };
+    tasks.abort_all();
+    let elapsed = start.elapsed();
+    match stop {
+        None => {
+            report.done(elapsed);
+            Ok(OK)
+        }
+        Some(Stop::Failed(i, e)) => {
+            report.failed(i, e.message(), elapsed);
+            Err(CliError::failed(format!("{} failed: {e}", targets[i].text)).into())
+        }
+        Some(Stop::Panicked(i)) => {
+            report.failed(i, "internal error", elapsed);
+            Err(CliError::failed(format!("waiting for {} failed", targets[i].text)).into())
+        }
+        Some(Stop::TimedOut(limit)) => {
+            let not_ready: Vec<&str> = targets
+                .iter()
+                .zip(&ready)
+                .filter(|(_, r)| !**r)
+                .map(|(t, _)| t.text.as_str())
+                .collect();
+            report.timed_out(&not_ready, elapsed);
+            Err(CliError::timeout(format!(
+                "timed out after {}; not ready: {}",
+                humantime::format_duration(limit),
+                not_ready.join(", ")
+            ))
+            .into())
+        }
+        Some(Stop::Signal(code)) => {
+            report.interrupted(code);
+            Ok(code)
+        }
+    }
+}
+
+/// Installs SIGINT/SIGTERM handlers now; the future resolves to 130 on
+/// SIGINT, 143 on SIGTERM.
+fn signal_exit_code() -> impl Future<Output = i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handlers = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => INTERRUPTED,
+            _ = term.recv() => TERMINATED,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `0.4ms`, `12.0ms`, `1s 250ms`: elapsed time for people.
+fn short(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        humantime::format_duration(Duration::from_millis(millis(d))).to_string()
+    }
+}
+
+/// Where progress goes: JSON lines, spinners on a terminal, or plain lines.
+enum Report {
+    Json(Vec<String>),
+    Terminal {
+        texts: Vec<String>,
+        bars: Vec<ProgressBar>,
+        _multi: MultiProgress,
+    },
+    Plain(Vec<String>),
+}
+
+impl Report {
+    fn new(json: bool, targets: &[Target]) -> Self {
+        let texts: Vec<String> = targets.iter().map(|t| t.text.clone()).collect();
+        if json {
+            for t in targets {
+                emit(&json!({"event": "waiting", "target": t.text, "what": t.action.describe()}));
+            }
+            return Report::Json(texts);
+        }
+        if std::io::stderr().is_terminal() {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let bars = targets
+                .iter()
+                .map(|t| {
+                    let bar = multi.add(
+                        ProgressBar::new_spinner()
+                            .with_style(style.clone())
+                            .with_prefix(t.text.clone())
+                            .with_message("waiting"),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    bar
+                })
+                .collect();
+            return Report::Terminal {
+                texts,
+                bars,
+                _multi: multi,
+            };
+        }
+        for t in targets {
+            eprintln!("rebound: waiting for {} ({})", t.text, t.action.describe());
+        }
+        Report::Plain(texts)
+    }
+
+    fn ready(&mut self, i: usize, elapsed: Duration) {
+        match self {
+            Report::Json(texts) => {
+                emit(&json!({"event": "ready", "target": texts[i], "elapsed_ms": millis(elapsed)}))
+            }
+            Report::Terminal { bars, texts, .. } => {
+                bars[i].set_style(
+                    ProgressStyle::with_template("{msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                let line = format!("ready {} after {}", texts[i], short(elapsed));
+                if !std::io::stdout().is_terminal() {
+                    println!("{line}");
+                    let _ = std::io::stdout().flush();
+                }
+                bars[i].finish_with_message(line);
+            }
+            Report::Plain(texts) => {
+                println!("ready {} after {}", texts[i], short(elapsed));
+                let _ = std::io::stdout().flush();
+            }
+        }
+    }
+
+    fn failed(&mut self, i: usize, error: &str, elapsed: Duration) {
+        match self {
+            Report::Json(texts) => emit(&json!({
+                "event": "failed", "target": texts[i], "error": error,
+                "elapsed_ms": millis(elapsed),
+            })),
+            Report::Terminal { bars, .. } => {
+                for bar in bars.iter() {
+                    bar.abandon();
+                }
+                bars[i].abandon_with_message("failed");
+            }
+            Report::Plain(_) => {}
+        }
+    }
+
+    fn timed_out(&mut self, not_ready: &[&str], elapsed: Duration) {
+        match self {
+            Report::Json(_) => emit(&json!({
+                "event": "timeout", "not_ready": not_ready, "elapsed_ms": millis(elapsed),
+            })),
+            Report::Terminal { bars, .. } => {
+                for bar in bars.iter().filter(|b| !b.is_finished()) {
+                    bar.abandon_with_message("not ready");
+                }
+            }
+            Report::Plain(_) => {}
+        }
+    }
+
+    fn interrupted(&mut self, code: i32) {
+        match self {
+            Report::Json(_) => emit(&json!({"event": "interrupted", "exit_code": code})),
+            Report::Terminal { bars, .. } => {
+                for bar in bars.iter().filter(|b| !b.is_finished()) {
+                    bar.abandon_with_message("interrupted");
+                }
+            }
+            Report::Plain(_) => {}
+        }
+    }
+
+    fn done(&mut self, elapsed: Duration) {
+        if let Report::Json(texts) = self {
+            emit(&json!({"event": "done", "ready": texts.len(), "elapsed_ms": millis(elapsed)}));
+        }
+    }
+}
+
+fn emit(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
 }

@@ -1,0 +1,286 @@
+//! Shows init events: a live line per step on a terminal (indicatif),
+//! plain lines otherwise, or one JSON object per line with `--json`.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rebound_init::actions::Stream;
+use rebound_init::events::Event;
+use rebound_init::orchestrator::Summary;
+use rebound_init::spec::OnFailure;
+
+/// Where and how events are shown.
+pub enum Progress {
+    /// One JSON object per event on stdout.
+    Json,
+    /// Plain lines on stderr (not a terminal, e.g. a container log).
+    Plain,
+    /// Live spinners on the terminal (stderr).
+    Live(Live),
+}
+
+/// The live display's state.
+pub struct Live {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Progress {
+    /// JSON when asked, live when stderr is a terminal, plain otherwise.
+    pub fn choose(json: bool) -> Self {
+        if json {
+            Progress::Json
+        } else if std::io::stderr().is_terminal() {
+            Progress::Live(Live {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::new(HashMap::new()),
+            })
+        } else {
+            Progress::Plain
+        }
+    }
+
+    /// Shows one event.
+    pub fn event(&self, event: &Event) {
+        match self {
+            Progress::Json => json_line(event),
+            Progress::Plain => {
+                if let Some((to_stdout, line)) = plain_line(event) {
+                    if to_stdout {
+                        println!("{line}");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+            Progress::Live(live) => live.event(event),
+        }
+    }
+
+    /// Shows the summary at the end of the init.
+    pub fn summary(&self, summary: &Summary, ok: bool) {
+        match self {
+            Progress::Json => {
+                let mut value = serde_json::to_value(summary).unwrap_or_default();
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("event".into(), "summary".into());
+                    map.insert("ok".into(), ok.into());
+                }
+                println!("{value}");
+            }
+            Progress::Plain | Progress::Live(_) => {
+                if let Progress::Live(live) = self {
+                    let _ = live.multi.clear();
+                }
+                let head = if ok { "init done" } else { "init failed" };
+                eprintln!("rebound: {head}:\n{summary}");
+            }
+        }
+    }
+}
+
+fn json_line(event: &Event) {
+    if let Ok(text) = serde_json::to_string(event) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+fn ms(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    ))
+    .to_string()
+}
+
+fn attempts(n: u32) -> String {
+    match n {
+        1 => "1 attempt".to_owned(),
+        n => format!("{n} attempts"),
+    }
+}
+
+/// The plain text of an event: `(to stdout, line)`; `None` for events
+/// that plain output leaves out.
+pub fn plain_line(event: &Event) -> Option<(bool, String)> {
+    let line = match event {
+        Event::StepStarted {
+            step,
+            target,
+            max_attempts,
+            timeout,
+            ..
+        } => {
+            let mut bounds = Vec::new();
+            if *max_attempts > 1 {
+                bounds.push(format!("up to {max_attempts} attempts"));
+            }
+            if let Some(t) = timeout {
+                bounds.push(format!("timeout {}", ms(*t)));
+            }
+            let bounds = if bounds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", bounds.join(", "))
+            };
+            format!("rebound: [{step}] {target}{bounds}")
+        }
+        Event::Output { step, stream, line } => {
+            return Some((*stream == Stream::Stdout, format!("[{step}] {line}")));
+        }
+        Event::AttemptFailed {
+            step,
+            attempt,
+            error,
+            next_delay,
+        } => match next_delay {
+            Some(d) => format!(
+                "rebound: [{step}] attempt {attempt} failed: {error}; retrying in {}",
+                ms(*d)
+            ),
+            None => format!("rebound: [{step}] attempt {attempt} failed: {error}"),
+        },
+        Event::StepSucceeded {
+            step,
+            attempts: n,
+            elapsed,
+        } => format!("rebound: [{step}] ok ({}, {})", attempts(*n), ms(*elapsed)),
+        Event::StepFailed { step, error, .. } => format!("rebound: [{step}] FAILED: {error}"),
+        Event::StepSkipped {
+            step,
+            on_failure,
+            error,
+            ..
+        } => match on_failure {
+            OnFailure::Warn => {
+                format!("rebound: [{step}] warning: {error} (on_failure: warn, going on)")
+            }
+            _ => format!("rebound: [{step}] failed, going on (on_failure: continue)"),
+        },
+        Event::InitRestarted {
+            restart,
+            max_retries,
+            delay,
+            resume_at,
+        } => format!(
+            "rebound: init failed; restart {restart}/{max_retries} in {}, resuming at [{resume_at}]",
+            ms(*delay)
+        ),
+        _ => return None,
+    };
+    Some((false, line))
+}
+
+impl Live {
+    fn bar(&self, step: &str) -> Option<ProgressBar> {
+        self.bars.lock().ok()?.get(step).cloned()
+    }
+
+    fn event(&self, event: &Event) {
+        match event {
+            Event::StepStarted { step, target, .. } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} {elapsed:.dim}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix(format!("[{step}]"));
+                bar.set_message(target.clone());
+                bar.enable_steady_tick(Duration::from_millis(100));
+                if let Ok(mut bars) = self.bars.lock() {
+                    bars.insert(step.clone(), bar);
+                }
+            }
+            Event::Output { step, line, .. } => {
+                let _ = self.multi.println(format!("[{step}] {line}"));
+            }
+            Event::AttemptFailed {
+                step,
+                attempt,
+                error,
+                next_delay: Some(d),
+            } => {
+                if let Some(bar) = self.bar(step) {
+                    bar.set_message(format!(
+                        "attempt {attempt} failed: {error}; retrying in {}",
+                        ms(*d)
+                    ));
+                }
+            }
+            Event::StepSucceeded {
+                step,
+                attempts: n,
+                elapsed,
+            } => self.finish(step, format!("ok ({}, {})", attempts(*n), ms(*elapsed))),
+            Event::StepFailed { step, error, .. } => self.finish(step, format!("FAILED: {error}")),
+            Event::StepSkipped {
+                step,
+                on_failure,
+                error,
+                ..
+            } => {
+                let text = if *on_failure == OnFailure::Warn {
+                    format!("warning: {error}")
+                } else {
+                    "failed, going on".to_owned()
+                };
+                self.finish(step, text);
+            }
+            other => {
+                if let Some((_, line)) = plain_line(other) {
+                    let _ = self.multi.println(line);
+                }
+            }
+        }
+    }
+
+    fn finish(&self, step: &str, message: String) {
+        if let Some(bar) = self.bar(step) {
+            bar.set_style(
+                ProgressStyle::with_template("  {prefix:.bold} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.finish_with_message(message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_name_the_step_and_the_next_delay() {
+        let started = Event::StepStarted {
+            step: "db".into(),
+            action: "init.wait_tcp",
+            target: "tcp 127.0.0.1:5432".into(),
+            max_attempts: 4,
+            timeout: Some(Duration::from_secs(60)),
+        };
+        assert_eq!(
+            plain_line(&started).unwrap().1,
+            "rebound: [db] tcp 127.0.0.1:5432 (up to 4 attempts, timeout 1m)"
+        );
+        let failed = Event::AttemptFailed {
+            step: "db".into(),
+            attempt: 1,
+            error: "connection refused".into(),
+            next_delay: Some(Duration::from_millis(250)),
+        };
+        assert_eq!(
+            plain_line(&failed).unwrap().1,
+            "rebound: [db] attempt 1 failed: connection refused; retrying in 250ms"
+        );
+        let out = Event::Output {
+            step: "m".into(),
+            stream: Stream::Stdout,
+            line: "hi".into(),
+        };
+        assert_eq!(plain_line(&out), Some((true, "[m] hi".to_owned())));
+    }
+}

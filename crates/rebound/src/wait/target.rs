@@ -1,0 +1,126 @@
+//! Parsing `rebound wait` targets into the init actions that wait for them.
+
+use rebound_init::actions::ActionSpec;
+use rebound_init::actions::wait_file::WaitFile;
+use rebound_init::actions::wait_http::WaitHttp;
+use rebound_init::actions::wait_tcp::WaitTcp;
+
+/// A target as typed, with the action that waits for it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The text given on the command line.
+    pub text: String,
+    /// The action that waits for it.
+    pub action: ActionSpec,
+}
+
+/// Parses one target; the error says what is wrong with it.
+pub fn parse(text: &str) -> Result<Target, String> {
+    let action = parse_action(text).map_err(|why| {
+        format!(
+            "invalid target {text:?}: {why} (expected tcp://HOST:PORT, http://..., https://... or file:///PATH)"
+        )
+    })?;
+    Ok(Target {
+        text: text.to_owned(),
+        action,
+    })
+}
+
+fn parse_action(text: &str) -> Result<ActionSpec, String> {
+    let (scheme, rest) = text
+        .split_once("://")
+        .ok_or_else(|| "no scheme".to_owned())?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "tcp" => tcp(rest),
+        "http" | "https" => {
+            // The action's own parameter validation, so messages match specs.
+            let w: WaitHttp = serde_json::from_value(serde_json::json!({ "url": text }))
+                .map_err(|e| e.to_string())?;
+            Ok(ActionSpec::WaitHttp(w))
+        }
+        "file" => file(rest),
+        other => Err(format!("unknown scheme {other}://")),
+    }
+}
+
+fn tcp(rest: &str) -> Result<ActionSpec, String> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| "unclosed [ in IPv6 address".to_owned())?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| "missing :PORT".to_owned())?;
+        (host, port)
+    } else {
+        rest.rsplit_once(':')
+            .ok_or_else(|| "missing :PORT".to_owned())?
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if host.contains(['/', '?', '#', '@']) || port.contains(['/', '?', '#']) {
+        return Err("a tcp target is only HOST:PORT".into());
+    }
+    let port: u64 = port
+        .parse()
+        .map_err(|_| format!("port must be a number 1-65535, got {port:?}"))?;
+    // The action's own validation: "port must be 1-65535, got 0".
+    let w: WaitTcp = serde_json::from_value(serde_json::json!({ "host": host, "port": port }))
+        .map_err(|e| e.to_string())?;
+    Ok(ActionSpec::WaitTcp(w))
+}
+
+fn file(rest: &str) -> Result<ActionSpec, String> {
+    let path = match rest.strip_prefix("localhost") {
+        Some(p) if p.starts_with('/') => p,
+        _ => rest,
+    };
+    if !path.starts_with('/') {
+        return Err("a file target needs an absolute path: file:///PATH".into());
+    }
+    let w: WaitFile =
+        serde_json::from_value(serde_json::json!({ "path": path })).map_err(|e| e.to_string())?;
+    Ok(ActionSpec::WaitFile(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_kind() {
+        let t = parse("tcp://127.0.0.1:5432").unwrap();
+        assert_eq!(t.action.describe(), "tcp 127.0.0.1:5432");
+        let t = parse("tcp://[::1]:80").unwrap();
+        assert_eq!(t.action.describe(), "tcp [::1]:80");
+        let t = parse("http://localhost:8080/health").unwrap();
+        assert_eq!(
+            t.action.describe(),
+            "http://localhost:8080/health (expect 2xx)"
+        );
+        let t = parse("file:///run/ready").unwrap();
+        assert_eq!(t.action.describe(), "file /run/ready");
+    }
+
+    #[test]
+    fn rejects_bad_targets_saying_why() {
+        for (bad, why) in [
+            ("localhost:80", "no scheme"),
+            ("tcp://db", "missing :PORT"),
+            ("tcp://db:0", "port must be 1-65535, got 0"),
+            ("tcp://db:70000", "port must be 1-65535, got 70000"),
+            ("tcp://db:http", "port must be a number"),
+            ("tcp://:80", "missing host"),
+            ("udp://x:1", "unknown scheme udp://"),
+            ("file://relative/path", "absolute path"),
+            ("http://", "invalid URL"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! `rebound init` and `rebound schema` through the real binary: spec
+//! errors, exit codes, progress output, the workload's signals and exit
+//! code, orphan reaping (as a subreaper and as PID 1 in a PID namespace).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::Cli;
+
+fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("spec.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn one_step(dir: &Path, with: &str, extra: &str) -> PathBuf {
+    write_spec(
+        dir,
+        &format!(
+            "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: {with}\n{extra}"
+        ),
+    )
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn quickstart_example_runs_then_the_workload() {
+    let spec = repo_root().join("examples/quickstart.yaml");
+    Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "echo".as_ref(),
+            "workload started".as_ref(),
+        ])
+        .run()
+        .code(0)
+        .stdout_has("workload started")
+        .stdout_has("[flaky] attempt 3")
+        .stderr_has("rebound: [flaky] ok (3 attempts")
+        .stderr_has("init done");
+}
+
+#[test]
+fn every_example_passes_check() {
+    for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let mut args = vec![
+                "init".into(),
+                "--check".into(),
+                path.clone().into_os_string(),
+            ];
+            if path.ends_with("zlayer-deployment.yaml") {
+                args.extend(["--service".into(), "api".into()]);
+            }
+            Cli::new().args(args).run().code(0).stdout_has(": ok");
+        }
+    }
+}
+
+#[test]
+fn check_rejects_an_invalid_spec_with_exit_2_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "init:\n  steps:\n    - id: db\n      uses: init.wait_tcp\n      with: { host: db, port: 70000 }\n",
+    );
+    let out = Cli::new()
+        .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
+        .run()
+        .code(2);
+    let stderr = out.stderr().replace(&spec.display().to_string(), "SPEC");
+    assert_eq!(
+        stderr.trim_end(),
+        "rebound: error: invalid spec: SPEC:5:31: init.steps[0].with.port: port must be 1-65535, got 70000"
+    );
+}
+
+#[test]
+fn invalid_spec_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let yaml = format!(
+        "init:\n  steps:\n    - id: first\n      uses: init.run\n      with: {{ command: \"touch '{}'\" }}\n    - id: bad\n      uses: init.nope\n      with: {{}}\n",
+        marker.display()
+    );
+    let spec = write_spec(dir.path(), &yaml);
+    Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "true".as_ref(),
+        ])
+        .run()
+        .code(2)
+        .stderr_has("unknown action `init.nope`, expected one of: init.wait_tcp");
+    assert!(!marker.exists(), "a step ran although the spec is invalid");
+}
+
+#[test]
+fn missing_spec_file_is_exit_2() {
+    Cli::new()
+        .args(["init", "/nonexistent/rebound.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("/nonexistent/rebound.yaml");
+}
+
+#[test]
+fn failed_step_is_exit_3_with_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'echo oops >&2; exit 9' }",
+        "      retry: 1\n",
+    );
+    Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "echo".as_ref(),
+            "never".as_ref(),
+        ])
+        .run()
+        .code(3)
+        .stderr_has("[only] oops")
+        .stderr_has("FAILED    only  2 attempts")
+        .stderr_has("init failed at step `only`")
+        .stderr_lacks("never");
+}
+
+#[test]
+fn step_timeout_is_exit_124() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'sleep 30' }",
+        "      timeout: 300ms\n",
+    );
+    Cli::new()
+        .args(["init".as_ref(), spec.as_os_str()])
+        .run()
+        .code(124)
+        .stderr_has("step `only` timed out after 300ms waiting for command `sleep 30`");
+}
+
+#[test]
+fn json_prints_one_event_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(dir.path(), "{ command: ['echo', 'hi'] }", "");
+    let out = Cli::new()
+        .args(["init".as_ref(), "--json".as_ref(), spec.as_os_str()])
+        .run()
+        .code(0);
+    let kinds: Vec<String> = out
+        .stdout()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            v["event"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "step_started",
+            "output",
+            "step_succeeded",
+            "init_finished",
+            "summary"
+        ]
+    );
+}
+
+#[test]
+fn deployment_file_needs_service_when_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "version: v1\ndeployment: d\nservices:\n  a:\n    init: { steps: [] }\n  b:\n    init: { steps: [] }\n",
+    );
+    Cli::new()
+        .args(["init".as_ref(), spec.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has("pick one with --service NAME");
+    Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--service".as_ref(),
+            "b".as_ref(),
+        ])
+        .run()
+        .code(0);
+}
+
+#[test]
+fn workload_exit_code_is_passed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(dir.path(), "{ command: 'true' }", "");
+    Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "sh".as_ref(),
+            "-c".as_ref(),
+            "exit 7".as_ref(),
+        ])
+        .run()
+        .code(7);
+    Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "sh".as_ref(),
+            "-c".as_ref(),
+            "kill -KILL $$".as_ref(),
+        ])
+        .run()
+        .code(128 + 9);
+}
+
+#[test]
+fn missing_workload_program_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(dir.path(), "{ command: 'true' }", "");
+    Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "/nonexistent/workload".as_ref(),
+        ])
+        .run()
+        .code(3)
+        .stderr_has("cannot start the workload `/nonexistent/workload`");
+}
+
+/// A `rebound` running in the background, its stdout piped.
+struct Running {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+    /// Stdout lines printed before the `ready` line.
+    before: Vec<String>,
+}
+
+/// Starts `rebound` in the background and returns once it printed a stdout
+/// line equal to `ready` (it is killed and the test fails if it ends
+/// first).
+// The child is handed to the caller, which waits for it (`wait_code`).
+#[allow(clippy::zombie_processes)]
+fn spawn_until(mut cmd: std::process::Command, ready: &str) -> Running {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut before = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap_or(0);
+        if n == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rebound ended before printing {ready:?}; it printed {before:?}");
+        }
+        if line.trim_end() == ready {
+            return Running { child, out, before };
+        }
+        before.push(line.trim_end().to_owned());
+    }
+}
+
+fn wait_code(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status
+                .code()
+                .expect("rebound itself was killed by a signal");
+        }
+        assert!(Instant::now() < deadline, "rebound did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_supervisor_signal_is_forwarded_to_the_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(dir.path(), "{ command: 'true' }", "");
+    let signals = [
+        (Signal::SIGTERM, "TERM"),
+        (Signal::SIGINT, "INT"),
+        (Signal::SIGHUP, "HUP"),
+        (Signal::SIGQUIT, "QUIT"),
+        (Signal::SIGUSR1, "USR1"),
+        (Signal::SIGUSR2, "USR2"),
+    ];
+    for (i, (sig, name)) in signals.into_iter().enumerate() {
+        let code = 40 + i as i32;
+        let script = format!(
+            "trap 'echo got {name}; exit {code}' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let cmd = Cli::new()
+            .args([
+                "init".as_ref(),
+                spec.as_os_str(),
+                "--".as_ref(),
+                "sh".as_ref(),
+                "-c".as_ref(),
+                script.as_ref(),
+            ])
+            .command();
+        let Running {
+            mut child, mut out, ..
+        } = spawn_until(cmd, "ready");
+        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+        assert_eq!(wait_code(&mut child), code, "signal {name}");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert!(rest.contains(&format!("got {name}")), "{name}: {rest:?}");
+    }
+}
+
+#[test]
+fn workload_killed_by_a_forwarded_sigterm_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(dir.path(), "{ command: 'true' }", "");
+    let cmd = Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "sh".as_ref(),
+            "-c".as_ref(),
+            "echo ready; exec sleep 30".as_ref(),
+        ])
+        .command();
+    let Running { mut child, .. } = spawn_until(cmd, "ready");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(wait_code(&mut child), 143);
+}
+
+#[test]
+fn sigterm_and_sigint_during_the_init_cancel_it_and_kill_the_step() {
+    for (sig, code) in [(Signal::SIGTERM, 143), (Signal::SIGINT, 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let yaml_with = format!(
+            "{{ command: \"sleep 1000 & echo $! > '{}'; echo ready; wait\" }}",
+            pids.display()
+        );
+        let spec = one_step(dir.path(), &yaml_with, "");
+        let marker = dir.path().join("workload-ran");
+        let touch = format!("touch '{}'", marker.display());
+        let cmd = Cli::new()
+            .args([
+                "init".as_ref(),
+                spec.as_os_str(),
+                "--".as_ref(),
+                "sh".as_ref(),
+                "-c".as_ref(),
+                touch.as_ref(),
+            ])
+            .command();
+        let Running { mut child, .. } = spawn_until(cmd, "[only] ready");
+        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+        assert_eq!(wait_code(&mut child), code, "{sig:?}");
+        assert!(!marker.exists(), "the workload ran after a cancelled init");
+        let sleeper: i32 = std::fs::read_to_string(&pids)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The kill runs as rebound exits; allow a bounded moment for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(sleeper) {
+            assert!(
+                Instant::now() < deadline,
+                "the step's child {sleeper} survived {sig:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Zombie children of `parent`, from /proc.
+fn zombies_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next());
+        if state == Some("Z") && ppid == Some(parent.to_string().as_str()) {
+            if let Some(pid) = head.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn orphans_of_the_workload_are_adopted_and_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(dir.path(), "{ command: 'true' }", "");
+    // The subshell exits at once, orphaning the inner `sh`, which must be
+    // re-parented to rebound (a child subreaper), report its new parent,
+    // exit, and be reaped.
+    let script = "(sh -c 'sleep 0.2; read -r a b c ppid rest < /proc/$$/stat; echo orphan-parent=$ppid' &); \
+        sleep 0.7; echo ready; sleep 30";
+    let cmd = Cli::new()
+        .args([
+            "init".as_ref(),
+            spec.as_os_str(),
+            "--".as_ref(),
+            "sh".as_ref(),
+            "-c".as_ref(),
+            script.as_ref(),
+        ])
+        .command();
+    let Running {
+        mut child,
+        before: seen,
+        ..
+    } = spawn_until(cmd, "ready");
+    let zombies = zombies_of(child.id());
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(wait_code(&mut child), 143);
+    assert!(
+        seen.contains(&format!("orphan-parent={}", child.id())),
+        "the orphan was not adopted by rebound: {seen:?}"
+    );
+    assert!(zombies.is_empty(), "unreaped orphans: {zombies:?}");
+}
+
+#[test]
+fn as_pid_1_in_a_container_shape() {
+    // A PID namespace makes rebound PID 1, as in a container whose
+    // ENTRYPOINT is `rebound init SPEC --`.
+    if std::process::Command::new("unshare")
+        .args(["--fork", "--pid", "--mount-proc", "true"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: cannot create a PID namespace here (unshare)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(dir.path(), "{ command: 'echo init pid $PPID' }", "");
+    // The workload leaves an orphan that exits, checks that it was reaped
+    // (no zombie under PID 1), and exits with a code of its own.
+    let script = "(sleep 0.1 &); sleep 0.5; \
+        z=$(grep -l '^[0-9]* ([^)]*) Z 1 ' /proc/[0-9]*/stat 2>/dev/null | wc -l); \
+        echo zombies=$z; exit 5";
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--fork",
+            "--pid",
+            "--mount-proc",
+            env!("CARGO_BIN_EXE_rebound"),
+            "init",
+        ])
+        .arg(&spec)
+        .args(["--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("[only] init pid 1"), "{stdout}");
+    assert!(stdout.contains("zombies=0"), "{stdout}");
+}
+
+#[test]
+fn schema_prints_a_json_schema_naming_every_action() {
+    let out = Cli::new().args(["schema"]).run().code(0);
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(schema["title"], "rebound init spec");
+    let text = out.stdout();
+    for name in [
+        "init.wait_tcp",
+        "init.wait_http",
+        "init.wait_file",
+        "init.run",
+        "init.s3_push",
+        "init.s3_pull",
+    ] {
+        assert!(text.contains(name), "{name}");
+    }
+}

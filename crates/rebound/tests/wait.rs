@@ -1,0 +1,226 @@
+//! `rebound wait` as a process: real ports, a real HTTP server, real files.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use support::{Cli, Outcome};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `rebound wait ARGS` in the background.
+fn spawn(args: &[String]) -> std::process::Child {
+    let mut cmd = Cli::new().args(["wait"]).args(args).command();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+fn finish(child: std::process::Child) -> Outcome {
+    let output: Output = child.wait_with_output().unwrap();
+    Outcome { output }
+}
+
+/// A loopback HTTP server answering request n with `statuses[n]` (the last
+/// one repeats); returns its port and the request count.
+fn http_server(statuses: &'static [u16]) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let status = statuses[n.min(statuses.len() - 1)];
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|k| k > 0) {
+                if line == "\r\n" {
+                    break;
+                }
+                line.clear();
+            }
+            let reason = match status {
+                200 => "OK",
+                404 => "Not Found",
+                503 => "Service Unavailable",
+                _ => "Other",
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} {reason}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn a_port_that_opens_after_a_delay() {
+    let port = free_port();
+    let target = format!("tcp://127.0.0.1:{port}");
+    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    thread::sleep(Duration::from_millis(300));
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let acceptor = thread::spawn(move || {
+        let _ = listener.accept();
+    });
+    finish(child)
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+    acceptor.join().unwrap();
+}
+
+#[test]
+fn an_http_server_that_answers_503_twice_then_200() {
+    let (port, count) = http_server(&[503, 503, 200]);
+    let target = format!("http://127.0.0.1:{port}/health");
+    Cli::new()
+        .args(["wait", "--timeout", "30s", &target])
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {target}"));
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_file_that_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ready.flag");
+    let target = format!("file://{}", path.display());
+    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    thread::sleep(Duration::from_millis(200));
+    std::fs::write(&path, b"").unwrap();
+    finish(child).code(0).stdout_has(&format!("ready {target}"));
+}
+
+#[test]
+fn all_targets_in_parallel_with_json_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"x").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (http, _) = http_server(&[200]);
+    let targets = [
+        format!("tcp://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{http}/"),
+        format!("file://{}", file.display()),
+    ];
+    let out = Cli::new()
+        .args(["wait", "--json", "--timeout", "30s"])
+        .args(&targets)
+        .run()
+        .code(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    for t in &targets {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "ready" && e["target"] == t.as_str()),
+            "no ready event for {t}: {events:?}"
+        );
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "done");
+    assert_eq!(last["ready"], 3);
+    drop(listener);
+}
+
+#[test]
+fn timeout_exits_124_naming_the_targets_not_ready() {
+    let closed = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let present = dir.path().join("present");
+    std::fs::write(&present, b"x").unwrap();
+    let tcp = format!("tcp://127.0.0.1:{closed}");
+    let file = format!("file://{}", present.display());
+    Cli::new()
+        .args(["wait", "--timeout", "300ms", &tcp, &file])
+        .run()
+        .code(124)
+        .stdout_has(&format!("ready {file}"))
+        .stderr_has(&format!("timed out after 300ms; not ready: {tcp}"));
+}
+
+#[test]
+fn timeout_in_json_lists_not_ready() {
+    let closed = free_port();
+    let tcp = format!("tcp://127.0.0.1:{closed}");
+    let out = Cli::new()
+        .args(["wait", "--json", "--timeout", "200ms", &tcp])
+        .run()
+        .code(124);
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "timeout");
+    assert_eq!(last["not_ready"][0], tcp.as_str());
+}
+
+#[test]
+fn bad_target_exits_2_naming_it() {
+    Cli::new()
+        .args(["wait", "tcp://127.0.0.1:5432", "tcp://db:0"])
+        .run()
+        .code(2)
+        .stderr_has("invalid target \"tcp://db:0\": port must be 1-65535, got 0");
+    Cli::new()
+        .args(["wait", "db:5432"])
+        .run()
+        .code(2)
+        .stderr_has("invalid target \"db:5432\": no scheme");
+    Cli::new()
+        .args(["wait", "--timeout", "soon", "tcp://db:1"])
+        .run()
+        .code(2)
+        .stderr_has("soon");
+}
+
+#[test]
+fn http_404_fails_permanently_with_exit_3() {
+    let (port, count) = http_server(&[404]);
+    let target = format!("http://127.0.0.1:{port}/missing");
+    Cli::new()
+        .args(["wait", "--timeout", "30s", &target])
+        .run()
+        .code(3)
+        .stderr_has(&format!("{target} failed"))
+        .stderr_has("404 Not Found (expected 2xx)");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn sigterm_exits_143() {
+    let closed = free_port();
+    let mut child = spawn(&[format!("tcp://127.0.0.1:{closed}")]);
+    // Wait until it announced the target (its signal handlers are set up
+    // right after), then terminate it.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut buf = [0u8; 64];
+    let _ = stderr.read(&mut buf).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+}

@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod exit;
+mod init;
 mod wait;
 
 use clap::Parser;

@@ -1,12 +1,568 @@
-//! `rebound retry` (being built).
+//! `rebound retry`: run a command until it exits 0 or the retry policy says
+//! stop, printing each failed attempt and the delay before the next.
 
-use crate::exit::CliError;
+use std::ffi::OsString;
+use std::io::Write;
+use std::pin::pin;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rebound_retry::classify::ExitCodes;
+use rebound_retry::{
+    Classify, Decision, Exponential, ExponentialBuilder, Jitter, PolicyError, RetryError,
+    Retryable, StopReason, presets,
+};
+use tokio::process::Command;
+
+use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, exit_code, send_signal};
+use crate::exit::{CliError, TIMEOUT};
+
+const AFTER_HELP: &str = "\
+Flags override the preset. Durations are humantime text: 250ms, 5s, 1m30s.
+Each failed attempt is reported on stderr with the delay before the next;
+with --json, one JSON object per attempt is written to stderr instead (stdout
+stays the child's). The child's stdout and stderr pass through unchanged.
+
+Exit code: the child's last exit code (128+N when signal N ended it);
+2 for a bad flag or an invalid policy (nothing is run); 124 when --deadline
+ran out; 126/127 when CMD cannot be executed / is not found; 130/143 when
+SIGINT/SIGTERM arrived between attempts. SIGINT and SIGTERM received while
+the child runs are forwarded to it and stop the retries.
+
+Examples:
+  rebound retry -- curl -fsS http://127.0.0.1:8080/health
+  rebound retry --preset network --attempts 6 --retry-on-exit 75,111 -- ./sync.sh
+  rebound retry --delay 1s --max-delay 30s --deadline 2m --json -- make deploy";
 
 /// Arguments of `rebound retry`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Starting policy: default (3 attempts, 100ms, cap 5s, x2), network
+    /// (4, 500ms, 5s) or connection (3, 50ms, 2s); all with equal jitter.
+    #[arg(long, value_enum, default_value_t = Preset::Default, value_name = "P")]
+    preset: Preset,
+
+    /// Total attempts, the first included (at least 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    attempts: Option<u32>,
+
+    /// Delay before the first retry.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    delay: Option<Duration>,
+
+    /// Cap on every delay.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    max_delay: Option<Duration>,
+
+    /// Growth factor between delays (finite, at least 1).
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    multiplier: Option<f64>,
+
+    /// Jitter mode (the presets use equal).
+    #[arg(long, value_enum, value_name = "J")]
+    jitter: Option<JitterArg>,
+
+    /// Deadline for the whole run: a running attempt is killed when it
+    /// passes, and no retry starts that could not begin before it.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    deadline: Option<Duration>,
+
+    /// Exit codes to retry: `any` non-zero code, or a list such as 75,111.
+    #[arg(long, value_name = "CODES|any", default_value = "any")]
+    retry_on_exit: ExitCodes,
+
+    /// Report attempts as JSON objects, one per line, on stderr.
+    #[arg(long)]
+    json: bool,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+/// `--preset` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Preset {
+    Default,
+    Network,
+    Connection,
+}
+
+/// `--jitter` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum JitterArg {
+    None,
+    Full,
+    Equal,
+    Decorrelated,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 250ms, 5s, 1m30s)"))
+}
 
 /// Runs `rebound retry`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(CliError::failed("`rebound retry` is not built yet").into())
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    // Validate everything before running anything.
+    let backoff = build_policy(&args)?;
+    if args.deadline == Some(Duration::ZERO) {
+        return Err(CliError::usage("--deadline: must be above zero").into());
+    }
+    super::runtime()?.block_on(run_attempts(args, backoff))
+}
+
+/// The backoff from the preset and the flags that override it.
+fn build_policy(args: &Args) -> Result<Exponential, CliError> {
+    let mut builder: ExponentialBuilder = match args.preset {
+        Preset::Default => presets::default(),
+        Preset::Network => presets::network(),
+        Preset::Connection => presets::connection(),
+    };
+    if let Some(n) = args.attempts {
+        builder = builder.with_max_attempts(n);
+    }
+    if let Some(d) = args.delay {
+        builder = builder.with_initial_delay(d);
+    }
+    if let Some(d) = args.max_delay {
+        builder = builder.with_max_delay(d);
+    }
+    if let Some(m) = args.multiplier {
+        builder = builder.with_multiplier(m);
+    }
+    if let Some(j) = args.jitter {
+        builder = builder.with_jitter(match j {
+            JitterArg::None => Jitter::None,
+            JitterArg::Full => Jitter::Full,
+            JitterArg::Equal => Jitter::Equal,
+            JitterArg::Decorrelated => Jitter::Decorrelated,
+        });
+    }
+    builder
+        .build()
+        .map_err(|e| CliError::usage(format!("{}: {e}", flag_of(&e, args))))
+}
+
+/// The flag to blame for an invalid policy.
+fn flag_of(error: &PolicyError, args: &Args) -> &'static str {
+    match error.setting() {
+        "multiplier" => "--multiplier",
+        "max_attempts" => "--attempts",
+        // Max below initial: blame the flag the user gave (if only --delay
+        // was raised above the preset's cap, that is --delay).
+        "max_delay" if args.max_delay.is_none() => "--delay",
+        "max_delay" => "--max-delay",
+        _ => "--preset",
+    }
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+enum AttemptError {
+    /// The command could not be started.
+    Spawn(std::io::Error),
+    /// It ran and exited non-zero (or was killed by a signal).
+    Exit(ChildExit),
+}
+
+/// Retries exit codes in the `--retry-on-exit` set; never a spawn error or
+/// a run during which rebound was signalled.
+struct ExitClassifier(ExitCodes, Arc<Shared>);
+
+impl Classify<AttemptError> for ExitClassifier {
+    fn classify(&self, error: &AttemptError) -> Decision {
+        if self.1.stop_signal().is_some() {
+            return Decision::Stop;
+        }
+        match error {
+            AttemptError::Spawn(_) => Decision::Stop,
+            AttemptError::Exit(exit) if exit.signalled.is_some() => Decision::Stop,
+            AttemptError::Exit(exit) => self.0.classify(&exit.code),
+        }
+    }
+}
+
+/// What the attempts and the signal listener share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The running child, if any: signals received go to it.
+    pid: Mutex<Option<u32>>,
+    /// The signal that stopped the retries (0: none yet).
+    stop: AtomicI32,
+}
+
+impl Shared {
+    fn stop_signal(&self) -> Option<i32> {
+        Some(self.stop.load(Ordering::SeqCst)).filter(|n| *n != 0)
+    }
+
+    /// A signal arrived: forward it to the running child and return true,
+    /// or return false when no child runs (between attempts).
+    fn forward(&self, number: i32) -> bool {
+        let pid = self.pid.lock().unwrap_or_else(PoisonError::into_inner);
+        self.stop.store(number, Ordering::SeqCst);
+        match *pid {
+            Some(pid) => {
+                send_signal(pid, number);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Registers the running child's pid, and clears it however the run ends.
+struct PidGuard(Arc<Shared>);
+
+impl PidGuard {
+    fn new(shared: &Arc<Shared>, pid: Option<u32>) -> Self {
+        *shared.pid.lock().unwrap_or_else(PoisonError::into_inner) = pid;
+        Self(Arc::clone(shared))
+    }
+}
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        *self.0.pid.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
+    let report = Report {
+        json: args.json,
+        max_attempts: backoff.max_attempts().unwrap_or(u32::MAX),
+    };
+    let program = Arc::new(args.command);
+    let shared = Arc::new(Shared::default());
+    let attempts = Arc::new(AtomicU32::new(0));
+    // One listener for the whole run, installed before the first spawn so
+    // that no signal is missed: during an attempt a signal is forwarded to
+    // the child and stops the retries; between attempts it stops at once.
+    let mut signals = Forwarder::new(&RETRY_SIGNALS)?;
+
+    let op = {
+        let (program, shared, attempts) = (
+            Arc::clone(&program),
+            Arc::clone(&shared),
+            Arc::clone(&attempts),
+        );
+        move || {
+            let (program, shared) = (Arc::clone(&program), Arc::clone(&shared));
+            attempts.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut cmd = Command::new(&program[0]);
+                cmd.args(&program[1..]).kill_on_drop(true);
+                let mut child = cmd.spawn().map_err(AttemptError::Spawn)?;
+                let guard = PidGuard::new(&shared, child.id());
+                let status = child.wait().await.map_err(AttemptError::Spawn)?;
+                drop(guard);
+                let exit = ChildExit {
+                    code: exit_code(status),
+                    signalled: shared.stop_signal(),
+                };
+                if exit.code == 0 {
+                    Ok(exit)
+                } else {
+                    Err(AttemptError::Exit(exit))
+                }
+            }
+        }
+    };
+    let mut retried = op
+        .retry(backoff)
+        .classify(ExitClassifier(
+            args.retry_on_exit.clone(),
+            Arc::clone(&shared),
+        ))
+        .notify(|e: &AttemptError, attempt: u32, delay: Duration| {
+            if let AttemptError::Exit(exit) = e {
+                report.retrying(attempt, exit, delay);
+            }
+        })
+        .name("rebound retry");
+    if let Some(deadline) = args.deadline {
+        retried = retried.deadline(deadline);
+    }
+    let mut retried = pin!(retried);
+
+    let result = loop {
+        tokio::select! {
+            result = &mut retried => break result,
+            number = signals.recv() => {
+                if !shared.forward(number) {
+                    let attempt = attempts.load(Ordering::SeqCst);
+                    report.interrupted(attempt, number);
+                    return Ok(128 + number);
+                }
+                // Forwarded to the running child; the classifier stops the
+                // retries once it exits.
+            }
+        }
+    };
+    let attempt = attempts.load(Ordering::SeqCst);
+    match result {
+        Ok(exit) => {
+            report.succeeded(attempt, &exit);
+            Ok(0)
+        }
+        Err(err) => finish(
+            &report,
+            err,
+            &program[0],
+            args.deadline,
+            &args.retry_on_exit,
+        ),
+    }
+}
+
+/// Reports why the retries stopped and picks the exit code.
+fn finish(
+    report: &Report,
+    err: RetryError<AttemptError>,
+    program: &OsString,
+    deadline: Option<Duration>,
+    retry_on: &ExitCodes,
+) -> anyhow::Result<i32> {
+    let attempt = err.attempts();
+    let reason = err.reason();
+    let timed_out = err.last_attempt_timed_out();
+    match (reason, err.into_last_error()) {
+        (_, Some(AttemptError::Spawn(e))) => {
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            report.stopped(attempt, None, "spawn_error", None);
+            Err(CliError::new(
+                code,
+                format!("cannot run `{}`: {e}", program.to_string_lossy()),
+            )
+            .into())
+        }
+        (StopReason::Deadline, last) => {
+            let code = last.as_ref().and_then(|e| match e {
+                AttemptError::Exit(exit) => Some(exit.code),
+                AttemptError::Spawn(_) => None,
+            });
+            report.stopped(attempt, code, "deadline", None);
+            let deadline = humantime::format_duration(deadline.unwrap_or_default());
+            let what = if timed_out {
+                "the running attempt was killed".to_string()
+            } else {
+                "the next retry could not start before it".to_string()
+            };
+            Err(CliError::new(
+                TIMEOUT,
+                format!("--deadline {deadline} ran out after {attempt} attempt(s): {what}"),
+            )
+            .into())
+        }
+        (reason, Some(AttemptError::Exit(exit))) => {
+            let why = match (reason, exit.signalled) {
+                (_, Some(sig)) => {
+                    report.stopped(attempt, Some(exit.code), "signal", Some(sig));
+                    return Ok(exit.code);
+                }
+                (StopReason::Permanent, None) => {
+                    report.stopped(attempt, Some(exit.code), "not_retried", None);
+                    format!(
+                        "exit code {} is not in --retry-on-exit {retry_on}",
+                        exit.code
+                    )
+                }
+                _ => {
+                    report.stopped(attempt, Some(exit.code), "exhausted", None);
+                    "no attempts left".to_string()
+                }
+            };
+            if !report.json {
+                report.line(&format!(
+                    "attempt {attempt}/{} failed ({}); {why}",
+                    report.max_attempts,
+                    describe(&exit)
+                ));
+            }
+            Ok(exit.code)
+        }
+        (reason, None) => Err(CliError::failed(format!("retries stopped: {reason}")).into()),
+    }
+}
+
+/// How a child ended, for humans.
+fn describe(exit: &ChildExit) -> String {
+    if exit.code > 128 && exit.code < 128 + 65 {
+        format!(
+            "exit code {}, killed by signal {}",
+            exit.code,
+            exit.code - 128
+        )
+    } else {
+        format!("exit code {}", exit.code)
+    }
+}
+
+/// A delay in milliseconds with microsecond precision, for JSON.
+fn delay_ms(delay: Duration) -> f64 {
+    // Whole microseconds: jittered delays carry meaningless nanoseconds.
+    (delay.as_micros() as f64) / 1000.0
+}
+
+/// A delay rounded for humans: to the millisecond from 10 ms up, else to
+/// the microsecond.
+fn round_delay(delay: Duration) -> Duration {
+    if delay >= Duration::from_millis(10) {
+        Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+    } else {
+        Duration::from_micros(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Writes attempt reports to stderr, as text or JSON lines.
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    json: bool,
+    max_attempts: u32,
+}
+
+impl Report {
+    fn line(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "rebound: {text}");
+    }
+
+    fn json(&self, value: serde_json::Value) {
+        let _ = writeln!(std::io::stderr().lock(), "{value}");
+    }
+
+    fn retrying(&self, attempt: u32, exit: &ChildExit, delay: Duration) {
+        if self.json {
+            self.json(serde_json::json!({
+                "attempt": attempt,
+                "max_attempts": self.max_attempts,
+                "exit_code": exit.code,
+                "outcome": "retry",
+                "delay_ms": delay_ms(delay),
+            }));
+        } else {
+            self.line(&format!(
+                "attempt {attempt}/{} failed ({}); retrying in {}",
+                self.max_attempts,
+                describe(exit),
+                humantime::format_duration(round_delay(delay))
+            ));
+        }
+    }
+
+    fn succeeded(&self, attempt: u32, exit: &ChildExit) {
+        if self.json {
+            self.json(serde_json::json!({
+                "attempt": attempt,
+                "max_attempts": self.max_attempts,
+                "exit_code": exit.code,
+                "outcome": "success",
+            }));
+        } else if attempt > 1 {
+            self.line(&format!(
+                "attempt {attempt}/{} succeeded",
+                self.max_attempts
+            ));
+        }
+    }
+
+    fn stopped(&self, attempt: u32, code: Option<i32>, outcome: &str, signal: Option<i32>) {
+        if self.json {
+            self.json(serde_json::json!({
+                "attempt": attempt,
+                "max_attempts": self.max_attempts,
+                "exit_code": code,
+                "outcome": outcome,
+                "signal": signal,
+            }));
+        } else if let Some(sig) = signal {
+            self.line(&format!(
+                "received signal {sig} during attempt {attempt}; forwarded it and stopped retrying"
+            ));
+        }
+    }
+
+    fn interrupted(&self, attempt: u32, signal: i32) {
+        if self.json {
+            self.json(serde_json::json!({
+                "attempt": attempt,
+                "max_attempts": self.max_attempts,
+                "exit_code": null,
+                "outcome": "interrupted",
+                "signal": signal,
+            }));
+        } else {
+            self.line(&format!(
+                "received signal {signal} while waiting to retry after attempt {attempt}; stopping"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(flags: &[&str]) -> Args {
+        let mut argv = vec!["retry"];
+        argv.extend_from_slice(flags);
+        argv.extend_from_slice(&["--", "true"]);
+        Wrapper::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn flags_override_the_preset() {
+        let b = build_policy(&args(&[
+            "--preset",
+            "network",
+            "--attempts",
+            "6",
+            "--delay",
+            "1s",
+            "--max-delay",
+            "3s",
+            "--jitter",
+            "none",
+        ]))
+        .unwrap();
+        assert_eq!(b.max_attempts(), Some(6));
+        let v: Vec<_> = b.map(|d| d.as_millis()).collect();
+        assert_eq!(v, [1000, 2000, 3000, 3000, 3000]);
+    }
+
+    #[test]
+    fn invalid_policies_name_the_flag() {
+        let err = |flags: &[&str]| build_policy(&args(flags)).unwrap_err().to_string();
+        assert!(err(&["--multiplier", "0.5"]).starts_with("--multiplier:"));
+        assert!(err(&["--attempts", "0"]).starts_with("--attempts:"));
+        assert!(err(&["--delay", "10s"]).starts_with("--delay:"));
+        assert!(err(&["--delay", "2s", "--max-delay", "1s"]).starts_with("--max-delay:"));
+    }
+
+    #[test]
+    fn classifier_retries_only_listed_codes_and_never_signalled_runs() {
+        let shared = Arc::new(Shared::default());
+        let c = ExitClassifier("75".parse().unwrap(), Arc::clone(&shared));
+        let exit = |code, signalled| AttemptError::Exit(ChildExit { code, signalled });
+        assert_eq!(c.classify(&exit(75, None)), Decision::Retry);
+        assert_eq!(c.classify(&exit(1, None)), Decision::Stop);
+        assert_eq!(c.classify(&exit(75, Some(15))), Decision::Stop);
+        let spawn = AttemptError::Spawn(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(c.classify(&spawn), Decision::Stop);
+        // Once rebound has been signalled nothing is retried.
+        assert!(!shared.forward(15), "no child runs");
+        assert_eq!(c.classify(&exit(75, None)), Decision::Stop);
+    }
 }

@@ -177,7 +177,7 @@ impl Runner {
                 InitFailureAction::Backoff => self.policies.init_backoff().sample(restarts),
                 _ => self.policies.restart_pause(),
             };
-            tracing::warn!(
+            tracing::debug!(
                 step = %self.steps[index].id,
                 restart = restarts,
                 max_retries = policy.max_retries,
@@ -242,7 +242,11 @@ impl Runner {
                 }
                 policy @ (OnFailure::Warn | OnFailure::Continue) => {
                     report.outcome = if policy == OnFailure::Warn {
-                        tracing::warn!(step = %step.id, error = %failure.message, "step failed; going on (on_failure: warn)");
+                        // With a sink, the sink shows the warning (the CLI
+                        // does); without one, the log is the only channel.
+                        if self.sink.is_none() {
+                            tracing::warn!(step = %step.id, error = %failure.message, "step failed; going on (on_failure: warn)");
+                        }
                         Outcome::Warned
                     } else {
                         Outcome::Continued
@@ -302,12 +306,9 @@ impl Runner {
             }
         };
         result.map_err(|err| StepFailure {
+            // The action's own timeout message names what it waited for.
             message: if err.is_timeout() {
-                format!(
-                    "step `{}` timed out waiting for {}: {err}",
-                    step.id,
-                    step.action.describe()
-                )
+                format!("step `{}` timed out: {err}", step.id)
             } else {
                 err.to_string()
             },

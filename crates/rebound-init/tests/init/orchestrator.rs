@@ -307,11 +307,9 @@ async fn action_timeout_under_fail_is_a_timeout() {
     );
     let err = Runner::new(&spec(&yaml)).run().await.unwrap_err();
     assert_eq!(err.kind(), InitErrorKind::StepTimedOut);
-    assert!(
-        err.to_string()
-            .contains("step `cfg` timed out waiting for file"),
-        "{err}"
-    );
+    let text = err.to_string();
+    assert!(text.contains("step `cfg` timed out: "), "{text}");
+    assert!(text.contains("absent"), "{text}");
 }
 
 /// Steps `ready` (a file that exists) and `late` (a file created by the

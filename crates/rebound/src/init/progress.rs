@@ -185,8 +185,10 @@ impl Live {
             Event::StepStarted { step, target, .. } => {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} {elapsed:.dim}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(
+                        "{spinner} {prefix:.bold} {elapsed:.dim} {wide_msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.set_prefix(format!("[{step}]"));
                 bar.set_message(target.clone());
@@ -202,13 +204,13 @@ impl Live {
                 step,
                 attempt,
                 error,
-                next_delay: Some(d),
+                next_delay,
             } => {
                 if let Some(bar) = self.bar(step) {
-                    bar.set_message(format!(
-                        "attempt {attempt} failed: {error}; retrying in {}",
-                        ms(*d)
-                    ));
+                    let retry = next_delay
+                        .map(|d| format!("; retrying in {}", ms(d)))
+                        .unwrap_or_default();
+                    bar.set_message(format!("attempt {attempt} failed: {error}{retry}"));
                 }
             }
             Event::StepSucceeded {
@@ -241,7 +243,7 @@ impl Live {
     fn finish(&self, step: &str, message: String) {
         if let Some(bar) = self.bar(step) {
             bar.set_style(
-                ProgressStyle::with_template("  {prefix:.bold} {msg}")
+                ProgressStyle::with_template("  {prefix:.bold} {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.finish_with_message(message);

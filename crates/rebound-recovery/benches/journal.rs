@@ -1,1 +1,2 @@
+//! Journal benchmarks (see docs/benchmarks/recovery.md).
 fn main() {}

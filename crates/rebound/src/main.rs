@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod init;
+mod recovery;
 mod wait;
 
 use clap::Parser;

@@ -136,6 +136,9 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A callback told about each recorded attempt.
+type Notify = dyn Fn(&Claim, &Recovery) + Send + Sync;
+
 /// What a worker did, added up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerReport {
@@ -154,7 +157,14 @@ pub struct WorkerReport {
 }
 
 impl WorkerReport {
-    fn add(&mut self, other: WorkerReport) {
+    /// Adds `other`'s counts to these.
+    ///
+    /// ```
+    /// let mut a = rebound_recovery::WorkerReport { claimed: 1, ..Default::default() };
+    /// a.add(a);
+    /// assert_eq!(a.claimed, 2);
+    /// ```
+    pub fn add(&mut self, other: WorkerReport) {
         self.claimed += other.claimed;
         self.succeeded += other.succeeded;
         self.rolled_back += other.rolled_back;
@@ -198,6 +208,7 @@ pub struct RecoveryWorker<J, M, R, C = DefaultClassifier> {
     rollback: R,
     classifier: C,
     selector: Option<Arc<dyn TargetSelector>>,
+    notify: Option<Arc<Notify>>,
     clock: Arc<dyn Clock>,
     owner: String,
     lease: Duration,
@@ -216,6 +227,7 @@ impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
             rollback,
             classifier: DefaultClassifier,
             selector: None,
+            notify: None,
             clock: Arc::new(SystemClock),
             owner: format!("{host}-{}", std::process::id()),
             lease: Duration::from_secs(30),
@@ -234,6 +246,7 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
             rollback: self.rollback,
             classifier,
             selector: self.selector,
+            notify: self.notify,
             clock: self.clock,
             owner: self.owner,
             lease: self.lease,
@@ -245,6 +258,16 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     /// Asks `selector` for more targets after each failed migration.
     pub fn with_selector(mut self, selector: impl TargetSelector + 'static) -> Self {
         self.selector = Some(Arc::new(selector));
+        self
+    }
+
+    /// Calls `notify` after each attempt with the claim (the recovery as
+    /// it was when claimed) and the recovery as recorded afterwards.
+    pub fn with_notify(
+        mut self,
+        notify: impl Fn(&Claim, &Recovery) + Send + Sync + 'static,
+    ) -> Self {
+        self.notify = Some(Arc::new(notify));
         self
     }
 
@@ -398,7 +421,12 @@ where
             .complete(&claim, outcome, self.clock.now_ms())
             .await
         {
-            Ok(done) => Ok(tally(&done)),
+            Ok(done) => {
+                if let Some(notify) = &self.notify {
+                    notify(&claim, &done);
+                }
+                Ok(tally(&done))
+            }
             Err(JournalError::LeaseLost { migration, owner }) => {
                 tracing::warn!(%migration, %owner, "lease lost before the outcome was recorded");
                 Ok(WorkerReport {

@@ -1,12 +1,230 @@
-//! `rebound recovery` (being built).
+//! `rebound recovery`: record, inspect and run recoveries of failed
+//! migrations in a durable journal.
 
-use crate::exit::CliError;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rebound_recovery::{FailureKind, RecoveryState, RetryJitter};
+
+use crate::recovery::exec::ExitKinds;
+
+const AFTER_HELP: &str = "\
+Journal:
+  sqlite:PATH        a SQLite file (default: $XDG_STATE_HOME/rebound/journal.db,
+                     else ~/.local/state/rebound/journal.db)
+  postgres://...     PostgreSQL, for several controllers (no TLS yet: use
+                     loopback or a Unix socket)
+
+Failure kinds:
+  network_transient network_permanent insufficient_resources incompatible_target
+  state_corruption timeout target_unreachable unknown
+
+Migrate-command exit codes (override with --exit-kind CODE=KIND):
+  0 success        65 state_corruption    68 target_unreachable
+  69 target_unreachable  73 insufficient_resources  75 network_transient
+  76 network_permanent   78 incompatible_target     124 timeout
+  anything else, or killed by a signal: unknown
+
+Examples:
+  rebound recovery record --migration m-42 --workload web --source node-a \\
+      --target node-b --kind target_unreachable --message 'no route' \\
+      --candidates node-c,node-d --snapshot /var/lib/snap/web.img
+  rebound recovery list --state pending
+  rebound recovery show m-42 --json
+  rebound recovery --journal postgres://rebound@127.0.0.1/rebound run \\
+      --migrate-cmd ./migrate.sh --rollback-cmd ./restore.sh --workers 4
+
+Exit codes: 0 done; 2 bad input (nothing written); 3 journal unreachable,
+newer journal schema, or (run --once) a recovery was given up;
+130/143 run stopped by SIGINT/SIGTERM.";
 
 /// Arguments of `rebound recovery`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The journal: sqlite:PATH or postgres://... (default: the SQLite file
+    /// under the user's state directory).
+    #[arg(long, env = "REBOUND_JOURNAL", value_name = "ADDR", global = true)]
+    pub journal: Option<String>,
+
+    /// Retries before rolling back (or giving up).
+    #[arg(long, value_name = "N", default_value_t = 3, global = true)]
+    pub max_retries: u32,
+
+    /// Delay before the first retry; doubles on each retry.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub initial_delay: Duration,
+
+    /// Cap on the delay between retries.
+    #[arg(long, value_name = "D", default_value = "300s", value_parser = parse_duration, global = true)]
+    pub max_delay: Duration,
+
+    /// Keep the delay at --initial-delay instead of doubling it.
+    #[arg(long, global = true)]
+    pub constant_delay: bool,
+
+    /// Randomness added to each delay.
+    #[arg(long, value_name = "J", default_value = "equal", value_parser = parse_jitter, global = true)]
+    pub jitter: RetryJitter,
+
+    /// Give a recovery up this long after its first failure.
+    #[arg(long, value_name = "D", default_value = "600s", value_parser = parse_duration, global = true)]
+    pub recovery_timeout: Duration,
+
+    /// Give up instead of rolling back on permanent failures.
+    #[arg(long, global = true)]
+    pub no_auto_rollback: bool,
+
+    /// History entries kept per migration (all are counted).
+    #[arg(long, value_name = "N", default_value_t = 50, global = true)]
+    pub history: u32,
+
+    /// Snapshots older than this are not rolled back to.
+    #[arg(long, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub snapshot_max_age: Duration,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+/// The subcommands of `rebound recovery`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Record a failed migration (or another failure of a recorded one).
+    Record(RecordArgs),
+    /// List recoveries.
+    List(ListArgs),
+    /// Show one recovery with its whole kept history.
+    Show(ShowArgs),
+    /// List the recoveries a worker would claim now.
+    Due(DueArgs),
+    /// Claim due recoveries and run the migrate or rollback command.
+    Run(RunArgs),
+}
+
+/// `rebound recovery record`.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The migration's id.
+    #[arg(long, value_name = "ID", value_parser = non_empty)]
+    pub migration: String,
+    /// The workload being moved.
+    #[arg(long, value_name = "W", value_parser = non_empty)]
+    pub workload: String,
+    /// The node it moves from.
+    #[arg(long, value_name = "S", value_parser = non_empty)]
+    pub source: String,
+    /// The node the failed attempt went to.
+    #[arg(long, value_name = "T", value_parser = non_empty)]
+    pub target: String,
+    /// Why it failed (see the list below).
+    #[arg(long, value_name = "KIND")]
+    pub kind: FailureKind,
+    /// What the failure said.
+    #[arg(long, value_name = "M")]
+    pub message: String,
+    /// Other targets to try, in order (comma-separated).
+    #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = non_empty)]
+    pub candidates: Vec<String>,
+    /// The snapshot file a rollback restores (its CRC32C is recorded now).
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// Print the recovery as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rebound recovery list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only recoveries in this state: pending, running, succeeded,
+    /// rolled_back, given_up.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<RecoveryState>,
+    /// One JSON object per recovery.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rebound recovery show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The migration's id.
+    #[arg(value_name = "ID")]
+    pub migration: String,
+    /// One JSON object with the recovery and its history.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rebound recovery due`.
+#[derive(Debug, clap::Args)]
+pub struct DueArgs {
+    /// One JSON object per recovery.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rebound recovery run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Shell command (sh -c) that retries a migration. It gets
+    /// REBOUND_MIGRATION, REBOUND_WORKLOAD, REBOUND_SOURCE, REBOUND_TARGET,
+    /// REBOUND_SNAPSHOT, REBOUND_STRATEGY and REBOUND_RETRY_COUNT.
+    #[arg(long, value_name = "CMD", value_parser = non_empty)]
+    pub migrate_cmd: String,
+    /// Shell command that restores the workload on REBOUND_SOURCE from the
+    /// verified REBOUND_SNAPSHOT; same variables.
+    #[arg(long, value_name = "CMD", value_parser = non_empty)]
+    pub rollback_cmd: String,
+    /// Workers claiming in parallel (each with its own journal connection).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
+    /// Run what is due now, then exit (exit 3 if any recovery was given up).
+    #[arg(long)]
+    pub once: bool,
+    /// How long a claim lasts without renewal; a dead worker's recoveries
+    /// are retaken after this.
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    pub lease: Duration,
+    /// How often to look for due recoveries when idle.
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
+    pub poll: Duration,
+    /// Map a migrate-command exit code to a failure kind (repeatable),
+    /// e.g. 75=network_transient.
+    #[arg(long = "exit-kind", value_name = "CODE=KIND", value_parser = ExitKinds::parse_entry)]
+    pub exit_kinds: Vec<(i32, FailureKind)>,
+    /// One JSON object per attempt and a final summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 250ms, 5s or 1m30s: {e}"))
+}
+
+fn parse_jitter(text: &str) -> Result<RetryJitter, String> {
+    match text {
+        "none" => Ok(RetryJitter::None),
+        "full" => Ok(RetryJitter::Full),
+        "equal" => Ok(RetryJitter::Equal),
+        other => Err(format!(
+            "unknown jitter {other:?}; valid: none, full, equal"
+        )),
+    }
+}
+
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
+}
 
 /// Runs `rebound recovery`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(CliError::failed("`rebound recovery` is not built yet").into())
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    crate::recovery::run(args)
 }

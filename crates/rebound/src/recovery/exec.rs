@@ -1,0 +1,205 @@
+//! The migrate and rollback commands of `rebound recovery run`, and the
+//! exit-code table that classifies a failed migrate command.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+
+use rebound_recovery::{FailureKind, Job, Migrator, RollbackHandler};
+
+/// Exit code of the migrate command -> failure kind.
+#[derive(Debug, Clone)]
+pub struct ExitKinds(BTreeMap<i32, FailureKind>);
+
+impl Default for ExitKinds {
+    /// The documented table (sysexits.h codes plus GNU timeout's 124).
+    fn default() -> Self {
+        use FailureKind::*;
+        Self(BTreeMap::from([
+            (65, StateCorruption),       // EX_DATAERR
+            (68, TargetUnreachable),     // EX_NOHOST
+            (69, TargetUnreachable),     // EX_UNAVAILABLE
+            (73, InsufficientResources), // EX_CANTCREAT
+            (75, NetworkTransient),      // EX_TEMPFAIL
+            (76, NetworkPermanent),      // EX_PROTOCOL
+            (78, IncompatibleTarget),    // EX_CONFIG
+            (124, Timeout),              // GNU timeout
+        ]))
+    }
+}
+
+impl ExitKinds {
+    /// The default table with `overrides` applied.
+    pub fn with(overrides: &[(i32, FailureKind)]) -> Self {
+        let mut table = Self::default();
+        for (code, kind) in overrides {
+            table.0.insert(*code, *kind);
+        }
+        table
+    }
+
+    /// Parses one `CODE=KIND` entry of `--exit-kind`.
+    pub fn parse_entry(text: &str) -> Result<(i32, FailureKind), String> {
+        let (code, kind) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not CODE=KIND, e.g. 75=network_transient"))?;
+        let code: i32 = code
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c| (1..=255).contains(c))
+            .ok_or_else(|| format!("{code:?} is not an exit code from 1 to 255"))?;
+        let kind = kind
+            .trim()
+            .parse::<FailureKind>()
+            .map_err(|e| e.to_string())?;
+        Ok((code, kind))
+    }
+
+    /// The kind for a failed command's status: unknown when the code is not
+    /// in the table or a signal ended the command.
+    pub fn kind(&self, status: ExitStatus) -> FailureKind {
+        status
+            .code()
+            .and_then(|c| self.0.get(&c).copied())
+            .unwrap_or(FailureKind::Unknown)
+    }
+}
+
+/// A migrate or rollback command that did not succeed.
+#[derive(Debug)]
+pub struct CommandError {
+    /// The classified kind (migrate commands).
+    pub kind: FailureKind,
+    message: String,
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// The two commands, run with `sh -c` and the job's fields in the
+/// environment. Their stdout goes to our stderr, so that `--json` output
+/// stays clean.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    pub migrate: Arc<str>,
+    pub rollback: Arc<str>,
+    pub exit_kinds: Arc<ExitKinds>,
+}
+
+impl Commands {
+    async fn run(&self, which: &str, cmd: &str, job: &Job) -> Result<(), CommandError> {
+        let failed = |message: String| CommandError {
+            kind: FailureKind::Unknown,
+            message,
+        };
+        let stdout = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
+        let snapshot = job
+            .snapshot
+            .as_ref()
+            .map(|s| s.path.display().to_string())
+            .unwrap_or_default();
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .env("REBOUND_MIGRATION", &job.migration)
+            .env("REBOUND_WORKLOAD", &job.workload)
+            .env("REBOUND_SOURCE", &job.source)
+            .env("REBOUND_TARGET", &job.target)
+            .env("REBOUND_SNAPSHOT", snapshot)
+            .env("REBOUND_STRATEGY", job.strategy.as_str())
+            .env("REBOUND_RETRY_COUNT", job.retry_count.to_string())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .kill_on_drop(true)
+            .status()
+            .await
+            .map_err(|e| failed(format!("{which} command could not start: {e}")))?;
+        if status.success() {
+            return Ok(());
+        }
+        let how = match status.code() {
+            Some(code) => format!("exited with {code}"),
+            None => "was killed by a signal".to_owned(),
+        };
+        Err(CommandError {
+            kind: self.exit_kinds.kind(status),
+            message: format!("{which} command {how}"),
+        })
+    }
+}
+
+impl Migrator for Commands {
+    type Error = CommandError;
+    async fn migrate(&self, job: &Job) -> Result<(), CommandError> {
+        let cmd = Arc::clone(&self.migrate);
+        self.run("migrate", &cmd, job).await
+    }
+}
+
+impl RollbackHandler for Commands {
+    type Error = CommandError;
+    async fn rollback(&self, job: &Job) -> Result<(), CommandError> {
+        let cmd = Arc::clone(&self.rollback);
+        self.run("rollback", &cmd, job).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn table_defaults_overrides_and_signals() {
+        let t = ExitKinds::with(&[
+            (75, FailureKind::Timeout),
+            (9, FailureKind::IncompatibleTarget),
+        ]);
+        assert_eq!(t.kind(ExitStatus::from_raw(75 << 8)), FailureKind::Timeout);
+        assert_eq!(
+            t.kind(ExitStatus::from_raw(9 << 8)),
+            FailureKind::IncompatibleTarget
+        );
+        assert_eq!(
+            t.kind(ExitStatus::from_raw(69 << 8)),
+            FailureKind::TargetUnreachable
+        );
+        assert_eq!(t.kind(ExitStatus::from_raw(1 << 8)), FailureKind::Unknown);
+        // Killed by SIGKILL.
+        assert_eq!(t.kind(ExitStatus::from_raw(9)), FailureKind::Unknown);
+    }
+
+    #[test]
+    fn entries_are_checked() {
+        assert_eq!(
+            ExitKinds::parse_entry("75=network_transient"),
+            Ok((75, FailureKind::NetworkTransient))
+        );
+        assert!(
+            ExitKinds::parse_entry("75")
+                .unwrap_err()
+                .contains("CODE=KIND")
+        );
+        assert!(
+            ExitKinds::parse_entry("300=timeout")
+                .unwrap_err()
+                .contains("1 to 255")
+        );
+        assert!(
+            ExitKinds::parse_entry("7=flaky")
+                .unwrap_err()
+                .contains("network_transient")
+        );
+    }
+}

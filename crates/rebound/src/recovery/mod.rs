@@ -1,0 +1,317 @@
+//! `rebound recovery`: the journal, the subcommands and their output.
+
+pub mod exec;
+mod output;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use rebound_recovery::{
+    AnyJournal, Clock, FailureReport, Journal, JournalAddress, JournalError, JournalErrorKind,
+    RecoveryConfig, RecoveryWorker, SnapshotRef, SystemClock, WorkerReport,
+};
+use serde_json::json;
+
+use crate::cmd::recovery::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
+use crate::exit::{CliError, FAILED, INTERRUPTED, OK, TERMINATED};
+use exec::{CommandError, Commands, ExitKinds};
+
+/// Runs `rebound recovery`.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let config = config(&args)?;
+    // An empty --journal / REBOUND_JOURNAL means the default.
+    let journal = args.journal.as_deref().filter(|j| !j.is_empty());
+    let address = address(journal)?;
+    // Checked before the journal is opened: bad input writes nothing.
+    let snapshot = match &args.command {
+        Sub::Record(r) => r.snapshot.as_deref().map(capture).transpose()?,
+        _ => None,
+    };
+    let runtime = crate::cmd::runtime()?;
+    runtime.block_on(async move {
+        let read_only = matches!(args.command, Sub::List(_) | Sub::Show(_) | Sub::Due(_));
+        if read_only {
+            if let JournalAddress::Sqlite(path) = &address {
+                if !path.exists() {
+                    // Nothing recorded yet; do not create the file for a read.
+                    return empty(&args.command);
+                }
+            }
+        } else if journal.is_none() {
+            if let JournalAddress::Sqlite(path) = &address {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("creating the journal directory {}", dir.display())
+                    })?;
+                }
+            }
+        }
+        match args.command {
+            Sub::Record(r) => record(open(&address, config).await?, r, snapshot).await,
+            Sub::List(l) => list(open(&address, config).await?, l).await,
+            Sub::Show(s) => show(open(&address, config).await?, s).await,
+            Sub::Due(d) => due(open(&address, config).await?, d).await,
+            Sub::Run(r) => run_workers(&address, config, r).await,
+        }
+    })
+}
+
+fn config(args: &Args) -> anyhow::Result<RecoveryConfig> {
+    let config = RecoveryConfig {
+        max_retries: args.max_retries,
+        initial_delay: args.initial_delay,
+        max_delay: args.max_delay,
+        exponential: !args.constant_delay,
+        jitter: args.jitter,
+        recovery_timeout: args.recovery_timeout,
+        auto_rollback: !args.no_auto_rollback,
+        history_limit: args.history,
+        snapshot_max_age: args.snapshot_max_age,
+    };
+    config
+        .validate()
+        .map_err(|e| CliError::usage(format!("recovery settings: {e}")))?;
+    Ok(config)
+}
+
+fn address(journal: Option<&str>) -> anyhow::Result<JournalAddress> {
+    match journal {
+        Some(text) => text
+            .parse::<JournalAddress>()
+            .map_err(|e| CliError::usage(format!("--journal: {e}")).into()),
+        None => rebound_recovery::journal::default_sqlite_path()
+            .map(JournalAddress::Sqlite)
+            .ok_or_else(|| {
+                CliError::usage(
+                    "no journal: set --journal, REBOUND_JOURNAL, XDG_STATE_HOME or HOME",
+                )
+                .into()
+            }),
+    }
+}
+
+fn capture(path: &std::path::Path) -> anyhow::Result<SnapshotRef> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    SnapshotRef::capture(&absolute, SystemClock.now_ms())
+        .map_err(|e| CliError::usage(format!("--snapshot: {e}")).into())
+}
+
+fn journal_error(e: JournalError) -> anyhow::Error {
+    let code = match e.kind() {
+        JournalErrorKind::Invalid => crate::exit::USAGE,
+        _ => FAILED,
+    };
+    CliError::new(code, e.to_string()).into()
+}
+
+async fn open(address: &JournalAddress, config: RecoveryConfig) -> anyhow::Result<AnyJournal> {
+    AnyJournal::open(address, config)
+        .await
+        .map_err(journal_error)
+}
+
+fn empty(command: &Sub) -> anyhow::Result<i32> {
+    match command {
+        Sub::Show(s) => {
+            Err(CliError::usage(format!("no recovery for migration {:?}", s.migration)).into())
+        }
+        Sub::List(ListArgs { json, .. }) | Sub::Due(DueArgs { json }) => {
+            output::recoveries(&mut std::io::stdout().lock(), &[], *json, 0)?;
+            Ok(OK)
+        }
+        _ => Ok(OK),
+    }
+}
+
+async fn record(
+    journal: AnyJournal,
+    args: RecordArgs,
+    snapshot: Option<SnapshotRef>,
+) -> anyhow::Result<i32> {
+    let mut report = FailureReport::new(
+        args.migration,
+        args.workload,
+        args.source,
+        args.target,
+        args.kind,
+        args.message,
+    )
+    .with_candidates(args.candidates);
+    report.snapshot = snapshot;
+    let now = SystemClock.now_ms();
+    let rec = journal.record(report, now).await.map_err(journal_error)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&rec)?)?;
+    } else {
+        output::recoveries(&mut out, std::slice::from_ref(&rec), false, now)?;
+    }
+    Ok(OK)
+}
+
+async fn list(journal: AnyJournal, args: ListArgs) -> anyhow::Result<i32> {
+    let recs = journal.list(args.state).await.map_err(journal_error)?;
+    output::recoveries(
+        &mut std::io::stdout().lock(),
+        &recs,
+        args.json,
+        SystemClock.now_ms(),
+    )?;
+    Ok(OK)
+}
+
+async fn show(journal: AnyJournal, args: ShowArgs) -> anyhow::Result<i32> {
+    let Some(rec) = journal.get(&args.migration).await.map_err(journal_error)? else {
+        return Err(CliError::usage(format!(
+            "no recovery for migration {:?} in {}",
+            args.migration,
+            journal.describe()
+        ))
+        .into());
+    };
+    let history = journal
+        .history(&args.migration)
+        .await
+        .map_err(journal_error)?;
+    output::show(
+        &mut std::io::stdout().lock(),
+        &rec,
+        &history,
+        args.json,
+        SystemClock.now_ms(),
+    )?;
+    Ok(OK)
+}
+
+async fn due(journal: AnyJournal, args: DueArgs) -> anyhow::Result<i32> {
+    let now = SystemClock.now_ms();
+    let recs = journal.due(now).await.map_err(journal_error)?;
+    output::recoveries(&mut std::io::stdout().lock(), &recs, args.json, now)?;
+    Ok(OK)
+}
+
+/// Which signal stopped `run`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    Interrupted,
+    Terminated,
+}
+
+async fn run_workers(
+    address: &JournalAddress,
+    config: RecoveryConfig,
+    args: RunArgs,
+) -> anyhow::Result<i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let commands = Commands {
+        migrate: args.migrate_cmd.as_str().into(),
+        rollback: args.rollback_cmd.as_str().into(),
+        exit_kinds: Arc::new(ExitKinds::with(&args.exit_kinds)),
+    };
+    // Every worker has its own connection; open them all before running
+    // anything, so that a bad journal fails before any command runs.
+    let mut journals = Vec::new();
+    for _ in 0..args.workers {
+        journals.push(open(address, config.clone()).await?);
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "rebound".to_owned());
+    let json = args.json;
+    let stdout = Arc::new(Mutex::new(std::io::stdout()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Running);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, journal) in journals.into_iter().enumerate() {
+        let out = Arc::clone(&stdout);
+        let worker = RecoveryWorker::new(journal, commands.clone(), commands.clone())
+            .with_classifier(|e: &CommandError| e.kind)
+            .with_owner(format!("{host}-{}-{i}", std::process::id()))
+            .with_lease(args.lease)
+            .with_poll_interval(args.poll)
+            .with_notify(move |claim, done| {
+                let line = output::attempt(claim, done, json, SystemClock.now_ms());
+                let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            });
+        let mut stop = stop_rx.clone();
+        let once = args.once;
+        tasks.spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s != Stop::Running).await;
+            };
+            if once {
+                let drain = async {
+                    let mut total = WorkerReport::default();
+                    loop {
+                        let r = worker.run_once().await?;
+                        if r.claimed == 0 {
+                            return Ok::<_, JournalError>(total);
+                        }
+                        total.add(r);
+                    }
+                };
+                tokio::select! {
+                    r = drain => r,
+                    () = stopped => Ok(WorkerReport::default()),
+                }
+            } else {
+                worker.run(stopped).await
+            }
+        });
+    }
+    let mut total = WorkerReport::default();
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(report))) => total.add(report),
+                Some(Ok(Err(e))) => {
+                    failure.get_or_insert(e);
+                    let _ = stop_tx.send(Stop::Terminated);
+                }
+                Some(Err(e)) => return Err(anyhow::anyhow!("a worker failed: {e}")),
+            },
+            _ = sigint.recv() => { let _ = stop_tx.send(Stop::Interrupted); }
+            _ = sigterm.recv() => { let _ = stop_tx.send(Stop::Terminated); }
+        }
+    }
+    let summary = json!({
+        "event": "summary",
+        "claimed": total.claimed,
+        "succeeded": total.succeeded,
+        "rolled_back": total.rolled_back,
+        "retrying": total.retrying,
+        "given_up": total.given_up,
+        "lease_lost": total.lease_lost,
+    });
+    {
+        let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
+        if json {
+            writeln!(out, "{summary}")?;
+        } else {
+            writeln!(
+                out,
+                "claimed {}, succeeded {}, rolled back {}, retrying {}, given up {}, lease lost {}",
+                total.claimed,
+                total.succeeded,
+                total.rolled_back,
+                total.retrying,
+                total.given_up,
+                total.lease_lost
+            )?;
+        }
+    }
+    if let Some(e) = failure {
+        return Err(journal_error(e));
+    }
+    Ok(match *stop_tx.borrow() {
+        Stop::Interrupted => INTERRUPTED,
+        Stop::Terminated => TERMINATED,
+        Stop::Running if total.given_up > 0 => FAILED,
+        Stop::Running => OK,
+    })
+}

@@ -1,0 +1,630 @@
+//! `rebound recovery` end to end: real SQLite files, a real PostgreSQL
+//! started for this binary, real migrate/rollback commands, and a run
+//! killed with SIGKILL then restarted.
+
+mod support;
+
+#[path = "../../rebound-recovery/tests/support/pg.rs"]
+mod pg;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::Cli;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn journal(&self) -> String {
+        format!("sqlite:{}", self.path("journal.db").display())
+    }
+
+    /// `rebound recovery --journal <this env's file> --initial-delay 1ms ARGS`.
+    fn cli<const N: usize>(&self, args: [&str; N]) -> Cli {
+        Cli::new()
+            .args([
+                "recovery",
+                "--journal",
+                &self.journal(),
+                "--initial-delay",
+                "1ms",
+            ])
+            .args(args)
+            .env("XDG_STATE_HOME", self.path("state"))
+            .current_dir(self.dir.path())
+    }
+
+    fn record(&self, id: &str, kind: &str) {
+        self.cli([
+            "record",
+            "--migration",
+            id,
+            "--workload",
+            "web",
+            "--source",
+            "node-a",
+            "--target",
+            "node-b",
+            "--kind",
+            kind,
+            "--message",
+            "it broke",
+        ])
+        .run()
+        .code(0);
+    }
+
+    fn list(&self) -> Vec<Value> {
+        let out = self.cli(["list", "--json"]).run().code(0);
+        out.stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn states(recs: &[Value]) -> BTreeMap<String, String> {
+    recs.iter()
+        .map(|r| {
+            (
+                r["migration"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn record_list_show_and_due_round_trip() {
+    let env = Env::new();
+    std::fs::write(env.path("snap.img"), b"state").unwrap();
+    let out = env
+        .cli([
+            "record",
+            "--migration",
+            "m-1",
+            "--workload",
+            "web",
+            "--source",
+            "node-a",
+            "--target",
+            "node-b",
+            "--kind",
+            "insufficient_resources",
+            "--message",
+            "no memory",
+            "--candidates",
+            "node-c,node-d",
+            "--snapshot",
+            "snap.img",
+            "--json",
+        ])
+        .run()
+        .code(0);
+    let rec: Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(rec["kind"], "insufficient_resources");
+    assert_eq!(rec["strategy"], "retry_on_different_target");
+    assert_eq!(rec["target"], "node-c");
+    assert_eq!(
+        rec["snapshot"]["checksum"].as_str().unwrap().len(),
+        "crc32c:".len() + 8
+    );
+    assert!(Path::new(rec["snapshot"]["path"].as_str().unwrap()).is_absolute());
+
+    env.record("m-1", "target_unreachable");
+    env.cli(["list"])
+        .run()
+        .code(0)
+        .stdout_has("MIGRATION")
+        .stdout_has("m-1")
+        .stdout_has("retry_on_different_target");
+    env.cli(["list", "--state", "succeeded"])
+        .run()
+        .code(0)
+        .stdout_has("MIGRATION");
+    assert!(
+        !env.cli(["list", "--state", "succeeded"])
+            .run()
+            .stdout()
+            .contains("m-1"),
+        "filtered out"
+    );
+
+    let show = env.cli(["show", "m-1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(show.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["retry_count"], 1);
+    assert_eq!(shown["history"].as_array().unwrap().len(), 2);
+    assert_eq!(shown["history"][1]["kind"], "target_unreachable");
+    env.cli(["show", "m-1"])
+        .run()
+        .code(0)
+        .stdout_has("history (2 kept of 2)")
+        .stdout_has("failed targets:  node-b");
+
+    // Due after the 1 ms / 2 ms delays.
+    std::thread::sleep(Duration::from_millis(20));
+    let due = env.cli(["due", "--json"]).run().code(0);
+    assert_eq!(due.stdout().lines().count(), 1);
+}
+
+#[test]
+fn bad_input_exits_2_and_writes_nothing() {
+    let env = Env::new();
+    let journal = env.path("journal.db");
+    let base = [
+        "record",
+        "--migration",
+        "m",
+        "--workload",
+        "w",
+        "--source",
+        "a",
+        "--target",
+        "b",
+        "--message",
+        "x",
+    ];
+    env.cli(base)
+        .args(["--kind", "flaky"])
+        .run()
+        .code(2)
+        .stderr_has("unknown failure kind \"flaky\"")
+        .stderr_has("network_transient");
+    env.cli([
+        "record",
+        "--migration",
+        "m",
+        "--kind",
+        "timeout",
+        "--message",
+        "x",
+    ])
+    .run()
+    .code(2)
+    .stderr_has("--workload");
+    env.cli(base)
+        .args(["--kind", "timeout", "--snapshot", "missing.img"])
+        .run()
+        .code(2)
+        .stderr_has("--snapshot")
+        .stderr_has("missing.img");
+    env.cli([
+        "record",
+        "--migration",
+        "",
+        "--workload",
+        "w",
+        "--source",
+        "a",
+        "--target",
+        "b",
+    ])
+    .args(["--kind", "timeout", "--message", "x"])
+    .run()
+    .code(2)
+    .stderr_has("must not be empty");
+    Cli::new()
+        .args([
+            "recovery",
+            "--journal",
+            &env.journal(),
+            "--max-delay",
+            "1ms",
+            "list",
+        ])
+        .run()
+        .code(2)
+        .stderr_has("max_delay");
+    env.cli(["list", "--state", "done"])
+        .run()
+        .code(2)
+        .stderr_has("pending");
+    env.cli([
+        "run",
+        "--migrate-cmd",
+        "true",
+        "--rollback-cmd",
+        "true",
+        "--exit-kind",
+        "75",
+    ])
+    .run()
+    .code(2)
+    .stderr_has("CODE=KIND");
+    assert!(!journal.exists(), "bad input created the journal");
+
+    Cli::new()
+        .args(["recovery", "--journal", "mysql://u:pw@h/db", "list"])
+        .run()
+        .code(2)
+        .stderr_has("not sqlite:PATH")
+        .stderr_lacks("pw@");
+
+    // Reads of a journal that does not exist yet create nothing.
+    env.cli(["list"]).run().code(0);
+    env.cli(["show", "nope"])
+        .run()
+        .code(2)
+        .stderr_has("no recovery for migration \"nope\"");
+    assert!(!journal.exists());
+}
+
+#[test]
+fn unreachable_or_missing_journal_exits_3() {
+    let env = Env::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Cli::new()
+        .args([
+            "recovery",
+            "--journal",
+            &format!("postgres://u:secret@127.0.0.1:{port}/db"),
+            "due",
+        ])
+        .run()
+        .code(3)
+        .stderr_has("unavailable")
+        .stderr_lacks("secret");
+    let nodir = format!("sqlite:{}", env.path("no/such/dir/j.db").display());
+    Cli::new()
+        .args(["recovery", "--journal", &nodir])
+        .args([
+            "record",
+            "--migration",
+            "m",
+            "--workload",
+            "w",
+            "--source",
+            "a",
+        ])
+        .args(["--target", "b", "--kind", "timeout", "--message", "x"])
+        .run()
+        .code(3)
+        .stderr_has("does not exist");
+}
+
+#[test]
+fn default_journal_lives_under_xdg_state_home() {
+    let env = Env::new();
+    Cli::new()
+        .args([
+            "recovery",
+            "record",
+            "--migration",
+            "m",
+            "--workload",
+            "w",
+            "--source",
+            "a",
+        ])
+        .args(["--target", "b", "--kind", "timeout", "--message", "x"])
+        .env("XDG_STATE_HOME", env.path("state"))
+        .env("REBOUND_JOURNAL", "")
+        .run()
+        .code(0);
+    assert!(env.path("state/rebound/journal.db").is_file());
+}
+
+#[test]
+fn run_passes_the_fields_and_classifies_exit_codes() {
+    let env = Env::new();
+    std::fs::write(env.path("snap.img"), b"state").unwrap();
+    env.record("m-env", "timeout");
+    env.cli([
+        "record",
+        "--migration",
+        "m-code",
+        "--workload",
+        "db",
+        "--source",
+        "node-a",
+        "--target",
+        "node-b",
+        "--kind",
+        "timeout",
+        "--message",
+        "slow",
+        "--candidates",
+        "node-z",
+        "--snapshot",
+        "snap.img",
+    ])
+    .run()
+    .code(0);
+    std::thread::sleep(Duration::from_millis(20));
+    let migrate = "echo \"$REBOUND_MIGRATION $REBOUND_WORKLOAD $REBOUND_SOURCE $REBOUND_TARGET \
+                   $REBOUND_STRATEGY $REBOUND_RETRY_COUNT snap=$REBOUND_SNAPSHOT\" >> calls.log; \
+                   [ \"$REBOUND_MIGRATION\" = m-env ] || [ \"$REBOUND_TARGET\" = node-z ] || exit 42";
+    let out = env
+        .cli([
+            "run",
+            "--once",
+            "--json",
+            "--migrate-cmd",
+            migrate,
+            "--rollback-cmd",
+            "echo rollback >> calls.log",
+            "--exit-kind",
+            "42=incompatible_target",
+        ])
+        .run()
+        .code(0);
+    let events: Vec<Value> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout is JSON lines only"))
+        .collect();
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["succeeded"], 2);
+    let failed = events
+        .iter()
+        .find(|e| e["state"] == "pending")
+        .expect("m-code failed once");
+    assert_eq!(failed["kind"], "incompatible_target");
+    assert_eq!(failed["next_strategy"], "retry_on_different_target");
+
+    let calls = std::fs::read_to_string(env.path("calls.log")).unwrap();
+    let snap = env.path("snap.img");
+    assert!(
+        calls.contains("m-env web node-a node-b retry_on_same_target 0 snap=\n"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&format!(
+            "m-code db node-a node-b retry_on_same_target 0 snap={}",
+            snap.display()
+        )),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("m-code db node-a node-z retry_on_different_target 1"),
+        "{calls}"
+    );
+    let states = states(&env.list());
+    assert_eq!(states["m-code"], "succeeded");
+    assert_eq!(states["m-env"], "succeeded");
+}
+
+#[test]
+fn run_once_exits_3_when_a_recovery_is_given_up() {
+    let env = Env::new();
+    std::fs::write(env.path("snap.img"), b"state").unwrap();
+    env.cli([
+        "record",
+        "--migration",
+        "m",
+        "--workload",
+        "w",
+        "--source",
+        "a",
+        "--target",
+        "b",
+        "--kind",
+        "state_corruption",
+        "--message",
+        "bad",
+        "--snapshot",
+        "snap.img",
+    ])
+    .run()
+    .code(0);
+    std::fs::write(env.path("snap.img"), b"STATE").unwrap();
+    env.cli([
+        "run",
+        "--once",
+        "--migrate-cmd",
+        "true",
+        "--rollback-cmd",
+        "touch rolled-back",
+    ])
+    .run()
+    .code(3)
+    .stdout_has("given_up: rollback refused")
+    .stdout_has("corrupt");
+    assert!(!env.path("rolled-back").exists());
+}
+
+fn count(log: &str, prefix: &str) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in log.lines() {
+        if let Some(id) = line.strip_prefix(prefix) {
+            *counts.entry(id.to_owned()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+// A controller killed with SIGKILL mid-run loses nothing: after a restart
+// every recovery completes once; only the attempt in flight at the kill
+// runs again, after its lease ran out.
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_loss_or_duplicates() {
+    let env = Env::new();
+    let ids: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    for id in &ids {
+        env.record(id, "network_transient");
+    }
+    let migrate = "echo \"start $REBOUND_MIGRATION\" >> runs.log; sleep 0.3; \
+                   echo \"done $REBOUND_MIGRATION\" >> runs.log";
+    let run_args = [
+        "run",
+        "--lease",
+        "1s",
+        "--poll",
+        "100ms",
+        "--migrate-cmd",
+        migrate,
+        "--rollback-cmd",
+        "true",
+    ];
+    let mut first = env.cli(run_args).command();
+    // Its own process group, so that the kill takes its commands too, as
+    // when the controller's machine dies.
+    first
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let log = env.path("runs.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let started = count(&text, "start ").len();
+        let done = count(&text, "done ").len();
+        if done >= 2 && started > done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first run made no progress: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", first.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    first.wait().unwrap();
+    let at_kill = std::fs::read_to_string(&log).unwrap();
+    let in_flight: Vec<String> = count(&at_kill, "start ")
+        .into_keys()
+        .filter(|id| !count(&at_kill, "done ").contains_key(id))
+        .collect();
+    assert_eq!(in_flight.len(), 1, "{at_kill}");
+    let states_at_kill = states(&env.list());
+    assert_eq!(states_at_kill.len(), 6, "nothing lost");
+    assert_eq!(
+        states_at_kill[&in_flight[0]], "running",
+        "still leased by the dead run"
+    );
+
+    let mut second = env.cli(run_args).command();
+    second.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut second = second.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let states = states(&env.list());
+        if states.values().all(|s| s == "succeeded") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all recovered: {states:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(second.wait().unwrap().code(), Some(143));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let done = count(&text, "done ");
+    let started = count(&text, "start ");
+    for id in &ids {
+        assert_eq!(
+            done.get(id),
+            Some(&1),
+            "{id} completed exactly once: {text}"
+        );
+        let expected = if in_flight.contains(id) { 2 } else { 1 };
+        assert_eq!(started.get(id), Some(&expected), "{id}: {text}");
+    }
+    // The history shows both claims' outcome once.
+    let show = env.cli(["show", &in_flight[0], "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(show.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["claim_seq"], 2);
+    assert_eq!(shown["history"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn postgres_journal_with_two_workers() {
+    let url = pg::Pg::shared().fresh_db("cli");
+    let cli = |args: &[&str]| {
+        Cli::new()
+            .args(["recovery", "--journal", &url, "--initial-delay", "1ms"])
+            .args(args)
+    };
+    for i in 0..20 {
+        cli(&[
+            "record",
+            "--migration",
+            &format!("m{i:02}"),
+            "--workload",
+            "w",
+            "--source",
+            "a",
+            "--target",
+            "b",
+            "--kind",
+            "timeout",
+            "--message",
+            "slow",
+        ])
+        .run()
+        .code(0);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&[
+        "run",
+        "--once",
+        "--workers",
+        "2",
+        "--json",
+        "--migrate-cmd",
+        "echo $REBOUND_MIGRATION >> runs.log",
+        "--rollback-cmd",
+        "true",
+    ])
+    .current_dir(dir.path())
+    .run()
+    .code(0);
+    let summary: Value = serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(summary["succeeded"], 20);
+    let runs = std::fs::read_to_string(dir.path().join("runs.log")).unwrap();
+    let counts = count(
+        &runs.lines().map(|l| format!("x{l}\n")).collect::<String>(),
+        "x",
+    );
+    assert_eq!(counts.len(), 20);
+    assert!(counts.values().all(|&n| n == 1), "{runs}");
+
+    // A journal of a newer schema is refused with exit 3, untouched.
+    pg::Pg::shared().psql(&url, "INSERT INTO schema_version VALUES (99, 0)");
+    cli(&["list"])
+        .run()
+        .code(3)
+        .stderr_has("schema version 99")
+        .stderr_has("upgrade rebound");
+}
+
+#[test]
+fn help_documents_the_exit_code_table() {
+    Cli::new()
+        .args(["recovery", "--help"])
+        .run()
+        .code(0)
+        .stdout_has("75 network_transient")
+        .stdout_has("--exit-kind")
+        .stdout_has("$XDG_STATE_HOME/rebound/journal.db");
+}

@@ -1,5 +1,6 @@
 //! The `rebound` command: see `rebound --help` and the README.
 
+mod agent;
 mod child;
 mod cli;
 mod cmd;

@@ -1,12 +1,122 @@
-//! `rebound agent` (being built).
+//! `rebound agent`: serve single-flight `ensure` for the runtimes of a config.
 
-use crate::exit::CliError;
+use std::path::{Path, PathBuf};
+
+use crate::agent::addr::{Addr, DEFAULT_LISTEN};
+use crate::agent::config::AgentConfig;
+use crate::agent::{runtime, server};
+use crate::exit::{CliError, OK};
+
+const AFTER_HELP: &str = "\
+The config declares each runtime's start steps (rebound-init's format), its
+probe step, endpoint, start_timeout, ready_ttl and backoff (docs/agent.md).
+Over TCP a bearer token is required (--token-file); a Unix socket is created
+with mode 0600. SIGTERM or SIGINT stops it gracefully (exit 0).
+
+Examples:
+  rebound agent --config /etc/rebound/agent.yaml
+  rebound agent --config agent.yaml --listen tcp:127.0.0.1:7070 --token-file /etc/rebound/token
+
+Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad config or flags (with
+FILE:LINE:COLUMN), 3 cannot listen.";
 
 /// Arguments of `rebound agent`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The agent config (YAML).
+    #[arg(long, value_name = "AGENT.yaml")]
+    pub config: PathBuf,
+
+    /// Where to listen: unix:PATH or tcp:HOST:PORT (tcp:PORT is loopback);
+    /// overrides `listen:` in the config [default: unix:/run/rebound/agent.sock].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// A file holding the bearer token every request must carry; required
+    /// when listening on TCP.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
 
 /// Runs `rebound agent`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(CliError::failed("`rebound agent` is not built yet").into())
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let config = AgentConfig::load(&args.config).map_err(|e| CliError::usage(e.to_string()))?;
+    let addr: Addr = match (&args.listen, &config.listen) {
+        (Some(text), _) => text
+            .parse()
+            .map_err(|e: String| CliError::usage(format!("--listen {e}")))?,
+        (None, Some(addr)) => addr.clone(),
+        (None, None) => DEFAULT_LISTEN
+            .parse()
+            .map_err(|e: String| CliError::usage(e))?,
+    };
+    let token = match &args.token_file {
+        Some(path) => Some(read_token(path)?),
+        None => None,
+    };
+    if matches!(addr, Addr::Tcp { .. }) && token.is_none() {
+        return Err(CliError::usage(format!(
+            "listening on {addr} requires --token-file (a bearer token for every request)"
+        ))
+        .into());
+    }
+    if !addr.is_loopback() {
+        eprintln!(
+            "rebound agent: warning: {addr} is not a loopback address; every request needs the token"
+        );
+    }
+    let runtime = crate::cmd::runtime()?;
+    runtime.block_on(async move {
+        let listener = server::Listener::bind(&addr)
+            .await
+            .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
+        let map = runtime::build(&config);
+        let names: Vec<&str> = config.runtimes.iter().map(|r| r.name.as_str()).collect();
+        eprintln!(
+            "rebound agent: listening on {} ({} runtime(s): {})",
+            listener.local_addr(),
+            names.len(),
+            names.join(", ")
+        );
+        let server = server::Server::new(map, token);
+        server::serve(listener, server, stop_signal()).await;
+        eprintln!("rebound agent: stopped");
+        Ok::<i32, anyhow::Error>(OK)
+    })
+}
+
+/// Reads the token (surrounding whitespace trimmed); its content is never
+/// printed.
+pub fn read_token(path: &Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::usage(format!(
+            "cannot read the token file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(CliError::usage(format!(
+            "the token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(token.to_owned())
+}
+
+/// Resolves at the first SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
 }

@@ -1,0 +1,705 @@
+//! The agent config file (DESIGN.md, "Agent and ensure protocol"):
+//!
+//! ```yaml
+//! listen: unix:/run/rebound/agent.sock   # or tcp:127.0.0.1:7070
+//! runtimes:
+//!   docker:
+//!     start: { steps: [...] }     # an init section, rebound-init's format
+//!     probe: { uses: init.wait_tcp, with: { host: 127.0.0.1, port: 2375 }, timeout: 1s }
+//!     endpoint: "tcp://127.0.0.1:2375"
+//!     start_timeout: 90s
+//!     ready_ttl: 10s
+//!     backoff: { initial: 1s, max: 60s, multiplier: 2 }
+//! ```
+//!
+//! Strict: unknown fields and bad values are rejected with `FILE:LINE:COLUMN`.
+//! `start` and `probe` are handed to rebound-init's own loader (so they are
+//! checked exactly like an init spec) on a copy of the file in which every
+//! other line is blanked, so its positions are the file's own.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use rebound_ensure::EnsureConfig;
+use rebound_init::spec::{Spec, SpecError};
+use rebound_retry::{ExponentialBuilder, Jitter};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use super::addr::Addr;
+
+/// A loaded, checked agent config.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// `listen:`, when given.
+    pub listen: Option<Addr>,
+    /// The runtimes, in name order.
+    pub runtimes: Vec<RuntimeConfig>,
+}
+
+/// One runtime of the config.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Its name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// The init steps that start it.
+    pub start: Spec,
+    /// A spec with the one probe step.
+    pub probe: Spec,
+    /// The endpoint handed back when ready.
+    pub endpoint: String,
+    /// Timeouts, TTL and backoff for the state machine.
+    pub ensure: EnsureConfig,
+}
+
+/// A config that was rejected: `FILE:LINE:COLUMN: MESSAGE`.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl AgentConfig {
+    /// Reads and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{origin}: cannot read the agent config: {e}")))?;
+        Self::parse(&text, &origin)
+    }
+
+    /// Checks config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawFile = serde_norway::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        let mut runtimes = Vec::new();
+        for (RuntimeName(name), raw) in raw.runtimes {
+            let start = section(text, origin, &name, "start")?;
+            if start.init.steps.is_empty() {
+                return Err(ConfigError(format!(
+                    "{origin}: runtime `{name}`: `start` has no steps"
+                )));
+            }
+            let probe_has_id = raw.probe.get("id").is_some();
+            let probe = probe_section(text, origin, &name, !probe_has_id)?;
+            let probe_timeout = probe
+                .init
+                .steps
+                .first()
+                .and_then(|s| s.timeout)
+                .unwrap_or(DEFAULT_PROBE_TIMEOUT);
+            let mut builder = EnsureConfig::builder().probe_timeout(probe_timeout);
+            if let Some(t) = raw.start_timeout {
+                builder = builder.start_timeout(t);
+            }
+            if let Some(t) = raw.ready_ttl {
+                builder = builder.ready_ttl(t);
+            }
+            if let Some(b) = raw.backoff {
+                builder = builder.backoff(b.0);
+            }
+            let ensure = builder
+                .build()
+                .map_err(|e| ConfigError(format!("{origin}: runtime `{name}`: {e}")))?;
+            runtimes.push(RuntimeConfig {
+                name,
+                start,
+                probe,
+                endpoint: raw.endpoint,
+                ensure,
+            });
+        }
+        if runtimes.is_empty() {
+            return Err(ConfigError(format!(
+                "{origin}: `runtimes` is empty: declare at least one runtime"
+            )));
+        }
+        Ok(Self {
+            listen: raw.listen.map(|l| l.0),
+            runtimes,
+        })
+    }
+}
+
+fn yaml_error(origin: &str, err: &serde_norway::Error) -> ConfigError {
+    let text = err.to_string();
+    match err.location() {
+        Some(loc) => {
+            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+            let message = text.strip_suffix(&suffix).unwrap_or(&text);
+            ConfigError(format!(
+                "{origin}:{}:{}: {message}",
+                loc.line(),
+                loc.column()
+            ))
+        }
+        None => ConfigError(format!("{origin}: {text}")),
+    }
+}
+
+// ---- the typed part of the file ------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    listen: Option<ListenAddr>,
+    runtimes: BTreeMap<RuntimeName, RawRuntime>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    /// Checked by rebound-init in a second pass (see [`section`]).
+    #[allow(dead_code)]
+    start: IgnoredAny,
+    probe: serde_norway::Value,
+    endpoint: String,
+    #[serde(default, deserialize_with = "positive_duration")]
+    start_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "positive_duration")]
+    ready_ttl: Option<Duration>,
+    #[serde(default)]
+    backoff: Option<Backoff>,
+}
+
+/// `listen:` checked where it is written.
+struct ListenAddr(Addr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map(ListenAddr).map_err(de::Error::custom)
+    }
+}
+
+/// A runtime name: used in URLs and metric labels, so kept plain.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct RuntimeName(String);
+
+impl<'de> Deserialize<'de> for RuntimeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !plain {
+            return Err(de::Error::custom(format!(
+                "runtime name `{name}` may only use letters, digits, `-`, `_` and `.`"
+            )));
+        }
+        Ok(RuntimeName(name))
+    }
+}
+
+fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    d.deserialize_any(PositiveDuration).map(Some)
+}
+
+/// Humantime text or a number of seconds, above zero. The checks run inside
+/// the visitor so that the YAML parser stamps errors with the value's
+/// position.
+struct PositiveDuration;
+
+impl PositiveDuration {
+    fn check<E: de::Error>(d: Duration) -> Result<Duration, E> {
+        if d.is_zero() {
+            return Err(E::custom("the duration must be above zero"));
+        }
+        Ok(d)
+    }
+}
+
+impl Visitor<'_> for PositiveDuration {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as `90s`, `1m30s`, `250ms`, or a number of seconds")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        Self::check(rebound_init::actions::duration::parse(v).map_err(E::custom)?)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        Self::check(Duration::from_secs(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!(
+                "the duration must be above zero, got {v}"
+            ))),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+        let d = Duration::try_from_secs_f64(v)
+            .map_err(|_| E::custom(format!("the duration must be above zero, got {v}")))?;
+        Self::check(d)
+    }
+}
+
+/// `backoff: { initial, max, multiplier, jitter }` after a failed start.
+struct Backoff(rebound_retry::Exponential);
+
+const BACKOFF_FIELDS: &[&str] = &["initial", "max", "multiplier", "jitter"];
+
+impl<'de> Deserialize<'de> for Backoff {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(BackoffVisitor)
+    }
+}
+
+struct BackoffVisitor;
+
+#[derive(Deserialize)]
+struct Seconds(#[serde(deserialize_with = "positive_duration")] Option<Duration>);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum JitterName {
+    None,
+    Full,
+    Equal,
+}
+
+impl<'de> Visitor<'de> for BackoffVisitor {
+    type Value = Backoff;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping with `initial`, `max`, `multiplier` and `jitter`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Backoff, A::Error> {
+        let defaults = rebound_ensure::default_backoff();
+        let mut initial = defaults.nominal(1);
+        let mut max = defaults.nominal(u32::MAX);
+        let mut multiplier = 2.0;
+        let mut jitter = Jitter::Equal;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "initial" => initial = map.next_value::<Seconds>()?.0.unwrap_or(initial),
+                "max" => max = map.next_value::<Seconds>()?.0.unwrap_or(max),
+                "multiplier" => {
+                    multiplier = map.next_value::<f64>()?;
+                    if !multiplier.is_finite() || multiplier < 1.0 {
+                        return Err(de::Error::custom(format!(
+                            "multiplier must be a number of at least 1, got {multiplier}"
+                        )));
+                    }
+                }
+                "jitter" => {
+                    jitter = match map.next_value::<JitterName>()? {
+                        JitterName::None => Jitter::None,
+                        JitterName::Full => Jitter::Full,
+                        JitterName::Equal => Jitter::Equal,
+                    }
+                }
+                other => return Err(de::Error::unknown_field(other, BACKOFF_FIELDS)),
+            }
+        }
+        ExponentialBuilder::new()
+            .with_initial_delay(initial)
+            .with_max_delay(max)
+            .with_multiplier(multiplier)
+            .with_jitter(jitter)
+            .forever()
+            .build()
+            .map(Backoff)
+            .map_err(de::Error::custom)
+    }
+}
+
+// ---- start and probe: rebound-init's loader on the file's own lines -------
+
+/// Where the value of `runtimes.{runtime}.{key}` begins (1-based line and
+/// column), found by the YAML parser itself: a seed walks to the node and
+/// fails there, and the parser stamps the failure with the node's position.
+fn locate(text: &str, runtime: &str, key: &str) -> Option<(usize, usize)> {
+    let path = ["runtimes", runtime, key];
+    let de = serde_norway::Deserializer::from_str(text);
+    match (Find { path: &path }).deserialize(de) {
+        Err(e) if e.to_string().contains(MARK) => e.location().map(|l| (l.line(), l.column())),
+        _ => None,
+    }
+}
+
+const MARK: &str = "\u{1}rebound-agent-locate";
+
+struct Find<'a> {
+    path: &'a [&'a str],
+}
+
+impl<'de> DeserializeSeed<'de> for Find<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.path.is_empty() {
+            d.deserialize_any(Mark)
+        } else {
+            d.deserialize_map(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Find<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<serde_norway::Value>()? {
+            if key.as_str() == self.path.first().copied() {
+                map.next_value_seed(Find {
+                    path: &self.path[1..],
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Mark;
+
+impl<'de> Visitor<'de> for Mark {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("anything")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(MARK))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(MARK))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+}
+
+/// The node at `(line, column)` cut out of `text` with its line numbers
+/// kept: `(lines, index of the value's line, key indentation, end index)`.
+struct Cut<'a> {
+    lines: Vec<&'a str>,
+    value_line: usize,
+    /// 0-based column where the value starts.
+    value_col: usize,
+    /// First line after the node.
+    end: usize,
+}
+
+fn cut(text: &str, line: usize, column: usize) -> Cut<'_> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let value_line = line.saturating_sub(1).min(lines.len().saturating_sub(1));
+    let value_col = column.saturating_sub(1);
+    let meaningful = |l: &str| {
+        let t = l.trim_start();
+        !t.is_empty() && !t.starts_with('#')
+    };
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    // The key's line: the value's own line when the value follows the key
+    // (flow style), else the last meaningful line before it.
+    let own = lines[value_line]
+        .chars()
+        .take(value_col)
+        .any(|c| !c.is_whitespace());
+    let key_line = if own {
+        value_line
+    } else {
+        (0..value_line)
+            .rev()
+            .find(|&i| meaningful(lines[i]))
+            .unwrap_or(value_line)
+    };
+    let key_indent = indent(lines[key_line]);
+    let end = (value_line + 1..lines.len())
+        .find(|&i| meaningful(lines[i]) && indent(lines[i]) <= key_indent)
+        .unwrap_or(lines.len());
+    Cut {
+        lines,
+        value_line,
+        value_col,
+        end,
+    }
+}
+
+impl Cut<'_> {
+    /// The value's line with everything before the value blanked.
+    fn value_tail(&self, prefix: &str) -> String {
+        let rest: String = self.lines[self.value_line]
+            .chars()
+            .skip(self.value_col)
+            .collect();
+        let pad = self.value_col.saturating_sub(prefix.len());
+        format!("{}{prefix}{rest}", " ".repeat(pad))
+    }
+
+    fn render(&self, header: &[&str], value: String, extra: Option<String>) -> String {
+        let first_header = self.value_line.saturating_sub(header.len());
+        let mut out: Vec<String> = Vec::with_capacity(self.lines.len() + 1);
+        for i in 0..self.lines.len() {
+            let line = if i >= first_header && i < self.value_line {
+                header[i - first_header].to_owned()
+            } else if i == self.value_line {
+                value.clone()
+            } else if i > self.value_line && i < self.end {
+                self.lines[i].to_owned()
+            } else {
+                String::new()
+            };
+            out.push(line);
+            if i + 1 == self.end {
+                if let Some(extra) = &extra {
+                    out.push(extra.clone());
+                }
+            }
+        }
+        out.join("\n")
+    }
+}
+
+fn not_found(origin: &str, runtime: &str, key: &str) -> ConfigError {
+    ConfigError(format!(
+        "{origin}: runtime `{runtime}`: cannot find `{key}` in the file"
+    ))
+}
+
+/// `start:` read as an init section (`steps: [...]`).
+fn section(text: &str, origin: &str, runtime: &str, key: &str) -> Result<Spec, ConfigError> {
+    let (line, column) =
+        locate(text, runtime, key).ok_or_else(|| not_found(origin, runtime, key))?;
+    let c = cut(text, line, column);
+    if c.value_line < 1 {
+        return Err(not_found(origin, runtime, key));
+    }
+    let synthetic = c.render(&["init:"], c.value_tail(""), None);
+    Spec::from_yaml(&synthetic, origin, None).map_err(|e| spec_error(&e, None))
+}
+
+const PROBE_ID: &str = "probe";
+
+/// `probe:` read as the one step of an init section. When the probe has no
+/// `id`, `id: probe` is added: after the mapping for block style (no
+/// position moves), inside the braces for flow style (positions on that
+/// line after the brace are moved back in errors).
+fn probe_section(
+    text: &str,
+    origin: &str,
+    runtime: &str,
+    add_id: bool,
+) -> Result<Spec, ConfigError> {
+    let (line, column) =
+        locate(text, runtime, "probe").ok_or_else(|| not_found(origin, runtime, "probe"))?;
+    let c = cut(text, line, column);
+    if c.value_line < 2 || c.value_col < 3 {
+        return Err(ConfigError(format!(
+            "{origin}:{line}:{column}: runtime `{runtime}`: `probe` must be a step mapping"
+        )));
+    }
+    let tail = c.value_tail("- ");
+    let flow = tail.trim_start().starts_with("- {");
+    let mut shift = None;
+    let (value, extra) = match (add_id, flow) {
+        (false, _) => (tail, None),
+        (true, true) => {
+            let inserted = format!("id: {PROBE_ID}, ");
+            shift = Some((line, column, inserted.len()));
+            (tail.replacen("- {", &format!("- {{{inserted}"), 1), None)
+        }
+        (true, false) => (
+            tail,
+            Some(format!("{}id: {PROBE_ID}", " ".repeat(c.value_col))),
+        ),
+    };
+    let synthetic = c.render(&["init:", " steps:"], value, extra);
+    let spec = Spec::from_yaml(&synthetic, origin, None).map_err(|e| spec_error(&e, shift))?;
+    if spec.init.steps.len() != 1 {
+        return Err(ConfigError(format!(
+            "{origin}:{line}:{column}: runtime `{runtime}`: `probe` must be one step"
+        )));
+    }
+    Ok(spec)
+}
+
+/// A rebound-init error, with columns moved back past text the agent
+/// inserted on one line.
+fn spec_error(e: &SpecError, shift: Option<(usize, usize, usize)>) -> ConfigError {
+    match (e.line(), e.column(), shift) {
+        (Some(line), Some(col), Some((at_line, at_col, by))) if line == at_line && col > at_col => {
+            ConfigError(format!(
+                "{}:{line}:{}: {}",
+                e.origin(),
+                col.saturating_sub(by).max(at_col),
+                e.message()
+            ))
+        }
+        _ => ConfigError(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+listen: unix:/tmp/agent.sock
+runtimes:
+  web:
+    start:
+      steps:
+        - id: serve
+          uses: init.run
+          with: { command: \"true\" }
+    probe:
+      uses: init.wait_tcp
+      with: { host: 127.0.0.1, port: 8080 }
+      timeout: 1s
+    endpoint: tcp://127.0.0.1:8080
+    start_timeout: 30s
+    ready_ttl: 5s
+    backoff: { initial: 500ms, max: 10s, multiplier: 3, jitter: none }
+  db:
+    start: { steps: [ { id: pg, uses: init.run, with: { command: [\"true\"] } } ] }
+    probe: { id: pg-up, uses: init.wait_tcp, with: { host: 127.0.0.1, port: 5432 } }
+    endpoint: tcp://127.0.0.1:5432
+";
+
+    #[test]
+    fn locate_finds_block_and_flow_nodes() {
+        assert_eq!(locate(GOOD, "web", "start"), Some((5, 7)));
+        assert_eq!(locate(GOOD, "web", "probe"), Some((10, 7)));
+        let flow_col = GOOD.lines().nth(17).unwrap().find('{').unwrap() + 1;
+        assert_eq!(locate(GOOD, "db", "start"), Some((18, flow_col)));
+        assert_eq!(locate(GOOD, "nope", "start"), None);
+    }
+
+    #[test]
+    fn reads_block_and_flow_runtimes() {
+        let c = AgentConfig::parse(GOOD, "agent.yaml").unwrap();
+        assert_eq!(c.listen, Some(Addr::Unix("/tmp/agent.sock".into())));
+        let names: Vec<_> = c.runtimes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["db", "web"]);
+        let web = &c.runtimes[1];
+        assert_eq!(web.start.init.steps[0].id, "serve");
+        assert_eq!(web.probe.init.steps[0].id, "probe");
+        assert_eq!(web.probe.init.steps[0].action.name(), "init.wait_tcp");
+        assert_eq!(web.ensure.start_timeout(), Duration::from_secs(30));
+        assert_eq!(web.ensure.ready_ttl(), Some(Duration::from_secs(5)));
+        assert_eq!(web.ensure.probe_timeout(), Duration::from_secs(1));
+        assert_eq!(web.ensure.backoff().nominal(2), Duration::from_millis(1500));
+        let db = &c.runtimes[0];
+        assert_eq!(db.probe.init.steps[0].id, "pg-up");
+        assert_eq!(db.ensure.start_timeout(), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn flow_probe_without_id_gets_one() {
+        let text = GOOD.replace("{ id: pg-up, uses", "{ uses");
+        let c = AgentConfig::parse(&text, "agent.yaml").unwrap();
+        assert_eq!(c.runtimes[0].probe.init.steps[0].id, "probe");
+    }
+
+    fn error(text: &str) -> String {
+        AgentConfig::parse(text, "agent.yaml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_runtime_field_has_its_position() {
+        let e = error(&GOOD.replace("    ready_ttl: 5s", "    ready_tll: 5s"));
+        assert!(e.starts_with("agent.yaml:15:5: "), "{e}");
+        assert!(e.contains("unknown field `ready_tll`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_have_their_positions() {
+        let e = error(&GOOD.replace("start_timeout: 30s", "start_timeout: 0s"));
+        assert!(e.starts_with("agent.yaml:14:"), "{e}");
+        assert!(e.contains("above zero"), "{e}");
+        let e = error(&GOOD.replace("multiplier: 3", "multiplier: 0.5"));
+        assert!(e.starts_with("agent.yaml:16:"), "{e}");
+        let e = error(&GOOD.replace("unix:/tmp/agent.sock", "http://x"));
+        assert!(e.starts_with("agent.yaml:1:"), "{e}");
+        let e = error(&GOOD.replace("  web:", "  we b:"));
+        assert!(e.contains("runtime name `we b`"), "{e}");
+    }
+
+    #[test]
+    fn errors_inside_start_and_probe_keep_file_positions() {
+        // A port out of range inside the block probe: line 11.
+        let e = error(&GOOD.replace("port: 8080", "port: 70000"));
+        assert!(e.starts_with("agent.yaml:11:"), "{e}");
+        // An unknown step field inside start: line 8.
+        let e = error(&GOOD.replace(
+            "          with: { command: \"true\" }",
+            "          wth: { command: \"true\" }",
+        ));
+        assert!(e.starts_with("agent.yaml:8:11: "), "{e}");
+        // An unknown action in the flow-style start on line 18.
+        let e = error(&GOOD.replace(
+            "uses: init.run, with: { command: [",
+            "uses: init.rn, with: { command: [",
+        ));
+        assert!(e.starts_with("agent.yaml:18:"), "{e}");
+        assert!(e.contains("init.rn"), "{e}");
+        // Port 0 in the flow probe with no id: the column is the file's.
+        let text = GOOD
+            .replace("{ id: pg-up, uses", "{ uses")
+            .replace("port: 5432", "port: 0");
+        let e = error(&text);
+        let col = text.lines().nth(18).unwrap().find("0 }").unwrap() + 1;
+        assert!(e.starts_with(&format!("agent.yaml:19:{col}: ")), "{e}");
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        let e = error("runtimes: {}\n");
+        assert!(e.contains("`runtimes` is empty"), "{e}");
+        let e = error(&GOOD.replace("    endpoint: tcp://127.0.0.1:8080\n", ""));
+        assert!(e.contains("missing field `endpoint`"), "{e}");
+        let e = error(
+            "runtimes:\n  a:\n    start: { steps: [] }\n    probe: { uses: init.wait_file, with: { path: /x } }\n    endpoint: e\n",
+        );
+        assert!(e.contains("`start` has no steps"), "{e}");
+    }
+}

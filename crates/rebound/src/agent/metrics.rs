@@ -1,0 +1,154 @@
+//! `GET /metrics`: Prometheus text exposition, written by hand.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rebound_ensure::{EnsureMap, StateKind, Status};
+
+/// Counters the server keeps itself (the rest comes from each runtime's
+/// [`rebound_ensure::Stats`]).
+#[derive(Debug)]
+pub struct Metrics {
+    /// Ensure answers by runtime, then by status (index into `Status::ALL`).
+    calls: BTreeMap<String, [AtomicU64; 5]>,
+    /// Requests refused with 401.
+    unauthorized: AtomicU64,
+}
+
+impl Metrics {
+    /// Zeroed counters for these runtime names.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
+        Self {
+            calls: names
+                .into_iter()
+                .map(|n| (n.clone(), Default::default()))
+                .collect(),
+            unauthorized: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one ensure answer.
+    pub fn count_call(&self, runtime: &str, status: Status) {
+        if let (Some(row), Some(i)) = (
+            self.calls.get(runtime),
+            Status::ALL.iter().position(|s| *s == status),
+        ) {
+            row[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one 401.
+    pub fn count_unauthorized(&self) {
+        self.unauthorized.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, runtimes: &EnsureMap<String>) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "rebound_ensure_calls_total",
+            "counter",
+            "Ensure calls answered, by runtime and status.",
+        );
+        for (name, row) in &self.calls {
+            for (status, count) in Status::ALL.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "rebound_ensure_calls_total{{runtime=\"{name}\",status=\"{status}\"}} {}",
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        let stats: Vec<_> = runtimes
+            .iter()
+            .map(|(n, e)| (n, e.stats(), e.state()))
+            .collect();
+        let mut counter =
+            |name: &str, help: &str, value: &dyn Fn(&rebound_ensure::Stats) -> u64| {
+                header(&mut out, name, "counter", help);
+                for (runtime, s, _) in &stats {
+                    let _ = writeln!(out, "{name}{{runtime=\"{runtime}\"}} {}", value(s));
+                }
+            };
+        counter("rebound_runtime_starts_total", "Starts begun.", &|s| {
+            s.starts
+        });
+        counter(
+            "rebound_runtime_start_failures_total",
+            "Starts that failed (errors, panics and timeouts).",
+            &|s| s.failures,
+        );
+        counter(
+            "rebound_runtime_start_timeouts_total",
+            "Starts cancelled at start_timeout.",
+            &|s| s.timeouts,
+        );
+        counter(
+            "rebound_runtime_start_panics_total",
+            "Starts that panicked.",
+            &|s| s.panics,
+        );
+        counter(
+            "rebound_runtime_lost_total",
+            "Ready runtimes found dead by the TTL probe.",
+            &|s| s.lost,
+        );
+        header(
+            &mut out,
+            "rebound_runtime_start_duration_seconds",
+            "summary",
+            "Time of finished starts.",
+        );
+        for (runtime, s, _) in &stats {
+            let _ = writeln!(
+                out,
+                "rebound_runtime_start_duration_seconds_sum{{runtime=\"{runtime}\"}} {}",
+                s.start_time_total.as_secs_f64()
+            );
+            let _ = writeln!(
+                out,
+                "rebound_runtime_start_duration_seconds_count{{runtime=\"{runtime}\"}} {}",
+                s.finished
+            );
+        }
+        header(
+            &mut out,
+            "rebound_runtime_state",
+            "gauge",
+            "1 for the state each runtime is in.",
+        );
+        for (runtime, _, view) in &stats {
+            for kind in [
+                StateKind::NotStarted,
+                StateKind::Starting,
+                StateKind::Ready,
+                StateKind::Failed,
+            ] {
+                let _ = writeln!(
+                    out,
+                    "rebound_runtime_state{{runtime=\"{runtime}\",state=\"{kind}\"}} {}",
+                    u8::from(view.kind() == kind)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "rebound_agent_unauthorized_total",
+            "counter",
+            "Requests refused for a missing or wrong token.",
+        );
+        let _ = writeln!(
+            out,
+            "rebound_agent_unauthorized_total {}",
+            self.unauthorized.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}

@@ -1,0 +1,110 @@
+//! Runtimes of the config as [`Ensure`] machines whose start and probe are
+//! rebound-init steps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rebound_ensure::{Ensure, EnsureMap, ProbeOutcome, ReadyInfo, StartError};
+use rebound_init::events::Event;
+use rebound_init::orchestrator::Runner;
+use rebound_init::spec::Spec;
+
+use super::config::{AgentConfig, RuntimeConfig};
+
+/// Builds one machine per runtime of the config.
+pub fn build(config: &AgentConfig) -> EnsureMap<String> {
+    let mut map = EnsureMap::new();
+    for runtime in &config.runtimes {
+        map.insert(runtime.name.clone(), ensure_for(runtime));
+    }
+    map
+}
+
+/// The start runs the `start` steps, then runs the probe until it passes
+/// (the steps often only launch a daemon); the whole is bounded by
+/// `start_timeout` in the state machine, which cancels it. The probe is the
+/// one probe step.
+fn ensure_for(runtime: &RuntimeConfig) -> Ensure {
+    let name: Arc<str> = Arc::from(runtime.name.as_str());
+    let start = Arc::new(runtime.start.clone());
+    let probe = Arc::new(runtime.probe.clone());
+    let endpoint: Arc<str> = Arc::from(runtime.endpoint.as_str());
+    let start_fn = {
+        let (name, probe, endpoint) =
+            (Arc::clone(&name), Arc::clone(&probe), Arc::clone(&endpoint));
+        move || {
+            let (name, start, probe, endpoint) = (
+                Arc::clone(&name),
+                Arc::clone(&start),
+                Arc::clone(&probe),
+                Arc::clone(&endpoint),
+            );
+            async move { start_runtime(&name, &start, &probe, &endpoint).await }
+        }
+    };
+    let probe_fn = move || {
+        let (name, probe, endpoint) =
+            (Arc::clone(&name), Arc::clone(&probe), Arc::clone(&endpoint));
+        async move {
+            match run_probe(&name, &probe).await {
+                Ok(()) => ProbeOutcome::Up(ReadyInfo::new(&*endpoint, "probe passed")),
+                Err(why) => ProbeOutcome::Down(why),
+            }
+        }
+    };
+    Ensure::new(runtime.ensure.clone(), start_fn, probe_fn)
+}
+
+fn runner(name: &str, spec: &Spec) -> Runner {
+    let name = name.to_owned();
+    Runner::new(spec).on_event(move |event| log_event(&name, event))
+}
+
+fn log_event(runtime: &str, event: &Event) {
+    match event {
+        Event::Output { step, line, .. } => {
+            tracing::debug!(runtime, step = step.as_str(), "{line}");
+        }
+        Event::AttemptFailed { step, error, .. } => {
+            tracing::debug!(runtime, step = step.as_str(), %error, "attempt failed");
+        }
+        other => tracing::trace!(runtime, ?other, "init event"),
+    }
+}
+
+async fn run_probe(name: &str, probe: &Spec) -> Result<(), String> {
+    runner(name, probe)
+        .run()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn start_runtime(
+    name: &str,
+    start: &Spec,
+    probe: &Spec,
+    endpoint: &str,
+) -> Result<ReadyInfo, StartError> {
+    tracing::info!(runtime = name, "starting runtime");
+    let summary = runner(name, start)
+        .run()
+        .await
+        .map_err(|e| StartError::new(format!("start step failed: {e}")))?;
+    let steps = summary.steps.len();
+    // Poll the probe until it passes: 100 ms doubling to 1 s between tries.
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match run_probe(name, probe).await {
+            Ok(()) => {
+                return Ok(ReadyInfo::new(
+                    endpoint,
+                    format!("started: {steps} step(s) ran, probe passed"),
+                ));
+            }
+            Err(why) => tracing::debug!(runtime = name, %why, "not up yet"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}

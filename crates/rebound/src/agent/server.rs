@@ -1,0 +1,392 @@
+//! The agent's HTTP/1.1 JSON server (hyper, http1 only).
+
+use std::convert::Infallible;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rebound_ensure::EnsureMap;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::addr::Addr;
+use super::metrics::Metrics;
+use super::protocol::{
+    EnsureReply, EnsureRequest, ErrorReply, RuntimeEntry, RuntimesReply, millis,
+};
+
+/// Largest request body read.
+const MAX_BODY: usize = 64 * 1024;
+/// How long in-flight requests get to finish after a stop signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// What every connection shares.
+pub struct Server {
+    runtimes: EnsureMap<String>,
+    metrics: Metrics,
+    /// Required bearer token (always with TCP); never logged.
+    token: Option<Vec<u8>>,
+}
+
+impl Server {
+    /// A server for these runtimes; `token` is required of every request
+    /// when set.
+    pub fn new(runtimes: EnsureMap<String>, token: Option<String>) -> Arc<Self> {
+        let metrics = Metrics::new(runtimes.keys());
+        Arc::new(Self {
+            runtimes,
+            metrics,
+            token: token.map(String::into_bytes),
+        })
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if !self.authorized(req.headers()) {
+            self.metrics.count_unauthorized();
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token",
+                None,
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let resp = match (&method, segments.as_slice()) {
+            (&Method::POST, ["v1", "runtimes", name, "ensure"]) => {
+                let name = (*name).to_owned();
+                self.ensure(&name, req).await
+            }
+            (&Method::GET, ["v1", "runtimes"]) => self.list(),
+            (&Method::GET, ["metrics"]) => {
+                let mut resp =
+                    Response::new(Full::new(Bytes::from(self.metrics.render(&self.runtimes))));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                resp
+            }
+            (_, ["v1", "runtimes", _, "ensure"]) | (_, ["v1", "runtimes"]) | (_, ["metrics"]) => {
+                error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &format!("{method} is not allowed on {path}"),
+                    None,
+                )
+            }
+            _ => error(
+                StatusCode::NOT_FOUND,
+                &format!("no such endpoint: {method} {path}"),
+                None,
+            ),
+        };
+        tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+        resp
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.token else {
+            return true;
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes)
+            .and_then(|v| {
+                let (scheme, rest) = v.split_at(v.len().min(7));
+                scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+            });
+        given.is_some_and(|given| constant_time_eq(given, expected))
+    }
+
+    async fn ensure(&self, name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let Some(runtime) = self.runtimes.get(name) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("unknown runtime `{name}`"),
+                Some(self.runtimes.keys().cloned().collect()),
+            );
+        };
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the request body: {e}"),
+                    None,
+                );
+            }
+        };
+        let request = if body.iter().all(u8::is_ascii_whitespace) {
+            EnsureRequest {
+                start_if_needed: true,
+            }
+        } else {
+            match serde_json::from_slice::<EnsureRequest>(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("bad request body: {e}"),
+                        None,
+                    );
+                }
+            }
+        };
+        let answer = runtime.ensure(request.start_if_needed).await;
+        self.metrics.count_call(name, answer.status());
+        json(StatusCode::OK, &EnsureReply::from_response(&answer))
+    }
+
+    fn list(&self) -> Response<Full<Bytes>> {
+        let runtimes = self
+            .runtimes
+            .iter()
+            .map(|(name, e)| {
+                let v = e.state();
+                RuntimeEntry {
+                    name: name.clone(),
+                    state: v.kind().as_str().to_owned(),
+                    endpoint: v.endpoint().map(str::to_owned),
+                    message: v.message().map(str::to_owned),
+                    for_ms: millis(v.for_time()),
+                    failures: v.failures(),
+                    retry_after_ms: v.retry_after().map(millis),
+                    verifying: v.verifying(),
+                }
+            })
+            .collect();
+        json(StatusCode::OK, &RuntimesReply { runtimes })
+    }
+}
+
+/// Compares in time that depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error(
+    status: StatusCode,
+    message: &str,
+    runtimes: Option<Vec<String>>,
+) -> Response<Full<Bytes>> {
+    json(
+        status,
+        &ErrorReply {
+            error: message.to_owned(),
+            runtimes,
+        },
+    )
+}
+
+/// A bound listener.
+pub enum Listener {
+    /// A Unix socket; the path is removed when the server stops.
+    Unix(UnixListener, PathBuf),
+    /// A TCP socket.
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// Binds `addr`. A Unix socket is created with mode 0600 (bound under a
+    /// temporary name, restricted, then renamed into place, so nobody can
+    /// connect before it is private); a stale socket file is removed, a
+    /// live one (another agent answers) is an error.
+    pub async fn bind(addr: &Addr) -> io::Result<Self> {
+        match addr {
+            Addr::Unix(path) => bind_unix(path).await,
+            Addr::Tcp { host, port } => Ok(Listener::Tcp(
+                TcpListener::bind((host.as_str(), *port)).await?,
+            )),
+        }
+    }
+
+    /// The bound address (with the real port for `tcp:...:0`).
+    pub fn local_addr(&self) -> Addr {
+        match self {
+            Listener::Unix(_, path) => Addr::Unix(path.clone()),
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => Addr::Tcp {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                },
+                Err(_) => Addr::Tcp {
+                    host: "?".into(),
+                    port: 0,
+                },
+            },
+        }
+    }
+}
+
+async fn bind_unix(path: &Path) -> io::Result<Listener> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if tokio::net::UnixStream::connect(path).await.is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another agent is listening on {}", path.display()),
+                ));
+            }
+            tokio::fs::remove_file(path).await?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!(".{}.tmp", std::process::id()));
+    let staging = PathBuf::from(staging);
+    let _ = tokio::fs::remove_file(&staging).await;
+    let listener = UnixListener::bind(&staging)?;
+    let placed = async {
+        tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600)).await?;
+        tokio::fs::rename(&staging, path).await
+    }
+    .await;
+    if let Err(e) = placed {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(e);
+    }
+    Ok(Listener::Unix(listener, path.to_owned()))
+}
+
+/// Serves until `stop` resolves, then stops accepting, lets in-flight
+/// requests finish (up to 10 s) and removes the socket file.
+pub async fn serve(
+    listener: Listener,
+    server: Arc<Server>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let (stopping, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            accepted = accept(&listener) => match accepted {
+                Ok(conn) => {
+                    let (server, rx) = (Arc::clone(&server), stop_rx.clone());
+                    match conn {
+                        Conn::Unix(s) => conns.spawn(serve_conn(s, server, rx)),
+                        Conn::Tcp(s) => conns.spawn(serve_conn(s, server, rx)),
+                    };
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    let socket = match listener {
+        Listener::Unix(l, path) => {
+            drop(l);
+            Some(path)
+        }
+        Listener::Tcp(l) => {
+            drop(l);
+            None
+        }
+    };
+    let _ = stopping.send(true);
+    let drained =
+        tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            "requests still running after {}s; dropping them",
+            DRAIN.as_secs()
+        );
+        conns.abort_all();
+    }
+    if let Some(path) = socket {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+enum Conn {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+async fn accept(listener: &Listener) -> io::Result<Conn> {
+    match listener {
+        Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
+        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
+    }
+}
+
+async fn serve_conn<S>(stream: S, server: Arc<Server>, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let server = Arc::clone(&server);
+        async move { Ok::<_, Infallible>(server.handle(req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    if *stop.borrow() {
+        conn.as_mut().graceful_shutdown();
+    }
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

@@ -1,0 +1,690 @@
+//! `rebound agent` and `rebound ensure` end to end: a real agent process on
+//! a temporary socket, runtimes started by real shell commands, probed over
+//! real TCP.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::Cli;
+
+/// A running `rebound agent` on a socket in its own temporary directory.
+struct Agent {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Agent {
+    /// Writes `config` (with `{dir}` replaced by the temp dir) and starts the
+    /// agent on `unix:{dir}/agent.sock`.
+    fn start(config: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(dir.path().join("agent.yaml"), config).unwrap();
+        let child = Cli::new()
+            .args(["agent", "--config"])
+            .args([dir.path().join("agent.yaml")])
+            .args(["--listen", &format!("unix:{}", socket.display())])
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let agent = Agent {
+            child: Some(child),
+            dir,
+            socket,
+        };
+        agent.wait_until(
+            || UnixStream::connect(&agent.socket).is_ok(),
+            "the agent socket",
+        );
+        agent
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn addr(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// Polls `cond` every 20 ms for up to 20 s (waiting for real processes,
+    /// not measuring time).
+    fn wait_until(&self, mut cond: impl FnMut() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let stream = UnixStream::connect(&self.socket).unwrap();
+        http(stream, method, path, body, None)
+    }
+
+    fn ensure(&self, runtime: &str, start: bool) -> serde_json::Value {
+        let (code, body) = self.request(
+            "POST",
+            &format!("/v1/runtimes/{runtime}/ensure"),
+            &format!("{{\"start_if_needed\": {start}}}"),
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn state(&self, runtime: &str) -> serde_json::Value {
+        let (code, body) = self.request("GET", "/v1/runtimes", "");
+        assert_eq!(code, 200, "{body}");
+        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+        all["runtimes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == runtime)
+            .cloned()
+            .unwrap()
+    }
+
+    /// SIGTERM, then the exit code and stderr.
+    fn stop(&mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child_output(&mut child)
+    }
+}
+
+fn child_output(child: &mut Child) -> (Option<i32>, String) {
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr).unwrap();
+    }
+    let status = child.wait().unwrap();
+    (status.code(), stderr)
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Runtimes the tests started write their pid here.
+        for entry in std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(".pid") {
+                if let Ok(pid) = std::fs::read_to_string(entry.path()) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", pid.trim()])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the status and body.
+fn http<S: Read + Write>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// A runtime `web` whose start records itself in `{dir}/starts`, then opens
+/// `port` (python's http.server) half a second later, in the background.
+fn web_config(port: u16, ttl: &str) -> String {
+    format!(
+        r#"runtimes:
+  web:
+    start:
+      steps:
+        - id: serve
+          uses: init.run
+          with:
+            command: "echo start >> {{dir}}/starts; (sleep 0.5; exec python3 -m http.server {port} --bind 127.0.0.1) >/dev/null 2>&1 & echo $! > {{dir}}/web.pid"
+    probe:
+      uses: init.wait_tcp
+      with: {{ host: 127.0.0.1, port: {port} }}
+      timeout: 1s
+    endpoint: "http://127.0.0.1:{port}"
+    start_timeout: 20s
+    ready_ttl: {ttl}
+"#
+    )
+}
+
+#[test]
+fn fifty_concurrent_ensure_calls_start_the_runtime_once() {
+    let port = free_port();
+    let agent = Agent::start(&web_config(port, "60s"));
+    let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..50)
+            .map(|_| s.spawn(|| agent.ensure("web", true)))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for a in &answers {
+        assert_eq!(a["status"], "starting", "{a}");
+        assert_eq!(a["ready"], false);
+    }
+    Cli::new()
+        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+        .run()
+        .code(0)
+        .stdout_has(&format!("http://127.0.0.1:{port}"));
+    let again = agent.ensure("web", true);
+    assert_eq!(again["status"], "reused");
+    assert_eq!(again["endpoint"], format!("http://127.0.0.1:{port}"));
+    assert_eq!(lines(&agent.path("starts")), 1);
+    let (_, metrics) = agent.request("GET", "/metrics", "");
+    assert!(
+        metrics.contains("rebound_runtime_starts_total{runtime=\"web\"} 1"),
+        "{metrics}"
+    );
+    let starting: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("rebound_ensure_calls_total{runtime=\"web\",status=\"starting\"} ")
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no starting counter in\n{metrics}"));
+    assert!(starting >= 50, "{metrics}");
+    assert!(
+        metrics.contains("rebound_runtime_state{runtime=\"web\",state=\"ready\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn killed_runtime_is_reported_not_ready_after_the_ttl_and_started_again() {
+    let port = free_port();
+    let agent = Agent::start(&web_config(port, "1s"));
+    Cli::new()
+        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+        .run()
+        .code(0);
+    let pid = std::fs::read_to_string(agent.path("web.pid")).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    agent.wait_until(
+        || agent.state("web")["state"] == "not_started",
+        "the TTL probe to find it dead",
+    );
+    let state = agent.state("web");
+    assert!(
+        state["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped answering"),
+        "{state}"
+    );
+    // A probe-only call reports what it finds and starts nothing.
+    let probed = agent.ensure("web", false);
+    assert_eq!(probed["status"], "not_started");
+    assert_eq!(lines(&agent.path("starts")), 1);
+    Cli::new()
+        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+        .run()
+        .code(0);
+    assert_eq!(lines(&agent.path("starts")), 2);
+}
+
+#[test]
+fn hanging_start_fails_at_the_start_timeout_and_is_killed() {
+    let agent = Agent::start(
+        r#"runtimes:
+  stuck:
+    start:
+      steps:
+        - id: hang
+          uses: init.run
+          with: { command: "echo $$ > {dir}/hang.pid; exec sleep 60" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/never" } , timeout: 200ms }
+    endpoint: none
+    start_timeout: 1s
+    backoff: { initial: 1m }
+"#,
+    );
+    let out = Cli::new()
+        .args([
+            "ensure",
+            "--agent",
+            &agent.addr(),
+            "stuck",
+            "--wait",
+            "30s",
+            "--json",
+        ])
+        .run()
+        .code(3)
+        .stderr_has("start timed out after 1s");
+    assert!(
+        out.stdout().contains("\"outcome\":\"failed\""),
+        "{}",
+        out.stdout()
+    );
+    let pid = std::fs::read_to_string(agent.path("hang.pid")).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    agent.wait_until(
+        || {
+            !proc_dir.exists()
+                || std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+        },
+        "the hanging start's process to be killed",
+    );
+    assert_eq!(agent.state("stuck")["state"], "failed");
+}
+
+#[test]
+fn failing_start_is_retried_only_after_the_backoff() {
+    let agent = Agent::start(
+        r#"runtimes:
+  broken:
+    start:
+      steps:
+        - id: fail
+          uses: init.run
+          with: { command: "echo try >> {dir}/starts; echo 'no such config' >&2; exit 1" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 200ms }
+    endpoint: none
+    backoff: { initial: 1500ms, jitter: none }
+"#,
+    );
+    assert_eq!(agent.ensure("broken", true)["status"], "starting");
+    agent.wait_until(
+        || agent.state("broken")["state"] == "failed",
+        "the start to fail",
+    );
+    // Every poll inside the backoff gets `failed` with the time left, and
+    // nothing is started again.
+    let first = agent.ensure("broken", true);
+    assert_eq!(first["status"], "failed");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such config"),
+        "{first}"
+    );
+    let left = first["retry_after_ms"].as_u64().unwrap();
+    assert!(left > 0 && left <= 1500, "{first}");
+    for _ in 0..20 {
+        let again = agent.ensure("broken", true);
+        if again["status"] != "failed" {
+            break;
+        }
+        assert!(again["retry_after_ms"].as_u64().unwrap() <= left);
+    }
+    let waited = agent.state("broken")["retry_after_ms"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(lines(&agent.path("starts")), 1);
+    // Once the agent's own retry_after has passed, the next call starts again.
+    std::thread::sleep(Duration::from_millis(waited + 50));
+    assert_eq!(agent.ensure("broken", true)["status"], "starting");
+    agent.wait_until(|| lines(&agent.path("starts")) == 2, "the second start");
+    agent.wait_until(
+        || agent.state("broken")["failures"] == 2,
+        "the second failure",
+    );
+}
+
+#[test]
+fn bad_config_exits_2_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.yaml");
+    std::fs::write(
+        &path,
+        "runtimes:\n  web:\n    start: { steps: [ { id: a, uses: init.run, with: { command: \"true\" } } ] }\n    probe: { uses: init.wait_tcp, with: { host: 127.0.0.1, port: 70000 } }\n    endpoint: x\n",
+    )
+    .unwrap();
+    Cli::new()
+        .args(["agent", "--config"])
+        .args([&path])
+        .args([
+            "--listen",
+            &format!("unix:{}", dir.path().join("s.sock").display()),
+        ])
+        .run()
+        .code(2)
+        .stderr_has(&format!("{}:4:", path.display()))
+        .stderr_has("70000");
+    std::fs::write(&path, "runtimes:\n  web:\n    strat: {}\n").unwrap();
+    Cli::new()
+        .args(["agent", "--config"])
+        .args([&path])
+        .run()
+        .code(2)
+        .stderr_has(&format!("{}:3:5: ", path.display()))
+        .stderr_has("unknown field `strat`");
+    assert!(!dir.path().join("s.sock").exists());
+}
+
+fn quick_config() -> &'static str {
+    r#"runtimes:
+  quick:
+    start:
+      steps:
+        - id: touch
+          uses: init.run
+          with: { command: ["touch", "{dir}/up"] }
+    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
+    endpoint: "file://{dir}/up"
+"#
+}
+
+#[test]
+fn tcp_needs_a_token_and_answers_401_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        quick_config().replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
+    Cli::new()
+        .args(["agent", "--config"])
+        .args([&config])
+        .args(["--listen", "tcp:127.0.0.1:0"])
+        .run()
+        .code(2)
+        .stderr_has("requires --token-file");
+
+    let token = "s3cret-token-value";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mut child = Cli::new()
+        .args(["agent", "--config"])
+        .args([&config])
+        .args(["--listen", "tcp:127.0.0.1:0", "--token-file"])
+        .args([&token_file])
+        .env("REBOUND_LOG", "debug")
+        .command()
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first stderr line names the bound port.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("runtime(s)") {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "agent ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let port: u16 = text
+        .split("tcp:127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let path = "/v1/runtimes/quick/ensure";
+    let (code, body) = http(connect(), "POST", path, "{}", None);
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(http(connect(), "POST", path, "{}", Some("wrong")).0, 401);
+    assert_eq!(http(connect(), "GET", "/metrics", "", None).0, 401);
+    assert_eq!(http(connect(), "POST", path, "{}", Some(token)).0, 200);
+    let addr = format!("tcp:127.0.0.1:{port}");
+    Cli::new()
+        .args(["ensure", "--agent", &addr, "quick", "--wait", "10s"])
+        .run()
+        .code(2)
+        .stderr_has("missing or wrong bearer token");
+    Cli::new()
+        .args(["ensure", "--agent", &addr, "quick", "--wait", "10s"])
+        .env("REBOUND_AGENT_TOKEN", token)
+        .run()
+        .code(0)
+        .stdout_has("file://");
+    Cli::new()
+        .args(["ensure", "--agent", &addr, "quick", "--token-file"])
+        .args([&token_file])
+        .run()
+        .code(0);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        !rest.contains(token) && !text.contains(token),
+        "the token was logged:\n{text}{rest}"
+    );
+}
+
+#[test]
+fn protocol_errors_unknown_runtime_bad_json_and_listing() {
+    let agent = Agent::start(quick_config());
+    let (code, body) = agent.request("POST", "/v1/runtimes/nope/ensure", "{}");
+    assert_eq!(code, 404);
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["error"], "unknown runtime `nope`");
+    assert_eq!(reply["runtimes"], serde_json::json!(["quick"]));
+    let (code, body) = agent.request("POST", "/v1/runtimes/quick/ensure", "{not json");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("bad request body"), "{body}");
+    let (code, _) = agent.request(
+        "POST",
+        "/v1/runtimes/quick/ensure",
+        "{\"start_if_needed\": true, \"x\": 1}",
+    );
+    assert_eq!(code, 400);
+    assert_eq!(agent.request("GET", "/v1/runtimes/quick/ensure", "").0, 405);
+    assert_eq!(agent.request("GET", "/nothing", "").0, 404);
+    // An empty body means start_if_needed = true.
+    let (code, body) = agent.request("POST", "/v1/runtimes/quick/ensure", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"status\":\"starting\""), "{body}");
+    agent.wait_until(
+        || agent.state("quick")["state"] == "ready",
+        "quick to be ready",
+    );
+    let state = agent.state("quick");
+    assert!(
+        state["endpoint"].as_str().unwrap().starts_with("file://"),
+        "{state}"
+    );
+    Cli::new()
+        .args(["ensure", "--agent", &agent.addr(), "nope"])
+        .run()
+        .code(2)
+        .stderr_has("unknown runtime `nope`")
+        .stderr_has("runtimes: quick");
+}
+
+#[test]
+fn socket_is_private_and_removed_on_sigterm() {
+    let mut agent = Agent::start(quick_config());
+    let mode = std::fs::metadata(&agent.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(!agent.socket.exists());
+}
+
+#[test]
+fn stale_socket_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    // A socket file nobody listens on, as a crashed agent leaves behind.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        quick_config().replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
+    let mut child = Cli::new()
+        .args(["agent", "--config"])
+        .args([&config])
+        .args(["--listen", &format!("unix:{}", socket.display())])
+        .command()
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = format!("unix:{}", socket.display());
+    Cli::new()
+        .args(["ensure", "--agent", &addr, "quick", "--wait", "20s"])
+        .run()
+        .code(0);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child_output(&mut child).0, Some(0));
+}
+
+#[test]
+fn ensure_retries_while_the_agent_is_not_up_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("late.sock");
+    let addr = format!("unix:{}", socket.display());
+    let client = Cli::new()
+        .args(["ensure", "--agent", &addr, "quick", "--wait", "30s"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the client meet a missing socket first.
+    std::thread::sleep(Duration::from_millis(300));
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        quick_config().replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
+    let mut agent = Cli::new()
+        .args(["agent", "--config"])
+        .args([&config])
+        .args(["--listen", &addr])
+        .command()
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = client.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("agent unreachable"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("file://"));
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+#[test]
+fn ensure_exits_124_when_the_wait_runs_out() {
+    let agent = Agent::start(
+        r#"runtimes:
+  slow:
+    start:
+      steps:
+        - id: slow
+          uses: init.run
+          with: { command: "echo $$ > {dir}/slow.pid; exec sleep 60" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 200ms }
+    endpoint: none
+"#,
+    );
+    let out = Cli::new()
+        .args([
+            "ensure",
+            "--agent",
+            &agent.addr(),
+            "slow",
+            "--wait",
+            "1s",
+            "--json",
+        ])
+        .run()
+        .code(124)
+        .stderr_has("not ready after 1s");
+    let first: serde_json::Value =
+        serde_json::from_str(out.stdout().lines().next().unwrap()).unwrap();
+    assert_eq!(first["event"], "answer");
+    assert_eq!(first["status"], "starting");
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(last["outcome"], "timeout");
+    Cli::new()
+        .args([
+            "ensure",
+            "--agent",
+            &agent.addr(),
+            "slow",
+            "--wait",
+            "nonsense",
+        ])
+        .run()
+        .code(2);
+}

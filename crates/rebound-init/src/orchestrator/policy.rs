@@ -92,6 +92,19 @@ impl Policies {
 
     /// Replaces the backoff of `action: backoff` (restart `n` waits about
     /// `nominal(n)`, jittered). The restart count comes from `max_retries`.
+    ///
+    /// ```
+    /// # use rebound_init::orchestrator::Policies;
+    /// # use std::time::Duration;
+    /// let slow = rebound_retry::ExponentialBuilder::new()
+    ///     .with_initial_delay(Duration::from_secs(5))
+    ///     .with_max_delay(Duration::from_secs(300))
+    ///     .forever()
+    ///     .build()?;
+    /// let policies = Policies::default().with_init_backoff(slow);
+    /// assert_eq!(policies.init_backoff().nominal(2), Duration::from_secs(10));
+    /// # Ok::<(), rebound_retry::PolicyError>(())
+    /// ```
     #[must_use]
     pub fn with_init_backoff(mut self, backoff: Exponential) -> Self {
         self.init_backoff = backoff;
@@ -99,6 +112,14 @@ impl Policies {
     }
 
     /// Replaces the fixed pause of `action: restart`.
+    ///
+    /// ```
+    /// # use rebound_init::orchestrator::Policies;
+    /// # use std::time::Duration;
+    /// let policies = Policies::default().with_restart_pause(Duration::from_secs(1));
+    /// assert_eq!(policies.restart_pause(), Duration::from_secs(1));
+    /// assert_eq!(Policies::default().restart_pause(), Duration::from_millis(500));
+    /// ```
     #[must_use]
     pub fn with_restart_pause(mut self, pause: Duration) -> Self {
         self.restart_pause = pause;

@@ -78,6 +78,14 @@ struct StepFailure {
 impl Runner {
     /// A runner for the steps and failure policy of `spec`, with the
     /// default [`Policies`] and no event sink.
+    ///
+    /// ```
+    /// # use rebound_init::{orchestrator::Runner, spec::Spec};
+    /// let spec = Spec::from_yaml("init:\n  steps: []\n", "empty.yaml", None)?;
+    /// let runner = Runner::new(&spec);
+    /// # let _ = runner;
+    /// # Ok::<(), rebound_init::spec::SpecError>(())
+    /// ```
     pub fn new(spec: &Spec) -> Self {
         Self {
             steps: spec.init.steps.clone(),
@@ -89,6 +97,17 @@ impl Runner {
 
     /// Sends every [`Event`] to `sink`, in order, from the task running the
     /// init. Keep it quick (forward to a channel for slow work).
+    ///
+    /// ```
+    /// # use rebound_init::{events::Event, orchestrator::Runner, spec::Spec};
+    /// # let spec = Spec::from_yaml("init:\n  steps: []\n", "empty.yaml", None)?;
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    /// let runner = Runner::new(&spec).on_event(move |e| {
+    ///     let _ = tx.send(e.clone());
+    /// });
+    /// # let _ = (runner, rx.try_recv());
+    /// # Ok::<(), rebound_init::spec::SpecError>(())
+    /// ```
     #[must_use]
     pub fn on_event(mut self, sink: impl Fn(&Event) + Send + Sync + 'static) -> Self {
         self.sink = Some(Arc::new(sink));
@@ -96,6 +115,16 @@ impl Runner {
     }
 
     /// Replaces the backoff settings.
+    ///
+    /// ```
+    /// # use rebound_init::{orchestrator::{Policies, Runner}, spec::Spec};
+    /// # use std::time::Duration;
+    /// # let spec = Spec::from_yaml("init:\n  steps: []\n", "empty.yaml", None)?;
+    /// let runner = Runner::new(&spec)
+    ///     .with_policies(Policies::default().with_restart_pause(Duration::from_secs(2)));
+    /// # let _ = runner;
+    /// # Ok::<(), rebound_init::spec::SpecError>(())
+    /// ```
     #[must_use]
     pub fn with_policies(mut self, policies: Policies) -> Self {
         self.policies = policies;
@@ -109,7 +138,22 @@ impl Runner {
     }
 
     /// Runs the init to its end: every step done (the summary), or a step
-    /// that failed for good (the error, with the summary).
+    /// that failed for good (the error, with the summary). Drop the future
+    /// to cancel: the running attempt is dropped with it.
+    ///
+    /// ```
+    /// # use rebound_init::{orchestrator::{Outcome, Runner}, spec::Spec};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let spec = Spec::from_yaml(
+    ///     "init:\n  steps:\n    - id: maybe\n      uses: init.run\n      with: { command: 'exit 1' }\n      on_failure: continue\n",
+    ///     "inline.yaml",
+    ///     None,
+    /// )?;
+    /// let summary = Runner::new(&spec).run().await?;
+    /// assert_eq!(summary.steps[0].outcome, Outcome::Continued);
+    /// # Ok(()) }
+    /// ```
     pub async fn run(&self) -> Result<Summary, InitError> {
         let started = Instant::now();
         let mut reports: Vec<StepReport> = self
@@ -332,7 +376,7 @@ impl Runner {
             output: self.output_sink(),
         };
         loop {
-            *attempts += 1;
+            *attempts = attempts.saturating_add(1);
             let err = match step.action.attempt(&ctx).await {
                 Ok(()) => return Ok(()),
                 Err(err) => err,

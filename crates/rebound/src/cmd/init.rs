@@ -123,9 +123,16 @@ fn check(args: &Args, spec: &Spec) -> i32 {
             spec.init.steps.len(),
             if spec.init.steps.len() == 1 { "" } else { "s" }
         );
+        let width = spec
+            .init
+            .steps
+            .iter()
+            .map(|s| s.id.len())
+            .max()
+            .unwrap_or(0);
         for step in &spec.init.steps {
             println!(
-                "  {}  {}  {}",
+                "  {:<width$}  {:<14}  {}",
                 step.id,
                 step.action.name(),
                 step.action.describe()

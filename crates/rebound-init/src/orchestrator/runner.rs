@@ -412,3 +412,16 @@ impl Runner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_future_is_send_so_it_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let spec = Spec::from_yaml("init:\n  steps: []\n", "t.yaml", None).unwrap();
+        let runner = Runner::new(&spec).on_event(|_| {});
+        assert_send(&runner.run());
+    }
+}

@@ -481,7 +481,7 @@ fn known_action(name: &str) -> Option<&'static str> {
     ActionSpec::NAMES.iter().copied().find(|n| *n == name)
 }
 
-const STEP_FIELDS: &[&str] = &["id", "uses", "with", "timeout", "retry", "on_failure"];
+pub(super) const STEP_FIELDS: &[&str] = &["id", "uses", "with", "timeout", "retry", "on_failure"];
 
 struct StepSeed<'a> {
     /// This step's `uses:` as found by pass one, when it names an action.

@@ -118,6 +118,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn step_schema_lists_exactly_the_fields_the_loader_accepts() {
+        let schema = json_schema();
+        let mut props: Vec<&str> = schema["$defs"]["Step"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = super::super::load::STEP_FIELDS.to_vec();
+        props.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(props, fields);
+    }
+
+    #[test]
     fn every_action_has_a_with_schema_and_refs_resolve() {
         let schema = json_schema();
         let by_action = schema["$defs"]["Step"]["allOf"].as_array().unwrap();

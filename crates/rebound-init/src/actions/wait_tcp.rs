@@ -39,10 +39,17 @@ pub struct WaitTcp {
 
 /// The first pause between connection attempts.
 const FIRST_DELAY: Duration = Duration::from_millis(1);
-/// The longest pause while the host resolves but refuses connections.
-/// Connecting to a closed port is cheap (one RST), so polling every few
-/// milliseconds notices an opening port almost at once.
-const MAX_DELAY: Duration = Duration::from_millis(10);
+/// The longest pause while the host resolves but refuses connections, for
+/// the first [`FAST_PHASE`] of a wait. Connecting to a closed port is cheap
+/// (one SYN answered by RST: tens of microseconds, a few hundred a second
+/// is well under 1% of a core), so polling every few milliseconds notices
+/// an opening port almost at once (benches/wait_tcp.rs: p50 goal 5 ms).
+const MAX_DELAY: Duration = Duration::from_millis(5);
+/// How long the fast polling lasts; a wait that goes on longer than this is
+/// for something slow to start, and polls at [`SLOW_MAX_DELAY`].
+const FAST_PHASE: Duration = Duration::from_secs(60);
+/// The longest pause after [`FAST_PHASE`].
+const SLOW_MAX_DELAY: Duration = Duration::from_millis(20);
 /// The longest pause while the host name does not resolve (DNS is not free).
 const MAX_DELAY_DNS: Duration = Duration::from_millis(250);
 /// Bound on one connect (a black-holed SYN would otherwise hang for minutes).
@@ -78,8 +85,14 @@ impl WaitTcp {
     }
 
     async fn poll(&self, last: &mut Option<io::Error>) -> Result<(), ActionError> {
+        let started = tokio::time::Instant::now();
         let mut delay = FIRST_DELAY;
         loop {
+            let refused_cap = if started.elapsed() < FAST_PHASE {
+                MAX_DELAY
+            } else {
+                SLOW_MAX_DELAY
+            };
             let connect = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
             let cap = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(_stream)) => return Ok(()),
@@ -87,14 +100,14 @@ impl WaitTcp {
                     let cap = if is_resolution_error(&e) {
                         MAX_DELAY_DNS
                     } else {
-                        MAX_DELAY
+                        refused_cap
                     };
                     *last = Some(e);
                     cap
                 }
                 Err(_) => {
                     *last = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-                    MAX_DELAY
+                    refused_cap
                 }
             };
             tokio::time::sleep(delay.min(cap)).await;

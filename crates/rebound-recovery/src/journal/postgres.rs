@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 
 use super::address::redact;
@@ -53,6 +54,7 @@ struct Statements {
     append: Statement,
     trim: Statement,
     claim: Statement,
+    any_due: Statement,
 }
 
 impl PostgresJournal {
@@ -114,6 +116,10 @@ impl PostgresJournal {
                 .await
                 .map_err(db)?,
             claim: client.prepare(CLAIM_SQL).await.map_err(db)?,
+            any_due: client
+                .prepare(&format!("SELECT EXISTS (SELECT 1 FROM recoveries WHERE {DUE})"))
+                .await
+                .map_err(db)?,
         };
         Ok(Self {
             name,
@@ -136,7 +142,7 @@ impl PostgresJournal {
     async fn query(
         &self,
         sql: &str,
-        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        args: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Recovery>, JournalError> {
         let client = self.client.lock().await;
         let rows = client.query(sql, args).await.map_err(|e| self.db(e))?;
@@ -174,56 +180,49 @@ impl PostgresJournal {
         entry: &Attempt,
     ) -> Result<(), tokio_postgres::Error> {
         let r = RecoveryRow::from_recovery(rec);
-        tx.execute(
-            &self.stmts.store,
-            &[
-                &r.migration,
-                &r.workload,
-                &r.source,
-                &r.target,
-                &r.candidates,
-                &r.failed_targets,
-                &r.kind,
-                &r.message,
-                &r.state,
-                &r.strategy,
-                &r.reason,
-                &r.retry_count,
-                &r.attempts_total,
-                &r.first_failure_ms,
-                &r.last_failure_ms,
-                &r.next_attempt_ms,
-                &r.snapshot,
-                &r.lease_owner,
-                &r.lease_expires_ms,
-                &r.claim_seq,
-                &r.updated_ms,
-            ],
-        )
-        .await?;
         let a = AttemptRow::from_attempt(entry);
-        tx.execute(
-            &self.stmts.append,
-            &[
-                &r.migration,
-                &a.number,
-                &a.at_ms,
-                &a.strategy,
-                &a.target,
-                &a.result,
-                &a.kind,
-                &a.message,
-            ],
-        )
-        .await?;
-        tx.execute(
-            &self.stmts.trim,
-            &[
-                &r.migration,
-                &(a.number - i64::from(self.config.history_limit)),
-            ],
-        )
-        .await?;
+        let keep_after = a.number - i64::from(self.config.history_limit);
+        // Three independent statements: sent together (tokio-postgres
+        // pipelines concurrent queries on one connection), so they cost one
+        // round trip instead of three.
+        let store_params: [&(dyn ToSql + Sync); 21] = [
+            &r.migration,
+            &r.workload,
+            &r.source,
+            &r.target,
+            &r.candidates,
+            &r.failed_targets,
+            &r.kind,
+            &r.message,
+            &r.state,
+            &r.strategy,
+            &r.reason,
+            &r.retry_count,
+            &r.attempts_total,
+            &r.first_failure_ms,
+            &r.last_failure_ms,
+            &r.next_attempt_ms,
+            &r.snapshot,
+            &r.lease_owner,
+            &r.lease_expires_ms,
+            &r.claim_seq,
+            &r.updated_ms,
+        ];
+        let append_params: [&(dyn ToSql + Sync); 8] = [
+            &r.migration,
+            &a.number,
+            &a.at_ms,
+            &a.strategy,
+            &a.target,
+            &a.result,
+            &a.kind,
+            &a.message,
+        ];
+        let trim_params: [&(dyn ToSql + Sync); 2] = [&r.migration, &keep_after];
+        let store = tx.execute(&self.stmts.store, &store_params);
+        let append = tx.execute(&self.stmts.append, &append_params);
+        let trim = tx.execute(&self.stmts.trim, &trim_params);
+        tokio::try_join!(store, append, trim)?;
         Ok(())
     }
 }
@@ -434,18 +433,30 @@ impl Journal for PostgresJournal {
     ) -> Result<Vec<Claim>, JournalError> {
         let expires = lease_end(now_ms, lease);
         let client = self.client.lock().await;
-        let rows = client
-            .query(
-                &self.stmts.claim,
-                &[
-                    &int(now_ms),
-                    &owner,
-                    &int(expires),
-                    &i64::try_from(limit).unwrap_or(i64::MAX),
-                ],
-            )
-            .await
-            .map_err(|e| self.db(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let args: [&(dyn ToSql + Sync); 4] = [&int(now_ms), &owner, &int(expires), &limit];
+        let mut rows = Vec::new();
+        // An empty claim can be spurious: a row inserted after this
+        // statement's snapshot is invisible to it, while an older one it
+        // could see is locked by a concurrent claimer. A new statement gets
+        // a new snapshot, so try again while due rows exist (bounded).
+        for _ in 0..3 {
+            rows = client
+                .query(&self.stmts.claim, &args)
+                .await
+                .map_err(|e| self.db(e))?;
+            if !rows.is_empty() {
+                break;
+            }
+            let any_due: bool = client
+                .query_one(&self.stmts.any_due, &[&int(now_ms)])
+                .await
+                .map_err(|e| self.db(e))?
+                .get(0);
+            if !any_due {
+                break;
+            }
+        }
         rows.iter()
             .map(|r| {
                 let rec = read_row(r).into_recovery()?;

@@ -50,9 +50,9 @@ impl Progress {
             Progress::Plain => {
                 if let Some((to_stdout, line)) = plain_line(event) {
                     if to_stdout {
-                        println!("{line}");
+                        out_line(&line);
                     } else {
-                        eprintln!("{line}");
+                        err_line(&line);
                     }
                 }
             }
@@ -69,14 +69,14 @@ impl Progress {
                     map.insert("event".into(), "summary".into());
                     map.insert("ok".into(), ok.into());
                 }
-                println!("{value}");
+                out_line(&value.to_string());
             }
             Progress::Plain | Progress::Live(_) => {
                 if let Progress::Live(live) = self {
                     let _ = live.multi.clear();
                 }
                 let head = if ok { "init done" } else { "init failed" };
-                eprintln!("rebound: {head}:\n{summary}");
+                err_line(&format!("rebound: {head}:\n{summary}"));
             }
         }
     }
@@ -84,10 +84,20 @@ impl Progress {
 
 fn json_line(event: &Event) {
     if let Ok(text) = serde_json::to_string(event) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        out_line(&text);
     }
+}
+
+/// Writes a line to stdout; a closed pipe (`| head`) is not worth a panic.
+fn out_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// Writes a line to stderr, ignoring errors as [`out_line`] does.
+fn err_line(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 fn ms(d: Duration) -> String {

@@ -144,7 +144,7 @@ impl ConstantBuilder {
             delay: self.delay,
             jitter: self.jitter,
             count: DelayCount::new(self.max_attempts),
-            rng: rng(self.seed),
+            rng: rng(self.seed, self.jitter),
         })
     }
 }

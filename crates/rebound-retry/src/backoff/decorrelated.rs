@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::DelayCount;
 use super::error::{PolicyError, check_common};
-use super::jitter::{decorrelated_step, rng};
+use super::jitter::{Jitter, decorrelated_step, rng};
 
 /// Builds a [`DecorrelatedJitter`] backoff: each delay is uniform in
 /// `[base, 3 × previous delay]`, capped (the AWS Architecture Blog formula).
@@ -138,7 +138,7 @@ impl DecorrelatedJitterBuilder {
             max_delay: self.max_delay,
             previous: self.base_delay,
             count: DelayCount::new(self.max_attempts),
-            rng: rng(self.seed),
+            rng: rng(self.seed, Jitter::Full),
         })
     }
 }

@@ -205,7 +205,7 @@ impl ExponentialBuilder {
             jitter: self.jitter,
             count: DelayCount::new(self.max_attempts),
             previous: self.initial_delay,
-            rng: rng(self.seed),
+            rng: rng(self.seed, self.jitter),
         })
     }
 }

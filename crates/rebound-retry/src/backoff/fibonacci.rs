@@ -164,7 +164,7 @@ impl FibonacciBuilder {
             max_delay: self.max_delay,
             jitter: self.jitter,
             count: DelayCount::new(self.max_attempts),
-            rng: rng(self.seed),
+            rng: rng(self.seed, self.jitter),
         })
     }
 }

@@ -81,8 +81,14 @@ pub(crate) fn between(rng: &mut fastrand::Rng, lo: Duration, hi: Duration) -> Du
 }
 
 /// A random generator: seeded when asked, else from the thread's generator.
-pub(crate) fn rng(seed: Option<u64>) -> fastrand::Rng {
-    seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)
+/// Without jitter nothing is drawn, so the thread's generator is not touched
+/// (a fixed seed costs nothing).
+pub(crate) fn rng(seed: Option<u64>, jitter: Jitter) -> fastrand::Rng {
+    match (seed, jitter) {
+        (Some(seed), _) => fastrand::Rng::with_seed(seed),
+        (None, Jitter::None) => fastrand::Rng::with_seed(0),
+        (None, _) => fastrand::Rng::new(),
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,11 @@ impl<E> RetryError<E> {
 
     /// Time from the start of the first attempt to the stop.
     ///
+    /// The async runner without a deadline or attempt timeout reads the
+    /// clock lazily, after the first poll of the first attempt (so that a
+    /// call that succeeds at once costs no clock read); the synchronous part
+    /// of that first poll is then not counted.
+    ///
     /// ```
     /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
     /// # use std::time::Duration;

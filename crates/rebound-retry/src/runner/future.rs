@@ -295,19 +295,24 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Idle => {
-                    let start = *this.start.get_or_insert_with(Instant::now);
                     this.policy.start_attempt();
                     // The attempt may run until the earlier of its own
                     // timeout and the deadline.
-                    let left = this.policy.time_left(start.elapsed());
-                    let limit = match (*this.attempt_timeout, left) {
-                        (Some(t), Some(l)) if l <= t => Some((l, true)),
-                        (Some(t), _) => Some((t, false)),
-                        (None, Some(l)) => Some((l, true)),
-                        (None, None) => None,
+                    let limit = if this.policy.deadline.is_some() || this.attempt_timeout.is_some()
+                    {
+                        let now = Instant::now();
+                        let start = *this.start.get_or_insert(now);
+                        let left = this.policy.deadline.map(|d| d.saturating_sub(now - start));
+                        match (*this.attempt_timeout, left) {
+                            (Some(t), Some(l)) if l <= t => Some((now + l, true)),
+                            (Some(t), _) => Some((now + t, false)),
+                            (None, Some(l)) => Some((now + l, true)),
+                            (None, None) => None,
+                        }
+                    } else {
+                        None
                     };
-                    if let Some((limit, is_deadline)) = limit {
-                        let at = Instant::now() + limit;
+                    if let Some((at, is_deadline)) = limit {
                         match this.timer {
                             Some(timer) => timer.as_mut().reset(at),
                             None => *this.timer = Some(Box::pin(tokio::time::sleep_until(at))),
@@ -319,7 +324,15 @@ where
                     continue;
                 }
                 StateProj::Running { fut } => {
-                    let failure = match fut.poll(cx) {
+                    let polled = fut.poll(cx);
+                    // Without a deadline or attempt timeout, the clock is
+                    // first read here, after the first poll of the first
+                    // attempt, and only if that poll did not succeed: a call
+                    // that succeeds at once never pays for a clock read.
+                    if this.start.is_none() && !matches!(polled, Poll::Ready(Ok(_))) {
+                        *this.start = Some(Instant::now());
+                    }
+                    let failure = match polled {
                         Poll::Ready(Ok(value)) => {
                             this.policy.on_success();
                             this.state.set(State::Done);

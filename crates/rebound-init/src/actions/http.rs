@@ -132,14 +132,12 @@ async fn probe(client: &reqwest::Client, w: &WaitHttp, url: &url::Url) -> Probe 
     }
 }
 
-/// Polls the URL until it answers as expected, or fails for good.
-pub(crate) async fn attempt(w: &WaitHttp, _ctx: &ActionContext) -> Result<(), ActionError> {
-    let url = url::Url::parse(&w.url)
-        .map_err(|e| ActionError::permanent(format!("invalid URL {:?}: {e}", w.url)))?;
-    let shown = redacted(&url);
+/// The client for one wait: rustls (ring) with the platform's roots, the
+/// per-request timeout, same-host redirects only, no proxy.
+fn client(w: &WaitHttp) -> Result<reqwest::Client, ActionError> {
     ensure_crypto_provider();
     let timeout = w.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .redirect(redirect_policy(w.expect_status.clone()))
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -147,7 +145,15 @@ pub(crate) async fn attempt(w: &WaitHttp, _ctx: &ActionContext) -> Result<(), Ac
         .build()
         .map_err(|e| {
             ActionError::permanent(format!("cannot build an HTTP client: {}", error_chain(&e)))
-        })?;
+        })
+}
+
+/// Polls the URL until it answers as expected, or fails for good.
+pub(crate) async fn attempt(w: &WaitHttp, _ctx: &ActionContext) -> Result<(), ActionError> {
+    let url = url::Url::parse(&w.url)
+        .map_err(|e| ActionError::permanent(format!("invalid URL {:?}: {e}", w.url)))?;
+    let shown = redacted(&url);
+    let client = client(w)?;
     let mut delay = FIRST_DELAY;
     loop {
         match probe(&client, w, &url).await {
@@ -298,6 +304,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    // https goes through rustls with ring (no panic for a missing crypto
+    // provider); a server that does not speak TLS is "not ready yet", with
+    // the TLS failure in the reason.
+    #[tokio::test]
+    async fn https_uses_rustls_and_a_tls_failure_keeps_polling() {
+        // A server that answers any bytes with plain HTTP, as a
+        // misconfigured port would.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hello = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 512];
+            assert!(sock.read(&mut buf).await.unwrap() > 0);
+            let _ = sock
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            buf[0] // 0x16: a TLS handshake record
+        });
+        let mut w = wait(format!("https://127.0.0.1:{port}/"));
+        w.timeout = Some(Duration::from_secs(10));
+        let url = url::Url::parse(&w.url).unwrap();
+        let client = client(&w).unwrap();
+        match probe(&client, &w, &url).await {
+            Probe::NotYet { reason, .. } => {
+                assert!(!reason.contains("timed out"), "{reason}");
+                assert!(!reason.contains("400"), "{reason}");
+            }
+            Probe::Ready => panic!("a plain-HTTP server passed as https"),
+            Probe::Failed(reason) => panic!("TLS failure must be transient: {reason}"),
+        }
+        assert_eq!(hello.await.unwrap(), 0x16, "the client spoke TLS");
     }
 
     #[test]

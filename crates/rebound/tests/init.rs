@@ -526,3 +526,38 @@ fn schema_prints_a_json_schema_naming_every_action() {
         assert!(text.contains(name), "{name}");
     }
 }
+
+#[test]
+fn live_progress_on_a_terminal() {
+    // `script` (util-linux) gives rebound a pseudo-terminal, so the
+    // indicatif display is used instead of plain lines.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'echo from-step' }",
+        "      retry: 1\n",
+    );
+    let inner = format!(
+        "'{}' init '{}' -- echo workload-ran",
+        env!("CARGO_BIN_EXE_rebound"),
+        spec.display()
+    );
+    let out = match std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(err) => {
+            eprintln!("skipped: `script` cannot run here: {err}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("[only] from-step"), "{text}");
+    assert!(text.contains("init done"), "{text}");
+    assert!(text.contains("workload-ran"), "{text}");
+    // Plain mode would print this line; the live display does not.
+    assert!(!text.contains("rebound: [only] command"), "{text}");
+}

@@ -42,6 +42,8 @@ use crate::{EnsureConfig, ProbeOutcome, WaitError, fmt_duration};
 /// ```
 #[derive(Clone)]
 pub struct Ensure {
+    /// The machine again, one pointer away for the fast path.
+    machine: crate::sync::Arc<Machine>,
     shared: Arc<Shared>,
 }
 
@@ -111,10 +113,11 @@ impl Ensure {
     /// A runtime in NotStarted, started by `start` and checked by `probe`.
     pub fn new(config: EnsureConfig, start: impl Start, probe: impl Probe) -> Self {
         let backoff = config.backoff().clone();
-        let machine = Machine::new(Box::new(move |n| backoff.sample(n)));
+        let machine = crate::sync::Arc::new(Machine::new(Box::new(move |n| backoff.sample(n))));
         Self {
+            machine: crate::sync::Arc::clone(&machine),
             shared: Arc::new(Shared {
-                machine: crate::sync::Arc::new(machine),
+                machine,
                 start: Box::new(start),
                 probe: Box::new(probe),
                 config,
@@ -143,14 +146,33 @@ impl Ensure {
     /// ```
     #[inline]
     pub fn try_ready(&self) -> Option<Response> {
-        let snap = self.shared.machine.load();
-        match &snap.phase {
-            Phase::Ready {
-                info,
-                verifying: false,
-            } => Some(Response::ready(Status::Reused, Arc::clone(info))),
-            _ => None,
-        }
+        #[cfg(not(loom))]
+        let info = self.machine.ready_shared().map(Arc::clone);
+        #[cfg(loom)]
+        let info = self.machine.ready_shared();
+        info.map(|info| Response::ready(Status::Reused, info))
+    }
+
+    /// The Ready fast path by reference, like `OnceCell::get`: the trusted
+    /// Ready's endpoint and message, read with two atomic loads (no lock, no
+    /// reference count), or `None` when not Ready or within a re-probe.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use std::time::Duration;
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no".into()) });
+    /// assert!(e.ready().is_none());
+    /// e.wait_ready(Duration::from_secs(1)).await.unwrap();
+    /// assert_eq!(e.ready().map(|r| r.endpoint()), Some("unix:/run/x.sock"));
+    /// # }
+    /// ```
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn ready(&self) -> Option<&ReadyInfo> {
+        self.machine.ready()
     }
 
     /// Answers one `ensure` call.
@@ -461,8 +483,8 @@ async fn watch_ttl(weak: Weak<Shared>, generation: u64) {
         let outcome = run_probe(&shared).await;
         let now = Instant::now();
         let alive = match outcome {
-            ProbeOutcome::Up(info) => {
-                ticket.confirm(info, now);
+            ProbeOutcome::Up(_) => {
+                ticket.confirm(now);
                 true
             }
             ProbeOutcome::Down(found) => {

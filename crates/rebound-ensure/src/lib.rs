@@ -13,8 +13,9 @@
 //!   callers in that window get `failed` with `retry_after`.
 //! - Ready is trusted for a TTL, then probed again; a runtime that died goes
 //!   back to NotStarted and is started by the next call.
-//! - The Ready answer takes no lock ([`Ensure::try_ready`]); transitions
-//!   take a small one (see `machine.rs` for the invariants).
+//! - The Ready answer takes no lock and no reference count
+//!   ([`Ensure::ready`], [`Ensure::try_ready`]); transitions take a small
+//!   one (see `machine.rs` for the invariants).
 //! - [`EnsureMap`] holds many runtimes by name.
 //!
 //! ```
@@ -43,6 +44,7 @@ pub mod machine;
 #[cfg(not(loom))]
 mod machine;
 mod map;
+mod published;
 mod start;
 mod status;
 mod sync;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::ReadyInfo;
+use crate::published::Published;
 use crate::sync::{Arc, Mutex, Swap};
 
 /// Computes the wait after the `n`th failed start in a row (`n >= 1`).
@@ -31,10 +32,14 @@ pub type BackoffFn = Box<dyn Fn(u32) -> Duration + Send + Sync>;
 //    Starting under the lock: at most one start runs at a time.
 // 4. `Ready { verifying: true }` exists only while the one `VerifyTicket` for
 //    that generation is alive, by the same argument as 2.
+// 5. `fast` (the Ready fast path) is updated right after the snapshot, under
+//    the same lock: it holds the info exactly when the snapshot is a Ready
+//    that is not being verified.
 
 /// The machine: a lock-free snapshot plus a small lock for transitions.
 pub struct Machine {
     snapshot: Swap<Snapshot>,
+    fast: Published,
     /// The next generation to hand out; held for every transition.
     writer: Mutex<u64>,
     backoff: BackoffFn,
@@ -115,6 +120,7 @@ impl Machine {
                 failures: 0,
                 phase: Phase::NotStarted { message: None },
             }),
+            fast: Published::new(),
             writer: Mutex::new(1),
             backoff,
         }
@@ -130,6 +136,51 @@ impl Machine {
     #[cfg(loom)]
     pub fn load(&self) -> StdArc<Snapshot> {
         self.snapshot.load()
+    }
+
+    /// The Ready fast path: the trusted Ready's info, without a lock.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn ready(&self) -> Option<&ReadyInfo> {
+        self.fast.get().map(|slot| &slot.info)
+    }
+
+    /// The fast path's answer as a shared, owned value.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn ready_shared(&self) -> Option<&StdArc<ReadyInfo>> {
+        self.fast.get().map(|slot| &slot.shared)
+    }
+
+    /// The Ready fast path (loom model).
+    #[cfg(loom)]
+    pub fn ready(&self) -> Option<StdArc<ReadyInfo>> {
+        self.fast.get()
+    }
+
+    /// The fast path's answer as a shared, owned value (loom model).
+    #[cfg(loom)]
+    pub fn ready_shared(&self) -> Option<StdArc<ReadyInfo>> {
+        self.fast.get()
+    }
+
+    /// Publishes a new state: the snapshot, then the fast path. Called with
+    /// the writer lock held.
+    fn publish(&self, next: Snapshot) {
+        match &next.phase {
+            Phase::Ready {
+                info,
+                verifying: false,
+            } => {
+                let info = StdArc::clone(info);
+                self.snapshot.store(next);
+                self.fast.set(&info);
+            }
+            _ => {
+                self.snapshot.store(next);
+                self.fast.clear();
+            }
+        }
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, u64> {
@@ -160,7 +211,7 @@ impl Machine {
         }
         let generation = *next;
         *next += 1;
-        this.snapshot.store(Snapshot {
+        this.publish(Snapshot {
             generation,
             since: now,
             failures: snap.failures,
@@ -188,7 +239,7 @@ impl Machine {
         if snap.generation != generation {
             return None;
         }
-        this.snapshot.store(Snapshot {
+        this.publish(Snapshot {
             phase: Phase::Ready {
                 info: StdArc::clone(info),
                 verifying: true,
@@ -216,7 +267,7 @@ impl Machine {
             return false;
         }
         let next = to(&snap);
-        self.snapshot.store(next);
+        self.publish(next);
         true
     }
 
@@ -309,29 +360,31 @@ pub struct VerifyTicket {
 }
 
 impl VerifyTicket {
-    /// The probe found it up: Ready again, trusted for another TTL.
-    pub fn confirm(mut self, info: ReadyInfo, now: Instant) {
+    /// The probe found it up: Ready again with the same answer, trusted
+    /// for another TTL.
+    pub fn confirm(mut self, now: Instant) {
         self.done = true;
-        self.machine.transition(
-            self.generation,
-            |p| {
-                matches!(
-                    p,
-                    Phase::Ready {
-                        verifying: true,
-                        ..
-                    }
-                )
-            },
-            |snap| Snapshot {
+        let verifying = |p: &Phase| {
+            matches!(
+                p,
+                Phase::Ready {
+                    verifying: true,
+                    ..
+                }
+            )
+        };
+        self.machine
+            .transition(self.generation, verifying, |snap| Snapshot {
                 since: now,
-                phase: Phase::Ready {
-                    info: StdArc::new(info),
-                    verifying: false,
+                phase: match &snap.phase {
+                    Phase::Ready { info, .. } => Phase::Ready {
+                        info: StdArc::clone(info),
+                        verifying: false,
+                    },
+                    other => other.clone(),
                 },
                 ..Snapshot::clone(snap)
-            },
-        );
+            });
     }
 
     /// The probe found it down: NotStarted, so the next caller starts it.
@@ -397,8 +450,10 @@ mod tests {
         let now = Instant::now();
         let ticket = drive(&m, now);
         assert!(matches!(Machine::begin_start(&m, now), Begin::Starting));
+        assert!(m.ready().is_none());
         ticket.succeed(ReadyInfo::new("e", "m"), now);
         assert!(matches!(Machine::begin_start(&m, now), Begin::Ready(i) if i.endpoint() == "e"));
+        assert_eq!(m.ready().map(|i| i.message()), Some("m"));
     }
 
     #[test]
@@ -460,13 +515,14 @@ mod tests {
         let m = machine(1);
         let now = Instant::now();
         drive(&m, now).succeed(ReadyInfo::new("e", ""), now);
-        Machine::begin_verify(&m, 1)
-            .expect("ready")
-            .confirm(ReadyInfo::new("e", "still up"), now);
+        let verify = Machine::begin_verify(&m, 1).expect("ready");
+        assert!(m.ready().is_none(), "a Ready being verified is not trusted");
+        verify.confirm(now);
         let snap = m.load();
         assert_eq!(snap.generation, 1);
         assert!(
-            matches!(&snap.phase, Phase::Ready { verifying: false, info } if info.message() == "still up")
+            matches!(&snap.phase, Phase::Ready { verifying: false, info } if info.endpoint() == "e")
         );
+        assert_eq!(m.ready().map(|i| i.endpoint()), Some("e"));
     }
 }

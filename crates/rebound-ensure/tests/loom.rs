@@ -76,6 +76,18 @@ fn finish(ticket: StartTicket, end: End, now: Instant) {
 
 fn assert_settled(m: &Machine) {
     let snap = m.load();
+    // The lock-free fast path agrees with the snapshot.
+    assert_eq!(
+        m.ready().is_some(),
+        matches!(
+            snap.phase,
+            Phase::Ready {
+                verifying: false,
+                ..
+            }
+        ),
+        "fast path disagrees with {snap:?}"
+    );
     assert!(
         !matches!(snap.phase, Phase::Starting),
         "stuck in Starting: {snap:?}"
@@ -109,6 +121,10 @@ fn concurrent_callers_start_exactly_once() {
         }
         assert_eq!(drivers.total.load(Ordering::SeqCst), 1);
         assert!(matches!(m.load().phase, Phase::Ready { .. }));
+        assert_eq!(
+            m.ready().map(|i| i.endpoint().to_owned()).as_deref(),
+            Some("endpoint")
+        );
     });
 }
 
@@ -176,6 +192,11 @@ fn ttl_reprobe_races_callers() {
             let (m, drivers) = (Arc::clone(&m), Arc::clone(&drivers));
             thread::spawn(move || caller(&m, &drivers, End::Ready))
         };
+        // A fast-path reader never sees a Ready the prober has begun to doubt
+        // as trusted after the prober marked it dead.
+        if let Some(info) = m.ready() {
+            assert_eq!(info.endpoint(), "endpoint");
+        }
         prober.join().unwrap();
         starter.join().unwrap();
         assert_settled(&m);

@@ -1,0 +1,200 @@
+//! The Ready fast path: the trusted Ready's [`ReadyInfo`], readable by
+//! reference with two atomic loads and no lock or reference count.
+//!
+//! Published values are kept in append-only storage (segments of doubling
+//! size, each slot a `OnceLock`), so a reader's `&ReadyInfo` stays valid for
+//! as long as the [`Published`] lives, without `unsafe`. Publishing the same
+//! endpoint and message again reuses its slot, so a runtime restarted with
+//! the same answer costs nothing; each distinct answer costs one slot.
+
+use std::sync::Arc;
+
+use crate::ReadyInfo;
+
+#[cfg(not(loom))]
+pub(crate) use self::imp::Published;
+
+#[cfg(loom)]
+pub(crate) use self::model::Published;
+
+#[cfg(not(loom))]
+mod imp {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{Arc, ReadyInfo};
+
+    /// Segment `s` holds `2^s` slots (after the first slot, kept inline);
+    /// 48 segments are more slots than will ever be published.
+    const SEGMENTS: usize = 48;
+
+    /// One published answer: inline for [`Published::get`], shared for
+    /// owned answers.
+    pub(crate) struct Slot {
+        pub(crate) info: ReadyInfo,
+        pub(crate) shared: Arc<ReadyInfo>,
+    }
+
+    type Segment = Box<[OnceLock<Slot>]>;
+
+    pub(crate) struct Published {
+        /// 1 + the slot of the trusted Ready's info; 0 when not Ready.
+        current: AtomicUsize,
+        /// Slot 0, inline: most runtimes only ever publish one answer.
+        first: OnceLock<Slot>,
+        segments: [OnceLock<Segment>; SEGMENTS],
+        /// Slots used; only changed by the writer (under the machine lock).
+        used: AtomicUsize,
+    }
+
+    /// Slot `k >= 1` lives in segment `s` at `offset`.
+    pub(super) fn locate(slot: usize) -> (usize, usize) {
+        let n = slot; // slots 1.. map to 1.. in doubling segments
+        let segment = (usize::BITS - 1 - n.leading_zeros()) as usize;
+        (segment, n - (1 << segment))
+    }
+
+    impl Published {
+        pub(crate) fn new() -> Self {
+            Self {
+                current: AtomicUsize::new(0),
+                first: OnceLock::new(),
+                segments: std::array::from_fn(|_| OnceLock::new()),
+                used: AtomicUsize::new(0),
+            }
+        }
+
+        #[inline]
+        fn slot(&self, slot: usize) -> Option<&Slot> {
+            if slot == 0 {
+                return self.first.get();
+            }
+            let (segment, offset) = locate(slot);
+            self.segments.get(segment)?.get()?.get(offset)?.get()
+        }
+
+        /// The trusted Ready's answer, if any.
+        #[inline]
+        pub(crate) fn get(&self) -> Option<&Slot> {
+            match self.current.load(Ordering::Acquire) {
+                0 => None,
+                n => self.slot(n - 1),
+            }
+        }
+
+        /// Makes `info` the fast path's answer. Writer only.
+        pub(crate) fn set(&self, info: &Arc<ReadyInfo>) {
+            let used = self.used.load(Ordering::Relaxed);
+            // Reuse the newest slot when the answer is the same.
+            if let Some(last) = used.checked_sub(1) {
+                if self.slot(last).is_some_and(|l| l.info == **info) {
+                    self.current.store(last + 1, Ordering::Release);
+                    return;
+                }
+            }
+            let slot = Slot {
+                info: ReadyInfo::clone(info),
+                shared: Arc::clone(info),
+            };
+            let cell = if used == 0 {
+                &self.first
+            } else {
+                let (segment, offset) = locate(used);
+                let Some(cell) = self.segments.get(segment) else {
+                    // Out of slots (never in practice): the slow path answers.
+                    self.clear();
+                    return;
+                };
+                let slots =
+                    cell.get_or_init(|| (0..1usize << segment).map(|_| OnceLock::new()).collect());
+                &slots[offset]
+            };
+            if cell.set(slot).is_err() {
+                self.clear();
+                return;
+            }
+            self.used.store(used + 1, Ordering::Relaxed);
+            self.current.store(used + 1, Ordering::Release);
+        }
+
+        /// No trusted Ready: the fast path answers `None`. Writer only.
+        pub(crate) fn clear(&self) {
+            self.current.store(0, Ordering::Release);
+        }
+
+        #[cfg(test)]
+        pub(crate) fn used(&self) -> usize {
+            self.used.load(Ordering::Relaxed)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn slots_map_to_doubling_segments() {
+            assert_eq!(locate(1), (0, 0));
+            assert_eq!(locate(2), (1, 0));
+            assert_eq!(locate(3), (1, 1));
+            assert_eq!(locate(4), (2, 0));
+            assert_eq!(locate(7), (2, 3));
+            assert_eq!(locate(8), (3, 0));
+        }
+
+        #[test]
+        fn same_answer_reuses_its_slot_and_references_stay_valid() {
+            let p = Published::new();
+            assert!(p.get().is_none());
+            p.set(&Arc::new(ReadyInfo::new("e", "one")));
+            let first: &ReadyInfo = &p.get().unwrap().info;
+            p.clear();
+            assert!(p.get().is_none());
+            p.set(&Arc::new(ReadyInfo::new("e", "one")));
+            assert_eq!(p.used(), 1);
+            for n in 0..20 {
+                p.set(&Arc::new(ReadyInfo::new("e", format!("n{n}"))));
+            }
+            assert_eq!(p.used(), 21);
+            assert_eq!(p.get().unwrap().info.message(), "n19");
+            assert_eq!(p.get().unwrap().shared.message(), "n19");
+            // The first answer is still readable through the old reference.
+            assert_eq!(first.message(), "one");
+        }
+    }
+}
+
+#[cfg(loom)]
+mod model {
+    use loom::sync::Mutex;
+
+    use super::{Arc, ReadyInfo};
+
+    /// The loom model: a modelled lock around the current answer.
+    pub(crate) struct Published {
+        current: Mutex<Option<Arc<ReadyInfo>>>,
+    }
+
+    impl Published {
+        pub(crate) fn new() -> Self {
+            Self {
+                current: Mutex::new(None),
+            }
+        }
+
+        pub(crate) fn get(&self) -> Option<Arc<ReadyInfo>> {
+            self.current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        }
+
+        pub(crate) fn set(&self, info: &Arc<ReadyInfo>) {
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(info));
+        }
+
+        pub(crate) fn clear(&self) {
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+}

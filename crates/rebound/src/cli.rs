@@ -26,7 +26,7 @@ pub enum Command {
     Retry(cmd::retry::Args),
     /// Wait for TCP ports, HTTP endpoints and files, in parallel.
     Wait(cmd::wait::Args),
-    /// Run the init steps of a spec, then optionally exec the workload.
+    /// Run the init steps of a spec, then run the workload, if one is given.
     Init(cmd::init::Args),
     /// Print the JSON Schema of the init spec, for editors.
     Schema(cmd::schema::Args),

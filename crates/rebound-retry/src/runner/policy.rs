@@ -198,3 +198,89 @@ impl<B, C, N> Policy<B, C, N> {
         Next::Sleep(delay)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    use crate::{BlockingRetryable, presets};
+
+    /// Collects every event's fields as `name=value` text.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+
+    struct Fields(Vec<(String, String)>);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push((field.name().to_string(), format!("{value:?}")));
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields(Vec::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    fn field<'a>(event: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        event
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn tracing_events_carry_operation_attempt_and_delay() {
+        let capture = Capture::default();
+        let events = Arc::clone(&capture.0);
+        tracing::subscriber::with_default(capture, || {
+            let _ = (|| Err::<(), _>("down"))
+                .retry(presets::default().without_jitter().build().unwrap())
+                .name("fetch manifest")
+                .sleep(|_| {})
+                .call();
+        });
+        let events = events.lock().unwrap();
+        let retries: Vec<_> = events
+            .iter()
+            .filter(|e| field(e, "message") == Some("attempt failed, retrying"))
+            .map(|e| {
+                (
+                    field(e, "operation").unwrap().to_string(),
+                    field(e, "attempt").unwrap().to_string(),
+                    field(e, "delay_ms").unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            retries,
+            [
+                ("fetch manifest".into(), "1".into(), "100".into()),
+                ("fetch manifest".into(), "2".into(), "200".into()),
+            ]
+        );
+        let stop = events
+            .iter()
+            .find(|e| field(e, "message") == Some("operation failed, not retrying"))
+            .expect("a stop event");
+        assert_eq!(field(stop, "reason"), Some("attempts exhausted"));
+        assert_eq!(field(stop, "attempts"), Some("3"));
+    }
+}

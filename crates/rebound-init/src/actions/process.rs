@@ -12,7 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use super::run::{Command, Run};
 use super::{ActionContext, ActionError, Stream};
 
-/// How long a process group gets between SIGTERM and SIGKILL.
+/// How long a process group gets between SIGTERM and SIGKILL (the drop of
+/// a cancelled attempt blocks at most this long).
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(1);
 /// How long output is still read after the command exited (a background
 /// grandchild may hold the pipes open forever).
@@ -40,22 +41,22 @@ impl Drop for GroupGuard {
         if killpg(pgid, Signal::SIGTERM).is_err() {
             return; // the group is already gone
         }
-        // Drop cannot wait asynchronously: a short-lived thread watches the
-        // group and sends SIGKILL to whatever ignored SIGTERM.
-        let _ = std::thread::Builder::new()
-            .name("rebound-kill".into())
-            .spawn(move || {
-                let step = Duration::from_millis(10);
-                let mut waited = Duration::ZERO;
-                while waited < KILL_GRACE {
-                    if !group_has_live_members(pgid) {
-                        return;
-                    }
-                    std::thread::sleep(step);
-                    waited += step;
-                }
-                let _ = killpg(pgid, Signal::SIGKILL);
-            });
+        // Wait here, synchronously, for the group to go, and SIGKILL what
+        // ignored SIGTERM. A watcher thread would not do: the usual reason
+        // for dropping an attempt is that rebound is about to exit (SIGTERM,
+        // a failed init), and the thread would die with the process, leaving
+        // the stubborn child behind. Well-behaved children exit within
+        // milliseconds; at worst this blocks for KILL_GRACE.
+        let step = Duration::from_millis(5);
+        let mut waited = Duration::ZERO;
+        while waited < KILL_GRACE {
+            if !group_has_live_members(pgid) {
+                return;
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
     }
 }
 
@@ -409,6 +410,56 @@ mod tests {
         assert!(pids.iter().all(|&p| alive(p)));
         drop(attempt);
         wait_dead(&pids).await;
+    }
+
+    // Regression: the SIGKILL for a child that ignores SIGTERM used to be
+    // sent from a watcher thread, which died with the process when rebound
+    // exited right after cancelling (SIGTERM to `rebound init`), leaving the
+    // child behind. The child copy of this test cancels and exits at once.
+    #[test]
+    fn no_orphans_when_the_process_exits_right_after_cancelling() {
+        const NAME: &str =
+            "actions::process::tests::no_orphans_when_the_process_exits_right_after_cancelling";
+        if let Some(pids) = std::env::var_os("REBOUND_TEST_PIDS_FILE") {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let script = format!(
+                    "trap '' TERM; sleep 1000 & echo $$ $! > {}; wait",
+                    std::path::Path::new(&pids).display()
+                );
+                let (ctx, _) = ctx();
+                let r = shell(&script);
+                let mut attempt = Box::pin(run(&r, &ctx));
+                tokio::select! {
+                    _ = &mut attempt => panic!("the command ended on its own"),
+                    _ = read_pids(std::path::Path::new(&pids), 2) => {}
+                }
+                drop(attempt);
+            });
+            std::process::exit(0);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env("REBOUND_TEST_PIDS_FILE", &pids)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let pids: Vec<i32> = text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        assert_eq!(pids.len(), 2, "{text:?}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(wait_dead(&pids));
     }
 
     #[tokio::test]

@@ -385,6 +385,26 @@ fn failing_start_is_retried_only_after_the_backoff() {
 }
 
 #[test]
+fn runtime_already_running_is_adopted_without_running_the_start() {
+    let port = free_port();
+    let server = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let agent = Agent::start(&web_config(port, "60s"));
+    Cli::new()
+        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+        .run()
+        .code(0)
+        .stdout_has(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(lines(&agent.path("starts")), 0);
+    assert!(
+        agent.ensure("web", true)["message"]
+            .as_str()
+            .unwrap()
+            .contains("adopted")
+    );
+    drop(server);
+}
+
+#[test]
 fn bad_config_exits_2_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.yaml");

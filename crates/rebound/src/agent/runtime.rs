@@ -20,8 +20,9 @@ pub fn build(config: &AgentConfig) -> EnsureMap<String> {
     map
 }
 
-/// The start runs the `start` steps, then runs the probe until it passes
-/// (the steps often only launch a daemon); the whole is bounded by
+/// The start probes once (a runtime that already answers is adopted as it
+/// is), runs the `start` steps, then runs the probe until it passes (the
+/// steps often only launch a daemon); the whole is bounded by
 /// `start_timeout` in the state machine, which cancels it. The probe is the
 /// one probe step.
 fn ensure_for(runtime: &RuntimeConfig) -> Ensure {
@@ -86,6 +87,15 @@ async fn start_runtime(
     probe: &Spec,
     endpoint: &str,
 ) -> Result<ReadyInfo, StartError> {
+    // Already up (the agent restarted while the runtime kept running):
+    // adopt it rather than run the start steps a second time.
+    if run_probe(name, probe).await.is_ok() {
+        tracing::info!(runtime = name, "runtime already answers its probe; adopted");
+        return Ok(ReadyInfo::new(
+            endpoint,
+            "already running: adopted without running the start steps",
+        ));
+    }
     tracing::info!(runtime = name, "starting runtime");
     let summary = runner(name, start)
         .run()

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -302,24 +303,31 @@ fn sigterm_is_forwarded_to_the_child_and_stops_the_retries() {
 #[test]
 fn sigint_between_attempts_stops_at_once_with_130() {
     let s = Scratch::new();
-    let first_done = s.path("runs");
-    let child = spawn(
+    let mut child = spawn(
         &["--attempts", "3", "--delay", "1h", "--max-delay", "1h"],
         &format!("{} exit 1", s.count()),
     );
-    wait_for(&first_done);
-    // Let rebound reach its sleep: the counter file exists once the child
-    // ran; give the exit a moment to be reaped.
-    std::thread::sleep(Duration::from_millis(200));
+    // The retry line is printed just before rebound starts its sleep.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("retrying in") {
+        let mut line = String::new();
+        assert_ne!(
+            stderr.read_line(&mut line).unwrap(),
+            0,
+            "stderr closed: {seen}"
+        );
+        seen.push_str(&line);
+    }
     let started = Instant::now();
     send(&child, "INT");
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let status = child.wait().unwrap();
+    stderr.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(
-        stderr.contains("while waiting to retry after attempt 1"),
-        "{stderr}"
+        seen.contains("while waiting to retry after attempt 1"),
+        "{seen}"
     );
     assert_eq!(s.runs(), 1);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::{ActionContext, ActionError, duration};
+use super::{ActionContext, ActionError, duration, validate};
 
 /// The `with:` block of `init.run`.
 ///
@@ -28,8 +28,10 @@ use super::{ActionContext, ActionError, duration};
 pub struct Run {
     /// A string runs under `sh -c`; an array runs the program directly.
     pub command: Command,
-    /// Extra environment variables for the command.
-    #[serde(default)]
+    /// Extra environment variables for the command (numbers and booleans
+    /// are passed on as text).
+    #[serde(default, deserialize_with = "validate::env_map")]
+    #[schemars(with = "BTreeMap<String, EnvValue>")]
     pub env: BTreeMap<String, String>,
     /// Working directory of the command (default: rebound's own).
     #[serde(default)]
@@ -39,6 +41,16 @@ pub struct Run {
     #[serde(default, deserialize_with = "duration::option::deserialize")]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
+}
+
+/// The schema of an environment value: text, a number or a boolean.
+#[derive(schemars::JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum EnvValue {
+    Text(String),
+    Number(f64),
+    Flag(bool),
 }
 
 /// What `init.run` executes.

@@ -73,6 +73,57 @@ pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// Environment variables: values may be written as strings, numbers or
+/// booleans (`PORT: 8080`) and are passed on as text.
+pub(crate) fn env_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    struct Scalar(String);
+    impl<'de> Deserialize<'de> for Scalar {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Scalar;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string, number or boolean")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_owned()))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let raw = std::collections::BTreeMap::<String, Scalar>::deserialize(d)?;
+    let mut out = std::collections::BTreeMap::new();
+    for (k, Scalar(v)) in raw {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            return Err(de::Error::custom(format_args!(
+                "invalid environment variable name {k:?}"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(de::Error::custom(format_args!(
+                "environment variable {k} contains a NUL byte"
+            )));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
 /// The URL without its password, for messages.
 pub(crate) fn redacted(url: &url::Url) -> String {
     let mut url = url.clone();
@@ -131,6 +182,27 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn env_values_may_be_scalars() {
+        #[derive(Debug, Deserialize)]
+        struct E {
+            #[serde(deserialize_with = "env_map")]
+            env: std::collections::BTreeMap<String, String>,
+        }
+        let e: E =
+            serde_json::from_str(r#"{"env": {"PORT": 8080, "DEBUG": true, "NAME": "x"}}"#).unwrap();
+        assert_eq!(e.env["PORT"], "8080");
+        assert_eq!(e.env["DEBUG"], "true");
+        assert_eq!(e.env["NAME"], "x");
+        let err = serde_json::from_str::<E>(r#"{"env": {"A=B": "x"}}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid environment variable name"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<E>(r#"{"env": {"A": [1]}}"#).is_err());
     }
 
     #[test]

@@ -339,6 +339,28 @@ mod tests {
         assert_eq!(hello.await.unwrap(), 0x16, "the client spoke TLS");
     }
 
+    #[tokio::test]
+    async fn a_429_passes_on_its_retry_after() {
+        let (port, _) = serve(vec![response(
+            "429 Too Many Requests",
+            "Retry-After: 7\r\n",
+            "",
+        )])
+        .await;
+        let w = wait(format!("http://127.0.0.1:{port}/"));
+        let url = url::Url::parse(&w.url).unwrap();
+        match probe(&client(&w).unwrap(), &w, &url).await {
+            Probe::NotYet {
+                retry_after,
+                reason,
+            } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)));
+                assert!(reason.contains("429"), "{reason}");
+            }
+            _ => panic!("a 429 is not ready yet, not ready or failed"),
+        }
+    }
+
     #[test]
     fn retry_after_is_honoured_up_to_the_cap() {
         let d = Duration::from_millis(20);

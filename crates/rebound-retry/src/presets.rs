@@ -106,6 +106,11 @@ pub fn by_name(name: &str) -> Option<ExponentialBuilder> {
 }
 
 /// The names [`by_name`] accepts.
+///
+/// ```
+/// # use rebound_retry::presets;
+/// assert!(presets::NAMES.iter().all(|n| presets::by_name(n).is_some()));
+/// ```
 pub const NAMES: [&str; 3] = ["default", "network", "connection"];
 
 #[cfg(test)]

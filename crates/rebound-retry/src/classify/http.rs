@@ -6,6 +6,14 @@ use super::Decision;
 
 /// The longest `Retry-After` that [`http_status`] honours; a longer one is
 /// cut to this, so that a server cannot park a caller for hours.
+///
+/// ```
+/// use rebound_retry::{classify, Decision};
+/// assert_eq!(
+///     classify::http_status(429, Some("3600")),
+///     Decision::RetryAfter(classify::DEFAULT_RETRY_AFTER_CAP)
+/// );
+/// ```
 pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
 /// Classifies an HTTP response status, honouring `Retry-After` up to

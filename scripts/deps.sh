@@ -25,9 +25,10 @@ ensure_postgres() {
 }
 
 # s3s-fs: an S3-compatible server on a local directory, built from crates.io.
+# Pinned: 0.17 needs a newer rustc than the machine has.
 ensure_s3s_fs() {
   if ! command -v s3s-fs >/dev/null 2>&1; then
     echo "installing s3s-fs (cargo install, takes a few minutes)" >&2
-    cargo install --quiet --locked s3s-fs --features binary
+    cargo install --quiet --locked s3s-fs@0.14.1 --features binary
   fi
 }

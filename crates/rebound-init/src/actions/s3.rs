@@ -123,15 +123,15 @@ impl fmt::Debug for S3Credentials {
 #[serde(deny_unknown_fields)]
 pub struct S3Push {
     /// Local file to upload.
-    #[serde(deserialize_with = "validate::non_empty_path")]
+    #[serde(deserialize_with = "validate::source")]
     #[schemars(with = "String", length(min = 1))]
     pub source: PathBuf,
     /// Bucket name.
-    #[serde(deserialize_with = "validate::non_empty")]
+    #[serde(deserialize_with = "validate::bucket")]
     #[schemars(length(min = 1))]
     pub bucket: String,
     /// Object key.
-    #[serde(deserialize_with = "validate::non_empty")]
+    #[serde(deserialize_with = "validate::key")]
     #[schemars(length(min = 1))]
     pub key: String,
     /// S3-compatible endpoint (`http://` allowed); path-style addressing is
@@ -158,15 +158,15 @@ pub struct S3Push {
 #[serde(deny_unknown_fields)]
 pub struct S3Pull {
     /// Bucket name.
-    #[serde(deserialize_with = "validate::non_empty")]
+    #[serde(deserialize_with = "validate::bucket")]
     #[schemars(length(min = 1))]
     pub bucket: String,
     /// Object key.
-    #[serde(deserialize_with = "validate::non_empty")]
+    #[serde(deserialize_with = "validate::key")]
     #[schemars(length(min = 1))]
     pub key: String,
     /// Local file to write.
-    #[serde(deserialize_with = "validate::non_empty_path")]
+    #[serde(deserialize_with = "validate::destination")]
     #[schemars(with = "String", length(min = 1))]
     pub destination: PathBuf,
     /// S3-compatible endpoint (`http://` allowed); path-style addressing is

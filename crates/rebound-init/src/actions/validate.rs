@@ -1,11 +1,87 @@
-//! Small deserializers shared by the parameter types: values are checked
-//! while the spec is read, so a bad value is reported with its location.
+//! Small deserializers shared by the parameter types. Every check runs
+//! inside a serde visitor, while the deserializer still stands on the
+//! value: the YAML reader then reports the line and column of the value
+//! itself. (A check made after `String::deserialize` returned would be
+//! reported at the enclosing `with:` mapping instead.)
 
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+
+/// Reads a string and hands it to `check` inside the visitor (see the
+/// module docs for why).
+fn checked_str<'de, D, T, F>(d: D, expecting: &'static str, check: F) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> Result<T, String>,
+{
+    struct Checked<F> {
+        expecting: &'static str,
+        check: F,
+    }
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Checked<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.check)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Checked { expecting, check })
+}
+
+/// A string field that must not be empty (after trimming); the message
+/// names the field.
+fn non_empty<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<String, D::Error> {
+    checked_str(d, "a non-empty string", |s| {
+        if s.trim().is_empty() {
+            Err(format!("`{field}` must not be empty"))
+        } else {
+            Ok(s.to_owned())
+        }
+    })
+}
+
+/// A path field that must not be empty; the message names the field.
+fn non_empty_path<'de, D: Deserializer<'de>>(
+    d: D,
+    field: &'static str,
+) -> Result<PathBuf, D::Error> {
+    non_empty(d, field).map(PathBuf::from)
+}
+
+/// `host` of `init.wait_tcp`: not empty.
+pub(crate) fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    non_empty(d, "host")
+}
+
+/// `bucket` of the S3 actions: not empty.
+pub(crate) fn bucket<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    non_empty(d, "bucket")
+}
+
+/// `key` of the S3 actions: not empty.
+pub(crate) fn key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    non_empty(d, "key")
+}
+
+/// `path` of `init.wait_file`: not empty.
+pub(crate) fn path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    non_empty_path(d, "path")
+}
+
+/// `source` of `init.s3_push`: not empty.
+pub(crate) fn source<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    non_empty_path(d, "source")
+}
+
+/// `destination` of `init.s3_pull`: not empty.
+pub(crate) fn destination<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    non_empty_path(d, "destination")
+}
 
 /// A TCP port: 1-65535. Read as a wide integer first so that 70000 is
 /// rejected with a clear message instead of wrapping.
@@ -40,35 +116,19 @@ pub(crate) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     d.deserialize_any(PortVisitor)
 }
 
-/// A string that is not empty (after trimming), e.g. a host or a bucket.
-pub(crate) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    if s.trim().is_empty() {
-        return Err(de::Error::custom("must not be empty"));
-    }
-    Ok(s)
-}
-
-/// A path that is not empty.
-pub(crate) fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-    let s = String::deserialize(d)?;
-    if s.trim().is_empty() {
-        return Err(de::Error::custom("path must not be empty"));
-    }
-    Ok(PathBuf::from(s))
-}
-
-/// Checks an `http://` or `https://` URL with a host; returns it unchanged.
+/// Checks an `http://` or `https://` URL with a host. Messages show the
+/// URL without its password.
 pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+    let shown = redacted_text(text);
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {shown:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "URL {text:?} must start with http:// or https://, not {}://",
+            "URL {shown:?} must start with http:// or https://, not {}://",
             url.scheme()
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL {text:?} has no host"));
+        return Err(format!("URL {shown:?} has no host"));
     }
     Ok(url)
 }
@@ -143,18 +203,20 @@ pub(crate) fn redacted_text(text: &str) -> String {
 
 /// An `http(s)://` URL, kept as the text given.
 pub(crate) fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    check_http_url(&s).map_err(de::Error::custom)?;
-    Ok(s)
+    checked_str(d, "an http:// or https:// URL", |s| {
+        check_http_url(s).map(|_| s.to_owned())
+    })
 }
 
 /// An optional `http(s)://` URL (an S3 endpoint).
 pub(crate) fn opt_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let s = Option::<String>::deserialize(d)?;
-    if let Some(s) = &s {
-        check_http_url(s).map_err(de::Error::custom)?;
+    struct HttpUrl(String);
+    impl<'de> Deserialize<'de> for HttpUrl {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            http_url(d).map(HttpUrl)
+        }
     }
-    Ok(s)
+    Ok(Option::<HttpUrl>::deserialize(d)?.map(|u| u.0))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::{ActionContext, ActionError, duration, validate};
 #[serde(deny_unknown_fields)]
 pub struct WaitFile {
     /// The file to wait for.
-    #[serde(deserialize_with = "validate::non_empty_path")]
+    #[serde(deserialize_with = "validate::path")]
     #[schemars(with = "String", length(min = 1))]
     pub path: PathBuf,
     /// Also wait until the file has at least one byte (default false).

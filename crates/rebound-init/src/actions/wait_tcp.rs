@@ -24,7 +24,7 @@ use super::{ActionContext, ActionError, duration, validate};
 #[serde(deny_unknown_fields)]
 pub struct WaitTcp {
     /// Host name or IP address to connect to.
-    #[serde(deserialize_with = "validate::non_empty")]
+    #[serde(deserialize_with = "validate::host")]
     #[schemars(length(min = 1))]
     pub host: String,
     /// TCP port, 1-65535.
@@ -189,7 +189,7 @@ mod tests {
         let err = serde_json::from_str::<WaitTcp>(r#"{"host": " ", "port": 1}"#)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("must not be empty"), "{err}");
+        assert!(err.contains("`host` must not be empty"), "{err}");
         let err = serde_json::from_str::<WaitTcp>(r#"{"host": "a", "port": 0}"#)
             .unwrap_err()
             .to_string();

@@ -82,6 +82,29 @@ fn duplicate_step_id() {
 }
 
 #[test]
+fn bad_url_is_reported_at_the_value() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_http\n      with:\n        expect_status: 200\n        url: ftp://db/health\n"
+    ));
+}
+
+#[test]
+fn bad_url_message_hides_the_password() {
+    let text = reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_http\n      with: { url: 'ftp://admin:hunter22@db/health' }\n",
+    );
+    assert!(!text.contains("hunter22"), "{text}");
+    assert!(text.contains("ftp://admin:***@db/health"), "{text}");
+}
+
+#[test]
+fn empty_host_is_reported_at_the_value_naming_the_field() {
+    insta::assert_snapshot!(reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        port: 5432\n        host: ''\n"
+    ));
+}
+
+#[test]
 fn bad_step_timeout() {
     insta::assert_snapshot!(reject_text(
         "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      timeout: 5 parsecs\n"
@@ -187,6 +210,30 @@ fn positions_point_at_the_offending_node() {
             "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      timeout: 5 parsecs\n",
             6,
             16,
+        ),
+        // bad url: the value, not the `with:` line (it used to be checked
+        // after the struct was read, which pointed at the mapping)
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_http\n      with:\n        expect_status: 200\n        url: ftp://db/health\n",
+            7,
+            14,
+        ),
+        // empty host: the value (same regression)
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with:\n        port: 5432\n        host: ''\n",
+            7,
+            15,
+        ),
+        // bad S3 endpoint and empty bucket: the value
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.s3_pull\n      with:\n        key: k\n        destination: /tmp/x\n        bucket: b\n        endpoint: s3.local\n",
+            9,
+            19,
+        ),
+        (
+            "init:\n  steps:\n    - id: a\n      uses: init.s3_push\n      with:\n        source: /tmp/x\n        key: k\n        bucket: ' '\n",
+            8,
+            17,
         ),
     ];
     for (yaml, line, column) in cases {

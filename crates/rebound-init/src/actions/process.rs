@@ -15,6 +15,8 @@ use super::{ActionContext, ActionError, Stream};
 /// How long a process group gets between SIGTERM and SIGKILL (the drop of
 /// a cancelled attempt blocks at most this long).
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(1);
+/// How much of the command's last output line a failure message shows.
+const LAST_LINE_CHARS: usize = 200;
 /// How long output is still read after the command exited (a background
 /// grandchild may hold the pipes open forever).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
@@ -94,7 +96,7 @@ fn group_has_live_members(pgid: Pid) -> bool {
     false
 }
 
-fn build(run: &Run) -> tokio::process::Command {
+fn build(run: &Run) -> Result<tokio::process::Command, ActionError> {
     let mut cmd = match &run.command {
         Command::Shell(script) => {
             let mut c = tokio::process::Command::new("sh");
@@ -102,8 +104,15 @@ fn build(run: &Run) -> tokio::process::Command {
             c
         }
         Command::Exec(argv) => {
-            let mut c = tokio::process::Command::new(&argv[0]);
-            c.args(&argv[1..]);
+            // The spec reader rejects an empty array; a library user may
+            // still build one.
+            let Some((program, args)) = argv.split_first() else {
+                return Err(ActionError::permanent(
+                    "init.run: the command array is empty",
+                ));
+            };
+            let mut c = tokio::process::Command::new(program);
+            c.args(args);
             c
         }
     };
@@ -116,7 +125,7 @@ fn build(run: &Run) -> tokio::process::Command {
     if let Some(dir) = &run.cwd {
         cmd.current_dir(dir);
     }
-    cmd
+    Ok(cmd)
 }
 
 fn spawn_error(run: &Run, e: &io::Error) -> ActionError {
@@ -171,7 +180,7 @@ fn exit_code(status: ExitStatus) -> i32 {
 /// Runs the command once: streams its output, fails on a non-zero exit,
 /// kills its process group on timeout or when this future is dropped.
 pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionError> {
-    let mut child = build(run).spawn().map_err(|e| spawn_error(run, &e))?;
+    let mut child = build(run)?.spawn().map_err(|e| spawn_error(run, &e))?;
     let Some(pid) = child.id() else {
         return Err(ActionError::transient(format!(
             "{} exited before it could be watched",
@@ -229,10 +238,7 @@ pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionErro
     let code = exit_code(status);
     let hint = last_err
         .or(last_out)
-        .map(|l| {
-            let l: String = l.chars().take(200).collect();
-            format!(": {l}")
-        })
+        .map(|l| format!(": {}", super::run::ellipsize(l.trim(), LAST_LINE_CHARS)))
         .unwrap_or_default();
     Err(
         ActionError::transient(format!("{} exited with code {code}{hint}", run.describe()))
@@ -387,6 +393,20 @@ mod tests {
             err.to_string().contains("/nonexistent/rebound-test-prog"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_empty_command_array_is_an_error_not_a_panic() {
+        let (ctx, _) = ctx();
+        let r = Run {
+            command: Command::Exec(Vec::new()),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: None,
+        };
+        let err = run(&r, &ctx).await.unwrap_err();
+        assert_eq!(err.kind(), ActionErrorKind::Permanent);
+        assert!(err.to_string().contains("command array is empty"), "{err}");
     }
 
     // A child that ignores SIGTERM and its grandchild must both die when the

@@ -43,6 +43,19 @@ pub struct Run {
     pub timeout: Option<Duration>,
 }
 
+/// How much of a command messages show.
+const SHOWN_COMMAND_CHARS: usize = 60;
+
+/// `text` cut to at most `max` characters, the last being `…` when cut.
+pub(crate) fn ellipsize(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((end, _)) if text[end..].chars().nth(1).is_some() => {
+            format!("{}…", &text[..end])
+        }
+        _ => text.to_owned(),
+    }
+}
+
 /// The schema of an environment value: text, a number or a boolean.
 #[derive(schemars::JsonSchema)]
 #[schemars(untagged)]
@@ -126,13 +139,66 @@ impl<'de> Deserialize<'de> for Command {
 }
 
 impl Run {
-    /// ``command `...` ``, for messages.
+    /// ``command `...` ``, for messages and progress lines: on one line,
+    /// and a long command cut to [`SHOWN_COMMAND_CHARS`] characters with an
+    /// ellipsis (the step id says which step it is; the spec has the rest).
     pub(crate) fn describe(&self) -> String {
-        format!("command `{}`", self.command)
+        let one_line = self
+            .command
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!("command `{}`", ellipsize(&one_line, SHOWN_COMMAND_CHARS))
     }
 
     /// Runs the command once.
     pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
         super::process::run(self, ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> Run {
+        Run {
+            command: Command::Shell(script.into()),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn ellipsize_cuts_on_characters_and_marks_the_cut() {
+        assert_eq!(ellipsize("short", 10), "short");
+        assert_eq!(ellipsize("exactly10!", 10), "exactly10!");
+        assert_eq!(ellipsize("eleven char", 10), "eleven ch…");
+        assert_eq!(ellipsize("ééééé", 3), "éé…");
+        assert_eq!(ellipsize("", 3), "");
+    }
+
+    // Regression: a long or multi-line command used to be repeated whole in
+    // every failure message and progress line.
+    #[test]
+    fn describe_is_one_bounded_line() {
+        let long = format!("./migrate --url postgres://db/app {}", "--flag ".repeat(40));
+        let shown = shell(&long).describe();
+        assert_eq!(
+            shown.chars().count(),
+            "command ``".len() + SHOWN_COMMAND_CHARS
+        );
+        assert!(
+            shown.starts_with("command `./migrate --url postgres://db/app --flag"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("…`"), "{shown}");
+        assert_eq!(
+            shell("set -e\n./migrate up\n  echo done\n").describe(),
+            "command `set -e ./migrate up echo done`"
+        );
+        assert_eq!(shell("true").describe(), "command `true`");
     }
 }

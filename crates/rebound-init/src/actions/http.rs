@@ -150,8 +150,10 @@ fn client(w: &WaitHttp) -> Result<reqwest::Client, ActionError> {
 
 /// Polls the URL until it answers as expected, or fails for good.
 pub(crate) async fn attempt(w: &WaitHttp, _ctx: &ActionContext) -> Result<(), ActionError> {
-    let url = url::Url::parse(&w.url)
-        .map_err(|e| ActionError::permanent(format!("invalid URL {:?}: {e}", w.url)))?;
+    let url = url::Url::parse(&w.url).map_err(|e| {
+        let shown = super::validate::redacted_text(&w.url);
+        ActionError::permanent(format!("invalid URL {shown:?}: {e}"))
+    })?;
     let shown = redacted(&url);
     let client = client(w)?;
     let mut delay = FIRST_DELAY;

@@ -193,11 +193,33 @@ pub(crate) fn redacted(url: &url::Url) -> String {
     url.to_string()
 }
 
-/// The URL text without its password (unparsable text is shown as is).
+/// The URL text without its password. Text that does not parse as a URL
+/// (a typo in the host, say) is still scrubbed of a `user:password@` part.
 pub(crate) fn redacted_text(text: &str) -> String {
     match url::Url::parse(text) {
         Ok(url) if url.password().is_some() => redacted(&url),
-        _ => text.to_owned(),
+        Ok(_) => text.to_owned(),
+        Err(_) => redacted_unparsed(text),
+    }
+}
+
+fn redacted_unparsed(text: &str) -> String {
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
+        return text.to_owned();
+    };
+    let rest = &text[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return text.to_owned();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &text[..scheme_end],
+            &authority[..colon],
+            &text[scheme_end + at..]
+        ),
+        None => text.to_owned(),
     }
 }
 
@@ -274,6 +296,10 @@ mod tests {
             "http://user:***@host/x"
         );
         assert_eq!(redacted_text("http://host/x"), "http://host/x");
+        // Not a valid URL (empty host), still no password.
+        assert_eq!(redacted_text("http://user:s3cret@/x"), "http://user:***@/x");
+        assert_eq!(redacted_text("http://user@/x"), "http://user@/x");
+        assert_eq!(redacted_text("not a url"), "not a url");
     }
 
     #[test]

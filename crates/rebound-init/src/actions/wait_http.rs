@@ -41,6 +41,18 @@ pub struct WaitHttp {
     pub timeout: Option<Duration>,
 }
 
+/// `text` with the password of a URL replaced by `***`, for messages and
+/// logs (text that is not a URL, or has no password, comes back as is).
+///
+/// ```
+/// use rebound_init::actions::wait_http::redact_url;
+/// assert_eq!(redact_url("http://admin:hunter22@db/health"), "http://admin:***@db/health");
+/// assert_eq!(redact_url("http://db/health"), "http://db/health");
+/// ```
+pub fn redact_url(text: &str) -> String {
+    validate::redacted_text(text)
+}
+
 /// Per-request timeout when `with.timeout` is not set.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -2,13 +2,14 @@
 
 use rebound_init::actions::ActionSpec;
 use rebound_init::actions::wait_file::WaitFile;
-use rebound_init::actions::wait_http::WaitHttp;
+use rebound_init::actions::wait_http::{WaitHttp, redact_url};
 use rebound_init::actions::wait_tcp::WaitTcp;
 
 /// A target as typed, with the action that waits for it.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The text given on the command line.
+    /// The text given on the command line, with a URL's password replaced
+    /// by `***`: it is shown in progress lines, events and errors.
     pub text: String,
     /// The action that waits for it.
     pub action: ActionSpec,
@@ -16,13 +17,14 @@ pub struct Target {
 
 /// Parses one target; the error says what is wrong with it.
 pub fn parse(text: &str) -> Result<Target, String> {
+    let shown = redact_url(text);
     let action = parse_action(text).map_err(|why| {
         format!(
-            "invalid target {text:?}: {why} (expected tcp://HOST:PORT, http://..., https://... or file:///PATH)"
+            "invalid target {shown:?}: {why} (expected tcp://HOST:PORT, http://..., https://... or file:///PATH)"
         )
     })?;
     Ok(Target {
-        text: text.to_owned(),
+        text: shown,
         action,
     })
 }
@@ -103,6 +105,15 @@ mod tests {
         );
         let t = parse("file:///run/ready").unwrap();
         assert_eq!(t.action.describe(), "file /run/ready");
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_never_shown() {
+        let t = parse("http://admin:hunter22@127.0.0.1:8080/health").unwrap();
+        assert_eq!(t.text, "http://admin:***@127.0.0.1:8080/health");
+        assert!(!t.action.describe().contains("hunter22"));
+        let err = parse("http://admin:hunter22@/health").unwrap_err();
+        assert!(!err.contains("hunter22"), "{err}");
     }
 
     #[test]

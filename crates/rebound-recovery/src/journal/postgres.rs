@@ -11,7 +11,10 @@
 
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
@@ -43,7 +46,11 @@ const MIGRATION_LOCK: i64 = 0x0072_6562_6f75_6e64;
 pub struct PostgresJournal {
     name: String,
     config: RecoveryConfig,
-    client: Mutex<Client>,
+    client: Arc<Mutex<Client>>,
+    /// Set while a transaction is open on the connection; still set when
+    /// the next caller takes the connection means the previous change was
+    /// cancelled mid-way, and its transaction is rolled back first.
+    open_tx: Arc<AtomicBool>,
     stmts: Statements,
 }
 
@@ -124,14 +131,15 @@ impl PostgresJournal {
         Ok(Self {
             name,
             config,
-            client: Mutex::new(client),
+            client: Arc::new(Mutex::new(client)),
+            open_tx: Arc::new(AtomicBool::new(false)),
             stmts,
         })
     }
 
     /// The schema version stored in the database.
     pub async fn schema_version(&self) -> Result<u32, JournalError> {
-        let client = self.client.lock().await;
+        let client = self.conn().await?;
         read_version(&*client).await.map_err(|e| self.db(e))
     }
 
@@ -144,47 +152,66 @@ impl PostgresJournal {
         sql: &str,
         args: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Recovery>, JournalError> {
-        let client = self.client.lock().await;
+        let client = self.conn().await?;
         let rows = client.query(sql, args).await.map_err(|e| self.db(e))?;
         rows.iter().map(|r| read_row(r).into_recovery()).collect()
     }
 
-    async fn try_record(
-        &self,
-        report: &FailureReport,
-        now_ms: u64,
-    ) -> Result<Recovery, tokio_postgres::Error> {
-        let mut client = self.client.lock().await;
-        let tx = client.transaction().await?;
-        let existing = tx
-            .query_opt(&self.stmts.load_for_update, &[&report.migration])
-            .await?
-            .map(|r| read_row(&r));
-        let existing = match existing.map(RecoveryRow::into_recovery).transpose() {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "unreadable journal entry replaced by the new failure");
-                None
-            }
-        };
-        let (rec, entry) = transition::record_failure(existing, report, &self.config, now_ms);
-        self.write(&tx, &rec, &entry).await?;
-        tx.commit().await?;
-        Ok(rec)
+    /// The connection, after rolling back a transaction a cancelled
+    /// change left open.
+    async fn conn(&self) -> Result<MutexGuard<'_, Client>, JournalError> {
+        let client = self.client.lock().await;
+        if self.open_tx.swap(false, Ordering::SeqCst) {
+            client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(|e| self.db(e))?;
+        }
+        Ok(client)
     }
 
-    async fn write(
+    /// One state change of `migration` as one transaction, in two round
+    /// trips: `BEGIN` pipelined with the row's `SELECT ... FOR UPDATE`, then
+    /// the writes pipelined with `COMMIT` (a failed write turns the COMMIT
+    /// into a rollback).
+    async fn change(
         &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        rec: &Recovery,
-        entry: &Attempt,
-    ) -> Result<(), tokio_postgres::Error> {
-        let r = RecoveryRow::from_recovery(rec);
-        let a = AttemptRow::from_attempt(entry);
+        migration: &str,
+        apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Attempt), JournalError>,
+    ) -> Result<Recovery, Failure> {
+        let client = self.conn().await?;
+        self.open_tx.store(true, Ordering::SeqCst);
+        let guard = RollbackOnDrop {
+            client: Arc::clone(&self.client),
+            open_tx: Arc::clone(&self.open_tx),
+        };
+        let result = self.change_in(&client, migration, apply).await;
+        if result.is_err() {
+            // Harmless when the transaction already ended.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        self.open_tx.store(false, Ordering::SeqCst);
+        drop(guard);
+        result
+    }
+
+    async fn change_in(
+        &self,
+        client: &Client,
+        migration: &str,
+        apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Attempt), JournalError>,
+    ) -> Result<Recovery, Failure> {
+        let load_params: [&(dyn ToSql + Sync); 1] = [&migration];
+        let (begin, row) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query_opt(&self.stmts.load_for_update, &load_params)
+        );
+        begin?;
+        let current = row?.map(|r| read_row(&r).into_recovery()).transpose()?;
+        let (rec, entry) = apply(current)?;
+        let r = RecoveryRow::from_recovery(&rec);
+        let a = AttemptRow::from_attempt(&entry);
         let keep_after = a.number - i64::from(self.config.history_limit);
-        // Three independent statements: sent together (tokio-postgres
-        // pipelines concurrent queries on one connection), so they cost one
-        // round trip instead of three.
         let store_params: [&(dyn ToSql + Sync); 21] = [
             &r.migration,
             &r.workload,
@@ -219,11 +246,73 @@ impl PostgresJournal {
             &a.message,
         ];
         let trim_params: [&(dyn ToSql + Sync); 2] = [&r.migration, &keep_after];
-        let store = tx.execute(&self.stmts.store, &store_params);
-        let append = tx.execute(&self.stmts.append, &append_params);
-        let trim = tx.execute(&self.stmts.trim, &trim_params);
-        tokio::try_join!(store, append, trim)?;
-        Ok(())
+        let (store, append, trim, commit) = tokio::join!(
+            client.execute(&self.stmts.store, &store_params),
+            client.execute(&self.stmts.append, &append_params),
+            client.execute(&self.stmts.trim, &trim_params),
+            // COMMIT of a failed transaction rolls it back.
+            client.batch_execute("COMMIT"),
+        );
+        store?;
+        append?;
+        trim?;
+        commit?;
+        Ok(rec)
+    }
+}
+
+/// Rolls back the transaction of a change whose future was dropped
+/// mid-way, so that its row locks do not wait for the connection's next
+/// use. Whoever takes the connection first (this task or the next caller)
+/// sees `open_tx` and rolls back.
+struct RollbackOnDrop {
+    client: Arc<Mutex<Client>>,
+    open_tx: Arc<AtomicBool>,
+}
+
+impl Drop for RollbackOnDrop {
+    fn drop(&mut self) {
+        if !self.open_tx.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let client = Arc::clone(&self.client);
+        let open_tx = Arc::clone(&self.open_tx);
+        runtime.spawn(async move {
+            let client = client.lock().await;
+            if open_tx.swap(false, Ordering::SeqCst) {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+        });
+    }
+}
+
+/// A driver error or a journal rule broken inside a change.
+enum Failure {
+    Sql(tokio_postgres::Error),
+    Journal(JournalError),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<JournalError> for Failure {
+    fn from(e: JournalError) -> Self {
+        Self::Journal(e)
+    }
+}
+
+impl PostgresJournal {
+    fn fail(&self, f: Failure) -> JournalError {
+        match f {
+            Failure::Sql(e) => self.db(e),
+            Failure::Journal(e) => e,
+        }
     }
 }
 
@@ -343,19 +432,37 @@ impl Journal for PostgresJournal {
     }
 
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
-        // Two first failures of one migration at once: the loser's insert
-        // hits the primary key; its retry sees the winner's row and adds.
-        match self.try_record(&report, now_ms).await {
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => self
-                .try_record(&report, now_ms)
-                .await
-                .map_err(|e| self.db(e)),
-            other => other.map_err(|e| self.db(e)),
+        let apply = |existing| {
+            Ok(transition::record_failure(
+                existing,
+                &report,
+                &self.config,
+                now_ms,
+            ))
+        };
+        match self.change(&report.migration, apply).await {
+            // Two first failures of one migration at once: the loser's
+            // history entry hits the primary key; its retry sees the
+            // winner's row and adds to it.
+            Err(Failure::Sql(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                let apply = |existing| {
+                    Ok(transition::record_failure(
+                        existing,
+                        &report,
+                        &self.config,
+                        now_ms,
+                    ))
+                };
+                self.change(&report.migration, apply)
+                    .await
+                    .map_err(|f| self.fail(f))
+            }
+            other => other.map_err(|f| self.fail(f)),
         }
     }
 
     async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
-        let client = self.client.lock().await;
+        let client = self.conn().await?;
         let row = client
             .query_opt(
                 &format!("SELECT {COLUMNS} FROM recoveries WHERE migration = $1"),
@@ -367,7 +474,7 @@ impl Journal for PostgresJournal {
     }
 
     async fn history(&self, migration: &str) -> Result<Vec<Attempt>, JournalError> {
-        let client = self.client.lock().await;
+        let client = self.conn().await?;
         let rows = client
             .query(
                 "SELECT number, at_ms, strategy, target, result, kind, message \
@@ -432,7 +539,7 @@ impl Journal for PostgresJournal {
         limit: usize,
     ) -> Result<Vec<Claim>, JournalError> {
         let expires = lease_end(now_ms, lease);
-        let client = self.client.lock().await;
+        let client = self.conn().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let args: [&(dyn ToSql + Sync); 4] = [&int(now_ms), &owner, &int(expires), &limit];
         let mut rows = Vec::new();
@@ -477,7 +584,7 @@ impl Journal for PostgresJournal {
         lease: Duration,
     ) -> Result<Claim, JournalError> {
         let expires = lease_end(now_ms, lease);
-        let client = self.client.lock().await;
+        let client = self.conn().await?;
         let n = client
             .execute(
                 "UPDATE recoveries SET lease_expires_ms = $1, updated_ms = $2 \
@@ -515,20 +622,15 @@ impl Journal for PostgresJournal {
         now_ms: u64,
     ) -> Result<Recovery, JournalError> {
         let migration = &claim.recovery.migration;
-        let mut client = self.client.lock().await;
-        let tx = client.transaction().await.map_err(|e| self.db(e))?;
-        let row = tx
-            .query_opt(&self.stmts.load_for_update, &[migration])
+        let apply = |current: Option<Recovery>| {
+            let current = current.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
+            check_lease(&current, claim)?;
+            Ok(transition::complete(current, outcome, &self.config, now_ms))
+        };
+        let rec = self
+            .change(migration, apply)
             .await
-            .map_err(|e| self.db(e))?
-            .ok_or_else(|| JournalError::NotFound(migration.clone()))?;
-        let current = read_row(&row).into_recovery()?;
-        check_lease(&current, claim)?;
-        let (rec, entry) = transition::complete(current, outcome, &self.config, now_ms);
-        self.write(&tx, &rec, &entry)
-            .await
-            .map_err(|e| self.db(e))?;
-        tx.commit().await.map_err(|e| self.db(e))?;
+            .map_err(|f| self.fail(f))?;
         Ok(rec)
     }
 }

@@ -189,3 +189,39 @@ async fn a_dead_controllers_lease_expires_and_another_takes_the_work() {
     assert_eq!(worker.run_once().await.unwrap().succeeded, 1);
     assert_eq!(counter.0.lock().unwrap().get("m1"), Some(&1));
 }
+
+// A change cancelled mid-transaction must not leave its row locked or its
+// transaction open for the next user of the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_change_leaves_no_transaction_open() {
+    let url = fresh("cancel").await;
+    let a = PostgresJournal::connect(&url, quick()).await.unwrap();
+    let b = PostgresJournal::connect(&url, quick()).await.unwrap();
+    let report = || FailureReport::new("m1", "web", "a", "b", FailureKind::Timeout, "slow");
+    a.record(report(), 0).await.unwrap();
+    let mut cancelled = 0;
+    for i in 0..200u64 {
+        let wait = Duration::from_micros(50 + (i % 20) * 50);
+        if tokio::time::timeout(wait, a.record(report(), i))
+            .await
+            .is_err()
+        {
+            cancelled += 1;
+            // Another connection can still take the row's lock.
+            tokio::time::timeout(Duration::from_secs(5), b.record(report(), i))
+                .await
+                .expect("the row was left locked by a cancelled change")
+                .unwrap();
+        }
+    }
+    assert!(cancelled > 0, "no change was cancelled mid-way");
+    // The connection is usable and not inside a stale transaction.
+    let before = a.get("m1").await.unwrap().unwrap().attempts_total;
+    a.record(report(), 10_000).await.unwrap();
+    let after = b.get("m1").await.unwrap().unwrap().attempts_total;
+    assert_eq!(
+        after,
+        before + 1,
+        "a's change is committed and visible to b"
+    );
+}

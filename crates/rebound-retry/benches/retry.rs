@@ -3,6 +3,8 @@
 //!
 //! - `succeeds_at_once`: the operation returns `Ok` on the first attempt.
 //! - `fails_3_times`: it fails three times, then succeeds; zero delays.
+//! - `blocking_*`: the same two through the blocking runners (rebound and
+//!   backon; tokio-retry2 has no blocking runner).
 //!
 //! Each iteration builds its policy and runs one call, inside one tokio
 //! current-thread runtime (`iter_custom` times a loop of calls, so that
@@ -124,9 +126,58 @@ fn scenario(c: &mut Criterion, name: &str, failures: u32) {
     group.finish();
 }
 
+/// A blocking operation that fails `failures` times, then returns `Ok(42)`.
+fn flaky_blocking(failures: u32) -> impl FnMut() -> Result<u64, Failure> {
+    let mut op = flaky(failures);
+    move || op().into_inner()
+}
+
+/// The blocking runners (tokio-retry2 has none).
+fn blocking_scenario(c: &mut Criterion, name: &str, failures: u32) {
+    let mut group = c.benchmark_group(name);
+
+    group.bench_function("bare", |b| {
+        b.iter(|| {
+            let mut op = flaky_blocking(failures);
+            for _ in 0..FAILURES {
+                if let Ok(v) = op() {
+                    return v;
+                }
+            }
+            op().unwrap_or(0)
+        })
+    });
+
+    group.bench_function("rebound", |b| {
+        use rebound_retry::{BlockingRetryable, ConstantBuilder};
+        b.iter(|| {
+            let backoff = ConstantBuilder::new()
+                .with_delay(Duration::ZERO)
+                .with_max_attempts(FAILURES + 1)
+                .build()
+                .unwrap();
+            flaky_blocking(failures).retry(backoff).call().unwrap()
+        })
+    });
+
+    group.bench_function("backon", |b| {
+        use backon::{BlockingRetryable, ConstantBuilder};
+        b.iter(|| {
+            let backoff = ConstantBuilder::default()
+                .with_delay(Duration::ZERO)
+                .with_max_times(FAILURES as usize);
+            flaky_blocking(failures).retry(backoff).call().unwrap()
+        })
+    });
+
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     scenario(c, "succeeds_at_once", 0);
     scenario(c, "fails_3_times", FAILURES);
+    blocking_scenario(c, "blocking_succeeds_at_once", 0);
+    blocking_scenario(c, "blocking_fails_3_times", FAILURES);
 }
 
 criterion_group!(retry, benches);

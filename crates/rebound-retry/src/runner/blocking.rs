@@ -214,7 +214,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
                 }
                 Err(e) => match self
                     .policy
-                    .after_failure(Some(e), &mut last_error, start.elapsed())
+                    .after_failure(Some(e), &mut last_error, || start.elapsed())
                 {
                     Next::Sleep(delay) => {
                         if !delay.is_zero() {

@@ -350,12 +350,13 @@ where
                             None
                         }
                     };
-                    let elapsed = this.start.map_or(Duration::ZERO, |s| s.elapsed());
+                    let start = *this.start;
+                    let elapsed = move || start.map_or(Duration::ZERO, |s| s.elapsed());
                     if failure.is_none() && *this.timer_is_deadline {
                         Next::Stop(this.policy.stop(
                             StopReason::Deadline,
                             this.last_error.take(),
-                            elapsed,
+                            elapsed(),
                             true,
                         ))
                     } else {

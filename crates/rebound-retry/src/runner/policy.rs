@@ -78,12 +78,6 @@ impl<B, C, N> Policy<B, C, N> {
         self.attempts = self.attempts.saturating_add(1);
     }
 
-    /// How long the attempt just started may run before the deadline, if
-    /// there is one.
-    pub(crate) fn time_left(&self, elapsed: Duration) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_sub(elapsed))
-    }
-
     /// Records a success with the budget.
     pub(crate) fn on_success(&self) {
         if let Some(budget) = &self.budget {
@@ -127,12 +121,14 @@ impl<B, C, N> Policy<B, C, N> {
 
     /// Decides what follows a failed attempt. `error` is `None` when the
     /// attempt timed out (it is then retried like a transient error);
-    /// `last_error` keeps the most recent error across attempts.
+    /// `last_error` keeps the most recent error across attempts. `elapsed`
+    /// reads the clock; it is called only when a deadline needs it or the
+    /// call stops, so that a retry without a deadline costs no clock read.
     pub(crate) fn after_failure<E>(
         &mut self,
         error: Option<E>,
         last_error: &mut Option<E>,
-        elapsed: Duration,
+        elapsed: impl Fn() -> Duration,
     ) -> Next<E>
     where
         B: Iterator<Item = Duration>,
@@ -148,7 +144,12 @@ impl<B, C, N> Policy<B, C, N> {
             *last_error = Some(e);
         }
         if !decision.is_retry() {
-            return Next::Stop(self.stop(StopReason::Permanent, last_error.take(), elapsed, false));
+            return Next::Stop(self.stop(
+                StopReason::Permanent,
+                last_error.take(),
+                elapsed(),
+                false,
+            ));
         }
         if let Some(budget) = &self.budget {
             budget.record_failure();
@@ -157,7 +158,7 @@ impl<B, C, N> Policy<B, C, N> {
             return Next::Stop(self.stop(
                 StopReason::Exhausted,
                 last_error.take(),
-                elapsed,
+                elapsed(),
                 timed_out,
             ));
         };
@@ -167,20 +168,23 @@ impl<B, C, N> Policy<B, C, N> {
         };
         // Never sleep past the deadline: if the pause would reach it, no
         // attempt could run afterwards, so stop now instead of waiting.
-        if self.time_left(elapsed).is_some_and(|left| delay >= left) {
-            return Next::Stop(self.stop(
-                StopReason::Deadline,
-                last_error.take(),
-                elapsed,
-                timed_out,
-            ));
+        if let Some(deadline) = self.deadline {
+            let elapsed = elapsed();
+            if delay >= deadline.saturating_sub(elapsed) {
+                return Next::Stop(self.stop(
+                    StopReason::Deadline,
+                    last_error.take(),
+                    elapsed,
+                    timed_out,
+                ));
+            }
         }
         if let Some(budget) = &self.budget {
             if !budget.can_retry() {
                 return Next::Stop(self.stop(
                     StopReason::Budget,
                     last_error.take(),
-                    elapsed,
+                    elapsed(),
                     timed_out,
                 ));
             }
@@ -209,9 +213,12 @@ mod tests {
 
     use crate::{BlockingRetryable, presets};
 
-    /// Collects every event's fields as `name=value` text.
+    /// Every captured event, as its `(field, value)` pairs.
+    type Events = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+    /// Collects every event's fields as text.
     #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+    struct Capture(Events);
 
     struct Fields(Vec<(String, String)>);
 

@@ -12,7 +12,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rebound_ensure::EnsureMap;
+use rebound_ensure::{EnsureMap, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -145,6 +145,20 @@ impl Server {
                 }
             }
         };
+        // The Ready fast path, by reference: no lock, no reference count.
+        if let Some(info) = runtime.ready() {
+            self.metrics.count_call(name, Status::Reused);
+            return json(
+                StatusCode::OK,
+                &EnsureReply {
+                    ready: true,
+                    endpoint: info.endpoint().to_owned(),
+                    message: info.message().to_owned(),
+                    status: Status::Reused.as_str().to_owned(),
+                    retry_after_ms: None,
+                },
+            );
+        }
         let answer = runtime.ensure(request.start_if_needed).await;
         self.metrics.count_call(name, answer.status());
         json(StatusCode::OK, &EnsureReply::from_response(&answer))

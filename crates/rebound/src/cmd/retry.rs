@@ -234,7 +234,11 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
         json: args.json,
         max_attempts: backoff.max_attempts().unwrap_or(u32::MAX),
     };
-    let program = Arc::new(args.command);
+    // clap requires CMD, so the list is never empty; stay defensive anyway.
+    let Some((name, rest)) = args.command.split_first() else {
+        return Err(CliError::usage("missing CMD after `--`").into());
+    };
+    let program = Arc::new((name.clone(), rest.to_vec()));
     let shared = Arc::new(Shared::default());
     let attempts = Arc::new(AtomicU32::new(0));
     // One listener for the whole run, installed before the first spawn so
@@ -252,8 +256,8 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
             let (program, shared) = (Arc::clone(&program), Arc::clone(&shared));
             attempts.fetch_add(1, Ordering::SeqCst);
             async move {
-                let mut cmd = Command::new(&program[0]);
-                cmd.args(&program[1..]).kill_on_drop(true);
+                let mut cmd = Command::new(&program.0);
+                cmd.args(&program.1).kill_on_drop(true);
                 let mut child = cmd.spawn().map_err(AttemptError::Spawn)?;
                 let guard = PidGuard::new(&shared, child.id());
                 let status = child.wait().await.map_err(AttemptError::Spawn)?;
@@ -307,13 +311,7 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
             report.succeeded(attempt, &exit);
             Ok(0)
         }
-        Err(err) => finish(
-            &report,
-            err,
-            &program[0],
-            args.deadline,
-            &args.retry_on_exit,
-        ),
+        Err(err) => finish(&report, err, &program.0, args.deadline, &args.retry_on_exit),
     }
 }
 

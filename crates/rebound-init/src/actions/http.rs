@@ -341,6 +341,34 @@ mod tests {
         assert_eq!(hello.await.unwrap(), 0x16, "the client spoke TLS");
     }
 
+    // `with.timeout` bounds each request: a server that accepts and never
+    // answers is "not ready yet" once it runs out, not a hang.
+    #[tokio::test]
+    async fn a_silent_server_hits_the_per_request_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(sock);
+        });
+        let mut w = wait(format!("http://127.0.0.1:{port}/"));
+        w.timeout = Some(Duration::from_millis(200));
+        let url = url::Url::parse(&w.url).unwrap();
+        let probed = tokio::time::timeout(
+            Duration::from_secs(30),
+            probe(&client(&w).unwrap(), &w, &url),
+        )
+        .await
+        .expect("the per-request timeout did not end the request");
+        match probed {
+            Probe::NotYet { reason, .. } => assert!(reason.contains("timed out"), "{reason}"),
+            Probe::Ready => panic!("a silent server passed"),
+            Probe::Failed(reason) => panic!("a request timeout must be transient: {reason}"),
+        }
+        silent.abort();
+    }
+
     #[tokio::test]
     async fn a_429_passes_on_its_retry_after() {
         let (port, _) = serve(vec![response(

@@ -299,6 +299,57 @@ async fn step_timeout_bounds_the_retries_as_a_whole() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn retries_wait_the_default_step_backoff_in_virtual_time() {
+    // Default step backoff: 100 ms, x2, equal jitter; `retry: 3` gives 4
+    // attempts and 3 pauses, and no pause after the last attempt.
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "init:\n  steps:\n    - id: cfg\n      uses: init.wait_file\n      with: {{ path: '{}', timeout: 100ms }}\n      retry: 3\n",
+        dir.path().join("absent").display()
+    );
+    let spec = spec(&yaml);
+    let (runner, events) = recorded(&spec);
+    let begun = tokio::time::Instant::now();
+    let err = runner.run().await.unwrap_err();
+    let elapsed = begun.elapsed();
+    assert_eq!(err.summary().steps[0].attempts, 4);
+    let delays: Vec<(u32, Option<Duration>)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptFailed {
+                attempt,
+                next_delay,
+                ..
+            } => Some((*attempt, *next_delay)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delays.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(delays[3].1, None, "a pause after the last attempt");
+    let mut paused = Duration::ZERO;
+    for ((attempt, delay), nominal_ms) in delays[..3].iter().zip([100u64, 200, 400]) {
+        let delay = delay.unwrap_or_else(|| panic!("attempt {attempt}: no next delay"));
+        let nominal = Duration::from_millis(nominal_ms);
+        assert!(
+            delay >= nominal / 2 && delay <= nominal,
+            "attempt {attempt}: {delay:?} not within equal jitter of {nominal:?}"
+        );
+        paused += delay;
+    }
+    // Four 100 ms attempts plus the pauses (timers have 1 ms ticks).
+    let expected = Duration::from_millis(400) + paused;
+    assert!(
+        elapsed >= expected && elapsed <= expected + Duration::from_millis(8),
+        "took {elapsed:?}, expected {expected:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn action_timeout_under_fail_is_a_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(

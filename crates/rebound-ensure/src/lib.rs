@@ -18,6 +18,10 @@
 //!   one (see `machine.rs` for the invariants).
 //! - [`EnsureMap`] holds many runtimes by name.
 //!
+//! Panics in a start are caught as the start task's `JoinError`, which
+//! needs unwinding: under `panic = "abort"` a panicking start ends the
+//! process instead (rebound's release profile keeps `panic = "unwind"`).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use std::time::Duration;

@@ -512,7 +512,8 @@ fn section(text: &str, origin: &str, runtime: &str, key: &str) -> Result<Spec, C
         return Err(not_found(origin, runtime, key));
     }
     let synthetic = c.render(&["init:"], c.value_tail(""), None);
-    Spec::from_yaml(&synthetic, origin, None).map_err(|e| spec_error(&e, None))
+    let place = format!("runtimes.{runtime}.{key}");
+    Spec::from_yaml(&synthetic, origin, None).map_err(|e| spec_error(&e, ("init", &place), None))
 }
 
 const PROBE_ID: &str = "probe";
@@ -551,7 +552,9 @@ fn probe_section(
         ),
     };
     let synthetic = c.render(&["init:", " steps:"], value, extra);
-    let spec = Spec::from_yaml(&synthetic, origin, None).map_err(|e| spec_error(&e, shift))?;
+    let place = format!("runtimes.{runtime}.probe");
+    let spec = Spec::from_yaml(&synthetic, origin, None)
+        .map_err(|e| spec_error(&e, ("init.steps[0]", &place), shift))?;
     if spec.init.steps.len() != 1 {
         return Err(ConfigError(format!(
             "{origin}:{line}:{column}: runtime `{runtime}`: `probe` must be one step"
@@ -560,19 +563,29 @@ fn probe_section(
     Ok(spec)
 }
 
-/// A rebound-init error, with columns moved back past text the agent
+/// A rebound-init error in the agent file's terms: the synthetic path
+/// (`init.steps[0]...`) renamed to where it is written
+/// (`runtimes.NAME.probe...`), and columns moved back past text the agent
 /// inserted on one line.
-fn spec_error(e: &SpecError, shift: Option<(usize, usize, usize)>) -> ConfigError {
-    match (e.line(), e.column(), shift) {
+fn spec_error(
+    e: &SpecError,
+    rename: (&str, &str),
+    shift: Option<(usize, usize, usize)>,
+) -> ConfigError {
+    let message = match e.message().strip_prefix(rename.0) {
+        Some(rest) => format!("{}{rest}", rename.1),
+        None => e.message().to_owned(),
+    };
+    let position = match (e.line(), e.column(), shift) {
         (Some(line), Some(col), Some((at_line, at_col, by))) if line == at_line && col > at_col => {
-            ConfigError(format!(
-                "{}:{line}:{}: {}",
-                e.origin(),
-                col.saturating_sub(by).max(at_col),
-                e.message()
-            ))
+            Some((line, col.saturating_sub(by).max(at_col)))
         }
-        _ => ConfigError(e.to_string()),
+        (Some(line), Some(col), _) => Some((line, col)),
+        _ => None,
+    };
+    match position {
+        Some((line, col)) => ConfigError(format!("{}:{line}:{col}: {message}", e.origin())),
+        None => ConfigError(format!("{}: {message}", e.origin())),
     }
 }
 
@@ -669,12 +682,14 @@ runtimes:
         // A port out of range inside the block probe: line 11.
         let e = error(&GOOD.replace("port: 8080", "port: 70000"));
         assert!(e.starts_with("agent.yaml:11:"), "{e}");
+        assert!(e.contains(": runtimes.web.probe.with.port: "), "{e}");
         // An unknown step field inside start: line 8.
         let e = error(&GOOD.replace(
             "          with: { command: \"true\" }",
             "          wth: { command: \"true\" }",
         ));
         assert!(e.starts_with("agent.yaml:8:11: "), "{e}");
+        assert!(e.contains("runtimes.web.start.steps[0]"), "{e}");
         // An unknown action in the flow-style start on line 18.
         let e = error(&GOOD.replace(
             "uses: init.run, with: { command: [",

@@ -11,7 +11,8 @@
 //!   `when`, `classify`, `notify`, `deadline`, `attempt_timeout`, `budget`
 //!   and `name`; tracing events carry the operation name, attempt and
 //!   delay. A [`RetryBudget`] shared through `Arc` holds retries to a share
-//!   of first attempts during an outage.
+//!   of first attempts during an outage. [`RetryPolicy`] gives the same
+//!   decisions step by step, for middleware and hand-written loops.
 //!
 //! ```
 //! use rebound_retry::{presets, classify, Decision};
@@ -37,7 +38,7 @@ pub use backoff::{
 pub use classify::{Classify, Decision};
 pub use runner::{
     BlockingRetry, BlockingRetryable, BudgetError, NoNotify, Notify, RetryAll, RetryBudget,
-    RetryError, StopReason, When,
+    RetryError, RetryPolicy, StopReason, When,
 };
 #[cfg(feature = "tokio")]
 pub use runner::{Retry, Retryable};

@@ -1,5 +1,6 @@
 //! Running an operation under a policy: the blocking runner, the async
-//! runner (feature `tokio`), their shared decisions, the error they return
+//! runner (feature `tokio`), their shared decisions (public as
+//! [`RetryPolicy`] for hand-written loops and middleware), the error they return
 //! and the retry budget.
 
 mod blocking;
@@ -8,6 +9,7 @@ mod error;
 #[cfg(feature = "tokio")]
 mod future;
 mod hooks;
+mod manual;
 mod policy;
 
 pub use blocking::{BlockingRetry, BlockingRetryable};
@@ -16,3 +18,4 @@ pub use error::{RetryError, StopReason};
 #[cfg(feature = "tokio")]
 pub use future::{Retry, Retryable};
 pub use hooks::{NoNotify, Notify, RetryAll, When};
+pub use manual::RetryPolicy;

@@ -119,11 +119,49 @@ impl<B, C, N> Policy<B, C, N> {
         }
     }
 
+    /// The step every runner shares: after a failed attempt classified as
+    /// `decision`, the delay before the next attempt, or why to stop.
+    /// `elapsed` reads the clock; it is called only when a deadline needs it,
+    /// so that a retry without a deadline costs no clock read.
+    pub(crate) fn decide(
+        &mut self,
+        decision: Decision,
+        elapsed: &impl Fn() -> Duration,
+    ) -> Result<Duration, StopReason>
+    where
+        B: Iterator<Item = Duration>,
+    {
+        if !decision.is_retry() {
+            return Err(StopReason::Permanent);
+        }
+        if let Some(budget) = &self.budget {
+            budget.record_failure();
+        }
+        let backoff_delay = self.backoff.next().ok_or(StopReason::Exhausted)?;
+        let delay = match decision {
+            Decision::RetryAfter(d) => d,
+            _ => backoff_delay,
+        };
+        // Never sleep past the deadline: if the pause would reach it, no
+        // attempt could run afterwards, so stop now instead of waiting.
+        if let Some(deadline) = self.deadline {
+            if delay >= deadline.saturating_sub(elapsed()) {
+                return Err(StopReason::Deadline);
+            }
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.can_retry() {
+                return Err(StopReason::Budget);
+            }
+        }
+        Ok(delay)
+    }
+
     /// Decides what follows a failed attempt. `error` is `None` when the
     /// attempt timed out (it is then retried like a transient error);
     /// `last_error` keeps the most recent error across attempts. `elapsed`
     /// reads the clock; it is called only when a deadline needs it or the
-    /// call stops, so that a retry without a deadline costs no clock read.
+    /// call stops.
     pub(crate) fn after_failure<E>(
         &mut self,
         error: Option<E>,
@@ -143,63 +181,25 @@ impl<B, C, N> Policy<B, C, N> {
         if let Some(e) = error {
             *last_error = Some(e);
         }
-        if !decision.is_retry() {
-            return Next::Stop(self.stop(
-                StopReason::Permanent,
-                last_error.take(),
-                elapsed(),
-                false,
-            ));
-        }
-        if let Some(budget) = &self.budget {
-            budget.record_failure();
-        }
-        let Some(backoff_delay) = self.backoff.next() else {
-            return Next::Stop(self.stop(
-                StopReason::Exhausted,
-                last_error.take(),
-                elapsed(),
-                timed_out,
-            ));
-        };
-        let delay = match decision {
-            Decision::RetryAfter(d) => d,
-            _ => backoff_delay,
-        };
-        // Never sleep past the deadline: if the pause would reach it, no
-        // attempt could run afterwards, so stop now instead of waiting.
-        if let Some(deadline) = self.deadline {
-            let elapsed = elapsed();
-            if delay >= deadline.saturating_sub(elapsed) {
-                return Next::Stop(self.stop(
-                    StopReason::Deadline,
-                    last_error.take(),
-                    elapsed,
+        match self.decide(decision, &elapsed) {
+            Err(reason) => {
+                let timed_out = timed_out && reason != StopReason::Permanent;
+                Next::Stop(self.stop(reason, last_error.take(), elapsed(), timed_out))
+            }
+            Ok(delay) => {
+                if let (Some(e), false) = (last_error.as_ref(), timed_out) {
+                    self.notify.notify(e, self.attempts, delay);
+                }
+                tracing::info!(
+                    operation = %self.name,
+                    attempt = self.attempts,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     timed_out,
-                ));
+                    "attempt failed, retrying"
+                );
+                Next::Sleep(delay)
             }
         }
-        if let Some(budget) = &self.budget {
-            if !budget.can_retry() {
-                return Next::Stop(self.stop(
-                    StopReason::Budget,
-                    last_error.take(),
-                    elapsed(),
-                    timed_out,
-                ));
-            }
-        }
-        if let (Some(e), false) = (last_error.as_ref(), timed_out) {
-            self.notify.notify(e, self.attempts, delay);
-        }
-        tracing::info!(
-            operation = %self.name,
-            attempt = self.attempts,
-            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            timed_out,
-            "attempt failed, retrying"
-        );
-        Next::Sleep(delay)
     }
 }
 

@@ -47,11 +47,11 @@ mod imp {
         used: AtomicUsize,
     }
 
-    /// Slot `k >= 1` lives in segment `s` at `offset`.
-    pub(super) fn locate(slot: usize) -> (usize, usize) {
-        let n = slot; // slots 1.. map to 1.. in doubling segments
-        let segment = (usize::BITS - 1 - n.leading_zeros()) as usize;
-        (segment, n - (1 << segment))
+    /// Slot `k >= 1` lives in segment `floor(log2(k))` at `k - 2^segment`
+    /// (slot 0 is inline); `None` for slot 0.
+    pub(super) fn locate(slot: usize) -> Option<(usize, usize)> {
+        let segment = slot.checked_ilog2()? as usize;
+        Some((segment, slot - (1 << segment)))
     }
 
     impl Published {
@@ -66,10 +66,9 @@ mod imp {
 
         #[inline]
         fn slot(&self, slot: usize) -> Option<&Slot> {
-            if slot == 0 {
+            let Some((segment, offset)) = locate(slot) else {
                 return self.first.get();
-            }
-            let (segment, offset) = locate(slot);
+            };
             self.segments.get(segment)?.get()?.get(offset)?.get()
         }
 
@@ -96,10 +95,7 @@ mod imp {
                 info: ReadyInfo::clone(info),
                 shared: Arc::clone(info),
             };
-            let cell = if used == 0 {
-                &self.first
-            } else {
-                let (segment, offset) = locate(used);
+            let cell = if let Some((segment, offset)) = locate(used) {
                 let Some(cell) = self.segments.get(segment) else {
                     // Out of slots (never in practice): the slow path answers.
                     self.clear();
@@ -108,6 +104,8 @@ mod imp {
                 let slots =
                     cell.get_or_init(|| (0..1usize << segment).map(|_| OnceLock::new()).collect());
                 &slots[offset]
+            } else {
+                &self.first
             };
             if cell.set(slot).is_err() {
                 self.clear();
@@ -134,12 +132,25 @@ mod imp {
 
         #[test]
         fn slots_map_to_doubling_segments() {
-            assert_eq!(locate(1), (0, 0));
-            assert_eq!(locate(2), (1, 0));
-            assert_eq!(locate(3), (1, 1));
-            assert_eq!(locate(4), (2, 0));
-            assert_eq!(locate(7), (2, 3));
-            assert_eq!(locate(8), (3, 0));
+            assert_eq!(locate(0), None);
+            assert_eq!(locate(1), Some((0, 0)));
+            assert_eq!(locate(2), Some((1, 0)));
+            assert_eq!(locate(3), Some((1, 1)));
+            assert_eq!(locate(4), Some((2, 0)));
+            assert_eq!(locate(7), Some((2, 3)));
+            assert_eq!(locate(8), Some((3, 0)));
+        }
+
+        proptest::proptest! {
+            /// Every slot has exactly one place, inside its segment, for
+            /// any `usize` (no overflow at the top).
+            #[test]
+            fn locate_is_a_bijection_onto_segment_places(slot in 1usize..) {
+                let (segment, offset) = locate(slot).unwrap();
+                proptest::prop_assert!(segment < usize::BITS as usize);
+                proptest::prop_assert!(offset < 1usize << segment);
+                proptest::prop_assert_eq!((1usize << segment) + offset, slot);
+            }
         }
 
         #[test]

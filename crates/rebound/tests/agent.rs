@@ -557,6 +557,22 @@ fn protocol_errors_unknown_runtime_bad_json_and_listing() {
     assert_eq!(code, 400);
     assert_eq!(agent.request("GET", "/v1/runtimes/quick/ensure", "").0, 405);
     assert_eq!(agent.request("GET", "/nothing", "").0, 404);
+    // `--probe` starts nothing: not running, the wait runs out.
+    Cli::new()
+        .args([
+            "ensure",
+            "--agent",
+            &agent.addr(),
+            "quick",
+            "--probe",
+            "--wait",
+            "3s",
+        ])
+        .run()
+        .code(124)
+        .stderr_has("not_started");
+    assert_eq!(agent.state("quick")["state"], "not_started");
+    assert!(!agent.path("up").exists());
     // An empty body means start_if_needed = true.
     let (code, body) = agent.request("POST", "/v1/runtimes/quick/ensure", "");
     assert_eq!(code, 200, "{body}");
@@ -570,6 +586,19 @@ fn protocol_errors_unknown_runtime_bad_json_and_listing() {
         state["endpoint"].as_str().unwrap().starts_with("file://"),
         "{state}"
     );
+    Cli::new()
+        .args([
+            "ensure",
+            "--agent",
+            &agent.addr(),
+            "quick",
+            "--probe",
+            "--wait",
+            "5s",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("file://");
     Cli::new()
         .args(["ensure", "--agent", &agent.addr(), "nope"])
         .run()

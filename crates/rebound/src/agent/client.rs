@@ -57,7 +57,7 @@ impl Client {
         match tokio::time::timeout(timeout, self.post(&path, body)).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Unreachable(format!(
-                "no answer from the agent within {}",
+                "the agent did not answer within {}",
                 humantime::format_duration(timeout)
             ))),
         }

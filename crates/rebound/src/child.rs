@@ -38,6 +38,19 @@ pub struct ChildExit {
     pub code: i32,
     /// The last signal rebound received and forwarded while the child ran.
     pub signalled: Option<i32>,
+    /// The signal that ended the child, if one did (then `code` is 128+N).
+    pub killed_by: Option<i32>,
+}
+
+impl ChildExit {
+    /// The exit of a child that ended with `status`.
+    pub fn from_status(status: ExitStatus, signalled: Option<i32>) -> Self {
+        Self {
+            code: exit_code(status),
+            signalled,
+            killed_by: status.signal(),
+        }
+    }
 }
 
 /// Listens for a set of signals; create it before spawning so that no
@@ -88,7 +101,7 @@ impl Forwarder {
         loop {
             tokio::select! {
                 status = child.wait() => {
-                    return Ok(ChildExit { code: exit_code(status?), signalled });
+                    return Ok(ChildExit::from_status(status?, signalled));
                 }
                 number = self.recv() => {
                     signalled = Some(number);
@@ -148,11 +161,15 @@ mod tests {
             exit,
             ChildExit {
                 code: 7,
-                signalled: None
+                signalled: None,
+                killed_by: None,
             }
         );
         let exit = run_forwarding(&mut sh("kill -KILL $$"), &[]).await.unwrap();
-        assert_eq!(exit.code, 128 + 9);
+        assert_eq!((exit.code, exit.killed_by), (128 + 9, Some(9)));
+        // A plain exit with a code above 128 is not a signal.
+        let exit = run_forwarding(&mut sh("exit 143"), &[]).await.unwrap();
+        assert_eq!((exit.code, exit.killed_by), (143, None));
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use rebound_retry::{
 };
 use tokio::process::Command;
 
-use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, exit_code, send_signal};
+use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, send_signal};
 use crate::exit::{CliError, TIMEOUT};
 
 const AFTER_HELP: &str = "\
@@ -262,10 +262,7 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
                 let guard = PidGuard::new(&shared, child.id());
                 let status = child.wait().await.map_err(AttemptError::Spawn)?;
                 drop(guard);
-                let exit = ChildExit {
-                    code: exit_code(status),
-                    signalled: shared.stop_signal(),
-                };
+                let exit = ChildExit::from_status(status, shared.stop_signal());
                 if exit.code == 0 {
                     Ok(exit)
                 } else {
@@ -553,7 +550,13 @@ mod tests {
     fn classifier_retries_only_listed_codes_and_never_signalled_runs() {
         let shared = Arc::new(Shared::default());
         let c = ExitClassifier("75".parse().unwrap(), Arc::clone(&shared));
-        let exit = |code, signalled| AttemptError::Exit(ChildExit { code, signalled });
+        let exit = |code, signalled| {
+            AttemptError::Exit(ChildExit {
+                code,
+                signalled,
+                killed_by: None,
+            })
+        };
         assert_eq!(c.classify(&exit(75, None)), Decision::Retry);
         assert_eq!(c.classify(&exit(1, None)), Decision::Stop);
         assert_eq!(c.classify(&exit(75, Some(15))), Decision::Stop);

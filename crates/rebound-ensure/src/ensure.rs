@@ -505,8 +505,10 @@ async fn watch_ttl(weak: Weak<Shared>, generation: u64) {
 /// timeout counts as down.
 async fn run_probe(shared: &Arc<Shared>) -> ProbeOutcome {
     let limit = shared.config.probe_timeout();
-    let probe = shared.probe.probe();
-    let task = tokio::spawn(probe);
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return ProbeOutcome::Down("no tokio runtime to run the probe in".to_owned());
+    };
+    let task = handle.spawn(shared.probe.probe());
     let abort = task.abort_handle();
     match tokio::time::timeout(limit, task).await {
         Ok(Ok(outcome)) => outcome,
@@ -896,5 +898,13 @@ mod tests {
             e.state().message(),
             Some("no tokio runtime to run the start in")
         );
+        let probe = std::pin::pin!(e.ensure(false));
+        match probe.poll(&mut cx) {
+            std::task::Poll::Ready(r) => {
+                assert_eq!(r.status(), Status::Failed);
+                assert_eq!(r.message(), "no tokio runtime to run the start in");
+            }
+            std::task::Poll::Pending => panic!("a probe without a runtime must not wait"),
+        }
     }
 }

@@ -31,7 +31,9 @@ fn config() -> RecoveryConfig {
 }
 
 /// One cycle: record a failure, claim one due recovery, complete it.
-async fn cycle<J: Journal>(journal: &J, id: u64, owner: &str) {
+/// Returns how many recoveries it completed (0 when the claim came back
+/// empty under contention).
+async fn cycle<J: Journal>(journal: &J, id: u64, owner: &str) -> u64 {
     let now = 1_000_000;
     let report = FailureReport::new(
         id.to_string(),
@@ -46,28 +48,34 @@ async fn cycle<J: Journal>(journal: &J, id: u64, owner: &str) {
         .claim(owner, now, Duration::from_secs(30), 1)
         .await
         .expect("claim");
+    let mut completed = 0;
     for c in claims {
         journal
             .complete(&c, Outcome::Migrated, now)
             .await
             .expect("complete");
+        completed += 1;
     }
+    completed
 }
 
-/// Runs `workers` loops of cycles for `seconds`; returns cycles/s.
-async fn measure<J: Journal + 'static>(journals: Vec<J>, seconds: u64) -> f64 {
+/// Runs `workers` loops of cycles for `seconds`; returns completed
+/// cycles/s.
+async fn measure<J: Journal + 'static>(journals: &[Arc<J>], seconds: u64) -> f64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for (w, journal) in journals.into_iter().enumerate() {
+    for (w, journal) in journals.iter().enumerate() {
+        let journal = Arc::clone(journal);
         let done = Arc::clone(&done);
         tasks.push(tokio::spawn(async move {
             let owner = format!("bench-{w}");
             while Instant::now() < end {
-                cycle(&journal, NEXT.fetch_add(1, Ordering::Relaxed), &owner).await;
-                done.fetch_add(1, Ordering::Relaxed);
+                let completed =
+                    cycle(&*journal, NEXT.fetch_add(1, Ordering::Relaxed), &owner).await;
+                done.fetch_add(completed, Ordering::Relaxed);
             }
         }));
     }
@@ -176,38 +184,50 @@ fn main() {
         let j = SqliteJournal::open(dir.path().join("bench.db"), config())
             .await
             .expect("open SQLite");
-        measure(vec![j], seconds).await
+        measure(&[Arc::new(j)], seconds).await
     });
 
     let pg = pg::Pg::start(&["fsync=on", "synchronous_commit=on"]);
     let script = dir.path().join("cycle.sql");
     std::fs::write(&script, pgbench_script()).expect("write the pgbench script");
     let mut rows = Vec::new();
+    // The machine is shared: journal and pgbench alternate in short rounds
+    // so that a change of load hits both alike.
+    const ROUNDS: u64 = 3;
+    let slice = (seconds / ROUNDS).max(1);
     for workers in [1u32, 4] {
-        let url = pg.fresh_db("bench_journal");
-        let journal = runtime.block_on(async {
+        let journal_url = pg.fresh_db("bench_journal");
+        let pgbench_url = pg.fresh_db("bench_pgbench");
+        let journals = runtime.block_on(async {
             let mut journals = Vec::new();
             for _ in 0..workers {
-                journals.push(
-                    PostgresJournal::connect(&url, config())
-                        .await
-                        .expect("connect"),
-                );
+                let j = PostgresJournal::connect(&journal_url, config())
+                    .await
+                    .expect("connect");
+                journals.push(Arc::new(j));
             }
-            measure(journals, seconds).await
-        });
-        let url = pg.fresh_db("bench_pgbench");
-        // The same schema, through the journal's migrations.
-        runtime.block_on(async {
-            PostgresJournal::connect(&url, config())
+            // The same schema for pgbench, through the journal's migrations.
+            PostgresJournal::connect(&pgbench_url, config())
                 .await
-                .expect("migrate")
+                .expect("migrate");
+            journals
         });
-        let limit = pgbench(&pg, &url, workers, seconds, &script);
+        let (mut journal, mut limit) = (0.0, 0.0);
+        for _ in 0..ROUNDS {
+            journal += runtime.block_on(measure(&journals, slice)) / ROUNDS as f64;
+            limit += pgbench(&pg, &pgbench_url, workers, slice, &script) / ROUNDS as f64;
+        }
+        let succeeded = pg.psql(
+            &journal_url,
+            "SELECT COUNT(*) FROM recoveries WHERE state = 'succeeded'",
+        );
+        eprintln!("PostgreSQL {workers} worker(s): {succeeded} recoveries completed");
         rows.push((workers, journal, limit));
     }
 
-    println!("journal cycles/s (record + claim + complete), {seconds} s each, durable settings");
+    println!(
+        "completed cycles/s (record + claim + complete), {seconds} s each ({ROUNDS} alternating rounds for PostgreSQL), durable settings"
+    );
     println!(
         "| backend | workers | journal cycles/s | pgbench tx/s (same SQL) | journal / pgbench |"
     );

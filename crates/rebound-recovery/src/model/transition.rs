@@ -68,7 +68,9 @@ pub fn decide(
 ///     .with_candidates(["b", "c"]);
 /// let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
 /// assert_eq!(rec.target, "c");
-/// assert_eq!(next_candidate(&rec), None);
+/// assert_eq!(rec.failed_targets, ["b"]);
+/// // `c` is planned and has not failed yet.
+/// assert_eq!(next_candidate(&rec), Some("c"));
 /// ```
 pub fn next_candidate(rec: &Recovery) -> Option<&str> {
     rec.candidates

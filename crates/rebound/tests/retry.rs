@@ -331,3 +331,30 @@ fn sigint_between_attempts_stops_at_once_with_130() {
     );
     assert_eq!(s.runs(), 1);
 }
+
+#[test]
+fn report_lines_are_exact_without_jitter() {
+    let out = retry(
+        &["--jitter", "none", "--delay", "1ms", "--multiplier", "2"],
+        "exit 1",
+    )
+    .run()
+    .code(1);
+    assert_eq!(
+        out.stderr(),
+        "rebound: attempt 1/3 failed (exit code 1); retrying in 1ms\n\
+         rebound: attempt 2/3 failed (exit code 1); retrying in 2ms\n\
+         rebound: attempt 3/3 failed (exit code 1); no attempts left\n"
+    );
+}
+
+#[test]
+fn json_reports_a_deadline_stop() {
+    let out = retry(&["--json", "--deadline", "200ms"], "exec sleep 30")
+        .run()
+        .code(124);
+    let first: serde_json::Value =
+        serde_json::from_str(out.stderr().lines().next().unwrap()).unwrap();
+    assert_eq!(first["outcome"], "deadline");
+    assert_eq!(first["attempt"], 1);
+}

@@ -152,3 +152,64 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+
+    #[tokio::test]
+    async fn exposition_has_help_type_and_a_sample_per_label_set() {
+        let mut map = EnsureMap::new();
+        map.insert(
+            "db".to_owned(),
+            Ensure::new(
+                EnsureConfig::default(),
+                || async { Ok::<_, StartError>(ReadyInfo::new("e", "")) },
+                || async { ProbeOutcome::Down("down".into()) },
+            ),
+        );
+        let metrics = Metrics::new(map.keys());
+        metrics.count_call("db", Status::Starting);
+        metrics.count_call("db", Status::Starting);
+        metrics.count_call("unknown", Status::Reused);
+        metrics.count_unauthorized();
+        let text = metrics.render(&map);
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(has("# TYPE rebound_ensure_calls_total counter"), "{text}");
+        assert!(
+            has("rebound_ensure_calls_total{runtime=\"db\",status=\"starting\"} 2"),
+            "{text}"
+        );
+        assert!(
+            has("rebound_ensure_calls_total{runtime=\"db\",status=\"reused\"} 0"),
+            "{text}"
+        );
+        assert!(
+            has("rebound_runtime_starts_total{runtime=\"db\"} 0"),
+            "{text}"
+        );
+        assert!(
+            has("rebound_runtime_start_duration_seconds_count{runtime=\"db\"} 0"),
+            "{text}"
+        );
+        assert!(
+            has("rebound_runtime_state{runtime=\"db\",state=\"not_started\"} 1"),
+            "{text}"
+        );
+        assert!(has("rebound_agent_unauthorized_total 1"), "{text}");
+        // Every sample line belongs to a declared metric.
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap_or_default();
+            assert!(
+                declared.iter().any(|d| name.starts_with(d)),
+                "undeclared sample {sample}"
+            );
+        }
+    }
+}

@@ -43,11 +43,11 @@ impl SnapshotRef {
     /// ```
     pub fn capture(path: impl AsRef<Path>, now_ms: u64) -> Result<Self, SnapshotError> {
         let path = path.as_ref();
-        let bytes = read(path)?;
+        let (checksum, size) = checksum_file(path)?;
         Ok(Self {
             path: path.to_path_buf(),
-            checksum: checksum(&bytes),
-            size: bytes.len() as u64,
+            checksum,
+            size,
             captured_at_ms: now_ms,
         })
     }
@@ -75,7 +75,7 @@ impl SnapshotRef {
                 max_age_secs: max_age.as_secs(),
             });
         }
-        let actual = checksum(&read(&self.path)?);
+        let (actual, _) = checksum_file(&self.path)?;
         if actual != self.checksum {
             return Err(SnapshotError::Corrupt {
                 path: self.path.clone(),
@@ -87,11 +87,28 @@ impl SnapshotRef {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, SnapshotError> {
-    std::fs::read(path).map_err(|source| SnapshotError::Unreadable {
+/// The checksum text and size of a file, read in 1 MiB chunks (snapshots
+/// can be large).
+fn checksum_file(path: &Path) -> Result<(String, u64), SnapshotError> {
+    use std::io::Read;
+    let unreadable = |source| SnapshotError::Unreadable {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut crc, mut size) = (0u32, 0u64);
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(unreadable(e)),
+        };
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        size += n as u64;
+    }
+    Ok((format!("crc32c:{crc:08x}"), size))
 }
 
 /// The checksum text of `bytes`: `crc32c:` and eight hex digits.
@@ -107,6 +124,17 @@ pub fn checksum(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn streamed_checksum_equals_the_one_shot_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&file, &bytes).unwrap();
+        let snap = SnapshotRef::capture(&file, 0).unwrap();
+        assert_eq!(snap.checksum, checksum(&bytes));
+        assert_eq!(snap.size, 3_000_000);
+    }
 
     #[test]
     fn good_corrupt_expired_and_missing() {

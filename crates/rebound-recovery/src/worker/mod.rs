@@ -453,7 +453,17 @@ where
                 reason: "rollback needed but no snapshot was recorded".to_owned(),
             })));
         };
-        if let Err(e) = snapshot.verify(now, config.snapshot_max_age) {
+        // Reading a large snapshot must not stall the runtime's threads.
+        let (snap, max_age) = (snapshot.clone(), config.snapshot_max_age);
+        let verified = tokio::task::spawn_blocking(move || snap.verify(now, max_age))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::error::SnapshotError::Unreadable {
+                    path: snapshot.path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        if let Err(e) = verified {
             return Ok(Some(Some(Outcome::GaveUp {
                 reason: format!("rollback refused: {e}"),
             })));

@@ -28,6 +28,13 @@ fn one_step(dir: &Path, with: &str, extra: &str) -> PathBuf {
     )
 }
 
+/// `rebound init SPEC -- WORKLOAD...`
+fn init_then(spec: &Path, workload: &[&str]) -> Cli {
+    Cli::new()
+        .args(["init".as_ref(), spec.as_os_str(), "--".as_ref()])
+        .args(workload)
+}
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -35,14 +42,7 @@ fn repo_root() -> PathBuf {
 #[test]
 fn quickstart_example_runs_then_the_workload() {
     let spec = repo_root().join("examples/quickstart.yaml");
-    Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "echo".as_ref(),
-            "workload started".as_ref(),
-        ])
+    init_then(&spec, &["echo", "workload started"])
         .run()
         .code(0)
         .stdout_has("workload started")
@@ -96,13 +96,7 @@ fn invalid_spec_runs_nothing() {
         marker.display()
     );
     let spec = write_spec(dir.path(), &yaml);
-    Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "true".as_ref(),
-        ])
+    init_then(&spec, &["true"])
         .run()
         .code(2)
         .stderr_has("unknown action `init.nope`, expected one of: init.wait_tcp");
@@ -126,14 +120,7 @@ fn failed_step_is_exit_3_with_summary() {
         "{ command: 'echo oops >&2; exit 9' }",
         "      retry: 1\n",
     );
-    Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "echo".as_ref(),
-            "never".as_ref(),
-        ])
+    init_then(&spec, &["echo", "never"])
         .run()
         .code(3)
         .stderr_has("[only] oops")
@@ -152,14 +139,7 @@ fn warn_and_continue_go_on_to_the_workload_with_bounded_lines() {
             "init:\n  steps:\n    - id: loud\n      uses: init.run\n      with: {{ command: \"{long}\" }}\n      on_failure: warn\n    - id: quiet\n      uses: init.run\n      with: {{ command: 'exit 5' }}\n      on_failure: continue\n"
         ),
     );
-    let out = Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "echo".as_ref(),
-            "workload-ran".as_ref(),
-        ])
+    let out = init_then(&spec, &["echo", "workload-ran"])
         .run()
         .code(0)
         .stdout_has("workload-ran")
@@ -251,26 +231,8 @@ fn deployment_file_needs_service_when_ambiguous() {
 fn workload_exit_code_is_passed_through() {
     let dir = tempfile::tempdir().unwrap();
     let spec = one_step(dir.path(), "{ command: 'true' }", "");
-    Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "sh".as_ref(),
-            "-c".as_ref(),
-            "exit 7".as_ref(),
-        ])
-        .run()
-        .code(7);
-    Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "sh".as_ref(),
-            "-c".as_ref(),
-            "kill -KILL $$".as_ref(),
-        ])
+    init_then(&spec, &["sh", "-c", "exit 7"]).run().code(7);
+    init_then(&spec, &["sh", "-c", "kill -KILL $$"])
         .run()
         .code(128 + 9);
 }
@@ -279,13 +241,7 @@ fn workload_exit_code_is_passed_through() {
 fn missing_workload_program_is_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let spec = one_step(dir.path(), "{ command: 'true' }", "");
-    Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "/nonexistent/workload".as_ref(),
-        ])
+    init_then(&spec, &["/nonexistent/workload"])
         .run()
         .code(3)
         .stderr_has("cannot start the workload `/nonexistent/workload`");
@@ -354,16 +310,7 @@ fn every_supervisor_signal_is_forwarded_to_the_workload() {
         let script = format!(
             "trap 'echo got {name}; exit {code}' {name}; echo ready; while :; do sleep 0.05; done"
         );
-        let cmd = Cli::new()
-            .args([
-                "init".as_ref(),
-                spec.as_os_str(),
-                "--".as_ref(),
-                "sh".as_ref(),
-                "-c".as_ref(),
-                script.as_ref(),
-            ])
-            .command();
+        let cmd = init_then(&spec, &["sh", "-c", &script]).command();
         let Running {
             mut child, mut out, ..
         } = spawn_until(cmd, "ready");
@@ -379,16 +326,7 @@ fn every_supervisor_signal_is_forwarded_to_the_workload() {
 fn workload_killed_by_a_forwarded_sigterm_exits_143() {
     let dir = tempfile::tempdir().unwrap();
     let spec = one_step(dir.path(), "{ command: 'true' }", "");
-    let cmd = Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "sh".as_ref(),
-            "-c".as_ref(),
-            "echo ready; exec sleep 30".as_ref(),
-        ])
-        .command();
+    let cmd = init_then(&spec, &["sh", "-c", "echo ready; exec sleep 30"]).command();
     let Running { mut child, .. } = spawn_until(cmd, "ready");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(wait_code(&mut child), 143);
@@ -406,16 +344,7 @@ fn sigterm_and_sigint_during_the_init_cancel_it_and_kill_the_step() {
         let spec = one_step(dir.path(), &yaml_with, "");
         let marker = dir.path().join("workload-ran");
         let touch = format!("touch '{}'", marker.display());
-        let cmd = Cli::new()
-            .args([
-                "init".as_ref(),
-                spec.as_os_str(),
-                "--".as_ref(),
-                "sh".as_ref(),
-                "-c".as_ref(),
-                touch.as_ref(),
-            ])
-            .command();
+        let cmd = init_then(&spec, &["sh", "-c", &touch]).command();
         let Running { mut child, .. } = spawn_until(cmd, "[only] ready");
         kill(Pid::from_raw(child.id() as i32), sig).unwrap();
         assert_eq!(wait_code(&mut child), code, "{sig:?}");
@@ -478,16 +407,7 @@ fn orphans_of_the_workload_are_adopted_and_reaped() {
     // exit, and be reaped.
     let script = "(sh -c 'sleep 0.2; read -r a b c ppid rest < /proc/$$/stat; echo orphan-parent=$ppid' &); \
         sleep 0.7; echo ready; sleep 30";
-    let cmd = Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "sh".as_ref(),
-            "-c".as_ref(),
-            script.as_ref(),
-        ])
-        .command();
+    let cmd = init_then(&spec, &["sh", "-c", script]).command();
     let Running {
         mut child,
         before: seen,

@@ -78,7 +78,9 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     })
 }
 
-struct DurationVisitor;
+/// Reads a duration from humantime text or a number of seconds (also
+/// behind the step `timeout:`, which adds its own check).
+pub(crate) struct DurationVisitor;
 
 impl<'de> Visitor<'de> for DurationVisitor {
     type Value = Duration;

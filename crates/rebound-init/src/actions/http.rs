@@ -185,13 +185,7 @@ mod tests {
 
     use super::*;
     use crate::actions::ActionErrorKind;
-
-    fn ctx() -> ActionContext {
-        ActionContext {
-            step_id: "t".into(),
-            output: Arc::new(|_, _, _| {}),
-        }
-    }
+    use crate::actions::quiet_ctx;
 
     /// A loopback HTTP/1.1 server answering the n-th request with the n-th
     /// canned response (the last one repeats). Returns its port and a
@@ -246,7 +240,7 @@ mod tests {
         let busy = response("503 Service Unavailable", "", "");
         let (port, count) = serve(vec![busy.clone(), busy, response("200 OK", "", "ok")]).await;
         let w = wait(format!("http://127.0.0.1:{port}/health"));
-        attempt(&w, &ctx()).await.unwrap();
+        attempt(&w, &quiet_ctx()).await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 3);
     }
 
@@ -254,7 +248,7 @@ mod tests {
     async fn a_404_is_permanent_and_named() {
         let (port, count) = serve(vec![response("404 Not Found", "", "")]).await;
         let w = wait(format!("http://127.0.0.1:{port}/missing"));
-        let err = attempt(&w, &ctx()).await.unwrap_err();
+        let err = attempt(&w, &quiet_ctx()).await.unwrap_err();
         assert_eq!(err.kind(), ActionErrorKind::Permanent);
         let msg = err.to_string();
         assert!(
@@ -276,7 +270,7 @@ mod tests {
         let mut w = wait(format!("http://127.0.0.1:{port}/"));
         w.expect_status = StatusMatch::parse("201").unwrap();
         w.body_contains = Some("ready".into());
-        attempt(&w, &ctx()).await.unwrap();
+        attempt(&w, &quiet_ctx()).await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 3);
     }
 
@@ -286,7 +280,7 @@ mod tests {
         let location = format!("Location: http://localhost:{other}/\r\n");
         let (port, _) = serve(vec![response("302 Found", &location, "")]).await;
         let w = wait(format!("http://127.0.0.1:{port}/"));
-        let err = attempt(&w, &ctx()).await.unwrap_err();
+        let err = attempt(&w, &quiet_ctx()).await.unwrap_err();
         assert_eq!(err.kind(), ActionErrorKind::Permanent);
         assert!(
             err.to_string().contains("redirect to another host"),
@@ -302,7 +296,7 @@ mod tests {
             response("200 OK", "", ""),
         ])
         .await;
-        attempt(&wait(format!("http://127.0.0.1:{port}/")), &ctx())
+        attempt(&wait(format!("http://127.0.0.1:{port}/")), &quiet_ctx())
             .await
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);

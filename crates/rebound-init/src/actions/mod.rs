@@ -69,6 +69,15 @@ impl fmt::Debug for ActionContext {
     }
 }
 
+/// A context that drops command output, for the unit tests of actions.
+#[cfg(test)]
+pub(crate) fn quiet_ctx() -> ActionContext {
+    ActionContext {
+        step_id: "t".into(),
+        output: Arc::new(|_, _, _| {}),
+    }
+}
+
 /// Whether a failed attempt is worth another one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -311,10 +320,7 @@ mod tests {
             port: 1,
             timeout: None,
         });
-        let ctx = ActionContext {
-            step_id: "s".into(),
-            output: Arc::new(|_, _, _| {}),
-        };
+        let ctx = quiet_ctx();
         assert_send(&spec.attempt(&ctx));
     }
 

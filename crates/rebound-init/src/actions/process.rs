@@ -271,12 +271,7 @@ mod tests {
     }
 
     fn shell(script: &str) -> Run {
-        Run {
-            command: Command::Shell(script.into()),
-            env: BTreeMap::new(),
-            cwd: None,
-            timeout: None,
-        }
+        Run::shell(script)
     }
 
     /// Alive = exists and is not a zombie.

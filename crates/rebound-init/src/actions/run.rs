@@ -139,6 +139,17 @@ impl<'de> Deserialize<'de> for Command {
 }
 
 impl Run {
+    /// A shell command with no env, cwd or timeout, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn shell(script: &str) -> Run {
+        Run {
+            command: Command::Shell(script.into()),
+            env: BTreeMap::new(),
+            cwd: None,
+            timeout: None,
+        }
+    }
+
     /// ``command `...` ``, for messages and progress lines: on one line,
     /// and a long command cut to [`SHOWN_COMMAND_CHARS`] characters with an
     /// ellipsis (the step id says which step it is; the spec has the rest).
@@ -162,15 +173,6 @@ impl Run {
 mod tests {
     use super::*;
 
-    fn shell(script: &str) -> Run {
-        Run {
-            command: Command::Shell(script.into()),
-            env: BTreeMap::new(),
-            cwd: None,
-            timeout: None,
-        }
-    }
-
     #[test]
     fn ellipsize_cuts_on_characters_and_marks_the_cut() {
         assert_eq!(ellipsize("short", 10), "short");
@@ -185,7 +187,7 @@ mod tests {
     #[test]
     fn describe_is_one_bounded_line() {
         let long = format!("./migrate --url postgres://db/app {}", "--flag ".repeat(40));
-        let shown = shell(&long).describe();
+        let shown = Run::shell(&long).describe();
         assert_eq!(
             shown.chars().count(),
             "command ``".len() + SHOWN_COMMAND_CHARS
@@ -196,9 +198,9 @@ mod tests {
         );
         assert!(shown.ends_with("…`"), "{shown}");
         assert_eq!(
-            shell("set -e\n./migrate up\n  echo done\n").describe(),
+            Run::shell("set -e\n./migrate up\n  echo done\n").describe(),
             "command `set -e ./migrate up echo done`"
         );
-        assert_eq!(shell("true").describe(), "command `true`");
+        assert_eq!(Run::shell("true").describe(), "command `true`");
     }
 }

@@ -121,6 +121,25 @@ fn build(t: &Target<'_>, credentials: Option<&S3Credentials>) -> Result<AmazonS3
     })
 }
 
+/// What one push or pull works with.
+struct Request {
+    store: AmazonS3,
+    location: ObjectPath,
+    secrets: Secrets,
+}
+
+impl Target<'_> {
+    /// The client and object path for this target, and the secrets to keep
+    /// out of its messages.
+    fn request(&self, credentials: Option<&S3Credentials>) -> Result<Request, ActionError> {
+        Ok(Request {
+            location: object_path(self.key)?,
+            store: build(self, credentials)?,
+            secrets: Secrets::of(credentials),
+        })
+    }
+}
+
 fn object_path(key: &str) -> Result<ObjectPath, ActionError> {
     ObjectPath::parse(key)
         .map_err(|e| ActionError::permanent(format!("invalid S3 key {key:?}: {e}")))
@@ -176,16 +195,18 @@ pub(crate) async fn push(
     p: &S3Push,
     credentials: Option<&S3Credentials>,
 ) -> Result<(), ActionError> {
-    let target = Target {
+    let Request {
+        store,
+        location,
+        secrets,
+    } = Target {
         bucket: &p.bucket,
         key: &p.key,
         endpoint: p.endpoint.as_deref(),
         region: p.region.as_deref(),
-    };
-    let location = object_path(target.key)?;
-    let store = build(&target, credentials)?;
-    let secrets = Secrets::of(credentials);
-    let what = format!("s3 push to s3://{}/{}", target.bucket, target.key);
+    }
+    .request(credentials)?;
+    let what = format!("s3 push to s3://{}/{}", p.bucket, p.key);
     let source = &p.source;
     let mut file = tokio::fs::File::open(source)
         .await
@@ -249,16 +270,18 @@ pub(crate) async fn pull(
     p: &S3Pull,
     credentials: Option<&S3Credentials>,
 ) -> Result<(), ActionError> {
-    let target = Target {
+    let Request {
+        store,
+        location,
+        secrets,
+    } = Target {
         bucket: &p.bucket,
         key: &p.key,
         endpoint: p.endpoint.as_deref(),
         region: p.region.as_deref(),
-    };
-    let location = object_path(target.key)?;
-    let store = build(&target, credentials)?;
-    let secrets = Secrets::of(credentials);
-    let what = format!("s3 pull of s3://{}/{}", target.bucket, target.key);
+    }
+    .request(credentials)?;
+    let what = format!("s3 pull of s3://{}/{}", p.bucket, p.key);
     let result = store
         .get(&location)
         .await

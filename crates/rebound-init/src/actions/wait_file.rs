@@ -93,16 +93,8 @@ impl WaitFile {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-
-    fn ctx() -> ActionContext {
-        ActionContext {
-            step_id: "t".into(),
-            output: Arc::new(|_, _, _| {}),
-        }
-    }
+    use crate::actions::quiet_ctx;
 
     #[tokio::test(start_paused = true)]
     async fn waits_for_the_file_to_appear_and_fill() {
@@ -113,7 +105,7 @@ mod tests {
             non_empty: true,
             timeout: None,
         };
-        let waiter = tokio::spawn(async move { w.attempt(&ctx()).await });
+        let waiter = tokio::spawn(async move { w.attempt(&quiet_ctx()).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         std::fs::write(&path, b"").unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -131,7 +123,7 @@ mod tests {
             non_empty: true,
             timeout: Some(Duration::from_secs(1)),
         };
-        let err = w.attempt(&ctx()).await.unwrap_err();
+        let err = w.attempt(&quiet_ctx()).await.unwrap_err();
         assert!(err.is_timeout());
         let msg = err.to_string();
         assert!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::actions::duration::{DurationError, parse};
+use crate::actions::duration::DurationVisitor;
 
 /// A positive duration read from humantime text or seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,7 @@ impl<'de> serde::Deserialize<'de> for StepTimeout {
     }
 }
 
+/// [`DurationVisitor`], then a check that the duration is not zero.
 struct TimeoutVisitor;
 
 fn positive<E: de::Error>(d: Duration) -> Result<StepTimeout, E> {
@@ -31,39 +32,27 @@ fn positive<E: de::Error>(d: Duration) -> Result<StepTimeout, E> {
     }
 }
 
-impl Visitor<'_> for TimeoutVisitor {
+impl<'de> Visitor<'de> for TimeoutVisitor {
     type Value = StepTimeout;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a duration such as \"30s\", \"250ms\", \"1m30s\" or a number of seconds")
+        DurationVisitor.expecting(f)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<StepTimeout, E> {
-        positive(Duration::from_secs(v))
+        DurationVisitor.visit_u64(v).and_then(positive)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<StepTimeout, E> {
-        match u64::try_from(v) {
-            Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(DurationError::Negative(v.to_string()))),
-        }
+        DurationVisitor.visit_i64(v).and_then(positive)
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<StepTimeout, E> {
-        if v < 0.0 {
-            return Err(E::custom(DurationError::Negative(v.to_string())));
-        }
-        match Duration::try_from_secs_f64(v) {
-            Ok(d) => positive(d),
-            Err(err) => Err(E::custom(DurationError::Invalid {
-                text: v.to_string(),
-                reason: err.to_string(),
-            })),
-        }
+        DurationVisitor.visit_f64(v).and_then(positive)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<StepTimeout, E> {
-        parse(v).map_err(E::custom).and_then(positive)
+        DurationVisitor.visit_str(v).and_then(positive)
     }
 }
 
@@ -92,6 +81,8 @@ mod tests {
         assert!(parse("-5s").unwrap_err().contains("negative duration"));
         assert!(parse("0").unwrap_err().contains("greater than 0"));
         assert!(parse("0s").unwrap_err().contains("greater than 0"));
+        assert!(parse("0.0").unwrap_err().contains("greater than 0"));
+        assert!(parse(".nan").unwrap_err().contains("not a finite number"));
         assert!(
             parse("soon")
                 .unwrap_err()

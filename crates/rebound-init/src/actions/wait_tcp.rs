@@ -95,7 +95,14 @@ impl WaitTcp {
             };
             let connect = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
             let cap = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(_stream)) => return Ok(()),
+                Ok(Ok(stream)) if !is_self_connect(&stream) => return Ok(()),
+                Ok(Ok(_)) => {
+                    *last = Some(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        "connected to itself (nothing listens on the port)",
+                    ));
+                    refused_cap
+                }
                 Ok(Err(e)) => {
                     let cap = if is_resolution_error(&e) {
                         MAX_DELAY_DNS
@@ -116,6 +123,17 @@ impl WaitTcp {
     }
 }
 
+/// Whether a loopback connection is to itself: the kernel handed the
+/// connecting socket the very port it connects to (a port in the ephemeral
+/// range), and TCP's simultaneous open joined it with itself. Nothing
+/// listens there, so it is not "ready".
+fn is_self_connect(stream: &tokio::net::TcpStream) -> bool {
+    matches!(
+        (stream.local_addr(), stream.peer_addr()),
+        (Ok(local), Ok(peer)) if local == peer
+    )
+}
+
 /// Whether a connect error came from name resolution rather than the socket.
 fn is_resolution_error(e: &io::Error) -> bool {
     // tokio reports getaddrinfo failures as io::ErrorKind::Uncategorized /
@@ -129,16 +147,8 @@ fn is_resolution_error(e: &io::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-
-    fn ctx() -> ActionContext {
-        ActionContext {
-            step_id: "t".into(),
-            output: Arc::new(|_, _, _| {}),
-        }
-    }
+    use crate::actions::quiet_ctx;
 
     fn free_port() -> u16 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -160,8 +170,32 @@ mod tests {
                 .unwrap();
             let _ = l.accept().await;
         });
-        w.attempt(&ctx()).await.unwrap();
+        w.attempt(&quiet_ctx()).await.unwrap();
         opener.await.unwrap();
+    }
+
+    // Regression: a wait on a closed loopback port in the ephemeral range
+    // could "succeed" when the kernel gave the connecting socket that very
+    // port. Here a socket bound to a port connects to the same port, which
+    // is such a self-connect.
+    #[tokio::test]
+    async fn a_self_connect_is_recognised() {
+        let port = free_port();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(addr).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        assert!(is_self_connect(&stream));
+    }
+
+    #[tokio::test]
+    async fn a_connection_to_a_listener_is_not_a_self_connect() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(!is_self_connect(&stream));
     }
 
     #[tokio::test(start_paused = true)]
@@ -172,7 +206,7 @@ mod tests {
             port,
             timeout: Some(Duration::from_secs(2)),
         };
-        let err = w.attempt(&ctx()).await.unwrap_err();
+        let err = w.attempt(&quiet_ctx()).await.unwrap_err();
         assert!(err.is_timeout());
         assert_eq!(err.kind(), super::super::ActionErrorKind::Transient);
         let msg = err.to_string();

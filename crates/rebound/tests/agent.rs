@@ -622,6 +622,36 @@ fn socket_is_private_and_removed_on_sigterm() {
 }
 
 #[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    let mut agent = Agent::start(
+        quick_config()
+            .replace("timeout: 1s", "timeout: 2s")
+            .as_str(),
+    );
+    let socket = agent.socket.clone();
+    // A probe-only call on a runtime that is not up takes the probe's 2 s.
+    let in_flight = std::thread::spawn(move || {
+        let stream = UnixStream::connect(&socket).unwrap();
+        http(
+            stream,
+            "POST",
+            "/v1/runtimes/quick/ensure",
+            "{\"start_if_needed\": false}",
+            None,
+        )
+    });
+    // Give the request time to reach the agent (ordering, not timing: the
+    // probe it waits on takes 2 s).
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, stderr) = agent.stop();
+    let (status, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"status\":\"not_started\""), "{body}");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!agent.socket.exists());
+}
+
+#[test]
 fn stale_socket_file_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");

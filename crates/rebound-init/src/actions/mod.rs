@@ -325,13 +325,24 @@ mod tests {
     }
 
     #[test]
-    fn names_match_variants() {
-        assert_eq!(ActionSpec::NAMES.len(), 6);
-        let spec = ActionSpec::WaitTcp(WaitTcp {
-            host: "h".into(),
-            port: 1,
-            timeout: None,
-        });
-        assert_eq!(ActionSpec::NAMES[0], spec.name());
+    fn every_name_reads_into_the_variant_of_that_name() {
+        let with = |name: &str| match name {
+            "init.wait_tcp" => "{ host: db, port: 1 }",
+            "init.wait_http" => "{ url: 'http://db/' }",
+            "init.wait_file" => "{ path: /x }",
+            "init.run" => "{ command: 'true' }",
+            "init.s3_push" => "{ source: /x, bucket: b, key: k }",
+            "init.s3_pull" => "{ bucket: b, key: k, destination: /x }",
+            other => panic!("no test parameters for {other}: add them here"),
+        };
+        for name in ActionSpec::NAMES {
+            let yaml = format!(
+                "init:\n  steps:\n    - id: s\n      uses: {name}\n      with: {}\n",
+                with(name)
+            );
+            let spec = crate::spec::Spec::from_yaml(&yaml, "t.yaml", None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(spec.init.steps[0].action.name(), *name);
+        }
     }
 }

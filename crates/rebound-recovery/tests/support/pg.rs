@@ -47,7 +47,23 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
+/// Whether this process runs as root (PostgreSQL then needs another user).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// `program` from the server's bin dir, as `nobody` when we are root.
 fn as_nobody(bin: &Path, program: &str) -> Command {
+    if !is_root() {
+        return Command::new(bin.join(program));
+    }
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", "nobody", "--"]).arg(bin.join(program));
     cmd
@@ -98,14 +114,16 @@ impl Pg {
             .prefix("rebound-pg-")
             .tempdir()
             .expect("temp dir");
-        run(
-            {
-                let mut c = Command::new("chown");
-                c.args(["-R", "nobody:nogroup"]).arg(dir.path());
-                c
-            },
-            "chown the cluster dir to nobody",
-        );
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "nobody:nogroup"]).arg(dir.path());
+                    c
+                },
+                "chown the cluster dir to nobody",
+            );
+        }
         let data = dir.path().join("data");
         run(
             {
@@ -165,9 +183,14 @@ impl Pg {
     fn watchdog(&self) {
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-             runuser -u nobody -- {pg_ctl} -D {data} -m immediate -w stop >/dev/null 2>&1; \
+             {runas}{pg_ctl} -D {data} -m immediate -w stop >/dev/null 2>&1; \
              rm -rf {dir}",
             pid = std::process::id(),
+            runas = if is_root() {
+                "runuser -u nobody -- "
+            } else {
+                ""
+            },
             pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.dir.path().join("data").display(),
             dir = self.dir.path().display(),

@@ -614,6 +614,35 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_after_the_end_reopens_without_resetting() {
+        let c = exact();
+        let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &c, 0);
+        let (rec, _) = complete(
+            claim(rec, "w", 10_000, 20_000),
+            Outcome::Migrated,
+            &c,
+            11_000,
+        );
+        assert_eq!(rec.state, RecoveryState::Succeeded);
+        let (rec, e) = record_failure(Some(rec), &report(FailureKind::Timeout), &c, 12_000);
+        assert_eq!(rec.state, RecoveryState::Pending);
+        assert_eq!(rec.retry_count, 1);
+        assert_eq!(e.number, 3);
+        assert_eq!(rec.next_attempt_ms, Some(12_000 + 20_000));
+    }
+
+    #[test]
+    fn a_failure_reported_while_a_worker_holds_it_leaves_the_lease_alone() {
+        let c = exact();
+        let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &c, 0);
+        let rec = claim(rec, "w", 10_000, 40_000);
+        let (rec, _) = record_failure(Some(rec), &report(FailureKind::Timeout), &c, 11_000);
+        assert_eq!(rec.state, RecoveryState::Running);
+        assert_eq!(rec.lease_owner.as_deref(), Some("w"));
+        assert_eq!(rec.retry_count, 1);
+    }
+
+    #[test]
     fn claimable_when_due_or_lease_expired() {
         let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &exact(), 0);
         assert!(!rec.is_claimable(9_999));

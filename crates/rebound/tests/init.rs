@@ -474,14 +474,7 @@ fn schema_prints_a_json_schema_naming_every_action() {
     let schema: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
     assert_eq!(schema["title"], "rebound init spec");
     let text = out.stdout();
-    for name in [
-        "init.wait_tcp",
-        "init.wait_http",
-        "init.wait_file",
-        "init.run",
-        "init.s3_push",
-        "init.s3_pull",
-    ] {
+    for name in rebound_init::actions::ActionSpec::NAMES {
         assert!(text.contains(name), "{name}");
     }
 }

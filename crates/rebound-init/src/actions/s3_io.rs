@@ -24,11 +24,10 @@ const PART_SIZE: usize = 8 << 20;
 /// Parts uploaded at once.
 const PART_CONCURRENCY: usize = 4;
 
-/// The credentials and settings of one request, with the secrets kept out
-/// of `Debug`.
+/// Where the requests go: the bucket, and the endpoint and region when
+/// the spec sets them (otherwise from the AWS environment).
 struct Target<'a> {
     bucket: &'a str,
-    key: &'a str,
     endpoint: Option<&'a str>,
     region: Option<&'a str>,
 }
@@ -128,16 +127,25 @@ struct Request {
     secrets: Secrets,
 }
 
-impl Target<'_> {
-    /// The client and object path for this target, and the secrets to keep
-    /// out of its messages.
-    fn request(&self, credentials: Option<&S3Credentials>) -> Result<Request, ActionError> {
-        Ok(Request {
-            location: object_path(self.key)?,
-            store: build(self, credentials)?,
-            secrets: Secrets::of(credentials),
-        })
-    }
+/// The client and object path for `bucket`/`key`, and the secrets to keep
+/// out of its messages.
+fn request(
+    bucket: &str,
+    key: &str,
+    endpoint: &Option<String>,
+    region: &Option<String>,
+    credentials: Option<&S3Credentials>,
+) -> Result<Request, ActionError> {
+    let target = Target {
+        bucket,
+        endpoint: endpoint.as_deref(),
+        region: region.as_deref(),
+    };
+    Ok(Request {
+        location: object_path(key)?,
+        store: build(&target, credentials)?,
+        secrets: Secrets::of(credentials),
+    })
 }
 
 fn object_path(key: &str) -> Result<ObjectPath, ActionError> {
@@ -199,13 +207,7 @@ pub(crate) async fn push(
         store,
         location,
         secrets,
-    } = Target {
-        bucket: &p.bucket,
-        key: &p.key,
-        endpoint: p.endpoint.as_deref(),
-        region: p.region.as_deref(),
-    }
-    .request(credentials)?;
+    } = request(&p.bucket, &p.key, &p.endpoint, &p.region, credentials)?;
     let what = format!("s3 push to s3://{}/{}", p.bucket, p.key);
     let source = &p.source;
     let mut file = tokio::fs::File::open(source)
@@ -274,13 +276,7 @@ pub(crate) async fn pull(
         store,
         location,
         secrets,
-    } = Target {
-        bucket: &p.bucket,
-        key: &p.key,
-        endpoint: p.endpoint.as_deref(),
-        region: p.region.as_deref(),
-    }
-    .request(credentials)?;
+    } = request(&p.bucket, &p.key, &p.endpoint, &p.region, credentials)?;
     let what = format!("s3 pull of s3://{}/{}", p.bucket, p.key);
     let result = store
         .get(&location)

@@ -179,13 +179,17 @@ async fn a_dead_controllers_lease_expires_and_another_takes_the_work() {
 
     let counter = Counter::default();
     let alive = PostgresJournal::connect(&url, quick()).await.unwrap();
-    let worker = RecoveryWorker::new(alive, counter.clone(), counter.clone()).with_owner("alive");
+    let clock = crate::fixtures::ManualClock::new();
+    clock.0.store(now, std::sync::atomic::Ordering::SeqCst);
+    let worker = RecoveryWorker::new(alive, counter.clone(), counter.clone())
+        .with_owner("alive")
+        .with_clock(clock.clone());
     assert_eq!(
         worker.run_once().await.unwrap().claimed,
         0,
         "lease still held"
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    clock.advance_ms(200);
     assert_eq!(worker.run_once().await.unwrap().succeeded, 1);
     assert_eq!(counter.0.lock().unwrap().get("m1"), Some(&1));
 }

@@ -451,15 +451,64 @@ fn cut(text: &str, line: usize, column: usize) -> Cut<'_> {
             .unwrap_or(value_line)
     };
     let key_indent = indent(lines[key_line]);
-    let end = (value_line + 1..lines.len())
-        .find(|&i| meaningful(lines[i]) && indent(lines[i]) <= key_indent)
-        .unwrap_or(lines.len());
+    let block_end = || {
+        (value_line + 1..lines.len())
+            .find(|&i| meaningful(lines[i]) && indent(lines[i]) <= key_indent)
+            .unwrap_or(lines.len())
+    };
+    // A flow value (`{...}`, `[...]`) ends at its closing bracket, which may
+    // sit on a line no deeper than the key.
+    let end = match lines[value_line].chars().nth(value_col) {
+        Some('{' | '[') => flow_end(&lines, value_line, value_col).unwrap_or_else(block_end),
+        _ => block_end(),
+    };
     Cut {
         lines,
         value_line,
         value_col,
         end,
     }
+}
+
+/// The line after the one holding the bracket that closes the flow
+/// collection opening at (`line`, `col`), skipping quoted text and comments.
+fn flow_end(lines: &[&str], line: usize, col: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, text) in lines.iter().enumerate().skip(line) {
+        let chars: Vec<char> = text.chars().collect();
+        let mut k = if i == line { col } else { 0 };
+        let mut after_space = true;
+        while let Some(&c) = chars.get(k) {
+            match quote {
+                Some('"') if c == '\\' => k += 1,
+                Some('"') if c == '"' => quote = None,
+                Some('\'') if c == '\'' => {
+                    if chars.get(k + 1) == Some(&'\'') {
+                        k += 1;
+                    } else {
+                        quote = None;
+                    }
+                }
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' => quote = Some(c),
+                    '{' | '[' => depth += 1,
+                    '}' | ']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    '#' if after_space => break,
+                    _ => {}
+                },
+            }
+            after_space = c.is_whitespace();
+            k += 1;
+        }
+    }
+    None
 }
 
 impl Cut<'_> {
@@ -704,6 +753,16 @@ runtimes:
         let e = error(&text);
         let col = text.lines().nth(18).unwrap().find("0 }").unwrap() + 1;
         assert!(e.starts_with(&format!("agent.yaml:19:{col}: ")), "{e}");
+    }
+
+    #[test]
+    fn multi_line_flow_values_end_at_their_bracket() {
+        let text = "runtimes:\n  x:\n    start: {\n      steps: [ { id: a, uses: init.run, with: { command: \"echo '}' # x\" } } ]\n    }\n    probe: {\n      uses: init.wait_file,\n      with: { path: /tmp }\n    }\n    endpoint: e\n";
+        let c = AgentConfig::parse(text, "agent.yaml").unwrap();
+        assert_eq!(c.runtimes[0].start.init.steps[0].id, "a");
+        assert_eq!(c.runtimes[0].probe.init.steps[0].id, "probe");
+        let e = error(&text.replace("path: /tmp", "path: /tmp, bad: 1"));
+        assert!(e.starts_with("agent.yaml:8:"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use nix::sys::signal::Signal;
 use rebound_init::orchestrator::{InitErrorKind, Runner};
 use rebound_init::spec::Spec;
 use tokio::signal::unix::{SignalKind, signal};
@@ -91,10 +92,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         if args.command.is_empty() {
             return Ok(exit::OK);
         }
-        // The signal streams above are dropped here; the workload runner
-        // installs its own for every forwarded signal.
-        drop((interrupt, terminate));
-        workload::run(&args.command).await
+        // The workload runner forwards from these same streams: a SIGTERM
+        // that arrives now, before the workload has started, still
+        // reaches it (a new stream would not see it).
+        workload::run(
+            &args.command,
+            vec![(Signal::SIGINT, interrupt), (Signal::SIGTERM, terminate)],
+        )
+        .await
     })
 }
 

@@ -32,16 +32,26 @@ pub const FORWARDED: [Signal; 6] = [
 
 /// Runs `command` to its end, forwarding [`FORWARDED`] signals to it, and
 /// returns its exit code (128+N when signal N ended it).
-pub async fn run(command: &[OsString]) -> anyhow::Result<i32> {
+///
+/// `early` are signal streams the caller opened before (SIGINT and SIGTERM,
+/// listened to during the init): they are forwarded from, so that such a
+/// signal arriving after the init ended but before the workload started is
+/// delivered to the workload once it runs instead of being lost.
+pub async fn run(
+    command: &[OsString],
+    early: Vec<(Signal, tokio::signal::unix::Signal)>,
+) -> anyhow::Result<i32> {
     let Some((program, args)) = command.split_first() else {
         return Err(CliError::usage("no workload command after `--`").into());
     };
     // Listen before spawning, so that no SIGCHLD or forwarded signal is
     // missed between the spawn and the loop.
     let mut child_events = signal(SignalKind::child())?;
-    let mut streams = Vec::with_capacity(FORWARDED.len());
+    let mut streams = early;
     for sig in FORWARDED {
-        streams.push((sig, signal(SignalKind::from_raw(sig as i32))?));
+        if !streams.iter().any(|(s, _)| *s == sig) {
+            streams.push((sig, signal(SignalKind::from_raw(sig as i32))?));
+        }
     }
     // Become the reaper of the workload's orphans (a no-op as PID 1). The
     // init steps are over: daemons they started keep their parent.

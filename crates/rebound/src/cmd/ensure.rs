@@ -204,6 +204,11 @@ impl Progress {
     fn new(name: &str, json: bool) -> Self {
         let bar = (!json && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
+            // `wide_msg` cuts the line to the terminal's width, so that a
+            // long message never wraps and breaks the redraw.
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {wide_msg}") {
+                bar.set_style(style);
+            }
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
@@ -240,10 +245,10 @@ impl Progress {
         self.last = line;
         match &self.bar {
             Some(bar) => bar.set_message(format!(
-                "{}: {} ({}s)",
+                "{} {}s: {}",
                 self.name,
-                self.last,
-                elapsed.as_secs()
+                elapsed.as_secs(),
+                self.last
             )),
             None if changed && !self.json => eprintln!("rebound: {}: {}", self.name, self.last),
             None => {}

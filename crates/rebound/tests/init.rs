@@ -160,6 +160,27 @@ fn warn_and_continue_go_on_to_the_workload_with_bounded_lines() {
     );
 }
 
+// Plain output (not a terminal) says every 15 s that a long step is still
+// running, so a container log does not look hung. Takes 16 s of real time:
+// it checks the real interval wiring of the binary, not a backoff.
+#[test]
+fn plain_output_says_a_long_step_is_still_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "init:\n  steps:\n    - id: slow\n      uses: init.wait_file\n      with: {{ path: '{}' }}\n      timeout: 16s\n",
+            dir.path().join("never").display()
+        ),
+    );
+    Cli::new()
+        .args(["init".as_ref(), spec.as_os_str()])
+        .run()
+        .code(124)
+        .stderr_has("rebound: [slow] still waiting for file ")
+        .stderr_has("never (15s)");
+}
+
 #[test]
 fn step_timeout_is_exit_124() {
     let dir = tempfile::tempdir().unwrap();

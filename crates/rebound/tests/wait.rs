@@ -159,6 +159,19 @@ fn timeout_exits_124_naming_the_targets_not_ready() {
         .stderr_has(&format!("timed out after 300ms; not ready: {tcp}"));
 }
 
+// Plain output says every 15 s which targets are still not ready. Takes
+// 16 s of real time: it checks the binary's interval wiring, not a backoff.
+#[test]
+fn plain_output_says_what_is_still_not_ready() {
+    let closed = free_port();
+    let tcp = format!("tcp://127.0.0.1:{closed}");
+    Cli::new()
+        .args(["wait", "--timeout", "16s", &tcp])
+        .run()
+        .code(124)
+        .stderr_has(&format!("rebound: still waiting for {tcp} (15s)"));
+}
+
 #[test]
 fn timeout_in_json_lists_not_ready() {
     let closed = free_port();

@@ -11,7 +11,8 @@ use rebound_init::spec::Spec;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit::{self, CliError};
-use crate::init::{progress::Progress, workload};
+use crate::init::progress::{Progress, STILL_WAITING_EVERY};
+use crate::init::workload;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -69,8 +70,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let mut terminate = signal(SignalKind::terminate())?;
         let sink = progress.clone();
         let runner = Runner::new(&spec).on_event(move |e| sink.event(e));
+        let still_waiting = {
+            let progress = progress.clone();
+            async move {
+                let mut every = tokio::time::interval(STILL_WAITING_EVERY);
+                every.tick().await; // the first tick is immediate
+                loop {
+                    every.tick().await;
+                    progress.still_waiting();
+                }
+            }
+        };
         let outcome = tokio::select! {
             outcome = runner.run() => outcome,
+            never = still_waiting => match never {},
             _ = interrupt.recv() => {
                 return Err(CliError::new(exit::INTERRUPTED, "interrupted during the init (SIGINT)").into());
             }

@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::exit::{CliError, INTERRUPTED, OK, TERMINATED};
+use crate::init::progress::STILL_WAITING_EVERY;
 use crate::wait::target::{self, Target};
 
 const AFTER_HELP: &str = "\
@@ -100,6 +101,8 @@ async fn wait_all(
     };
     tokio::pin!(deadline);
     tokio::pin!(signals);
+    let mut still_waiting = tokio::time::interval(STILL_WAITING_EVERY);
+    still_waiting.tick().await; // the first tick is immediate
 
     let stop = loop {
         tokio::select! {
@@ -116,6 +119,7 @@ async fn wait_all(
                     break Some(Stop::Panicked(i));
                 }
             },
+            _ = still_waiting.tick() => report.still_waiting(&ready, start.elapsed()),
             () = &mut deadline => break Some(Stop::TimedOut(timeout.unwrap_or_default())),
             code = &mut signals => break Some(Stop::Signal(code)),
         }
@@ -136,12 +140,7 @@ async fn wait_all(
             Err(CliError::failed(format!("waiting for {} failed", targets[i].text)).into())
         }
         Some(Stop::TimedOut(limit)) => {
-            let not_ready: Vec<&str> = targets
-                .iter()
-                .zip(&ready)
-                .filter(|(_, r)| !**r)
-                .map(|(t, _)| t.text.as_str())
-                .collect();
+            let not_ready = not_ready(targets.iter().map(|t| t.text.as_str()), &ready);
             report.timed_out(&not_ready, elapsed);
             Err(CliError::timeout(format!(
                 "timed out after {}; not ready: {}",
@@ -304,6 +303,14 @@ impl Report {
         }
     }
 
+    /// Plain output only (the others show progress on their own): which
+    /// targets are still not ready.
+    fn still_waiting(&mut self, ready: &[bool], elapsed: Duration) {
+        if let Report::Plain(texts) = self {
+            eprintln!("{}", still_waiting_line(texts, ready, elapsed));
+        }
+    }
+
     fn done(&mut self, elapsed: Duration) {
         if let Report::Json(texts) = self {
             emit(&json!({"event": "done", "ready": texts.len(), "elapsed_ms": millis(elapsed)}));
@@ -311,8 +318,45 @@ impl Report {
     }
 }
 
+/// The texts of the targets that are not ready, in order.
+fn not_ready<'a>(texts: impl Iterator<Item = &'a str>, ready: &[bool]) -> Vec<&'a str> {
+    texts
+        .zip(ready)
+        .filter(|(_, r)| !**r)
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// `rebound: still waiting for tcp://db:5432, file:///run/ready (30s)`
+fn still_waiting_line(texts: &[String], ready: &[bool], elapsed: Duration) -> String {
+    let waiting = not_ready(texts.iter().map(String::as_str), ready);
+    format!(
+        "rebound: still waiting for {} ({})",
+        waiting.join(", "),
+        humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+    )
+}
+
 fn emit(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{value}");
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn still_waiting_lists_only_targets_not_ready() {
+        let texts = ["tcp://db:5432".to_owned(), "file:///run/ready".to_owned()];
+        assert_eq!(
+            still_waiting_line(&texts, &[true, false], Duration::from_millis(30_400)),
+            "rebound: still waiting for file:///run/ready (30s)"
+        );
+        assert_eq!(
+            still_waiting_line(&texts, &[false, false], Duration::from_secs(15)),
+            "rebound: still waiting for tcp://db:5432, file:///run/ready (15s)"
+        );
+    }
 }

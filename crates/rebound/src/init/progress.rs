@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rebound_init::actions::Stream;
@@ -17,10 +17,20 @@ pub enum Progress {
     /// One JSON object per event on stdout.
     Json,
     /// Plain lines on stderr (not a terminal, e.g. a container log).
-    Plain,
+    Plain(Plain),
     /// Live spinners on the terminal (stderr).
     Live(Live),
 }
+
+/// The plain display's state: the step running now, for the "still
+/// waiting" lines of a long step (steps run one at a time).
+#[derive(Default)]
+pub struct Plain {
+    running: Mutex<Option<(String, String, Instant)>>,
+}
+
+/// How often plain output says that a step is still running.
+pub const STILL_WAITING_EVERY: Duration = Duration::from_secs(15);
 
 /// The live display's state.
 pub struct Live {
@@ -39,7 +49,7 @@ impl Progress {
                 bars: Mutex::new(HashMap::new()),
             })
         } else {
-            Progress::Plain
+            Progress::Plain(Plain::default())
         }
     }
 
@@ -47,7 +57,8 @@ impl Progress {
     pub fn event(&self, event: &Event) {
         match self {
             Progress::Json => json_line(event),
-            Progress::Plain => {
+            Progress::Plain(plain) => {
+                plain.track(event);
                 if let Some((to_stdout, line)) = plain_line(event) {
                     if to_stdout {
                         out_line(&line);
@@ -71,7 +82,7 @@ impl Progress {
                 }
                 out_line(&value.to_string());
             }
-            Progress::Plain | Progress::Live(_) => {
+            Progress::Plain(_) | Progress::Live(_) => {
                 if let Progress::Live(live) = self {
                     let _ = live.multi.clear();
                 }
@@ -79,6 +90,48 @@ impl Progress {
                 err_line(&format!("rebound: {head}:\n{summary}"));
             }
         }
+    }
+}
+
+impl Progress {
+    /// For plain output, a "still waiting" line about the running step;
+    /// call every [`STILL_WAITING_EVERY`] (the other displays show progress
+    /// on their own).
+    pub fn still_waiting(&self) {
+        if let Progress::Plain(plain) = self
+            && let Some(line) = plain.still_waiting_line(Instant::now())
+        {
+            err_line(&line);
+        }
+    }
+}
+
+impl Plain {
+    fn track(&self, event: &Event) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        match event {
+            Event::StepStarted { step, target, .. } => {
+                *running = Some((step.clone(), target.clone(), Instant::now()));
+            }
+            Event::StepSucceeded { .. }
+            | Event::StepFailed { .. }
+            | Event::StepSkipped { .. }
+            | Event::InitFinished { .. } => *running = None,
+            _ => {}
+        }
+    }
+
+    /// `rebound: [db] still waiting for tcp db:5432 (45s)`, when a step runs.
+    fn still_waiting_line(&self, now: Instant) -> Option<String> {
+        let running = self.running.lock().ok()?;
+        let (step, target, started) = running.as_ref()?;
+        let secs = now.saturating_duration_since(*started).as_secs();
+        Some(format!(
+            "rebound: [{step}] still waiting for {target} ({})",
+            humantime::format_duration(Duration::from_secs(secs))
+        ))
     }
 }
 
@@ -264,6 +317,31 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn still_waiting_names_the_running_step_and_its_time() {
+        let plain = Plain::default();
+        let now = Instant::now();
+        assert_eq!(plain.still_waiting_line(now), None, "no step runs yet");
+        plain.track(&Event::StepStarted {
+            step: "db".into(),
+            action: "init.wait_tcp",
+            target: "tcp 127.0.0.1:5432".into(),
+            max_attempts: 1,
+            timeout: None,
+        });
+        let later = Instant::now() + Duration::from_secs(45);
+        assert_eq!(
+            plain.still_waiting_line(later).as_deref(),
+            Some("rebound: [db] still waiting for tcp 127.0.0.1:5432 (45s)")
+        );
+        plain.track(&Event::StepSucceeded {
+            step: "db".into(),
+            attempts: 1,
+            elapsed: Duration::from_secs(45),
+        });
+        assert_eq!(plain.still_waiting_line(later), None, "the step ended");
+    }
 
     #[test]
     fn plain_lines_name_the_step_and_the_next_delay() {

@@ -308,7 +308,9 @@ fn note_failure(rec: &mut Recovery, target: &str, kind: FailureKind, message: &s
     rec.target = target.to_owned();
     rec.last_failure_ms = now_ms;
     rec.updated_ms = now_ms;
-    if kind.should_change_target() && !rec.failed_targets.iter().any(|t| t == target) {
+    // Any failure counts, whatever its kind: a target that failed once with
+    // a passing error is not picked again by a later change of target.
+    if !rec.failed_targets.iter().any(|t| t == target) {
         rec.failed_targets.push(target.to_owned());
     }
 }
@@ -358,7 +360,12 @@ fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64) {
     let strategy = decide(rec.kind, rec.retry_count, config, next.is_some());
     let delay = config.retry_delay(rec.retry_count.saturating_add(1));
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-    let retry_at = rec.last_failure_ms.saturating_add(delay_ms);
+    // A retry that would come after the recovery timeout is due at the
+    // timeout instead, where the worker gives the recovery up on time.
+    let retry_at = rec
+        .last_failure_ms
+        .saturating_add(delay_ms)
+        .min(rec.deadline_ms(config));
     match strategy {
         Strategy::RetryOnSameTarget => schedule(rec, strategy, retry_at),
         Strategy::RetryOnDifferentTarget => {
@@ -611,6 +618,46 @@ mod tests {
         );
         assert_eq!(rec.state, RecoveryState::GivenUp);
         assert!(rec.reason.unwrap().contains("recovery timeout of 60s"));
+    }
+
+    #[test]
+    fn a_target_that_failed_with_any_kind_is_not_picked_again() {
+        let c = exact();
+        let r = report(FailureKind::Timeout).with_candidates(["t1", "t2"]);
+        let (rec, _) = record_failure(None, &r, &c, 0);
+        assert_eq!(rec.strategy, Strategy::RetryOnSameTarget);
+        let moved = FailureReport::new(
+            "m1",
+            "web",
+            "src",
+            "t2",
+            FailureKind::TargetUnreachable,
+            "down",
+        );
+        let (rec, _) = record_failure(Some(rec), &moved, &c, 1_000);
+        assert_eq!(rec.failed_targets, ["t1", "t2"]);
+        assert_eq!(next_candidate(&rec), None);
+        assert_eq!(rec.state, RecoveryState::GivenUp, "{:?}", rec.reason);
+    }
+
+    #[test]
+    fn a_retry_past_the_recovery_timeout_is_due_at_the_timeout() {
+        let c = RecoveryConfig {
+            recovery_timeout: Duration::from_secs(15),
+            ..exact()
+        };
+        let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &c, 0);
+        assert_eq!(rec.next_attempt_ms, Some(10_000));
+        let rec = claim(rec, "w", 10_000, 20_000);
+        let failed = Outcome::Failed {
+            kind: FailureKind::Timeout,
+            message: "slow".into(),
+            candidates: vec![],
+        };
+        // The second retry would be at 12 s + 20 s; the timeout is at 15 s.
+        let (rec, _) = complete(rec, failed, &c, 12_000);
+        assert_eq!(rec.state, RecoveryState::Pending);
+        assert_eq!(rec.next_attempt_ms, Some(15_000));
     }
 
     #[test]

@@ -219,6 +219,13 @@ fn bad_input_exits_2_and_writes_nothing() {
     .run()
     .code(2)
     .stderr_has("must not be empty");
+    // An empty message is a missing field too.
+    env.cli(base.map(|a| if a == "x" { "" } else { a }))
+        .args(["--kind", "timeout"])
+        .run()
+        .code(2)
+        .stderr_has("--message")
+        .stderr_has("must not be empty");
     Cli::new()
         .args([
             "recovery",
@@ -627,4 +634,35 @@ fn help_documents_the_exit_code_table() {
         .stdout_has("75 network_transient")
         .stdout_has("--exit-kind")
         .stdout_has("$XDG_STATE_HOME/rebound/journal.db");
+}
+
+#[test]
+fn every_subcommand_help_has_examples_and_the_kinds() {
+    for sub in ["record", "list", "show", "due", "run"] {
+        let mut out = Cli::new()
+            .args(["recovery", sub, "--help"])
+            .run()
+            .code(0)
+            .stdout_has("Examples:")
+            .stdout_has(&format!("rebound recovery {sub}"))
+            .stdout_has("Exit codes:");
+        for kind in [
+            "network_transient",
+            "network_permanent",
+            "insufficient_resources",
+            "incompatible_target",
+            "state_corruption",
+            "timeout",
+            "target_unreachable",
+            "unknown",
+        ] {
+            out = out.stdout_has(kind);
+        }
+    }
+    Cli::new()
+        .args(["recovery", "run", "--help"])
+        .run()
+        .code(0)
+        .stdout_has("75 network_transient")
+        .stdout_has("--exit-kind CODE=KIND");
 }

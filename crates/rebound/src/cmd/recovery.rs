@@ -8,22 +8,41 @@ use rebound_recovery::{FailureKind, RecoveryState, RetryJitter};
 
 use crate::recovery::exec::ExitKinds;
 
-const AFTER_HELP: &str = "\
+/// The failure kinds, listed in every subcommand's help.
+macro_rules! kinds_help {
+    () => {
+        "Failure kinds (--kind, --exit-kind, LAST KIND):
+  network_transient network_permanent insufficient_resources incompatible_target
+  state_corruption timeout target_unreachable unknown"
+    };
+}
+
+/// The migrate command's exit-code table (`--exit-kind` overrides it).
+macro_rules! exit_kinds_help {
+    () => {
+        "Migrate-command exit codes (override with --exit-kind CODE=KIND):
+  0 success        65 state_corruption    68 target_unreachable
+  69 target_unreachable  73 insufficient_resources  75 network_transient
+  76 network_permanent   78 incompatible_target     124 timeout
+  anything else, or killed by a signal: unknown"
+    };
+}
+
+const AFTER_HELP: &str = concat!(
+    "\
 Journal:
   sqlite:PATH        a SQLite file (default: $XDG_STATE_HOME/rebound/journal.db,
                      else ~/.local/state/rebound/journal.db)
   postgres://...     PostgreSQL, for several controllers (no TLS yet: use
                      loopback or a Unix socket)
 
-Failure kinds:
-  network_transient network_permanent insufficient_resources incompatible_target
-  state_corruption timeout target_unreachable unknown
+",
+    kinds_help!(),
+    "
 
-Migrate-command exit codes (override with --exit-kind CODE=KIND):
-  0 success        65 state_corruption    68 target_unreachable
-  69 target_unreachable  73 insufficient_resources  75 network_transient
-  76 network_permanent   78 incompatible_target     124 timeout
-  anything else, or killed by a signal: unknown
+",
+    exit_kinds_help!(),
+    "
 
 Examples:
   rebound recovery record --migration m-42 --workload web --source node-a \\
@@ -36,7 +55,83 @@ Examples:
 
 Exit codes: 0 done; 2 bad input (nothing written); 3 journal unreachable,
 newer journal schema, or (run --once) a recovery was given up;
-130/143 run stopped by SIGINT/SIGTERM.";
+130/143 run stopped by SIGINT/SIGTERM."
+);
+
+const RECORD_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery record --migration m-42 --workload web --source node-a \\
+      --target node-b --kind target_unreachable --message 'no route' \\
+      --candidates node-c,node-d --snapshot /var/lib/snap/web.img
+  rebound recovery --journal sqlite:/tmp/j.db record --migration m-7 \\
+      --workload db --source n1 --target n2 --kind timeout --message 'slow copy'
+
+Another failure of a recorded migration adds to its history and retry count.
+Exit codes: 0 recorded; 2 bad input (nothing written); 3 journal unreachable
+or of a newer schema."
+);
+
+const LIST_HELP: &str = concat!(
+    "States: pending running succeeded rolled_back given_up
+
+",
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery list
+  rebound recovery list --state given_up --json
+
+Exit codes: 0 listed; 2 bad input; 3 journal unreachable or of a newer schema."
+);
+
+const SHOW_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery show m-42
+  rebound recovery show m-42 --json
+
+Exit codes: 0 shown; 2 no such migration or bad input; 3 journal unreachable
+or of a newer schema."
+);
+
+const DUE_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery due
+  rebound recovery --journal postgres://rebound@127.0.0.1/rebound due --json
+
+Exit codes: 0 listed; 2 bad input; 3 journal unreachable or of a newer schema."
+);
+
+const RUN_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+",
+    exit_kinds_help!(),
+    "
+
+Examples:
+  rebound recovery run --migrate-cmd ./migrate.sh --rollback-cmd ./restore.sh --once
+  rebound recovery --journal postgres://rebound@127.0.0.1/rebound run \\
+      --migrate-cmd 'migrate --to \"$REBOUND_TARGET\"' \\
+      --rollback-cmd 'restore --from \"$REBOUND_SNAPSHOT\"' \\
+      --workers 4 --exit-kind 70=state_corruption
+
+Exit codes: 0 done; 2 bad input; 3 journal unreachable or of a newer schema,
+or (--once) a recovery was given up; 130/143 stopped by SIGINT/SIGTERM."
+);
+
+/// The heading of the journal and settings options in every help.
+const HEADING: &str = "Journal and recovery settings";
 
 /// Arguments of `rebound recovery`.
 #[derive(Debug, clap::Args)]
@@ -44,43 +139,43 @@ newer journal schema, or (run --once) a recovery was given up;
 pub struct Args {
     /// The journal: sqlite:PATH or postgres://... (default: the SQLite file
     /// under the user's state directory).
-    #[arg(long, env = "REBOUND_JOURNAL", value_name = "ADDR", global = true)]
+    #[arg(long, env = "REBOUND_JOURNAL", value_name = "ADDR", global = true, help_heading = HEADING)]
     pub journal: Option<String>,
 
     /// Retries before rolling back (or giving up).
-    #[arg(long, value_name = "N", default_value_t = 3, global = true)]
+    #[arg(long, value_name = "N", default_value_t = 3, global = true, help_heading = HEADING)]
     pub max_retries: u32,
 
     /// Delay before the first retry; doubles on each retry.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration, global = true)]
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub initial_delay: Duration,
 
     /// Cap on the delay between retries.
-    #[arg(long, value_name = "D", default_value = "300s", value_parser = parse_duration, global = true)]
+    #[arg(long, value_name = "D", default_value = "300s", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub max_delay: Duration,
 
     /// Keep the delay at --initial-delay instead of doubling it.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = HEADING)]
     pub constant_delay: bool,
 
     /// Randomness added to each delay.
-    #[arg(long, value_name = "J", default_value = "equal", value_parser = parse_jitter, global = true)]
+    #[arg(long, value_name = "J", default_value = "equal", value_parser = parse_jitter, global = true, help_heading = HEADING)]
     pub jitter: RetryJitter,
 
     /// Give a recovery up this long after its first failure.
-    #[arg(long, value_name = "D", default_value = "600s", value_parser = parse_duration, global = true)]
+    #[arg(long, value_name = "D", default_value = "600s", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub recovery_timeout: Duration,
 
     /// Give up instead of rolling back on permanent failures.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = HEADING)]
     pub no_auto_rollback: bool,
 
     /// History entries kept per migration (all are counted).
-    #[arg(long, value_name = "N", default_value_t = 50, global = true)]
+    #[arg(long, value_name = "N", default_value_t = 50, global = true, help_heading = HEADING)]
     pub history: u32,
 
     /// Snapshots older than this are not rolled back to.
-    #[arg(long, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true)]
+    #[arg(long, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub snapshot_max_age: Duration,
 
     /// What to do.
@@ -92,14 +187,19 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
     /// Record a failed migration (or another failure of a recorded one).
+    #[command(after_help = RECORD_HELP)]
     Record(RecordArgs),
     /// List recoveries.
+    #[command(after_help = LIST_HELP)]
     List(ListArgs),
     /// Show one recovery with its whole kept history.
+    #[command(after_help = SHOW_HELP)]
     Show(ShowArgs),
     /// List the recoveries a worker would claim now.
+    #[command(after_help = DUE_HELP)]
     Due(DueArgs),
     /// Claim due recoveries and run the migrate or rollback command.
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
 }
 
@@ -122,7 +222,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "KIND")]
     pub kind: FailureKind,
     /// What the failure said.
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", value_parser = non_empty)]
     pub message: String,
     /// Other targets to try, in order (comma-separated).
     #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = non_empty)]
@@ -227,4 +327,49 @@ fn non_empty(text: &str) -> Result<String, String> {
 /// Runs `rebound recovery`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     crate::recovery::run(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    // The help's exit-code table is typed by hand: it must say exactly what
+    // the default table does.
+    #[test]
+    fn help_lists_exactly_the_default_exit_code_table() {
+        let table = ExitKinds::default();
+        let mut listed = 0;
+        for code in 1..=255 {
+            let kind = table.kind(ExitStatus::from_raw(code << 8));
+            let entry = format!("{code} {kind}");
+            if kind == FailureKind::Unknown {
+                assert!(!RUN_HELP.contains(&entry), "{entry} listed");
+            } else {
+                listed += 1;
+                assert!(RUN_HELP.contains(&entry), "{entry} missing");
+                assert!(AFTER_HELP.contains(&entry), "{entry} missing");
+            }
+        }
+        assert_eq!(listed, 8);
+    }
+
+    #[test]
+    fn every_help_lists_every_kind() {
+        for help in [
+            AFTER_HELP,
+            RECORD_HELP,
+            LIST_HELP,
+            SHOW_HELP,
+            DUE_HELP,
+            RUN_HELP,
+        ] {
+            for kind in FailureKind::ALL {
+                assert!(help.contains(kind.as_str()), "{kind} missing:\n{help}");
+            }
+            assert!(help.contains("Examples:\n  rebound recovery"), "{help}");
+        }
+    }
 }

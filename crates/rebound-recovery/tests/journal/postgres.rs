@@ -229,3 +229,31 @@ async fn a_cancelled_change_leaves_no_transaction_open() {
         "a's change is committed and visible to b"
     );
 }
+
+// Missing PostgreSQL binaries fail the PostgreSQL tests with what to do;
+// they never skip them and pass.
+#[test]
+#[should_panic(expected = "run scripts/deps.sh to install them")]
+fn missing_server_binaries_fail_loudly() {
+    let root = tempfile::tempdir().unwrap();
+    // A client-only install: a version dir without initdb/pg_ctl.
+    std::fs::create_dir_all(root.path().join("16/bin")).unwrap();
+    std::fs::write(root.path().join("16/bin/psql"), "").unwrap();
+    crate::pg::bin_dir_in(root.path());
+}
+
+#[test]
+fn the_newest_server_bin_dir_is_used() {
+    let root = tempfile::tempdir().unwrap();
+    for version in ["9", "15", "16"] {
+        let bin = root.path().join(version).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for program in ["initdb", "pg_ctl"] {
+            std::fs::write(bin.join(program), "").unwrap();
+        }
+    }
+    assert_eq!(
+        crate::pg::bin_dir_in(root.path()),
+        root.path().join("16/bin")
+    );
+}

@@ -24,7 +24,13 @@ pub struct Pg {
 
 /// The newest `/usr/lib/postgresql/*/bin` with `initdb` and `pg_ctl`.
 pub fn bin_dir() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+    bin_dir_in(Path::new("/usr/lib/postgresql"))
+}
+
+/// The newest `ROOT/*/bin` with `initdb` and `pg_ctl`; panics (fails the
+/// test, never skips it) naming scripts/deps.sh when there is none.
+pub fn bin_dir_in(root: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
@@ -41,8 +47,9 @@ pub fn bin_dir() -> PathBuf {
     match dirs.pop() {
         Some(dir) => dir,
         None => panic!(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin: \
-             run scripts/deps.sh to install them"
+            "PostgreSQL server binaries (initdb, pg_ctl) not found under {}/*/bin: \
+             run scripts/deps.sh to install them",
+            root.display()
         ),
     }
 }

@@ -1,35 +1,22 @@
-//! Running a child process while forwarding the signals rebound receives.
-//!
-//! Used by `rebound retry` and `rebound init -- CMD`: rebound stays the
-//! parent (so it can retry or report), and every listed signal it gets is
-//! passed on to the child, which decides how to end. The child's status is
-//! mapped to a shell-style exit code: its own code, or 128+N when signal N
-//! ended it.
+//! Running a child process for `rebound retry`: spawning it (in its own
+//! process group unless it may need the terminal), passing on the signals
+//! rebound receives, and mapping its status to a shell-style exit code (its
+//! own code, or 128+N when signal N ended it).
 
 use std::future::poll_fn;
 use std::io;
+use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::task::Poll;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The signals `rebound retry` forwards (and that stop its retries).
 pub const RETRY_SIGNALS: [SignalKind; 2] = [SignalKind::interrupt(), SignalKind::terminate()];
-
-/// The signals a supervisor such as `rebound init -- CMD` forwards.
-#[allow(dead_code)]
-pub const SUPERVISOR_SIGNALS: [SignalKind; 6] = [
-    SignalKind::terminate(),
-    SignalKind::interrupt(),
-    SignalKind::hangup(),
-    SignalKind::quit(),
-    SignalKind::user_defined1(),
-    SignalKind::user_defined2(),
-];
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,51 +72,99 @@ impl Forwarder {
         })
         .await
     }
+}
 
-    /// Spawns `cmd`, forwards every signal received to it until it exits,
-    /// and maps its status. The child is killed if this future is dropped.
-    ///
-    /// # Errors
-    ///
-    /// The spawn error (e.g. `NotFound` for an unknown program), or an error
-    /// waiting for the child.
-    pub async fn run(&mut self, cmd: &mut Command) -> io::Result<ChildExit> {
-        cmd.kill_on_drop(true);
-        let mut child = cmd.spawn()?;
-        let pid = child.id();
-        let mut signalled = None;
-        loop {
-            tokio::select! {
-                status = child.wait() => {
-                    return Ok(ChildExit::from_status(status?, signalled));
-                }
-                number = self.recv() => {
-                    signalled = Some(number);
-                    if let Some(pid) = pid {
-                        send_signal(pid, number);
-                    }
-                }
-            }
-        }
+/// Whether children get their own process group: yes unless stdin is a
+/// terminal. A child in its own group can be killed together with whatever
+/// it started (`sh -c 'a; b'`), but it is a background job for the
+/// terminal: reading from it would stop the child (SIGTTIN). So on a
+/// terminal the child stays in rebound's foreground group, where it can read
+/// and gets the terminal's Ctrl-C directly.
+pub fn own_group_by_default() -> bool {
+    !io::stdin().is_terminal()
+}
+
+/// Where forwarded signals go: a child, or its whole process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pid: u32,
+    group: bool,
+}
+
+impl Target {
+    /// Sends signal `number`. Best effort: a child that has just exited
+    /// (ESRCH) or an unknown signal number is ignored.
+    pub fn send(self, number: i32) {
+        let (Ok(pid), Ok(sig)) = (i32::try_from(self.pid), Signal::try_from(number)) else {
+            return;
+        };
+        let pid = Pid::from_raw(pid);
+        let _ = if self.group {
+            killpg(pid, sig)
+        } else {
+            kill(pid, sig)
+        };
     }
 }
 
-/// Spawns `cmd`, forwards `signals` to it while it runs, waits, and maps the
-/// status to an exit code (128+N for signal N).
-///
-/// # Errors
-///
-/// Installing a signal listener, spawning or waiting failed.
-#[allow(dead_code)]
-pub async fn run_forwarding(cmd: &mut Command, signals: &[SignalKind]) -> io::Result<ChildExit> {
-    Forwarder::new(signals)?.run(cmd).await
+/// A spawned child. Dropping it before [`Running::wait`] returned kills
+/// the child, and its whole process group when it has one (so a cancelled
+/// attempt leaves nothing running that holds rebound's stdout open).
+pub struct Running {
+    child: Child,
+    target: Option<Target>,
+    reaped: bool,
 }
 
-/// Sends signal `number` to process `pid`. Best effort: a child that has
-/// just exited (ESRCH) or an unknown signal number is ignored.
-pub fn send_signal(pid: u32, number: i32) {
-    if let (Ok(pid), Ok(sig)) = (i32::try_from(pid), Signal::try_from(number)) {
-        let _ = kill(Pid::from_raw(pid), sig);
+impl Running {
+    /// Spawns `cmd`, as the leader of a new process group when `own_group`.
+    ///
+    /// # Errors
+    ///
+    /// The spawn error (e.g. `NotFound` for an unknown program).
+    pub fn spawn(cmd: &mut Command, own_group: bool) -> io::Result<Self> {
+        cmd.kill_on_drop(true);
+        if own_group {
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn()?;
+        let target = child.id().map(|pid| Target {
+            pid,
+            group: own_group,
+        });
+        Ok(Self {
+            child,
+            target,
+            reaped: false,
+        })
+    }
+
+    /// Where signals for this child go (`None` once it has been reaped).
+    pub fn target(&self) -> Option<Target> {
+        self.target.filter(|_| !self.reaped)
+    }
+
+    /// Waits for the child to exit.
+    ///
+    /// # Errors
+    ///
+    /// An error waiting for the child.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child.wait().await?;
+        self.reaped = true;
+        Ok(status)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Not reaped yet, so the group id cannot have been reused. The child
+        // itself is then killed by `kill_on_drop`.
+        if let Some(target) = self.target() {
+            if target.group {
+                target.send(Signal::SIGKILL as i32);
+            }
+        }
     }
 }
 
@@ -146,6 +181,7 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::time::Duration;
 
     fn sh(script: &str) -> Command {
@@ -154,54 +190,98 @@ mod tests {
         cmd
     }
 
+    async fn exit_of(script: &str) -> ChildExit {
+        let mut child = Running::spawn(&mut sh(script), true).unwrap();
+        ChildExit::from_status(child.wait().await.unwrap(), None)
+    }
+
+    /// Waits (in real time: a real process writes it) for `path`.
+    async fn wait_for(path: &Path) {
+        while !path.exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Whether process `pid` still runs (a zombie counts as ended).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
+    }
+
     #[tokio::test]
     async fn maps_exit_codes_and_signals() {
-        let exit = run_forwarding(&mut sh("exit 7"), &[]).await.unwrap();
         assert_eq!(
-            exit,
+            exit_of("exit 7").await,
             ChildExit {
                 code: 7,
                 signalled: None,
                 killed_by: None,
             }
         );
-        let exit = run_forwarding(&mut sh("kill -KILL $$"), &[]).await.unwrap();
+        let exit = exit_of("kill -KILL $$").await;
         assert_eq!((exit.code, exit.killed_by), (128 + 9, Some(9)));
         // A plain exit with a code above 128 is not a signal.
-        let exit = run_forwarding(&mut sh("exit 143"), &[]).await.unwrap();
+        let exit = exit_of("exit 143").await;
         assert_eq!((exit.code, exit.killed_by), (143, None));
     }
 
     #[tokio::test]
     async fn unknown_program_is_a_not_found_error() {
-        let err = run_forwarding(&mut Command::new("/nonexistent/rebound-test"), &[])
-            .await
-            .unwrap_err();
+        let err = Running::spawn(&mut Command::new("/nonexistent/rebound-test"), true)
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
     #[tokio::test]
-    async fn forwards_a_received_signal_to_the_child() {
-        // SIGUSR1 is sent to this test process; the child traps it and exits
-        // with 42, which proves it was forwarded.
+    async fn forwarder_reports_each_signal_received() {
         let mut fwd = Forwarder::new(&[SignalKind::user_defined1()]).unwrap();
+        kill(Pid::this(), Signal::SIGUSR1).unwrap();
+        assert_eq!(fwd.recv().await, Signal::SIGUSR1 as i32);
+    }
+
+    #[tokio::test]
+    async fn a_group_target_reaches_what_the_child_started() {
+        // SIGUSR1 ends the shell (default action) and, sent to the group,
+        // also reaches the grandchild, which records it.
         let dir = tempfile::tempdir().unwrap();
-        let ready = dir.path().join("ready");
+        let (ready, got) = (dir.path().join("ready"), dir.path().join("got"));
         let script = format!(
-            "trap 'exit 42' USR1; touch {}; while :; do sleep 0.01; done",
-            ready.display()
+            "sh -c 'trap \"touch {got}; exit 0\" USR1; touch {ready}; while :; do sleep 0.01; done' & wait",
+            got = got.display(),
+            ready = ready.display()
         );
-        let mut cmd = sh(&script);
-        let run = fwd.run(&mut cmd);
-        let send = async {
-            while !ready.exists() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut child = Running::spawn(&mut sh(&script), true).unwrap();
+        wait_for(&ready).await;
+        child.target().unwrap().send(Signal::SIGUSR1 as i32);
+        let exit = ChildExit::from_status(child.wait().await.unwrap(), None);
+        assert_eq!(exit.killed_by, Some(Signal::SIGUSR1 as i32));
+        assert_eq!(child.target(), None, "reaped: nothing to signal");
+        tokio::time::timeout(Duration::from_secs(20), wait_for(&got))
+            .await
+            .expect("the grandchild never got SIGUSR1");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_running_child_kills_its_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!(
+            "sleep 30 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait",
+            pid_file.display()
+        );
+        let child = Running::spawn(&mut sh(&script), true).unwrap();
+        wait_for(&pid_file).await;
+        let grandchild = std::fs::read_to_string(&pid_file).unwrap();
+        let grandchild = grandchild.trim();
+        assert!(alive(grandchild));
+        drop(child);
+        for _ in 0..500 {
+            if !alive(grandchild) {
+                return;
             }
-            kill(Pid::this(), Signal::SIGUSR1).unwrap();
-        };
-        let (exit, ()) = tokio::join!(run, send);
-        let exit = exit.unwrap();
-        assert_eq!(exit.code, 42);
-        assert_eq!(exit.signalled, Some(Signal::SIGUSR1 as i32));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the grandchild {grandchild} survived");
     }
 }

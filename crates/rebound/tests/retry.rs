@@ -358,3 +358,76 @@ fn json_reports_a_deadline_stop() {
     assert_eq!(first["outcome"], "deadline");
     assert_eq!(first["attempt"], 1);
 }
+
+/// Whether process `pid` still runs (a zombie counts as ended).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
+}
+
+#[test]
+fn deadline_kills_what_the_attempt_started_too() {
+    // Regression: only the child (sh) was killed; its `sleep` kept running
+    // and held rebound's stdout open for 30 s.
+    let s = Scratch::new();
+    let pid_file = s.path("pid");
+    let script = format!(
+        "sleep 30 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait",
+        pid_file.display()
+    );
+    let started = Instant::now();
+    retry(&["--deadline", "500ms"], &script)
+        .run()
+        .code(124)
+        .stderr_has("the running attempt was killed");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the output stayed open until the grandchild ended"
+    );
+    let grandchild = std::fs::read_to_string(&pid_file).unwrap();
+    let grandchild = grandchild.trim();
+    let until = Instant::now() + Duration::from_secs(5);
+    while alive(grandchild) {
+        assert!(
+            Instant::now() < until,
+            "the grandchild {grandchild} survived"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A script printing `own-group` when it leads its own process group, and
+/// `parent-group` when it shares its parent's (rebound's).
+const PROCESS_GROUP_PROBE: &str = "\
+read -r _ _ _ _ mine _ < /proc/$$/stat; read -r _ _ _ _ parent _ < /proc/$PPID/stat; \
+if [ \"$mine\" = \"$$\" ]; then echo own-group; \
+elif [ \"$mine\" = \"$parent\" ]; then echo parent-group; else echo other-group; fi";
+
+#[test]
+fn without_a_terminal_the_command_leads_its_own_process_group() {
+    let out = retry(&[], PROCESS_GROUP_PROBE).run().code(0);
+    assert_eq!(out.stdout(), "own-group\n");
+}
+
+#[test]
+fn on_a_terminal_the_command_stays_in_the_foreground_group() {
+    // So that it can read the terminal and gets its Ctrl-C directly.
+    let s = Scratch::new();
+    let probe = s.path("probe.sh");
+    std::fs::write(&probe, PROCESS_GROUP_PROBE).unwrap();
+    let inner = format!(
+        "'{}' retry --attempts 1 -- sh '{}'",
+        env!("CARGO_BIN_EXE_rebound"),
+        probe.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("this test needs `script` (util-linux) for a pseudo-terminal: {err}")
+        });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("parent-group"), "{text}");
+}

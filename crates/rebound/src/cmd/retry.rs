@@ -15,7 +15,7 @@ use rebound_retry::{
 };
 use tokio::process::Command;
 
-use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, send_signal};
+use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, Running, Target, own_group_by_default};
 use crate::exit::{CliError, TIMEOUT};
 
 const AFTER_HELP: &str = "\
@@ -29,6 +29,12 @@ Exit code: the child's last exit code (128+N when signal N ended it);
 ran out; 126/127 when CMD cannot be executed / is not found; 130/143 when
 SIGINT/SIGTERM arrived between attempts. SIGINT and SIGTERM received while
 the child runs are forwarded to it and stop the retries.
+
+Unless stdin is a terminal, CMD runs in its own process group: forwarded
+signals go to the whole group, and --deadline kills the whole group, so
+nothing CMD started keeps running (or holds the output open) after it.
+On a terminal CMD stays in rebound's foreground group so that it can read
+the terminal; there only CMD itself is signalled and killed.
 
 Examples:
   rebound retry -- curl -fsS http://127.0.0.1:8080/health
@@ -64,8 +70,9 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "J")]
     jitter: Option<JitterArg>,
 
-    /// Deadline for the whole run: a running attempt is killed when it
-    /// passes, and no retry starts that could not begin before it.
+    /// Deadline for the whole run: a running attempt is killed (with its
+    /// process group) when it passes, and no retry is started when its delay
+    /// would reach it (rebound stops at once instead of sleeping).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     deadline: Option<Duration>,
 
@@ -187,8 +194,9 @@ impl Classify<AttemptError> for ExitClassifier {
 /// What the attempts and the signal listener share.
 #[derive(Debug, Default)]
 struct Shared {
-    /// The running child, if any: signals received go to it.
-    pid: Mutex<Option<u32>>,
+    /// The running child (or its process group), if any: signals received
+    /// go to it.
+    target: Mutex<Option<Target>>,
     /// The signal that stopped the retries (0: none yet).
     stop: AtomicI32,
 }
@@ -201,11 +209,11 @@ impl Shared {
     /// A signal arrived: forward it to the running child and return true,
     /// or return false when no child runs (between attempts).
     fn forward(&self, number: i32) -> bool {
-        let pid = self.pid.lock().unwrap_or_else(PoisonError::into_inner);
+        let target = self.target.lock().unwrap_or_else(PoisonError::into_inner);
         self.stop.store(number, Ordering::SeqCst);
-        match *pid {
-            Some(pid) => {
-                send_signal(pid, number);
+        match *target {
+            Some(target) => {
+                target.send(number);
                 true
             }
             None => false,
@@ -213,19 +221,20 @@ impl Shared {
     }
 }
 
-/// Registers the running child's pid, and clears it however the run ends.
-struct PidGuard(Arc<Shared>);
+/// Registers the running child as the signal target, and clears it however
+/// the run ends.
+struct TargetGuard(Arc<Shared>);
 
-impl PidGuard {
-    fn new(shared: &Arc<Shared>, pid: Option<u32>) -> Self {
-        *shared.pid.lock().unwrap_or_else(PoisonError::into_inner) = pid;
+impl TargetGuard {
+    fn new(shared: &Arc<Shared>, target: Option<Target>) -> Self {
+        *shared.target.lock().unwrap_or_else(PoisonError::into_inner) = target;
         Self(Arc::clone(shared))
     }
 }
 
-impl Drop for PidGuard {
+impl Drop for TargetGuard {
     fn drop(&mut self) {
-        *self.0.pid.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.0.target.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -245,6 +254,7 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
     // that no signal is missed: during an attempt a signal is forwarded to
     // the child and stops the retries; between attempts it stops at once.
     let mut signals = Forwarder::new(&RETRY_SIGNALS)?;
+    let own_group = own_group_by_default();
 
     let op = {
         let (program, shared, attempts) = (
@@ -257,9 +267,11 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
             attempts.fetch_add(1, Ordering::SeqCst);
             async move {
                 let mut cmd = Command::new(&program.0);
-                cmd.args(&program.1).kill_on_drop(true);
-                let mut child = cmd.spawn().map_err(AttemptError::Spawn)?;
-                let guard = PidGuard::new(&shared, child.id());
+                cmd.args(&program.1);
+                // Dropped when --deadline cancels the attempt: that kills
+                // the child (and its process group, if it has its own).
+                let mut child = Running::spawn(&mut cmd, own_group).map_err(AttemptError::Spawn)?;
+                let guard = TargetGuard::new(&shared, child.target());
                 let status = child.wait().await.map_err(AttemptError::Spawn)?;
                 drop(guard);
                 let exit = ChildExit::from_status(status, shared.stop_signal());

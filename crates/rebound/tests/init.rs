@@ -41,7 +41,20 @@ fn repo_root() -> PathBuf {
 
 #[test]
 fn quickstart_example_runs_then_the_workload() {
-    let spec = repo_root().join("examples/quickstart.yaml");
+    // The example as shipped, with its /tmp files moved into a directory of
+    // this test's own, so that two test runs at once on one machine do not
+    // share the failure counter of the `flaky` step.
+    let text = std::fs::read_to_string(repo_root().join("examples/quickstart.yaml")).unwrap();
+    assert!(
+        text.contains("/tmp/rebound-quickstart."),
+        "the example's paths changed"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let moved = text.replace(
+        "/tmp/rebound-quickstart.",
+        &format!("{}/rebound-quickstart.", dir.path().display()),
+    );
+    let spec = write_spec(dir.path(), &moved);
     init_then(&spec, &["echo", "workload started"])
         .run()
         .code(0)

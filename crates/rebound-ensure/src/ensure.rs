@@ -146,16 +146,21 @@ impl Ensure {
     /// ```
     #[inline]
     pub fn try_ready(&self) -> Option<Response> {
-        #[cfg(not(loom))]
-        let info = self.machine.ready_shared().map(Arc::clone);
-        #[cfg(loom)]
-        let info = self.machine.ready_shared();
-        info.map(|info| Response::ready(Status::Reused, info))
+        self.machine
+            .ready_owned()
+            .map(|info| Response::ready(Status::Reused, info))
     }
 
     /// The Ready fast path by reference, like `OnceCell::get`: the trusted
     /// Ready's endpoint and message, read with two atomic loads (no lock, no
     /// reference count), or `None` when not Ready or within a re-probe.
+    ///
+    /// Answers are kept for the life of the [`Ensure`] so that references
+    /// stay valid; equal answers share one copy, and at most 64 distinct
+    /// ones are kept. A runtime whose start reports a new endpoint or
+    /// message each time gets `None` here after 64 of them; use
+    /// [`try_ready`](Self::try_ready) (also lock-free, one reference count)
+    /// or [`ensure`](Self::ensure), which answer in every case.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -750,17 +755,36 @@ mod tests {
             },
             || async { ProbeOutcome::Down("down".into()) },
         );
+        let begun = Instant::now();
         e.ensure(true).await;
         run_for(Duration::from_millis(1)).await;
-        // First failure: 2 s backoff. Every poll inside it gets `failed`.
-        for _ in 0..10 {
+        // First failure (at `begun`: the start fails at once): a 2 s
+        // backoff, to the millisecond. Every poll inside it gets `failed`
+        // with the exact time left, and nothing is started again.
+        let first = e.ensure(true).await;
+        assert_eq!(first.status(), Status::Failed);
+        assert_eq!(first.message(), "exit status 1");
+        assert_eq!(
+            first.retry_after(),
+            Some(Duration::from_secs(2) - Duration::from_millis(1))
+        );
+        for _ in 0..13 {
+            run_for(Duration::from_millis(150)).await;
             let r = e.ensure(true).await;
             assert_eq!(r.status(), Status::Failed);
-            assert_eq!(r.message(), "exit status 1");
-            run_for(Duration::from_millis(150)).await;
+            assert_eq!(
+                r.retry_after(),
+                Some(begun + Duration::from_secs(2) - Instant::now())
+            );
         }
+        // The last moment of the window: 1 ms left, still `failed`.
+        tokio::time::sleep_until(begun + Duration::from_secs(2) - Duration::from_millis(1)).await;
+        let last = e.ensure(true).await;
+        assert_eq!(last.status(), Status::Failed);
+        assert_eq!(last.retry_after(), Some(Duration::from_millis(1)));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        run_for(Duration::from_millis(500)).await;
+        // The window's end: the next call starts again.
+        tokio::time::sleep_until(begun + Duration::from_secs(2)).await;
         assert_eq!(e.ensure(true).await.status(), Status::Starting);
         run_for(Duration::from_millis(1)).await;
         // Second failure: the backoff doubled to 4 s.

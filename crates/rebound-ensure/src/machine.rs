@@ -34,7 +34,9 @@ pub type BackoffFn = Box<dyn Fn(u32) -> Duration + Send + Sync>;
 //    that generation is alive, by the same argument as 2.
 // 5. `fast` (the Ready fast path) is updated right after the snapshot, under
 //    the same lock: it holds the info exactly when the snapshot is a Ready
-//    that is not being verified.
+//    that is not being verified, unless that answer found no slot (more
+//    than `published::CAP` distinct answers): then it is marked overflowed
+//    and `ready_owned` reads the snapshot instead.
 
 /// The machine: a lock-free snapshot plus a small lock for transitions.
 pub struct Machine {
@@ -138,18 +140,33 @@ impl Machine {
         self.snapshot.load()
     }
 
-    /// The Ready fast path: the trusted Ready's info, without a lock.
+    /// The Ready fast path: the trusted Ready's info, without a lock;
+    /// `None` also when the answer found no slot (see `published.rs`).
     #[cfg(not(loom))]
     #[inline]
     pub fn ready(&self) -> Option<&ReadyInfo> {
         self.fast.get().map(|slot| &slot.info)
     }
 
-    /// The fast path's answer as a shared, owned value.
+    /// The trusted Ready's info as a shared, owned value, without a lock:
+    /// from the fast path, or from the snapshot when the answer found no
+    /// slot there.
     #[cfg(not(loom))]
     #[inline]
-    pub fn ready_shared(&self) -> Option<&StdArc<ReadyInfo>> {
-        self.fast.get().map(|slot| &slot.shared)
+    pub fn ready_owned(&self) -> Option<StdArc<ReadyInfo>> {
+        if let Some(slot) = self.fast.get() {
+            return Some(StdArc::clone(&slot.shared));
+        }
+        if !self.fast.overflowed() {
+            return None;
+        }
+        match &self.load().phase {
+            Phase::Ready {
+                info,
+                verifying: false,
+            } => Some(StdArc::clone(info)),
+            _ => None,
+        }
     }
 
     /// The Ready fast path (loom model).
@@ -160,7 +177,7 @@ impl Machine {
 
     /// The fast path's answer as a shared, owned value (loom model).
     #[cfg(loom)]
-    pub fn ready_shared(&self) -> Option<StdArc<ReadyInfo>> {
+    pub fn ready_owned(&self) -> Option<StdArc<ReadyInfo>> {
         self.fast.get()
     }
 
@@ -524,5 +541,30 @@ mod tests {
             matches!(&snap.phase, Phase::Ready { verifying: false, info } if info.endpoint() == "e")
         );
         assert_eq!(m.ready().map(|i| i.endpoint()), Some("e"));
+    }
+
+    /// A start that reports a new message every time: memory stays bounded
+    /// and the answer still comes without the lock, from the snapshot.
+    #[test]
+    fn a_new_answer_on_every_start_is_served_beyond_the_slot_cap() {
+        let m = machine(1);
+        let now = Instant::now();
+        let restarts = crate::published::CAP + 10;
+        for n in 0..restarts {
+            let ticket = drive(&m, now);
+            let generation = ticket.generation();
+            ticket.succeed(ReadyInfo::new("e", format!("pid {n}")), now);
+            let owned = m.ready_owned().expect("ready");
+            assert_eq!(owned.message(), format!("pid {n}"));
+            assert_eq!(
+                m.ready().map(|i| i.message().to_owned()),
+                (n < crate::published::CAP).then(|| format!("pid {n}"))
+            );
+            Machine::begin_verify(&m, generation)
+                .expect("ready")
+                .lost("gone", now);
+            assert!(m.ready_owned().is_none(), "not ready after it was lost");
+        }
+        assert_eq!(m.fast.used(), crate::published::CAP);
     }
 }

@@ -3,16 +3,21 @@
 //!
 //! Published values are kept in append-only storage (segments of doubling
 //! size, each slot a `OnceLock`), so a reader's `&ReadyInfo` stays valid for
-//! as long as the [`Published`] lives, without `unsafe`. Publishing the same
-//! endpoint and message again reuses its slot, so a runtime restarted with
-//! the same answer costs nothing; each distinct answer costs one slot.
+//! as long as the [`Published`] lives, without `unsafe`. Publishing an
+//! answer equal to one already stored reuses its slot, so a runtime
+//! restarted with the same answer (or flapping between a few) costs
+//! nothing. Storage is bounded: at most [`CAP`] distinct answers get a slot.
+//! Beyond that, the fast path reports [`Published::overflowed`] and callers
+//! read the Ready from the machine's lock-free snapshot instead (an
+//! `arc-swap` load), so a start that reports a new message every time
+//! cannot grow memory without bound.
 
 use std::sync::Arc;
 
 use crate::ReadyInfo;
 
 #[cfg(not(loom))]
-pub(crate) use self::imp::Published;
+pub(crate) use self::imp::{CAP, Published};
 
 #[cfg(loom)]
 pub(crate) use self::model::Published;
@@ -24,9 +29,15 @@ mod imp {
 
     use super::{Arc, ReadyInfo};
 
-    /// Segment `s` holds `2^s` slots (after the first slot, kept inline);
-    /// 48 segments are more slots than will ever be published.
-    const SEGMENTS: usize = 48;
+    /// Segment `s` holds `2^s` slots (after the first slot, kept inline).
+    const SEGMENTS: usize = 6;
+
+    /// Distinct answers that get a slot: the inline one plus the segments'.
+    pub(crate) const CAP: usize = 1 << SEGMENTS;
+
+    /// `current` when the trusted Ready's answer has no slot (all [`CAP`]
+    /// are taken by other answers): the snapshot answers instead.
+    const OVERFLOW: usize = usize::MAX;
 
     /// One published answer: inline for [`Published::get`], shared for
     /// owned answers.
@@ -38,7 +49,8 @@ mod imp {
     type Segment = Box<[OnceLock<Slot>]>;
 
     pub(crate) struct Published {
-        /// 1 + the slot of the trusted Ready's info; 0 when not Ready.
+        /// 1 + the slot of the trusted Ready's info; 0 when not Ready;
+        /// [`OVERFLOW`] when Ready with an answer that has no slot.
         current: AtomicUsize,
         /// Slot 0, inline: most runtimes only ever publish one answer.
         first: OnceLock<Slot>,
@@ -72,47 +84,52 @@ mod imp {
             self.segments.get(segment)?.get()?.get(offset)?.get()
         }
 
-        /// The trusted Ready's answer, if any.
+        /// The trusted Ready's answer, if it has a slot.
         #[inline]
         pub(crate) fn get(&self) -> Option<&Slot> {
             match self.current.load(Ordering::Acquire) {
-                0 => None,
+                0 | OVERFLOW => None,
                 n => self.slot(n - 1),
             }
+        }
+
+        /// Whether the runtime is Ready with an answer that has no slot (the
+        /// caller reads the snapshot then).
+        #[inline]
+        pub(crate) fn overflowed(&self) -> bool {
+            self.current.load(Ordering::Acquire) == OVERFLOW
         }
 
         /// Makes `info` the fast path's answer. Writer only.
         pub(crate) fn set(&self, info: &Arc<ReadyInfo>) {
             let used = self.used.load(Ordering::Relaxed);
-            // Reuse the newest slot when the answer is the same.
-            if let Some(last) = used.checked_sub(1) {
-                if self.slot(last).is_some_and(|l| l.info == **info) {
-                    self.current.store(last + 1, Ordering::Release);
-                    return;
-                }
+            // Reuse a slot holding the same answer (newest first).
+            if let Some(same) = (0..used)
+                .rev()
+                .find(|&k| self.slot(k).is_some_and(|s| s.info == **info))
+            {
+                self.current.store(same + 1, Ordering::Release);
+                return;
             }
+            let cell = match locate(used) {
+                None => Some(&self.first),
+                Some((segment, offset)) => self.segments.get(segment).map(|cell| {
+                    &cell.get_or_init(|| (0..1usize << segment).map(|_| OnceLock::new()).collect())
+                        [offset]
+                }),
+            };
             let slot = Slot {
                 info: ReadyInfo::clone(info),
                 shared: Arc::clone(info),
             };
-            let cell = if let Some((segment, offset)) = locate(used) {
-                let Some(cell) = self.segments.get(segment) else {
-                    // Out of slots (never in practice): the slow path answers.
-                    self.clear();
-                    return;
-                };
-                let slots =
-                    cell.get_or_init(|| (0..1usize << segment).map(|_| OnceLock::new()).collect());
-                &slots[offset]
-            } else {
-                &self.first
-            };
-            if cell.set(slot).is_err() {
-                self.clear();
-                return;
+            // Out of slots (or, never, a taken one): the snapshot answers.
+            match cell.map(|cell| cell.set(slot)) {
+                Some(Ok(())) => {
+                    self.used.store(used + 1, Ordering::Relaxed);
+                    self.current.store(used + 1, Ordering::Release);
+                }
+                None | Some(Err(_)) => self.current.store(OVERFLOW, Ordering::Release),
             }
-            self.used.store(used + 1, Ordering::Relaxed);
-            self.current.store(used + 1, Ordering::Release);
         }
 
         /// No trusted Ready: the fast path answers `None`. Writer only.
@@ -171,6 +188,34 @@ mod imp {
             assert_eq!(p.get().unwrap().shared.message(), "n19");
             // The first answer is still readable through the old reference.
             assert_eq!(first.message(), "one");
+            // Going back to an older answer reuses its slot, not a new one.
+            p.set(&Arc::new(ReadyInfo::new("e", "n3")));
+            assert_eq!(p.used(), 21);
+            assert_eq!(p.get().unwrap().info.message(), "n3");
+        }
+
+        #[test]
+        fn distinct_answers_beyond_the_cap_take_no_memory_and_overflow() {
+            // Ensure::ready's documentation names this number.
+            assert_eq!(CAP, 64);
+            let p = Published::new();
+            for n in 0..CAP {
+                p.set(&Arc::new(ReadyInfo::new("e", format!("n{n}"))));
+                assert!(!p.overflowed());
+            }
+            assert_eq!(p.used(), CAP);
+            for n in CAP..CAP * 4 {
+                p.set(&Arc::new(ReadyInfo::new("e", format!("n{n}"))));
+                assert!(p.get().is_none(), "answer {n} has no slot");
+                assert!(p.overflowed());
+                p.clear();
+                assert!(!p.overflowed());
+            }
+            assert_eq!(p.used(), CAP);
+            // An answer that has a slot is still served by reference.
+            p.set(&Arc::new(ReadyInfo::new("e", "n7")));
+            assert!(!p.overflowed());
+            assert_eq!(p.get().unwrap().info.message(), "n7");
         }
     }
 }

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use crate::ReadyInfo;
 
+#[cfg(all(test, not(loom)))]
+pub(crate) use self::imp::CAP;
 #[cfg(not(loom))]
-pub(crate) use self::imp::{CAP, Published};
+pub(crate) use self::imp::Published;
 
 #[cfg(loom)]
 pub(crate) use self::model::Published;
@@ -29,11 +31,12 @@ mod imp {
 
     use super::{Arc, ReadyInfo};
 
-    /// Segment `s` holds `2^s` slots (after the first slot, kept inline).
-    const SEGMENTS: usize = 6;
+    /// Distinct answers that get a slot (a power of two): the inline one
+    /// plus the segments'.
+    pub(crate) const CAP: usize = 64;
 
-    /// Distinct answers that get a slot: the inline one plus the segments'.
-    pub(crate) const CAP: usize = 1 << SEGMENTS;
+    /// Segment `s` holds `2^s` slots (after the first slot, kept inline).
+    const SEGMENTS: usize = CAP.trailing_zeros() as usize;
 
     /// `current` when the trusted Ready's answer has no slot (all [`CAP`]
     /// are taken by other answers): the snapshot answers instead.

@@ -512,6 +512,38 @@ fn flow_end(lines: &[&str], line: usize, col: usize) -> Option<usize> {
 }
 
 impl Cut<'_> {
+    /// The word at 1-based (`line`, `column`), up to the next space, comma
+    /// or bracket.
+    fn token_at(&self, line: usize, column: usize) -> Option<&str> {
+        let text = self.lines.get(line.checked_sub(1)?)?;
+        let start = text.char_indices().nth(column.checked_sub(1)?)?.0;
+        let rest = &text[start..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+            .unwrap_or(rest.len());
+        Some(&rest[..end]).filter(|t| !t.is_empty())
+    }
+
+    /// `start:`/`probe:` whose value is an alias (`*name`) or carries an
+    /// anchor (`&name`): both are refused, since the section is re-read on
+    /// its own lines (an anchor's prefix and an alias's target are not part
+    /// of them).
+    fn refuse_anchor(&self, origin: &str, place: &str) -> Result<(), ConfigError> {
+        let (line, column) = (self.value_line + 1, self.value_col + 1);
+        let Some(token) = self.token_at(line, column) else {
+            return Ok(());
+        };
+        let what = match token.chars().next() {
+            Some('*') => "a YAML alias",
+            Some('&') => "a YAML anchor",
+            _ => return Ok(()),
+        };
+        Err(ConfigError(format!(
+            "{origin}:{line}:{column}: {place}: {what} (`{token}`) is not supported on \
+             `start` or `probe`: write the value out for each runtime"
+        )))
+    }
+
     /// The value's line with everything before the value blanked.
     fn value_tail(&self, prefix: &str) -> String {
         let rest: String = self.lines[self.value_line]
@@ -560,9 +592,11 @@ fn section(text: &str, origin: &str, runtime: &str, key: &str) -> Result<Spec, C
     if c.value_line < 1 {
         return Err(not_found(origin, runtime, key));
     }
-    let synthetic = c.render(&["init:"], c.value_tail(""), None);
     let place = format!("runtimes.{runtime}.{key}");
-    Spec::from_yaml(&synthetic, origin, None).map_err(|e| spec_error(&e, ("init", &place), None))
+    c.refuse_anchor(origin, &place)?;
+    let synthetic = c.render(&["init:"], c.value_tail(""), None);
+    Spec::from_yaml(&synthetic, origin, None)
+        .map_err(|e| spec_error(&e, ("init", &place), None, &c))
 }
 
 const PROBE_ID: &str = "probe";
@@ -580,6 +614,8 @@ fn probe_section(
     let (line, column) =
         locate(text, runtime, "probe").ok_or_else(|| not_found(origin, runtime, "probe"))?;
     let c = cut(text, line, column);
+    let place = format!("runtimes.{runtime}.probe");
+    c.refuse_anchor(origin, &place)?;
     if c.value_line < 2 || c.value_col < 3 {
         return Err(ConfigError(format!(
             "{origin}:{line}:{column}: runtime `{runtime}`: `probe` must be a step mapping"
@@ -601,9 +637,8 @@ fn probe_section(
         ),
     };
     let synthetic = c.render(&["init:", " steps:"], value, extra);
-    let place = format!("runtimes.{runtime}.probe");
     let spec = Spec::from_yaml(&synthetic, origin, None)
-        .map_err(|e| spec_error(&e, ("init.steps[0]", &place), shift))?;
+        .map_err(|e| spec_error(&e, ("init.steps[0]", &place), shift, &c))?;
     if spec.init.steps.len() != 1 {
         return Err(ConfigError(format!(
             "{origin}:{line}:{column}: runtime `{runtime}`: `probe` must be one step"
@@ -614,15 +649,30 @@ fn probe_section(
 
 /// A rebound-init error in the agent file's terms: the synthetic path
 /// (`init.steps[0]...`) renamed to where it is written
-/// (`runtimes.NAME.probe...`), and columns moved back past text the agent
-/// inserted on one line.
+/// (`runtimes.NAME.probe...`), columns moved back past text the agent
+/// inserted on one line, and an alias to an anchor outside the section
+/// explained.
 fn spec_error(
     e: &SpecError,
     rename: (&str, &str),
     shift: Option<(usize, usize, usize)>,
+    c: &Cut<'_>,
 ) -> ConfigError {
     let message = match e.message().strip_prefix(rename.0) {
         Some(rest) => format!("{}{rest}", rename.1),
+        None if e.message().starts_with("unknown anchor") => {
+            let alias = e
+                .line()
+                .zip(e.column())
+                .and_then(|(line, col)| c.token_at(line, col))
+                .unwrap_or("*...");
+            format!(
+                "{}: the YAML alias `{alias}` refers to an anchor outside it; `start` and \
+                 `probe` are read on their own, so aliases there may only refer to anchors \
+                 inside the same `start` or `probe`: write the value out",
+                rename.1
+            )
+        }
         None => e.message().to_owned(),
     };
     let position = match (e.line(), e.column(), shift) {
@@ -763,6 +813,79 @@ runtimes:
         assert_eq!(c.runtimes[0].probe.init.steps[0].id, "probe");
         let e = error(&text.replace("path: /tmp", "path: /tmp, bad: 1"));
         assert!(e.starts_with("agent.yaml:8:"), "{e}");
+    }
+
+    const TWO: &str = "\
+runtimes:
+  a:
+    start:
+      steps:
+        - { id: x, uses: init.run, with: { command: \"true\" } }
+    probe: { uses: init.wait_file, with: { path: /x } }
+    endpoint: e
+  b:
+    start:
+      steps:
+        - { id: y, uses: init.run, with: { command: \"true\" } }
+    probe: { uses: init.wait_file, with: { path: /y } }
+    endpoint: f
+";
+
+    #[test]
+    fn anchors_on_start_and_probe_are_refused_with_their_place() {
+        assert_eq!(
+            AgentConfig::parse(TWO, "agent.yaml")
+                .unwrap()
+                .runtimes
+                .len(),
+            2
+        );
+        // `start: &s` in `a`, reused as `start: *s` in `b`.
+        let text = TWO.replacen("    start:\n", "    start: &s\n", 1).replacen(
+            "    start:\n      steps:\n        - { id: y, uses: init.run, with: { command: \"true\" } }\n",
+            "    start: *s\n",
+            1,
+        );
+        assert_eq!(
+            error(&text),
+            "agent.yaml:3:12: runtimes.a.start: a YAML anchor (`&s`) is not supported on \
+             `start` or `probe`: write the value out for each runtime"
+        );
+        let text = TWO.replacen("    probe: {", "    probe: &p {", 1).replace(
+            "    probe: { uses: init.wait_file, with: { path: /y } }",
+            "    probe: *p",
+        );
+        assert_eq!(
+            error(&text),
+            "agent.yaml:6:12: runtimes.a.probe: a YAML anchor (`&p`) is not supported on \
+             `start` or `probe`: write the value out for each runtime"
+        );
+        // An alias to nothing is YAML's own error, at the alias.
+        let e = error(&TWO.replace(
+            "    probe: { uses: init.wait_file, with: { path: /y } }",
+            "    probe: *p",
+        ));
+        assert_eq!(e, "agent.yaml:12:12: unknown anchor");
+    }
+
+    #[test]
+    fn an_alias_inside_start_to_an_outside_anchor_is_explained() {
+        let anchored = TWO.replacen("with: { command:", "with: &w { command:", 1);
+        let text = anchored.replacen("with: { command: \"true\" }", "with: *w", 1);
+        assert_eq!(
+            error(&text),
+            "agent.yaml:11:42: runtimes.b.start: the YAML alias `*w` refers to an anchor \
+             outside it; `start` and `probe` are read on their own, so aliases there may \
+             only refer to anchors inside the same `start` or `probe`: write the value out"
+        );
+        // An alias to an anchor inside the same start is plain YAML and works.
+        let inside = anchored.replacen(
+            "with: &w { command: \"true\" } }\n",
+            "with: &w { command: \"true\" } }\n        - { id: x2, uses: init.run, with: *w }\n",
+            1,
+        );
+        let c = AgentConfig::parse(&inside, "agent.yaml").unwrap();
+        assert_eq!(c.runtimes[0].start.init.steps.len(), 2);
     }
 
     #[test]

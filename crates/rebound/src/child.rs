@@ -5,13 +5,12 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::task::Poll;
 
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, getpgrp, tcgetpgrp};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -74,14 +73,26 @@ impl Forwarder {
     }
 }
 
-/// Whether children get their own process group: yes unless stdin is a
-/// terminal. A child in its own group can be killed together with whatever
-/// it started (`sh -c 'a; b'`), but it is a background job for the
-/// terminal: reading from it would stop the child (SIGTTIN). So on a
-/// terminal the child stays in rebound's foreground group, where it can read
-/// and gets the terminal's Ctrl-C directly.
+/// Whether children get their own process group: yes unless rebound runs
+/// in the foreground of its controlling terminal. A child in its own group
+/// can be killed together with whatever it started (`sh -c 'a; b'`), but
+/// the terminal treats it as a background job: reading from it, even through
+/// `/dev/tty` (a password prompt), would stop the child (SIGTTIN). So in the
+/// terminal's foreground the child stays in rebound's group, where it can
+/// read the terminal and gets the terminal's Ctrl-C directly.
 pub fn own_group_by_default() -> bool {
-    !io::stdin().is_terminal()
+    !in_terminal_foreground()
+}
+
+/// Whether rebound's process group is the foreground group of its
+/// controlling terminal (false when it has none).
+fn in_terminal_foreground() -> bool {
+    // Opening /dev/tty works whatever stdin is, and never stops a
+    // background process.
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return false;
+    };
+    tcgetpgrp(&tty).is_ok_and(|group| group == getpgrp())
 }
 
 /// Where forwarded signals go: a child, or its whole process group.

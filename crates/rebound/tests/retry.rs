@@ -376,8 +376,7 @@ fn deadline_kills_what_the_attempt_started_too() {
         pid_file.display()
     );
     let started = Instant::now();
-    retry(&["--deadline", "500ms"], &script)
-        .run()
+    detached(retry(&["--deadline", "500ms"], &script))
         .code(124)
         .stderr_has("the running attempt was killed");
     assert!(
@@ -403,22 +402,32 @@ read -r _ _ _ _ mine _ < /proc/$$/stat; read -r _ _ _ _ parent _ < /proc/$PPID/s
 if [ \"$mine\" = \"$$\" ]; then echo own-group; \
 elif [ \"$mine\" = \"$parent\" ]; then echo parent-group; else echo other-group; fi";
 
+/// Runs `cli` outside the foreground of any terminal (in a process group
+/// of its own), as in CI, whether or not `cargo test` runs in a terminal.
+fn detached(cli: Cli) -> support::Outcome {
+    use std::os::unix::process::CommandExt;
+    let output = cli.command().process_group(0).output().unwrap();
+    support::Outcome { output }
+}
+
 #[test]
-fn without_a_terminal_the_command_leads_its_own_process_group() {
-    let out = retry(&[], PROCESS_GROUP_PROBE).run().code(0);
+fn outside_a_terminal_the_command_leads_its_own_process_group() {
+    let out = detached(retry(&[], PROCESS_GROUP_PROBE)).code(0);
     assert_eq!(out.stdout(), "own-group\n");
 }
 
 #[test]
-fn on_a_terminal_the_command_stays_in_the_foreground_group() {
-    // So that it can read the terminal and gets its Ctrl-C directly.
+fn in_a_terminal_the_command_stays_in_the_foreground_group() {
+    // So that it can read the terminal (even with stdin redirected: a
+    // password prompt opens /dev/tty) and gets its Ctrl-C directly.
     let s = Scratch::new();
     let probe = s.path("probe.sh");
     std::fs::write(&probe, PROCESS_GROUP_PROBE).unwrap();
+    let bin = env!("CARGO_BIN_EXE_rebound");
+    let probe = probe.display();
     let inner = format!(
-        "'{}' retry --attempts 1 -- sh '{}'",
-        env!("CARGO_BIN_EXE_rebound"),
-        probe.display()
+        "'{bin}' retry --attempts 1 -- sh '{probe}'; \
+         '{bin}' retry --attempts 1 -- sh '{probe}' < /dev/null"
     );
     let out = std::process::Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
@@ -429,5 +438,5 @@ fn on_a_terminal_the_command_stays_in_the_foreground_group() {
         });
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("parent-group"), "{text}");
+    assert_eq!(text.matches("parent-group").count(), 2, "{text}");
 }

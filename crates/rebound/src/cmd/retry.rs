@@ -30,11 +30,12 @@ ran out; 126/127 when CMD cannot be executed / is not found; 130/143 when
 SIGINT/SIGTERM arrived between attempts. SIGINT and SIGTERM received while
 the child runs are forwarded to it and stop the retries.
 
-Unless stdin is a terminal, CMD runs in its own process group: forwarded
-signals go to the whole group, and --deadline kills the whole group, so
-nothing CMD started keeps running (or holds the output open) after it.
-On a terminal CMD stays in rebound's foreground group so that it can read
-the terminal; there only CMD itself is signalled and killed.
+Unless rebound runs in the foreground of a terminal, CMD runs in its own
+process group: forwarded signals go to the whole group, and --deadline
+kills the whole group, so nothing CMD started keeps running (or holds the
+output open) after it. In a terminal's foreground CMD stays in rebound's
+group so that it can read the terminal; there only CMD itself is signalled
+and killed.
 
 Examples:
   rebound retry -- curl -fsS http://127.0.0.1:8080/health

@@ -401,14 +401,10 @@ fn finish(
 
 /// How a child ended, for humans.
 fn describe(exit: &ChildExit) -> String {
-    if exit.code > 128 && exit.code < 128 + 65 {
-        format!(
-            "exit code {}, killed by signal {}",
-            exit.code,
-            exit.code - 128
-        )
-    } else {
-        format!("exit code {}", exit.code)
+    match exit.killed_by {
+        Some(signal) => format!("exit code {}, killed by signal {signal}", exit.code),
+        // A code above 128 the child chose itself is not a signal.
+        None => format!("exit code {}", exit.code),
     }
 }
 
@@ -557,6 +553,21 @@ mod tests {
         assert!(err(&["--attempts", "0"]).starts_with("--attempts:"));
         assert!(err(&["--delay", "10s"]).starts_with("--delay:"));
         assert!(err(&["--delay", "2s", "--max-delay", "1s"]).starts_with("--max-delay:"));
+    }
+
+    #[test]
+    fn describe_names_a_signal_only_when_one_ended_the_child() {
+        let exit = |code, killed_by| ChildExit {
+            code,
+            signalled: None,
+            killed_by,
+        };
+        assert_eq!(
+            describe(&exit(143, Some(15))),
+            "exit code 143, killed by signal 15"
+        );
+        assert_eq!(describe(&exit(143, None)), "exit code 143");
+        assert_eq!(describe(&exit(1, None)), "exit code 1");
     }
 
     #[test]

@@ -279,25 +279,30 @@ fn send(child: &Child, signal: &str) {
 }
 
 #[test]
-fn sigterm_is_forwarded_to_the_child_and_stops_the_retries() {
-    let s = Scratch::new();
-    let ready = s.path("ready");
-    let got = s.path("got-term");
-    let script = format!(
-        "{count} trap 'touch {got}; exit 9' TERM; touch {ready}; while :; do sleep 0.01; done",
-        count = s.count(),
-        got = got.display(),
-        ready = ready.display()
-    );
-    let child = spawn(&["--attempts", "5", "--delay", "1ms"], &script);
-    wait_for(&ready);
-    send(&child, "TERM");
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(9), "{stderr}");
-    assert!(got.exists(), "the child never saw SIGTERM");
-    assert_eq!(s.runs(), 1, "retried after SIGTERM: {stderr}");
-    assert!(stderr.contains("received signal 15"), "{stderr}");
+fn sigint_and_sigterm_are_forwarded_to_the_child_and_stop_the_retries() {
+    for (signal, number) in [("TERM", 15), ("INT", 2)] {
+        let s = Scratch::new();
+        let ready = s.path("ready");
+        let got = s.path("got");
+        let script = format!(
+            "{count} trap 'touch {got}; exit 9' {signal}; touch {ready}; while :; do sleep 0.01; done",
+            count = s.count(),
+            got = got.display(),
+            ready = ready.display()
+        );
+        let child = spawn(&["--attempts", "5", "--delay", "1ms"], &script);
+        wait_for(&ready);
+        send(&child, signal);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(9), "{signal}: {stderr}");
+        assert!(got.exists(), "the child never saw SIG{signal}");
+        assert_eq!(s.runs(), 1, "retried after SIG{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!("received signal {number}")),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Integration tests of rebound-retry, in virtual time (tokio's paused
 //! clock): no test sleeps for real.
 
+// The async runner exists only with the `tokio` feature.
+#[cfg(feature = "tokio")]
 mod async_runner;
+#[cfg(feature = "tokio")]
 mod budget_simulation;
 mod properties;

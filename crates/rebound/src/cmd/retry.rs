@@ -2,7 +2,6 @@
 //! stop, printing each failed attempt and the delay before the next.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::pin::pin;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +16,10 @@ use tokio::process::Command;
 
 use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, Running, Target, own_group_by_default};
 use crate::exit::{CliError, TIMEOUT};
+
+mod report;
+
+use report::{Report, describe};
 
 const AFTER_HELP: &str = "\
 Flags override the preset. Durations are humantime text: 250ms, 5s, 1m30s.
@@ -399,115 +402,6 @@ fn finish(
     }
 }
 
-/// How a child ended, for humans.
-fn describe(exit: &ChildExit) -> String {
-    match exit.killed_by {
-        Some(signal) => format!("exit code {}, killed by signal {signal}", exit.code),
-        // A code above 128 the child chose itself is not a signal.
-        None => format!("exit code {}", exit.code),
-    }
-}
-
-/// A delay in milliseconds with microsecond precision, for JSON.
-fn delay_ms(delay: Duration) -> f64 {
-    // Whole microseconds: jittered delays carry meaningless nanoseconds.
-    (delay.as_micros() as f64) / 1000.0
-}
-
-/// A delay rounded for humans: to the millisecond from 10 ms up, else to
-/// the microsecond.
-fn round_delay(delay: Duration) -> Duration {
-    if delay >= Duration::from_millis(10) {
-        Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
-    } else {
-        Duration::from_micros(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX))
-    }
-}
-
-/// Writes attempt reports to stderr, as text or JSON lines.
-#[derive(Debug, Clone, Copy)]
-struct Report {
-    json: bool,
-    max_attempts: u32,
-}
-
-impl Report {
-    fn line(&self, text: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "rebound: {text}");
-    }
-
-    fn json(&self, value: serde_json::Value) {
-        let _ = writeln!(std::io::stderr().lock(), "{value}");
-    }
-
-    fn retrying(&self, attempt: u32, exit: &ChildExit, delay: Duration) {
-        if self.json {
-            self.json(serde_json::json!({
-                "attempt": attempt,
-                "max_attempts": self.max_attempts,
-                "exit_code": exit.code,
-                "outcome": "retry",
-                "delay_ms": delay_ms(delay),
-            }));
-        } else {
-            self.line(&format!(
-                "attempt {attempt}/{} failed ({}); retrying in {}",
-                self.max_attempts,
-                describe(exit),
-                humantime::format_duration(round_delay(delay))
-            ));
-        }
-    }
-
-    fn succeeded(&self, attempt: u32, exit: &ChildExit) {
-        if self.json {
-            self.json(serde_json::json!({
-                "attempt": attempt,
-                "max_attempts": self.max_attempts,
-                "exit_code": exit.code,
-                "outcome": "success",
-            }));
-        } else if attempt > 1 {
-            self.line(&format!(
-                "attempt {attempt}/{} succeeded",
-                self.max_attempts
-            ));
-        }
-    }
-
-    fn stopped(&self, attempt: u32, code: Option<i32>, outcome: &str, signal: Option<i32>) {
-        if self.json {
-            self.json(serde_json::json!({
-                "attempt": attempt,
-                "max_attempts": self.max_attempts,
-                "exit_code": code,
-                "outcome": outcome,
-                "signal": signal,
-            }));
-        } else if let Some(sig) = signal {
-            self.line(&format!(
-                "received signal {sig} during attempt {attempt}; forwarded it and stopped retrying"
-            ));
-        }
-    }
-
-    fn interrupted(&self, attempt: u32, signal: i32) {
-        if self.json {
-            self.json(serde_json::json!({
-                "attempt": attempt,
-                "max_attempts": self.max_attempts,
-                "exit_code": null,
-                "outcome": "interrupted",
-                "signal": signal,
-            }));
-        } else {
-            self.line(&format!(
-                "received signal {signal} while waiting to retry after attempt {attempt}; stopping"
-            ));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,21 +447,6 @@ mod tests {
         assert!(err(&["--attempts", "0"]).starts_with("--attempts:"));
         assert!(err(&["--delay", "10s"]).starts_with("--delay:"));
         assert!(err(&["--delay", "2s", "--max-delay", "1s"]).starts_with("--max-delay:"));
-    }
-
-    #[test]
-    fn describe_names_a_signal_only_when_one_ended_the_child() {
-        let exit = |code, killed_by| ChildExit {
-            code,
-            signalled: None,
-            killed_by,
-        };
-        assert_eq!(
-            describe(&exit(143, Some(15))),
-            "exit code 143, killed by signal 15"
-        );
-        assert_eq!(describe(&exit(143, None)), "exit code 143");
-        assert_eq!(describe(&exit(1, None)), "exit code 1");
     }
 
     #[test]

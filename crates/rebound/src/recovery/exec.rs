@@ -109,7 +109,7 @@ impl Commands {
             .as_ref()
             .map(|s| s.path.display().to_string())
             .unwrap_or_default();
-        let status = tokio::process::Command::new("sh")
+        let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .env("REBOUND_MIGRATION", &job.migration)
@@ -121,10 +121,16 @@ impl Commands {
             .env("REBOUND_RETRY_COUNT", job.retry_count.to_string())
             .stdin(Stdio::null())
             .stdout(stdout)
+            .process_group(0)
             .kill_on_drop(true)
-            .status()
-            .await
+            .spawn()
             .map_err(|e| failed(format!("{which} command could not start: {e}")))?;
+        let mut group = GroupKill(child.id().and_then(|pid| i32::try_from(pid).ok()));
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| failed(format!("waiting for the {which} command failed: {e}")))?;
+        group.0 = None;
         if status.success() {
             return Ok(());
         }
@@ -136,6 +142,24 @@ impl Commands {
             kind: self.exit_kinds.kind(status),
             message: format!("{which} command {how}"),
         })
+    }
+}
+
+/// Kills a command's whole process group when the attempt is dropped
+/// before the command ended (the recovery timeout ran out, the lease was
+/// lost, `run` was stopped): killing `sh` alone would leave what it started
+/// migrating on after the recovery was given up or handed over.
+struct GroupKill(Option<i32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            // ESRCH: the group is already gone; nothing else can fail here.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

@@ -6,8 +6,11 @@
 //! - `tokio_oncecell_get`: `tokio::sync::OnceCell::get`, the endpoint read;
 //!
 //! each reading the endpoint's length so that only the access differs; plus,
-//! for reference, `rebound_try_ready` (an owned answer: one `Arc` clone) and
-//! `rebound_ensure_future` (the whole `ensure(true)` future, polled once).
+//! for reference, `rebound_try_ready` (an owned answer: one `Arc` clone),
+//! `rebound_try_ready_overflow` (the same for a runtime that published more
+//! distinct answers than the fast path keeps: read from the `arc-swap`
+//! snapshot) and `rebound_ensure_future` (the whole `ensure(true)` future,
+//! polled once).
 //!
 //! Run: `cargo bench -p rebound-ensure --bench fast_path -- --warm-up-time 1 --measurement-time 3`
 
@@ -60,6 +63,45 @@ fn ready_ensure() -> Ensure {
     e
 }
 
+/// A Ready runtime whose start reported a new message on each of 70 starts
+/// (more than the 64 answers the by-reference fast path keeps): `ready()`
+/// is `None` for it and `try_ready()` reads the snapshot.
+fn overflowed_ensure() -> Ensure {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let starts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let e = Ensure::new(
+        EnsureConfig::builder()
+            .ready_ttl(Duration::from_millis(1))
+            .build()
+            .unwrap(),
+        move || {
+            let n = starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                Ok::<_, StartError>(ReadyInfo::new("tcp://127.0.0.1:2375", format!("start {n}")))
+            }
+        },
+        || async { ProbeOutcome::Down("down".into()) },
+    );
+    rt.block_on(async {
+        for _ in 0..70 {
+            e.wait_ready(Duration::from_secs(5)).await.unwrap();
+            // The TTL runs out and the probe finds it down: NotStarted.
+            while e.try_ready().is_some() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        e.wait_ready(Duration::from_secs(5)).await.unwrap();
+    });
+    // Not driven any more: the TTL task never runs again, so the Ready
+    // stays trusted for the benchmark.
+    std::mem::forget(rt);
+    assert!(e.ready().is_none() && e.try_ready().is_some());
+    e
+}
+
 /// Runs `call` `iters` times on each of `threads` threads at once; the wall
 /// time of the whole.
 fn parallel(threads: usize, iters: u64, call: impl Fn() + Sync) -> Duration {
@@ -87,6 +129,7 @@ fn parallel(threads: usize, iters: u64, call: impl Fn() + Sync) -> Duration {
 
 fn fast_path(c: &mut Criterion) {
     let ensure = ready_ensure();
+    let overflowed = overflowed_ensure();
     let info = Arc::new(ReadyInfo::new("tcp://127.0.0.1:2375", "up"));
     let seed = tokio::sync::Mutex::new(SeedState::Ready(Arc::clone(&info)));
     let cell = tokio::sync::OnceCell::new_with(Some(Arc::clone(&info)));
@@ -112,6 +155,17 @@ fn fast_path(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     parallel(t, iters, || {
                         black_box(ensure.try_ready());
+                    })
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("rebound_try_ready_overflow", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    parallel(t, iters, || {
+                        black_box(overflowed.try_ready());
                     })
                 })
             },

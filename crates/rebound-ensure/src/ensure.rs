@@ -616,6 +616,32 @@ mod tests {
         }
     }
 
+    /// A runtime whose first start ends as `first` does (in the start task)
+    /// and whose later starts are ready with the message `then`; with the
+    /// count of starts run.
+    fn first_start_then(
+        first: fn() -> Result<ReadyInfo, StartError>,
+        then: &'static str,
+    ) -> (Ensure, Arc<AtomicU32>) {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&runs);
+        let e = Ensure::new(
+            config(),
+            move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        first()
+                    } else {
+                        Ok(ReadyInfo::new("e", then))
+                    }
+                }
+            },
+            || async { ProbeOutcome::Down("down".into()) },
+        );
+        (e, runs)
+    }
+
     /// Lets background tasks run for `d` of virtual time.
     async fn run_for(d: Duration) {
         tokio::time::sleep(d).await;
@@ -677,21 +703,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn panicking_start_ends_failed_and_is_retried_after_backoff() {
-        let runs = Arc::new(AtomicU32::new(0));
-        let counter = Arc::clone(&runs);
-        let e = Ensure::new(
-            config(),
-            move || {
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 0 {
-                        panic!("boom in start");
-                    }
-                    Ok::<_, StartError>(ReadyInfo::new("e", "second try"))
-                }
-            },
-            || async { ProbeOutcome::Down("down".into()) },
-        );
+        let (e, runs) = first_start_then(|| panic!("boom in start"), "second try");
         assert_eq!(e.ensure(true).await.status(), Status::Starting);
         run_for(Duration::from_millis(10)).await;
         let failed = e.ensure(true).await;
@@ -877,22 +889,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn wait_ready_waits_out_a_short_backoff() {
-        let runs = Arc::new(AtomicU32::new(0));
-        let counter = Arc::clone(&runs);
-        let e = Ensure::new(
-            config(),
-            move || {
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 0 {
-                        Err(StartError::new("first try fails"))
-                    } else {
-                        Ok(ReadyInfo::new("e", "ok"))
-                    }
-                }
-            },
-            || async { ProbeOutcome::Down("down".into()) },
-        );
+        let (e, runs) = first_start_then(|| Err(StartError::new("first try fails")), "ok");
         let r = e.wait_ready(Duration::from_secs(10)).await.unwrap();
         assert_eq!(r.message(), "ok");
         assert_eq!(runs.load(Ordering::SeqCst), 2);

@@ -91,6 +91,8 @@ mod imp {
         #[inline]
         pub(crate) fn get(&self) -> Option<&Slot> {
             match self.current.load(Ordering::Acquire) {
+                // The inline slot first: most runtimes only ever have it.
+                1 => self.first.get(),
                 0 | OVERFLOW => None,
                 n => self.slot(n - 1),
             }

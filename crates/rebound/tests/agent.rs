@@ -27,12 +27,8 @@ impl Agent {
     fn start(config: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("agent.sock");
-        let config = config.replace("{dir}", &dir.path().display().to_string());
-        std::fs::write(dir.path().join("agent.yaml"), config).unwrap();
-        let child = Cli::new()
-            .args(["agent", "--config"])
-            .args([dir.path().join("agent.yaml")])
-            .args(["--listen", &format!("unix:{}", socket.display())])
+        let config = write_config(dir.path(), config);
+        let child = agent_cli(&config, &format!("unix:{}", socket.display()))
             .command()
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -220,8 +216,8 @@ fn fifty_concurrent_ensure_calls_start_the_runtime_once() {
         assert_eq!(a["status"], "starting", "{a}");
         assert_eq!(a["ready"], false);
     }
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+    ensure_cli(&agent.addr(), "web")
+        .args(["--wait", "20s"])
         .run()
         .code(0)
         .stdout_has(&format!("http://127.0.0.1:{port}"));
@@ -252,8 +248,8 @@ fn fifty_concurrent_ensure_calls_start_the_runtime_once() {
 fn killed_runtime_is_reported_not_ready_after_the_ttl_and_started_again() {
     let port = free_port();
     let agent = Agent::start(&web_config(port, "1s"));
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+    ensure_cli(&agent.addr(), "web")
+        .args(["--wait", "20s"])
         .run()
         .code(0);
     let pid = std::fs::read_to_string(agent.path("web.pid")).unwrap();
@@ -277,8 +273,8 @@ fn killed_runtime_is_reported_not_ready_after_the_ttl_and_started_again() {
     let probed = agent.ensure("web", false);
     assert_eq!(probed["status"], "not_started");
     assert_eq!(lines(&agent.path("starts")), 1);
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+    ensure_cli(&agent.addr(), "web")
+        .args(["--wait", "20s"])
         .run()
         .code(0);
     assert_eq!(lines(&agent.path("starts")), 2);
@@ -300,16 +296,8 @@ fn hanging_start_fails_at_the_start_timeout_and_is_killed() {
     backoff: { initial: 1m }
 "#,
     );
-    let out = Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &agent.addr(),
-            "stuck",
-            "--wait",
-            "30s",
-            "--json",
-        ])
+    let out = ensure_cli(&agent.addr(), "stuck")
+        .args(["--wait", "30s", "--json"])
         .run()
         .code(3)
         .stderr_has("start timed out after 1s");
@@ -375,6 +363,9 @@ fn failing_start_is_retried_only_after_the_backoff() {
         .unwrap_or(0);
     assert_eq!(lines(&agent.path("starts")), 1);
     // Once the agent's own retry_after has passed, the next call starts again.
+    // A real sleep (about 1.5 s) only because this is a real agent process:
+    // the exact backoff window is checked in virtual time by rebound-ensure's
+    // `failed_start_is_not_retried_before_the_backoff`; here it is the wiring.
     std::thread::sleep(Duration::from_millis(waited + 50));
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
     agent.wait_until(|| lines(&agent.path("starts")) == 2, "the second start");
@@ -389,8 +380,8 @@ fn runtime_already_running_is_adopted_without_running_the_start() {
     let port = free_port();
     let server = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let agent = Agent::start(&web_config(port, "60s"));
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "web", "--wait", "20s"])
+    ensure_cli(&agent.addr(), "web")
+        .args(["--wait", "20s"])
         .run()
         .code(0)
         .stdout_has(&format!("http://127.0.0.1:{port}"));
@@ -413,17 +404,14 @@ fn bad_config_exits_2_with_file_line_and_column() {
         "runtimes:\n  web:\n    start: { steps: [ { id: a, uses: init.run, with: { command: \"true\" } } ] }\n    probe: { uses: init.wait_tcp, with: { host: 127.0.0.1, port: 70000 } }\n    endpoint: x\n",
     )
     .unwrap();
-    Cli::new()
-        .args(["agent", "--config"])
-        .args([&path])
-        .args([
-            "--listen",
-            &format!("unix:{}", dir.path().join("s.sock").display()),
-        ])
-        .run()
-        .code(2)
-        .stderr_has(&format!("{}:4:", path.display()))
-        .stderr_has("70000");
+    agent_cli(
+        &path,
+        &format!("unix:{}", dir.path().join("s.sock").display()),
+    )
+    .run()
+    .code(2)
+    .stderr_has(&format!("{}:4:", path.display()))
+    .stderr_has("70000");
     std::fs::write(&path, "runtimes:\n  web:\n    strat: {}\n").unwrap();
     Cli::new()
         .args(["agent", "--config"])
@@ -433,6 +421,26 @@ fn bad_config_exits_2_with_file_line_and_column() {
         .stderr_has(&format!("{}:3:5: ", path.display()))
         .stderr_has("unknown field `strat`");
     assert!(!dir.path().join("s.sock").exists());
+}
+
+/// Writes `config`, with `{dir}` replaced by `dir`, to `dir/agent.yaml`.
+fn write_config(dir: &Path, config: &str) -> PathBuf {
+    let path = dir.join("agent.yaml");
+    std::fs::write(&path, config.replace("{dir}", &dir.display().to_string())).unwrap();
+    path
+}
+
+/// `rebound ensure --agent ADDR NAME`.
+fn ensure_cli(addr: &str, name: &str) -> Cli {
+    Cli::new().args(["ensure", "--agent", addr, name])
+}
+
+/// `rebound agent --config CONFIG --listen LISTEN`.
+fn agent_cli(config: &Path, listen: &str) -> Cli {
+    Cli::new()
+        .args(["agent", "--config"])
+        .args([config])
+        .args(["--listen", listen])
 }
 
 fn quick_config() -> &'static str {
@@ -451,16 +459,8 @@ fn quick_config() -> &'static str {
 #[test]
 fn tcp_needs_a_token_and_answers_401_without_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        quick_config().replace("{dir}", &dir.path().display().to_string()),
-    )
-    .unwrap();
-    Cli::new()
-        .args(["agent", "--config"])
-        .args([&config])
-        .args(["--listen", "tcp:127.0.0.1:0"])
+    let config = write_config(dir.path(), quick_config());
+    agent_cli(&config, "tcp:127.0.0.1:0")
         .run()
         .code(2)
         .stderr_has("requires --token-file");
@@ -468,10 +468,8 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
     let token = "s3cret-token-value";
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    let mut child = Cli::new()
-        .args(["agent", "--config"])
-        .args([&config])
-        .args(["--listen", "tcp:127.0.0.1:0", "--token-file"])
+    let mut child = agent_cli(&config, "tcp:127.0.0.1:0")
+        .args(["--token-file"])
         .args([&token_file])
         .env("REBOUND_LOG", "debug")
         .command()
@@ -509,19 +507,19 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
     assert_eq!(http(connect(), "GET", "/metrics", "", None).0, 401);
     assert_eq!(http(connect(), "POST", path, "{}", Some(token)).0, 200);
     let addr = format!("tcp:127.0.0.1:{port}");
-    Cli::new()
-        .args(["ensure", "--agent", &addr, "quick", "--wait", "10s"])
+    ensure_cli(&addr, "quick")
+        .args(["--wait", "10s"])
         .run()
         .code(2)
         .stderr_has("missing or wrong bearer token");
-    Cli::new()
-        .args(["ensure", "--agent", &addr, "quick", "--wait", "10s"])
+    ensure_cli(&addr, "quick")
+        .args(["--wait", "10s"])
         .env("REBOUND_AGENT_TOKEN", token)
         .run()
         .code(0)
         .stdout_has("file://");
-    Cli::new()
-        .args(["ensure", "--agent", &addr, "quick", "--token-file"])
+    ensure_cli(&addr, "quick")
+        .args(["--token-file"])
         .args([&token_file])
         .run()
         .code(0);
@@ -558,16 +556,8 @@ fn protocol_errors_unknown_runtime_bad_json_and_listing() {
     assert_eq!(agent.request("GET", "/v1/runtimes/quick/ensure", "").0, 405);
     assert_eq!(agent.request("GET", "/nothing", "").0, 404);
     // `--probe` starts nothing: not running, the wait runs out.
-    Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &agent.addr(),
-            "quick",
-            "--probe",
-            "--wait",
-            "3s",
-        ])
+    ensure_cli(&agent.addr(), "quick")
+        .args(["--probe", "--wait", "3s"])
         .run()
         .code(124)
         .stderr_has("not_started");
@@ -586,21 +576,12 @@ fn protocol_errors_unknown_runtime_bad_json_and_listing() {
         state["endpoint"].as_str().unwrap().starts_with("file://"),
         "{state}"
     );
-    Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &agent.addr(),
-            "quick",
-            "--probe",
-            "--wait",
-            "5s",
-        ])
+    ensure_cli(&agent.addr(), "quick")
+        .args(["--probe", "--wait", "5s"])
         .run()
         .code(0)
         .stdout_has("file://");
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "nope"])
+    ensure_cli(&agent.addr(), "nope")
         .run()
         .code(2)
         .stderr_has("unknown runtime `nope`")
@@ -658,23 +639,15 @@ fn stale_socket_file_is_replaced() {
     // A socket file nobody listens on, as a crashed agent leaves behind.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        quick_config().replace("{dir}", &dir.path().display().to_string()),
-    )
-    .unwrap();
-    let mut child = Cli::new()
-        .args(["agent", "--config"])
-        .args([&config])
-        .args(["--listen", &format!("unix:{}", socket.display())])
+    let config = write_config(dir.path(), quick_config());
+    let mut child = agent_cli(&config, &format!("unix:{}", socket.display()))
         .command()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let addr = format!("unix:{}", socket.display());
-    Cli::new()
-        .args(["ensure", "--agent", &addr, "quick", "--wait", "20s"])
+    ensure_cli(&addr, "quick")
+        .args(["--wait", "20s"])
         .run()
         .code(0);
     std::process::Command::new("kill")
@@ -689,8 +662,8 @@ fn ensure_retries_while_the_agent_is_not_up_yet() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("late.sock");
     let addr = format!("unix:{}", socket.display());
-    let client = Cli::new()
-        .args(["ensure", "--agent", &addr, "quick", "--wait", "30s"])
+    let client = ensure_cli(&addr, "quick")
+        .args(["--wait", "30s"])
         .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -698,16 +671,8 @@ fn ensure_retries_while_the_agent_is_not_up_yet() {
         .unwrap();
     // Let the client meet a missing socket first.
     std::thread::sleep(Duration::from_millis(300));
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        quick_config().replace("{dir}", &dir.path().display().to_string()),
-    )
-    .unwrap();
-    let mut agent = Cli::new()
-        .args(["agent", "--config"])
-        .args([&config])
-        .args(["--listen", &addr])
+    let config = write_config(dir.path(), quick_config());
+    let mut agent = agent_cli(&config, &addr)
         .command()
         .stderr(Stdio::null())
         .spawn()
@@ -735,16 +700,8 @@ fn ensure_exits_124_when_the_wait_runs_out() {
     endpoint: none
 "#,
     );
-    let out = Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &agent.addr(),
-            "slow",
-            "--wait",
-            "1s",
-            "--json",
-        ])
+    let out = ensure_cli(&agent.addr(), "slow")
+        .args(["--wait", "1s", "--json"])
         .run()
         .code(124)
         .stderr_has("not ready after 1s");
@@ -755,15 +712,8 @@ fn ensure_exits_124_when_the_wait_runs_out() {
     let last: serde_json::Value =
         serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
     assert_eq!(last["outcome"], "timeout");
-    Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &agent.addr(),
-            "slow",
-            "--wait",
-            "nonsense",
-        ])
+    ensure_cli(&agent.addr(), "slow")
+        .args(["--wait", "nonsense"])
         .run()
         .code(2);
 }

@@ -290,10 +290,7 @@ impl Drop for RollbackOnDrop {
 }
 
 /// A driver error or a journal rule broken inside a change.
-enum Failure {
-    Sql(tokio_postgres::Error),
-    Journal(JournalError),
-}
+type Failure = super::row::Failure<tokio_postgres::Error>;
 
 impl From<tokio_postgres::Error> for Failure {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -301,18 +298,9 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-impl From<JournalError> for Failure {
-    fn from(e: JournalError) -> Self {
-        Self::Journal(e)
-    }
-}
-
 impl PostgresJournal {
     fn fail(&self, f: Failure) -> JournalError {
-        match f {
-            Failure::Sql(e) => self.db(e),
-            Failure::Journal(e) => e,
-        }
+        f.resolve(|e| self.db(e))
     }
 }
 

@@ -4,6 +4,29 @@
 use crate::error::JournalError;
 use crate::model::{Attempt, AttemptResult, Recovery};
 
+/// What a change inside a transaction fails with: a driver error `E` or a
+/// journal rule that was broken.
+pub(crate) enum Failure<E> {
+    Sql(E),
+    Journal(JournalError),
+}
+
+impl<E> From<JournalError> for Failure<E> {
+    fn from(e: JournalError) -> Self {
+        Self::Journal(e)
+    }
+}
+
+impl<E> Failure<E> {
+    /// The journal error, with driver errors turned into one by `db`.
+    pub(crate) fn resolve(self, db: impl FnOnce(E) -> JournalError) -> JournalError {
+        match self {
+            Self::Sql(e) => db(e),
+            Self::Journal(e) => e,
+        }
+    }
+}
+
 /// The columns of `recoveries`, in the order [`RecoveryRow`] uses.
 pub(crate) const COLUMNS: &str = "migration, workload, source, target, candidates, failed_targets, \
     kind, message, state, strategy, reason, retry_count, attempts_total, first_failure_ms, \

@@ -87,28 +87,16 @@ impl SqliteJournal {
         })
         .await
         .map_err(|e| unavailable(&path, e))?;
-        joined.map_err(|e| match e {
-            Failure::Sql(e) => database(&self.path, e),
-            Failure::Journal(e) => e,
-        })
+        joined.map_err(|e| e.resolve(|e| database(&self.path, e)))
     }
 }
 
-/// Either a SQLite error or a journal rule that was broken.
-enum Failure {
-    Sql(rusqlite::Error),
-    Journal(JournalError),
-}
+/// A SQLite error or a journal rule that was broken.
+type Failure = super::row::Failure<rusqlite::Error>;
 
 impl From<rusqlite::Error> for Failure {
     fn from(e: rusqlite::Error) -> Self {
         Self::Sql(e)
-    }
-}
-
-impl From<JournalError> for Failure {
-    fn from(e: JournalError) -> Self {
-        Self::Journal(e)
     }
 }
 

@@ -210,44 +210,21 @@ pub fn complete(
         Strategy::Rollback => Some(rec.source.clone()),
         _ => Some(rec.target.clone()),
     };
-    let entry = match outcome {
+    // What to record; only a failed attempt plans a next step.
+    let (result, kind, message) = match outcome {
         Outcome::Migrated => {
             rec.state = RecoveryState::Succeeded;
             rec.reason = Some(format!("migrated to {}", rec.target));
-            entry(
-                &mut rec,
-                now_ms,
-                strategy,
-                target,
-                AttemptResult::Succeeded,
-                None,
-                None,
-            )
+            (AttemptResult::Succeeded, None, None)
         }
         Outcome::RolledBack => {
             rec.state = RecoveryState::RolledBack;
             rec.reason = Some(format!("rolled back to {}", rec.source));
-            entry(
-                &mut rec,
-                now_ms,
-                strategy,
-                target,
-                AttemptResult::RolledBack,
-                None,
-                None,
-            )
+            (AttemptResult::RolledBack, None, None)
         }
         Outcome::GaveUp { reason } => {
             give_up(&mut rec, reason.clone());
-            entry(
-                &mut rec,
-                now_ms,
-                strategy,
-                target,
-                AttemptResult::GivenUp,
-                None,
-                Some(reason),
-            )
+            (AttemptResult::GivenUp, None, Some(reason))
         }
         Outcome::Failed {
             kind,
@@ -263,19 +240,13 @@ pub fn complete(
             let failed = rec.target.clone();
             note_failure(&mut rec, &failed, kind, &message, now_ms);
             rec.state = RecoveryState::Pending;
-            let e = entry(
-                &mut rec,
-                now_ms,
-                strategy,
-                target,
-                AttemptResult::Failed,
-                Some(kind),
-                Some(message),
-            );
-            plan(&mut rec, config, now_ms);
-            e
+            (AttemptResult::Failed, Some(kind), Some(message))
         }
     };
+    let entry = entry(&mut rec, now_ms, strategy, target, result, kind, message);
+    if result == AttemptResult::Failed {
+        plan(&mut rec, config, now_ms);
+    }
     rec.updated_ms = now_ms;
     (rec, entry)
 }

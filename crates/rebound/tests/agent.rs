@@ -717,3 +717,16 @@ fn ensure_exits_124_when_the_wait_runs_out() {
         .run()
         .code(2);
 }
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    for command in ["agent", "ensure"] {
+        Cli::new()
+            .args([command, "--help"])
+            .run()
+            .code(0)
+            .stdout_has("Examples:")
+            .stdout_has(&format!("  rebound {command} --"))
+            .stdout_has("Exit codes: 0 ");
+    }
+}

@@ -122,9 +122,7 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                         break End::Failed(format!(
                             "{} (next start in {}, after --wait runs out)",
                             reply.message,
-                            humantime::format_duration(Duration::from_millis(
-                                after.as_millis() as u64
-                            ))
+                            humantime::format_duration(after)
                         ));
                     }
                     // Wait out the agent's backoff, plus a little jitter so

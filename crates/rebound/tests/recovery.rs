@@ -51,23 +51,10 @@ impl Env {
     }
 
     fn record(&self, id: &str, kind: &str) {
-        self.cli([
-            "record",
-            "--migration",
-            id,
-            "--workload",
-            "web",
-            "--source",
-            "node-a",
-            "--target",
-            "node-b",
-            "--kind",
-            kind,
-            "--message",
-            "it broke",
-        ])
-        .run()
-        .code(0);
+        self.cli(record(id, "web", "node-a", "node-b"))
+            .args(["--kind", kind, "--message", "it broke"])
+            .run()
+            .code(0);
     }
 
     fn list(&self) -> Vec<Value> {
@@ -90,21 +77,29 @@ fn states(recs: &[Value]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `record` for migration `id` of `workload` from `source` to `target`;
+/// the kind, message and options follow.
+fn record<'a>(id: &'a str, workload: &'a str, source: &'a str, target: &'a str) -> [&'a str; 9] {
+    [
+        "record",
+        "--migration",
+        id,
+        "--workload",
+        workload,
+        "--source",
+        source,
+        "--target",
+        target,
+    ]
+}
+
 #[test]
 fn record_list_show_and_due_round_trip() {
     let env = Env::new();
     std::fs::write(env.path("snap.img"), b"state").unwrap();
     let out = env
-        .cli([
-            "record",
-            "--migration",
-            "m-1",
-            "--workload",
-            "web",
-            "--source",
-            "node-a",
-            "--target",
-            "node-b",
+        .cli(record("m-1", "web", "node-a", "node-b"))
+        .args([
             "--kind",
             "insufficient_resources",
             "--message",
@@ -167,61 +162,39 @@ fn record_list_show_and_due_round_trip() {
 fn bad_input_exits_2_and_writes_nothing() {
     let env = Env::new();
     let journal = env.path("journal.db");
-    let base = [
-        "record",
-        "--migration",
-        "m",
-        "--workload",
-        "w",
-        "--source",
-        "a",
-        "--target",
-        "b",
-        "--message",
-        "x",
-    ];
+    let base = record("m", "w", "a", "b");
     env.cli(base)
-        .args(["--kind", "flaky"])
+        .args(["--message", "x", "--kind", "flaky"])
         .run()
         .code(2)
         .stderr_has("unknown failure kind \"flaky\"")
         .stderr_has("network_transient");
-    env.cli([
-        "record",
-        "--migration",
-        "m",
-        "--kind",
-        "timeout",
-        "--message",
-        "x",
-    ])
-    .run()
-    .code(2)
-    .stderr_has("--workload");
+    env.cli(["record", "--migration", "m", "--kind", "timeout"])
+        .args(["--message", "x"])
+        .run()
+        .code(2)
+        .stderr_has("--workload");
     env.cli(base)
-        .args(["--kind", "timeout", "--snapshot", "missing.img"])
+        .args([
+            "--message",
+            "x",
+            "--kind",
+            "timeout",
+            "--snapshot",
+            "missing.img",
+        ])
         .run()
         .code(2)
         .stderr_has("--snapshot")
         .stderr_has("missing.img");
-    env.cli([
-        "record",
-        "--migration",
-        "",
-        "--workload",
-        "w",
-        "--source",
-        "a",
-        "--target",
-        "b",
-    ])
-    .args(["--kind", "timeout", "--message", "x"])
-    .run()
-    .code(2)
-    .stderr_has("must not be empty");
+    env.cli(record("", "w", "a", "b"))
+        .args(["--kind", "timeout", "--message", "x"])
+        .run()
+        .code(2)
+        .stderr_has("must not be empty");
     // An empty message is a missing field too.
-    env.cli(base.map(|a| if a == "x" { "" } else { a }))
-        .args(["--kind", "timeout"])
+    env.cli(base)
+        .args(["--kind", "timeout", "--message", ""])
         .run()
         .code(2)
         .stderr_has("--message")
@@ -294,16 +267,8 @@ fn unreachable_or_missing_journal_exits_3() {
     let nodir = format!("sqlite:{}", env.path("no/such/dir/j.db").display());
     Cli::new()
         .args(["recovery", "--journal", &nodir])
-        .args([
-            "record",
-            "--migration",
-            "m",
-            "--workload",
-            "w",
-            "--source",
-            "a",
-        ])
-        .args(["--target", "b", "--kind", "timeout", "--message", "x"])
+        .args(record("m", "w", "a", "b"))
+        .args(["--kind", "timeout", "--message", "x"])
         .run()
         .code(3)
         .stderr_has("does not exist");
@@ -313,17 +278,9 @@ fn unreachable_or_missing_journal_exits_3() {
 fn default_journal_lives_under_xdg_state_home() {
     let env = Env::new();
     Cli::new()
-        .args([
-            "recovery",
-            "record",
-            "--migration",
-            "m",
-            "--workload",
-            "w",
-            "--source",
-            "a",
-        ])
-        .args(["--target", "b", "--kind", "timeout", "--message", "x"])
+        .args(["recovery"])
+        .args(record("m", "w", "a", "b"))
+        .args(["--kind", "timeout", "--message", "x"])
         .env("XDG_STATE_HOME", env.path("state"))
         .env("REBOUND_JOURNAL", "")
         .run()
@@ -336,27 +293,19 @@ fn run_passes_the_fields_and_classifies_exit_codes() {
     let env = Env::new();
     std::fs::write(env.path("snap.img"), b"state").unwrap();
     env.record("m-env", "timeout");
-    env.cli([
-        "record",
-        "--migration",
-        "m-code",
-        "--workload",
-        "db",
-        "--source",
-        "node-a",
-        "--target",
-        "node-b",
-        "--kind",
-        "timeout",
-        "--message",
-        "slow",
-        "--candidates",
-        "node-z",
-        "--snapshot",
-        "snap.img",
-    ])
-    .run()
-    .code(0);
+    env.cli(record("m-code", "db", "node-a", "node-b"))
+        .args([
+            "--kind",
+            "timeout",
+            "--message",
+            "slow",
+            "--candidates",
+            "node-z",
+            "--snapshot",
+            "snap.img",
+        ])
+        .run()
+        .code(0);
     std::thread::sleep(Duration::from_millis(20));
     let migrate = "echo \"$REBOUND_MIGRATION $REBOUND_WORKLOAD $REBOUND_SOURCE $REBOUND_TARGET \
                    $REBOUND_STRATEGY $REBOUND_RETRY_COUNT snap=$REBOUND_SNAPSHOT\" >> calls.log; \
@@ -426,25 +375,17 @@ fn run_passes_the_fields_and_classifies_exit_codes() {
 fn run_once_exits_3_when_a_recovery_is_given_up() {
     let env = Env::new();
     std::fs::write(env.path("snap.img"), b"state").unwrap();
-    env.cli([
-        "record",
-        "--migration",
-        "m",
-        "--workload",
-        "w",
-        "--source",
-        "a",
-        "--target",
-        "b",
-        "--kind",
-        "state_corruption",
-        "--message",
-        "bad",
-        "--snapshot",
-        "snap.img",
-    ])
-    .run()
-    .code(0);
+    env.cli(record("m", "w", "a", "b"))
+        .args([
+            "--kind",
+            "state_corruption",
+            "--message",
+            "bad",
+            "--snapshot",
+            "snap.img",
+        ])
+        .run()
+        .code(0);
     std::fs::write(env.path("snap.img"), b"STATE").unwrap();
     env.cli([
         "run",
@@ -599,23 +540,11 @@ fn postgres_journal_with_two_workers() {
             .args(args)
     };
     for i in 0..20 {
-        cli(&[
-            "record",
-            "--migration",
-            &format!("m{i:02}"),
-            "--workload",
-            "w",
-            "--source",
-            "a",
-            "--target",
-            "b",
-            "--kind",
-            "timeout",
-            "--message",
-            "slow",
-        ])
-        .run()
-        .code(0);
+        let id = format!("m{i:02}");
+        cli(&record(&id, "w", "a", "b"))
+            .args(["--kind", "timeout", "--message", "slow"])
+            .run()
+            .code(0);
     }
     std::thread::sleep(Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,5 @@
-//! Cases every backend must pass. Each takes the backend's opener.
+//! Cases every backend must pass. Each takes the backend to open.
 
-use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use rebound_recovery::{
     RecoveryState, RecoveryWorker, RetryJitter, SnapshotRef, Strategy, TargetSelector,
 };
 
-use crate::fixtures::{Fixture, ManualClock, Scripted};
+use crate::fixtures::{Backend, ManualClock, Scripted};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -30,12 +29,8 @@ fn snapshot_in(dir: &tempfile::TempDir, now_ms: u64) -> SnapshotRef {
     SnapshotRef::capture(&file, now_ms).unwrap()
 }
 
-pub async fn record_adds_to_history_and_never_resets<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(exact()).await;
+pub async fn record_adds_to_history_and_never_resets(backend: Backend) {
+    let j = backend.open(exact()).await;
     let first = j
         .record(report("m1", FailureKind::Timeout), 1_000)
         .await
@@ -60,12 +55,8 @@ where
     assert!(j.get("nope").await.unwrap().is_none());
 }
 
-pub async fn list_filters_and_due_orders<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(exact()).await;
+pub async fn list_filters_and_due_orders(backend: Backend) {
+    let j = backend.open(exact()).await;
     j.record(report("b", FailureKind::NetworkTransient), 2_000)
         .await
         .unwrap();
@@ -108,12 +99,8 @@ where
     assert_eq!(due, ["a", "b"]);
 }
 
-pub async fn claim_is_exclusive_and_an_expired_lease_hands_over<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(exact()).await;
+pub async fn claim_is_exclusive_and_an_expired_lease_hands_over(backend: Backend) {
+    let j = backend.open(exact()).await;
     j.record(report("m1", FailureKind::Timeout), 0)
         .await
         .unwrap();
@@ -151,12 +138,8 @@ where
     );
 }
 
-pub async fn renew_keeps_the_lease<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(exact()).await;
+pub async fn renew_keeps_the_lease(backend: Backend) {
+    let j = backend.open(exact()).await;
     j.record(report("m1", FailureKind::Timeout), 0)
         .await
         .unwrap();
@@ -172,13 +155,9 @@ where
         .unwrap();
 }
 
-pub async fn failures_rotate_targets_then_roll_back<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
+pub async fn failures_rotate_targets_then_roll_back(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let j = open(exact()).await;
+    let j = backend.open(exact()).await;
     let r = report("m1", FailureKind::InsufficientResources)
         .with_candidates(["t1", "t2", "t3"])
         .with_snapshot(snapshot_in(&dir, 0));
@@ -211,17 +190,14 @@ where
     }
 }
 
-pub async fn history_is_bounded_and_counts_all<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(RecoveryConfig {
-        history_limit: 3,
-        max_retries: 100,
-        ..exact()
-    })
-    .await;
+pub async fn history_is_bounded_and_counts_all(backend: Backend) {
+    let j = backend
+        .open(RecoveryConfig {
+            history_limit: 3,
+            max_retries: 100,
+            ..exact()
+        })
+        .await;
     for i in 0..7 {
         j.record(report("m1", FailureKind::Timeout), i * 1_000)
             .await
@@ -240,12 +216,8 @@ where
     assert_eq!(numbers, [5, 6, 7]);
 }
 
-pub async fn worker_retries_then_succeeds<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(exact()).await;
+pub async fn worker_retries_then_succeeds(backend: Backend) {
+    let j = backend.open(exact()).await;
     let clock = ManualClock::new();
     j.record(report("m1", FailureKind::NetworkTransient), clock.now())
         .await
@@ -283,13 +255,9 @@ where
     assert_eq!(j.history("m1").await.unwrap().len(), 4);
 }
 
-pub async fn worker_rolls_back_from_a_good_snapshot<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
+pub async fn worker_rolls_back_from_a_good_snapshot(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let j = open(exact()).await;
+    let j = backend.open(exact()).await;
     let clock = ManualClock::new();
     let r =
         report("m1", FailureKind::StateCorruption).with_snapshot(snapshot_in(&dir, clock.now()));
@@ -306,13 +274,9 @@ where
     assert_eq!(last.result, AttemptResult::RolledBack);
 }
 
-pub async fn worker_gives_up_on_a_corrupt_snapshot<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
+pub async fn worker_gives_up_on_a_corrupt_snapshot(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let j = open(exact()).await;
+    let j = backend.open(exact()).await;
     let clock = ManualClock::new();
     let snap = snapshot_in(&dir, clock.now());
     std::fs::write(&snap.path, b"the workload's state before the mOve").unwrap();
@@ -338,17 +302,14 @@ where
     );
 }
 
-pub async fn worker_gives_up_on_an_expired_snapshot<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
+pub async fn worker_gives_up_on_an_expired_snapshot(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let j = open(RecoveryConfig {
-        snapshot_max_age: Duration::from_secs(60),
-        ..exact()
-    })
-    .await;
+    let j = backend
+        .open(RecoveryConfig {
+            snapshot_max_age: Duration::from_secs(60),
+            ..exact()
+        })
+        .await;
     let clock = ManualClock::new();
     let snap = snapshot_in(&dir, clock.now() - 61_000);
     j.record(
@@ -365,12 +326,8 @@ where
     assert!(reason.contains("expired"), "{reason}");
 }
 
-pub async fn worker_gives_up_past_the_recovery_timeout<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(exact()).await;
+pub async fn worker_gives_up_past_the_recovery_timeout(backend: Backend) {
+    let j = backend.open(exact()).await;
     let clock = ManualClock::new();
     j.record(report("m1", FailureKind::Timeout), clock.now())
         .await
@@ -395,12 +352,8 @@ impl TargetSelector for Pool {
     }
 }
 
-pub async fn worker_classifies_errors_and_asks_the_selector<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
-    let j = open(exact()).await;
+pub async fn worker_classifies_errors_and_asks_the_selector(backend: Backend) {
+    let j = backend.open(exact()).await;
     let clock = ManualClock::new();
     j.record(report("m1", FailureKind::Timeout), clock.now())
         .await
@@ -420,13 +373,9 @@ where
     assert_eq!(handlers.calls.list(), ["migrate:t1", "migrate:t9"]);
 }
 
-pub async fn worker_records_a_failed_rollback<F, Fut>(open: F)
-where
-    F: Fn(RecoveryConfig) -> Fut,
-    Fut: Future<Output = Fixture>,
-{
+pub async fn worker_records_a_failed_rollback(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let j = open(exact()).await;
+    let j = backend.open(exact()).await;
     let clock = ManualClock::new();
     let r = report("m1", FailureKind::Unknown).with_snapshot(snapshot_in(&dir, clock.now()));
     j.record(r, clock.now()).await.unwrap();

@@ -23,6 +23,25 @@ impl Deref for Fixture {
     }
 }
 
+/// The backend a shared case runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh, empty journal of this backend.
+    pub async fn open(self, config: RecoveryConfig) -> Fixture {
+        match self {
+            Self::Memory => memory(config).await,
+            Self::Sqlite => sqlite(config).await,
+            Self::Postgres => postgres(config).await,
+        }
+    }
+}
+
 pub async fn memory(config: RecoveryConfig) -> Fixture {
     let journal = AnyJournal::open(&JournalAddress::Memory, config)
         .await

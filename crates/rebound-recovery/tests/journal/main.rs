@@ -43,6 +43,6 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(memory, crate::fixtures::memory);
-backend_suite!(sqlite_file, crate::fixtures::sqlite);
-backend_suite!(postgresql, crate::fixtures::postgres);
+backend_suite!(memory, crate::fixtures::Backend::Memory);
+backend_suite!(sqlite_file, crate::fixtures::Backend::Sqlite);
+backend_suite!(postgresql, crate::fixtures::Backend::Postgres);

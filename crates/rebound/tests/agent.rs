@@ -604,13 +604,21 @@ fn socket_is_private_and_removed_on_sigterm() {
 
 #[test]
 fn sigterm_lets_a_request_in_flight_finish() {
+    // A probe that says when it begins, then takes 2 s and finds it down.
     let mut agent = Agent::start(
-        quick_config()
-            .replace("timeout: 1s", "timeout: 2s")
-            .as_str(),
+        r#"runtimes:
+  quick:
+    start:
+      steps:
+        - id: touch
+          uses: init.run
+          with: { command: ["touch", "{dir}/up"] }
+    probe: { uses: init.run, with: { command: "touch {dir}/probing; sleep 2; exit 1" }, timeout: 5s }
+    endpoint: "file://{dir}/up"
+"#,
     );
     let socket = agent.socket.clone();
-    // A probe-only call on a runtime that is not up takes the probe's 2 s.
+    // A probe-only call on a runtime that is not up waits for that probe.
     let in_flight = std::thread::spawn(move || {
         let stream = UnixStream::connect(&socket).unwrap();
         http(
@@ -621,9 +629,8 @@ fn sigterm_lets_a_request_in_flight_finish() {
             None,
         )
     });
-    // Give the request time to reach the agent (ordering, not timing: the
-    // probe it waits on takes 2 s).
-    std::thread::sleep(Duration::from_millis(500));
+    // The request is in the agent once its probe has begun.
+    agent.wait_until(|| agent.path("probing").exists(), "the probe to begin");
     let (code, stderr) = agent.stop();
     let (status, body) = in_flight.join().unwrap();
     assert_eq!(status, 200, "{body}");
@@ -662,25 +669,28 @@ fn ensure_retries_while_the_agent_is_not_up_yet() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("late.sock");
     let addr = format!("unix:{}", socket.display());
-    let client = ensure_cli(&addr, "quick")
+    let mut client = ensure_cli(&addr, "quick")
         .args(["--wait", "30s"])
         .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let the client meet a missing socket first.
-    std::thread::sleep(Duration::from_millis(300));
+    // The agent starts only once the client has met the missing socket.
+    let mut stderr = std::io::BufReader::new(client.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(first.contains("agent unreachable"), "{first}");
     let config = write_config(dir.path(), quick_config());
     let mut agent = agent_cli(&config, &addr)
         .command()
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
     let out = client.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("agent unreachable"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{first}{rest}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("file://"));
     let _ = agent.kill();
     let _ = agent.wait();

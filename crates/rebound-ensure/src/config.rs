@@ -87,21 +87,45 @@ impl EnsureConfig {
     }
 
     /// How long a start may run before it is cancelled and marked failed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::default();
+    /// assert_eq!(c.start_timeout(), Duration::from_secs(90));
+    /// ```
     pub fn start_timeout(&self) -> Duration {
         self.start_timeout
     }
 
     /// How long a Ready is trusted before it is probed again (`None`: forever).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::default();
+    /// assert_eq!(c.ready_ttl(), Some(Duration::from_secs(10)));
+    /// ```
     pub fn ready_ttl(&self) -> Option<Duration> {
         self.ready_ttl
     }
 
     /// How long one probe may take before it counts as down.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::default();
+    /// assert_eq!(c.probe_timeout(), Duration::from_secs(5));
+    /// ```
     pub fn probe_timeout(&self) -> Duration {
         self.probe_timeout
     }
 
     /// The backoff between failed starts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::default();
+    /// assert_eq!(c.backoff().nominal(2), Duration::from_secs(2));
+    /// ```
     pub fn backoff(&self) -> &Exponential {
         &self.backoff
     }
@@ -124,24 +148,51 @@ pub struct EnsureConfigBuilder {
 
 impl EnsureConfigBuilder {
     /// Sets the start timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::builder().start_timeout(Duration::from_secs(30)).build()?;
+    /// assert_eq!(c.start_timeout(), Duration::from_secs(30));
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
+    /// ```
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.config.start_timeout = timeout;
         self
     }
 
     /// Sets the readiness TTL.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::builder().ready_ttl(Duration::from_secs(2)).build()?;
+    /// assert_eq!(c.ready_ttl(), Some(Duration::from_secs(2)));
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
+    /// ```
     pub fn ready_ttl(mut self, ttl: Duration) -> Self {
         self.config.ready_ttl = Some(ttl);
         self
     }
 
     /// Trusts Ready forever (the behaviour of the original EnsureRuntime).
+    ///
+    /// ```
+    /// let c = rebound_ensure::EnsureConfig::builder().no_ready_ttl().build()?;
+    /// assert_eq!(c.ready_ttl(), None);
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
+    /// ```
     pub fn no_ready_ttl(mut self) -> Self {
         self.config.ready_ttl = None;
         self
     }
 
     /// Sets the timeout of one probe.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = rebound_ensure::EnsureConfig::builder().probe_timeout(Duration::from_millis(500)).build()?;
+    /// assert_eq!(c.probe_timeout(), Duration::from_millis(500));
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
+    /// ```
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.config.probe_timeout = timeout;
         self
@@ -149,12 +200,33 @@ impl EnsureConfigBuilder {
 
     /// Sets the backoff between failed starts (its attempt limit is ignored:
     /// failure `n` waits `backoff.sample(n)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rebound_retry::ExponentialBuilder;
+    /// let backoff = ExponentialBuilder::new()
+    ///     .with_initial_delay(Duration::from_millis(200))
+    ///     .without_jitter()
+    ///     .forever()
+    ///     .build()
+    ///     .unwrap();
+    /// let c = rebound_ensure::EnsureConfig::builder().backoff(backoff).build()?;
+    /// assert_eq!(c.backoff().nominal(1), Duration::from_millis(200));
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
+    /// ```
     pub fn backoff(mut self, backoff: Exponential) -> Self {
         self.config.backoff = backoff;
         self
     }
 
     /// Checks the settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = rebound_ensure::EnsureConfig::builder();
+    /// assert!(b.clone().build().is_ok());
+    /// assert!(b.probe_timeout(Duration::ZERO).build().is_err());
+    /// ```
     pub fn build(self) -> Result<EnsureConfig, ConfigError> {
         let c = &self.config;
         if c.start_timeout.is_zero() {

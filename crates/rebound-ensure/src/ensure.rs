@@ -111,6 +111,16 @@ pub struct Stats {
 
 impl Ensure {
     /// A runtime in NotStarted, started by `start` and checked by `probe`.
+    ///
+    /// ```
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError, StateKind};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::default(),
+    ///     || async { Ok::<_, StartError>(ReadyInfo::new("tcp://127.0.0.1:5432", "up")) },
+    ///     || async { ProbeOutcome::Down("no answer".into()) },
+    /// );
+    /// assert_eq!(e.state().kind(), StateKind::NotStarted);
+    /// ```
     pub fn new(config: EnsureConfig, start: impl Start, probe: impl Probe) -> Self {
         let backoff = config.backoff().clone();
         let machine = crate::sync::Arc::new(Machine::new(Box::new(move |n| backoff.sample(n))));
@@ -128,6 +138,16 @@ impl Ensure {
     }
 
     /// The settings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// assert_eq!(e.config().start_timeout(), std::time::Duration::from_secs(90));
+    /// # }
+    /// ```
     pub fn config(&self) -> &EnsureConfig {
         &self.shared.config
     }
@@ -378,6 +398,18 @@ impl Ensure {
     }
 
     /// Counters since this runtime was created.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// e.wait_ready(std::time::Duration::from_secs(1)).await.unwrap();
+    /// let s = e.stats();
+    /// assert_eq!((s.starts, s.ready, s.failures), (1, 1, 0));
+    /// # }
+    /// ```
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -902,12 +934,7 @@ mod tests {
             || async { Ok::<_, StartError>(ReadyInfo::new("e", "")) },
             || async { ProbeOutcome::Down("down".into()) },
         );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        // A runtime without the time driver is still a runtime; use a bare
-        // poll instead: no runtime context at all.
-        drop(rt);
+        // Polled by hand, outside any tokio runtime context.
         let fut = std::pin::pin!(e.ensure(true));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match fut.poll(&mut cx) {

@@ -17,6 +17,11 @@ pub struct StartError {
 
 impl StartError {
     /// An error with this message (it is shown to callers: no secrets).
+    ///
+    /// ```
+    /// let e = rebound_ensure::StartError::new(format_args!("exit status {}", 1));
+    /// assert_eq!(e.message(), "exit status 1");
+    /// ```
     pub fn new(message: impl fmt::Display) -> Self {
         Self {
             message: message.to_string(),
@@ -24,6 +29,10 @@ impl StartError {
     }
 
     /// The message.
+    ///
+    /// ```
+    /// assert_eq!(rebound_ensure::StartError::new("no binary").message(), "no binary");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -36,6 +36,11 @@ impl<K: Ord> Default for EnsureMap<K> {
 
 impl<K: Ord> EnsureMap<K> {
     /// An empty registry.
+    ///
+    /// ```
+    /// let map = rebound_ensure::EnsureMap::<String>::new();
+    /// assert!(map.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self {
             entries: BTreeMap::new(),
@@ -43,11 +48,36 @@ impl<K: Ord> EnsureMap<K> {
     }
 
     /// Adds (or replaces) a runtime; returns the one it replaced.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let mut map = rebound_ensure::EnsureMap::new();
+    /// assert!(map.insert("x", e.clone()).is_none());
+    /// assert!(map.insert("x", e).is_some());
+    /// # }
+    /// ```
     pub fn insert(&mut self, key: K, runtime: Ensure) -> Option<Ensure> {
         self.entries.insert(key, runtime)
     }
 
     /// The runtime under `key`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let mut map = rebound_ensure::EnsureMap::new();
+    /// map.insert("x".to_owned(), e);
+    /// assert!(map.get("x").is_some());
+    /// assert!(map.get("y").is_none());
+    /// # }
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<&Ensure>
     where
         K: Borrow<Q>,
@@ -69,21 +99,64 @@ impl<K: Ord> EnsureMap<K> {
     }
 
     /// The keys, in order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let mut map = rebound_ensure::EnsureMap::new();
+    /// map.insert("b", e.clone());
+    /// map.insert("a", e);
+    /// assert_eq!(map.keys().copied().collect::<Vec<_>>(), ["a", "b"]);
+    /// # }
+    /// ```
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.entries.keys()
     }
 
     /// Every runtime with its key, in key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let mut map = rebound_ensure::EnsureMap::new();
+    /// map.insert("a", e);
+    /// for (name, runtime) in map.iter() {
+    ///     assert_eq!((*name, runtime.state().kind().as_str()), ("a", "not_started"));
+    /// }
+    /// # }
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&K, &Ensure)> {
         self.entries.iter()
     }
 
     /// How many runtimes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let mut map = rebound_ensure::EnsureMap::new();
+    /// map.insert("a", e);
+    /// assert_eq!(map.len(), 1);
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether there are none.
+    ///
+    /// ```
+    /// assert!(rebound_ensure::EnsureMap::<&str>::new().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -7,6 +7,12 @@ use crate::ReadyInfo;
 use crate::error::StartError;
 
 /// A boxed, sendable future, as returned by [`Start`] and [`Probe`].
+///
+/// ```
+/// use rebound_ensure::{BoxFuture, ProbeOutcome};
+/// let probe: BoxFuture<ProbeOutcome> = Box::pin(async { ProbeOutcome::Down("no".into()) });
+/// # drop(probe);
+/// ```
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Starts the runtime: one call per start attempt.
@@ -54,6 +60,11 @@ pub enum ProbeOutcome {
 
 impl ProbeOutcome {
     /// Whether the runtime answered.
+    ///
+    /// ```
+    /// use rebound_ensure::ProbeOutcome;
+    /// assert!(!ProbeOutcome::Down("refused".into()).is_up());
+    /// ```
     pub fn is_up(&self) -> bool {
         matches!(self, ProbeOutcome::Up(_))
     }

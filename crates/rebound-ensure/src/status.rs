@@ -30,6 +30,11 @@ pub enum Status {
 
 impl Status {
     /// Every status, in protocol order.
+    ///
+    /// ```
+    /// let names: Vec<_> = rebound_ensure::Status::ALL.iter().map(|s| s.as_str()).collect();
+    /// assert_eq!(names, ["started", "starting", "reused", "failed", "not_started"]);
+    /// ```
     pub const ALL: [Status; 5] = [
         Status::Started,
         Status::Starting,
@@ -87,6 +92,11 @@ pub struct ReadyInfo {
 
 impl ReadyInfo {
     /// An endpoint with a human-readable message.
+    ///
+    /// ```
+    /// let info = rebound_ensure::ReadyInfo::new("tcp://127.0.0.1:2375", "up");
+    /// assert_eq!(info.endpoint(), "tcp://127.0.0.1:2375");
+    /// ```
     pub fn new(endpoint: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             endpoint: endpoint.into(),
@@ -95,11 +105,21 @@ impl ReadyInfo {
     }
 
     /// The endpoint handed back to callers.
+    ///
+    /// ```
+    /// let info = rebound_ensure::ReadyInfo::new("unix:/run/x.sock", "up");
+    /// assert_eq!(info.endpoint(), "unix:/run/x.sock");
+    /// ```
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     /// The message handed back to callers.
+    ///
+    /// ```
+    /// let info = rebound_ensure::ReadyInfo::new("unix:/run/x.sock", "up");
+    /// assert_eq!(info.message(), "up");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -157,21 +177,46 @@ impl Response {
     }
 
     /// The answer given while a start runs.
+    ///
+    /// ```
+    /// let r = rebound_ensure::Response::starting();
+    /// assert_eq!(r.message(), "runtime start in progress");
+    /// ```
     pub fn starting() -> Self {
         Self::not_ready(Status::Starting, "runtime start in progress", None)
     }
 
     /// The status.
+    ///
+    /// ```
+    /// use rebound_ensure::{Response, Status};
+    /// assert_eq!(Response::starting().status(), Status::Starting);
+    /// ```
     pub fn status(&self) -> Status {
         self.status
     }
 
     /// Whether the runtime is ready (then [`endpoint`](Self::endpoint) is set).
+    ///
+    /// ```
+    /// assert!(!rebound_ensure::Response::starting().is_ready());
+    /// ```
     pub fn is_ready(&self) -> bool {
         matches!(self.detail, Detail::Ready(_))
     }
 
     /// The endpoint when ready, else the empty string.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let r = e.wait_ready(std::time::Duration::from_secs(1)).await.unwrap();
+    /// assert_eq!(r.endpoint(), "unix:/run/x.sock");
+    /// # }
+    /// ```
     pub fn endpoint(&self) -> &str {
         match &self.detail {
             Detail::Ready(info) => info.endpoint(),
@@ -181,6 +226,17 @@ impl Response {
 
     /// A human-readable message: the start's message when ready, else why
     /// it is not.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let r = e.ensure(false).await;
+    /// assert_eq!(r.message(), "no answer");
+    /// # }
+    /// ```
     pub fn message(&self) -> &str {
         match &self.detail {
             Detail::Ready(info) => info.message(),
@@ -189,6 +245,10 @@ impl Response {
     }
 
     /// With `failed`: how long until the next start may be tried.
+    ///
+    /// ```
+    /// assert_eq!(rebound_ensure::Response::starting().retry_after(), None);
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -262,36 +322,108 @@ pub struct StateView {
 
 impl StateView {
     /// The state.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// assert_eq!(e.state().kind(), rebound_ensure::StateKind::NotStarted);
+    /// # }
+    /// ```
     pub fn kind(&self) -> StateKind {
         self.kind
     }
 
     /// The endpoint, when ready.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// e.wait_ready(std::time::Duration::from_secs(1)).await.unwrap();
+    /// assert_eq!(e.state().endpoint(), Some("unix:/run/x.sock"));
+    /// # }
+    /// ```
     pub fn endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
 
     /// The last message (the start's, the failure's or why it was found dead).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// e.wait_ready(std::time::Duration::from_secs(1)).await.unwrap();
+    /// assert_eq!(e.state().message(), Some("up"));
+    /// # }
+    /// ```
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
 
     /// How long the machine has been in this state.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// assert!(e.state().for_time() < std::time::Duration::from_secs(60));
+    /// # }
+    /// ```
     pub fn for_time(&self) -> Duration {
         self.for_time
     }
 
     /// Failed starts since the last success.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// assert_eq!(e.state().failures(), 0);
+    /// # }
+    /// ```
     pub fn failures(&self) -> u32 {
         self.failures
     }
 
     /// When failed: time left before the next start may begin.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// assert_eq!(e.state().retry_after(), None);
+    /// # }
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
 
     /// When ready: whether its TTL ran out and the probe is checking it now.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// assert!(!e.state().verifying());
+    /// # }
+    /// ```
     pub fn verifying(&self) -> bool {
         self.verifying
     }

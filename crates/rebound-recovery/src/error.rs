@@ -106,6 +106,12 @@ pub enum SnapshotError {
 }
 
 /// Whether a journal error is worth retrying, is bad input, or is final.
+///
+/// ```
+/// use rebound_recovery::{JournalError, JournalErrorKind};
+/// let e = JournalError::Invalid("unknown state".into());
+/// assert_eq!(e.kind(), JournalErrorKind::Invalid);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JournalErrorKind {

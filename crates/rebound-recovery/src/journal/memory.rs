@@ -40,6 +40,13 @@ impl State {
 
 impl MemoryJournal {
     /// An empty journal with these settings.
+    ///
+    /// ```
+    /// use rebound_recovery::{MemoryJournal, RecoveryConfig};
+    /// assert!(MemoryJournal::new(RecoveryConfig::default()).is_ok());
+    /// let bad = RecoveryConfig { history_limit: 0, ..Default::default() };
+    /// assert!(MemoryJournal::new(bad).is_err());
+    /// ```
     pub fn new(config: RecoveryConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {

@@ -29,6 +29,21 @@ use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, Re
 /// The completion must present the same claim: when the lease ran out and
 /// another worker claimed the recovery, `claim_seq` differs and the
 /// completion is refused with [`JournalError::LeaseLost`].
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, Outcome};
+/// let journal = MemoryJournal::new(Default::default()).unwrap();
+/// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+/// let claim = journal.claim("w1", 60_000, Duration::from_secs(30), 1).await.unwrap().remove(0);
+/// assert_eq!((claim.owner.as_str(), claim.lease_expires_ms), ("w1", 90_000));
+/// // Another worker retakes it once the lease ran out; the first one's outcome is refused.
+/// let retaken = journal.claim("w2", 90_000, Duration::from_secs(30), 1).await.unwrap();
+/// assert_eq!(retaken.len(), 1);
+/// assert!(journal.complete(&claim, Outcome::Migrated, 91_000).await.is_err());
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// The recovery as claimed (`state == Running`).
@@ -148,6 +163,14 @@ pub enum AnyJournal {
 
 impl AnyJournal {
     /// Opens (creating or migrating as needed) the journal at `address`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{AnyJournal, Journal, JournalAddress};
+    /// let journal = AnyJournal::open(&JournalAddress::Memory, Default::default()).await.unwrap();
+    /// assert!(journal.due(0).await.unwrap().is_empty());
+    /// # });
+    /// ```
     pub async fn open(
         address: &JournalAddress,
         config: RecoveryConfig,

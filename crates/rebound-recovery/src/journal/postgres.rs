@@ -67,6 +67,13 @@ struct Statements {
 impl PostgresJournal {
     /// Connects (10 s connect timeout unless the URL sets one) and brings
     /// the schema up to date.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rebound_recovery::JournalError> {
+    /// use rebound_recovery::PostgresJournal;
+    /// let journal = PostgresJournal::connect("postgres://rebound@127.0.0.1/rebound", Default::default()).await?;
+    /// # let _ = journal; Ok(()) }
+    /// ```
     pub async fn connect(url: &str, config: RecoveryConfig) -> Result<Self, JournalError> {
         config.validate()?;
         let name = redact(url);
@@ -138,6 +145,12 @@ impl PostgresJournal {
     }
 
     /// The schema version stored in the database.
+    ///
+    /// ```no_run
+    /// # async fn f(journal: rebound_recovery::PostgresJournal) -> Result<(), rebound_recovery::JournalError> {
+    /// assert_eq!(journal.schema_version().await?, rebound_recovery::journal::schema::LATEST);
+    /// # Ok(()) }
+    /// ```
     pub async fn schema_version(&self) -> Result<u32, JournalError> {
         let client = self.conn().await?;
         read_version(&*client).await.map_err(|e| self.db(e))
@@ -306,6 +319,10 @@ impl PostgresJournal {
 
 /// Claims due recoveries: the inner SELECT skips rows another transaction
 /// holds, so concurrent claimers never get the same recovery.
+///
+/// ```
+/// assert!(rebound_recovery::journal::postgres::CLAIM_SQL.contains("FOR UPDATE SKIP LOCKED"));
+/// ```
 pub const CLAIM_SQL: &str = "UPDATE recoveries SET state = 'running', lease_owner = $2, \
      lease_expires_ms = $3, next_attempt_ms = NULL, claim_seq = claim_seq + 1, updated_ms = $1 \
      WHERE migration IN (SELECT migration FROM recoveries \

@@ -6,15 +6,29 @@
 //! once. A journal whose `schema_version` is above [`LATEST`] is refused.
 
 /// The newest schema version this build knows.
+///
+/// ```
+/// use rebound_recovery::journal::schema::{LATEST, MIGRATIONS};
+/// assert_eq!(MIGRATIONS.last().map(|(v, _)| *v), Some(LATEST));
+/// ```
 pub const LATEST: u32 = 1;
 
 /// Creates the version table; harmless when it exists.
+///
+/// ```
+/// assert!(rebound_recovery::journal::schema::VERSION_TABLE.contains("IF NOT EXISTS"));
+/// ```
 pub const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
     version BIGINT PRIMARY KEY,
     applied_ms BIGINT NOT NULL
 )";
 
 /// `(version, statements)`, in order. Statements are separated by `;`.
+///
+/// ```
+/// let versions: Vec<u32> = rebound_recovery::journal::schema::MIGRATIONS.iter().map(|(v, _)| *v).collect();
+/// assert!(versions.windows(2).all(|w| w[0] < w[1]));
+/// ```
 pub const MIGRATIONS: &[(u32, &str)] = &[(
     1,
     "CREATE TABLE recoveries (
@@ -57,6 +71,11 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(
 )];
 
 /// The statements of one migration.
+///
+/// ```
+/// let parts: Vec<&str> = rebound_recovery::journal::schema::statements("CREATE A; ; CREATE B;").collect();
+/// assert_eq!(parts, ["CREATE A", "CREATE B"]);
+/// ```
 pub fn statements(sql: &str) -> impl Iterator<Item = &str> {
     sql.split(';').map(str::trim).filter(|s| !s.is_empty())
 }

@@ -38,6 +38,17 @@ pub struct SqliteJournal {
 impl SqliteJournal {
     /// Opens the file (creating it, but not its directory), sets WAL and
     /// `synchronous=FULL`, and brings the schema up to date.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::SqliteJournal;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = SqliteJournal::open(dir.path().join("journal.db"), Default::default()).await.unwrap();
+    /// assert!(journal.path().is_file());
+    /// // A missing directory is not created.
+    /// assert!(SqliteJournal::open(dir.path().join("no/j.db"), Default::default()).await.is_err());
+    /// # });
+    /// ```
     pub async fn open(
         path: impl AsRef<Path>,
         config: RecoveryConfig,
@@ -56,11 +67,29 @@ impl SqliteJournal {
     }
 
     /// The schema version stored in the file.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::SqliteJournal;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = SqliteJournal::open(dir.path().join("journal.db"), Default::default()).await.unwrap();
+    /// assert_eq!(journal.schema_version().await.unwrap(), rebound_recovery::journal::schema::LATEST);
+    /// # });
+    /// ```
     pub async fn schema_version(&self) -> Result<u32, JournalError> {
         self.with(|conn| read_version(conn)).await
     }
 
     /// The file.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::SqliteJournal;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = SqliteJournal::open(dir.path().join("journal.db"), Default::default()).await.unwrap();
+    /// assert_eq!(journal.path(), dir.path().join("journal.db"));
+    /// # });
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -9,6 +9,12 @@ use crate::error::ConfigError;
 
 /// How much randomness spreads the retry delays (see rebound-retry's
 /// `Jitter`). The nominal delays are `initial`, `2 x initial`, ... capped.
+///
+/// ```
+/// use rebound_recovery::{RecoveryConfig, RetryJitter};
+/// let config = RecoveryConfig { jitter: RetryJitter::Full, ..Default::default() };
+/// assert!(config.retry_delay(1) <= config.initial_delay);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryJitter {

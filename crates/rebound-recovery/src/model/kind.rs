@@ -39,6 +39,10 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in the documented order.
+    ///
+    /// ```
+    /// assert_eq!(rebound_recovery::FailureKind::ALL.len(), 8);
+    /// ```
     pub const ALL: [FailureKind; 8] = [
         Self::NetworkTransient,
         Self::NetworkPermanent,

@@ -34,6 +34,12 @@ pub struct FailureReport {
 
 impl FailureReport {
     /// A report without candidates or snapshot.
+    ///
+    /// ```
+    /// use rebound_recovery::{FailureKind, FailureReport};
+    /// let report = FailureReport::new("m-1", "web", "node-a", "node-b", FailureKind::Timeout, "slow copy");
+    /// assert!(report.candidates.is_empty() && report.snapshot.is_none());
+    /// ```
     pub fn new(
         migration: impl Into<String>,
         workload: impl Into<String>,
@@ -55,6 +61,13 @@ impl FailureReport {
     }
 
     /// Adds candidate targets.
+    ///
+    /// ```
+    /// use rebound_recovery::{FailureKind, FailureReport};
+    /// let report = FailureReport::new("m-1", "web", "a", "b", FailureKind::TargetUnreachable, "down")
+    ///     .with_candidates(["c", "d"]);
+    /// assert_eq!(report.candidates, ["c", "d"]);
+    /// ```
     pub fn with_candidates<I, S>(mut self, candidates: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -66,6 +79,17 @@ impl FailureReport {
     }
 
     /// Sets the snapshot a rollback restores.
+    ///
+    /// ```
+    /// use rebound_recovery::{FailureKind, FailureReport, SnapshotRef};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let file = dir.path().join("state.img");
+    /// std::fs::write(&file, b"state").unwrap();
+    /// let snapshot = SnapshotRef::capture(&file, 0).unwrap();
+    /// let report = FailureReport::new("m-1", "web", "a", "b", FailureKind::StateCorruption, "bad")
+    ///     .with_snapshot(snapshot);
+    /// assert!(report.snapshot.is_some());
+    /// ```
     pub fn with_snapshot(mut self, snapshot: SnapshotRef) -> Self {
         self.snapshot = Some(snapshot);
         self
@@ -173,6 +197,11 @@ impl Recovery {
 }
 
 /// How one history entry ended.
+///
+/// ```
+/// use rebound_recovery::AttemptResult;
+/// assert_eq!(serde_json::to_string(&AttemptResult::RolledBack).unwrap(), "\"rolled_back\"");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptResult {

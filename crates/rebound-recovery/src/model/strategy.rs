@@ -28,6 +28,10 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every strategy.
+    ///
+    /// ```
+    /// assert!(rebound_recovery::Strategy::ALL.contains(&rebound_recovery::Strategy::GiveUp));
+    /// ```
     pub const ALL: [Strategy; 4] = [
         Self::RetryOnSameTarget,
         Self::RetryOnDifferentTarget,
@@ -94,6 +98,11 @@ pub enum RecoveryState {
 
 impl RecoveryState {
     /// Every state.
+    ///
+    /// ```
+    /// use rebound_recovery::RecoveryState;
+    /// assert_eq!(RecoveryState::ALL.iter().filter(|s| s.is_final()).count(), 3);
+    /// ```
     pub const ALL: [RecoveryState; 5] = [
         Self::Pending,
         Self::Running,

@@ -162,6 +162,12 @@ pub fn record_failure(
 }
 
 /// What a worker's attempt came to.
+///
+/// ```
+/// use rebound_recovery::{FailureKind, Outcome};
+/// let failed = Outcome::Failed { kind: FailureKind::Timeout, message: "slow".into(), candidates: vec![] };
+/// assert_ne!(failed, Outcome::Migrated);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {

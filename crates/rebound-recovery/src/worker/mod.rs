@@ -14,6 +14,15 @@ use crate::journal::{Claim, Journal};
 use crate::model::{Outcome, Recovery, RecoveryState, SnapshotRef, Strategy};
 
 /// What the caller's handlers are asked to do.
+///
+/// ```
+/// use rebound_recovery::{Job, Strategy};
+/// let job = Job {
+///     migration: "m-1".into(), workload: "web".into(), source: "a".into(), target: "b".into(),
+///     snapshot: None, strategy: Strategy::RetryOnSameTarget, retry_count: 0,
+/// };
+/// assert_eq!(job.target, "b");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     /// The migration's id.
@@ -120,6 +129,11 @@ pub trait Clock: Send + Sync {
 }
 
 /// The system's clock.
+///
+/// ```
+/// use rebound_recovery::{Clock, SystemClock};
+/// assert!(SystemClock.now_ms() <= SystemClock.now_ms());
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -140,6 +154,11 @@ pub(crate) fn now_ms() -> u64 {
 type Notify = dyn Fn(&Claim, &Recovery) + Send + Sync;
 
 /// What a worker did, added up.
+///
+/// ```
+/// let report = rebound_recovery::WorkerReport::default();
+/// assert_eq!(report.claimed, 0);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerReport {
     /// Recoveries claimed.
@@ -219,6 +238,12 @@ pub struct RecoveryWorker<J, M, R, C = DefaultClassifier> {
 impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
     /// A worker with the default classifier, a 30 s lease, batches of 16,
     /// polling every second, named `<host>-<pid>`.
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback);
+    /// assert!(!worker.owner().is_empty());
+    /// ```
     pub fn new(journal: J, migrator: M, rollback: R) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
         Self {
@@ -239,6 +264,15 @@ impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
 
 impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     /// Uses another failure classifier.
+    ///
+    /// ```
+    /// # use rebound_recovery::{FailureKind, RecoveryWorker};
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// // Every failure of this migrator means the target is unreachable.
+    /// let worker = RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_classifier(|_: &std::io::Error| FailureKind::TargetUnreachable);
+    /// # let _ = worker;
+    /// ```
     pub fn with_classifier<C2>(self, classifier: C2) -> RecoveryWorker<J, M, R, C2> {
         RecoveryWorker {
             journal: self.journal,
@@ -256,6 +290,17 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     }
 
     /// Asks `selector` for more targets after each failed migration.
+    ///
+    /// ```
+    /// # use rebound_recovery::{Recovery, RecoveryWorker};
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// struct Spare;
+    /// impl rebound_recovery::TargetSelector for Spare {
+    ///     fn candidates(&self, _: &Recovery) -> Vec<String> { vec!["node-spare".into()] }
+    /// }
+    /// let worker = RecoveryWorker::new(journal, migrator, rollback).with_selector(Spare);
+    /// # let _ = worker;
+    /// ```
     pub fn with_selector(mut self, selector: impl TargetSelector + 'static) -> Self {
         self.selector = Some(Arc::new(selector));
         self
@@ -263,6 +308,14 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
 
     /// Calls `notify` after each attempt with the claim (the recovery as
     /// it was when claimed) and the recovery as recorded afterwards.
+    ///
+    /// ```
+    /// # use rebound_recovery::RecoveryWorker;
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_notify(|claim, done| println!("{}: {}", claim.recovery.migration, done.state));
+    /// # let _ = worker;
+    /// ```
     pub fn with_notify(
         mut self,
         notify: impl Fn(&Claim, &Recovery) + Send + Sync + 'static,
@@ -272,41 +325,91 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     }
 
     /// Stamps the journal with `clock`.
+    ///
+    /// ```
+    /// # use rebound_recovery::{Clock, RecoveryWorker};
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// struct Fixed;
+    /// impl Clock for Fixed {
+    ///     fn now_ms(&self) -> u64 { 1_700_000_000_000 }
+    /// }
+    /// let worker = RecoveryWorker::new(journal, migrator, rollback).with_clock(Fixed);
+    /// # let _ = worker;
+    /// ```
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// The name the lease is held under; unique per worker.
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_owner("controller-1");
+    /// assert_eq!(worker.owner(), "controller-1");
+    /// ```
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
         self
     }
 
     /// How long a claim lasts without renewal (at least 10 ms).
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_lease(std::time::Duration::from_secs(10));
+    /// # let _ = worker;
+    /// ```
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(10));
         self
     }
 
     /// How many recoveries one claim takes (at least 1).
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback).with_batch(4);
+    /// # let _ = worker;
+    /// ```
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
     }
 
     /// How long [`run`](Self::run) waits when nothing is due.
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_poll_interval(std::time::Duration::from_millis(250));
+    /// # let _ = worker;
+    /// ```
     pub fn with_poll_interval(mut self, poll: Duration) -> Self {
         self.poll = poll;
         self
     }
 
     /// The journal.
+    ///
+    /// ```
+    /// # let (migrator, rollback) = ((), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new("journal", migrator, rollback);
+    /// assert_eq!(*worker.journal(), "journal");
+    /// ```
     pub fn journal(&self) -> &J {
         &self.journal
     }
 
     /// The lease owner name.
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback).with_owner("w1");
+    /// assert_eq!(worker.owner(), "w1");
+    /// ```
     pub fn owner(&self) -> &str {
         &self.owner
     }
@@ -320,6 +423,26 @@ where
     C: FailureClassifier<M::Error>,
 {
     /// Claims one batch of due recoveries and carries each out.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use rebound_recovery::*;
+    /// # struct Ok_;
+    /// # impl Migrator for Ok_ {
+    /// #     type Error = std::io::Error;
+    /// #     async fn migrate(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl RollbackHandler for Ok_ {
+    /// #     type Error = std::io::Error;
+    /// #     async fn rollback(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let journal = SqliteJournal::open(dir.path().join("j.db"), Default::default()).await.unwrap();
+    /// let worker = RecoveryWorker::new(journal, Ok_, Ok_);
+    /// // Nothing recorded, nothing claimed.
+    /// assert_eq!(worker.run_once().await.unwrap().claimed, 0);
+    /// # });
+    /// ```
     pub async fn run_once(&self) -> Result<WorkerReport, JournalError> {
         let now = self.clock.now_ms();
         let claims = self
@@ -340,6 +463,28 @@ where
     /// whenever nothing was due. The attempt in progress when `shutdown`
     /// resolves is dropped; its lease runs out and another worker retakes
     /// it.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use rebound_recovery::*;
+    /// # struct Ok_;
+    /// # impl Migrator for Ok_ {
+    /// #     type Error = std::io::Error;
+    /// #     async fn migrate(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl RollbackHandler for Ok_ {
+    /// #     type Error = std::io::Error;
+    /// #     async fn rollback(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let journal = SqliteJournal::open(dir.path().join("j.db"), Default::default()).await.unwrap();
+    /// let worker = RecoveryWorker::new(journal, Ok_, Ok_);
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// stop.send(()).unwrap();
+    /// let report = worker.run(async { stopped.await.unwrap() }).await.unwrap();
+    /// assert_eq!(report.claimed, 0);
+    /// # });
+    /// ```
     pub async fn run(
         &self,
         shutdown: impl Future<Output = ()>,

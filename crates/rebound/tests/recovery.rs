@@ -235,6 +235,12 @@ fn bad_input_exits_2_and_writes_nothing() {
         .code(2)
         .stderr_has("not sqlite:PATH")
         .stderr_lacks("pw@");
+    Cli::new()
+        .args(["recovery", "--journal", "host=h password=s3cret", "list"])
+        .run()
+        .code(2)
+        .stderr_has("password=***")
+        .stderr_lacks("s3cret");
 
     // Reads of a journal that does not exist yet create nothing.
     env.cli(["list"]).run().code(0);

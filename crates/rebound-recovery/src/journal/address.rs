@@ -62,8 +62,11 @@ impl fmt::Display for JournalAddress {
     }
 }
 
-/// The URL with any password replaced by `***`.
+/// The URL (or libpq `key=value` text) with any password replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
+    if !url.contains("://") {
+        return redact_key_values(url);
+    }
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
@@ -95,6 +98,25 @@ pub(crate) fn redact(url: &str) -> String {
         out.push('?');
         out.push_str(&parts.join("&"));
     }
+    out
+}
+
+/// `key=value` text with the value of every `password=` replaced by `***`
+/// (a quoted value up to its closing quote).
+fn redact_key_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("password=") {
+        let (before, after) = rest.split_at(i + "password=".len());
+        out.push_str(before);
+        out.push_str("***");
+        let end = match after.strip_prefix('\'') {
+            Some(quoted) => quoted.find('\'').map_or(after.len(), |j| j + 2),
+            None => after.find(char::is_whitespace).unwrap_or(after.len()),
+        };
+        rest = &after[end..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -160,5 +182,17 @@ mod tests {
             "postgres://h/db?user=u&password=***"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn key_value_text_is_redacted_in_errors() {
+        let err = "host=db port=5432 password=s3cret user=r"
+            .parse::<JournalAddress>()
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("password=*** user=r"), "{err}");
+        let quoted = redact("password='a b' host=db");
+        assert_eq!(quoted, "password=*** host=db");
     }
 }

@@ -740,3 +740,44 @@ fn help_shows_examples_and_exit_codes() {
             .stdout_has("Exit codes: 0 ");
     }
 }
+
+#[test]
+fn ensure_waits_out_a_short_backoff_and_then_succeeds() {
+    // The first start fails, the second (after a 300 ms backoff) works.
+    let agent = Agent::start(
+        r#"runtimes:
+  flaky:
+    start:
+      steps:
+        - id: once
+          uses: init.run
+          with: { command: "if [ -e {dir}/tried ]; then touch {dir}/up; else touch {dir}/tried; exit 1; fi" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 200ms }
+    endpoint: "file://{dir}/up"
+    backoff: { initial: 300ms, jitter: none }
+"#,
+    );
+    let out = ensure_cli(&agent.addr(), "flaky")
+        .args(["--wait", "20s", "--json"])
+        .run()
+        .code(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let failed = events
+        .iter()
+        .find(|e| e["status"] == "failed")
+        .unwrap_or_else(|| panic!("no `failed` answer in {events:?}"));
+    let after = failed["retry_after_ms"].as_u64().unwrap();
+    assert!(after > 0 && after <= 300, "{failed}");
+    // retry_after_ms is honoured: the client sleeps it out and asks once
+    // more, instead of polling into the backoff (which answers `failed`).
+    let failed_answers = events.iter().filter(|e| e["status"] == "failed").count();
+    assert_eq!(failed_answers, 1, "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["outcome"], "ready", "{last}");
+    assert_eq!(agent.state("flaky")["failures"], 0);
+    assert_eq!(agent.state("flaky")["state"], "ready");
+}

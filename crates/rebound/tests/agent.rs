@@ -605,18 +605,12 @@ fn socket_is_private_and_removed_on_sigterm() {
 #[test]
 fn sigterm_lets_a_request_in_flight_finish() {
     // A probe that says when it begins, then takes 2 s and finds it down.
-    let mut agent = Agent::start(
-        r#"runtimes:
-  quick:
-    start:
-      steps:
-        - id: touch
-          uses: init.run
-          with: { command: ["touch", "{dir}/up"] }
-    probe: { uses: init.run, with: { command: "touch {dir}/probing; sleep 2; exit 1" }, timeout: 5s }
-    endpoint: "file://{dir}/up"
-"#,
+    let config = quick_config().replace(
+        r#"probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }"#,
+        r#"probe: { uses: init.run, with: { command: "touch {dir}/probing; sleep 2; exit 1" }, timeout: 5s }"#,
     );
+    assert_ne!(config, quick_config());
+    let mut agent = Agent::start(&config);
     let socket = agent.socket.clone();
     // A probe-only call on a runtime that is not up waits for that probe.
     let in_flight = std::thread::spawn(move || {

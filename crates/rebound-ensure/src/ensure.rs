@@ -773,10 +773,13 @@ mod tests {
             },
             || async { ProbeOutcome::Down("down".into()) },
         );
+        let begun = Instant::now();
         e.ensure(true).await;
-        run_for(Duration::from_secs(89)).await;
+        // Still running 1 ms before the 90 s timeout; failed at it.
+        tokio::time::sleep_until(begun + Duration::from_secs(90) - Duration::from_millis(1)).await;
         assert_eq!(e.ensure(true).await.status(), Status::Starting);
-        run_for(Duration::from_secs(2)).await;
+        tokio::time::sleep_until(begun + Duration::from_secs(90)).await;
+        tokio::task::yield_now().await;
         let r = e.ensure(true).await;
         assert_eq!(r.status(), Status::Failed);
         assert_eq!(r.message(), "start timed out after 90s");

@@ -11,7 +11,8 @@ pub use classify::{DefaultClassifier, FailureClassifier};
 
 use crate::error::JournalError;
 use crate::journal::{Claim, Journal};
-use crate::model::{Outcome, Recovery, RecoveryState, SnapshotRef, Strategy};
+use crate::model::transition;
+use crate::model::{FailureReport, Outcome, Recovery, RecoveryState, SnapshotRef, Strategy};
 
 /// What the caller's handlers are asked to do.
 ///
@@ -99,8 +100,10 @@ pub trait RollbackHandler: Send + Sync {
     fn rollback(&self, job: &Job) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// Proposes more targets when a migration fails (added to the recovery's
-/// candidates; targets that already failed are skipped).
+/// Proposes more targets when a migration fails: after each failed attempt
+/// of the worker, and for failures recorded through
+/// [`RecoveryWorker::record`] (added to the recovery's candidates; targets
+/// that already failed are skipped).
 ///
 /// ```
 /// use rebound_recovery::{Recovery, TargetSelector};
@@ -415,6 +418,43 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     }
 }
 
+impl<J: Journal, M, R, C> RecoveryWorker<J, M, R, C> {
+    /// Records a failure the caller saw, after adding the selector's
+    /// candidates (see [`with_selector`](Self::with_selector)) to the
+    /// report, so that a failure that calls for another target gets one at
+    /// once instead of rolling back for want of candidates.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::*;
+    /// struct Spare;
+    /// impl TargetSelector for Spare {
+    ///     fn candidates(&self, _: &Recovery) -> Vec<String> { vec!["node-spare".into()] }
+    /// }
+    /// let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+    /// let worker = RecoveryWorker::new(journal, (), ()).with_selector(Spare);
+    /// let report = FailureReport::new("m", "web", "a", "b", FailureKind::TargetUnreachable, "down");
+    /// let rec = worker.record(report).await.unwrap();
+    /// assert_eq!((rec.strategy, rec.target.as_str()), (Strategy::RetryOnDifferentTarget, "node-spare"));
+    /// # });
+    /// ```
+    pub async fn record(&self, mut report: FailureReport) -> Result<Recovery, JournalError> {
+        let now = self.clock.now_ms();
+        if let Some(selector) = &self.selector {
+            let existing = self.journal.get(&report.migration).await?;
+            // The recovery as this report would leave it, for the selector.
+            let (preview, _) =
+                transition::record_failure(existing, &report, self.journal.config(), now);
+            for c in selector.candidates(&preview) {
+                if !report.candidates.contains(&c) {
+                    report.candidates.push(c);
+                }
+            }
+        }
+        self.journal.record(report, now).await
+    }
+}
+
 impl<J, M, R, C> RecoveryWorker<J, M, R, C>
 where
     J: Journal,
@@ -682,4 +722,46 @@ fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use super::*;
+    use crate::{FailureKind, MemoryJournal, RecoveryConfig};
+
+    struct Spare;
+
+    impl TargetSelector for Spare {
+        fn candidates(&self, rec: &Recovery) -> Vec<String> {
+            // Already-failed targets are skipped by the journal anyway.
+            vec![rec.target.clone(), "node-spare".into()]
+        }
+    }
+
+    fn unreachable() -> FailureReport {
+        FailureReport::new("m", "web", "a", "b", FailureKind::TargetUnreachable, "down")
+    }
+
+    // The selector used to be asked only after a worker's own failed
+    // attempt: a failure recorded without candidates rolled back (or gave
+    // up) at once although the selector had a target to offer.
+    #[tokio::test]
+    async fn a_recorded_failure_gets_the_selectors_target() {
+        let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+        let worker = RecoveryWorker::new(&journal, (), ()).with_selector(Spare);
+        let rec = worker.record(unreachable()).await.unwrap();
+        assert_eq!(rec.strategy, Strategy::RetryOnDifferentTarget);
+        assert_eq!(rec.target, "node-spare");
+        assert_eq!(rec.failed_targets, ["b"]);
+    }
+
+    #[tokio::test]
+    async fn without_a_selector_the_report_is_recorded_as_given() {
+        let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+        let worker = RecoveryWorker::new(&journal, (), ());
+        let rec = worker.record(unreachable()).await.unwrap();
+        // No candidate and no snapshot: given up, with the reason.
+        assert_eq!(rec.state, RecoveryState::GivenUp);
+        assert!(rec.candidates.is_empty());
+    }
 }

@@ -158,14 +158,36 @@ fn open_conn(path: &Path) -> Result<Connection, JournalError> {
     }
     let mut conn = Connection::open(path).map_err(|e| unavailable(path, e))?;
     let setup = |conn: &mut Connection| -> Result<(), rusqlite::Error> {
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(())
     };
-    setup(&mut conn).map_err(|e| unavailable(path, e))?;
+    // Switching a new file to WAL while another process opens it too can
+    // report "database is locked" at once, without waiting for the busy
+    // timeout: wait and try again, within the same timeout.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match setup(&mut conn) {
+            Ok(()) => break,
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(unavailable(path, e)),
+        }
+    }
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// How long a change waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn read_version(conn: &Connection) -> Result<u32, rusqlite::Error> {

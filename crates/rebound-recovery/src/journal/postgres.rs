@@ -450,14 +450,7 @@ impl Journal for PostgresJournal {
             // history entry hits the primary key; its retry sees the
             // winner's row and adds to it.
             Err(Failure::Sql(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                let apply = |existing| {
-                    Ok(transition::record_failure(
-                        existing,
-                        &report,
-                        &self.config,
-                        now_ms,
-                    ))
-                };
+                // `apply` only borrows: it is Copy and serves again.
                 self.change(&report.migration, apply)
                     .await
                     .map_err(|f| self.fail(f))

@@ -257,3 +257,42 @@ fn the_newest_server_bin_dir_is_used() {
         root.path().join("16/bin")
     );
 }
+
+// Several controllers reporting the first failure of one migration at once:
+// the losers of the insert race retry and add to the winner's recovery, so
+// every report is counted and none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_failures_reported_at_once_all_count() {
+    let url = fresh("race").await;
+    let mut journals = Vec::new();
+    for _ in 0..6 {
+        journals.push(Arc::new(
+            PostgresJournal::connect(&url, quick()).await.unwrap(),
+        ));
+    }
+    let now = SystemClock.now_ms();
+    let barrier = Arc::new(tokio::sync::Barrier::new(journals.len()));
+    let mut handles = Vec::new();
+    for (i, j) in journals.iter().enumerate() {
+        let (j, barrier) = (Arc::clone(j), Arc::clone(&barrier));
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let report = FailureReport::new(
+                "m-race",
+                "web",
+                "a",
+                format!("t{i}"),
+                FailureKind::NetworkTransient,
+                "reset",
+            );
+            j.record(report, now).await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    let rec = journals[0].get("m-race").await.unwrap().unwrap();
+    assert_eq!(rec.attempts_total, 6);
+    assert_eq!(rec.retry_count, 5);
+    assert_eq!(journals[0].history("m-race").await.unwrap().len(), 6);
+}

@@ -201,7 +201,8 @@ impl WorkerReport {
 /// A rollback runs only after the snapshot is verified (age and CRC32C); a
 /// bad snapshot gives the recovery up with the reason. Each attempt is
 /// bounded by what remains of the recovery timeout; the lease is renewed
-/// every third of its length while the attempt runs.
+/// every third of its length while the attempt runs, and before the
+/// attempt when the claim waited that long in its batch.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -548,6 +549,31 @@ where
 
     /// Carries out one claim and records the outcome.
     async fn execute(&self, claim: Claim) -> Result<WorkerReport, JournalError> {
+        // A batch is claimed at once and run in turn: a claim that waited a
+        // third of its lease or more is renewed before its attempt starts,
+        // so that one whose lease ran out and which another worker took
+        // meanwhile is not run a second time.
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let claimed_at = claim.lease_expires_ms.saturating_sub(lease_ms);
+        let claim = if self.clock.now_ms().saturating_sub(claimed_at) >= lease_ms / 3 {
+            match self
+                .journal
+                .renew(&claim, self.clock.now_ms(), self.lease)
+                .await
+            {
+                Ok(renewed) => renewed,
+                Err(JournalError::LeaseLost { migration, owner }) => {
+                    tracing::warn!(%migration, %owner, "lease lost before the attempt started");
+                    return Ok(WorkerReport {
+                        lease_lost: 1,
+                        ..Default::default()
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            claim
+        };
         let rec = &claim.recovery;
         let config = self.journal.config();
         let deadline = rec.deadline_ms(config);
@@ -763,5 +789,90 @@ mod tests {
         // No candidate and no snapshot: given up, with the reason.
         assert_eq!(rec.state, RecoveryState::GivenUp);
         assert!(rec.candidates.is_empty());
+    }
+
+    /// A clock the test moves by hand.
+    #[derive(Clone, Default)]
+    struct Manual(Arc<std::sync::atomic::AtomicU64>);
+
+    impl Clock for Manual {
+        fn now_ms(&self) -> u64 {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// Each migration takes 40 s; during the first one, another worker
+    /// takes the batch, whose 30 s leases have run out.
+    #[derive(Clone)]
+    struct Slow<'a> {
+        journal: &'a MemoryJournal,
+        clock: Manual,
+        runs: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl Migrator for Slow<'_> {
+        type Error = std::io::Error;
+        async fn migrate(&self, job: &Job) -> std::io::Result<()> {
+            let first = {
+                let mut runs = self.runs.lock().unwrap();
+                runs.push(job.migration.clone());
+                runs.len() == 1
+            };
+            let now = self
+                .clock
+                .0
+                .fetch_add(40_000, std::sync::atomic::Ordering::SeqCst)
+                + 40_000;
+            if first {
+                let taken = self
+                    .journal
+                    .claim("other", now, Duration::from_secs(30), 10)
+                    .await
+                    .unwrap();
+                // Both leases ran out (this one is renewed on tokio's
+                // clock, not on this manual one).
+                assert_eq!(taken.len(), 2);
+            }
+            Ok(())
+        }
+    }
+
+    impl RollbackHandler for Slow<'_> {
+        type Error = std::io::Error;
+        async fn rollback(&self, _: &Job) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // A batch's later claims used to start without checking their lease:
+    // after a long first attempt, one that another worker had retaken ran
+    // twice.
+    #[tokio::test]
+    async fn a_queued_claim_taken_by_another_worker_is_not_run_again() {
+        let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+        let clock = Manual::default();
+        for id in ["m1", "m2"] {
+            let report = FailureReport::new(id, "web", "a", "b", FailureKind::Timeout, "slow");
+            journal.record(report, 0).await.unwrap();
+        }
+        clock.0.store(60_000, std::sync::atomic::Ordering::SeqCst);
+        let slow = Slow {
+            journal: &journal,
+            clock: clock.clone(),
+            runs: Arc::default(),
+        };
+        let worker = RecoveryWorker::new(&journal, slow.clone(), slow.clone())
+            .with_clock(clock.clone())
+            .with_lease(Duration::from_secs(30));
+        let report = worker.run_once().await.unwrap();
+        assert_eq!((report.claimed, report.succeeded), (2, 0));
+        assert_eq!(report.lease_lost, 2);
+        // Only the first attempt of the batch ran (either one: jitter
+        // orders them); the other went to the worker that holds it now.
+        assert_eq!(slow.runs.lock().unwrap().len(), 1);
+        for id in ["m1", "m2"] {
+            let rec = journal.get(id).await.unwrap().unwrap();
+            assert_eq!(rec.lease_owner.as_deref(), Some("other"), "{id}");
+        }
     }
 }

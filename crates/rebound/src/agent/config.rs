@@ -162,7 +162,7 @@ struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRuntime {
-    /// Checked by rebound-init in a second pass (see [`section`]).
+    /// Checked by rebound-init in a second pass (see [`mod@section`]).
     #[allow(dead_code)]
     start: IgnoredAny,
     probe: serde_norway::Value,

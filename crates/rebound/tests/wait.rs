@@ -206,6 +206,26 @@ fn bad_target_exits_2_naming_it() {
 }
 
 #[test]
+fn a_token_in_a_url_query_is_never_shown() {
+    let closed = free_port();
+    let target = format!("http://127.0.0.1:{closed}/health?access_token=tok3n-s3cret&deep=1");
+    for json in [false, true] {
+        let mut args = vec!["wait", "--timeout", "200ms"];
+        if json {
+            args.push("--json");
+        }
+        args.push(&target);
+        let out = Cli::new()
+            .args(args)
+            .run()
+            .code(124)
+            .stderr_lacks("tok3n-s3cret")
+            .stderr_has("access_token=***&deep=1");
+        assert!(!out.stdout().contains("tok3n-s3cret"), "{}", out.stdout());
+    }
+}
+
+#[test]
 fn http_404_fails_permanently_with_exit_3() {
     let (port, count) = http_server(&[404]);
     let target = format!("http://127.0.0.1:{port}/missing");

@@ -190,17 +190,73 @@ pub(crate) fn redacted(url: &url::Url) -> String {
     if url.password().is_some() {
         let _ = url.set_password(Some("***"));
     }
-    url.to_string()
+    redacted_params(url.as_str())
 }
 
 /// The URL text without its password. Text that does not parse as a URL
 /// (a typo in the host, say) is still scrubbed of a `user:password@` part.
+/// Secret-looking query (and fragment) parameters such as `token=` or
+/// `X-Amz-Signature=` have their values replaced by `***` too.
 pub(crate) fn redacted_text(text: &str) -> String {
     match url::Url::parse(text) {
         Ok(url) if url.password().is_some() => redacted(&url),
-        Ok(_) => text.to_owned(),
-        Err(_) => redacted_unparsed(text),
+        Ok(_) => redacted_params(text),
+        Err(_) => redacted_params(&redacted_unparsed(text)),
     }
+}
+
+/// Parts of a query parameter's name that mark its value as a secret
+/// (compared in lower case): API tokens, presigned-URL signatures and
+/// credentials, passwords, session ids.
+const SECRET_PARAM_PARTS: [&str; 10] = [
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "key",
+    "signature",
+    "credential",
+    "auth",
+    "session",
+    "sig",
+];
+
+fn secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAM_PARTS.iter().any(|part| name.contains(part))
+}
+
+/// The text with the values of secret-looking `name=value` parameters after
+/// its first `?` (the query and the fragment) replaced by `***`.
+fn redacted_params(text: &str) -> String {
+    let Some(start) = text.find('?') else {
+        return text.to_owned();
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..=start]);
+    let rest = &text[start + 1..];
+    // Split on the separators, keeping them: `&`, `;` and the `#` that
+    // starts the fragment.
+    let mut from = 0;
+    for (i, sep) in rest
+        .match_indices(['&', ';', '#'])
+        .map(|(i, s)| (i, Some(s)))
+        .chain(std::iter::once((rest.len(), None)))
+    {
+        let param = &rest[from..i];
+        match param.split_once('=') {
+            Some((name, value)) if secret_param(name) && !value.is_empty() => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(param),
+        }
+        if let Some(sep) = sep {
+            out.push_str(sep);
+        }
+        from = i + 1;
+    }
+    out
 }
 
 fn redacted_unparsed(text: &str) -> String {
@@ -300,6 +356,35 @@ mod tests {
         assert_eq!(redacted_text("http://user:s3cret@/x"), "http://user:***@/x");
         assert_eq!(redacted_text("http://user@/x"), "http://user@/x");
         assert_eq!(redacted_text("not a url"), "not a url");
+    }
+
+    #[test]
+    fn secret_query_parameters_are_redacted() {
+        assert_eq!(
+            redacted_text("http://host/h?token=abc&check=deep"),
+            "http://host/h?token=***&check=deep"
+        );
+        assert_eq!(
+            redacted_text(
+                "https://b.s3/o?X-Amz-Credential=AKIA/x&X-Amz-Signature=f00&X-Amz-Expires=60"
+            ),
+            "https://b.s3/o?X-Amz-Credential=***&X-Amz-Signature=***&X-Amz-Expires=60"
+        );
+        assert_eq!(
+            redacted_text("http://u:pw@host/?api_key=k1;x=1#access_token=t2"),
+            "http://u:***@host/?api_key=***;x=1#access_token=***"
+        );
+        // Not a valid URL: still scrubbed.
+        assert_eq!(
+            redacted_text("http:///x?password=p"),
+            "http:///x?password=***"
+        );
+        let url = url::Url::parse("http://host/?Auth=a&page=2").unwrap();
+        assert_eq!(redacted(&url), "http://host/?Auth=***&page=2");
+        assert_eq!(
+            redacted_text("http://host/?page=2&"),
+            "http://host/?page=2&"
+        );
     }
 
     #[test]

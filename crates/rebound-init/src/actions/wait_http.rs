@@ -41,12 +41,15 @@ pub struct WaitHttp {
     pub timeout: Option<Duration>,
 }
 
-/// `text` with the password of a URL replaced by `***`, for messages and
-/// logs (text that is not a URL, or has no password, comes back as is).
+/// `text` with the password of a URL, and the values of secret-looking query
+/// parameters (`token`, `key`, `signature`, `password`, ... in their names),
+/// replaced by `***`, for messages and logs (text that is not a URL, or has
+/// nothing secret, comes back as is).
 ///
 /// ```
 /// use rebound_init::actions::wait_http::redact_url;
 /// assert_eq!(redact_url("http://admin:hunter22@db/health"), "http://admin:***@db/health");
+/// assert_eq!(redact_url("http://db/health?token=t0k&deep=1"), "http://db/health?token=***&deep=1");
 /// assert_eq!(redact_url("http://db/health"), "http://db/health");
 /// ```
 pub fn redact_url(text: &str) -> String {

@@ -203,6 +203,11 @@ fn bad_target_exits_2_naming_it() {
         .run()
         .code(2)
         .stderr_has("soon");
+    Cli::new()
+        .args(["wait", "--timeout", "-1s", "tcp://db:1"])
+        .run()
+        .code(2)
+        .stderr_has("negative duration \"-1s\"");
 }
 
 #[test]

@@ -59,11 +59,11 @@ pub struct Args {
     attempts: Option<u32>,
 
     /// Delay before the first retry.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
     delay: Option<Duration>,
 
     /// Cap on every delay.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
     max_delay: Option<Duration>,
 
     /// Growth factor between delays (finite, at least 1).
@@ -77,7 +77,7 @@ pub struct Args {
     /// Deadline for the whole run: a running attempt is killed (with its
     /// process group) when it passes, and no retry is started when its delay
     /// would reach it (rebound stops at once instead of sleeping).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
     deadline: Option<Duration>,
 
     /// Exit codes to retry: `any` non-zero code, or a list such as 75,111.
@@ -110,7 +110,16 @@ enum JitterArg {
     Decorrelated,
 }
 
+/// A humantime duration. Negative text reaches here (the duration flags
+/// allow a leading `-`) so that it is named as such, instead of clap's
+/// "unexpected argument '-1'".
 fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.starts_with("--") {
+        return Err(format!("a duration is needed here, not the flag {text}"));
+    }
+    if text.trim_start().starts_with('-') {
+        return Err("negative duration (durations must be zero or more)".into());
+    }
     humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 250ms, 5s, 1m30s)"))
 }
 
@@ -438,6 +447,21 @@ mod tests {
         assert_eq!(b.max_attempts(), Some(6));
         let v: Vec<_> = b.map(|d| d.as_millis()).collect();
         assert_eq!(v, [1000, 2000, 3000, 3000, 3000]);
+    }
+
+    #[test]
+    fn negative_durations_are_named_as_such() {
+        for flag in ["--delay", "--max-delay", "--deadline"] {
+            let err = Wrapper::try_parse_from(["retry", flag, "-1s", "--", "true"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("negative duration"), "{flag}: {err}");
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+        let err = Wrapper::try_parse_from(["retry", "--delay", "--json", "--", "true"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not the flag --json"), "{err}");
     }
 
     #[test]

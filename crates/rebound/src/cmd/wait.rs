@@ -31,7 +31,7 @@ Exit codes: 0 all ready, 2 bad target, 3 a target failed for good,
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Give up after this long (e.g. 30s, 2m, 1m30s); exit 124.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
 
     /// Print one JSON object per event on stdout.
@@ -43,7 +43,12 @@ pub struct Args {
     pub targets: Vec<String>,
 }
 
+/// The shared duration parser. `--timeout` allows a leading `-` so that
+/// `-1s` is named a negative duration rather than an unknown flag.
 fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.starts_with("--") {
+        return Err(format!("a duration is needed here, not the flag {text}"));
+    }
     rebound_init::actions::duration::parse(text).map_err(|e| e.to_string())
 }
 

@@ -272,13 +272,18 @@ fn workload_exit_code_is_passed_through() {
 }
 
 #[test]
-fn missing_workload_program_is_exit_3() {
+fn missing_workload_program_is_127_and_unexecutable_is_126() {
     let dir = tempfile::tempdir().unwrap();
     let spec = one_step(dir.path(), "{ command: 'true' }", "");
     init_then(&spec, &["/nonexistent/workload"])
         .run()
-        .code(3)
+        .code(127)
         .stderr_has("cannot start the workload `/nonexistent/workload`");
+    let dir_path = dir.path().to_str().unwrap();
+    init_then(&spec, &[dir_path])
+        .run()
+        .code(126)
+        .stderr_has("cannot start the workload");
 }
 
 /// A `rebound` running in the background, its stdout piped.

@@ -23,8 +23,10 @@ Examples:
 As a container entrypoint:  ENTRYPOINT [\"rebound\", \"init\", \"/etc/init.yaml\", \"--\"]
   CMD [\"./server\"]   (signals are forwarded; zombies are reaped when PID 1)
 
-Exit codes: 0 ok (or the workload's own code); 2 invalid spec or usage;
-3 a step failed; 124 a step timed out; 130/143 interrupted during init.";
+Exit codes: 0 ok (or the workload's own code, 128+N when signal N ended
+it); 2 invalid spec or usage; 3 a step failed; 124 a step timed out;
+126/127 the workload cannot be executed / is not found; 130/143 interrupted
+during init.";
 
 /// Arguments of `rebound init`.
 #[derive(Debug, clap::Args)]

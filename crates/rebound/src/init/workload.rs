@@ -60,10 +60,20 @@ pub async fn run(
         .args(args)
         .spawn()
         .map_err(|e| {
-            CliError::failed(format!(
-                "cannot start the workload `{}`: {e}",
-                program.to_string_lossy()
-            ))
+            // The shell's codes (and `rebound retry`'s, and a container
+            // runtime's): 127 not found, 126 found but not executable.
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            CliError::new(
+                code,
+                format!(
+                    "cannot start the workload `{}`: {e}",
+                    program.to_string_lossy()
+                ),
+            )
         })?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     // The std handle is not used to wait (see the module doc); dropping it

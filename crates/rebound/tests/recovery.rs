@@ -661,3 +661,42 @@ fn the_recovery_timeout_kills_the_whole_command() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// `--workers N` runs N commands at once: each migrate command waits (up to
+// 10 s) until all three have started, and fails when they never do. Workers
+// that claimed batches ran everything due one by one in the first worker.
+#[test]
+fn workers_run_their_commands_at_the_same_time() {
+    let env = Env::new();
+    for id in ["m1", "m2", "m3"] {
+        env.record(id, "network_transient");
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let migrate = "touch \"started.$REBOUND_MIGRATION\"; i=0; \
+                   while [ \"$(ls started.* | wc -l)\" -lt 3 ]; do \
+                   i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done";
+    let out = env
+        .cli([
+            "run",
+            "--once",
+            "--json",
+            "--workers",
+            "3",
+            "--migrate-cmd",
+            migrate,
+            "--rollback-cmd",
+            "true",
+        ])
+        .run()
+        .code(0);
+    let summary: Value = serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(summary["succeeded"], 3, "{}", out.stdout());
+    let workers: std::collections::BTreeSet<String> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "attempt")
+        .map(|e| e["worker"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(workers.len(), 3, "{}", out.stdout());
+}

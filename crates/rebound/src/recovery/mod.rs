@@ -229,6 +229,10 @@ async fn run_workers(
             .with_classifier(|e: &CommandError| e.kind)
             .with_owner(format!("{host}-{}-{i}", std::process::id()))
             .with_lease(args.lease)
+            // One claim at a time: a worker runs its batch in turn, so a
+            // larger batch would leave the other workers idle while one
+            // holds (and runs one by one) everything that is due.
+            .with_batch(1)
             .with_poll_interval(args.poll)
             .with_notify(move |claim, done| {
                 let line = output::attempt(claim, done, json, SystemClock.now_ms());

@@ -63,41 +63,39 @@ impl fmt::Display for JournalAddress {
 }
 
 /// The URL (or libpq `key=value` text) with any password replaced by `***`.
+///
+/// Errs on the side of hiding: a password typed without percent-encoding
+/// may hold `@`, `/`, `?`, `:` or `#`, so the user information runs to the
+/// *last* `@`, and every `password=` parameter is hidden wherever it
+/// stands. A URL with an `@` further on (in a parameter) may so show less
+/// than it could, never more.
 pub(crate) fn redact(url: &str) -> String {
-    if !url.contains("://") {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return redact_key_values(url);
-    }
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
     };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, tail) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) if userinfo.contains(':') => {
-                    let user = userinfo.split(':').next().unwrap_or("");
-                    format!("{scheme}://{user}:***@{host}{tail}")
-                }
-                _ => base.to_owned(),
-            }
-        }
-        None => base.to_owned(),
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => rest.to_owned(),
+        },
+        None => rest.to_owned(),
     };
-    if let Some(query) = query {
-        let parts: Vec<&str> = query
-            .split('&')
-            .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***"
-                } else {
-                    kv
-                }
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&parts.join("&"));
+    format!("{scheme}://{}", redact_parameters(&rest))
+}
+
+/// URL text with the value of every `password=` parameter (any case) up
+/// to the next `&` replaced by `***`.
+fn redact_parameters(text: &str) -> String {
+    const KEY: &str = "password=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.to_ascii_lowercase().find(KEY) {
+        let (before, after) = rest.split_at(i + KEY.len());
+        out.push_str(before);
+        out.push_str("***");
+        rest = &after[after.find('&').unwrap_or(after.len())..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -182,6 +180,32 @@ mod tests {
             "postgres://h/db?user=u&password=***"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h:5432/db"), "postgres://h:5432/db");
+    }
+
+    // A password typed without percent-encoding: the driver rejects or
+    // misreads the URL, and the error names the journal.
+    #[test]
+    fn unencoded_passwords_never_shown() {
+        for (url, secret) in [
+            ("postgres://u:S3cr3t/p@ss@127.0.0.1:5432/db", "S3cr3t"),
+            ("postgres://u:pa?ss@h/db", "pa"),
+            ("postgres://u:pa#ss@h/db", "pa"),
+            ("postgres://u:a:b@h/db", "a:b"),
+            ("postgres://u:p@ss@h/db?sslmode=disable", "p@ss"),
+            ("postgres://h/db?user=u&PASSWORD=Hunter2&x=1", "Hunter2"),
+            ("postgres://h/db?password=p@x", "p@x"),
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+            assert!(shown.contains("***"), "{url} -> {shown}");
+            let address = url.parse::<JournalAddress>().unwrap().to_string();
+            assert!(!address.contains(secret), "{url} -> {address}");
+        }
+        assert_eq!(
+            redact("postgres://u:S3cr3t/p@ss@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
     }
 
     #[test]

@@ -548,3 +548,47 @@ fn live_progress_on_a_terminal() {
     // Plain mode would print this line; the live display does not.
     assert!(!text.contains("rebound: [only] command"), "{text}");
 }
+
+#[test]
+fn a_password_in_the_s3_endpoint_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dest = dir.path().join("out");
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "init:\n  steps:\n    - id: pull\n      uses: init.s3_pull\n      with: {{ bucket: b, key: k, destination: {}, endpoint: 'http://minio:3ndp0int-pw@127.0.0.1:{closed}' }}\n",
+            dest.display()
+        ),
+    );
+    for json in [false, true] {
+        let mut cli = Cli::new()
+            .args(["init"])
+            .env("AWS_ACCESS_KEY_ID", "AKIAREBOUNDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "s3cr3t-access-key");
+        if json {
+            cli = cli.args(["--json"]);
+        }
+        let out = cli
+            .args([spec.as_os_str()])
+            .run()
+            .code(3)
+            .stderr_lacks("3ndp0int-pw")
+            .stderr_lacks("s3cr3t-access-key");
+        assert!(
+            !out.stdout().contains("3ndp0int-pw") && !out.stdout().contains("s3cr3t-access-key"),
+            "{}",
+            out.stdout()
+        );
+        assert!(
+            format!("{}{}", out.stdout(), out.stderr()).contains("minio:***@127.0.0.1"),
+            "the failure quotes the endpoint, redacted\n{}\n{}",
+            out.stdout(),
+            out.stderr()
+        );
+    }
+}

@@ -50,8 +50,11 @@ impl Secrets {
         Self(v)
     }
 
+    /// `text` without the secret values, and with every URL in it redacted
+    /// (a password in the endpoint's `user:password@`, secret query
+    /// parameters): the client's errors quote the request URL.
     fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        let mut out = super::validate::redacted_urls_in(text);
         for s in &self.0 {
             out = out.replace(s.as_str(), "***");
         }
@@ -325,6 +328,11 @@ mod tests {
     fn secrets_are_scrubbed() {
         let s = Secrets(vec!["wJalrXUtnFEMI".into()]);
         assert_eq!(s.scrub("bad key wJalrXUtnFEMI here"), "bad key *** here");
+        // object_store quotes the request URL, with the endpoint's userinfo.
+        assert_eq!(
+            s.scrub("Error performing GET http://AKIA:s3kr1t@127.0.0.1:1/b/k in 1ms"),
+            "Error performing GET http://AKIA:***@127.0.0.1:1/b/k in 1ms"
+        );
     }
 
     #[test]

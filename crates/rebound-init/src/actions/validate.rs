@@ -205,6 +205,33 @@ pub(crate) fn redacted_text(text: &str) -> String {
     }
 }
 
+/// `text` (an error message, say) with every `http://` or `https://` URL in
+/// it redacted as [`redacted_text`] does; a URL ends at whitespace.
+pub(crate) fn redacted_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = ["http://", "https://"]
+        .iter()
+        .filter_map(|scheme| find_ignore_case(rest, scheme))
+        .min()
+    {
+        out.push_str(&rest[..start]);
+        let url = &rest[start..];
+        let end = url.find(char::is_whitespace).unwrap_or(url.len());
+        out.push_str(&redacted_text(&url[..end]));
+        rest = &url[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Parts of a query parameter's name that mark its value as a secret
 /// (compared in lower case): API tokens, presigned-URL signatures and
 /// credentials, passwords, session ids.
@@ -356,6 +383,19 @@ mod tests {
         assert_eq!(redacted_text("http://user:s3cret@/x"), "http://user:***@/x");
         assert_eq!(redacted_text("http://user@/x"), "http://user@/x");
         assert_eq!(redacted_text("not a url"), "not a url");
+    }
+
+    #[test]
+    fn urls_inside_a_message_are_redacted() {
+        assert_eq!(
+            redacted_urls_in("GET HTTP://a:pw@h/x?token=t failed; retry https://h/y?sig=s"),
+            "GET http://a:***@h/x?token=*** failed; retry https://h/y?sig=***"
+        );
+        assert_eq!(redacted_urls_in("no url here"), "no url here");
+        assert_eq!(
+            redacted_urls_in("héllo http://u:p@h/ wörld"),
+            "héllo http://u:***@h/ wörld"
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn json_schema() -> Value {
     }
     defs.insert("Step".into(), step);
     defs.insert("Init".into(), init);
-    json!({
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "rebound init spec",
         "description": "ZLayer's init format (init.steps, errors.on_init_failure) with rebound's extensions; either the init spec alone or a ZLayer deployment with services.",
@@ -106,7 +106,42 @@ pub fn json_schema() -> Value {
             }
         ],
         "$defs": defs
-    })
+    });
+    strip_doc_examples(&mut schema);
+    schema
+}
+
+/// Removes the fenced code blocks (the Rust doc tests of the types the
+/// descriptions come from) from every `description`: an editor shows the
+/// description on hover, where Rust code only gets in the way.
+fn strip_doc_examples(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(text) if key == "description" => {
+                        *text = without_code_blocks(text);
+                    }
+                    _ => strip_doc_examples(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_doc_examples),
+        _ => {}
+    }
+}
+
+fn without_code_blocks(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code {
+            out.push(line);
+        }
+    }
+    out.join("\n").trim_end().to_owned()
 }
 
 fn sub<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
@@ -130,6 +165,25 @@ mod tests {
         props.sort_unstable();
         fields.sort_unstable();
         assert_eq!(props, fields);
+    }
+
+    #[test]
+    fn descriptions_carry_no_rust_doc_tests() {
+        let text = json_schema().to_string();
+        assert!(!text.contains("```"), "a code fence in the schema");
+        assert!(
+            !text.contains("serde_json::from_str"),
+            "Rust code in the schema"
+        );
+        // The prose before the examples is kept.
+        let schema = json_schema();
+        let run = schema["$defs"]["Run"]["description"].as_str().unwrap();
+        assert!(run.starts_with("The `with:` block of `init.run`."), "{run}");
+        assert!(!run.ends_with('\n'), "{run:?}");
+        assert_eq!(
+            without_code_blocks("Prose.\n\n```\nlet x = 1;\n```\nMore."),
+            "Prose.\n\nMore."
+        );
     }
 
     #[test]

@@ -700,3 +700,27 @@ fn workers_run_their_commands_at_the_same_time() {
         .collect();
     assert_eq!(workers.len(), 3, "{}", out.stdout());
 }
+
+// A zero lease ran every attempt on a claim that had already expired, and a
+// zero poll interval queried the journal in a busy loop; both were taken.
+#[test]
+fn a_zero_lease_or_poll_interval_is_refused() {
+    let env = Env::new();
+    for flag in ["--lease", "--poll"] {
+        env.cli([
+            "run",
+            "--once",
+            "--migrate-cmd",
+            "true",
+            "--rollback-cmd",
+            "true",
+            flag,
+            "0s",
+        ])
+        .run()
+        .code(2)
+        .stderr_has(flag)
+        .stderr_has("must be greater than zero");
+    }
+    assert!(!env.path("journal.db").exists());
+}

@@ -286,10 +286,10 @@ pub struct RunArgs {
     pub once: bool,
     /// How long a claim lasts without renewal; a dead worker's recoveries
     /// are retaken after this.
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_positive_duration)]
     pub lease: Duration,
     /// How often to look for due recoveries when idle.
-    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
     pub poll: Duration,
     /// Map a migrate-command exit code to a failure kind (repeatable),
     /// e.g. 75=network_transient.
@@ -303,6 +303,16 @@ pub struct RunArgs {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{text:?} is not a duration like 250ms, 5s or 1m30s: {e}"))
+}
+
+/// A duration above zero: a zero lease expires as it is taken, and a zero
+/// poll interval queries the journal in a busy loop.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err("must be greater than zero, e.g. 500ms or 30s".to_owned());
+    }
+    Ok(d)
 }
 
 fn parse_jitter(text: &str) -> Result<RetryJitter, String> {

@@ -775,3 +775,34 @@ fn ensure_waits_out_a_short_backoff_and_then_succeeds() {
     assert_eq!(agent.state("flaky")["failures"], 0);
     assert_eq!(agent.state("flaky")["state"], "ready");
 }
+
+#[test]
+fn probe_without_a_timeout_does_not_hold_the_start() {
+    // The probe step has no `timeout:` of its own: each probe inside the
+    // start is still bounded (default 5 s, the adoption probe 500 ms), so the
+    // start steps run and the runtime is ready long before start_timeout.
+    // Before, the adoption probe waited for the file until start_timeout.
+    let agent = Agent::start(
+        r#"runtimes:
+  plain:
+    start:
+      steps:
+        - id: touch
+          uses: init.run
+          with: { command: ["touch", "{dir}/up"] }
+    probe: { uses: init.wait_file, with: { path: "{dir}/up" } }
+    endpoint: "file://{dir}/up"
+    start_timeout: 1h
+"#,
+    );
+    ensure_cli(&agent.addr(), "plain")
+        .args(["--wait", "15s"])
+        .run()
+        .code(0)
+        .stdout_has("file://");
+    let state = agent.state("plain");
+    assert!(
+        state["message"].as_str().unwrap().starts_with("started:"),
+        "{state}"
+    );
+}

@@ -20,12 +20,20 @@ pub fn build(config: &AgentConfig) -> EnsureMap<String> {
     map
 }
 
+/// The longest the adoption probe at the start of a start may take: a
+/// runtime that is already up answers a local probe at once, and one that is
+/// down should not delay its own start by a whole probe timeout.
+const ADOPT_PROBE_LIMIT: Duration = Duration::from_millis(500);
+
 /// The start probes once (a runtime that already answers is adopted as it
 /// is), runs the `start` steps, then runs the probe until it passes (the
 /// steps often only launch a daemon); the whole is bounded by
 /// `start_timeout` in the state machine, which cancels it. The probe is the
-/// one probe step.
+/// one probe step; every run of it inside a start is bounded by the probe
+/// timeout (the step's `timeout`, default 5 s), so a probe step without a
+/// timeout of its own cannot hold the start until `start_timeout`.
 fn ensure_for(runtime: &RuntimeConfig) -> Ensure {
+    let probe_timeout = runtime.ensure.probe_timeout();
     let name: Arc<str> = Arc::from(runtime.name.as_str());
     let start = Arc::new(runtime.start.clone());
     let probe = Arc::new(runtime.probe.clone());
@@ -40,14 +48,14 @@ fn ensure_for(runtime: &RuntimeConfig) -> Ensure {
                 Arc::clone(&probe),
                 Arc::clone(&endpoint),
             );
-            async move { start_runtime(&name, &start, &probe, &endpoint).await }
+            async move { start_runtime(&name, &start, &probe, probe_timeout, &endpoint).await }
         }
     };
     let probe_fn = move || {
         let (name, probe, endpoint) =
             (Arc::clone(&name), Arc::clone(&probe), Arc::clone(&endpoint));
         async move {
-            match run_probe(&name, &probe).await {
+            match run_probe(&name, &probe, probe_timeout).await {
                 Ok(()) => ProbeOutcome::Up(ReadyInfo::new(&*endpoint, "probe passed")),
                 Err(why) => ProbeOutcome::Down(why),
             }
@@ -73,23 +81,31 @@ fn log_event(runtime: &str, event: &Event) {
     }
 }
 
-async fn run_probe(name: &str, probe: &Spec) -> Result<(), String> {
-    runner(name, probe)
-        .run()
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+/// Runs the probe step once, bounded by `limit` (dropping the runner
+/// cancels the step and kills what it runs).
+async fn run_probe(name: &str, probe: &Spec, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, runner(name, probe).run()).await {
+        Ok(result) => result.map(|_| ()).map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the probe did not pass within {}",
+            humantime::format_duration(limit)
+        )),
+    }
 }
 
 async fn start_runtime(
     name: &str,
     start: &Spec,
     probe: &Spec,
+    probe_timeout: Duration,
     endpoint: &str,
 ) -> Result<ReadyInfo, StartError> {
     // Already up (the agent restarted while the runtime kept running):
     // adopt it rather than run the start steps a second time.
-    if run_probe(name, probe).await.is_ok() {
+    if run_probe(name, probe, probe_timeout.min(ADOPT_PROBE_LIMIT))
+        .await
+        .is_ok()
+    {
         tracing::info!(runtime = name, "runtime already answers its probe; adopted");
         return Ok(ReadyInfo::new(
             endpoint,
@@ -105,7 +121,7 @@ async fn start_runtime(
     // Poll the probe until it passes: 100 ms doubling to 1 s between tries.
     let mut pause = Duration::from_millis(100);
     loop {
-        match run_probe(name, probe).await {
+        match run_probe(name, probe, probe_timeout).await {
             Ok(()) => {
                 return Ok(ReadyInfo::new(
                     endpoint,

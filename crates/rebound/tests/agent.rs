@@ -806,3 +806,14 @@ fn probe_without_a_timeout_does_not_hold_the_start() {
         "{state}"
     );
 }
+
+#[test]
+fn a_wait_too_long_for_the_clock_waits_instead_of_panicking() {
+    let agent = Agent::start(quick_config());
+    // u64::MAX seconds overflowed the deadline: a panic (exit 101).
+    ensure_cli(&agent.addr(), "quick")
+        .args(["--wait", "18446744073709551615s"])
+        .run()
+        .code(0)
+        .stdout_has("file://");
+}

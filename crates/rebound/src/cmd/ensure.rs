@@ -90,6 +90,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     runtime.block_on(poll(&client, &args))
 }
 
+/// A moment no --wait reaches (about 30 years on), for waits too long
+/// for the clock.
+fn far_future(now: Instant) -> Instant {
+    let mut span = Duration::from_secs(1 << 30);
+    loop {
+        if let Some(at) = now.checked_add(span) {
+            return at;
+        }
+        span /= 2;
+    }
+}
+
 /// How one poll loop ends.
 enum End {
     Ready(EnsureReply),
@@ -99,7 +111,10 @@ enum End {
 
 async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
     let begun = Instant::now();
-    let deadline = begun + args.wait;
+    // A --wait too long for the clock (`--wait 1000000y`) waits for ever.
+    let deadline = begun
+        .checked_add(args.wait)
+        .unwrap_or_else(|| far_future(begun));
     let backoff = presets::connection()
         .forever()
         .build()
@@ -118,7 +133,11 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                     let Some(after) = reply.retry_after_ms.map(Duration::from_millis) else {
                         break End::Failed(reply.message);
                     };
-                    if Instant::now() + after > deadline {
+                    // An answer too far off for the clock is past any --wait.
+                    if Instant::now()
+                        .checked_add(after)
+                        .is_none_or(|at| at > deadline)
+                    {
                         break End::Failed(format!(
                             "{} (next start in {}, after --wait runs out)",
                             reply.message,

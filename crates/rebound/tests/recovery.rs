@@ -724,3 +724,20 @@ fn a_zero_lease_or_poll_interval_is_refused() {
     }
     assert!(!env.path("journal.db").exists());
 }
+
+// A migration id used again for another workload or source is refused; it
+// was taken, and the recovery's workload and source silently replaced.
+#[test]
+fn recording_another_workload_under_a_recorded_id_exits_2() {
+    let env = Env::new();
+    env.record("m1", "timeout");
+    env.cli(record("m1", "db", "node-a", "node-b"))
+        .args(["--kind", "timeout", "--message", "x"])
+        .run()
+        .code(2)
+        .stderr_has("migration \"m1\" is recorded for workload web from source node-a");
+    let shown = env.cli(["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["workload"], "web");
+    assert_eq!(shown["history"].as_array().unwrap().len(), 1);
+}

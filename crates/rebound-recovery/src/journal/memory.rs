@@ -74,6 +74,9 @@ impl Journal for MemoryJournal {
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
         let mut state = self.lock();
         let existing = state.recoveries.get(&report.migration).cloned();
+        if let Some(existing) = &existing {
+            transition::check_same_migration(existing, &report)?;
+        }
         let (rec, entry) = transition::record_failure(existing, &report, &self.config, now_ms);
         state.store(&rec, entry, self.config.history_limit);
         Ok(rec)

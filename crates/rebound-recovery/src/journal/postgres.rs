@@ -437,7 +437,10 @@ impl Journal for PostgresJournal {
     }
 
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
-        let apply = |existing| {
+        let apply = |existing: Option<Recovery>| {
+            if let Some(existing) = &existing {
+                transition::check_same_migration(existing, &report)?;
+            }
             Ok(transition::record_failure(
                 existing,
                 &report,

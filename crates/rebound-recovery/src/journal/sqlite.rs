@@ -341,6 +341,9 @@ impl Journal for SqliteJournal {
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = load(&tx, &report.migration)?;
+            if let Some(existing) = &existing {
+                transition::check_same_migration(existing, &report)?;
+            }
             let (rec, entry) = transition::record_failure(existing, &report, &config, now_ms);
             store(&tx, &rec)?;
             append(&tx, &rec.migration, &entry, config.history_limit)?;

@@ -161,6 +161,34 @@ pub fn record_failure(
     (rec, entry)
 }
 
+/// Refuses a report that names another workload or source than the
+/// recovery recorded under its migration id: an id used again for another
+/// migration would otherwise merge two histories, and a rollback would
+/// restore the wrong workload, or restore it on the wrong node.
+///
+/// ```
+/// use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig};
+/// use rebound_recovery::model::transition::{check_same_migration, record_failure};
+/// let report = FailureReport::new("m", "web", "a", "b", FailureKind::Timeout, "slow");
+/// let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// assert!(check_same_migration(&rec, &report).is_ok());
+/// let other = FailureReport::new("m", "db", "a", "b", FailureKind::Timeout, "slow");
+/// assert!(check_same_migration(&rec, &other).unwrap_err().to_string().contains("workload web"));
+/// ```
+pub fn check_same_migration(
+    existing: &Recovery,
+    report: &FailureReport,
+) -> Result<(), crate::error::JournalError> {
+    if existing.workload == report.workload && existing.source == report.source {
+        return Ok(());
+    }
+    Err(crate::error::JournalError::Invalid(format!(
+        "migration {:?} is recorded for workload {} from source {}; this failure names \
+         workload {} from source {}: give another migration id",
+        existing.migration, existing.workload, existing.source, report.workload, report.source
+    )))
+}
+
 /// What a worker's attempt came to.
 ///
 /// ```
@@ -653,6 +681,20 @@ mod tests {
         assert_eq!(rec.retry_count, 1);
         assert_eq!(e.number, 3);
         assert_eq!(rec.next_attempt_ms, Some(12_000 + 20_000));
+    }
+
+    #[test]
+    fn another_workload_or_source_under_the_same_id_is_refused() {
+        let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &exact(), 0);
+        assert!(check_same_migration(&rec, &report(FailureKind::Unknown)).is_ok());
+        let mut other = report(FailureKind::Timeout);
+        other.workload = "db".into();
+        assert!(check_same_migration(&rec, &other).is_err());
+        let mut other = report(FailureKind::Timeout);
+        other.source = "elsewhere".into();
+        let err = check_same_migration(&rec, &other).unwrap_err();
+        assert_eq!(err.kind(), crate::error::JournalErrorKind::Invalid);
+        assert!(err.to_string().contains("source elsewhere"), "{err}");
     }
 
     #[test]

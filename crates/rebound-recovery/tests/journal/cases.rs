@@ -55,6 +55,27 @@ pub async fn record_adds_to_history_and_never_resets(backend: Backend) {
     assert!(j.get("nope").await.unwrap().is_none());
 }
 
+pub async fn another_workload_under_the_same_id_is_refused(backend: Backend) {
+    let j = backend.open(exact()).await;
+    j.record(report("m1", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    for (workload, source) in [("db", "src"), ("web", "elsewhere")] {
+        let other = FailureReport::new("m1", workload, source, "t1", FailureKind::Timeout, "x");
+        let err = j.record(other, 2_000).await.unwrap_err();
+        assert!(matches!(err, JournalError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("workload web"), "{err}");
+    }
+    // Nothing written.
+    let stored = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.workload.as_str(), stored.source.as_str()),
+        ("web", "src")
+    );
+    assert_eq!(stored.retry_count, 0);
+    assert_eq!(j.history("m1").await.unwrap().len(), 1);
+}
+
 pub async fn list_filters_and_due_orders(backend: Backend) {
     let j = backend.open(exact()).await;
     j.record(report("b", FailureKind::NetworkTransient), 2_000)

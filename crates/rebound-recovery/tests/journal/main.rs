@@ -18,6 +18,7 @@ macro_rules! backend_suite {
         mod $backend {
             backend_suite!(@cases $open;
                 record_adds_to_history_and_never_resets,
+                another_workload_under_the_same_id_is_refused,
                 list_filters_and_due_orders,
                 claim_is_exclusive_and_an_expired_lease_hands_over,
                 renew_keeps_the_lease,

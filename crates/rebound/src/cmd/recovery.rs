@@ -69,7 +69,8 @@ Examples:
   rebound recovery --journal sqlite:/tmp/j.db record --migration m-7 \\
       --workload db --source n1 --target n2 --kind timeout --message 'slow copy'
 
-Another failure of a recorded migration adds to its history and retry count.
+Another failure of a recorded migration adds to its history and retry count;
+it must name the same workload and source (else exit 2).
 Exit codes: 0 recorded; 2 bad input (nothing written); 3 journal unreachable
 or of a newer schema."
 );

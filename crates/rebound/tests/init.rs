@@ -592,3 +592,21 @@ fn a_password_in_the_s3_endpoint_is_never_shown() {
         );
     }
 }
+
+#[test]
+fn a_number_beyond_64_bits_is_out_of_range_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'true' }",
+        "      retry: 99999999999999999999\n",
+    );
+    Cli::new()
+        .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has(
+            "spec.yaml:6:14: init.steps[0].retry: integer `99999999999999999999` is out of range",
+        )
+        .stderr_lacks("any YAML value");
+}

@@ -72,7 +72,7 @@ impl SpecError {
         match err.location() {
             Some(loc) => {
                 let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-                let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
+                let message = plain_out_of_range(text.strip_suffix(&suffix).unwrap_or(&text));
                 Self::new(
                     SpecErrorKind::Invalid,
                     origin,
@@ -80,7 +80,12 @@ impl SpecError {
                     message,
                 )
             }
-            None => Self::new(SpecErrorKind::Invalid, origin, None, text),
+            None => Self::new(
+                SpecErrorKind::Invalid,
+                origin,
+                None,
+                plain_out_of_range(&text),
+            ),
         }
     }
 
@@ -127,6 +132,31 @@ impl std::error::Error for SpecError {
     }
 }
 
+/// serde_norway reports an integer beyond 64 bits as "invalid type:
+/// integer `N` as u128, expected X" (X may be "any YAML value" when the
+/// number went through a generic value), which reads as a type error; this
+/// says that the number is out of range, and what was expected if known.
+fn plain_out_of_range(text: &str) -> String {
+    const START: &str = "invalid type: integer `";
+    let Some(start) = text.find(START) else {
+        return text.to_owned();
+    };
+    let after = &text[start + START.len()..];
+    for wide in ["` as u128, expected ", "` as i128, expected "] {
+        if let Some(len) = after.find(wide) {
+            let number = &after[..len];
+            let expected = &after[len + wide.len()..];
+            let hint = if expected == "any YAML value" {
+                String::new()
+            } else {
+                format!(" (expected {expected})")
+            };
+            return format!("{}integer `{number}` is out of range{hint}", &text[..start]);
+        }
+    }
+    text.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +168,29 @@ mod tests {
         let without = SpecError::new(SpecErrorKind::Service, "a.yaml", None, "no service");
         assert_eq!(without.to_string(), "a.yaml: no service");
         assert_eq!(without.line(), None);
+    }
+
+    #[test]
+    fn an_integer_beyond_64_bits_is_called_out_of_range() {
+        for (yaml, number) in [
+            ("99999999999999999999", "99999999999999999999"),
+            ("-99999999999999999999", "-99999999999999999999"),
+        ] {
+            let err = serde_norway::from_str::<u32>(yaml).unwrap_err();
+            let spec = SpecError::from_yaml("x.yaml", &err);
+            assert_eq!(
+                spec.message(),
+                format!("integer `{number}` is out of range (expected u32)"),
+                "{yaml}"
+            );
+        }
+        assert_eq!(
+            plain_out_of_range(
+                "init.steps[0].retry: invalid type: integer `1` as u128, expected any YAML value"
+            ),
+            "init.steps[0].retry: integer `1` is out of range"
+        );
+        assert_eq!(plain_out_of_range("other text"), "other text");
     }
 
     #[test]

@@ -817,3 +817,29 @@ fn a_wait_too_long_for_the_clock_waits_instead_of_panicking() {
         .code(0)
         .stdout_has("file://");
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_dropped() {
+    // Slow clients (slowloris): a connection whose headers never end is
+    // closed after the agent's 10 s header timeout; before, it was held for
+    // ever, and enough of them used up the agent's descriptors.
+    let agent = Agent::start(quick_config());
+    let mut slow = UnixStream::connect(&agent.socket).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\n")
+        .unwrap();
+    // Other clients are served meanwhile.
+    assert_eq!(agent.request("GET", "/metrics", "").0, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(
+        read.is_ok(),
+        "the slow connection was still open after 30 s: {read:?}"
+    );
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        !text.contains("200 OK"),
+        "an unfinished request was answered: {text}"
+    );
+}

@@ -26,6 +26,13 @@ use super::protocol::{
 
 /// Largest request body read.
 const MAX_BODY: usize = 64 * 1024;
+/// How long a client gets to send a request's headers, counted from the
+/// connection (or the previous answer on a kept-alive one): a client that
+/// connects and then sends nothing or trickles bytes is dropped, so idle
+/// connections cannot pile up until the agent runs out of descriptors.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client gets to send a request's body once its headers came.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -119,12 +126,26 @@ impl Server {
                 Some(self.runtimes.keys().cloned().collect()),
             );
         };
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => {
+        let read = tokio::time::timeout(
+            BODY_TIMEOUT,
+            Limited::new(req.into_body(), MAX_BODY).collect(),
+        );
+        let body = match read.await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(e)) => {
                 return error(
                     StatusCode::BAD_REQUEST,
                     &format!("cannot read the request body: {e}"),
+                    None,
+                );
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the request body did not arrive within {}s",
+                        BODY_TIMEOUT.as_secs()
+                    ),
                     None,
                 );
             }
@@ -374,8 +395,10 @@ where
         let server = Arc::clone(&server);
         async move { Ok::<_, Infallible>(server.handle(req).await) }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     if *stop.borrow() {
         conn.as_mut().graceful_shutdown();

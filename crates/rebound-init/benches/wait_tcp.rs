@@ -61,10 +61,7 @@ where
 }
 
 async fn rebound_waiter(port: u16) {
-    let ctx = ActionContext {
-        step_id: "bench".into(),
-        output: Arc::new(|_, _, _| {}),
-    };
+    let ctx = ActionContext::new("bench", Arc::new(|_, _, _| {}));
     let spec = ActionSpec::WaitTcp(WaitTcp {
         host: "127.0.0.1".into(),
         port,

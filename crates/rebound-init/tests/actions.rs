@@ -164,10 +164,7 @@ fn credentials_come_from_the_aws_environment() {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("in");
         std::fs::write(&source, b"from env").unwrap();
-        let ctx = ActionContext {
-            step_id: "env".into(),
-            output: Arc::new(|_, _, _| {}),
-        };
+        let ctx = ActionContext::new("env", Arc::new(|_, _, _| {}));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

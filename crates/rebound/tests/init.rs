@@ -210,6 +210,29 @@ fn step_timeout_is_exit_124() {
 }
 
 #[test]
+fn a_wait_step_timeout_says_what_the_wait_last_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "init:\n  steps:\n    - id: db\n      uses: init.wait_tcp\n      with: {{ host: 127.0.0.1, port: {closed} }}\n      timeout: 300ms\n"
+        ),
+    );
+    Cli::new()
+        .args(["init".as_ref(), spec.as_os_str()])
+        .run()
+        .code(124)
+        .stderr_has(&format!(
+            "step `db` timed out after 300ms waiting for tcp 127.0.0.1:{closed} (1 attempt; last error: Connection refused (os error 111))"
+        ));
+}
+
+#[test]
 fn json_prints_one_event_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let spec = one_step(dir.path(), "{ command: ['echo', 'hi'] }", "");

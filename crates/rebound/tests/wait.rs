@@ -159,6 +159,28 @@ fn timeout_exits_124_naming_the_targets_not_ready() {
         .stderr_has(&format!("timed out after 300ms; not ready: {tcp}"));
 }
 
+#[test]
+fn timeout_says_why_each_target_is_not_ready() {
+    let closed = free_port();
+    let tcp = format!("tcp://127.0.0.1:{closed}");
+    let file = "file:///nonexistent/rebound-ready";
+    Cli::new()
+        .args(["wait", "--timeout", "300ms", &tcp, file])
+        .run()
+        .code(124)
+        .stderr_has(&format!(
+            "not ready: {tcp} (Connection refused (os error 111)), {file} (not found)"
+        ));
+    let out = Cli::new()
+        .args(["wait", "--json", "--timeout", "300ms", &tcp])
+        .run()
+        .code(124);
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(last["not_ready"][0], tcp.as_str());
+    assert_eq!(last["last_errors"][0], "Connection refused (os error 111)");
+}
+
 // Plain output says every 15 s which targets are still not ready. Takes
 // 16 s of real time: it checks the binary's interval wiring, not a backoff.
 #[test]

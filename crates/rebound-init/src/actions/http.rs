@@ -149,7 +149,7 @@ fn client(w: &WaitHttp) -> Result<reqwest::Client, ActionError> {
 }
 
 /// Polls the URL until it answers as expected, or fails for good.
-pub(crate) async fn attempt(w: &WaitHttp, _ctx: &ActionContext) -> Result<(), ActionError> {
+pub(crate) async fn attempt(w: &WaitHttp, ctx: &ActionContext) -> Result<(), ActionError> {
     let url = url::Url::parse(&w.url).map_err(|e| {
         let shown = super::validate::redacted_text(&w.url);
         ActionError::permanent(format!("invalid URL {shown:?}: {e}"))
@@ -168,6 +168,8 @@ pub(crate) async fn attempt(w: &WaitHttp, _ctx: &ActionContext) -> Result<(), Ac
                 retry_after,
             } => {
                 tracing::debug!(url = %shown, %reason, "not ready yet");
+                ctx.last_problem
+                    .set(super::validate::redacted_urls_in(&reason));
                 tokio::time::sleep(next_delay(delay, retry_after)).await;
                 delay = (delay * 2).min(MAX_DELAY);
             }

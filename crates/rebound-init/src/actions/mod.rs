@@ -15,7 +15,7 @@
 //!   stdout/stderr, so the CLI can draw progress lines around it.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub mod duration;
 pub mod run;
@@ -59,23 +59,87 @@ pub struct ActionContext {
     pub step_id: String,
     /// Where command output goes: `(step_id, stream, line)`.
     pub output: OutputSink,
+    /// Why a waiting action is not done yet, kept up to date while it
+    /// polls, so that whoever cuts it off (a step or `rebound wait`
+    /// timeout) can say why the target was not ready.
+    pub last_problem: LastProblem,
+}
+
+impl ActionContext {
+    /// A context for the step `step_id` whose command output goes to
+    /// `output`, with an empty [`LastProblem`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use rebound_init::actions::ActionContext;
+    /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
+    /// assert_eq!(ctx.step_id, "db");
+    /// assert_eq!(ctx.last_problem.get(), None);
+    /// ```
+    pub fn new(step_id: impl Into<String>, output: OutputSink) -> Self {
+        Self {
+            step_id: step_id.into(),
+            output,
+            last_problem: LastProblem::default(),
+        }
+    }
 }
 
 impl fmt::Debug for ActionContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ActionContext")
             .field("step_id", &self.step_id)
+            .field("last_problem", &self.last_problem)
             .finish_non_exhaustive()
+    }
+}
+
+/// The latest reason a waiting action gave itself for "not yet"
+/// (`connection refused`, `answered 503 ...`, `not found`), shared between
+/// the action and the one that waits for it. Clones share the slot.
+///
+/// ```
+/// use rebound_init::actions::LastProblem;
+/// let slot = LastProblem::default();
+/// let seen = slot.clone();
+/// slot.set("connection refused");
+/// assert_eq!(seen.get().as_deref(), Some("connection refused"));
+/// seen.clear();
+/// assert_eq!(slot.get(), None);
+/// ```
+#[derive(Clone, Default)]
+pub struct LastProblem(Arc<Mutex<Option<String>>>);
+
+impl LastProblem {
+    /// Records `problem` as the latest.
+    pub fn set(&self, problem: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(problem.into());
+    }
+
+    /// The latest problem, if any was recorded since the last clear.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the latest problem (a new attempt starts).
+    pub fn clear(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+impl fmt::Debug for LastProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LastProblem").field(&self.get()).finish()
     }
 }
 
 /// A context that drops command output, for the unit tests of actions.
 #[cfg(test)]
 pub(crate) fn quiet_ctx() -> ActionContext {
-    ActionContext {
-        step_id: "t".into(),
-        output: Arc::new(|_, _, _| {}),
-    }
+    ActionContext::new("t", Arc::new(|_, _, _| {}))
 }
 
 /// Whether a failed attempt is worth another one.
@@ -291,7 +355,7 @@ impl ActionSpec {
     /// # async fn main() {
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let port = listener.local_addr().unwrap().port();
-    /// let ctx = ActionContext { step_id: "db".into(), output: Arc::new(|_, _, _| {}) };
+    /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
     /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None });
     /// spec.attempt(&ctx).await.unwrap();
     /// # }

@@ -259,14 +259,14 @@ mod tests {
     fn ctx() -> (ActionContext, Lines) {
         let lines: Lines = Arc::default();
         let sink = lines.clone();
-        let ctx = ActionContext {
-            step_id: "step".into(),
-            output: Arc::new(move |id, stream, line| {
+        let ctx = ActionContext::new(
+            "step",
+            Arc::new(move |id, stream, line| {
                 sink.lock()
                     .unwrap()
                     .push((id.to_owned(), stream, line.to_owned()));
             }),
-        };
+        );
         (ctx, lines)
     }
 

@@ -59,7 +59,7 @@ impl WaitFile {
 
     /// Polls until the file is there (and non-empty if asked) or `timeout`
     /// runs out.
-    pub(crate) async fn attempt(&self, _ctx: &ActionContext) -> Result<(), ActionError> {
+    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
         let mut last = String::from("not found");
         let poll = async {
             let mut delay = FIRST_DELAY;
@@ -70,6 +70,7 @@ impl WaitFile {
                     Ok(false) => last = "not found".into(),
                     Err(e) => last = e,
                 }
+                ctx.last_problem.set(last.as_str());
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_DELAY);
             }

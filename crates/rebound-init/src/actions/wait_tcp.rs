@@ -66,9 +66,9 @@ impl WaitTcp {
     }
 
     /// Polls until a connection is accepted or `timeout` runs out.
-    pub(crate) async fn attempt(&self, _ctx: &ActionContext) -> Result<(), ActionError> {
+    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
         let mut last: Option<io::Error> = None;
-        let poll = self.poll(&mut last);
+        let poll = self.poll(&mut last, ctx);
         match self.timeout {
             None => poll.await,
             Some(limit) => match tokio::time::timeout(limit, poll).await {
@@ -84,7 +84,11 @@ impl WaitTcp {
         }
     }
 
-    async fn poll(&self, last: &mut Option<io::Error>) -> Result<(), ActionError> {
+    async fn poll(
+        &self,
+        last: &mut Option<io::Error>,
+        ctx: &ActionContext,
+    ) -> Result<(), ActionError> {
         let started = tokio::time::Instant::now();
         let mut delay = FIRST_DELAY;
         loop {
@@ -117,6 +121,9 @@ impl WaitTcp {
                     refused_cap
                 }
             };
+            if let Some(e) = last {
+                ctx.last_problem.set(e.to_string());
+            }
             tokio::time::sleep(delay.min(cap)).await;
             delay = (delay * 2).min(cap);
         }
@@ -206,12 +213,16 @@ mod tests {
             port,
             timeout: Some(Duration::from_secs(2)),
         };
-        let err = w.attempt(&quiet_ctx()).await.unwrap_err();
+        let ctx = quiet_ctx();
+        let err = w.attempt(&ctx).await.unwrap_err();
         assert!(err.is_timeout());
         assert_eq!(err.kind(), super::super::ActionErrorKind::Transient);
         let msg = err.to_string();
         assert!(msg.contains(&format!("tcp 127.0.0.1:{port}")), "{msg}");
         assert!(msg.contains("after 2s"), "{msg}");
+        // Whoever waits on the attempt sees the same last problem.
+        let problem = ctx.last_problem.get().unwrap();
+        assert!(problem.contains("refused"), "{problem}");
     }
 
     #[test]

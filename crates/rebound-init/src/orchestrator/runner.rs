@@ -319,17 +319,25 @@ impl Runner {
             timeout: step.timeout,
         });
         let mut last_error: Option<ActionError> = None;
+        let ctx = ActionContext::new(step.id.clone(), self.output_sink());
         let result = match step.timeout {
-            None => self.attempts(step, attempts, &mut last_error).await,
+            None => self.attempts(step, &ctx, attempts, &mut last_error).await,
             Some(limit) => {
-                match tokio::time::timeout(limit, self.attempts(step, attempts, &mut last_error))
-                    .await
+                match tokio::time::timeout(
+                    limit,
+                    self.attempts(step, &ctx, attempts, &mut last_error),
+                )
+                .await
                 {
                     Ok(result) => result,
                     Err(_) => {
-                        let last = match &last_error {
-                            Some(err) => format!("; last error: {err}"),
-                            None => String::new(),
+                        // What the attempt that was cut off last saw (a wait
+                        // action's "connection refused"), else the error of
+                        // the attempt before it.
+                        let last = match (ctx.last_problem.get(), &last_error) {
+                            (Some(problem), _) => format!("; last error: {problem}"),
+                            (None, Some(err)) => format!("; last error: {err}"),
+                            (None, None) => String::new(),
                         };
                         let tries = match *attempts {
                             1 => "1 attempt".to_owned(),
@@ -368,16 +376,14 @@ impl Runner {
     async fn attempts(
         &self,
         step: &Step,
+        ctx: &ActionContext,
         attempts: &mut u32,
         last_error: &mut Option<ActionError>,
     ) -> Result<(), ActionError> {
-        let ctx = ActionContext {
-            step_id: step.id.clone(),
-            output: self.output_sink(),
-        };
         loop {
             *attempts = attempts.saturating_add(1);
-            let err = match step.action.attempt(&ctx).await {
+            ctx.last_problem.clear();
+            let err = match step.action.attempt(ctx).await {
                 Ok(()) => return Ok(()),
                 Err(err) => err,
             };

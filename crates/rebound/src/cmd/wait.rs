@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rebound_init::actions::{ActionContext, ActionError};
+use rebound_init::actions::{ActionContext, ActionError, LastProblem};
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -89,12 +89,12 @@ async fn wait_all(
 ) -> anyhow::Result<i32> {
     let start = Instant::now();
     let mut tasks = JoinSet::new();
+    // Why each target is not ready yet, named when the timeout runs out.
+    let mut problems = Vec::with_capacity(targets.len());
     for (i, t) in targets.iter().enumerate() {
         let action = t.action.clone();
-        let ctx = ActionContext {
-            step_id: t.text.clone(),
-            output: std::sync::Arc::new(|_, _, _| {}),
-        };
+        let ctx = ActionContext::new(t.text.clone(), std::sync::Arc::new(|_, _, _| {}));
+        problems.push(ctx.last_problem.clone());
         tasks.spawn(async move { (i, action.attempt(&ctx).await) });
     }
     let mut ready = vec![false; targets.len()];
@@ -146,11 +146,12 @@ async fn wait_all(
         }
         Some(Stop::TimedOut(limit)) => {
             let not_ready = not_ready(targets.iter().map(|t| t.text.as_str()), &ready);
-            report.timed_out(&not_ready, elapsed);
+            let why = last_problems(&ready, &problems);
+            report.timed_out(&not_ready, &why, elapsed);
             Err(CliError::timeout(format!(
                 "timed out after {}; not ready: {}",
                 humantime::format_duration(limit),
-                not_ready.join(", ")
+                with_reasons(&not_ready, &why)
             ))
             .into())
         }
@@ -282,10 +283,11 @@ impl Report {
         }
     }
 
-    fn timed_out(&mut self, not_ready: &[&str], elapsed: Duration) {
+    fn timed_out(&mut self, not_ready: &[&str], why: &[Option<String>], elapsed: Duration) {
         match self {
             Report::Json(_) => emit(&json!({
-                "event": "timeout", "not_ready": not_ready, "elapsed_ms": millis(elapsed),
+                "event": "timeout", "not_ready": not_ready, "last_errors": why,
+                "elapsed_ms": millis(elapsed),
             })),
             Report::Terminal { bars, .. } => {
                 for bar in bars.iter().filter(|b| !b.is_finished()) {
@@ -332,6 +334,30 @@ fn not_ready<'a>(texts: impl Iterator<Item = &'a str>, ready: &[bool]) -> Vec<&'
         .collect()
 }
 
+/// The last problem of each target that is not ready, in order (`None`:
+/// it reported none).
+fn last_problems(ready: &[bool], problems: &[LastProblem]) -> Vec<Option<String>> {
+    ready
+        .iter()
+        .zip(problems)
+        .filter(|(r, _)| !**r)
+        .map(|(_, p)| p.get())
+        .collect()
+}
+
+/// `tcp://db:5432 (connection refused), file:///run/ready (not found)`
+fn with_reasons(not_ready: &[&str], why: &[Option<String>]) -> String {
+    not_ready
+        .iter()
+        .zip(why)
+        .map(|(target, why)| match why {
+            Some(why) => format!("{target} ({why})"),
+            None => (*target).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `rebound: still waiting for tcp://db:5432, file:///run/ready (30s)`
 fn still_waiting_line(texts: &[String], ready: &[bool], elapsed: Duration) -> String {
     let waiting = not_ready(texts.iter().map(String::as_str), ready);
@@ -351,6 +377,26 @@ fn emit(value: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeout_names_why_each_target_is_not_ready() {
+        let problems = [
+            LastProblem::default(),
+            LastProblem::default(),
+            LastProblem::default(),
+        ];
+        problems[0].set("Connection refused (os error 111)");
+        problems[2].set("old news");
+        let why = last_problems(&[false, false, true], &problems);
+        assert_eq!(
+            why,
+            [Some("Connection refused (os error 111)".to_owned()), None]
+        );
+        assert_eq!(
+            with_reasons(&["tcp://db:5432", "file:///run/ready"], &why),
+            "tcp://db:5432 (Connection refused (os error 111)), file:///run/ready"
+        );
+    }
 
     #[test]
     fn still_waiting_lists_only_targets_not_ready() {

@@ -843,3 +843,45 @@ fn a_client_that_never_finishes_its_headers_is_dropped() {
         "an unfinished request was answered: {text}"
     );
 }
+
+#[test]
+fn longest_socket_path_binds_and_a_second_agent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), quick_config());
+    // 107 bytes, the most a Unix socket path may have: before, the agent
+    // bound it under a longer temporary name first and failed (exit 3).
+    let base = dir.path().display().to_string();
+    let socket = format!("{base}/{}", "s".repeat(107 - base.len() - 1));
+    assert_eq!(socket.len(), 107);
+    let addr = format!("unix:{socket}");
+    let mut first = agent_cli(&config, &addr)
+        .command()
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ensure_cli(&addr, "quick")
+        .args(["--wait", "20s"])
+        .run()
+        .code(0);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    agent_cli(&config, &addr)
+        .run()
+        .code(3)
+        .stderr_has("another agent is listening");
+    // One byte more is refused up front, naming the limit.
+    agent_cli(&config, &format!("unix:{socket}x"))
+        .run()
+        .code(2)
+        .stderr_has("at most 107");
+    ensure_cli("tcp:127.0.0.1:0", "quick")
+        .run()
+        .code(2)
+        .stderr_has("port 0");
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child_output(&mut first).0, Some(0));
+    assert!(!Path::new(&socket).exists());
+}

@@ -19,6 +19,10 @@ pub enum Addr {
     },
 }
 
+/// The longest Unix socket path the system takes (`sun_path` is 108
+/// bytes with its terminating NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
 /// The default agent socket (DESIGN.md).
 pub const DEFAULT_LISTEN: &str = "unix:/run/rebound/agent.sock";
 
@@ -42,6 +46,12 @@ impl FromStr for Addr {
             if path.is_empty() {
                 return Err(format!("`{text}`: the socket path is empty"));
             }
+            if path.len() > MAX_SOCKET_PATH {
+                return Err(format!(
+                    "`{text}`: the socket path is {} bytes long; a Unix socket path may have at most {MAX_SOCKET_PATH}",
+                    path.len()
+                ));
+            }
             return Ok(Addr::Unix(PathBuf::from(path)));
         }
         let Some(rest) = text.strip_prefix("tcp:") else {
@@ -62,6 +72,11 @@ impl FromStr for Addr {
         };
         if host.is_empty() {
             return Err(format!("`{text}`: the host is empty"));
+        }
+        if host.contains(['[', ']', '/']) {
+            return Err(format!(
+                "`{text}`: `{host}` is not a host (an IPv6 address goes in brackets: tcp:[::1]:7070)"
+            ));
         }
         let port: u16 = port
             .parse()
@@ -108,5 +123,13 @@ mod tests {
         let err = "tcp:127.0.0.1:70000".parse::<Addr>().unwrap_err();
         assert!(err.contains("0-65535, got `70000`"), "{err}");
         assert!("unix:".parse::<Addr>().is_err());
+        let err = "tcp:[::1:80".parse::<Addr>().unwrap_err();
+        assert!(err.contains("is not a host"), "{err}");
+        let longest = format!("unix:/{}", "s".repeat(MAX_SOCKET_PATH - 1));
+        assert!(longest.parse::<Addr>().is_ok());
+        let err = format!("unix:/{}", "s".repeat(MAX_SOCKET_PATH))
+            .parse::<Addr>()
+            .unwrap_err();
+        assert!(err.contains("108 bytes long"), "{err}");
     }
 }

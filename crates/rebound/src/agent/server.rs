@@ -250,10 +250,13 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `addr`. A Unix socket is created with mode 0600 (bound under a
-    /// temporary name, restricted, then renamed into place, so nobody can
-    /// connect before it is private); a stale socket file is removed, a
-    /// live one (another agent answers) is an error.
+    /// Binds `addr`. A Unix socket is created with mode 0600 in place (bound
+    /// under a umask that leaves only the owner's read and write, so nobody
+    /// can connect before it is private, and a path the system accepts is
+    /// never made longer by a temporary name); a stale socket file is
+    /// removed, a live one (another agent answers) is an error, and so is a
+    /// socket that another agent binds at the same moment (bind never
+    /// replaces a file).
     pub async fn bind(addr: &Addr) -> io::Result<Self> {
         match addr {
             Addr::Unix(path) => bind_unix(path).await,
@@ -304,21 +307,34 @@ async fn bind_unix(path: &Path) -> io::Result<Listener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut staging = path.as_os_str().to_owned();
-    staging.push(format!(".{}.tmp", std::process::id()));
-    let staging = PathBuf::from(staging);
-    let _ = tokio::fs::remove_file(&staging).await;
-    let listener = UnixListener::bind(&staging)?;
-    let placed = async {
-        tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600)).await?;
-        tokio::fs::rename(&staging, path).await
-    }
-    .await;
-    if let Err(e) = placed {
-        let _ = tokio::fs::remove_file(&staging).await;
-        return Err(e);
-    }
+    let listener = bind_private(path)?;
     Ok(Listener::Unix(listener, path.to_owned()))
+}
+
+/// Binds a Unix socket that is born with mode 0600: the umask is set to
+/// 0177 around `bind` and put back at once. The umask is the process's: the
+/// agent binds before it runs any start, so no other file is being created
+/// meanwhile. The mode is set again afterwards, for directories whose
+/// default ACL overrides the umask.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    use rustix::fs::Mode;
+    let previous = rustix::process::umask(Mode::from_raw_mode(0o177));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    rustix::process::umask(previous);
+    let listener = bound.map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("another agent is listening on {}", path.display()),
+        ),
+        _ => e,
+    })?;
+    let placed = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| listener.set_nonblocking(true))
+        .and_then(|()| UnixListener::from_std(listener));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    placed
 }
 
 /// Serves until `stop` resolves, then stops accepting, lets in-flight

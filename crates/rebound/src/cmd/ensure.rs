@@ -66,6 +66,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .agent
         .parse()
         .map_err(|e: String| CliError::usage(format!("--agent {e}")))?;
+    if let Addr::Tcp { port: 0, .. } = addr {
+        return Err(CliError::usage(format!(
+            "--agent `{}`: port 0 names no agent (give the port it listens on)",
+            args.agent
+        ))
+        .into());
+    }
     let plain = !args.name.is_empty()
         && args
             .name

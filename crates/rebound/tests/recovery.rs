@@ -741,3 +741,42 @@ fn recording_another_workload_under_a_recorded_id_exits_2() {
     assert_eq!(shown["recovery"]["workload"], "web");
     assert_eq!(shown["history"].as_array().unwrap().len(), 1);
 }
+
+// A typo in --migrate-cmd or --rollback-cmd (sh exits 127) stops `run` with
+// exit 2 and counts nothing; it was a failure of kind unknown, so the typo
+// rolled back every due migration (or, for --rollback-cmd, gave it up).
+#[test]
+fn a_command_that_cannot_run_stops_run_and_counts_nothing() {
+    // The migrate command of a retry, the rollback command of a rollback.
+    for (kind, flag, other) in [
+        ("network_transient", "--migrate-cmd", "--rollback-cmd"),
+        ("state_corruption", "--rollback-cmd", "--migrate-cmd"),
+    ] {
+        let env = Env::new();
+        std::fs::write(env.path("snap.img"), b"state").unwrap();
+        env.cli(record("m", "w", "a", "b"))
+            .args(["--kind", kind, "--message", "bad", "--snapshot", "snap.img"])
+            .run()
+            .code(0);
+        std::thread::sleep(Duration::from_millis(20));
+        env.cli([
+            "run",
+            "--once",
+            flag,
+            "./no-such-script.sh",
+            other,
+            "touch ran",
+        ])
+        .run()
+        .code(2)
+        .stderr_has(flag)
+        .stderr_has("not found");
+        assert!(!env.path("ran").exists());
+        let shown = env.cli(["show", "m", "--json"]).run().code(0);
+        let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+        // Still claimed by the stopped run, until its lease ends.
+        assert_eq!(shown["recovery"]["state"], "running", "{shown}");
+        assert_eq!(shown["recovery"]["retry_count"], 0, "{shown}");
+        assert_eq!(shown["history"].as_array().unwrap().len(), 1, "{shown}");
+    }
+}

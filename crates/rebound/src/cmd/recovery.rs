@@ -24,7 +24,8 @@ macro_rules! exit_kinds_help {
   0 success        65 state_corruption    68 target_unreachable
   69 target_unreachable  73 insufficient_resources  75 network_transient
   76 network_permanent   78 incompatible_target     124 timeout
-  anything else, or killed by a signal: unknown"
+  anything else, or killed by a signal: unknown
+  126/127 (command not executable/found): run stops with exit 2, nothing counted"
     };
 }
 
@@ -127,8 +128,9 @@ Examples:
       --rollback-cmd 'restore --from \"$REBOUND_SNAPSHOT\"' \\
       --workers 4 --exit-kind 70=state_corruption
 
-Exit codes: 0 done; 2 bad input; 3 journal unreachable or of a newer schema,
-or (--once) a recovery was given up; 130/143 stopped by SIGINT/SIGTERM."
+Exit codes: 0 done; 2 bad input, or a command could not be run (sh exit
+126/127); 3 journal unreachable or of a newer schema, or (--once) a recovery
+was given up; 130/143 stopped by SIGINT/SIGTERM."
 );
 
 /// The heading of the journal and settings options in every help.

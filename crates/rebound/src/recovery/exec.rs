@@ -57,6 +57,11 @@ impl ExitKinds {
         Ok((code, kind))
     }
 
+    /// Whether `code` has an entry (a default or an `--exit-kind`).
+    pub fn maps(&self, code: i32) -> bool {
+        self.0.contains_key(&code)
+    }
+
     /// The kind for a failed command's status: unknown when the code is not
     /// in the table or a signal ended the command.
     pub fn kind(&self, status: ExitStatus) -> FailureKind {
@@ -91,6 +96,30 @@ pub struct Commands {
     pub migrate: Arc<str>,
     pub rollback: Arc<str>,
     pub exit_kinds: Arc<ExitKinds>,
+    /// Told when a command could not be run at all (see [`not_run`]).
+    pub setup_error: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// What `sh -c` exit code 126 or 127 (with no `--exit-kind` entry) says:
+/// the command, or one it ran, was not found or could not be executed. That
+/// is this controller's setup (a typo in `--migrate-cmd`, a tool not
+/// installed), not a failed migration: counted as one, a typo would roll
+/// back (or give up) every due recovery.
+fn not_run(which: &str, status: ExitStatus, table: &ExitKinds) -> Option<String> {
+    let code = status.code().filter(|c| matches!(c, 126 | 127))?;
+    if table.maps(code) {
+        return None;
+    }
+    let what = if code == 127 {
+        "not found"
+    } else {
+        "not executable"
+    };
+    Some(format!(
+        "the {which} command could not be run (sh exited with {code}: a command {what}); \
+         fix --{which}-cmd. The attempt was not counted: its recovery is taken again when \
+         its lease ends"
+    ))
 }
 
 impl Commands {
@@ -133,6 +162,11 @@ impl Commands {
         group.0 = None;
         if status.success() {
             return Ok(());
+        }
+        if let Some(message) = not_run(which, status, &self.exit_kinds) {
+            let _ = self.setup_error.send(message);
+            // Never ends: `run` stops, and drops this attempt unrecorded.
+            std::future::pending::<()>().await;
         }
         let how = match status.code() {
             Some(code) => format!("exited with {code}"),
@@ -202,6 +236,20 @@ mod tests {
         assert_eq!(t.kind(ExitStatus::from_raw(1 << 8)), FailureKind::Unknown);
         // Killed by SIGKILL.
         assert_eq!(t.kind(ExitStatus::from_raw(9)), FailureKind::Unknown);
+    }
+
+    #[test]
+    fn commands_that_could_not_run_are_told_apart() {
+        let table = ExitKinds::default();
+        let not_found = not_run("migrate", ExitStatus::from_raw(127 << 8), &table).unwrap();
+        assert!(not_found.contains("--migrate-cmd"), "{not_found}");
+        assert!(not_found.contains("not found"), "{not_found}");
+        assert!(not_run("rollback", ExitStatus::from_raw(126 << 8), &table).is_some());
+        assert!(not_run("migrate", ExitStatus::from_raw(1 << 8), &table).is_none());
+        assert!(not_run("migrate", ExitStatus::from_raw(9), &table).is_none());
+        // An --exit-kind entry for 127 makes it a failure like any other.
+        let mapped = ExitKinds::with(&[(127, FailureKind::IncompatibleTarget)]);
+        assert!(not_run("migrate", ExitStatus::from_raw(127 << 8), &mapped).is_none());
     }
 
     #[test]

@@ -207,10 +207,12 @@ async fn run_workers(
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let (setup_tx, mut setup_rx) = tokio::sync::mpsc::unbounded_channel();
     let commands = Commands {
         migrate: args.migrate_cmd.as_str().into(),
         rollback: args.rollback_cmd.as_str().into(),
         exit_kinds: Arc::new(ExitKinds::with(&args.exit_kinds)),
+        setup_error: setup_tx,
     };
     // Every worker has its own connection; open them all before running
     // anything, so that a bad journal fails before any command runs.
@@ -268,6 +270,7 @@ async fn run_workers(
     }
     let mut total = WorkerReport::default();
     let mut failure = None;
+    let mut setup_error = None;
     loop {
         tokio::select! {
             joined = tasks.join_next() => match joined {
@@ -279,6 +282,10 @@ async fn run_workers(
                 }
                 Some(Err(e)) => return Err(anyhow::anyhow!("a worker failed: {e}")),
             },
+            Some(message) = setup_rx.recv() => {
+                setup_error.get_or_insert(message);
+                let _ = stop_tx.send(Stop::Terminated);
+            }
             _ = sigint.recv() => { let _ = stop_tx.send(Stop::Interrupted); }
             _ = sigterm.recv() => { let _ = stop_tx.send(Stop::Terminated); }
         }
@@ -311,6 +318,9 @@ async fn run_workers(
     }
     if let Some(e) = failure {
         return Err(journal_error(e));
+    }
+    if let Some(message) = setup_error {
+        return Err(CliError::usage(message).into());
     }
     Ok(match *stop_tx.borrow() {
         Stop::Interrupted => INTERRUPTED,

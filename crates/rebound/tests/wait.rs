@@ -107,6 +107,19 @@ fn a_file_that_appears() {
 }
 
 #[test]
+fn a_file_url_with_percent_escapes_names_the_decoded_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("my app ready");
+    std::fs::write(&path, b"x").unwrap();
+    let url = format!("file://{}", path.display()).replace(' ', "%20");
+    Cli::new()
+        .args(["wait", "--timeout", "5s", &url])
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {url}"));
+}
+
+#[test]
 fn all_targets_in_parallel_with_json_events() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f");

@@ -17,7 +17,8 @@ const AFTER_HELP: &str = "\
 Targets:
   tcp://HOST:PORT     ready when a connection is accepted
   http(s)://URL       ready on a 2xx answer; a 4xx other than 408/429 fails
-  file:///PATH        ready when the file exists
+  file:///PATH        ready when the file exists (%20 and other %XX escapes
+                      in PATH are decoded)
 
 Examples:
   rebound wait tcp://127.0.0.1:5432

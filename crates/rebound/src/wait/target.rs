@@ -83,9 +83,35 @@ fn file(rest: &str) -> Result<ActionSpec, String> {
     if !path.starts_with('/') {
         return Err("a file target needs an absolute path: file:///PATH".into());
     }
+    let path = percent_decoded(path)?;
     let w: WaitFile =
         serde_json::from_value(serde_json::json!({ "path": path })).map_err(|e| e.to_string())?;
     Ok(ActionSpec::WaitFile(w))
+}
+
+/// A file URL's path with its `%XX` escapes decoded (`%20` is a space), as
+/// URLs written by tools have them. A `%` not followed by two hex digits is
+/// kept as it is.
+fn percent_decoded(path: &str) -> Result<String, String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&hi), Some(&lo)) if hex(hi).is_some() && hex(lo).is_some() => {
+                let value = hex(hi).unwrap_or(0) * 16 + hex(lo).unwrap_or(0);
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| "the path is not UTF-8 once its %XX escapes are decoded".into())
 }
 
 #[cfg(test)]
@@ -105,6 +131,19 @@ mod tests {
         );
         let t = parse("file:///run/ready").unwrap();
         assert_eq!(t.action.describe(), "file /run/ready");
+    }
+
+    #[test]
+    fn file_urls_are_percent_decoded() {
+        let t = parse("file:///run/my%20app/ready").unwrap();
+        assert_eq!(t.action.describe(), "file /run/my app/ready");
+        // Already plain, or a % that is no escape: kept.
+        let t = parse("file:///run/my app/100%").unwrap();
+        assert_eq!(t.action.describe(), "file /run/my app/100%");
+        let t = parse("file:///run/%C3%A9t%C3%A9").unwrap();
+        assert_eq!(t.action.describe(), "file /run/été");
+        let err = parse("file:///run/%FF").unwrap_err();
+        assert!(err.contains("not UTF-8"), "{err}");
     }
 
     #[test]

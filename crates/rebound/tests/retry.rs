@@ -230,6 +230,34 @@ fn a_child_killed_by_a_signal_ends_with_128_plus_n() {
 }
 
 #[test]
+fn json_says_which_signal_killed_the_child() {
+    let out = retry(
+        &["--json", "--attempts", "2", "--delay", "1ms"],
+        "kill -KILL $$",
+    )
+    .run()
+    .code(128 + 9);
+    let records: Vec<serde_json::Value> = out
+        .stderr()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    for r in &records {
+        assert_eq!(r["exit_code"], 137, "{r}");
+        assert_eq!(r["killed_by"], 9, "{r}");
+    }
+    assert_eq!(records[1]["outcome"], "exhausted");
+    // A code above 128 that the child chose itself is no signal.
+    let out = retry(&["--json", "--attempts", "1"], "exit 137")
+        .run()
+        .code(137);
+    let last: serde_json::Value =
+        serde_json::from_str(out.stderr().lines().last().unwrap()).unwrap();
+    assert_eq!(last["killed_by"], serde_json::Value::Null);
+}
+
+#[test]
 fn deadline_kills_a_running_attempt_and_exits_124() {
     let started = Instant::now();
     retry(&["--deadline", "300ms"], "exec sleep 30")

@@ -363,11 +363,11 @@ fn finish(
             .into())
         }
         (StopReason::Deadline, last) => {
-            let code = last.as_ref().and_then(|e| match e {
-                AttemptError::Exit(exit) => Some(exit.code),
+            let exit = last.as_ref().and_then(|e| match e {
+                AttemptError::Exit(exit) => Some(exit),
                 AttemptError::Spawn(_) => None,
             });
-            report.stopped(attempt, code, "deadline", None);
+            report.stopped(attempt, exit, "deadline", None);
             let deadline = humantime::format_duration(deadline.unwrap_or_default());
             let what = if timed_out {
                 "the running attempt was killed".to_string()
@@ -383,18 +383,18 @@ fn finish(
         (reason, Some(AttemptError::Exit(exit))) => {
             let why = match (reason, exit.signalled) {
                 (_, Some(sig)) => {
-                    report.stopped(attempt, Some(exit.code), "signal", Some(sig));
+                    report.stopped(attempt, Some(&exit), "signal", Some(sig));
                     return Ok(exit.code);
                 }
                 (StopReason::Permanent, None) => {
-                    report.stopped(attempt, Some(exit.code), "not_retried", None);
+                    report.stopped(attempt, Some(&exit), "not_retried", None);
                     format!(
                         "exit code {} is not in --retry-on-exit {retry_on}",
                         exit.code
                     )
                 }
                 _ => {
-                    report.stopped(attempt, Some(exit.code), "exhausted", None);
+                    report.stopped(attempt, Some(&exit), "exhausted", None);
                     "no attempts left".to_string()
                 }
             };

@@ -53,6 +53,7 @@ impl Report {
                 "attempt": attempt,
                 "max_attempts": self.max_attempts,
                 "exit_code": exit.code,
+                "killed_by": exit.killed_by,
                 "outcome": "retry",
                 "delay_ms": delay_ms(delay),
             }));
@@ -72,6 +73,7 @@ impl Report {
                 "attempt": attempt,
                 "max_attempts": self.max_attempts,
                 "exit_code": exit.code,
+                "killed_by": null,
                 "outcome": "success",
             }));
         } else if attempt > 1 {
@@ -82,10 +84,11 @@ impl Report {
         }
     }
 
+    /// `exit` is how the last attempt ended, if it ran to its end.
     pub(super) fn stopped(
         &self,
         attempt: u32,
-        code: Option<i32>,
+        exit: Option<&ChildExit>,
         outcome: &str,
         signal: Option<i32>,
     ) {
@@ -93,7 +96,8 @@ impl Report {
             self.json(serde_json::json!({
                 "attempt": attempt,
                 "max_attempts": self.max_attempts,
-                "exit_code": code,
+                "exit_code": exit.map(|e| e.code),
+                "killed_by": exit.and_then(|e| e.killed_by),
                 "outcome": outcome,
                 "signal": signal,
             }));
@@ -110,6 +114,7 @@ impl Report {
                 "attempt": attempt,
                 "max_attempts": self.max_attempts,
                 "exit_code": null,
+                "killed_by": null,
                 "outcome": "interrupted",
                 "signal": signal,
             }));

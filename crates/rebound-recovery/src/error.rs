@@ -83,6 +83,13 @@ pub enum SnapshotError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The path is not valid UTF-8: the journal stores paths as text, and
+    /// the rollback command gets it in an environment variable.
+    #[error("snapshot path {} is not valid UTF-8; rename the file", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file's checksum differs from the one captured.
     #[error("snapshot {path} is corrupt: checksum {actual} differs from the captured {expected}")]
     Corrupt {

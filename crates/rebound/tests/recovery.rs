@@ -780,3 +780,24 @@ fn a_command_that_cannot_run_stops_run_and_counts_nothing() {
         assert_eq!(shown["history"].as_array().unwrap().len(), 1, "{shown}");
     }
 }
+
+// A --snapshot whose name is not UTF-8 was recorded as no snapshot at all.
+#[test]
+fn a_snapshot_path_that_is_not_utf8_exits_2() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let snap = env
+        .path("x")
+        .with_file_name(std::ffi::OsStr::from_bytes(b"snap\xff.img"));
+    std::fs::write(&snap, b"state").unwrap();
+    Cli::new()
+        .args(["recovery", "--journal", &env.journal(), "record"])
+        .args(["--migration", "m", "--workload", "w", "--source", "a"])
+        .args(["--target", "b", "--kind", "timeout", "--message", "x"])
+        .args([std::ffi::OsStr::new("--snapshot"), snap.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has("--snapshot")
+        .stderr_has("not valid UTF-8");
+    assert!(!env.path("journal.db").exists());
+}

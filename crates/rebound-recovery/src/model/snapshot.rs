@@ -43,6 +43,12 @@ impl SnapshotRef {
     /// ```
     pub fn capture(path: impl AsRef<Path>, now_ms: u64) -> Result<Self, SnapshotError> {
         let path = path.as_ref();
+        // Stored as JSON text: a path that is not UTF-8 would be lost.
+        if path.to_str().is_none() {
+            return Err(SnapshotError::NotUtf8 {
+                path: path.to_path_buf(),
+            });
+        }
         let (checksum, size) = checksum_file(path)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -124,6 +130,21 @@ pub fn checksum(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    // It was captured, then dropped silently when the journal stored it:
+    // the recovery had no snapshot, and its rollback was given up.
+    #[test]
+    fn a_path_that_is_not_utf8_is_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"snap\xff.img"));
+        std::fs::write(&file, b"state").unwrap();
+        let err = SnapshotRef::capture(&file, 0).unwrap_err();
+        assert!(matches!(err, SnapshotError::NotUtf8 { .. }), "{err}");
+        assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+    }
 
     #[test]
     fn streamed_checksum_equals_the_one_shot_one() {

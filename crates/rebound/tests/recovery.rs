@@ -801,3 +801,35 @@ fn a_snapshot_path_that_is_not_utf8_exits_2() {
         .stderr_has("not valid UTF-8");
     assert!(!env.path("journal.db").exists());
 }
+
+// A newline or tab in an id or node name was taken, and broke every table
+// that shows it.
+#[test]
+fn ids_and_node_names_with_control_characters_exit_2() {
+    let env = Env::new();
+    for (i, bad) in ["m\n1", "web\t2"].into_iter().enumerate() {
+        let args = if i == 0 {
+            record(bad, "w", "a", "b")
+        } else {
+            record("m", "w", "a", bad)
+        };
+        env.cli(args)
+            .args(["--kind", "timeout", "--message", "x"])
+            .run()
+            .code(2)
+            .stderr_has("must not contain control characters");
+    }
+    env.cli(record("m", "w", "a", "b"))
+        .args([
+            "--kind",
+            "timeout",
+            "--message",
+            "x",
+            "--candidates",
+            "c,d\ne",
+        ])
+        .run()
+        .code(2)
+        .stderr_has("--candidates");
+    assert!(!env.path("journal.db").exists());
+}

@@ -210,16 +210,16 @@ pub enum Sub {
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
     /// The migration's id.
-    #[arg(long, value_name = "ID", value_parser = non_empty)]
+    #[arg(long, value_name = "ID", value_parser = name)]
     pub migration: String,
     /// The workload being moved.
-    #[arg(long, value_name = "W", value_parser = non_empty)]
+    #[arg(long, value_name = "W", value_parser = name)]
     pub workload: String,
     /// The node it moves from.
-    #[arg(long, value_name = "S", value_parser = non_empty)]
+    #[arg(long, value_name = "S", value_parser = name)]
     pub source: String,
     /// The node the failed attempt went to.
-    #[arg(long, value_name = "T", value_parser = non_empty)]
+    #[arg(long, value_name = "T", value_parser = name)]
     pub target: String,
     /// Why it failed (see the list below).
     #[arg(long, value_name = "KIND")]
@@ -228,7 +228,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "M", value_parser = non_empty)]
     pub message: String,
     /// Other targets to try, in order (comma-separated).
-    #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = non_empty)]
+    #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = name)]
     pub candidates: Vec<String>,
     /// The snapshot file a rollback restores (its CRC32C is recorded now).
     #[arg(long, value_name = "FILE")]
@@ -327,6 +327,16 @@ fn parse_jitter(text: &str) -> Result<RetryJitter, String> {
             "unknown jitter {other:?}; valid: none, full, equal"
         )),
     }
+}
+
+/// An id or node name: not empty, and without control characters (a
+/// newline or tab in one broke every table that shows it).
+fn name(text: &str) -> Result<String, String> {
+    let text = non_empty(text)?;
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!("must not contain control characters (found {c:?})"));
+    }
+    Ok(text)
 }
 
 fn non_empty(text: &str) -> Result<String, String> {

@@ -153,11 +153,14 @@ fn err_line(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
+/// A duration to the millisecond; below one, `0ms` (humantime says `0s`,
+/// which read oddly beside the summary's `0ms` for the same step).
 fn ms(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-    ))
-    .to_string()
+    let millis = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if millis == 0 {
+        return "0ms".to_owned();
+    }
+    humantime::format_duration(Duration::from_millis(millis)).to_string()
 }
 
 fn attempts(n: u32) -> String {
@@ -372,5 +375,14 @@ mod tests {
             line: "hi".into(),
         };
         assert_eq!(plain_line(&out), Some((true, "[m] hi".to_owned())));
+        let quick = Event::StepSucceeded {
+            step: "f".into(),
+            attempts: 1,
+            elapsed: Duration::from_micros(400),
+        };
+        assert_eq!(
+            plain_line(&quick).unwrap().1,
+            "rebound: [f] ok (1 attempt, 0ms)"
+        );
     }
 }

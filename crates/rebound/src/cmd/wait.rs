@@ -239,7 +239,7 @@ impl Report {
             };
         }
         for t in targets {
-            eprintln!("rebound: waiting for {} ({})", t.text, t.action.describe());
+            eprintln!("rebound: {}", waiting_line(&t.text, &t.action.describe()));
         }
         Report::Plain(texts)
     }
@@ -359,6 +359,17 @@ fn with_reasons(not_ready: &[&str], why: &[Option<String>]) -> String {
         .join(", ")
 }
 
+/// `waiting for tcp://db:5432 (tcp db:5432)`; a description that starts
+/// with the target's own text (an http one's) is not repeated:
+/// `waiting for http://api/health (expect 2xx)`.
+fn waiting_line(text: &str, described: &str) -> String {
+    match described.strip_prefix(text) {
+        Some(rest) if !rest.trim().is_empty() => format!("waiting for {text}{rest}"),
+        Some(_) => format!("waiting for {text}"),
+        None => format!("waiting for {text} ({described})"),
+    }
+}
+
 /// `rebound: still waiting for tcp://db:5432, file:///run/ready (30s)`
 fn still_waiting_line(texts: &[String], ready: &[bool], elapsed: Duration) -> String {
     let waiting = not_ready(texts.iter().map(String::as_str), ready);
@@ -378,6 +389,19 @@ fn emit(value: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_lines_do_not_repeat_the_url() {
+        assert_eq!(
+            waiting_line("http://api/health", "http://api/health (expect 2xx)"),
+            "waiting for http://api/health (expect 2xx)"
+        );
+        assert_eq!(
+            waiting_line("tcp://db:5432", "tcp db:5432"),
+            "waiting for tcp://db:5432 (tcp db:5432)"
+        );
+        assert_eq!(waiting_line("x", "x"), "waiting for x");
+    }
 
     #[test]
     fn timeout_names_why_each_target_is_not_ready() {

@@ -99,6 +99,18 @@ enum Form {
     Deployment { service: String },
 }
 
+/// The line and column (1-based) of `key:` written as a block-style
+/// top-level key, if it is.
+fn top_level_key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let plain = format!("{key}:");
+    let quoted = [format!("\"{key}\":"), format!("'{key}':")];
+    text.lines()
+        .position(|line| {
+            line.starts_with(&plain) || quoted.iter().any(|q| line.starts_with(q.as_str()))
+        })
+        .map(|i| (i + 1, 1))
+}
+
 fn plan(text: &str, origin: &str, service: Option<&str>) -> Result<Plan, SpecError> {
     let value: Value =
         serde_norway::from_str(text).map_err(|e| SpecError::from_yaml(origin, &e))?;
@@ -126,6 +138,20 @@ fn plan(text: &str, origin: &str, service: Option<&str>) -> Result<Plan, SpecErr
             hints: step_hints(value.get("init")),
         });
     };
+    // A deployment's init belongs to a service: top-level sections beside
+    // `services` would be silently ignored, so they are refused.
+    for section in ["init", "errors"] {
+        if value.get(section).is_some() {
+            return Err(SpecError::new(
+                SpecErrorKind::Invalid,
+                origin,
+                top_level_key_position(text, section),
+                format!(
+                    "a top-level `{section}` beside `services` would be ignored: in a deployment file `{section}` goes inside a service; an init spec has no `services`"
+                ),
+            ));
+        }
+    }
     let names: Vec<String> = services
         .as_mapping()
         .map(|m| {

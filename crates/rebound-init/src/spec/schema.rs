@@ -91,6 +91,8 @@ pub fn json_schema() -> Value {
             {
                 "type": "object",
                 "required": ["services"],
+                // `init` and `errors` go inside a service here.
+                "not": { "anyOf": [{ "required": ["init"] }, { "required": ["errors"] }] },
                 "properties": {
                     "services": {
                         "type": "object",

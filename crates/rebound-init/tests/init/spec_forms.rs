@@ -148,3 +148,22 @@ fn other_services_are_not_validated() {
     let yaml = DEPLOYMENT.replace("init.wait_http", "init.custom_thing");
     assert!(Spec::from_yaml(&yaml, "shop.yaml", Some("api")).is_ok());
 }
+
+#[test]
+fn top_level_init_or_errors_beside_services_is_refused() {
+    // Before, the top-level steps were silently ignored and only the
+    // service's ran.
+    let yaml = format!("init:\n  steps: []\n{DEPLOYMENT}");
+    let err = Spec::from_yaml(&yaml, "shop.yaml", Some("api")).unwrap_err();
+    assert_eq!(err.kind(), SpecErrorKind::Invalid);
+    assert_eq!((err.line(), err.column()), (Some(1), Some(1)), "{err}");
+    assert!(
+        err.message()
+            .contains("a top-level `init` beside `services` would be ignored"),
+        "{err}"
+    );
+    let yaml = format!("{DEPLOYMENT}errors:\n  on_init_failure: {{ action: restart }}\n");
+    let err = Spec::from_yaml(&yaml, "shop.yaml", Some("api")).unwrap_err();
+    assert!(err.message().contains("top-level `errors`"), "{err}");
+    assert!(err.line().is_some(), "{err}");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::machine::{Begin, Machine, Phase, StartTicket};
 use crate::start::{Probe, Start};
@@ -23,6 +24,11 @@ use crate::{EnsureConfig, ProbeOutcome, WaitError, fmt_duration};
 /// `start_timeout` ends in `failed`, and the next start waits out the
 /// backoff. A Ready older than `ready_ttl` is probed again before it is
 /// reported. Cloning shares the same runtime.
+///
+/// The start, its probes and its log lines run in the `tracing` span that
+/// is current when the start begins: enter a span naming the runtime around
+/// `ensure` (as `rebound agent` does) so that several runtimes' logs can be
+/// told apart.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -429,7 +435,9 @@ impl Ensure {
         self.shared.counters.starts.fetch_add(1, Ordering::Relaxed);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(supervise(Arc::clone(&self.shared), ticket));
+                // The caller's span (an agent's `runtime{name}`) follows the
+                // start, its log lines and the TTL probes after it.
+                handle.spawn(supervise(Arc::clone(&self.shared), ticket).in_current_span());
             }
             Err(_) => {
                 ticket.fail("no tokio runtime to run the start in", Instant::now());
@@ -449,10 +457,13 @@ impl Ensure {
 async fn supervise(shared: Arc<Shared>, ticket: StartTicket) {
     let begun = Instant::now();
     let generation = ticket.generation();
-    let task = tokio::spawn({
-        let shared = Arc::clone(&shared);
-        async move { shared.start.start().await }
-    });
+    let task = tokio::spawn(
+        {
+            let shared = Arc::clone(&shared);
+            async move { shared.start.start().await }
+        }
+        .in_current_span(),
+    );
     let abort = task.abort_handle();
     let limit = shared.config.start_timeout();
     let outcome = tokio::time::timeout(limit, task).await;
@@ -545,7 +556,7 @@ async fn run_probe(shared: &Arc<Shared>) -> ProbeOutcome {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return ProbeOutcome::Down("no tokio runtime to run the probe in".to_owned());
     };
-    let task = handle.spawn(shared.probe.probe());
+    let task = handle.spawn(shared.probe.probe().in_current_span());
     let abort = task.abort_handle();
     match tokio::time::timeout(limit, task).await {
         Ok(Ok(outcome)) => outcome,

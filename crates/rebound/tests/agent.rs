@@ -885,3 +885,55 @@ fn longest_socket_path_binds_and_a_second_agent_is_refused() {
     assert_eq!(child_output(&mut first).0, Some(0));
     assert!(!Path::new(&socket).exists());
 }
+
+#[test]
+fn log_lines_of_a_start_name_the_runtime() {
+    // With several runtimes, "runtime start failed" must say which one.
+    let mut agent = Agent::start(
+        r#"runtimes:
+  broken:
+    start:
+      steps:
+        - { id: fail, uses: init.run, with: { command: "exit 1" } }
+    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 100ms }
+    endpoint: none
+  other:
+    start:
+      steps:
+        - { id: ok, uses: init.run, with: { command: "true" } }
+    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 100ms }
+    endpoint: none
+"#,
+    );
+    assert_eq!(agent.ensure("broken", true)["status"], "starting");
+    agent.wait_until(
+        || agent.state("broken")["state"] == "failed",
+        "the start to fail",
+    );
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let plain = strip_ansi(&stderr);
+    let line = plain
+        .lines()
+        .find(|l| l.contains("runtime start failed"))
+        .unwrap_or_else(|| panic!("no start failure logged:\n{plain}"));
+    assert!(line.contains("runtime=broken"), "{line}");
+}
+
+/// `text` without terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::addr::Addr;
 use super::metrics::Metrics;
@@ -180,7 +181,12 @@ impl Server {
                 },
             );
         }
-        let answer = runtime.ensure(request.start_if_needed).await;
+        // Log lines of a start begun here (and of its TTL probes) name the
+        // runtime: the library runs them in this span.
+        let answer = runtime
+            .ensure(request.start_if_needed)
+            .instrument(tracing::warn_span!("runtime", runtime = %name))
+            .await;
         self.metrics.count_call(name, answer.status());
         json(StatusCode::OK, &EnsureReply::from_response(&answer))
     }

@@ -50,7 +50,7 @@ impl SpecError {
             kind,
             origin: origin.to_owned(),
             position,
-            message: message.into(),
+            message: shortened_quotes(&message.into()),
             source: None,
         }
     }
@@ -132,6 +132,44 @@ impl std::error::Error for SpecError {
     }
 }
 
+/// How many characters of a quoted value a message keeps.
+const QUOTED_CHARS: usize = 60;
+
+/// `text` with every `"..."` longer than [`QUOTED_CHARS`] cut to that many
+/// characters and `…`: a message quotes the offending value, which may be a
+/// whole multi-megabyte scalar.
+fn shortened_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(1024));
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' {
+            continue;
+        }
+        // Inside a quoted value: copy up to QUOTED_CHARS, skip the rest.
+        let mut kept = 0;
+        let mut cut = false;
+        while let Some(c) = chars.next() {
+            let escaped = if c == '\\' { chars.next() } else { None };
+            if c == '"' {
+                if cut {
+                    out.push('…');
+                }
+                out.push('"');
+                break;
+            }
+            if kept < QUOTED_CHARS {
+                out.push(c);
+                out.extend(escaped);
+                kept += 1;
+            } else {
+                cut = true;
+            }
+        }
+    }
+    out
+}
+
 /// serde_norway reports an integer beyond 64 bits as "invalid type:
 /// integer `N` as u128, expected X" (X may be "any YAML value" when the
 /// number went through a generic value), which reads as a type error; this
@@ -168,6 +206,29 @@ mod tests {
         let without = SpecError::new(SpecErrorKind::Service, "a.yaml", None, "no service");
         assert_eq!(without.to_string(), "a.yaml: no service");
         assert_eq!(without.line(), None);
+    }
+
+    #[test]
+    fn long_quoted_values_are_cut() {
+        let long = "a".repeat(5000);
+        let err = SpecError::new(
+            SpecErrorKind::Invalid,
+            "x.yaml",
+            Some((1, 1)),
+            format!("invalid type: string \"{long}\", expected struct"),
+        );
+        assert_eq!(
+            err.message(),
+            format!(
+                "invalid type: string \"{}…\", expected struct",
+                "a".repeat(60)
+            )
+        );
+        // Short values, escapes and several quotes are kept as they are.
+        let text = r#"unknown action "init.nope" (a \"b\"), see "x""#;
+        assert_eq!(shortened_quotes(text), text);
+        // An unclosed quote loses nothing but the excess.
+        assert_eq!(shortened_quotes("\"abc"), "\"abc");
     }
 
     #[test]

@@ -774,8 +774,9 @@ fn a_command_that_cannot_run_stops_run_and_counts_nothing() {
         assert!(!env.path("ran").exists());
         let shown = env.cli(["show", "m", "--json"]).run().code(0);
         let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
-        // Still claimed by the stopped run, until its lease ends.
-        assert_eq!(shown["recovery"]["state"], "running", "{shown}");
+        // Handed back by the stopped run, due at once.
+        assert_eq!(shown["recovery"]["state"], "pending", "{shown}");
+        assert_eq!(shown["recovery"]["lease_owner"], Value::Null, "{shown}");
         assert_eq!(shown["recovery"]["retry_count"], 0, "{shown}");
         assert_eq!(shown["history"].as_array().unwrap().len(), 1, "{shown}");
     }
@@ -832,4 +833,46 @@ fn ids_and_node_names_with_control_characters_exit_2() {
         .code(2)
         .stderr_has("--candidates");
     assert!(!env.path("journal.db").exists());
+}
+
+// SIGTERM mid-attempt hands the recovery back at once; it stayed `running`
+// for the rest of its lease (30 s by default) with nobody working on it.
+#[test]
+fn sigterm_mid_attempt_hands_the_recovery_back() {
+    let env = Env::new();
+    env.record("m1", "network_transient");
+    std::thread::sleep(Duration::from_millis(20));
+    let mut run = env
+        .cli([
+            "run",
+            "--json",
+            "--migrate-cmd",
+            "touch started; sleep 30",
+            "--rollback-cmd",
+            "true",
+        ])
+        .command();
+    run.stdout(Stdio::piped()).stderr(Stdio::null());
+    let run = run.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !env.path("started").exists() {
+        assert!(Instant::now() < deadline, "the attempt never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["claimed"], 1, "{stdout}");
+    assert_eq!(summary["released"], 1, "{stdout}");
+    let shown = env.cli(["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["state"], "pending", "{shown}");
+    assert_eq!(shown["recovery"]["lease_owner"], Value::Null, "{shown}");
+    assert_eq!(shown["recovery"]["retry_count"], 0, "{shown}");
+    assert_eq!(shown["history"].as_array().unwrap().len(), 1, "{shown}");
 }

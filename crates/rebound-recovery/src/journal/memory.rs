@@ -175,6 +175,17 @@ impl Journal for MemoryJournal {
         })
     }
 
+    async fn release(&self, claim: &Claim, now_ms: u64) -> Result<Recovery, JournalError> {
+        let mut state = self.lock();
+        let rec = state
+            .recoveries
+            .get_mut(&claim.recovery.migration)
+            .ok_or_else(|| JournalError::NotFound(claim.recovery.migration.clone()))?;
+        check_lease(rec, claim)?;
+        *rec = transition::release(rec.clone(), now_ms);
+        Ok(rec.clone())
+    }
+
     async fn complete(
         &self,
         claim: &Claim,

@@ -127,6 +127,16 @@ pub trait Journal: Send + Sync {
         lease: Duration,
     ) -> impl Future<Output = Result<Claim, JournalError>> + Send;
 
+    /// Hands a held claim back without an outcome, for a worker that stops
+    /// mid-attempt: the recovery is pending and due at `now_ms` again, at
+    /// once claimable by any worker, with nothing added to its history.
+    /// `LeaseLost` when the claim is no longer held.
+    fn release(
+        &self,
+        claim: &Claim,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
+
     /// Records what the claimed attempt came to and releases the lease.
     fn complete(
         &self,
@@ -255,6 +265,10 @@ impl Journal for AnyJournal {
         dispatch!(self, j => j.renew(claim, now_ms, lease).await)
     }
 
+    async fn release(&self, claim: &Claim, now_ms: u64) -> Result<Recovery, JournalError> {
+        dispatch!(self, j => j.release(claim, now_ms).await)
+    }
+
     async fn complete(
         &self,
         claim: &Claim,
@@ -329,6 +343,14 @@ macro_rules! forward {
                 lease: Duration,
             ) -> impl Future<Output = Result<Claim, JournalError>> + Send {
                 (**self).renew(claim, now_ms, lease)
+            }
+
+            fn release(
+                &self,
+                claim: &Claim,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
+                (**self).release(claim, now_ms)
             }
 
             fn complete(

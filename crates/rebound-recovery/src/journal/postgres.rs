@@ -616,6 +616,31 @@ impl Journal for PostgresJournal {
         })
     }
 
+    async fn release(&self, claim: &Claim, now_ms: u64) -> Result<Recovery, JournalError> {
+        let client = self.conn().await?;
+        let n = client
+            .execute(
+                "UPDATE recoveries SET state = 'pending', lease_owner = NULL, \
+                 lease_expires_ms = NULL, next_attempt_ms = $1, updated_ms = $1 \
+                 WHERE migration = $2 AND state = 'running' AND lease_owner = $3 AND claim_seq = $4",
+                &[
+                    &int(now_ms),
+                    &claim.recovery.migration,
+                    &claim.owner,
+                    &int(claim.claim_seq),
+                ],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
+        if n == 0 {
+            return Err(JournalError::LeaseLost {
+                migration: claim.recovery.migration.clone(),
+                owner: claim.owner.clone(),
+            });
+        }
+        Ok(transition::release(claim.recovery.clone(), now_ms))
+    }
+
     async fn complete(
         &self,
         claim: &Claim,

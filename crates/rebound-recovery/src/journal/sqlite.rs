@@ -479,6 +479,22 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn release(&self, claim: &Claim, now_ms: u64) -> Result<Recovery, JournalError> {
+        let claim = claim.clone();
+        self.with_journal(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let migration = &claim.recovery.migration;
+            let rec =
+                load(&tx, migration)?.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
+            check_lease(&rec, &claim)?;
+            let rec = transition::release(rec, now_ms);
+            store(&tx, &rec)?;
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+
     async fn complete(
         &self,
         claim: &Claim,

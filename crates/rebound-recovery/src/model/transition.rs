@@ -285,6 +285,28 @@ pub fn complete(
     (rec, entry)
 }
 
+/// Hands a claimed recovery back without an outcome (its worker stopped
+/// mid-attempt): pending again and due at `now_ms`, the lease cleared,
+/// nothing added to the history or the retry count.
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, RecoveryState};
+/// # use rebound_recovery::model::transition::{claim, record_failure, release};
+/// # let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// # let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// let rec = release(claim(rec, "w1", 30_000, 40_000), 31_000);
+/// assert_eq!((rec.state, rec.next_attempt_ms, rec.lease_owner), (RecoveryState::Pending, Some(31_000), None));
+/// assert_eq!(rec.retry_count, 0);
+/// ```
+pub fn release(mut rec: Recovery, now_ms: u64) -> Recovery {
+    rec.state = RecoveryState::Pending;
+    rec.lease_owner = None;
+    rec.lease_expires_ms = None;
+    rec.next_attempt_ms = Some(now_ms);
+    rec.updated_ms = now_ms;
+    rec
+}
+
 /// Marks a pending or expired recovery as claimed by `owner` until
 /// `lease_expires_ms`.
 ///

@@ -176,6 +176,11 @@ pub struct WorkerReport {
     pub given_up: u64,
     /// Claims lost to another worker after the lease ran out.
     pub lease_lost: u64,
+    /// Claims handed back unfinished (with
+    /// [`Journal::release`]) when
+    /// [`run`](RecoveryWorker::run) or [`drain`](RecoveryWorker::drain)
+    /// was stopped.
+    pub released: u64,
 }
 
 impl WorkerReport {
@@ -193,6 +198,7 @@ impl WorkerReport {
         self.retrying += other.retrying;
         self.given_up += other.given_up;
         self.lease_lost += other.lease_lost;
+        self.released += other.released;
     }
 }
 
@@ -485,25 +491,111 @@ where
     /// # });
     /// ```
     pub async fn run_once(&self) -> Result<WorkerReport, JournalError> {
+        let progress = std::sync::Mutex::new(Progress::default());
+        self.batch(&progress).await?;
+        Ok(lock(&progress).report)
+    }
+
+    /// Claims one batch and carries each claim out, keeping `progress`
+    /// up to date so that a stop mid-batch knows what it holds. Returns how
+    /// many were claimed.
+    async fn batch(&self, progress: &std::sync::Mutex<Progress>) -> Result<u64, JournalError> {
         let now = self.clock.now_ms();
         let claims = self
             .journal
             .claim(&self.owner, now, self.lease, self.batch)
             .await?;
-        let mut report = WorkerReport {
-            claimed: claims.len() as u64,
-            ..Default::default()
-        };
+        let claimed = claims.len() as u64;
+        {
+            let mut p = lock(progress);
+            p.report.claimed += claimed;
+            p.held.clone_from(&claims);
+        }
         for claim in claims {
-            report.add(self.execute(claim).await?);
+            let migration = claim.recovery.migration.clone();
+            let report = self.execute(claim).await?;
+            let mut p = lock(progress);
+            p.report.add(report);
+            p.held.retain(|c| c.recovery.migration != migration);
+        }
+        Ok(claimed)
+    }
+
+    /// Like [`run`](Self::run), but returns as soon as nothing is due.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use rebound_recovery::*;
+    /// # struct Ok_;
+    /// # impl Migrator for Ok_ {
+    /// #     type Error = std::io::Error;
+    /// #     async fn migrate(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl RollbackHandler for Ok_ {
+    /// #     type Error = std::io::Error;
+    /// #     async fn rollback(&self, _: &Job) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let journal = SqliteJournal::open(dir.path().join("j.db"), Default::default()).await.unwrap();
+    /// let worker = RecoveryWorker::new(journal, Ok_, Ok_);
+    /// let report = worker.drain(std::future::pending()).await.unwrap();
+    /// assert_eq!(report.claimed, 0);
+    /// # });
+    /// ```
+    pub async fn drain(
+        &self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<WorkerReport, JournalError> {
+        self.run_until(shutdown, true).await
+    }
+
+    async fn run_until(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        until_idle: bool,
+    ) -> Result<WorkerReport, JournalError> {
+        let progress = std::sync::Mutex::new(Progress::default());
+        let work = async {
+            loop {
+                if self.batch(&progress).await? == 0 {
+                    if until_idle {
+                        return Ok::<_, JournalError>(());
+                    }
+                    tokio::time::sleep(self.poll).await;
+                }
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            done = work => done?,
+        }
+        let Progress { mut report, held } =
+            progress.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Stopped mid-batch: hand back what was claimed and not finished
+        // (the attempt in progress was dropped, its command killed), so that
+        // another worker takes it now rather than when the lease runs out.
+        for claim in held {
+            match self.journal.release(&claim, self.clock.now_ms()).await {
+                Ok(_) => report.released += 1,
+                Err(JournalError::LeaseLost { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        migration = %claim.recovery.migration,
+                        error = %e,
+                        "could not hand the claim back; it is taken again when its lease ends"
+                    );
+                }
+            }
         }
         Ok(report)
     }
 
     /// Runs batches until `shutdown` resolves, waiting the poll interval
     /// whenever nothing was due. The attempt in progress when `shutdown`
-    /// resolves is dropped; its lease runs out and another worker retakes
-    /// it.
+    /// resolves is dropped, and it and the rest of its batch are handed
+    /// back ([`Journal::release`]): due at once
+    /// for any worker, with nothing recorded. Should the hand-back fail,
+    /// the lease runs out and another worker retakes them then.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -530,21 +622,7 @@ where
         &self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<WorkerReport, JournalError> {
-        let mut total = WorkerReport::default();
-        tokio::pin!(shutdown);
-        loop {
-            let step = async {
-                let report = self.run_once().await?;
-                if report.claimed == 0 {
-                    tokio::time::sleep(self.poll).await;
-                }
-                Ok::<_, JournalError>(report)
-            };
-            tokio::select! {
-                () = &mut shutdown => return Ok(total),
-                report = step => total.add(report?),
-            }
-        }
+        self.run_until(shutdown, false).await
     }
 
     /// Carries out one claim and records the outcome.
@@ -722,6 +800,18 @@ where
             () = renew => Ok(None),
         }
     }
+}
+
+/// What a running worker holds and has done so far.
+#[derive(Default)]
+struct Progress {
+    report: WorkerReport,
+    /// Claimed and not yet carried out.
+    held: Vec<Claim>,
+}
+
+fn lock(progress: &std::sync::Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    progress.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn tally(done: &Recovery) -> WorkerReport {

@@ -159,6 +159,87 @@ pub async fn claim_is_exclusive_and_an_expired_lease_hands_over(backend: Backend
     );
 }
 
+pub async fn release_hands_a_claim_back_at_once(backend: Backend) {
+    let j = backend.open(exact()).await;
+    j.record(report("m1", FailureKind::Timeout), 0)
+        .await
+        .unwrap();
+    let c1 = j.claim("w1", 10_000, LEASE, 10).await.unwrap();
+    let back = j.release(&c1[0], 12_000).await.unwrap();
+    assert_eq!(back.state, RecoveryState::Pending);
+    assert_eq!(back.next_attempt_ms, Some(12_000));
+    assert_eq!(back.lease_owner, None);
+    assert_eq!(j.get("m1").await.unwrap().unwrap(), back);
+    // Nothing recorded, nothing counted.
+    assert_eq!(back.retry_count, 0);
+    assert_eq!(j.history("m1").await.unwrap().len(), 1);
+    // Due at once for another worker, long before the lease would end.
+    let c2 = j.claim("w2", 12_000, LEASE, 10).await.unwrap();
+    assert_eq!(c2.len(), 1);
+    // The old claim is no longer held.
+    let stale = j.release(&c1[0], 13_000).await.unwrap_err();
+    assert!(matches!(stale, JournalError::LeaseLost { .. }), "{stale}");
+    let done = j.complete(&c2[0], Outcome::Migrated, 14_000).await.unwrap();
+    assert_eq!(done.state, RecoveryState::Succeeded);
+}
+
+/// A migrator whose attempts never end, telling `started` when one begins.
+struct Stuck(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl rebound_recovery::Migrator for Stuck {
+    type Error = io::Error;
+    async fn migrate(&self, job: &rebound_recovery::Job) -> io::Result<()> {
+        let _ = self.0.send(job.migration.clone());
+        std::future::pending().await
+    }
+}
+
+impl rebound_recovery::RollbackHandler for Stuck {
+    type Error = io::Error;
+    async fn rollback(&self, _: &rebound_recovery::Job) -> io::Result<()> {
+        std::future::pending().await
+    }
+}
+
+pub async fn a_stopped_worker_hands_back_what_it_holds(backend: Backend) {
+    let j = backend.open(exact()).await;
+    let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+    for id in ["m1", "m2", "m3"] {
+        j.record(report(id, FailureKind::Timeout), now - 60_000)
+            .await
+            .unwrap();
+    }
+    let (started, mut begun) = tokio::sync::mpsc::unbounded_channel();
+    let worker = RecoveryWorker::new(&j.journal, Stuck(started.clone()), Stuck(started))
+        .with_owner("w1")
+        .with_batch(2);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(async move {
+        let first = begun.recv().await.unwrap();
+        stop.send(()).unwrap();
+        first
+    });
+    let report = worker
+        .run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    let first = run.await.unwrap();
+    // The attempt in flight and the claim waiting behind it in its batch.
+    assert_eq!(report.claimed, 2);
+    assert_eq!(report.released, 2);
+    for rec in j.list(None).await.unwrap() {
+        assert_eq!(rec.state, RecoveryState::Pending, "{}", rec.migration);
+        assert_eq!(rec.retry_count, 0);
+        assert_eq!(j.history(&rec.migration).await.unwrap().len(), 1);
+    }
+    let later = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+    let again = j.claim("w2", later, LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().any(|c| c.recovery.migration == first));
+}
+
 pub async fn renew_keeps_the_lease(backend: Backend) {
     let j = backend.open(exact()).await;
     j.record(report("m1", FailureKind::Timeout), 0)

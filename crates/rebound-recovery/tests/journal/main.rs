@@ -21,6 +21,8 @@ macro_rules! backend_suite {
                 another_workload_under_the_same_id_is_refused,
                 list_filters_and_due_orders,
                 claim_is_exclusive_and_an_expired_lease_hands_over,
+                release_hands_a_claim_back_at_once,
+                a_stopped_worker_hands_back_what_it_holds,
                 renew_keeps_the_lease,
                 failures_rotate_targets_then_roll_back,
                 history_is_bounded_and_counts_all,

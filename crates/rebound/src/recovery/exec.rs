@@ -117,8 +117,7 @@ fn not_run(which: &str, status: ExitStatus, table: &ExitKinds) -> Option<String>
     };
     Some(format!(
         "the {which} command could not be run (sh exited with {code}: a command {what}); \
-         fix --{which}-cmd. The attempt was not counted: its recovery is taken again when \
-         its lease ends"
+         fix --{which}-cmd. The attempt was not counted, and its recovery was handed back"
     ))
 }
 

@@ -249,20 +249,7 @@ async fn run_workers(
                 let _ = stop.wait_for(|s| *s != Stop::Running).await;
             };
             if once {
-                let drain = async {
-                    let mut total = WorkerReport::default();
-                    loop {
-                        let r = worker.run_once().await?;
-                        if r.claimed == 0 {
-                            return Ok::<_, JournalError>(total);
-                        }
-                        total.add(r);
-                    }
-                };
-                tokio::select! {
-                    r = drain => r,
-                    () = stopped => Ok(WorkerReport::default()),
-                }
+                worker.drain(stopped).await
             } else {
                 worker.run(stopped).await
             }
@@ -298,6 +285,7 @@ async fn run_workers(
         "retrying": total.retrying,
         "given_up": total.given_up,
         "lease_lost": total.lease_lost,
+        "released": total.released,
     });
     {
         let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
@@ -306,13 +294,15 @@ async fn run_workers(
         } else {
             writeln!(
                 out,
-                "claimed {}, succeeded {}, rolled back {}, retrying {}, given up {}, lease lost {}",
+                "claimed {}, succeeded {}, rolled back {}, retrying {}, given up {}, lease lost {}, \
+                 handed back {}",
                 total.claimed,
                 total.succeeded,
                 total.rolled_back,
                 total.retrying,
                 total.given_up,
-                total.lease_lost
+                total.lease_lost,
+                total.released
             )?;
         }
     }

@@ -937,3 +937,28 @@ fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+#[test]
+fn wrong_method_gets_405_with_the_allowed_one() {
+    let agent = Agent::start(quick_config());
+    for (request, allow) in [
+        ("GET /v1/runtimes/quick/ensure", "POST"),
+        ("DELETE /v1/runtimes", "GET"),
+        ("POST /metrics", "GET"),
+    ] {
+        let mut stream = UnixStream::connect(&agent.socket).unwrap();
+        write!(
+            stream,
+            "{request} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let head = response.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 405"), "{response}");
+        assert!(
+            head.contains(&format!("\r\nallow: {}\r\n", allow.to_ascii_lowercase())),
+            "{response}"
+        );
+    }
+}

@@ -88,13 +88,8 @@ impl Server {
                 );
                 resp
             }
-            (_, ["v1", "runtimes", _, "ensure"]) | (_, ["v1", "runtimes"]) | (_, ["metrics"]) => {
-                error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    &format!("{method} is not allowed on {path}"),
-                    None,
-                )
-            }
+            (_, ["v1", "runtimes", _, "ensure"]) => not_allowed(&method, &path, "POST"),
+            (_, ["v1", "runtimes"]) | (_, ["metrics"]) => not_allowed(&method, &path, "GET"),
             _ => error(
                 StatusCode::NOT_FOUND,
                 &format!("no such endpoint: {method} {path}"),
@@ -230,6 +225,18 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Byte
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    resp
+}
+
+/// 405, with the `Allow` header HTTP requires.
+fn not_allowed(method: &Method, path: &str, allow: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("{method} is not allowed on {path} (only {allow})"),
+        None,
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     resp
 }
 

@@ -102,6 +102,15 @@ pub fn read_token(path: &Path) -> Result<String, CliError> {
             path.display()
         )));
     }
+    // A bearer token travels in a header, which carries printable ASCII
+    // only: a token outside it could never be sent by `rebound ensure`.
+    if !token.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(CliError::usage(format!(
+            "the token file {} holds characters an HTTP header cannot carry \
+             (control characters or non-ASCII): use printable ASCII",
+            path.display()
+        )));
+    }
     Ok(token.to_owned())
 }
 
@@ -118,5 +127,29 @@ async fn stop_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_from(bytes: &[u8]) -> Result<String, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, bytes).unwrap();
+        read_token(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn token_is_trimmed_and_must_fit_a_header() {
+        assert_eq!(token_from(b"  s3cret \n").unwrap(), "s3cret");
+        let err = token_from("s\u{e9}cret".as_bytes()).unwrap_err();
+        assert!(err.contains("cannot carry"), "{err}");
+        assert!(!err.contains("cret"), "the token was printed: {err}");
+        let err = token_from(b"a\x01b").unwrap_err();
+        assert!(err.contains("cannot carry"), "{err}");
+        let err = token_from(b" \n\t").unwrap_err();
+        assert!(err.contains("is empty"), "{err}");
     }
 }

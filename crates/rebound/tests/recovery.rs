@@ -876,3 +876,25 @@ fn sigterm_mid_attempt_hands_the_recovery_back() {
     assert_eq!(shown["recovery"]["retry_count"], 0, "{shown}");
     assert_eq!(shown["history"].as_array().unwrap().len(), 1, "{shown}");
 }
+
+// `rebound recovery list | head` printed "error: Broken pipe" and failed.
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    let env = Env::new();
+    // More than a pipe holds: the write blocks until the reader is gone.
+    let message = "x".repeat(100_000);
+    env.cli(record("m", "w", "a", "b"))
+        .args(["--kind", "timeout", "--message", &message])
+        .run()
+        .code(0);
+    for args in [["list", "--json"], ["show", "m"]] {
+        let mut cmd = env.cli(args).command();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

@@ -29,7 +29,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         _ => None,
     };
     let runtime = crate::cmd::runtime()?;
-    runtime.block_on(async move {
+    let prints_only = !matches!(args.command, Sub::Run(_));
+    let result = runtime.block_on(async move {
         let read_only = matches!(args.command, Sub::List(_) | Sub::Show(_) | Sub::Due(_));
         if read_only {
             if let JournalAddress::Sqlite(path) = &address {
@@ -54,6 +55,22 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Sub::Due(d) => due(open(&address, config).await?, d).await,
             Sub::Run(r) => run_workers(&address, config, r).await,
         }
+    });
+    if prints_only && reader_gone(&result) {
+        // `rebound recovery list | head`: what was asked is done (a record
+        // is written before it is printed); the reader wanted no more.
+        return Ok(OK);
+    }
+    result
+}
+
+/// Whether printing failed because the reader of stdout went away.
+fn reader_gone(result: &anyhow::Result<i32>) -> bool {
+    result.as_ref().is_err_and(|e| {
+        e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
     })
 }
 

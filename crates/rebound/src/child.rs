@@ -14,8 +14,16 @@ use nix::unistd::{Pid, getpgrp, tcgetpgrp};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// The signals `rebound retry` forwards (and that stop its retries).
-pub const RETRY_SIGNALS: [SignalKind; 2] = [SignalKind::interrupt(), SignalKind::terminate()];
+/// The signals `rebound retry` forwards (and that stop its retries): every
+/// signal a supervisor or a terminal sends to end a job. One left out would
+/// end rebound with its default action and leave the child running, orphaned,
+/// in its own process group.
+pub const RETRY_SIGNALS: [SignalKind; 4] = [
+    SignalKind::interrupt(),
+    SignalKind::terminate(),
+    SignalKind::hangup(),
+    SignalKind::quit(),
+];
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -310,8 +310,10 @@ fn send(child: &Child, signal: &str) {
 }
 
 #[test]
-fn sigint_and_sigterm_are_forwarded_to_the_child_and_stop_the_retries() {
-    for (signal, number) in [("TERM", 15), ("INT", 2)] {
+fn stop_signals_are_forwarded_to_the_child_and_stop_the_retries() {
+    // HUP and QUIT too: before, they ended rebound and left the child
+    // running in its own process group.
+    for (signal, number) in [("TERM", 15), ("INT", 2), ("HUP", 1), ("QUIT", 3)] {
         let s = Scratch::new();
         let ready = s.path("ready");
         let got = s.path("got");

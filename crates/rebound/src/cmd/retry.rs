@@ -29,9 +29,10 @@ stays the child's). The child's stdout and stderr pass through unchanged.
 
 Exit code: the child's last exit code (128+N when signal N ended it);
 2 for a bad flag or an invalid policy (nothing is run); 124 when --deadline
-ran out; 126/127 when CMD cannot be executed / is not found; 130/143 when
-SIGINT/SIGTERM arrived between attempts. SIGINT and SIGTERM received while
-the child runs are forwarded to it and stop the retries.
+ran out; 126/127 when CMD cannot be executed / is not found; 128+N when
+signal N (SIGINT 130, SIGTERM 143, SIGHUP 129, SIGQUIT 131) arrived between
+attempts. SIGINT, SIGTERM, SIGHUP and SIGQUIT received while the child runs
+are forwarded to it and stop the retries.
 
 Unless rebound runs in the foreground of a terminal, CMD runs in its own
 process group: forwarded signals go to the whole group, and --deadline

@@ -248,14 +248,21 @@ impl Ensure {
             match Machine::begin_start(&self.shared.machine, Instant::now()) {
                 Begin::Ready(info) => return Response::ready(Status::Reused, info),
                 Begin::Verifying => self.wait_verified(changed).await,
-                Begin::Starting => return Response::starting(),
+                Begin::Starting { previous } => {
+                    return Response::starting_after(previous.as_deref());
+                }
                 Begin::Backoff {
                     message,
                     retry_after,
                 } => return Response::not_ready(Status::Failed, message, Some(retry_after)),
                 Begin::Drive(ticket) => {
                     self.spawn_start(ticket);
-                    return Response::starting();
+                    let snap = self.shared.machine.load();
+                    let previous = match &snap.phase {
+                        Phase::Starting { previous } => previous.as_deref(),
+                        _ => None,
+                    };
+                    return Response::starting_after(previous);
                 }
             }
         }
@@ -292,7 +299,7 @@ impl Ensure {
             ProbeOutcome::Down(found) => {
                 let snap = self.shared.machine.load();
                 match &snap.phase {
-                    Phase::Starting => Response::not_ready(Status::Starting, found, None),
+                    Phase::Starting { .. } => Response::not_ready(Status::Starting, found, None),
                     Phase::Failed { message, retry_at } => Response::not_ready(
                         Status::Failed,
                         Arc::clone(message),
@@ -387,7 +394,12 @@ impl Ensure {
             Phase::NotStarted { message } => {
                 view.message = message.as_deref().map(str::to_owned);
             }
-            Phase::Starting => view.kind = StateKind::Starting,
+            Phase::Starting { previous } => {
+                view.kind = StateKind::Starting;
+                view.message = previous
+                    .as_deref()
+                    .map(|m| format!("the previous start failed: {m}"));
+            }
             Phase::Ready { info, verifying } => {
                 view.kind = StateKind::Ready;
                 view.endpoint = Some(info.endpoint().to_owned());
@@ -799,6 +811,48 @@ mod tests {
             "the start future was not dropped"
         );
         assert_eq!(e.stats().timeouts, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retried_start_still_says_why_the_previous_one_failed() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&runs);
+        let e = Ensure::new(
+            config(),
+            move || {
+                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                async move {
+                    if first {
+                        return Err(StartError::new("bad flag --xyz"));
+                    }
+                    std::future::pending::<Result<ReadyInfo, StartError>>().await
+                }
+            },
+            || async { ProbeOutcome::Down("down".into()) },
+        );
+        let plain = e.ensure(true).await;
+        assert_eq!(plain.message(), "runtime start in progress");
+        run_for(Duration::from_millis(1)).await;
+        assert_eq!(e.ensure(true).await.status(), Status::Failed);
+        run_for(Duration::from_secs(2)).await;
+        // The retry: its first caller and every caller during it are told
+        // why the previous start failed.
+        for _ in 0..2 {
+            let r = e.ensure(true).await;
+            assert_eq!(r.status(), Status::Starting);
+            assert_eq!(
+                r.message(),
+                "runtime start in progress (the previous start failed: bad flag --xyz)"
+            );
+        }
+        run_for(Duration::from_millis(1)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let view = e.state();
+        assert_eq!(view.kind(), StateKind::Starting);
+        assert_eq!(
+            view.message(),
+            Some("the previous start failed: bad flag --xyz")
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -75,7 +75,11 @@ pub enum Phase {
         message: Option<StdArc<str>>,
     },
     /// A start is running.
-    Starting,
+    Starting {
+        /// Why the start before it failed, when it did (a retry after a
+        /// backoff): answers during this start still say why.
+        previous: Option<StdArc<str>>,
+    },
     /// Ready with this endpoint.
     Ready {
         /// What the start (or last probe) reported.
@@ -100,7 +104,10 @@ pub enum Begin {
     /// Ready, but being re-probed: wait for the result.
     Verifying,
     /// Another caller's start is running.
-    Starting,
+    Starting {
+        /// Why the start before it failed, when it did.
+        previous: Option<StdArc<str>>,
+    },
     /// Failed, and the backoff has not passed.
     Backoff {
         /// Why the last start failed.
@@ -217,7 +224,11 @@ impl Machine {
             Phase::Ready {
                 verifying: true, ..
             } => return Begin::Verifying,
-            Phase::Starting => return Begin::Starting,
+            Phase::Starting { previous } => {
+                return Begin::Starting {
+                    previous: previous.clone(),
+                };
+            }
             Phase::Failed { message, retry_at } if now < *retry_at => {
                 return Begin::Backoff {
                     message: StdArc::clone(message),
@@ -226,13 +237,17 @@ impl Machine {
             }
             Phase::Failed { .. } | Phase::NotStarted { .. } => {}
         }
+        let previous = match &snap.phase {
+            Phase::Failed { message, .. } => Some(StdArc::clone(message)),
+            _ => None,
+        };
         let generation = *next;
         *next += 1;
         this.publish(Snapshot {
             generation,
             since: now,
             failures: snap.failures,
-            phase: Phase::Starting,
+            phase: Phase::Starting { previous },
         });
         Begin::Drive(StartTicket {
             machine: Arc::clone(this),
@@ -292,7 +307,7 @@ impl Machine {
         let mut retry_after = None;
         self.transition(
             generation,
-            |p| matches!(p, Phase::Starting),
+            |p| matches!(p, Phase::Starting { .. }),
             |snap| {
                 let failures = snap.failures.saturating_add(1);
                 let wait = (self.backoff)(failures);
@@ -333,7 +348,7 @@ impl StartTicket {
         let generation = self.generation;
         self.machine.transition(
             generation,
-            |p| matches!(p, Phase::Starting),
+            |p| matches!(p, Phase::Starting { .. }),
             |_| Snapshot {
                 generation,
                 since: now,
@@ -466,7 +481,10 @@ mod tests {
         let m = machine(1);
         let now = Instant::now();
         let ticket = drive(&m, now);
-        assert!(matches!(Machine::begin_start(&m, now), Begin::Starting));
+        assert!(matches!(
+            Machine::begin_start(&m, now),
+            Begin::Starting { previous: None }
+        ));
         assert!(m.ready().is_none());
         ticket.succeed(ReadyInfo::new("e", "m"), now);
         assert!(matches!(Machine::begin_start(&m, now), Begin::Ready(i) if i.endpoint() == "e"));

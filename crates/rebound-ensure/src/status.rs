@@ -186,6 +186,19 @@ impl Response {
         Self::not_ready(Status::Starting, "runtime start in progress", None)
     }
 
+    /// The answer while a start runs that retries a failed one: it still
+    /// says why the previous start failed.
+    pub(crate) fn starting_after(previous: Option<&str>) -> Self {
+        match previous {
+            None => Self::starting(),
+            Some(why) => Self::not_ready(
+                Status::Starting,
+                format!("runtime start in progress (the previous start failed: {why})"),
+                None,
+            ),
+        }
+    }
+
     /// The status.
     ///
     /// ```

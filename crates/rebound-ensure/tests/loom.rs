@@ -89,7 +89,7 @@ fn assert_settled(m: &Machine) {
         "fast path disagrees with {snap:?}"
     );
     assert!(
-        !matches!(snap.phase, Phase::Starting),
+        !matches!(snap.phase, Phase::Starting { .. }),
         "stuck in Starting: {snap:?}"
     );
     assert!(

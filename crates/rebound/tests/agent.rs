@@ -962,3 +962,29 @@ fn wrong_method_gets_405_with_the_allowed_one() {
         );
     }
 }
+
+#[test]
+fn a_wait_that_runs_out_between_failed_starts_names_the_failure() {
+    // Every start fails after a short backoff: when --wait runs out the last
+    // answer is usually `starting` (a retry is running), and it still says
+    // why the starts fail. Before, it said only "runtime start in progress".
+    let agent = Agent::start(
+        r#"runtimes:
+  broken:
+    start:
+      steps:
+        - id: fail
+          uses: init.run
+          with: { command: "sleep 0.2; echo 'bad flag --xyz' >&2; exit 1" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 100ms }
+    endpoint: none
+    backoff: { initial: 100ms, max: 100ms, jitter: none }
+"#,
+    );
+    ensure_cli(&agent.addr(), "broken")
+        .args(["--wait", "2s"])
+        .run()
+        .code(124)
+        .stderr_has("not ready after 2s")
+        .stderr_has("bad flag --xyz");
+}

@@ -210,7 +210,8 @@ fn bad_input_exits_2_and_writes_nothing() {
         ])
         .run()
         .code(2)
-        .stderr_has("max_delay");
+        .stderr_has("--max-delay (1ms) must be at least --initial-delay (10s)")
+        .stderr_lacks("max_delay");
     env.cli(["list", "--state", "done"])
         .run()
         .code(2)

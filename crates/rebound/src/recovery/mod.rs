@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use rebound_recovery::{
-    AnyJournal, Clock, FailureReport, Journal, JournalAddress, JournalError, JournalErrorKind,
-    RecoveryConfig, RecoveryWorker, SnapshotRef, SystemClock, WorkerReport,
+    AnyJournal, Clock, ConfigError, FailureReport, Journal, JournalAddress, JournalError,
+    JournalErrorKind, RecoveryConfig, RecoveryWorker, SnapshotRef, SystemClock, WorkerReport,
 };
 use serde_json::json;
 
@@ -88,8 +88,29 @@ fn config(args: &Args) -> anyhow::Result<RecoveryConfig> {
     };
     config
         .validate()
-        .map_err(|e| CliError::usage(format!("recovery settings: {e}")))?;
+        .map_err(|e| CliError::usage(settings_error(&e)))?;
     Ok(config)
+}
+
+/// A settings error in terms of the flags that set them.
+fn settings_error(e: &ConfigError) -> String {
+    let d = |d: &std::time::Duration| humantime::format_duration(*d).to_string();
+    match e {
+        ConfigError::ZeroInitialDelay => "--initial-delay must be greater than zero".to_owned(),
+        ConfigError::MaxBelowInitial { initial, max } => format!(
+            "--max-delay ({}) must be at least --initial-delay ({})",
+            d(max),
+            d(initial)
+        ),
+        ConfigError::ZeroRecoveryTimeout => {
+            "--recovery-timeout must be greater than zero".to_owned()
+        }
+        ConfigError::ZeroHistoryLimit => "--history must be at least 1".to_owned(),
+        ConfigError::ZeroSnapshotMaxAge => {
+            "--snapshot-max-age must be greater than zero".to_owned()
+        }
+        other => format!("recovery settings: {other}"),
+    }
 }
 
 fn address(journal: Option<&str>) -> anyhow::Result<JournalAddress> {

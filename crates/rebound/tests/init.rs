@@ -395,8 +395,15 @@ fn workload_killed_by_a_forwarded_sigterm_exits_143() {
 }
 
 #[test]
-fn sigterm_and_sigint_during_the_init_cancel_it_and_kill_the_step() {
-    for (sig, code) in [(Signal::SIGTERM, 143), (Signal::SIGINT, 130)] {
+fn stop_signals_during_the_init_cancel_it_and_kill_the_step() {
+    // SIGHUP and SIGQUIT too: before, their default action ended rebound and
+    // left the step's command running in its own process group.
+    for (sig, code) in [
+        (Signal::SIGTERM, 143),
+        (Signal::SIGINT, 130),
+        (Signal::SIGHUP, 129),
+        (Signal::SIGQUIT, 131),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let pids = dir.path().join("pids");
         let yaml_with = format!(

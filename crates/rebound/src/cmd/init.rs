@@ -25,8 +25,8 @@ As a container entrypoint:  ENTRYPOINT [\"rebound\", \"init\", \"/etc/init.yaml\
 
 Exit codes: 0 ok (or the workload's own code, 128+N when signal N ended
 it); 2 invalid spec or usage; 3 a step failed; 124 a step timed out;
-126/127 the workload cannot be executed / is not found; 130/143 interrupted
-during init.";
+126/127 the workload cannot be executed / is not found; 128+N when signal N
+(SIGINT 130, SIGTERM 143, SIGHUP 129, SIGQUIT 131) stopped the init.";
 
 /// Arguments of `rebound init`.
 #[derive(Debug, clap::Args)]
@@ -66,10 +66,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let progress = Arc::new(Progress::choose(args.json));
     let runtime = crate::cmd::runtime()?;
     runtime.block_on(async move {
-        // Listen before the first step, so that Ctrl-C or SIGTERM during
-        // the init cancels it (dropping the run kills running commands).
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
+        // Listen before the first step, so that Ctrl-C, SIGTERM, SIGHUP or
+        // SIGQUIT during the init cancels it (dropping the run kills running
+        // commands). Left to its default action, SIGHUP or SIGQUIT would end
+        // rebound and leave a step's command running in its own group.
+        let mut stops = Vec::with_capacity(STOP_SIGNALS.len());
+        for sig in STOP_SIGNALS {
+            stops.push((sig, signal(SignalKind::from_raw(sig as i32))?));
+        }
         let sink = progress.clone();
         let runner = Runner::new(&spec).on_event(move |e| sink.event(e));
         let still_waiting = {
@@ -86,11 +90,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let outcome = tokio::select! {
             outcome = runner.run() => outcome,
             never = still_waiting => match never {},
-            _ = interrupt.recv() => {
-                return Err(CliError::new(exit::INTERRUPTED, "interrupted during the init (SIGINT)").into());
-            }
-            _ = terminate.recv() => {
-                return Err(CliError::new(exit::TERMINATED, "terminated during the init (SIGTERM)").into());
+            sig = first_signal(&mut stops) => {
+                let what = match sig {
+                    Signal::SIGINT => "interrupted",
+                    _ => "terminated",
+                };
+                return Err(CliError::new(
+                    128 + sig as i32,
+                    format!("{what} during the init ({})", sig.as_str()),
+                )
+                .into());
             }
         };
         match outcome {
@@ -110,12 +119,29 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // The workload runner forwards from these same streams: a SIGTERM
         // that arrives now, before the workload has started, still
         // reaches it (a new stream would not see it).
-        workload::run(
-            &args.command,
-            vec![(Signal::SIGINT, interrupt), (Signal::SIGTERM, terminate)],
-        )
-        .await
+        workload::run(&args.command, stops).await
     })
+}
+
+/// The signals that cancel the init (with exit code 128+N).
+const STOP_SIGNALS: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The first of `streams` to deliver a signal.
+async fn first_signal(streams: &mut [(Signal, tokio::signal::unix::Signal)]) -> Signal {
+    std::future::poll_fn(|cx| {
+        for (sig, stream) in streams.iter_mut() {
+            if stream.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*sig);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// `--check`: the spec is valid (loading succeeded); say what would run.

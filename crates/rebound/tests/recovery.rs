@@ -899,3 +899,35 @@ fn a_reader_that_goes_away_is_not_an_error() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
+
+// A negative duration or count was reported as "unexpected argument '-5'",
+// naming neither the flag nor what is wrong with the value.
+#[test]
+fn negative_durations_and_counts_name_the_flag() {
+    let env = Env::new();
+    for (flag, value, why) in [
+        ("--initial-delay", "-5s", "not a duration"),
+        ("--recovery-timeout", "-1m", "not a duration"),
+        ("--max-retries", "-1", "not in 0..="),
+    ] {
+        Cli::new()
+            .args(["recovery", "--journal", &env.journal(), flag, value, "list"])
+            .run()
+            .code(2)
+            .stderr_has(&format!("invalid value '{value}' for '{flag}"))
+            .stderr_has(why);
+    }
+    env.cli([
+        "run",
+        "--migrate-cmd",
+        "true",
+        "--rollback-cmd",
+        "true",
+        "--lease",
+        "-30s",
+    ])
+    .run()
+    .code(2)
+    .stderr_has("invalid value '-30s' for '--lease");
+    assert!(!env.path("journal.db").exists());
+}

@@ -146,15 +146,15 @@ pub struct Args {
     pub journal: Option<String>,
 
     /// Retries before rolling back (or giving up).
-    #[arg(long, value_name = "N", default_value_t = 3, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 3, global = true, help_heading = HEADING)]
     pub max_retries: u32,
 
     /// Delay before the first retry; doubles on each retry.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "10s", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub initial_delay: Duration,
 
     /// Cap on the delay between retries.
-    #[arg(long, value_name = "D", default_value = "300s", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "300s", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub max_delay: Duration,
 
     /// Keep the delay at --initial-delay instead of doubling it.
@@ -166,7 +166,7 @@ pub struct Args {
     pub jitter: RetryJitter,
 
     /// Give a recovery up this long after its first failure.
-    #[arg(long, value_name = "D", default_value = "600s", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "600s", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub recovery_timeout: Duration,
 
     /// Give up instead of rolling back on permanent failures.
@@ -174,11 +174,11 @@ pub struct Args {
     pub no_auto_rollback: bool,
 
     /// History entries kept per migration (all are counted).
-    #[arg(long, value_name = "N", default_value_t = 50, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 50, global = true, help_heading = HEADING)]
     pub history: u32,
 
     /// Snapshots older than this are not rolled back to.
-    #[arg(long, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub snapshot_max_age: Duration,
 
     /// What to do.
@@ -282,17 +282,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD", value_parser = non_empty)]
     pub rollback_cmd: String,
     /// Workers claiming in parallel (each with its own journal connection).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub workers: u32,
     /// Run what is due now, then exit (exit 3 if any recovery was given up).
     #[arg(long)]
     pub once: bool,
     /// How long a claim lasts without renewal; a dead worker's recoveries
     /// are retaken after this.
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_positive_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "30s", value_parser = parse_positive_duration)]
     pub lease: Duration,
     /// How often to look for due recoveries when idle.
-    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
     pub poll: Duration,
     /// Map a migrate-command exit code to a failure kind (repeatable),
     /// e.g. 75=network_transient.

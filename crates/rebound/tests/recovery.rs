@@ -931,3 +931,21 @@ fn negative_durations_and_counts_name_the_flag() {
     .stderr_has("invalid value '-30s' for '--lease");
     assert!(!env.path("journal.db").exists());
 }
+
+// A failure that is given up as it is recorded (a rollback without a
+// snapshot) said so only in a table column; the reason went unseen.
+#[test]
+fn record_says_why_a_recovery_is_given_up_at_once() {
+    let env = Env::new();
+    env.cli(record("m", "w", "a", "b"))
+        .args(["--kind", "state_corruption", "--message", "bad", "--json"])
+        .run()
+        .code(0)
+        .stderr_has("recovery m was given up: ")
+        .stderr_has("no snapshot was recorded");
+    env.cli(record("n", "w", "a", "b"))
+        .args(["--kind", "timeout", "--message", "slow"])
+        .run()
+        .code(0)
+        .stderr_lacks("given up");
+}

@@ -71,7 +71,8 @@ Examples:
       --workload db --source n1 --target n2 --kind timeout --message 'slow copy'
 
 Another failure of a recorded migration adds to its history and retry count;
-it must name the same workload and source (else exit 2).
+it must name the same workload and source (else exit 2). A failure given up
+at once (a rollback with no --snapshot recorded) says why on stderr.
 Exit codes: 0 recorded; 2 bad input (nothing written); 3 journal unreachable
 or of a newer schema."
 );

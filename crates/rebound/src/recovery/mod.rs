@@ -185,6 +185,14 @@ async fn record(
     } else {
         output::recoveries(&mut out, std::slice::from_ref(&rec), false, now)?;
     }
+    if rec.state == rebound_recovery::RecoveryState::GivenUp {
+        // Recorded, and nothing will be run for it: say why, off stdout.
+        eprintln!(
+            "rebound: recovery {} was given up: {}",
+            rec.migration,
+            rec.reason.as_deref().unwrap_or("no reason recorded")
+        );
+    }
     Ok(OK)
 }
 

@@ -640,3 +640,31 @@ fn a_number_beyond_64_bits_is_out_of_range_with_its_position() {
         )
         .stderr_lacks("any YAML value");
 }
+
+#[test]
+fn json_ends_with_an_interrupted_event_when_a_signal_cancels_the_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(
+        dir.path(),
+        "{ command: \"echo ready; exec sleep 1000\" }",
+        "",
+    );
+    let cmd = Cli::new()
+        .args(["init".as_ref(), "--json".as_ref(), spec.as_os_str()])
+        .command();
+    let Running {
+        mut child, mut out, ..
+    } = spawn_until(
+        cmd,
+        r#"{"event":"output","step":"only","stream":"stdout","line":"ready"}"#,
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(wait_code(&mut child), 143);
+    let last: serde_json::Value =
+        serde_json::from_str(rest.lines().last().expect("an event after the signal")).unwrap();
+    assert_eq!(last["event"], "interrupted", "{rest}");
+    assert_eq!(last["signal"], "SIGTERM");
+    assert_eq!(last["exit_code"], 143);
+}

@@ -95,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     Signal::SIGINT => "interrupted",
                     _ => "terminated",
                 };
+                progress.interrupted(sig.as_str(), 128 + sig as i32);
                 return Err(CliError::new(
                     128 + sig as i32,
                     format!("{what} during the init ({})", sig.as_str()),

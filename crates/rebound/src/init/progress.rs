@@ -94,6 +94,23 @@ impl Progress {
 }
 
 impl Progress {
+    /// A signal cancelled the init: with `--json` a last `interrupted`
+    /// event (so that a reader of the stream knows it ended), on a terminal
+    /// the running step's line says so.
+    pub fn interrupted(&self, signal: &str, exit_code: i32) {
+        match self {
+            Progress::Json => out_line(&interrupted_json(signal, exit_code)),
+            Progress::Live(live) => {
+                if let Ok(bars) = live.bars.lock() {
+                    for bar in bars.values().filter(|b| !b.is_finished()) {
+                        bar.abandon_with_message(format!("interrupted ({signal})"));
+                    }
+                }
+            }
+            Progress::Plain(_) => {}
+        }
+    }
+
     /// For plain output, a "still waiting" line about the running step;
     /// call every [`STILL_WAITING_EVERY`] (the other displays show progress
     /// on their own).
@@ -133,6 +150,12 @@ impl Plain {
             humantime::format_duration(Duration::from_secs(secs))
         ))
     }
+}
+
+/// `{"event":"interrupted","signal":"SIGTERM","exit_code":143}`
+fn interrupted_json(signal: &str, exit_code: i32) -> String {
+    serde_json::json!({"event": "interrupted", "signal": signal, "exit_code": exit_code})
+        .to_string()
 }
 
 fn json_line(event: &Event) {
@@ -344,6 +367,14 @@ mod tests {
             elapsed: Duration::from_secs(45),
         });
         assert_eq!(plain.still_waiting_line(later), None, "the step ended");
+    }
+
+    #[test]
+    fn interrupted_json_names_the_signal_and_code() {
+        let v: serde_json::Value = serde_json::from_str(&interrupted_json("SIGTERM", 143)).unwrap();
+        assert_eq!(v["event"], "interrupted");
+        assert_eq!(v["signal"], "SIGTERM");
+        assert_eq!(v["exit_code"], 143);
     }
 
     #[test]

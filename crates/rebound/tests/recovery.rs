@@ -237,6 +237,12 @@ fn bad_input_exits_2_and_writes_nothing() {
         .stderr_has("not sqlite:PATH")
         .stderr_lacks("pw@");
     Cli::new()
+        .args(["recovery", "--journal", "memory:", "list"])
+        .run()
+        .code(2)
+        .stderr_has("--journal: memory: keeps nothing")
+        .stderr_has("sqlite:PATH");
+    Cli::new()
         .args(["recovery", "--journal", "host=h password=s3cret", "list"])
         .run()
         .code(2)

@@ -115,9 +115,17 @@ fn settings_error(e: &ConfigError) -> String {
 
 fn address(journal: Option<&str>) -> anyhow::Result<JournalAddress> {
     match journal {
-        Some(text) => text
-            .parse::<JournalAddress>()
-            .map_err(|e| CliError::usage(format!("--journal: {e}")).into()),
+        Some(text) => match text.parse::<JournalAddress>() {
+            // The library's in-process journal: nothing would outlive the
+            // command.
+            Ok(JournalAddress::Memory) => Err(CliError::usage(
+                "--journal: memory: keeps nothing once the command ends; use sqlite:PATH or \
+                 postgres://...",
+            )
+            .into()),
+            Ok(address) => Ok(address),
+            Err(e) => Err(CliError::usage(format!("--journal: {e}")).into()),
+        },
         None => rebound_recovery::journal::default_sqlite_path()
             .map(JournalAddress::Sqlite)
             .ok_or_else(|| {

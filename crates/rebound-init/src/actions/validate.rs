@@ -207,6 +207,8 @@ pub(crate) fn redacted_text(text: &str) -> String {
 
 /// `text` (an error message, say) with every `http://` or `https://` URL in
 /// it redacted as [`redacted_text`] does; a URL ends at whitespace.
+// Used by the HTTP and S3 actions only.
+#[cfg_attr(not(any(feature = "http", feature = "s3")), allow(dead_code))]
 pub(crate) fn redacted_urls_in(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -225,6 +227,8 @@ pub(crate) fn redacted_urls_in(text: &str) -> String {
     out
 }
 
+// Used by the HTTP and S3 actions only.
+#[cfg_attr(not(any(feature = "http", feature = "s3")), allow(dead_code))]
 fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
     haystack
         .as_bytes()

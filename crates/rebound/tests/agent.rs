@@ -988,3 +988,45 @@ fn a_wait_that_runs_out_between_failed_starts_names_the_failure() {
         .stderr_has("not ready after 2s")
         .stderr_has("bad flag --xyz");
 }
+
+#[test]
+fn probe_of_a_failed_runtime_polls_at_the_usual_pace() {
+    // Once its backoff is over, a failed runtime answers probe-only calls
+    // `failed` with retry_after_ms 0. `ensure --probe` waited out that 0 ms
+    // (plus up to 50 ms) and so probed it about 40 times a second.
+    let agent = Agent::start(
+        r#"runtimes:
+  broken:
+    start:
+      steps:
+        - { id: fail, uses: init.run, with: { command: "exit 1" } }
+    probe: { uses: init.run, with: { command: "exit 1" }, timeout: 1s }
+    endpoint: none
+    backoff: { initial: 100ms, max: 100ms, jitter: none }
+"#,
+    );
+    assert_eq!(agent.ensure("broken", true)["status"], "starting");
+    agent.wait_until(
+        || {
+            let state = agent.state("broken");
+            state["state"] == "failed" && state["retry_after_ms"] == 0
+        },
+        "the start to fail and its backoff to pass",
+    );
+    let out = ensure_cli(&agent.addr(), "broken")
+        .args(["--probe", "--wait", "2s", "--json"])
+        .run()
+        .code(124);
+    let answers = out
+        .stdout()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"answer\""))
+        .count();
+    // The connection preset: 50 ms doubling to 2 s, with jitter, is at most
+    // about 6 polls in 2 s; probing takes time too.
+    assert!(
+        (1..=10).contains(&answers),
+        "{answers} answers:\n{}",
+        out.stdout()
+    );
+}

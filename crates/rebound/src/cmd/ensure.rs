@@ -140,20 +140,26 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                     let Some(after) = reply.retry_after_ms.map(Duration::from_millis) else {
                         break End::Failed(reply.message);
                     };
-                    // An answer too far off for the clock is past any --wait.
-                    if Instant::now()
-                        .checked_add(after)
-                        .is_none_or(|at| at > deadline)
-                    {
+                    // (With nothing left to wait out, this is the end of
+                    // --wait, a timeout below, not a start beyond it.)
+                    if after > deadline.saturating_duration_since(Instant::now()) {
                         break End::Failed(format!(
                             "{} (next start in {}, after --wait runs out)",
                             reply.message,
                             humantime::format_duration(after)
                         ));
                     }
-                    // Wait out the agent's backoff, plus a little jitter so
-                    // that many clients do not arrive in lock step.
-                    after + Duration::from_millis(fastrand::u64(0..=50))
+                    if args.probe {
+                        // A probe starts nothing: once the agent's backoff
+                        // is over it answers `failed` with 0 ms left on
+                        // every call, so poll at the usual pace.
+                        retry = retry.saturating_add(1);
+                        backoff.sample(retry).max(after)
+                    } else {
+                        // Wait out the agent's backoff, plus a little jitter
+                        // so that many clients do not arrive in lock step.
+                        after + Duration::from_millis(fastrand::u64(0..=50))
+                    }
                 } else {
                     retry = retry.saturating_add(1);
                     backoff.sample(retry)

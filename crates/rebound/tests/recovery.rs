@@ -955,3 +955,69 @@ fn record_says_why_a_recovery_is_given_up_at_once() {
         .code(0)
         .stderr_lacks("given up");
 }
+
+// A reader who may not write the journal's directory (an operator checking
+// a controller's journal) could not list it while no controller had it
+// open: "attempt to write a readonly database", exit 3.
+#[test]
+fn a_journal_in_a_read_only_directory_can_be_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.record("m", "timeout");
+    let dir = env.dir.path();
+    let set_mode = |mode| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
+    set_mode(0o555).unwrap();
+    // Root ignores permissions: read as nobody then.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let read = |args: &[&str]| {
+        let mut cmd = if root {
+            let mut cmd = std::process::Command::new("runuser");
+            cmd.args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_rebound")]);
+            cmd
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_rebound"))
+        };
+        cmd.args(["recovery", "--journal", &env.journal()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let listed = read(&["list", "--json"]);
+    let due = read(&["due"]);
+    let shown = read(&["show", "m"]);
+    let written = read(&[
+        "record",
+        "--migration",
+        "n",
+        "--workload",
+        "w",
+        "--source",
+        "a",
+        "--target",
+        "b",
+        "--kind",
+        "timeout",
+        "--message",
+        "x",
+    ]);
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    set_mode(0o755).unwrap();
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed));
+    let rec: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rec["migration"], "m");
+    assert_eq!(due.status.code(), Some(0), "{}", text(&due));
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("workload:        web"));
+    // Writing still needs write access, and says so.
+    assert_eq!(written.status.code(), Some(3));
+    assert!(text(&written).contains("readonly"), "{}", text(&written));
+    assert_eq!(files, ["journal.db"], "reads left files behind");
+}

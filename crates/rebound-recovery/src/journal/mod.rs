@@ -202,6 +202,35 @@ impl AnyJournal {
             ))),
         }
     }
+
+    /// Opens the journal at `address` to read it (list, get, history,
+    /// due): a SQLite journal of the current schema is opened read-only
+    /// (see [`SqliteJournal::open_read_only`](sqlite::SqliteJournal::open_read_only)),
+    /// so a user who may not write the file or its directory can still
+    /// read it; anything else as [`open`](Self::open).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{AnyJournal, Journal, JournalAddress};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let address = JournalAddress::Sqlite(dir.path().join("j.db"));
+    /// drop(AnyJournal::open(&address, Default::default()).await.unwrap());
+    /// let reader = AnyJournal::open_read_only(&address, Default::default()).await.unwrap();
+    /// assert!(reader.list(None).await.unwrap().is_empty());
+    /// # });
+    /// ```
+    pub async fn open_read_only(
+        address: &JournalAddress,
+        config: RecoveryConfig,
+    ) -> Result<Self, JournalError> {
+        match address {
+            #[cfg(feature = "sqlite")]
+            JournalAddress::Sqlite(path) => Ok(Self::Sqlite(
+                sqlite::SqliteJournal::open_read_only(path, config).await?,
+            )),
+            other => Self::open(other, config).await,
+        }
+    }
 }
 
 macro_rules! dispatch {

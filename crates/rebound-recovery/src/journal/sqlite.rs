@@ -66,6 +66,44 @@ impl SqliteJournal {
         })
     }
 
+    /// Opens an existing journal of the current schema read-only, for
+    /// reading it (list, get, history, due) without write access to the
+    /// file or its directory (SQLite reads a WAL file read-only while its
+    /// `-wal` and `-shm` files exist, as they do while a writer has it
+    /// open). A file with no schema or an older one is opened as by
+    /// [`open`](Self::open), which brings it up to date; a newer one is
+    /// refused. Changes through a read-only journal fail.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{Journal, SqliteJournal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let file = dir.path().join("journal.db");
+    /// drop(SqliteJournal::open(&file, Default::default()).await.unwrap());
+    /// let reader = SqliteJournal::open_read_only(&file, Default::default()).await.unwrap();
+    /// assert!(reader.list(None).await.unwrap().is_empty());
+    /// # });
+    /// ```
+    pub async fn open_read_only(
+        path: impl AsRef<Path>,
+        config: RecoveryConfig,
+    ) -> Result<Self, JournalError> {
+        config.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_read_only_conn(&p))
+            .await
+            .map_err(|e| unavailable(&path, e))??;
+        match conn {
+            Some(conn) => Ok(Self {
+                path,
+                config,
+                conn: Arc::new(Mutex::new(conn)),
+            }),
+            None => Self::open(path, config).await,
+        }
+    }
+
     /// The schema version stored in the file.
     ///
     /// ```
@@ -178,6 +216,68 @@ fn open_conn(path: &Path) -> Result<Connection, JournalError> {
     }
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// A read-only connection to a journal of the current schema; `None` when
+/// the file has no schema yet or an older one.
+fn open_read_only_conn(path: &Path) -> Result<Option<Connection>, JournalError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| unavailable(path, e))?;
+    if let Err(e) = schema_exists(&conn) {
+        // A WAL file needs its `-shm` file, which a reader that may not
+        // write the directory cannot create when no writer has the file
+        // open. With no `-wal` file either, every change is in the file
+        // itself: read it as immutable.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        if Path::new(&wal).exists() {
+            return Err(unavailable(path, e));
+        }
+        conn = Connection::open_with_flags(
+            format!("file:{}?immutable=1", uri_path(path)),
+            flags | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| unavailable(path, e))?;
+    }
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| unavailable(path, e))?;
+    let has_schema = schema_exists(&conn).map_err(|e| unavailable(path, e))?;
+    if !has_schema {
+        return Ok(None);
+    }
+    let current = read_version(&conn).map_err(|e| unavailable(path, e))?;
+    if current > LATEST {
+        return Err(JournalError::NewerSchema {
+            journal: name(path),
+            found: current,
+            supported: LATEST,
+        });
+    }
+    Ok((current == LATEST).then_some(conn))
+}
+
+fn schema_exists(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// `path` for a `file:` URI: every byte but unreserved ones and `/`
+/// percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// How long a change waits for another connection's write lock.
@@ -516,5 +616,19 @@ impl Journal for SqliteJournal {
             Ok(rec)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_paths_escape_what_a_uri_would_misread() {
+        assert_eq!(uri_path(Path::new("/var/lib/j.db")), "/var/lib/j.db");
+        assert_eq!(
+            uri_path(Path::new("/a b/c#d?e%f.db")),
+            "/a%20b/c%23d%3Fe%25f.db"
+        );
     }
 }

@@ -50,9 +50,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         match args.command {
             Sub::Record(r) => record(open(&address, config).await?, r, snapshot).await,
-            Sub::List(l) => list(open(&address, config).await?, l).await,
-            Sub::Show(s) => show(open(&address, config).await?, s).await,
-            Sub::Due(d) => due(open(&address, config).await?, d).await,
+            Sub::List(l) => list(open_read_only(&address, config).await?, l).await,
+            Sub::Show(s) => show(open_read_only(&address, config).await?, s).await,
+            Sub::Due(d) => due(open_read_only(&address, config).await?, d).await,
             Sub::Run(r) => run_workers(&address, config, r).await,
         }
     });
@@ -153,6 +153,17 @@ fn journal_error(e: JournalError) -> anyhow::Error {
 
 async fn open(address: &JournalAddress, config: RecoveryConfig) -> anyhow::Result<AnyJournal> {
     AnyJournal::open(address, config)
+        .await
+        .map_err(journal_error)
+}
+
+/// For list, show and due: a SQLite journal is read without writing (see
+/// `AnyJournal::open_read_only`).
+async fn open_read_only(
+    address: &JournalAddress,
+    config: RecoveryConfig,
+) -> anyhow::Result<AnyJournal> {
+    AnyJournal::open_read_only(address, config)
         .await
         .map_err(journal_error)
 }

@@ -247,9 +247,28 @@ impl Visitor<'_> for PositiveDuration {
         }
     }
 
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Duration, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!(
+                "the duration {v} s is too large (at most {} s)",
+                u64::MAX
+            ))),
+        }
+    }
+
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        let d = Duration::try_from_secs_f64(v)
-            .map_err(|_| E::custom(format!("the duration must be above zero, got {v}")))?;
+        if v.is_nan() || v <= 0.0 {
+            return Err(E::custom(format!(
+                "the duration must be above zero, got {v}"
+            )));
+        }
+        let d = Duration::try_from_secs_f64(v).map_err(|_| {
+            E::custom(format!(
+                "the duration {v} s is too large (at most {} s)",
+                u64::MAX
+            ))
+        })?;
         Self::check(d)
     }
 }
@@ -410,6 +429,13 @@ runtimes:
         assert!(e.starts_with("agent.yaml:16:"), "{e}");
         let e = error(&GOOD.replace("unix:/tmp/agent.sock", "http://x"));
         assert!(e.starts_with("agent.yaml:1:"), "{e}");
+        for huge in ["1e30", ".inf", "99999999999999999999"] {
+            let e = error(&GOOD.replace("ready_ttl: 5s", &format!("ready_ttl: {huge}")));
+            assert!(e.starts_with("agent.yaml:15:"), "{e}");
+            assert!(e.contains("is too large"), "{huge}: {e}");
+        }
+        let e = error(&GOOD.replace("ready_ttl: 5s", "ready_ttl: -0.5"));
+        assert!(e.contains("above zero, got -0.5"), "{e}");
         let e = error(&GOOD.replace("  web:", "  we b:"));
         assert!(e.contains("runtime name `we b`"), "{e}");
     }

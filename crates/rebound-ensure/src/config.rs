@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rebound_retry::{Exponential, ExponentialBuilder, Jitter};
+use rebound_retry::Exponential;
 
 use crate::error::ConfigError;
 
@@ -58,12 +58,7 @@ impl Default for EnsureConfig {
 pub fn default_backoff() -> Exponential {
     // Constant settings that `build` accepts (pinned by a unit test), so
     // this cannot fail at run time.
-    ExponentialBuilder::new()
-        .with_initial_delay(Duration::from_secs(1))
-        .with_max_delay(Duration::from_secs(60))
-        .with_multiplier(2.0)
-        .with_jitter(Jitter::Equal)
-        .forever()
+    rebound_retry::presets::restart()
         .build()
         .expect("the default ensure backoff settings are valid")
 }

@@ -89,6 +89,32 @@ pub fn connection() -> ExponentialBuilder {
     )
 }
 
+/// The restart backoff: 1 s doubling to a 60 s cap, equal jitter, no
+/// attempt limit (the caller counts restarts).
+///
+/// Not one of smolvm's presets (so not in [`by_name`]): it is ZLayer's
+/// `on_init_failure: backoff` schedule (1 s, 2 s, 4 s ... 60 s), used by
+/// rebound-init for whole-init restarts and by rebound-ensure before the
+/// next start of a runtime whose start failed.
+///
+/// ```
+/// # use rebound_retry::presets; use std::time::Duration;
+/// let b = presets::restart().build()?;
+/// assert_eq!(b.max_attempts(), None);
+/// assert_eq!(b.nominal(1), Duration::from_secs(1));
+/// assert_eq!(b.nominal(3), Duration::from_secs(4));
+/// assert_eq!(b.nominal(u32::MAX), Duration::from_secs(60));
+/// # Ok::<(), rebound_retry::PolicyError>(())
+/// ```
+pub fn restart() -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_initial_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(60))
+        .with_multiplier(MULTIPLIER)
+        .with_jitter(Jitter::Equal)
+        .forever()
+}
+
 /// A preset by name: `default`, `network` or `connection`.
 ///
 /// ```

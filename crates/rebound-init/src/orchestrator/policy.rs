@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rebound_retry::{Exponential, ExponentialBuilder, Jitter, PolicyError};
+use rebound_retry::{Exponential, ExponentialBuilder, PolicyError};
 
 /// The backoff settings of a [`Runner`](super::Runner).
 ///
@@ -56,12 +56,7 @@ fn default_init_backoff() -> Exponential {
 }
 
 fn init_backoff_builder() -> ExponentialBuilder {
-    ExponentialBuilder::new()
-        .with_initial_delay(Duration::from_secs(1))
-        .with_max_delay(Duration::from_secs(60))
-        .with_multiplier(2.0)
-        .with_jitter(Jitter::Equal)
-        .forever()
+    rebound_retry::presets::restart()
 }
 
 #[cold]

@@ -9,7 +9,8 @@ use rebound_init::actions::{ActionContext, ActionError, LastProblem};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::exit::{CliError, INTERRUPTED, OK, TERMINATED};
+use crate::child::Forwarder;
+use crate::exit::{CliError, OK};
 use crate::init::progress::STILL_WAITING_EVERY;
 use crate::wait::target::{self, Target};
 
@@ -164,20 +165,14 @@ async fn wait_all(
 }
 
 /// Installs SIGINT/SIGTERM handlers now; the future resolves to 130 on
-/// SIGINT, 143 on SIGTERM.
+/// SIGINT, 143 on SIGTERM (128 + the signal's number).
 fn signal_exit_code() -> impl Future<Output = i32> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let handlers = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    );
+    use tokio::signal::unix::SignalKind;
+    let signals = Forwarder::new(&[SignalKind::interrupt(), SignalKind::terminate()]);
     async move {
-        let (Ok(mut int), Ok(mut term)) = handlers else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = int.recv() => INTERRUPTED,
-            _ = term.recv() => TERMINATED,
+        match signals {
+            Ok(mut signals) => 128 + signals.recv().await,
+            Err(_) => std::future::pending().await,
         }
     }
 }

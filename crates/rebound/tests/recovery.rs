@@ -972,10 +972,20 @@ fn a_journal_in_a_read_only_directory_can_be_read() {
         .unwrap()
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    // `nobody` may not reach the build's own binary (a checkout under a
+    // private directory, such as a `mktemp -d` clone): run a copy of it from
+    // a directory everyone may enter.
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("rebound");
+    if root {
+        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_rebound"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let read = |args: &[&str]| {
         let mut cmd = if root {
             let mut cmd = std::process::Command::new("runuser");
-            cmd.args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_rebound")]);
+            cmd.args(["-u", "nobody", "--"]).arg(&bin);
             cmd
         } else {
             std::process::Command::new(env!("CARGO_BIN_EXE_rebound"))

@@ -750,8 +750,17 @@ mod tests {
         for call in calls {
             assert_eq!(call.await.unwrap(), Status::Starting);
         }
+        // Poll the waiter once while the start is still held, so that it
+        // sees the runtime not ready yet (and answers `started`) however the
+        // two worker threads are scheduled once the gate opens.
+        let wait = e.wait_ready(Duration::from_secs(30));
+        tokio::pin!(wait);
+        let pending =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(wait.as_mut().poll(cx).is_pending()))
+                .await;
+        assert!(pending, "ready before the start was let through");
         gate.add_permits(1);
-        let ready = e.wait_ready(Duration::from_secs(30)).await.unwrap();
+        let ready = wait.await.unwrap();
         assert_eq!(ready.status(), Status::Started);
         assert_eq!(starts.load(Ordering::SeqCst), 1);
     }

@@ -306,6 +306,29 @@ impl ActionSpec {
         "init.s3_pull",
     ];
 
+    /// Reads the `with:` parameters of the action named `uses` straight
+    /// into its parameter type (so errors keep the deserializer's
+    /// positions). `uses` must be one of [`ActionSpec::NAMES`].
+    pub(crate) fn deserialize_params<'de, D: serde::Deserializer<'de>>(
+        uses: &str,
+        d: D,
+    ) -> Result<ActionSpec, D::Error> {
+        use serde::Deserialize as _;
+        Ok(match uses {
+            "init.wait_tcp" => ActionSpec::WaitTcp(WaitTcp::deserialize(d)?),
+            "init.wait_http" => ActionSpec::WaitHttp(WaitHttp::deserialize(d)?),
+            "init.wait_file" => ActionSpec::WaitFile(WaitFile::deserialize(d)?),
+            "init.run" => ActionSpec::Run(Run::deserialize(d)?),
+            "init.s3_push" => ActionSpec::S3Push(S3Push::deserialize(d)?),
+            "init.s3_pull" => ActionSpec::S3Pull(S3Pull::deserialize(d)?),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "action `{other}` has no parameter reader"
+                )));
+            }
+        })
+    }
+
     /// The `uses:` name of this action.
     ///
     /// ```

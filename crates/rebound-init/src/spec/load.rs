@@ -18,7 +18,7 @@ use serde_norway::Value;
 
 use super::duration::StepTimeout;
 use super::{ErrorsSpec, InitSpec, OnFailure, Spec, SpecError, SpecErrorKind, Step};
-use crate::actions::{self, ActionSpec};
+use crate::actions::ActionSpec;
 
 impl Spec {
     /// Reads and validates the spec in the file at `path`.
@@ -664,20 +664,7 @@ impl<'de> DeserializeSeed<'de> for ParamsSeed {
     type Value = ActionSpec;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ActionSpec, D::Error> {
-        use serde::Deserialize as _;
-        Ok(match self.name {
-            "init.wait_tcp" => ActionSpec::WaitTcp(actions::wait_tcp::WaitTcp::deserialize(d)?),
-            "init.wait_http" => ActionSpec::WaitHttp(actions::wait_http::WaitHttp::deserialize(d)?),
-            "init.wait_file" => ActionSpec::WaitFile(actions::wait_file::WaitFile::deserialize(d)?),
-            "init.run" => ActionSpec::Run(actions::run::Run::deserialize(d)?),
-            "init.s3_push" => ActionSpec::S3Push(actions::s3::S3Push::deserialize(d)?),
-            "init.s3_pull" => ActionSpec::S3Pull(actions::s3::S3Pull::deserialize(d)?),
-            other => {
-                return Err(de::Error::custom(format!(
-                    "action `{other}` has no parameter reader"
-                )));
-            }
-        })
+        ActionSpec::deserialize_params(self.name, d)
     }
 }
 

@@ -46,11 +46,3 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
         .try_init();
     Ok(())
 }
-
-/// Builds the tokio runtime commands use.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}

@@ -11,8 +11,12 @@ use rebound_init::spec::Spec;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit::{self, CliError};
-use crate::init::progress::{Progress, STILL_WAITING_EVERY};
-use crate::init::workload;
+use crate::output::STILL_WAITING_EVERY;
+
+mod progress;
+mod workload;
+
+use progress::Progress;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -64,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(check(&args, &spec));
     }
     let progress = Arc::new(Progress::choose(args.json));
-    let runtime = crate::cmd::runtime()?;
+    let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
         // Listen before the first step, so that Ctrl-C, SIGTERM, SIGHUP or
         // SIGQUIT during the init cancels it (dropping the run kills running

@@ -29,9 +29,6 @@ pub struct Plain {
     running: Mutex<Option<(String, String, Instant)>>,
 }
 
-/// How often plain output says that a step is still running.
-pub const STILL_WAITING_EVERY: Duration = Duration::from_secs(15);
-
 /// The live display's state.
 pub struct Live {
     multi: MultiProgress,
@@ -112,7 +109,7 @@ impl Progress {
     }
 
     /// For plain output, a "still waiting" line about the running step;
-    /// call every [`STILL_WAITING_EVERY`] (the other displays show progress
+    /// call every [`crate::output::STILL_WAITING_EVERY`] (the other displays show progress
     /// on their own).
     pub fn still_waiting(&self) {
         if let Progress::Plain(plain) = self

@@ -131,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if args.deadline == Some(Duration::ZERO) {
         return Err(CliError::usage("--deadline: must be above zero").into());
     }
-    super::runtime()?.block_on(run_attempts(args, backoff))
+    crate::runtime::build()?.block_on(run_attempts(args, backoff))
 }
 
 /// The backoff from the preset and the flags that override it.

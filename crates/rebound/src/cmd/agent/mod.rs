@@ -1,6 +1,6 @@
 //! `rebound agent`: serve single-flight `ensure` for the runtimes of a config.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::agent::addr::{Addr, DEFAULT_LISTEN};
 use crate::agent::config::AgentConfig;
@@ -52,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .map_err(|e: String| CliError::usage(e))?,
     };
     let token = match &args.token_file {
-        Some(path) => Some(read_token(path)?),
+        Some(path) => Some(crate::agent::token::read(path)?),
         None => None,
     };
     if matches!(addr, Addr::Tcp { .. }) && token.is_none() {
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             "rebound agent: warning: {addr} is not a loopback address; every request needs the token"
         );
     }
-    let runtime = crate::cmd::runtime()?;
+    let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
         let listener = server::Listener::bind(&addr)
             .await
@@ -86,34 +86,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     })
 }
 
-/// Reads the token (surrounding whitespace trimmed); its content is never
-/// printed.
-pub fn read_token(path: &Path) -> Result<String, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::usage(format!(
-            "cannot read the token file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(CliError::usage(format!(
-            "the token file {} is empty",
-            path.display()
-        )));
-    }
-    // A bearer token travels in a header, which carries printable ASCII
-    // only: a token outside it could never be sent by `rebound ensure`.
-    if !token.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(CliError::usage(format!(
-            "the token file {} holds characters an HTTP header cannot carry \
-             (control characters or non-ASCII): use printable ASCII",
-            path.display()
-        )));
-    }
-    Ok(token.to_owned())
-}
-
 /// Resolves at the first SIGTERM or SIGINT.
 async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -127,29 +99,5 @@ async fn stop_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token_from(bytes: &[u8]) -> Result<String, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        std::fs::write(&path, bytes).unwrap();
-        read_token(&path).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn token_is_trimmed_and_must_fit_a_header() {
-        assert_eq!(token_from(b"  s3cret \n").unwrap(), "s3cret");
-        let err = token_from("s\u{e9}cret".as_bytes()).unwrap_err();
-        assert!(err.contains("cannot carry"), "{err}");
-        assert!(!err.contains("cret"), "the token was printed: {err}");
-        let err = token_from(b"a\x01b").unwrap_err();
-        assert!(err.contains("cannot carry"), "{err}");
-        let err = token_from(b" \n\t").unwrap_err();
-        assert!(err.contains("is empty"), "{err}");
     }
 }

@@ -12,7 +12,6 @@ use tokio::time::Instant;
 use crate::agent::addr::Addr;
 use crate::agent::client::{CallError, Client};
 use crate::agent::protocol::EnsureReply;
-use crate::cmd::agent::read_token;
 use crate::exit::{CliError, FAILED, OK, TIMEOUT, USAGE};
 
 const AFTER_HELP: &str = "\
@@ -86,14 +85,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .into());
     }
     let token = match &args.token_file {
-        Some(path) => Some(read_token(path)?),
+        Some(path) => Some(crate::agent::token::read(path)?),
         None => std::env::var("REBOUND_AGENT_TOKEN")
             .ok()
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty()),
     };
     let client = Client::new(addr, token);
-    let runtime = crate::cmd::runtime()?;
+    let runtime = crate::runtime::build()?;
     runtime.block_on(poll(&client, &args))
 }
 

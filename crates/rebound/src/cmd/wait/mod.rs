@@ -11,8 +11,11 @@ use tokio::task::JoinSet;
 
 use crate::child::Forwarder;
 use crate::exit::{CliError, OK};
-use crate::init::progress::STILL_WAITING_EVERY;
-use crate::wait::target::{self, Target};
+use crate::output::STILL_WAITING_EVERY;
+
+mod target;
+
+use target::Target;
 
 const AFTER_HELP: &str = "\
 Targets:
@@ -62,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .map(|t| target::parse(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::usage)?;
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::build()?;
     let result = runtime.block_on(async {
         // Handlers first, so that a SIGTERM right after the "waiting" lines
         // is already ours.

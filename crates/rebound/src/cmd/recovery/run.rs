@@ -1,7 +1,4 @@
-//! `rebound recovery`: the journal, the subcommands and their output.
-
-pub mod exec;
-mod output;
+//! Running `rebound recovery`: the journal, the subcommands and their output.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -13,9 +10,9 @@ use rebound_recovery::{
 };
 use serde_json::json;
 
-use crate::cmd::recovery::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
+use super::exec::{CommandError, Commands, ExitKinds};
+use super::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
 use crate::exit::{CliError, FAILED, INTERRUPTED, OK, TERMINATED};
-use exec::{CommandError, Commands, ExitKinds};
 
 /// Runs `rebound recovery`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -28,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Sub::Record(r) => r.snapshot.as_deref().map(capture).transpose()?,
         _ => None,
     };
-    let runtime = crate::cmd::runtime()?;
+    let runtime = crate::runtime::build()?;
     let prints_only = !matches!(args.command, Sub::Run(_));
     let result = runtime.block_on(async move {
         let read_only = matches!(args.command, Sub::List(_) | Sub::Show(_) | Sub::Due(_));
@@ -174,7 +171,7 @@ fn empty(command: &Sub) -> anyhow::Result<i32> {
             Err(CliError::usage(format!("no recovery for migration {:?}", s.migration)).into())
         }
         Sub::List(ListArgs { json, .. }) | Sub::Due(DueArgs { json }) => {
-            output::recoveries(&mut std::io::stdout().lock(), &[], *json, 0)?;
+            super::output::recoveries(&mut std::io::stdout().lock(), &[], *json, 0)?;
             Ok(OK)
         }
         _ => Ok(OK),
@@ -202,7 +199,7 @@ async fn record(
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&rec)?)?;
     } else {
-        output::recoveries(&mut out, std::slice::from_ref(&rec), false, now)?;
+        super::output::recoveries(&mut out, std::slice::from_ref(&rec), false, now)?;
     }
     if rec.state == rebound_recovery::RecoveryState::GivenUp {
         // Recorded, and nothing will be run for it: say why, off stdout.
@@ -217,7 +214,7 @@ async fn record(
 
 async fn list(journal: AnyJournal, args: ListArgs) -> anyhow::Result<i32> {
     let recs = journal.list(args.state).await.map_err(journal_error)?;
-    output::recoveries(
+    super::output::recoveries(
         &mut std::io::stdout().lock(),
         &recs,
         args.json,
@@ -239,7 +236,7 @@ async fn show(journal: AnyJournal, args: ShowArgs) -> anyhow::Result<i32> {
         .history(&args.migration)
         .await
         .map_err(journal_error)?;
-    output::show(
+    super::output::show(
         &mut std::io::stdout().lock(),
         &rec,
         &history,
@@ -252,7 +249,7 @@ async fn show(journal: AnyJournal, args: ShowArgs) -> anyhow::Result<i32> {
 async fn due(journal: AnyJournal, args: DueArgs) -> anyhow::Result<i32> {
     let now = SystemClock.now_ms();
     let recs = journal.due(now).await.map_err(journal_error)?;
-    output::recoveries(&mut std::io::stdout().lock(), &recs, args.json, now)?;
+    super::output::recoveries(&mut std::io::stdout().lock(), &recs, args.json, now)?;
     Ok(OK)
 }
 
@@ -302,7 +299,7 @@ async fn run_workers(
             .with_batch(1)
             .with_poll_interval(args.poll)
             .with_notify(move |claim, done| {
-                let line = output::attempt(claim, done, json, SystemClock.now_ms());
+                let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
                 let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use rebound_recovery::{FailureKind, RecoveryState, RetryJitter};
 
-use crate::recovery::exec::ExitKinds;
+mod exec;
+mod output;
+mod run;
+
+use exec::ExitKinds;
 
 /// The failure kinds, listed in every subcommand's help.
 macro_rules! kinds_help {
@@ -350,7 +354,7 @@ fn non_empty(text: &str) -> Result<String, String> {
 
 /// Runs `rebound recovery`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    crate::recovery::run(args)
+    run::run(args)
 }
 
 #[cfg(test)]

@@ -1,0 +1,20 @@
+//! The `rebound` command as a library: [`run`] is the whole program (the
+//! binary is `std::process::exit` around it), and [`agent`] holds what a
+//! host program written in Rust needs to talk to `rebound agent`: its
+//! addresses, config, protocol and client. See `docs/architecture.md`.
+
+pub mod agent;
+mod child;
+mod cli;
+mod cmd;
+mod exit;
+mod output;
+mod runtime;
+
+/// Parses the process's command line, runs the command and returns its
+/// exit code (see the README's table).
+pub fn run() -> std::process::ExitCode {
+    use clap::Parser as _;
+    let cli = cli::Cli::parse();
+    exit::report(cmd::run(cli))
+}

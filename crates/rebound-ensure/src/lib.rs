@@ -43,15 +43,16 @@
 mod config;
 mod ensure;
 mod error;
+mod fast_path;
+mod loom;
+// Public under `--cfg loom` only, for the model checks in `tests/loom.rs`.
 #[cfg(loom)]
 pub mod machine;
 #[cfg(not(loom))]
 mod machine;
 mod map;
-mod published;
 mod start;
 mod status;
-mod sync;
 
 pub use config::{EnsureConfig, EnsureConfigBuilder, default_backoff};
 pub use ensure::{Ensure, Stats};

@@ -11,17 +11,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::ReadyInfo;
-use crate::published::Published;
-use crate::sync::{Arc, Mutex, Swap};
+use crate::fast_path::FastPath;
+use crate::loom::sync::{Arc, Mutex, MutexGuard};
 
 /// Computes the wait after the `n`th failed start in a row (`n >= 1`).
 pub type BackoffFn = Box<dyn Fn(u32) -> Duration + Send + Sync>;
 
 // Invariants the machine depends on:
 //
-// 1. Every transition happens with `writer` held, and publishes a complete
-//    new `Snapshot`; readers only load the snapshot and never lock. A reader
-//    therefore sees either the state before a transition or the one after.
+// 1. Every transition happens with `state` locked, and replaces the whole
+//    `Snapshot` (an `Arc`, so readers clone a pointer under the lock and
+//    read it after). A reader therefore sees either the state before a
+//    transition or the one after. The lock is never held across an await.
 // 2. `Phase::Starting` with generation `g` exists only while the one
 //    `StartTicket` for `g` is alive. The ticket leaves Starting when it is
 //    consumed (`succeed`/`fail`) or dropped (a panic unwinding through the
@@ -32,19 +33,26 @@ pub type BackoffFn = Box<dyn Fn(u32) -> Duration + Send + Sync>;
 //    Starting under the lock: at most one start runs at a time.
 // 4. `Ready { verifying: true }` exists only while the one `VerifyTicket` for
 //    that generation is alive, by the same argument as 2.
-// 5. `fast` (the Ready fast path) is updated right after the snapshot, under
-//    the same lock: it holds the info exactly when the snapshot is a Ready
-//    that is not being verified, unless that answer found no slot (more
-//    than `published::CAP` distinct answers): then it is marked overflowed
-//    and `ready_owned` reads the snapshot instead.
+// 5. `fast` (the Ready fast path, read without the lock) is updated right
+//    after the snapshot, under the same lock: it holds the info exactly when
+//    the snapshot is a Ready that is not being verified, unless that answer
+//    found no slot (more than `fast_path::CAP` distinct answers): then it is
+//    marked overflowed and `ready_owned` reads the snapshot instead.
 
-/// The machine: a lock-free snapshot plus a small lock for transitions.
+/// The machine: the state under a small lock, plus the lock-free Ready fast
+/// path.
 pub struct Machine {
-    snapshot: Swap<Snapshot>,
-    fast: Published,
-    /// The next generation to hand out; held for every transition.
-    writer: Mutex<u64>,
+    state: Mutex<State>,
+    fast: FastPath,
     backoff: BackoffFn,
+}
+
+/// What the lock guards.
+struct State {
+    /// The next generation to hand out.
+    next_generation: u64,
+    /// The published state.
+    snapshot: StdArc<Snapshot>,
 }
 
 impl fmt::Debug for Machine {
@@ -123,46 +131,40 @@ impl Machine {
     /// A machine in NotStarted.
     pub fn new(backoff: BackoffFn) -> Self {
         Self {
-            snapshot: Swap::new(Snapshot {
-                generation: 0,
-                since: Instant::now(),
-                failures: 0,
-                phase: Phase::NotStarted { message: None },
+            state: Mutex::new(State {
+                next_generation: 1,
+                snapshot: StdArc::new(Snapshot {
+                    generation: 0,
+                    since: Instant::now(),
+                    failures: 0,
+                    phase: Phase::NotStarted { message: None },
+                }),
             }),
-            fast: Published::new(),
-            writer: Mutex::new(1),
+            fast: FastPath::new(),
             backoff,
         }
     }
 
-    /// The current state, without taking the lock.
-    #[cfg(not(loom))]
-    pub fn load(&self) -> arc_swap::Guard<StdArc<Snapshot>> {
-        self.snapshot.load()
-    }
-
-    /// The current state (loom model: a modelled lock around the cell).
-    #[cfg(loom)]
+    /// The current state (a pointer cloned under the lock).
     pub fn load(&self) -> StdArc<Snapshot> {
-        self.snapshot.load()
+        StdArc::clone(&self.lock().snapshot)
     }
 
-    /// The Ready fast path: the trusted Ready's info, without a lock;
-    /// `None` also when the answer found no slot (see `published.rs`).
-    #[cfg(not(loom))]
+    /// The Ready fast path: the trusted Ready's info, by reference, without
+    /// a lock or a reference count; `None` also when the answer found no
+    /// slot (see `fast_path.rs`).
     #[inline]
     pub fn ready(&self) -> Option<&ReadyInfo> {
-        self.fast.get().map(|slot| &slot.info)
+        self.fast.get().map(|info| &**info)
     }
 
-    /// The trusted Ready's info as a shared, owned value, without a lock:
-    /// from the fast path, or from the snapshot when the answer found no
-    /// slot there.
-    #[cfg(not(loom))]
+    /// The trusted Ready's info as a shared, owned value (one reference
+    /// count): from the fast path without a lock, or, when the answer found
+    /// no slot there, from the snapshot under the lock.
     #[inline]
     pub fn ready_owned(&self) -> Option<StdArc<ReadyInfo>> {
-        if let Some(slot) = self.fast.get() {
-            return Some(StdArc::clone(&slot.shared));
+        if let Some(info) = self.fast.get() {
+            return Some(StdArc::clone(info));
         }
         if !self.fast.overflowed() {
             return None;
@@ -176,46 +178,38 @@ impl Machine {
         }
     }
 
-    /// The Ready fast path (loom model).
+    /// Whether the fast path's index and its slots agree for a reader that
+    /// loads them now (the loom checks call it from racing threads).
     #[cfg(loom)]
-    pub fn ready(&self) -> Option<StdArc<ReadyInfo>> {
-        self.fast.get()
+    pub fn fast_path_consistent(&self) -> bool {
+        self.fast.consistent()
     }
 
-    /// The fast path's answer as a shared, owned value (loom model).
-    #[cfg(loom)]
-    pub fn ready_owned(&self) -> Option<StdArc<ReadyInfo>> {
-        self.fast.get()
-    }
-
-    /// Publishes a new state: the snapshot, then the fast path. Called with
-    /// the writer lock held.
-    fn publish(&self, next: Snapshot) {
-        match &next.phase {
+    /// Publishes a new state: the snapshot, then the fast path.
+    fn publish(&self, state: &mut State, next: Snapshot) {
+        let trusted = match &next.phase {
             Phase::Ready {
                 info,
                 verifying: false,
-            } => {
-                let info = StdArc::clone(info);
-                self.snapshot.store(next);
-                self.fast.set(&info);
-            }
-            _ => {
-                self.snapshot.store(next);
-                self.fast.clear();
-            }
+            } => Some(StdArc::clone(info)),
+            _ => None,
+        };
+        state.snapshot = StdArc::new(next);
+        match trusted {
+            Some(info) => self.fast.set(&info),
+            None => self.fast.clear(),
         }
     }
 
-    fn lock(&self) -> crate::sync::MutexGuard<'_, u64> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Decides what a `start_if_needed` caller does; the caller that gets
     /// [`Begin::Drive`] owns the start.
     pub fn begin_start(this: &Arc<Self>, now: Instant) -> Begin {
-        let mut next = this.lock();
-        let snap = this.load();
+        let mut state = this.lock();
+        let snap = StdArc::clone(&state.snapshot);
         match &snap.phase {
             Phase::Ready {
                 info,
@@ -241,17 +235,23 @@ impl Machine {
             Phase::Failed { message, .. } => Some(StdArc::clone(message)),
             _ => None,
         };
-        let generation = *next;
-        *next += 1;
-        this.publish(Snapshot {
-            generation,
-            since: now,
-            failures: snap.failures,
-            phase: Phase::Starting { previous },
-        });
+        let generation = state.next_generation;
+        state.next_generation += 1;
+        this.publish(
+            &mut state,
+            Snapshot {
+                generation,
+                since: now,
+                failures: snap.failures,
+                phase: Phase::Starting {
+                    previous: previous.clone(),
+                },
+            },
+        );
         Begin::Drive(StartTicket {
             machine: Arc::clone(this),
             generation,
+            previous,
             done: false,
         })
     }
@@ -259,8 +259,8 @@ impl Machine {
     /// Starts re-probing a Ready of `generation` whose TTL ran out; `None`
     /// when the machine moved on (or another probe runs).
     pub fn begin_verify(this: &Arc<Self>, generation: u64) -> Option<VerifyTicket> {
-        let _guard = this.lock();
-        let snap = this.load();
+        let mut state = this.lock();
+        let snap = StdArc::clone(&state.snapshot);
         let Phase::Ready {
             info,
             verifying: false,
@@ -271,13 +271,16 @@ impl Machine {
         if snap.generation != generation {
             return None;
         }
-        this.publish(Snapshot {
-            phase: Phase::Ready {
-                info: StdArc::clone(info),
-                verifying: true,
+        this.publish(
+            &mut state,
+            Snapshot {
+                phase: Phase::Ready {
+                    info: StdArc::clone(info),
+                    verifying: true,
+                },
+                ..Snapshot::clone(&snap)
             },
-            ..Snapshot::clone(&snap)
-        });
+        );
         Some(VerifyTicket {
             machine: Arc::clone(this),
             generation,
@@ -293,13 +296,13 @@ impl Machine {
         from: impl Fn(&Phase) -> bool,
         to: impl FnOnce(&Snapshot) -> Snapshot,
     ) -> bool {
-        let _guard = self.lock();
-        let snap = self.load();
+        let mut state = self.lock();
+        let snap = &state.snapshot;
         if snap.generation != generation || !from(&snap.phase) {
             return false;
         }
-        let next = to(&snap);
-        self.publish(next);
+        let next = to(snap);
+        self.publish(&mut state, next);
         true
     }
 
@@ -333,6 +336,8 @@ impl Machine {
 pub struct StartTicket {
     machine: Arc<Machine>,
     generation: u64,
+    /// Why the start before this one failed, when it did.
+    previous: Option<StdArc<str>>,
     done: bool,
 }
 
@@ -340,6 +345,12 @@ impl StartTicket {
     /// The generation this start runs as.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Why the start before this one failed, when this start retries a
+    /// failed one.
+    pub fn previous(&self) -> Option<&str> {
+        self.previous.as_deref()
     }
 
     /// Publishes Ready.
@@ -567,7 +578,7 @@ mod tests {
     fn a_new_answer_on_every_start_is_served_beyond_the_slot_cap() {
         let m = machine(1);
         let now = Instant::now();
-        let restarts = crate::published::CAP + 10;
+        let restarts = crate::fast_path::CAP + 10;
         for n in 0..restarts {
             let ticket = drive(&m, now);
             let generation = ticket.generation();
@@ -576,13 +587,13 @@ mod tests {
             assert_eq!(owned.message(), format!("pid {n}"));
             assert_eq!(
                 m.ready().map(|i| i.message().to_owned()),
-                (n < crate::published::CAP).then(|| format!("pid {n}"))
+                (n < crate::fast_path::CAP).then(|| format!("pid {n}"))
             );
             Machine::begin_verify(&m, generation)
                 .expect("ready")
                 .lost("gone", now);
             assert!(m.ready_owned().is_none(), "not ready after it was lost");
         }
-        assert_eq!(m.fast.used(), crate::published::CAP);
+        assert_eq!(m.fast.used(), crate::fast_path::CAP);
     }
 }

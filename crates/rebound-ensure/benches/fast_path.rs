@@ -8,8 +8,8 @@
 //! each reading the endpoint's length so that only the access differs; plus,
 //! for reference, `rebound_try_ready` (an owned answer: one `Arc` clone),
 //! `rebound_try_ready_overflow` (the same for a runtime that published more
-//! distinct answers than the fast path keeps: read from the `arc-swap`
-//! snapshot) and `rebound_ensure_future` (the whole `ensure(true)` future,
+//! distinct answers than the fast path keeps: read from the machine's state
+//! under its lock) and `rebound_ensure_future` (the whole `ensure(true)` future,
 //! polled once).
 //!
 //! Run: `cargo bench -p rebound-ensure --bench fast_path -- --warm-up-time 1 --measurement-time 3`
@@ -65,7 +65,7 @@ fn ready_ensure() -> Ensure {
 
 /// A Ready runtime whose start reported a new message on each of 70 starts
 /// (more than the 64 answers the by-reference fast path keeps): `ready()`
-/// is `None` for it and `try_ready()` reads the snapshot.
+/// is `None` for it and `try_ready()` reads the state under the lock.
 fn overflowed_ensure() -> Ensure {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()

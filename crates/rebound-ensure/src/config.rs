@@ -20,12 +20,24 @@ use crate::error::ConfigError;
 /// - `backoff` after a failed start: 1 s, 2 s, 4 s ... capped at 60 s, equal
 ///   jitter, no limit (failure `n` waits `backoff.sample(n)`).
 ///
+/// (The unit tests pin these defaults.)
+///
 /// ```
 /// use std::time::Duration;
-/// use rebound_ensure::EnsureConfig;
-/// let c = EnsureConfig::default();
-/// assert_eq!(c.start_timeout(), Duration::from_secs(90));
-/// assert_eq!(c.ready_ttl(), Some(Duration::from_secs(10)));
+/// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+/// // A runtime that boots in seconds and dies rarely: a short start
+/// // timeout, a longer trust in its readiness.
+/// let config = EnsureConfig::builder()
+///     .start_timeout(Duration::from_secs(20))
+///     .ready_ttl(Duration::from_secs(60))
+///     .build()?;
+/// let postgres = Ensure::new(
+///     config,
+///     || async { Ok::<_, StartError>(ReadyInfo::new("tcp://127.0.0.1:5432", "up")) },
+///     || async { ProbeOutcome::Down("no answer".into()) },
+/// );
+/// assert_eq!(postgres.config().ready_ttl(), Some(Duration::from_secs(60)));
+/// # Ok::<(), rebound_ensure::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct EnsureConfig {
@@ -48,12 +60,23 @@ impl Default for EnsureConfig {
 
 /// The default failure backoff (see [`EnsureConfig`]'s `# Default`).
 ///
+/// A backoff that starts as the default does but never waits more than
+/// 10 s between starts:
+///
 /// ```
 /// use std::time::Duration;
-/// let b = rebound_ensure::default_backoff();
-/// assert_eq!(b.nominal(1), Duration::from_secs(1));
-/// assert_eq!(b.nominal(3), Duration::from_secs(4));
-/// assert_eq!(b.nominal(30), Duration::from_secs(60));
+/// use rebound_retry::ExponentialBuilder;
+/// let default = rebound_ensure::default_backoff();
+/// let backoff = ExponentialBuilder::new()
+///     .with_initial_delay(default.nominal(1))
+///     .with_max_delay(Duration::from_secs(10))
+///     .forever()
+///     .build()
+///     .unwrap();
+/// let config = rebound_ensure::EnsureConfig::builder().backoff(backoff).build()?;
+/// assert_eq!(config.backoff().nominal(1), default.nominal(1));
+/// assert_eq!(config.backoff().nominal(8), Duration::from_secs(10));
+/// # Ok::<(), rebound_ensure::ConfigError>(())
 /// ```
 pub fn default_backoff() -> Exponential {
     // Constant settings that `build` accepts (pinned by a unit test), so
@@ -85,8 +108,11 @@ impl EnsureConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = rebound_ensure::EnsureConfig::default();
-    /// assert_eq!(c.start_timeout(), Duration::from_secs(90));
+    /// let c = rebound_ensure::EnsureConfig::builder().start_timeout(Duration::from_secs(20)).build()?;
+    /// // Whoever waits for a start waits no longer than this.
+    /// let wait = c.start_timeout() + Duration::from_secs(1);
+    /// assert_eq!(wait, Duration::from_secs(21));
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
     /// ```
     pub fn start_timeout(&self) -> Duration {
         self.start_timeout
@@ -96,8 +122,12 @@ impl EnsureConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = rebound_ensure::EnsureConfig::default();
-    /// assert_eq!(c.ready_ttl(), Some(Duration::from_secs(10)));
+    /// let b = rebound_ensure::EnsureConfig::builder();
+    /// let forever = b.clone().no_ready_ttl().build()?;
+    /// assert_eq!(forever.ready_ttl(), None);
+    /// let minute = b.ready_ttl(Duration::from_secs(60)).build()?;
+    /// assert_eq!(minute.ready_ttl(), Some(Duration::from_secs(60)));
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
     /// ```
     pub fn ready_ttl(&self) -> Option<Duration> {
         self.ready_ttl
@@ -106,9 +136,18 @@ impl EnsureConfig {
     /// How long one probe may take before it counts as down.
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// use std::time::Duration;
-    /// let c = rebound_ensure::EnsureConfig::default();
-    /// assert_eq!(c.probe_timeout(), Duration::from_secs(5));
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// let config = EnsureConfig::builder().probe_timeout(Duration::from_millis(500)).build().unwrap();
+    /// assert_eq!(config.probe_timeout(), Duration::from_millis(500));
+    /// let e = Ensure::new(
+    ///     config,
+    ///     || async { Ok::<_, StartError>(ReadyInfo::new("x", "")) },
+    ///     || std::future::pending::<ProbeOutcome>(), // never answers
+    /// );
+    /// assert_eq!(e.ensure(false).await.message(), "probe timed out after 500ms");
+    /// # }
     /// ```
     pub fn probe_timeout(&self) -> Duration {
         self.probe_timeout
@@ -118,8 +157,17 @@ impl EnsureConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = rebound_ensure::EnsureConfig::default();
-    /// assert_eq!(c.backoff().nominal(2), Duration::from_secs(2));
+    /// use rebound_retry::ExponentialBuilder;
+    /// let backoff = ExponentialBuilder::new()
+    ///     .with_initial_delay(Duration::from_millis(500))
+    ///     .forever()
+    ///     .build()
+    ///     .unwrap();
+    /// let c = rebound_ensure::EnsureConfig::builder().backoff(backoff).build()?;
+    /// // The longest wait before the third start, whatever the jitter.
+    /// let worst: Duration = (1..=2).map(|n| c.backoff().nominal(n)).sum();
+    /// assert_eq!(worst, Duration::from_millis(1500));
+    /// # Ok::<(), rebound_ensure::ConfigError>(())
     /// ```
     pub fn backoff(&self) -> &Exponential {
         &self.backoff
@@ -246,6 +294,16 @@ impl EnsureConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults `EnsureConfig`'s documentation lists.
+    #[test]
+    fn documented_defaults() {
+        let c = EnsureConfig::default();
+        assert_eq!(c.start_timeout(), Duration::from_secs(90));
+        assert_eq!(c.ready_ttl(), Some(Duration::from_secs(10)));
+        assert_eq!(c.probe_timeout(), Duration::from_secs(5));
+        assert_eq!(c.backoff().nominal(1), default_backoff().nominal(1));
+    }
 
     #[test]
     fn default_backoff_doubles_from_one_second_to_a_minute() {

@@ -13,9 +13,13 @@
 //!   callers in that window get `failed` with `retry_after`.
 //! - Ready is trusted for a TTL, then probed again; a runtime that died goes
 //!   back to NotStarted and is started by the next call.
-//! - The Ready answer takes no lock and no reference count
-//!   ([`Ensure::ready`], [`Ensure::try_ready`]); transitions take a small
-//!   one (see `machine.rs` for the invariants).
+//! - The Ready answer takes no lock: [`Ensure::ready`] reads it by
+//!   reference with one atomic load (no reference count either, like
+//!   `OnceCell::get`); [`Ensure::try_ready`] and [`Ensure::ensure`] hand out
+//!   an owned answer, which costs one reference count. Transitions, and
+//!   readers of the whole state ([`Ensure::state`]), take a small lock that
+//!   is never held across an await (see `machine.rs` for the invariants and
+//!   `fast_path.rs` for the lock-free part).
 //! - [`EnsureMap`] holds many runtimes by name.
 //!
 //! Panics in a start are caught as the start task's `JoinError`, which

@@ -573,7 +573,7 @@ mod tests {
     }
 
     /// A start that reports a new message every time: memory stays bounded
-    /// and the answer still comes without the lock, from the snapshot.
+    /// and the answer still comes, from the snapshot under the lock.
     #[test]
     fn a_new_answer_on_every_start_is_served_beyond_the_slot_cap() {
         let m = machine(1);

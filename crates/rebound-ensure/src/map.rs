@@ -35,11 +35,20 @@ impl<K: Ord> Default for EnsureMap<K> {
 }
 
 impl<K: Ord> EnsureMap<K> {
-    /// An empty registry.
+    /// An empty registry, to fill with [`insert`](Self::insert).
     ///
     /// ```
-    /// let map = rebound_ensure::EnsureMap::<String>::new();
-    /// assert!(map.is_empty());
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let runtime = |endpoint: &'static str| Ensure::new(EnsureConfig::default(),
+    /// #     move || async move { Ok::<_, StartError>(ReadyInfo::new(endpoint, "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let mut map = rebound_ensure::EnsureMap::new();
+    /// for (name, endpoint) in [("docker", "unix:/run/docker.sock"), ("podman", "unix:/run/podman.sock")] {
+    ///     map.insert(name.to_owned(), runtime(endpoint));
+    /// }
+    /// assert_eq!(map.len(), 2);
+    /// # }
     /// ```
     pub fn new() -> Self {
         Self {
@@ -152,10 +161,19 @@ impl<K: Ord> EnsureMap<K> {
         self.entries.len()
     }
 
-    /// Whether there are none.
+    /// Whether there are none (an agent with nothing to manage).
     ///
     /// ```
-    /// assert!(rebound_ensure::EnsureMap::<&str>::new().is_empty());
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// let mut map = rebound_ensure::EnsureMap::new();
+    /// assert!(map.is_empty());
+    /// map.insert("x", e);
+    /// assert!(!map.is_empty());
+    /// # }
     /// ```
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

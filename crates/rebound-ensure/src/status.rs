@@ -131,11 +131,18 @@ impl ReadyInfo {
 /// [`ReadyInfo`] instead of copying its strings.
 ///
 /// ```
-/// use rebound_ensure::{Response, Status};
-/// let r = Response::starting();
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError, Status};
+/// let e = Ensure::new(
+///     EnsureConfig::default(),
+///     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+///     || async { ProbeOutcome::Down("no answer".into()) },
+/// );
+/// let r = e.ensure(true).await;
 /// assert_eq!(r.status(), Status::Starting);
 /// assert!(!r.is_ready());
 /// assert_eq!(r.endpoint(), "");
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -177,12 +184,7 @@ impl Response {
     }
 
     /// The answer given while a start runs.
-    ///
-    /// ```
-    /// let r = rebound_ensure::Response::starting();
-    /// assert_eq!(r.message(), "runtime start in progress");
-    /// ```
-    pub fn starting() -> Self {
+    pub(crate) fn starting() -> Self {
         Self::not_ready(Status::Starting, "runtime start in progress", None)
     }
 
@@ -202,8 +204,16 @@ impl Response {
     /// The status.
     ///
     /// ```
-    /// use rebound_ensure::{Response, Status};
-    /// assert_eq!(Response::starting().status(), Status::Starting);
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// use rebound_ensure::Status;
+    /// assert_eq!(e.ensure(true).await.status(), Status::Starting);
+    /// e.wait_ready(std::time::Duration::from_secs(1)).await.unwrap();
+    /// assert_eq!(e.ensure(true).await.status(), Status::Reused);
+    /// # }
     /// ```
     pub fn status(&self) -> Status {
         self.status
@@ -212,7 +222,15 @@ impl Response {
     /// Whether the runtime is ready (then [`endpoint`](Self::endpoint) is set).
     ///
     /// ```
-    /// assert!(!rebound_ensure::Response::starting().is_ready());
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// # let e = Ensure::new(EnsureConfig::default(),
+    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// assert!(!e.ensure(false).await.is_ready());
+    /// e.wait_ready(std::time::Duration::from_secs(1)).await.unwrap();
+    /// assert!(e.ensure(false).await.is_ready());
+    /// # }
     /// ```
     pub fn is_ready(&self) -> bool {
         matches!(self.detail, Detail::Ready(_))
@@ -260,7 +278,22 @@ impl Response {
     /// With `failed`: how long until the next start may be tried.
     ///
     /// ```
-    /// assert_eq!(rebound_ensure::Response::starting().retry_after(), None);
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError, Status};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::default(),
+    ///     || async { Err::<ReadyInfo, _>(StartError::new("exit status 1")) },
+    ///     || async { ProbeOutcome::Down("down".into()) },
+    /// );
+    /// assert_eq!(e.ensure(true).await.retry_after(), None); // starting
+    /// tokio::task::yield_now().await; // the start fails at once
+    /// let failed = e.ensure(true).await;
+    /// assert_eq!(failed.status(), Status::Failed);
+    /// // The default backoff: about 1 s after the first failure (jittered).
+    /// let wait = failed.retry_after().unwrap();
+    /// assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
+    /// # }
     /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
@@ -342,7 +375,10 @@ impl StateView {
     /// # let e = Ensure::new(EnsureConfig::default(),
     /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
     /// #     || async { ProbeOutcome::Down("no answer".into()) });
-    /// assert_eq!(e.state().kind(), rebound_ensure::StateKind::NotStarted);
+    /// use rebound_ensure::StateKind;
+    /// assert_eq!(e.state().kind(), StateKind::NotStarted);
+    /// e.ensure(true).await;
+    /// assert_eq!(e.state().kind(), StateKind::Starting);
     /// # }
     /// ```
     pub fn kind(&self) -> StateKind {
@@ -384,12 +420,15 @@ impl StateView {
     /// How long the machine has been in this state.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
     /// # let e = Ensure::new(EnsureConfig::default(),
     /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
     /// #     || async { ProbeOutcome::Down("no answer".into()) });
-    /// assert!(e.state().for_time() < std::time::Duration::from_secs(60));
+    /// use std::time::Duration;
+    /// e.wait_ready(Duration::from_secs(1)).await.unwrap();
+    /// tokio::time::sleep(Duration::from_secs(3)).await;
+    /// assert_eq!(e.state().for_time(), Duration::from_secs(3)); // ready for 3 s
     /// # }
     /// ```
     pub fn for_time(&self) -> Duration {
@@ -399,12 +438,17 @@ impl StateView {
     /// Failed starts since the last success.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
-    /// # let e = Ensure::new(EnsureConfig::default(),
-    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
-    /// #     || async { ProbeOutcome::Down("no answer".into()) });
-    /// assert_eq!(e.state().failures(), 0);
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::default(),
+    ///     || async { Err::<ReadyInfo, _>(StartError::new("exit status 1")) },
+    ///     || async { ProbeOutcome::Down("down".into()) },
+    /// );
+    /// e.ensure(true).await;
+    /// tokio::task::yield_now().await; // the start fails at once
+    /// assert_eq!(e.state().failures(), 1);
     /// # }
     /// ```
     pub fn failures(&self) -> u32 {
@@ -414,12 +458,18 @@ impl StateView {
     /// When failed: time left before the next start may begin.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
-    /// # let e = Ensure::new(EnsureConfig::default(),
-    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
-    /// #     || async { ProbeOutcome::Down("no answer".into()) });
-    /// assert_eq!(e.state().retry_after(), None);
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::default(),
+    ///     || async { Err::<ReadyInfo, _>(StartError::new("exit status 1")) },
+    ///     || async { ProbeOutcome::Down("down".into()) },
+    /// );
+    /// e.ensure(true).await;
+    /// tokio::task::yield_now().await; // the start fails at once
+    /// let left = e.state().retry_after().expect("failed");
+    /// assert!(left <= Duration::from_secs(1)); // the default backoff's first wait
     /// # }
     /// ```
     pub fn retry_after(&self) -> Option<Duration> {
@@ -429,11 +479,23 @@ impl StateView {
     /// When ready: whether its TTL ran out and the probe is checking it now.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
-    /// # let e = Ensure::new(EnsureConfig::default(),
-    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
-    /// #     || async { ProbeOutcome::Down("no answer".into()) });
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::builder().ready_ttl(Duration::from_secs(10)).build().unwrap(),
+    ///     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    ///     // A probe that takes 2 s to answer.
+    ///     || async {
+    ///         tokio::time::sleep(Duration::from_secs(2)).await;
+    ///         ProbeOutcome::Up(ReadyInfo::new("unix:/run/x.sock", "up"))
+    ///     },
+    /// );
+    /// e.wait_ready(Duration::from_secs(1)).await.unwrap();
+    /// assert!(!e.state().verifying());
+    /// tokio::time::sleep(Duration::from_secs(11)).await; // past the TTL, probe running
+    /// assert!(e.state().verifying());
+    /// tokio::time::sleep(Duration::from_secs(2)).await; // the probe answered
     /// assert!(!e.state().verifying());
     /// # }
     /// ```

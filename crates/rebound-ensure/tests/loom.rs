@@ -1,7 +1,11 @@
 //! Model checks of the ensure state machine with loom: every interleaving of
-//! the transitions is explored.
+//! the transitions is explored, on the code production runs (the crate's
+//! `src/loom/` shim hands the machine loom's `Mutex`, atomics and a modelled
+//! `OnceLock` under `--cfg loom`), including the orderings of the lock-free
+//! Ready fast path. Under loom the fast path keeps 2 answers instead of 64,
+//! so that its overflow is reached in a few transitions.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p rebound-ensure --release --test loom`
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p rebound-ensure --release --test loom`
 #![cfg(loom)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -75,6 +79,7 @@ fn finish(ticket: StartTicket, end: End, now: Instant) {
 }
 
 fn assert_settled(m: &Machine) {
+    assert!(m.fast_path_consistent());
     let snap = m.load();
     // The lock-free fast path agrees with the snapshot.
     assert_eq!(
@@ -194,6 +199,7 @@ fn ttl_reprobe_races_callers() {
         };
         // A fast-path reader never sees a Ready the prober has begun to doubt
         // as trusted after the prober marked it dead.
+        assert!(m.fast_path_consistent());
         if let Some(info) = m.ready() {
             assert_eq!(info.endpoint(), "endpoint");
         }
@@ -201,5 +207,71 @@ fn ttl_reprobe_races_callers() {
         starter.join().unwrap();
         assert_settled(&m);
         assert!(drivers.total.load(Ordering::SeqCst) <= 1);
+    });
+}
+
+/// A reader racing the start that publishes Ready finds, through the fast
+/// path's atomics alone (no lock), either no answer or the whole answer:
+/// the slot's value is visible whenever the index naming it is.
+#[test]
+fn fast_path_readers_see_the_whole_answer_or_none() {
+    loom::model(|| {
+        let m = machine(Duration::from_secs(60));
+        let drivers = Drivers::new();
+        let starter = {
+            let (m, drivers) = (Arc::clone(&m), Arc::clone(&drivers));
+            thread::spawn(move || caller(&m, &drivers, End::Ready))
+        };
+        assert!(m.fast_path_consistent());
+        if let Some(info) = m.ready() {
+            assert_eq!((info.endpoint(), info.message()), ("endpoint", "up"));
+        }
+        starter.join().unwrap();
+        assert_settled(&m);
+        assert_eq!(
+            m.ready_owned().map(|i| i.message().to_owned()).as_deref(),
+            Some("up")
+        );
+    });
+}
+
+/// Past the fast path's slots (a start that reports a new answer each
+/// time), `ready()` has no answer and `ready_owned()` reads the snapshot
+/// under the lock: racing a re-probe that finds it dead, it answers the
+/// Ready or nothing, never a stale one.
+#[test]
+fn answers_past_the_slots_come_from_the_snapshot() {
+    loom::model(|| {
+        let m = machine(Duration::from_secs(60));
+        let now = Instant::now();
+        // Two answers fill the slots (two under loom); each runtime dies.
+        for (generation, message) in [(1, "a"), (2, "b")] {
+            match Machine::begin_start(&m, now) {
+                Begin::Drive(t) => t.succeed(ReadyInfo::new("endpoint", message), now),
+                other => panic!("expected to drive: {other:?}"),
+            }
+            assert_eq!(m.ready().map(|i| i.message()), Some(message));
+            Machine::begin_verify(&m, generation)
+                .expect("ready")
+                .lost("gone", now);
+            assert!(m.ready_owned().is_none());
+        }
+        match Machine::begin_start(&m, now) {
+            Begin::Drive(t) => t.succeed(ReadyInfo::new("endpoint", "c"), now),
+            other => panic!("expected to drive: {other:?}"),
+        }
+        assert!(m.ready().is_none(), "a third answer has no slot");
+        let prober = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                let ticket = Machine::begin_verify(&m, 3).expect("ready");
+                ticket.lost("connection refused", Instant::now());
+            })
+        };
+        let seen = m.ready_owned().map(|i| i.message().to_owned());
+        assert!(matches!(seen.as_deref(), None | Some("c")), "{seen:?}");
+        prober.join().unwrap();
+        assert!(m.ready_owned().is_none());
+        assert_settled(&m);
     });
 }

@@ -113,31 +113,47 @@ impl Ensure {
         }
     }
 
-    /// The settings.
+    /// The settings it was made with.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
-    /// # let e = Ensure::new(EnsureConfig::default(),
-    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
-    /// #     || async { ProbeOutcome::Down("no answer".into()) });
-    /// assert_eq!(e.config().start_timeout(), std::time::Duration::from_secs(90));
+    /// use std::time::Duration;
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::builder().start_timeout(Duration::from_secs(30)).build().unwrap(),
+    ///     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    ///     || async { ProbeOutcome::Down("no answer".into()) },
+    /// );
+    /// // A caller that waits no longer than one start may take.
+    /// let ready = e.wait_ready(e.config().start_timeout()).await.unwrap();
+    /// assert_eq!(ready.endpoint(), "unix:/run/x.sock");
     /// # }
     /// ```
     pub fn config(&self) -> &EnsureConfig {
         &self.shared.config
     }
 
-    /// The Ready fast path: the `reused` answer when the runtime is Ready and
-    /// within its TTL, without a lock or a wait; `None` otherwise.
+    /// The Ready fast path, owned: the `reused` answer when the runtime is
+    /// Ready and within its TTL, without a wait; `None` otherwise.
+    ///
+    /// It takes no lock and costs one reference count (the answer shares
+    /// the kept [`ReadyInfo`]); for a runtime past the 64 answers
+    /// [`ready`](Self::ready) keeps, it reads the state under the machine's
+    /// small lock instead.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
-    /// # let e = Ensure::new(EnsureConfig::default(),
-    /// #     || async { Ok::<_, StartError>(ReadyInfo::new("x", "")) },
-    /// #     || async { ProbeOutcome::Down("no".into()) });
-    /// assert!(e.try_ready().is_none());
+    /// use std::time::Duration;
+    /// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError, Status};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::default(),
+    ///     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    ///     || async { ProbeOutcome::Down("no answer".into()) },
+    /// );
+    /// assert!(e.try_ready().is_none(), "not started yet");
+    /// e.wait_ready(Duration::from_secs(1)).await.unwrap();
+    /// let answer = e.try_ready().expect("ready and trusted");
+    /// assert_eq!((answer.status(), answer.endpoint()), (Status::Reused, "unix:/run/x.sock"));
     /// # }
     /// ```
     #[inline]
@@ -148,15 +164,17 @@ impl Ensure {
     }
 
     /// The Ready fast path by reference, like `OnceCell::get`: the trusted
-    /// Ready's endpoint and message, read with two atomic loads (no lock, no
-    /// reference count), or `None` when not Ready or within a re-probe.
+    /// Ready's endpoint and message, read with one atomic load and a
+    /// `OnceLock` read (no lock, no reference count, no allocation), or
+    /// `None` when not Ready or within a re-probe.
     ///
     /// Answers are kept for the life of the [`Ensure`] so that references
     /// stay valid; equal answers share one copy, and at most 64 distinct
     /// ones are kept. A runtime whose start reports a new endpoint or
     /// message each time gets `None` here after 64 of them; use
-    /// [`try_ready`](Self::try_ready) (also lock-free, one reference count)
-    /// or [`ensure`](Self::ensure), which answer in every case.
+    /// [`try_ready`](Self::try_ready) (which then reads the state under the
+    /// machine's small lock) or [`ensure`](Self::ensure), which answer in
+    /// every case.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

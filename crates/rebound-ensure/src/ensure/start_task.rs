@@ -58,10 +58,11 @@ async fn supervise(shared: Arc<Shared>, ticket: StartTicket) {
     let outcome = tokio::time::timeout(limit, task).await;
     let now = Instant::now();
     let c = &shared.counters;
+    let mut caused_by = None;
     let result: Result<ReadyInfo, String> = match outcome {
         Ok(Ok(Ok(info))) => Ok(info),
         Ok(Ok(Err(err))) => {
-            log_source(&err);
+            caused_by = cause_chain(&err);
             Err(err.message().to_owned())
         }
         Ok(Err(join)) if join.is_panic() => {
@@ -90,6 +91,7 @@ async fn supervise(shared: Arc<Shared>, ticket: StartTicket) {
             let wait = ticket.fail(&message, now);
             tracing::warn!(
                 %message,
+                caused_by,
                 retry_after_ms = wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
                 "runtime start failed"
             );
@@ -104,17 +106,32 @@ async fn supervise(shared: Arc<Shared>, ticket: StartTicket) {
     }
 }
 
-/// Logs the chain of causes under a start's error, when it has one (the
-/// message callers see stays the error's own).
-fn log_source(err: &StartError) {
+/// The causes under a start's error, outermost first, joined by `: `;
+/// `None` when it has no source. Logged beside the message, which callers
+/// see alone.
+fn cause_chain(err: &StartError) -> Option<String> {
     let mut cause = std::error::Error::source(err);
-    if cause.is_none() {
-        return;
-    }
     let mut chain = Vec::new();
     while let Some(e) = cause {
         chain.push(e.to_string());
         cause = e.source();
     }
-    tracing::debug!(error = %err, caused_by = %chain.join(": "), "runtime start error chain");
+    (!chain.is_empty()).then(|| chain.join(": "))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("mount failed")]
+    struct Mount(#[source] std::io::Error);
+
+    #[test]
+    fn the_whole_chain_under_a_start_error_is_logged() {
+        assert_eq!(cause_chain(&StartError::new("plain")), None);
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "/dev/kvm");
+        let err = StartError::with_source("vm did not boot", Mount(io));
+        assert_eq!(cause_chain(&err).as_deref(), Some("mount failed: /dev/kvm"));
+    }
 }

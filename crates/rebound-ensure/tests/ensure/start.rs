@@ -128,3 +128,28 @@ async fn hanging_start_fails_at_the_timeout_and_is_cancelled() {
     );
     assert_eq!(e.stats().timeouts, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_start_error_keeps_its_source_and_callers_see_its_message() {
+    let e = Ensure::new(
+        config(),
+        || async {
+            let io = std::io::Error::new(std::io::ErrorKind::NotFound, "/usr/bin/dockerd");
+            let err = StartError::with_source("dockerd is not installed", io);
+            // The cause is kept, and not in the text callers are shown.
+            let cause = std::error::Error::source(&err).expect("a source");
+            assert_eq!(
+                cause.downcast_ref::<std::io::Error>().map(|io| io.kind()),
+                Some(std::io::ErrorKind::NotFound)
+            );
+            Err::<ReadyInfo, _>(err)
+        },
+        || async { ProbeOutcome::Down("down".into()) },
+    );
+    e.ensure(true).await;
+    run_for(Duration::from_millis(1)).await;
+    let r = e.ensure(true).await;
+    assert_eq!(r.status(), Status::Failed);
+    assert_eq!(r.message(), "dockerd is not installed");
+    assert_eq!(e.state().message(), Some("dockerd is not installed"));
+}

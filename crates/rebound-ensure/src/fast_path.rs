@@ -65,10 +65,10 @@ impl FastPath {
     /// The trusted Ready's answer, if it has a slot.
     #[inline]
     pub(crate) fn get(&self) -> Option<&Arc<ReadyInfo>> {
-        match self.current.load(Ordering::Acquire) {
-            NONE | OVERFLOW => None,
-            n => self.slots.get(n - 1)?.get(),
-        }
+        // NONE wraps to usize::MAX and OVERFLOW to usize::MAX - 1: both
+        // past the slots, so one bounds check covers them.
+        let n = self.current.load(Ordering::Acquire);
+        self.slots.get(n.wrapping_sub(1))?.get()
     }
 
     /// Whether the runtime is Ready with an answer that has no slot (the
@@ -143,6 +143,40 @@ mod tests {
         p.set(&Arc::new(ReadyInfo::new("e", "n3")));
         assert_eq!(p.used(), 21);
         assert_eq!(p.get().unwrap().message(), "n3");
+    }
+
+    proptest::proptest! {
+        /// Against a model (the distinct answers in first-seen order, at
+        /// most CAP of them): any run of publishes and clears leaves the
+        /// fast path answering the last published answer exactly when it
+        /// has a slot, overflowed exactly when it has none.
+        #[test]
+        fn agrees_with_a_model_of_kept_answers(
+            ops in proptest::collection::vec(proptest::option::of(0u8..80), 0..300),
+        ) {
+            let p = FastPath::new();
+            let mut kept: Vec<String> = Vec::new();
+            for op in ops {
+                let expected = match op {
+                    None => {
+                        p.clear();
+                        None
+                    }
+                    Some(n) => {
+                        let message = format!("n{n}");
+                        p.set(&Arc::new(ReadyInfo::new("e", message.clone())));
+                        if !kept.contains(&message) && kept.len() < CAP {
+                            kept.push(message.clone());
+                        }
+                        Some(message)
+                    }
+                };
+                let served = expected.clone().filter(|m| kept.contains(m));
+                proptest::prop_assert_eq!(p.get().map(|i| i.message().to_owned()), served.clone());
+                proptest::prop_assert_eq!(p.overflowed(), expected.is_some() && served.is_none());
+                proptest::prop_assert_eq!(p.used(), kept.len());
+            }
+        }
     }
 
     #[test]

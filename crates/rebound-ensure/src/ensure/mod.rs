@@ -202,7 +202,10 @@ impl Ensure {
     /// (`reused` only when it answers; else `starting`, `failed` or
     /// `not_started` as the machine stands).
     ///
-    /// Must be called within a tokio runtime (the start runs as a task).
+    /// Call it within a tokio runtime: the start and the probe run as tasks.
+    /// Outside one, a start cannot begin: the runtime is left `failed`
+    /// ("no tokio runtime to run the start in", with the backoff) and the
+    /// answer says so.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

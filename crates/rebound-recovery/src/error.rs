@@ -115,9 +115,15 @@ pub enum SnapshotError {
 /// Whether a journal error is worth retrying, is bad input, or is final.
 ///
 /// ```
-/// use rebound_recovery::{JournalError, JournalErrorKind};
-/// let e = JournalError::Invalid("unknown state".into());
-/// assert_eq!(e.kind(), JournalErrorKind::Invalid);
+/// use rebound_recovery::{JournalAddress, JournalErrorKind};
+/// // A command-line tool's exit code for a journal error: bad input is
+/// // the user's to fix (2), the rest is an operational failure (3).
+/// let exit_code = |kind| match kind {
+///     JournalErrorKind::Invalid => 2,
+///     _ => 3,
+/// };
+/// let err = "mysql://db/journal".parse::<JournalAddress>().unwrap_err();
+/// assert_eq!(exit_code(err.kind()), 2);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -126,7 +132,7 @@ pub enum JournalErrorKind {
     Unavailable,
     /// The journal was written by a newer rebound.
     NewerSchema,
-    /// The request was invalid (bad journal address, bad field).
+    /// The request was invalid (bad journal address or path, bad field).
     Invalid,
     /// The recovery does not exist.
     NotFound,
@@ -215,8 +221,18 @@ impl JournalError {
     /// The classification shared by every backend.
     ///
     /// ```
-    /// use rebound_recovery::{JournalError, JournalErrorKind};
-    /// assert_eq!(JournalError::NotFound("m1".into()).kind(), JournalErrorKind::NotFound);
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use rebound_recovery::*;
+    /// let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+    /// journal.record(FailureReport::new("m", "web", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// let lease = Duration::from_secs(30);
+    /// let first = journal.claim("w1", 60_000, lease, 1).await.unwrap().remove(0);
+    /// // w1's lease ran out and w2 took the recovery over.
+    /// journal.claim("w2", 90_000, lease, 1).await.unwrap();
+    /// let err = journal.complete(&first, Outcome::Migrated, 91_000).await.unwrap_err();
+    /// assert_eq!(err.kind(), JournalErrorKind::LeaseLost);
+    /// # });
     /// ```
     pub fn kind(&self) -> JournalErrorKind {
         match self {

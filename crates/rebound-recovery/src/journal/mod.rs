@@ -111,10 +111,11 @@ pub trait Journal: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
 
     /// Recoveries a worker may claim at `now_ms` (pending and due, or
-    /// running with an expired lease), soonest first.
+    /// running with an expired lease), soonest first, then by migration id.
     fn due(&self, now_ms: u64) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
 
-    /// Claims up to `limit` due recoveries for `owner` for `lease`.
+    /// Claims up to `limit` due recoveries for `owner` for `lease`, taking
+    /// them in the order of [`due`](Self::due).
     fn claim(
         &self,
         owner: &str,

@@ -115,9 +115,15 @@ pub enum SnapshotError {
 /// Whether a journal error is worth retrying, is bad input, or is final.
 ///
 /// ```
-/// use rebound_recovery::{JournalError, JournalErrorKind};
-/// let e = JournalError::Invalid("unknown state".into());
-/// assert_eq!(e.kind(), JournalErrorKind::Invalid);
+/// use rebound_recovery::{JournalAddress, JournalErrorKind};
+/// // A command-line tool's exit code for a journal error: bad input is
+/// // the user's to fix (2), the rest is an operational failure (3).
+/// let exit_code = |kind| match kind {
+///     JournalErrorKind::Invalid => 2,
+///     _ => 3,
+/// };
+/// let err = "mysql://db/journal".parse::<JournalAddress>().unwrap_err();
+/// assert_eq!(exit_code(err.kind()), 2);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -126,7 +132,7 @@ pub enum JournalErrorKind {
     Unavailable,
     /// The journal was written by a newer rebound.
     NewerSchema,
-    /// The request was invalid (bad journal address, bad field).
+    /// The request was invalid (bad journal address or path, bad field).
     Invalid,
     /// The recovery does not exist.
     NotFound,
@@ -153,6 +159,9 @@ pub enum JournalError {
         journal: String,
         /// What went wrong.
         message: String,
+        /// The driver's or the system's error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// The journal's schema is newer than this build understands.
     #[error(
@@ -169,6 +178,18 @@ pub enum JournalError {
     /// Invalid input.
     #[error("{0}")]
     Invalid(String),
+    /// The path of a SQLite journal cannot hold one: it exists and is not
+    /// a regular file (a device, a directory, a FIFO), or its directory is
+    /// not a directory. Refused before anything is opened or created.
+    #[error("journal {journal}: {} {problem}", path.display())]
+    UnusablePath {
+        /// The journal.
+        journal: String,
+        /// The path that is wrong: the journal file or its directory.
+        path: PathBuf,
+        /// What is wrong with it, e.g. "is a character device, not a regular file".
+        problem: String,
+    },
     /// No recovery with that migration id.
     #[error("no recovery for migration {0:?}")]
     NotFound(String),
@@ -190,6 +211,9 @@ pub enum JournalError {
         journal: String,
         /// The driver's message.
         message: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 }
 
@@ -197,17 +221,81 @@ impl JournalError {
     /// The classification shared by every backend.
     ///
     /// ```
-    /// use rebound_recovery::{JournalError, JournalErrorKind};
-    /// assert_eq!(JournalError::NotFound("m1".into()).kind(), JournalErrorKind::NotFound);
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use rebound_recovery::*;
+    /// let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+    /// journal.record(FailureReport::new("m", "web", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// let lease = Duration::from_secs(30);
+    /// let first = journal.claim("w1", 60_000, lease, 1).await.unwrap().remove(0);
+    /// // w1's lease ran out and w2 took the recovery over.
+    /// journal.claim("w2", 90_000, lease, 1).await.unwrap();
+    /// let err = journal.complete(&first, Outcome::Migrated, 91_000).await.unwrap_err();
+    /// assert_eq!(err.kind(), JournalErrorKind::LeaseLost);
+    /// # });
     /// ```
     pub fn kind(&self) -> JournalErrorKind {
         match self {
             Self::Unavailable { .. } => JournalErrorKind::Unavailable,
             Self::NewerSchema { .. } => JournalErrorKind::NewerSchema,
-            Self::Invalid(_) | Self::Config(_) => JournalErrorKind::Invalid,
+            Self::Invalid(_) | Self::UnusablePath { .. } | Self::Config(_) => {
+                JournalErrorKind::Invalid
+            }
             Self::NotFound(_) => JournalErrorKind::NotFound,
             Self::LeaseLost { .. } => JournalErrorKind::LeaseLost,
             Self::Database { .. } => JournalErrorKind::Database,
         }
+    }
+}
+
+/// `error` and its sources, joined by `: `, leaving out a source whose
+/// text the message already holds (many errors repeat their source's text
+/// in their own).
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("migrate web to node-b")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connect: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_joins_sources_and_skips_repeated_text() {
+        let e = Outer(Middle(std::io::Error::other("connection refused")));
+        // `Middle` already says its source's text: it is not repeated.
+        assert_eq!(
+            error_chain(&e),
+            "migrate web to node-b: connect: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_database_error_keeps_the_drivers_error_as_its_source() {
+        let e = JournalError::Database {
+            journal: "sqlite:/j.db".into(),
+            message: "disk I/O error".into(),
+            source: Box::new(std::io::Error::other("disk I/O error")),
+        };
+        assert_eq!(e.to_string(), "journal sqlite:/j.db: disk I/O error");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<std::io::Error>());
     }
 }

@@ -8,11 +8,10 @@
 //! recoveries under a lease and runs the caller's [`Migrator`] or
 //! [`RollbackHandler`].
 //!
-//! Backends, each behind a cargo feature: `memory`, `sqlite` (default) and
-//! `postgres`.
+//! Backends: `memory:` (in this process, always built), and, each behind
+//! the cargo feature of its name, `sqlite` (default) and `postgres`.
 //!
 //! ```
-//! # #[cfg(feature = "memory")]
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, RecoveryState};
 //! let journal = MemoryJournal::new(Default::default()).unwrap();
@@ -23,13 +22,14 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod error;
 pub mod journal;
 pub mod model;
 pub mod worker;
 
+pub use clock::{Clock, SystemClock};
 pub use error::{ConfigError, JournalError, JournalErrorKind, ParseError, SnapshotError};
-#[cfg(feature = "memory")]
 pub use journal::memory::MemoryJournal;
 #[cfg(feature = "postgres")]
 pub use journal::postgres::PostgresJournal;
@@ -41,6 +41,6 @@ pub use model::{
     RecoveryState, RetryJitter, SnapshotRef, Strategy,
 };
 pub use worker::{
-    Clock, DefaultClassifier, FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler,
-    SystemClock, TargetSelector, WorkerReport,
+    DefaultClassifier, FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler,
+    TargetSelector, WorkerReport,
 };

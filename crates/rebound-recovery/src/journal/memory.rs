@@ -4,16 +4,19 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Claim, Journal, check_lease, lease_end};
+use super::{Claim, Journal, claimed, completed, lease_end, recorded, released, renewed};
 use crate::error::{ConfigError, JournalError};
-use crate::model::transition;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// Recoveries kept in a map behind a mutex; gone when dropped.
 ///
 /// ```
-/// let journal = rebound_recovery::MemoryJournal::new(Default::default()).unwrap();
-/// # let _ = journal;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal};
+/// let journal = MemoryJournal::new(Default::default()).unwrap();
+/// journal.record(FailureReport::new("m", "web", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+/// assert_eq!(journal.history("m").await.unwrap().len(), 1);
+/// # });
 /// ```
 #[derive(Debug)]
 pub struct MemoryJournal {
@@ -28,12 +31,15 @@ struct State {
 }
 
 impl State {
-    fn store(&mut self, rec: &Recovery, entry: Attempt, limit: u32) {
+    /// Stores `rec`, and `entry` in its history (keeping the last `limit`).
+    fn store(&mut self, rec: &Recovery, entry: Option<Attempt>, limit: u32) {
         self.recoveries.insert(rec.migration.clone(), rec.clone());
-        let history = self.history.entry(rec.migration.clone()).or_default();
-        history.push_back(entry);
-        while history.len() > limit as usize {
-            history.pop_front();
+        if let Some(entry) = entry {
+            let history = self.history.entry(rec.migration.clone()).or_default();
+            history.push_back(entry);
+            while history.len() > limit as usize {
+                history.pop_front();
+            }
         }
     }
 }
@@ -60,6 +66,21 @@ impl MemoryJournal {
         // every change is computed first and stored with plain inserts.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// One change of `migration`, under the lock: `apply` gets the
+    /// recovery as it is and returns it changed, with the history entry
+    /// to add, if any.
+    fn change<T>(
+        &self,
+        migration: &str,
+        apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Option<Attempt>, T), JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut state = self.lock();
+        let current = state.recoveries.get(migration).cloned();
+        let (rec, entry, out) = apply(current)?;
+        state.store(&rec, entry, self.config.history_limit);
+        Ok(out)
+    }
 }
 
 impl Journal for MemoryJournal {
@@ -72,14 +93,10 @@ impl Journal for MemoryJournal {
     }
 
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
-        let mut state = self.lock();
-        let existing = state.recoveries.get(&report.migration).cloned();
-        if let Some(existing) = &existing {
-            transition::check_same_migration(existing, &report)?;
-        }
-        let (rec, entry) = transition::record_failure(existing, &report, &self.config, now_ms);
-        state.store(&rec, entry, self.config.history_limit);
-        Ok(rec)
+        self.change(&report.migration, |existing| {
+            let (rec, entry) = recorded(existing, &report, &self.config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        })
     }
 
     async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
@@ -140,14 +157,9 @@ impl Journal for MemoryJournal {
         let mut claims = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(rec) = state.recoveries.remove(&id) {
-                let rec = transition::claim(rec, owner, now_ms, expires);
-                claims.push(Claim {
-                    recovery: rec.clone(),
-                    owner: owner.to_owned(),
-                    claim_seq: rec.claim_seq,
-                    lease_expires_ms: expires,
-                });
-                state.recoveries.insert(id, rec);
+                let claim = claimed(rec, owner, now_ms, expires);
+                state.recoveries.insert(id, claim.recovery.clone());
+                claims.push(claim);
             }
         }
         Ok(claims)
@@ -159,31 +171,17 @@ impl Journal for MemoryJournal {
         now_ms: u64,
         lease: Duration,
     ) -> Result<Claim, JournalError> {
-        let mut state = self.lock();
-        let rec = state
-            .recoveries
-            .get_mut(&claim.recovery.migration)
-            .ok_or_else(|| JournalError::NotFound(claim.recovery.migration.clone()))?;
-        check_lease(rec, claim)?;
-        let expires = lease_end(now_ms, lease);
-        rec.lease_expires_ms = Some(expires);
-        rec.updated_ms = now_ms;
-        Ok(Claim {
-            recovery: rec.clone(),
-            lease_expires_ms: expires,
-            ..claim.clone()
+        self.change(&claim.recovery.migration, |current| {
+            let renewed = renewed(current, claim, now_ms, lease)?;
+            Ok((renewed.recovery.clone(), None, renewed))
         })
     }
 
     async fn release(&self, claim: &Claim, now_ms: u64) -> Result<Recovery, JournalError> {
-        let mut state = self.lock();
-        let rec = state
-            .recoveries
-            .get_mut(&claim.recovery.migration)
-            .ok_or_else(|| JournalError::NotFound(claim.recovery.migration.clone()))?;
-        check_lease(rec, claim)?;
-        *rec = transition::release(rec.clone(), now_ms);
-        Ok(rec.clone())
+        self.change(&claim.recovery.migration, |current| {
+            let rec = released(current, claim, now_ms)?;
+            Ok((rec.clone(), None, rec))
+        })
     }
 
     async fn complete(
@@ -192,16 +190,10 @@ impl Journal for MemoryJournal {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<Recovery, JournalError> {
-        let mut state = self.lock();
-        let current = state
-            .recoveries
-            .get(&claim.recovery.migration)
-            .cloned()
-            .ok_or_else(|| JournalError::NotFound(claim.recovery.migration.clone()))?;
-        check_lease(&current, claim)?;
-        let (rec, entry) = transition::complete(current, outcome, &self.config, now_ms);
-        state.store(&rec, entry, self.config.history_limit);
-        Ok(rec)
+        self.change(&claim.recovery.migration, |current| {
+            let (rec, entry) = completed(current, claim, outcome, &self.config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        })
     }
 }
 

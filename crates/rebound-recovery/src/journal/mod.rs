@@ -1,11 +1,15 @@
 //! Where recoveries live: the [`Journal`] trait and its backends.
 //!
 //! Every backend applies the same pure state changes from
-//! [`crate::model::transition`], each inside one transaction, so they
-//! behave the same; one test suite runs against all of them.
+//! [`crate::model::transition`], each inside one transaction, through the
+//! helpers at the end of this module (`recorded`, `renewed`, `released`,
+//! `completed`), so they behave the same; one test suite runs against all
+//! of them. The one exception is PostgreSQL's claim: a single `UPDATE ...
+//! SKIP LOCKED` statement (`postgres::CLAIM_SQL`) that sets the same
+//! fields as [`transition::claim`] and
+//! takes due recoveries in the same order as the other backends.
 
 mod address;
-#[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -22,6 +26,7 @@ use std::time::Duration;
 pub use address::{JournalAddress, default_sqlite_path};
 
 use crate::error::JournalError;
+use crate::model::transition;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// A recovery claimed by one worker, under a lease.
@@ -63,7 +68,6 @@ pub struct Claim {
 /// in, so callers (and tests) control the clock.
 ///
 /// ```
-/// # #[cfg(feature = "memory")]
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, Outcome, RecoveryState};
@@ -107,10 +111,11 @@ pub trait Journal: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
 
     /// Recoveries a worker may claim at `now_ms` (pending and due, or
-    /// running with an expired lease), soonest first.
+    /// running with an expired lease), soonest first, then by migration id.
     fn due(&self, now_ms: u64) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
 
-    /// Claims up to `limit` due recoveries for `owner` for `lease`.
+    /// Claims up to `limit` due recoveries for `owner` for `lease`, taking
+    /// them in the order of [`due`](Self::due).
     fn claim(
         &self,
         owner: &str,
@@ -161,7 +166,6 @@ pub trait Journal: Send + Sync {
 #[non_exhaustive]
 pub enum AnyJournal {
     /// In memory.
-    #[cfg(feature = "memory")]
     Memory(memory::MemoryJournal),
     /// A SQLite file.
     #[cfg(feature = "sqlite")]
@@ -186,7 +190,6 @@ impl AnyJournal {
         config: RecoveryConfig,
     ) -> Result<Self, JournalError> {
         match address {
-            #[cfg(feature = "memory")]
             JournalAddress::Memory => Ok(Self::Memory(memory::MemoryJournal::new(config)?)),
             #[cfg(feature = "sqlite")]
             JournalAddress::Sqlite(path) => Ok(Self::Sqlite(
@@ -236,7 +239,6 @@ impl AnyJournal {
 macro_rules! dispatch {
     ($self:ident, $j:ident => $e:expr) => {
         match $self {
-            #[cfg(feature = "memory")]
             AnyJournal::Memory($j) => $e,
             #[cfg(feature = "sqlite")]
             AnyJournal::Sqlite($j) => $e,
@@ -416,6 +418,84 @@ pub(crate) fn check_lease(current: &Recovery, claim: &Claim) -> Result<(), Journ
             owner: claim.owner.clone(),
         })
     }
+}
+
+// What each backend does inside its transaction, once for all of them:
+// the backend loads the recovery (`current`), calls one of these, and
+// stores what it returns.
+
+/// The recovery `claim` holds, or why it holds none.
+fn held(current: Option<Recovery>, claim: &Claim) -> Result<Recovery, JournalError> {
+    let current =
+        current.ok_or_else(|| JournalError::NotFound(claim.recovery.migration.clone()))?;
+    check_lease(&current, claim)?;
+    Ok(current)
+}
+
+/// [`Journal::record`]: `report` applied to the recovery of its migration.
+pub(crate) fn recorded(
+    existing: Option<Recovery>,
+    report: &FailureReport,
+    config: &RecoveryConfig,
+    now_ms: u64,
+) -> Result<(Recovery, Attempt), JournalError> {
+    if let Some(existing) = &existing {
+        transition::check_same_migration(existing, report)?;
+    }
+    Ok(transition::record_failure(existing, report, config, now_ms))
+}
+
+/// A due recovery claimed by `owner` until `lease_expires_ms`.
+pub(crate) fn claimed(due: Recovery, owner: &str, now_ms: u64, lease_expires_ms: u64) -> Claim {
+    let recovery = transition::claim(due, owner, now_ms, lease_expires_ms);
+    Claim {
+        owner: owner.to_owned(),
+        claim_seq: recovery.claim_seq,
+        lease_expires_ms,
+        recovery,
+    }
+}
+
+/// [`Journal::renew`]: the claim, its lease extended to `now_ms + lease`.
+pub(crate) fn renewed(
+    current: Option<Recovery>,
+    claim: &Claim,
+    now_ms: u64,
+    lease: Duration,
+) -> Result<Claim, JournalError> {
+    let expires = lease_end(now_ms, lease);
+    let recovery = transition::renew(held(current, claim)?, now_ms, expires);
+    Ok(Claim {
+        recovery,
+        lease_expires_ms: expires,
+        ..claim.clone()
+    })
+}
+
+/// [`Journal::release`]: the claimed recovery handed back.
+pub(crate) fn released(
+    current: Option<Recovery>,
+    claim: &Claim,
+    now_ms: u64,
+) -> Result<Recovery, JournalError> {
+    Ok(transition::release(held(current, claim)?, now_ms))
+}
+
+/// [`Journal::complete`]: the claimed recovery with `outcome` applied, and
+/// the history entry to add.
+pub(crate) fn completed(
+    current: Option<Recovery>,
+    claim: &Claim,
+    outcome: Outcome,
+    config: &RecoveryConfig,
+    now_ms: u64,
+) -> Result<(Recovery, Attempt), JournalError> {
+    Ok(transition::complete(
+        held(current, claim)?,
+        outcome,
+        config,
+        now_ms,
+    ))
 }
 
 #[cfg(test)]

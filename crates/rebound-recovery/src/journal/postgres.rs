@@ -20,11 +20,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 
 use super::address::redact;
-use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
+use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
-use super::{Claim, Journal, check_lease, lease_end};
+use super::{Claim, Journal, completed, lease_end, recorded, released, renewed};
 use crate::error::JournalError;
-use crate::model::transition;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// The advisory lock key migrations hold ("rebound" in ASCII).
@@ -86,12 +85,7 @@ impl PostgresJournal {
             pg.connect_timeout(Duration::from_secs(10));
         }
         let (mut client, connection) =
-            pg.connect(NoTls)
-                .await
-                .map_err(|e| JournalError::Unavailable {
-                    journal: name.clone(),
-                    message: error_text(&e),
-                })?;
+            pg.connect(NoTls).await.map_err(|e| unavailable(&name, e))?;
         let conn_name = name.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -186,12 +180,14 @@ impl PostgresJournal {
     /// One state change of `migration` as one transaction, in two round
     /// trips: `BEGIN` pipelined with the row's `SELECT ... FOR UPDATE`, then
     /// the writes pipelined with `COMMIT` (a failed write turns the COMMIT
-    /// into a rollback).
-    async fn change(
+    /// into a rollback). `apply` gets the recovery as it is and returns it
+    /// changed, with the history entry to add, if any, and what the call
+    /// answers.
+    async fn change<T>(
         &self,
         migration: &str,
-        apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Attempt), JournalError>,
-    ) -> Result<Recovery, Failure> {
+        apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Option<Attempt>, T), JournalError>,
+    ) -> Result<T, Failure> {
         let client = self.conn().await?;
         self.open_tx.store(true, Ordering::SeqCst);
         let guard = RollbackOnDrop {
@@ -208,12 +204,12 @@ impl PostgresJournal {
         result
     }
 
-    async fn change_in(
+    async fn change_in<T>(
         &self,
         client: &Client,
         migration: &str,
-        apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Attempt), JournalError>,
-    ) -> Result<Recovery, Failure> {
+        apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Option<Attempt>, T), JournalError>,
+    ) -> Result<T, Failure> {
         let load_params: [&(dyn ToSql + Sync); 1] = [&migration];
         let (begin, row) = tokio::join!(
             client.batch_execute("BEGIN"),
@@ -221,10 +217,8 @@ impl PostgresJournal {
         );
         begin?;
         let current = row?.map(|r| read_row(&r).into_recovery()).transpose()?;
-        let (rec, entry) = apply(current)?;
+        let (rec, entry, answer) = apply(current)?;
         let r = RecoveryRow::from_recovery(&rec);
-        let a = AttemptRow::from_attempt(&entry);
-        let keep_after = a.number - i64::from(self.config.history_limit);
         let store_params: [&(dyn ToSql + Sync); 21] = [
             &r.migration,
             &r.workload,
@@ -248,6 +242,18 @@ impl PostgresJournal {
             &r.claim_seq,
             &r.updated_ms,
         ];
+        let Some(entry) = entry else {
+            let (store, commit) = tokio::join!(
+                client.execute(&self.stmts.store, &store_params),
+                // COMMIT of a failed transaction rolls it back.
+                client.batch_execute("COMMIT"),
+            );
+            store?;
+            commit?;
+            return Ok(answer);
+        };
+        let a = AttemptRow::from_attempt(&entry);
+        let keep_after = a.number - i64::from(self.config.history_limit);
         let append_params: [&(dyn ToSql + Sync); 8] = [
             &r.migration,
             &a.number,
@@ -270,7 +276,7 @@ impl PostgresJournal {
         append?;
         trim?;
         commit?;
-        Ok(rec)
+        Ok(answer)
     }
 }
 
@@ -318,28 +324,39 @@ impl PostgresJournal {
 }
 
 /// Claims due recoveries: the inner SELECT skips rows another transaction
-/// holds, so concurrent claimers never get the same recovery.
-///
-/// ```
-/// assert!(rebound_recovery::journal::postgres::CLAIM_SQL.contains("FOR UPDATE SKIP LOCKED"));
-/// ```
-pub const CLAIM_SQL: &str = "UPDATE recoveries SET state = 'running', lease_owner = $2, \
+/// holds, so concurrent claimers never get the same recovery. It sets what
+/// [`transition::claim`](crate::model::transition::claim) sets and takes
+/// due recoveries in the order of [`Journal::due`] (soonest first, then by
+/// migration id), as the other backends do. Parameters: `$1` now (ms),
+/// `$2` the owner, `$3` the lease's end (ms), `$4` how many at most.
+/// Public so that the journal benchmark can run the same SQL through
+/// `pgbench`.
+pub const CLAIM_SQL: &str = concat!(
+    "UPDATE recoveries SET state = 'running', lease_owner = $2, \
      lease_expires_ms = $3, next_attempt_ms = NULL, claim_seq = claim_seq + 1, updated_ms = $1 \
      WHERE migration IN (SELECT migration FROM recoveries \
        WHERE (state = 'pending' AND next_attempt_ms <= $1) \
           OR (state = 'running' AND lease_expires_ms <= $1) \
-       ORDER BY COALESCE(next_attempt_ms, lease_expires_ms) LIMIT $4 FOR UPDATE SKIP LOCKED) \
-     RETURNING migration, workload, source, target, candidates, failed_targets, kind, message, \
-       state, strategy, reason, retry_count, attempts_total, first_failure_ms, last_failure_ms, \
-       next_attempt_ms, snapshot, lease_owner, lease_expires_ms, claim_seq, updated_ms";
+       ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration \
+       LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING ",
+    columns!()
+);
 
+/// The driver's error as text: for an error the server sent, its SQLSTATE
+/// code and message.
 fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => match std::error::Error::source(e) {
-            Some(source) => format!("{e}: {source}"),
-            None => e.to_string(),
-        },
+        None => crate::error::error_chain(e),
+    }
+}
+
+fn unavailable(name: &str, e: tokio_postgres::Error) -> JournalError {
+    JournalError::Unavailable {
+        journal: name.to_owned(),
+        message: error_text(&e),
+        source: Some(Box::new(e)),
     }
 }
 
@@ -348,14 +365,12 @@ fn database(name: &str, e: tokio_postgres::Error) -> JournalError {
         || e.as_db_error().is_none()
             && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
     {
-        return JournalError::Unavailable {
-            journal: name.to_owned(),
-            message: error_text(&e),
-        };
+        return unavailable(name, e);
     }
     JournalError::Database {
         journal: name.to_owned(),
         message: error_text(&e),
+        source: Box::new(e),
     }
 }
 
@@ -391,7 +406,7 @@ async fn migrate(client: &mut Client, name: &str) -> Result<(), JournalError> {
         }
         tx.execute(
             "INSERT INTO schema_version (version, applied_ms) VALUES ($1, $2)",
-            &[&i64::from(*version), &int(crate::worker::now_ms())],
+            &[&i64::from(*version), &int(crate::clock::now_ms())],
         )
         .await
         .map_err(db)?;
@@ -438,15 +453,8 @@ impl Journal for PostgresJournal {
 
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
         let apply = |existing: Option<Recovery>| {
-            if let Some(existing) = &existing {
-                transition::check_same_migration(existing, &report)?;
-            }
-            Ok(transition::record_failure(
-                existing,
-                &report,
-                &self.config,
-                now_ms,
-            ))
+            let (rec, entry) = recorded(existing, &report, &self.config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
         };
         match self.change(&report.migration, apply).await {
             // Two first failures of one migration at once: the loser's
@@ -584,61 +592,23 @@ impl Journal for PostgresJournal {
         now_ms: u64,
         lease: Duration,
     ) -> Result<Claim, JournalError> {
-        let expires = lease_end(now_ms, lease);
-        let client = self.conn().await?;
-        let n = client
-            .execute(
-                "UPDATE recoveries SET lease_expires_ms = $1, updated_ms = $2 \
-                 WHERE migration = $3 AND state = 'running' AND lease_owner = $4 AND claim_seq = $5",
-                &[
-                    &int(expires),
-                    &int(now_ms),
-                    &claim.recovery.migration,
-                    &claim.owner,
-                    &int(claim.claim_seq),
-                ],
-            )
+        let apply = |current| {
+            let renewed = renewed(current, claim, now_ms, lease)?;
+            Ok((renewed.recovery.clone(), None, renewed))
+        };
+        self.change(&claim.recovery.migration, apply)
             .await
-            .map_err(|e| self.db(e))?;
-        if n == 0 {
-            return Err(JournalError::LeaseLost {
-                migration: claim.recovery.migration.clone(),
-                owner: claim.owner.clone(),
-            });
-        }
-        let mut recovery = claim.recovery.clone();
-        recovery.lease_expires_ms = Some(expires);
-        recovery.updated_ms = now_ms;
-        Ok(Claim {
-            recovery,
-            lease_expires_ms: expires,
-            ..claim.clone()
-        })
+            .map_err(|f| self.fail(f))
     }
 
     async fn release(&self, claim: &Claim, now_ms: u64) -> Result<Recovery, JournalError> {
-        let client = self.conn().await?;
-        let n = client
-            .execute(
-                "UPDATE recoveries SET state = 'pending', lease_owner = NULL, \
-                 lease_expires_ms = NULL, next_attempt_ms = $1, updated_ms = $1 \
-                 WHERE migration = $2 AND state = 'running' AND lease_owner = $3 AND claim_seq = $4",
-                &[
-                    &int(now_ms),
-                    &claim.recovery.migration,
-                    &claim.owner,
-                    &int(claim.claim_seq),
-                ],
-            )
+        let apply = |current| {
+            let rec = released(current, claim, now_ms)?;
+            Ok((rec.clone(), None, rec))
+        };
+        self.change(&claim.recovery.migration, apply)
             .await
-            .map_err(|e| self.db(e))?;
-        if n == 0 {
-            return Err(JournalError::LeaseLost {
-                migration: claim.recovery.migration.clone(),
-                owner: claim.owner.clone(),
-            });
-        }
-        Ok(transition::release(claim.recovery.clone(), now_ms))
+            .map_err(|f| self.fail(f))
     }
 
     async fn complete(
@@ -647,16 +617,12 @@ impl Journal for PostgresJournal {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<Recovery, JournalError> {
-        let migration = &claim.recovery.migration;
-        let apply = |current: Option<Recovery>| {
-            let current = current.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
-            check_lease(&current, claim)?;
-            Ok(transition::complete(current, outcome, &self.config, now_ms))
+        let apply = |current| {
+            let (rec, entry) = completed(current, claim, outcome, &self.config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
         };
-        let rec = self
-            .change(migration, apply)
+        self.change(&claim.recovery.migration, apply)
             .await
-            .map_err(|f| self.fail(f))?;
-        Ok(rec)
+            .map_err(|f| self.fail(f))
     }
 }

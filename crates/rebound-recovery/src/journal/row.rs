@@ -27,10 +27,20 @@ impl<E> Failure<E> {
     }
 }
 
+/// The columns of `recoveries`, in the order [`RecoveryRow`] uses, as a
+/// literal (for `concat!`).
+macro_rules! columns {
+    () => {
+        "migration, workload, source, target, candidates, failed_targets, \
+         kind, message, state, strategy, reason, retry_count, attempts_total, first_failure_ms, \
+         last_failure_ms, next_attempt_ms, snapshot, lease_owner, lease_expires_ms, claim_seq, updated_ms"
+    };
+}
+#[cfg(feature = "postgres")]
+pub(crate) use columns;
+
 /// The columns of `recoveries`, in the order [`RecoveryRow`] uses.
-pub(crate) const COLUMNS: &str = "migration, workload, source, target, candidates, failed_targets, \
-    kind, message, state, strategy, reason, retry_count, attempts_total, first_failure_ms, \
-    last_failure_ms, next_attempt_ms, snapshot, lease_owner, lease_expires_ms, claim_seq, updated_ms";
+pub(crate) const COLUMNS: &str = columns!();
 
 /// The columns of `attempts`.
 pub(crate) const ATTEMPT_COLUMNS: &str =

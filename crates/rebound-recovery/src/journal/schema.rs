@@ -5,31 +5,28 @@
 //! running them twice, or from two processes at once, applies each exactly
 //! once. A journal whose `schema_version` is above [`LATEST`] is refused.
 
-/// The newest schema version this build knows.
+/// The newest schema version this build knows; a journal this build
+/// opened for writing has it.
 ///
 /// ```
-/// use rebound_recovery::journal::schema::{LATEST, MIGRATIONS};
-/// assert_eq!(MIGRATIONS.last().map(|(v, _)| *v), Some(LATEST));
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use rebound_recovery::SqliteJournal;
+/// use rebound_recovery::journal::schema::LATEST;
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = SqliteJournal::open(dir.path().join("j.db"), Default::default()).await.unwrap();
+/// assert_eq!(journal.schema_version().await.unwrap(), LATEST);
+/// # });
 /// ```
 pub const LATEST: u32 = 1;
 
 /// Creates the version table; harmless when it exists.
-///
-/// ```
-/// assert!(rebound_recovery::journal::schema::VERSION_TABLE.contains("IF NOT EXISTS"));
-/// ```
-pub const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+pub(crate) const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
     version BIGINT PRIMARY KEY,
     applied_ms BIGINT NOT NULL
 )";
 
 /// `(version, statements)`, in order. Statements are separated by `;`.
-///
-/// ```
-/// let versions: Vec<u32> = rebound_recovery::journal::schema::MIGRATIONS.iter().map(|(v, _)| *v).collect();
-/// assert!(versions.windows(2).all(|w| w[0] < w[1]));
-/// ```
-pub const MIGRATIONS: &[(u32, &str)] = &[(
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
     1,
     "CREATE TABLE recoveries (
         migration TEXT PRIMARY KEY,
@@ -71,12 +68,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(
 )];
 
 /// The statements of one migration.
-///
-/// ```
-/// let parts: Vec<&str> = rebound_recovery::journal::schema::statements("CREATE A; ; CREATE B;").collect();
-/// assert_eq!(parts, ["CREATE A", "CREATE B"]);
-/// ```
-pub fn statements(sql: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn statements(sql: &str) -> impl Iterator<Item = &str> {
     sql.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -91,5 +83,11 @@ mod tests {
         }
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(LATEST));
         assert_eq!(statements(MIGRATIONS[0].1).count(), 5);
+    }
+
+    #[test]
+    fn statements_are_split_on_semicolons_and_empty_ones_dropped() {
+        let parts: Vec<&str> = statements("CREATE A; ; CREATE B;").collect();
+        assert_eq!(parts, ["CREATE A", "CREATE B"]);
     }
 }

@@ -4,6 +4,14 @@
 //! so fsynced) before the call returns. Several processes may share the
 //! file: the write lock serialises their changes, and claims use the same
 //! lease rules as PostgreSQL.
+//!
+//! The journal path must be a regular file, or a missing one in an
+//! existing directory: anything else (a device such as `/dev/null`, a
+//! directory, a FIFO) is refused before SQLite opens it, so that SQLite
+//! never creates its `-journal`, `-wal` or `-shm` files beside a device.
+//! A new journal file is created with mode 0600 (SQLite gives its side
+//! files the main file's mode): the journal holds migration details
+//! others on the host need not read.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,9 +21,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
-use super::{Claim, Journal, check_lease, lease_end};
+use super::{Claim, Journal, claimed, completed, lease_end, recorded, released, renewed};
 use crate::error::JournalError;
-use crate::model::transition;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// A journal in a SQLite file.
@@ -36,17 +43,23 @@ pub struct SqliteJournal {
 }
 
 impl SqliteJournal {
-    /// Opens the file (creating it, but not its directory), sets WAL and
-    /// `synchronous=FULL`, and brings the schema up to date.
+    /// Opens the file (creating it with mode 0600, but not its
+    /// directory), sets WAL and `synchronous=FULL`, and brings the schema
+    /// up to date. A path that exists and is not a regular file, or whose
+    /// directory is not one, is refused
+    /// ([`JournalError::UnusablePath`]) before anything is opened.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// use rebound_recovery::SqliteJournal;
+    /// use rebound_recovery::{JournalErrorKind, SqliteJournal};
     /// let dir = tempfile::tempdir().unwrap();
     /// let journal = SqliteJournal::open(dir.path().join("journal.db"), Default::default()).await.unwrap();
     /// assert!(journal.path().is_file());
     /// // A missing directory is not created.
     /// assert!(SqliteJournal::open(dir.path().join("no/j.db"), Default::default()).await.is_err());
+    /// // A device is not a journal.
+    /// let err = SqliteJournal::open("/dev/null", Default::default()).await.unwrap_err();
+    /// assert_eq!(err.kind(), JournalErrorKind::Invalid);
     /// # });
     /// ```
     pub async fn open(
@@ -72,7 +85,8 @@ impl SqliteJournal {
     /// `-wal` and `-shm` files exist, as they do while a writer has it
     /// open). A file with no schema or an older one is opened as by
     /// [`open`](Self::open), which brings it up to date; a newer one is
-    /// refused. Changes through a read-only journal fail.
+    /// refused, and so is a path that is not a regular file. Changes
+    /// through a read-only journal fail.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -156,6 +170,32 @@ impl SqliteJournal {
         .map_err(|e| unavailable(&path, e))?;
         joined.map_err(|e| e.resolve(|e| database(&self.path, e)))
     }
+
+    /// One change of `migration` as one `BEGIN IMMEDIATE` transaction:
+    /// `apply` gets the recovery as it is and returns it changed, with the
+    /// history entry to add, if any, and what the call answers.
+    async fn change<T, F>(&self, migration: &str, apply: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<Recovery>) -> Result<(Recovery, Option<Attempt>, T), JournalError>
+            + Send
+            + 'static,
+    {
+        let migration = migration.to_owned();
+        let limit = self.config.history_limit;
+        self.with_journal(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current = load(&tx, &migration)?;
+            let (rec, entry, answer) = apply(current)?;
+            store(&tx, &rec)?;
+            if let Some(entry) = entry {
+                append(&tx, &rec.migration, &entry, limit)?;
+            }
+            tx.commit()?;
+            Ok(answer)
+        })
+        .await
+    }
 }
 
 /// A SQLite error or a journal rule that was broken.
@@ -171,10 +211,21 @@ fn name(path: &Path) -> String {
     format!("sqlite:{}", path.display())
 }
 
-fn unavailable(path: &Path, e: impl std::fmt::Display) -> JournalError {
+/// The journal cannot be opened, because of `e`.
+fn unavailable(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> JournalError {
     JournalError::Unavailable {
         journal: name(path),
         message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// The journal cannot be opened, for a reason no error of ours carries.
+fn unavailable_because(path: &Path, message: String) -> JournalError {
+    JournalError::Unavailable {
+        journal: name(path),
+        message,
+        source: None,
     }
 }
 
@@ -182,17 +233,107 @@ fn database(path: &Path, e: rusqlite::Error) -> JournalError {
     JournalError::Database {
         journal: name(path),
         message: e.to_string(),
+        source: Box::new(e),
+    }
+}
+
+fn unusable(path: &Path, wrong: &Path, problem: impl Into<String>) -> JournalError {
+    JournalError::UnusablePath {
+        journal: name(path),
+        path: wrong.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// What a file that is not a regular one is, for a message.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Checks, before SQLite touches anything, that `path` can hold a
+/// journal: its directory exists and is one, and the path is a regular
+/// file (symbolic links followed) or missing. Returns whether it exists.
+fn check_path(path: &Path) -> Result<bool, JournalError> {
+    use std::io::ErrorKind;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) => {
+                let kind = kind_of(meta.file_type());
+                let kind = if meta.is_file() { "a file" } else { kind };
+                return Err(unusable(path, dir, format!("is {kind}, not a directory")));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(unavailable_because(
+                    path,
+                    format!("directory {} does not exist", dir.display()),
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotADirectory => {
+                return Err(unusable(
+                    path,
+                    dir,
+                    "is not a directory: a part of it is a file",
+                ));
+            }
+            Err(e) => return Err(unavailable(path, e)),
+        }
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(true),
+        Ok(meta) => Err(unusable(
+            path,
+            path,
+            format!(
+                "is {}, not a regular file; give the path of a journal file",
+                kind_of(meta.file_type())
+            ),
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(unavailable(path, e)),
+    }
+}
+
+/// Creates a missing journal file with mode 0600 (before SQLite, which
+/// would create it 0644 less the umask); another process creating it
+/// first is fine, as long as what it made is a regular file.
+fn create_file(path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if check_path(path)? {
+                Ok(())
+            } else {
+                // `create_new` does not follow a symbolic link.
+                Err(unusable(path, path, "is a symbolic link to a missing file"))
+            }
+        }
+        Err(e) => Err(unavailable(path, e)),
     }
 }
 
 fn open_conn(path: &Path) -> Result<Connection, JournalError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(unavailable(
-                path,
-                format!("directory {} does not exist", dir.display()),
-            ));
-        }
+    if !check_path(path)? {
+        create_file(path)?;
     }
     let mut conn = Connection::open(path).map_err(|e| unavailable(path, e))?;
     let setup = |conn: &mut Connection| -> Result<(), rusqlite::Error> {
@@ -222,6 +363,7 @@ fn open_conn(path: &Path) -> Result<Connection, JournalError> {
 /// the file has no schema yet or an older one.
 fn open_read_only_conn(path: &Path) -> Result<Option<Connection>, JournalError> {
     use rusqlite::OpenFlags;
+    check_path(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| unavailable(path, e))?;
     if let Err(e) = schema_exists(&conn) {
@@ -316,7 +458,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
         }
         tx.execute(
             "INSERT INTO schema_version (version, applied_ms) VALUES (?1, ?2)",
-            params![i64::from(*version), int(crate::worker::now_ms())],
+            params![i64::from(*version), int(crate::clock::now_ms())],
         )
         .map_err(|e| database(path, e))?;
     }
@@ -438,17 +580,10 @@ impl Journal for SqliteJournal {
 
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
         let config = self.config.clone();
-        self.with_journal(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let existing = load(&tx, &report.migration)?;
-            if let Some(existing) = &existing {
-                transition::check_same_migration(existing, &report)?;
-            }
-            let (rec, entry) = transition::record_failure(existing, &report, &config, now_ms);
-            store(&tx, &rec)?;
-            append(&tx, &rec.migration, &entry, config.history_limit)?;
-            tx.commit()?;
-            Ok(rec)
+        let migration = report.migration.clone();
+        self.change(&migration, move |existing| {
+            let (rec, entry) = recorded(existing, &report, &config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
         })
         .await
     }
@@ -537,14 +672,9 @@ impl Journal for SqliteJournal {
             )?;
             let mut claims = Vec::with_capacity(due.len());
             for rec in due {
-                let rec = transition::claim(rec, &owner, now_ms, expires);
-                store(&tx, &rec)?;
-                claims.push(Claim {
-                    owner: owner.clone(),
-                    claim_seq: rec.claim_seq,
-                    lease_expires_ms: expires,
-                    recovery: rec,
-                });
+                let claim = claimed(rec, &owner, now_ms, expires);
+                store(&tx, &claim.recovery)?;
+                claims.push(claim);
             }
             tx.commit()?;
             Ok(claims)
@@ -559,38 +689,18 @@ impl Journal for SqliteJournal {
         lease: Duration,
     ) -> Result<Claim, JournalError> {
         let claim = claim.clone();
-        let expires = lease_end(now_ms, lease);
-        self.with_journal(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let migration = &claim.recovery.migration;
-            let mut rec =
-                load(&tx, migration)?.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
-            check_lease(&rec, &claim)?;
-            rec.lease_expires_ms = Some(expires);
-            rec.updated_ms = now_ms;
-            store(&tx, &rec)?;
-            tx.commit()?;
-            Ok(Claim {
-                recovery: rec,
-                lease_expires_ms: expires,
-                ..claim
-            })
+        self.change(&claim.recovery.migration.clone(), move |current| {
+            let renewed = renewed(current, &claim, now_ms, lease)?;
+            Ok((renewed.recovery.clone(), None, renewed))
         })
         .await
     }
 
     async fn release(&self, claim: &Claim, now_ms: u64) -> Result<Recovery, JournalError> {
         let claim = claim.clone();
-        self.with_journal(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let migration = &claim.recovery.migration;
-            let rec =
-                load(&tx, migration)?.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
-            check_lease(&rec, &claim)?;
-            let rec = transition::release(rec, now_ms);
-            store(&tx, &rec)?;
-            tx.commit()?;
-            Ok(rec)
+        self.change(&claim.recovery.migration.clone(), move |current| {
+            let rec = released(current, &claim, now_ms)?;
+            Ok((rec.clone(), None, rec))
         })
         .await
     }
@@ -603,17 +713,9 @@ impl Journal for SqliteJournal {
     ) -> Result<Recovery, JournalError> {
         let claim = claim.clone();
         let config = self.config.clone();
-        self.with_journal(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let migration = &claim.recovery.migration;
-            let current =
-                load(&tx, migration)?.ok_or_else(|| JournalError::NotFound(migration.clone()))?;
-            check_lease(&current, &claim)?;
-            let (rec, entry) = transition::complete(current, outcome, &config, now_ms);
-            store(&tx, &rec)?;
-            append(&tx, &rec.migration, &entry, config.history_limit)?;
-            tx.commit()?;
-            Ok(rec)
+        self.change(&claim.recovery.migration.clone(), move |current| {
+            let (rec, entry) = completed(current, &claim, outcome, &config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
         })
         .await
     }

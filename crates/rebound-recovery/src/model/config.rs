@@ -36,10 +36,19 @@ pub enum RetryJitter {
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = rebound_recovery::RecoveryConfig::default();
-/// assert_eq!(config.max_retries, 3);
-/// assert_eq!(config.initial_delay, Duration::from_secs(10));
-/// assert!(config.validate().is_ok());
+/// use rebound_recovery::{FailureKind, MemoryJournal, RecoveryConfig, Strategy};
+/// use rebound_recovery::model::transition::decide;
+/// // Five retries within half an hour; the rest as by default.
+/// let config = RecoveryConfig {
+///     max_retries: 5,
+///     recovery_timeout: Duration::from_secs(1800),
+///     ..RecoveryConfig::default()
+/// };
+/// // A fourth timeout is retried, where the default rolls back.
+/// assert_eq!(decide(FailureKind::Timeout, 3, &config, false), Strategy::RetryOnSameTarget);
+/// assert_eq!(decide(FailureKind::Timeout, 3, &RecoveryConfig::default(), false), Strategy::Rollback);
+/// let journal = MemoryJournal::new(config).unwrap();
+/// # let _ = journal;
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryConfig {

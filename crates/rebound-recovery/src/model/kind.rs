@@ -41,7 +41,11 @@ impl FailureKind {
     /// Every kind, in the documented order.
     ///
     /// ```
-    /// assert_eq!(rebound_recovery::FailureKind::ALL.len(), 8);
+    /// use rebound_recovery::FailureKind;
+    /// // Every kind's name, as `--kind` takes it, parses back to the kind.
+    /// for kind in FailureKind::ALL {
+    ///     assert_eq!(kind.as_str().parse::<FailureKind>().unwrap(), kind);
+    /// }
     /// ```
     pub const ALL: [FailureKind; 8] = [
         Self::NetworkTransient,

@@ -30,7 +30,10 @@ impl Strategy {
     /// Every strategy.
     ///
     /// ```
-    /// assert!(rebound_recovery::Strategy::ALL.contains(&rebound_recovery::Strategy::GiveUp));
+    /// use rebound_recovery::Strategy;
+    /// for strategy in Strategy::ALL {
+    ///     assert_eq!(strategy.as_str().parse::<Strategy>().unwrap(), strategy);
+    /// }
     /// ```
     pub const ALL: [Strategy; 4] = [
         Self::RetryOnSameTarget,

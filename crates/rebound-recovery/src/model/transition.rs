@@ -307,6 +307,26 @@ pub fn release(mut rec: Recovery, now_ms: u64) -> Recovery {
     rec
 }
 
+/// Extends the lease of a claimed recovery to `lease_expires_ms`; nothing
+/// else changes (the caller has checked that the claim still holds it).
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, RecoveryState};
+/// # use rebound_recovery::model::transition::{claim, record_failure, renew};
+/// # let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// # let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// let claimed = claim(rec, "w1", 30_000, 60_000);
+/// let renewed = renew(claimed.clone(), 40_000, 70_000);
+/// assert_eq!((renewed.lease_expires_ms, renewed.updated_ms), (Some(70_000), 40_000));
+/// // Still the same claim: same owner, same fencing number.
+/// assert_eq!((renewed.lease_owner, renewed.claim_seq), (claimed.lease_owner, claimed.claim_seq));
+/// ```
+pub fn renew(mut rec: Recovery, now_ms: u64, lease_expires_ms: u64) -> Recovery {
+    rec.lease_expires_ms = Some(lease_expires_ms);
+    rec.updated_ms = now_ms;
+    rec
+}
+
 /// Marks a pending or expired recovery as claimed by `owner` until
 /// `lease_expires_ms`.
 ///

@@ -6,6 +6,7 @@ use std::io::ErrorKind;
 use rebound_retry::Decision;
 use rebound_retry::classify;
 
+use crate::error::error_chain;
 use crate::model::FailureKind;
 
 /// Maps a migrator's error to a failure kind; implement it for your error
@@ -58,20 +59,15 @@ pub struct DefaultClassifier;
 impl<E: Error + 'static> FailureClassifier<E> for DefaultClassifier {
     fn classify(&self, error: &E) -> FailureKind {
         let mut current: Option<&(dyn Error + 'static)> = Some(error);
-        let mut text = String::new();
         while let Some(e) = current {
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 if io.kind() != ErrorKind::Other {
                     return io_kind(io.kind());
                 }
             }
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&e.to_string());
             current = e.source();
         }
-        message_kind(&text)
+        message_kind(&error_chain(error))
     }
 }
 

@@ -8,7 +8,7 @@ use rebound_recovery::{
     RecoveryState, RecoveryWorker, RetryJitter, SnapshotRef, Strategy, TargetSelector,
 };
 
-use crate::fixtures::{Backend, ManualClock, Scripted};
+use crate::support::{Backend, ManualClock, Scripted};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -255,6 +255,52 @@ pub async fn renew_keeps_the_lease(backend: Backend) {
     j.complete(&stolen, Outcome::Migrated, 61_000)
         .await
         .unwrap();
+}
+
+// PostgreSQL's renew and release used to be SQL of their own that
+// answered with the recovery as the worker had claimed it: a failure
+// recorded meanwhile (it adds to a running recovery's history) was missing
+// from the answer, which the other backends read from the journal.
+pub async fn renew_and_release_answer_the_recovery_as_stored(backend: Backend) {
+    let j = backend.open(exact()).await;
+    j.record(report("m1", FailureKind::Timeout), 0)
+        .await
+        .unwrap();
+    let c = j.claim("w1", 10_000, LEASE, 1).await.unwrap().remove(0);
+    // The caller saw the migration fail again while the worker holds it.
+    j.record(report("m1", FailureKind::Timeout), 12_000)
+        .await
+        .unwrap();
+    let renewed = j.renew(&c, 20_000, LEASE).await.unwrap();
+    let stored = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(renewed.recovery, stored);
+    assert_eq!(renewed.recovery.attempts_total, 2);
+    assert_eq!(renewed.recovery.lease_expires_ms, Some(50_000));
+    let released = j.release(&renewed, 21_000).await.unwrap();
+    assert_eq!(released, j.get("m1").await.unwrap().unwrap());
+    assert_eq!(
+        (
+            released.state,
+            released.attempts_total,
+            released.next_attempt_ms
+        ),
+        (RecoveryState::Pending, 2, Some(21_000))
+    );
+}
+
+// Recoveries due at the same moment are claimed in migration order on
+// every backend; PostgreSQL's claim used to order by due time only.
+pub async fn claims_due_at_the_same_time_go_in_migration_order(backend: Backend) {
+    let j = backend.open(exact()).await;
+    for id in ["m5", "m4", "m3", "m2", "m1"] {
+        let rec = j.record(report(id, FailureKind::Timeout), 0).await.unwrap();
+        assert_eq!(rec.next_attempt_ms, Some(10_000));
+    }
+    for expected in ["m1", "m2", "m3", "m4", "m5"] {
+        let c = j.claim("w", 10_000, LEASE, 1).await.unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].recovery.migration, expected);
+    }
 }
 
 pub async fn failures_rotate_targets_then_roll_back(backend: Backend) {

@@ -3,14 +3,14 @@
 //! backend-specific ones (durability across reopen, schema versions,
 //! concurrent migrations, four workers on PostgreSQL).
 
-#[path = "../support/pg.rs"]
-mod pg;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod cases;
-mod fixtures;
 mod postgres;
 mod sqlite;
 mod timeout;
+mod worker;
 
 /// Instantiates every case of `cases` for one backend.
 macro_rules! backend_suite {
@@ -24,6 +24,8 @@ macro_rules! backend_suite {
                 release_hands_a_claim_back_at_once,
                 a_stopped_worker_hands_back_what_it_holds,
                 renew_keeps_the_lease,
+                renew_and_release_answer_the_recovery_as_stored,
+                claims_due_at_the_same_time_go_in_migration_order,
                 failures_rotate_targets_then_roll_back,
                 history_is_bounded_and_counts_all,
                 worker_retries_then_succeeds,
@@ -46,6 +48,6 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(memory, crate::fixtures::Backend::Memory);
-backend_suite!(sqlite_file, crate::fixtures::Backend::Sqlite);
-backend_suite!(postgresql, crate::fixtures::Backend::Postgres);
+backend_suite!(memory, crate::support::Backend::Memory);
+backend_suite!(sqlite_file, crate::support::Backend::Sqlite);
+backend_suite!(postgresql, crate::support::Backend::Postgres);

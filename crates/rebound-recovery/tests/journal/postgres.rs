@@ -1,29 +1,16 @@
 //! PostgreSQL only: schema versions, concurrent migrations, and four
 //! workers over 1,000 due recoveries.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rebound_recovery::{
-    Clock, FailureKind, FailureReport, Job, Journal, JournalError, JournalErrorKind, Migrator,
-    PostgresJournal, RecoveryConfig, RecoveryState, RecoveryWorker, RollbackHandler, SystemClock,
+    Clock, FailureKind, FailureReport, Journal, JournalError, JournalErrorKind, PostgresJournal,
+    RecoveryState, RecoveryWorker, SystemClock,
 };
 
-use crate::pg::Pg;
-
-fn quick() -> RecoveryConfig {
-    RecoveryConfig {
-        initial_delay: Duration::from_millis(1),
-        ..RecoveryConfig::default()
-    }
-}
-
-async fn fresh(prefix: &'static str) -> String {
-    tokio::task::spawn_blocking(move || Pg::shared().fresh_db(prefix))
-        .await
-        .unwrap()
-}
+use crate::support::pg::Pg;
+use crate::support::{Counter, ManualClock, free_port, fresh_db as fresh, quick};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_once_when_four_controllers_start_together() {
@@ -65,39 +52,23 @@ async fn a_newer_schema_is_refused() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable_and_the_password_is_not_shown() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("postgres://u:hunter2@127.0.0.1:{port}/db");
     let err = PostgresJournal::connect(&url, quick()).await.unwrap_err();
     assert!(matches!(err, JournalError::Unavailable { .. }), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
-}
-
-/// Counts runs per migration.
-#[derive(Clone, Default)]
-struct Counter(Arc<Mutex<HashMap<String, u32>>>);
-
-impl Migrator for Counter {
-    type Error = std::io::Error;
-    async fn migrate(&self, job: &Job) -> std::io::Result<()> {
-        *self
-            .0
-            .lock()
-            .unwrap()
-            .entry(job.migration.clone())
-            .or_default() += 1;
-        Ok(())
+    // The driver's error is kept as the source, and no part of the chain
+    // (as `{:#}` or tracing would print it) holds the password either.
+    let source = std::error::Error::source(&err).expect("the driver's error");
+    assert!(source.is::<tokio_postgres::Error>(), "{source:?}");
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut chain = Vec::new();
+    while let Some(e) = next {
+        chain.push(format!("{e} / {e:?}"));
+        next = e.source();
     }
-}
-
-impl RollbackHandler for Counter {
-    type Error = std::io::Error;
-    async fn rollback(&self, _: &Job) -> std::io::Result<()> {
-        Err(std::io::Error::other("no rollbacks in this test"))
-    }
+    assert!(chain.len() >= 2, "{chain:?}");
+    assert!(chain.iter().all(|t| !t.contains("hunter2")), "{chain:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +150,7 @@ async fn a_dead_controllers_lease_expires_and_another_takes_the_work() {
 
     let counter = Counter::default();
     let alive = PostgresJournal::connect(&url, quick()).await.unwrap();
-    let clock = crate::fixtures::ManualClock::new();
+    let clock = ManualClock::new();
     clock.0.store(now, std::sync::atomic::Ordering::SeqCst);
     let worker = RecoveryWorker::new(alive, counter.clone(), counter.clone())
         .with_owner("alive")
@@ -239,7 +210,7 @@ fn missing_server_binaries_fail_loudly() {
     // A client-only install: a version dir without initdb/pg_ctl.
     std::fs::create_dir_all(root.path().join("16/bin")).unwrap();
     std::fs::write(root.path().join("16/bin/psql"), "").unwrap();
-    crate::pg::bin_dir_in(root.path());
+    crate::support::pg::bin_dir_in(root.path());
 }
 
 #[test]
@@ -253,7 +224,7 @@ fn the_newest_server_bin_dir_is_used() {
         }
     }
     assert_eq!(
-        crate::pg::bin_dir_in(root.path()),
+        crate::support::pg::bin_dir_in(root.path()),
         root.path().join("16/bin")
     );
 }

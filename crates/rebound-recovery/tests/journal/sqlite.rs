@@ -1,23 +1,18 @@
 //! SQLite only: durability across reopen, schema versions, two handles on
-//! one file.
+//! one file, the paths a journal may live at and the mode it is made with.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rebound_recovery::{
-    FailureKind, FailureReport, Journal, JournalError, Outcome, RecoveryConfig, RecoveryState,
-    SqliteJournal,
+    AnyJournal, FailureKind, FailureReport, Journal, JournalAddress, JournalError,
+    JournalErrorKind, Outcome, RecoveryState, SqliteJournal,
 };
+
+use crate::support::quick;
 
 fn report(id: &str) -> FailureReport {
     FailureReport::new(id, "web", "a", "b", FailureKind::NetworkTransient, "reset")
-}
-
-fn quick() -> RecoveryConfig {
-    RecoveryConfig {
-        initial_delay: Duration::from_millis(1),
-        ..RecoveryConfig::default()
-    }
 }
 
 #[tokio::test]
@@ -109,7 +104,7 @@ async fn a_missing_directory_is_unavailable_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing/j.db");
     let err = SqliteJournal::open(&path, quick()).await.unwrap_err();
-    assert_eq!(err.kind(), rebound_recovery::JournalErrorKind::Unavailable);
+    assert_eq!(err.kind(), JournalErrorKind::Unavailable);
     assert!(!dir.path().join("missing").exists());
 }
 
@@ -152,4 +147,138 @@ async fn two_handles_on_one_file_never_claim_the_same_recovery() {
         a.list(Some(RecoveryState::Succeeded)).await.unwrap().len(),
         200
     );
+}
+
+// `--journal sqlite:/dev/null` used to open the device as a journal: the
+// first write made SQLite create `/dev/null-journal` (mode 0666, copied
+// from the device). Refused now before SQLite opens anything.
+#[tokio::test]
+async fn a_device_is_refused_before_sqlite_touches_it() {
+    let side = std::path::Path::new("/dev/null-journal");
+    // Left by an older build, it must at least stay untouched.
+    let stamp = |p: &std::path::Path| p.metadata().ok().map(|m| (m.len(), m.modified().ok()));
+    let before = stamp(side);
+    for read_only in [false, true] {
+        let err = if read_only {
+            SqliteJournal::open_read_only("/dev/null", quick()).await
+        } else {
+            SqliteJournal::open("/dev/null", quick()).await
+        }
+        .unwrap_err();
+        assert_eq!(err.kind(), JournalErrorKind::Invalid, "{err}");
+        assert!(
+            matches!(&err, JournalError::UnusablePath { path, .. } if path == std::path::Path::new("/dev/null")),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "journal sqlite:/dev/null: /dev/null is a character device, not a regular file; \
+             give the path of a journal file"
+        );
+        assert_eq!(stamp(side), before, "{} was written", side.display());
+    }
+    // The same through an address, as the CLI opens it.
+    let address: JournalAddress = "sqlite:/dev/null".parse().unwrap();
+    let err = AnyJournal::open(&address, quick()).await.unwrap_err();
+    assert_eq!(err.kind(), JournalErrorKind::Invalid, "{err}");
+    assert_eq!(stamp(side), before, "{} was written", side.display());
+}
+
+#[tokio::test]
+async fn a_directory_or_a_fifo_is_refused_and_nothing_is_created_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    for (path, what) in [(dir.path().to_path_buf(), "a directory"), (fifo, "a FIFO")] {
+        let err = SqliteJournal::open(&path, quick()).await.unwrap_err();
+        assert_eq!(err.kind(), JournalErrorKind::Invalid, "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("{} is {what}, not a regular file", path.display())),
+            "{err}"
+        );
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["fifo"]);
+}
+
+#[tokio::test]
+async fn a_file_in_place_of_the_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "not a directory").unwrap();
+    let err = SqliteJournal::open(file.join("j.db"), quick())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), JournalErrorKind::Invalid, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{} is a file, not a directory", file.display())),
+        "{err}"
+    );
+    let err = SqliteJournal::open(file.join("sub/j.db"), quick())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), JournalErrorKind::Invalid, "{err}");
+}
+
+// SQLite created new journals 0644 (less the umask): readable by every
+// user of the host. Now 0600, and its -wal and -shm files follow.
+#[tokio::test]
+async fn a_new_journal_and_its_side_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    j.record(report("m1"), 0).await.unwrap();
+    let mode = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let meta = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        meta.permissions().mode() & 0o777
+    };
+    assert_eq!(mode(""), 0o600);
+    assert_eq!(mode("-wal"), 0o600);
+    assert_eq!(mode("-shm"), 0o600);
+}
+
+#[tokio::test]
+async fn an_existing_journal_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    drop(SqliteJournal::open(&path, quick()).await.unwrap());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    j.record(report("m1"), 0).await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}
+
+// A database error used to keep only the driver's text; the driver's
+// error is its source now, for `{:#}` and tracing, with the same message.
+#[tokio::test]
+async fn a_database_error_keeps_the_drivers_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    drop(SqliteJournal::open(&path, quick()).await.unwrap());
+    let reader = SqliteJournal::open_read_only(&path, quick()).await.unwrap();
+    let err = reader.record(report("m1"), 0).await.unwrap_err();
+    assert_eq!(err.kind(), JournalErrorKind::Database, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "journal sqlite:{}: attempt to write a readonly database",
+            path.display()
+        )
+    );
+    let source = std::error::Error::source(&err).expect("the driver's error");
+    assert!(source.is::<rusqlite::Error>(), "{source:?}");
 }

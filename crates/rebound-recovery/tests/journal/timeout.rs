@@ -7,7 +7,7 @@ use rebound_recovery::{
     RecoveryState, RecoveryWorker, RollbackHandler,
 };
 
-use crate::fixtures::ManualClock;
+use crate::support::ManualClock;
 
 struct Hang;
 

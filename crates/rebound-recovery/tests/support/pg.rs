@@ -89,7 +89,8 @@ fn run(mut cmd: Command, what: &str) {
     );
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (free when probed).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -1,14 +1,41 @@
-//! Opening each backend for a case, and the handlers the worker cases use.
+//! What the tests share: a throwaway PostgreSQL ([`pg`]), opening each
+//! backend for a case, settings, a clock the test moves, and the handlers
+//! the worker cases use.
+#![allow(dead_code)]
 
-use std::collections::VecDeque;
+pub mod pg;
+
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rebound_recovery::{
     AnyJournal, Clock, Job, JournalAddress, Migrator, RecoveryConfig, RollbackHandler, SystemClock,
 };
+
+/// Settings whose recorded failures are due (almost) at once.
+pub fn quick() -> RecoveryConfig {
+    RecoveryConfig {
+        initial_delay: Duration::from_millis(1),
+        ..RecoveryConfig::default()
+    }
+}
+
+/// A fresh database on this binary's PostgreSQL cluster, named after
+/// `prefix`; its URL.
+pub async fn fresh_db(prefix: &'static str) -> String {
+    tokio::task::spawn_blocking(move || pg::Pg::shared().fresh_db(prefix))
+        .await
+        .unwrap()
+}
+
+/// A loopback port nothing listens on (free when probed).
+pub fn free_port() -> u16 {
+    pg::free_port()
+}
 
 /// A journal and whatever must outlive it.
 pub struct Fixture {
@@ -63,9 +90,7 @@ pub async fn sqlite(config: RecoveryConfig) -> Fixture {
 }
 
 pub async fn postgres(config: RecoveryConfig) -> Fixture {
-    let url = tokio::task::spawn_blocking(|| crate::pg::Pg::shared().fresh_db("suite"))
-        .await
-        .unwrap();
+    let url = fresh_db("suite").await;
     let journal = AnyJournal::open(&JournalAddress::Postgres(url), config)
         .await
         .unwrap();
@@ -150,5 +175,29 @@ impl RollbackHandler for &Scripted {
             Some(e) => Err(io::Error::other(e.clone())),
             None => Ok(()),
         }
+    }
+}
+
+/// Counts runs per migration; every rollback fails.
+#[derive(Clone, Default)]
+pub struct Counter(pub Arc<Mutex<HashMap<String, u32>>>);
+
+impl Migrator for Counter {
+    type Error = std::io::Error;
+    async fn migrate(&self, job: &Job) -> std::io::Result<()> {
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .entry(job.migration.clone())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+impl RollbackHandler for Counter {
+    type Error = std::io::Error;
+    async fn rollback(&self, _: &Job) -> std::io::Result<()> {
+        Err(std::io::Error::other("no rollbacks in this test"))
     }
 }

@@ -1,0 +1,206 @@
+//! One claim carried out: the lease checked, the strategy run within the
+//! recovery timeout while the lease is renewed, the outcome recorded.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler, WorkerReport};
+use crate::error::{JournalError, SnapshotError, error_chain};
+use crate::journal::{Claim, Journal};
+use crate::model::{Outcome, Strategy};
+
+/// How an attempt run under a lease ended.
+#[derive(Debug)]
+pub(crate) enum AttemptEnd<T> {
+    /// It ran to its end with this result.
+    Done(T),
+    /// What remained of the recovery timeout ran out first; the attempt
+    /// was dropped.
+    TimedOut,
+    /// Another worker took the recovery (the lease could not be renewed);
+    /// the attempt was dropped and nothing may be recorded.
+    LeaseLost,
+}
+
+impl<T> AttemptEnd<T> {
+    /// The same end, with `f` applied to the result of one that ran.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> AttemptEnd<U> {
+        match self {
+            Self::Done(result) => AttemptEnd::Done(f(result)),
+            Self::TimedOut => AttemptEnd::TimedOut,
+            Self::LeaseLost => AttemptEnd::LeaseLost,
+        }
+    }
+}
+
+impl<J, M, R, C> RecoveryWorker<J, M, R, C>
+where
+    J: Journal,
+    M: Migrator,
+    R: RollbackHandler,
+    C: FailureClassifier<M::Error>,
+{
+    /// Carries out one claim and records the outcome.
+    pub(super) async fn execute(&self, claim: Claim) -> Result<WorkerReport, JournalError> {
+        let Some(claim) = self.still_held(claim).await? else {
+            return Ok(WorkerReport::lease_lost());
+        };
+        let outcome = match self.attempt(&claim).await {
+            AttemptEnd::Done(outcome) => outcome,
+            AttemptEnd::TimedOut => Outcome::GaveUp {
+                reason: format!(
+                    "recovery timeout of {}s since the first failure ran out",
+                    self.journal.config().recovery_timeout.as_secs()
+                ),
+            },
+            AttemptEnd::LeaseLost => return Ok(WorkerReport::lease_lost()),
+        };
+        match self
+            .journal
+            .complete(&claim, outcome, self.clock.now_ms())
+            .await
+        {
+            Ok(done) => {
+                if let Some(notify) = &self.notify {
+                    notify(&claim, &done);
+                }
+                Ok(WorkerReport::of(&done))
+            }
+            Err(JournalError::LeaseLost { migration, owner }) => {
+                tracing::warn!(%migration, %owner, "lease lost before the outcome was recorded");
+                Ok(WorkerReport::lease_lost())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The claim, renewed when it waited in its batch a third of its lease
+    /// or more; `None` when another worker took it meanwhile.
+    ///
+    /// A batch is claimed at once and run in turn: renewing a claim that
+    /// waited long checks that its lease did not run out and pass to
+    /// another worker, so that the recovery is not run a second time.
+    async fn still_held(&self, claim: Claim) -> Result<Option<Claim>, JournalError> {
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let claimed_at = claim.lease_expires_ms.saturating_sub(lease_ms);
+        if self.clock.now_ms().saturating_sub(claimed_at) < lease_ms / 3 {
+            return Ok(Some(claim));
+        }
+        match self
+            .journal
+            .renew(&claim, self.clock.now_ms(), self.lease)
+            .await
+        {
+            Ok(renewed) => Ok(Some(renewed)),
+            Err(JournalError::LeaseLost { migration, owner }) => {
+                tracing::warn!(%migration, %owner, "lease lost before the attempt started");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Carries out the claimed recovery's strategy within what remains of
+    /// its recovery timeout.
+    async fn attempt(&self, claim: &Claim) -> AttemptEnd<Outcome> {
+        let rec = &claim.recovery;
+        let now = self.clock.now_ms();
+        let deadline = rec.deadline_ms(self.journal.config());
+        let remaining = Duration::from_millis(deadline.saturating_sub(now));
+        if remaining.is_zero() {
+            return AttemptEnd::TimedOut;
+        }
+        match rec.strategy {
+            Strategy::RetryOnSameTarget | Strategy::RetryOnDifferentTarget => {
+                let job = Job::of(rec);
+                let end = self
+                    .guarded(claim, remaining, self.migrator.migrate(&job))
+                    .await;
+                end.map(|result| match result {
+                    Ok(()) => Outcome::Migrated,
+                    Err(e) => Outcome::Failed {
+                        kind: self.classifier.classify(&e),
+                        message: error_chain(&e),
+                        candidates: self
+                            .selector
+                            .as_ref()
+                            .map(|s| s.candidates(rec))
+                            .unwrap_or_default(),
+                    },
+                })
+            }
+            Strategy::Rollback => self.roll_back(claim, now, remaining).await,
+            Strategy::GiveUp => AttemptEnd::Done(Outcome::GaveUp {
+                reason: rec.reason.clone().unwrap_or_else(|| "given up".to_owned()),
+            }),
+        }
+    }
+
+    /// Verifies the snapshot, then runs the rollback handler.
+    async fn roll_back(&self, claim: &Claim, now: u64, remaining: Duration) -> AttemptEnd<Outcome> {
+        let rec = &claim.recovery;
+        let Some(snapshot) = &rec.snapshot else {
+            return AttemptEnd::Done(Outcome::GaveUp {
+                reason: "rollback needed but no snapshot was recorded".to_owned(),
+            });
+        };
+        // Reading a large snapshot must not stall the runtime's threads.
+        let (snap, max_age) = (snapshot.clone(), self.journal.config().snapshot_max_age);
+        let verified = tokio::task::spawn_blocking(move || snap.verify(now, max_age))
+            .await
+            .unwrap_or_else(|e| {
+                Err(SnapshotError::Unreadable {
+                    path: snapshot.path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        if let Err(e) = verified {
+            return AttemptEnd::Done(Outcome::GaveUp {
+                reason: format!("rollback refused: {e}"),
+            });
+        }
+        let job = Job::of(rec);
+        let end = self
+            .guarded(claim, remaining, self.rollback.rollback(&job))
+            .await;
+        end.map(|result| match result {
+            Ok(()) => Outcome::RolledBack,
+            Err(e) => Outcome::GaveUp {
+                reason: format!("rollback failed: {}", error_chain(&e)),
+            },
+        })
+    }
+
+    /// Runs `attempt` within `limit`, renewing the lease every third of its
+    /// length meanwhile; a renewal that fails for another reason than a
+    /// lost lease is logged and tried again at the next third.
+    async fn guarded<T>(
+        &self,
+        claim: &Claim,
+        limit: Duration,
+        attempt: impl Future<Output = T>,
+    ) -> AttemptEnd<T> {
+        let renew = async {
+            let mut claim = claim.clone();
+            loop {
+                tokio::time::sleep(self.lease / 3).await;
+                match self
+                    .journal
+                    .renew(&claim, self.clock.now_ms(), self.lease)
+                    .await
+                {
+                    Ok(renewed) => claim = renewed,
+                    Err(JournalError::LeaseLost { .. }) => return,
+                    Err(e) => tracing::warn!(error = %e, "renewing the lease failed; retrying"),
+                }
+            }
+        };
+        tokio::select! {
+            result = tokio::time::timeout(limit, attempt) => match result {
+                Ok(done) => AttemptEnd::Done(done),
+                Err(_elapsed) => AttemptEnd::TimedOut,
+            },
+            () = renew => AttemptEnd::LeaseLost,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The worker over the in-memory journal: the selector's targets for a
+//! recorded failure, and a batch whose later claims another worker took.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rebound_recovery::{
+    FailureKind, FailureReport, Job, Journal, MemoryJournal, Migrator, Recovery, RecoveryConfig,
+    RecoveryState, RecoveryWorker, RollbackHandler, Strategy, TargetSelector,
+};
+
+use crate::support::ManualClock;
+
+struct Spare;
+
+impl TargetSelector for Spare {
+    fn candidates(&self, rec: &Recovery) -> Vec<String> {
+        // Already-failed targets are skipped by the journal anyway.
+        vec![rec.target.clone(), "node-spare".into()]
+    }
+}
+
+fn unreachable() -> FailureReport {
+    FailureReport::new("m", "web", "a", "b", FailureKind::TargetUnreachable, "down")
+}
+
+// The selector used to be asked only after a worker's own failed
+// attempt: a failure recorded without candidates rolled back (or gave
+// up) at once although the selector had a target to offer.
+#[tokio::test]
+async fn a_recorded_failure_gets_the_selectors_target() {
+    let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+    let worker = RecoveryWorker::new(&journal, (), ()).with_selector(Spare);
+    let rec = worker.record(unreachable()).await.unwrap();
+    assert_eq!(rec.strategy, Strategy::RetryOnDifferentTarget);
+    assert_eq!(rec.target, "node-spare");
+    assert_eq!(rec.failed_targets, ["b"]);
+}
+
+#[tokio::test]
+async fn without_a_selector_the_report_is_recorded_as_given() {
+    let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+    let worker = RecoveryWorker::new(&journal, (), ());
+    let rec = worker.record(unreachable()).await.unwrap();
+    // No candidate and no snapshot: given up, with the reason.
+    assert_eq!(rec.state, RecoveryState::GivenUp);
+    assert!(rec.candidates.is_empty());
+}
+
+/// Each migration takes 40 s; during the first one, another worker
+/// takes the batch, whose 30 s leases have run out.
+#[derive(Clone)]
+struct Slow<'a> {
+    journal: &'a MemoryJournal,
+    clock: ManualClock,
+    runs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Migrator for Slow<'_> {
+    type Error = std::io::Error;
+    async fn migrate(&self, job: &Job) -> std::io::Result<()> {
+        let first = {
+            let mut runs = self.runs.lock().unwrap();
+            runs.push(job.migration.clone());
+            runs.len() == 1
+        };
+        let now = self
+            .clock
+            .0
+            .fetch_add(40_000, std::sync::atomic::Ordering::SeqCst)
+            + 40_000;
+        if first {
+            let taken = self
+                .journal
+                .claim("other", now, Duration::from_secs(30), 10)
+                .await
+                .unwrap();
+            // Both leases ran out (this one is renewed on tokio's
+            // clock, not on this manual one).
+            assert_eq!(taken.len(), 2);
+        }
+        Ok(())
+    }
+}
+
+impl RollbackHandler for Slow<'_> {
+    type Error = std::io::Error;
+    async fn rollback(&self, _: &Job) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// A batch's later claims used to start without checking their lease:
+// after a long first attempt, one that another worker had retaken ran
+// twice.
+#[tokio::test]
+async fn a_queued_claim_taken_by_another_worker_is_not_run_again() {
+    let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+    let clock = ManualClock::new();
+    for id in ["m1", "m2"] {
+        let report = FailureReport::new(id, "web", "a", "b", FailureKind::Timeout, "slow");
+        journal.record(report, 0).await.unwrap();
+    }
+    clock.0.store(60_000, std::sync::atomic::Ordering::SeqCst);
+    let slow = Slow {
+        journal: &journal,
+        clock: clock.clone(),
+        runs: Arc::default(),
+    };
+    let worker = RecoveryWorker::new(&journal, slow.clone(), slow.clone())
+        .with_clock(clock.clone())
+        .with_lease(Duration::from_secs(30));
+    let report = worker.run_once().await.unwrap();
+    assert_eq!((report.claimed, report.succeeded), (2, 0));
+    assert_eq!(report.lease_lost, 2);
+    // Only the first attempt of the batch ran (either one: jitter
+    // orders them); the other went to the worker that holds it now.
+    assert_eq!(slow.runs.lock().unwrap().len(), 1);
+    for id in ["m1", "m2"] {
+        let rec = journal.get(id).await.unwrap().unwrap();
+        assert_eq!(rec.lease_owner.as_deref(), Some("other"), "{id}");
+    }
+}

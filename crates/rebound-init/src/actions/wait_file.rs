@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, duration, validate};
 
@@ -20,7 +20,7 @@ use super::{ActionContext, ActionError, duration, validate};
 /// let w: WaitFile = serde_json::from_str(r#"{"path": "/run/ready"}"#).unwrap();
 /// assert!(!w.non_empty);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitFile {
     /// The file to wait for.
@@ -31,7 +31,12 @@ pub struct WaitFile {
     #[serde(default)]
     pub non_empty: bool,
     /// How long one attempt polls before it fails (humantime or seconds).
-    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "duration::option::deserialize",
+        serialize_with = "duration::option::serialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
 }

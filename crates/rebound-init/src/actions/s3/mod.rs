@@ -3,13 +3,22 @@
 //! Credentials come from the standard AWS environment variables
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 //! `AWS_REGION` / `AWS_DEFAULT_REGION`) and never appear in messages.
+//!
+//! This module holds the parameters, their validation and the credentials;
+//! the transfers (object_store) are its child `io`, compiled with the `s3`
+//! feature. Without that feature a spec naming `init.s3_push` or
+//! `init.s3_pull` is refused at load (see
+//! [`ActionSpec::missing_feature`](super::ActionSpec::missing_feature)).
 
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, validate};
+
+#[cfg(feature = "s3")]
+mod io;
 
 /// AWS credentials for S3 actions. `Debug` never shows the secret key or
 /// the session token.
@@ -119,7 +128,7 @@ impl fmt::Debug for S3Credentials {
 /// ).unwrap();
 /// assert_eq!(p.bucket, "b");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Push {
     /// Local file to upload.
@@ -136,10 +145,14 @@ pub struct S3Push {
     pub key: String,
     /// S3-compatible endpoint (`http://` allowed); path-style addressing is
     /// used when set. Default: AWS.
-    #[serde(default, deserialize_with = "validate::opt_http_url")]
+    #[serde(
+        default,
+        deserialize_with = "validate::opt_http_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub endpoint: Option<String>,
     /// Region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, then us-east-1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
 }
 
@@ -154,7 +167,7 @@ pub struct S3Push {
 /// assert_eq!(p.endpoint, None);
 /// assert!(serde_json::from_str::<S3Pull>(r#"{"bucket": "b", "key": "k"}"#).is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Pull {
     /// Bucket name.
@@ -171,10 +184,14 @@ pub struct S3Pull {
     pub destination: PathBuf,
     /// S3-compatible endpoint (`http://` allowed); path-style addressing is
     /// used when set. Default: AWS.
-    #[serde(default, deserialize_with = "validate::opt_http_url")]
+    #[serde(
+        default,
+        deserialize_with = "validate::opt_http_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub endpoint: Option<String>,
     /// Region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, then us-east-1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
 }
 
@@ -209,7 +226,7 @@ impl S3Push {
     pub async fn push_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
         #[cfg(feature = "s3")]
         {
-            super::s3_io::push(self, credentials).await
+            io::push(self, credentials).await
         }
         #[cfg(not(feature = "s3"))]
         {
@@ -250,7 +267,7 @@ impl S3Pull {
     pub async fn pull_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
         #[cfg(feature = "s3")]
         {
-            super::s3_io::pull(self, credentials).await
+            io::pull(self, credentials).await
         }
         #[cfg(not(feature = "s3"))]
         {
@@ -260,6 +277,9 @@ impl S3Pull {
     }
 }
 
+/// The error of a transfer in a build without the `s3` feature. The spec
+/// loader refuses these actions in such a build; a library user may still
+/// build one by hand.
 #[cfg(not(feature = "s3"))]
 fn no_s3() -> ActionError {
     ActionError::permanent("S3 actions need rebound-init's `s3` feature, which this build lacks")

@@ -216,9 +216,19 @@ pub mod option {
 /// integer of seconds. Use as `#[schemars(with = "DurationSchema")]`.
 ///
 /// ```
-/// use rebound_init::actions::duration::DurationSchema;
-/// let schema = schemars::schema_for!(DurationSchema);
-/// assert!(serde_json::to_string(&schema).unwrap().contains("humantime"));
+/// use std::time::Duration;
+/// use rebound_init::actions::duration::{self, DurationSchema};
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Probe {
+///     #[serde(deserialize_with = "duration::deserialize")]
+///     #[schemars(with = "DurationSchema")]
+///     every: Duration,
+/// }
+/// let schema = serde_json::to_value(schemars::schema_for!(Probe)).unwrap();
+/// assert_eq!(schema["properties"]["every"]["$ref"], "#/$defs/Duration");
+/// let forms = &schema["$defs"]["Duration"]["anyOf"];
+/// assert_eq!(forms[1], serde_json::json!({ "type": "integer", "minimum": 0 }));
 /// ```
 #[derive(Debug)]
 pub struct DurationSchema;

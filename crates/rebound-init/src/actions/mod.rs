@@ -68,11 +68,25 @@ impl ActionContext {
     /// `output`, with an empty [`LastProblem`].
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// use rebound_init::actions::ActionContext;
-    /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
-    /// assert_eq!(ctx.step_id, "db");
-    /// assert_eq!(ctx.last_problem.get(), None);
+    /// use std::sync::{Arc, Mutex};
+    /// use rebound_init::actions::{ActionContext, ActionSpec, Stream};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let lines = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = lines.clone();
+    /// let ctx = ActionContext::new(
+    ///     "greet",
+    ///     Arc::new(move |step: &str, stream: Stream, line: &str| {
+    ///         sink.lock().unwrap().push(format!("{step} {stream:?}: {line}"));
+    ///     }),
+    /// );
+    /// let with = serde_json::json!({ "command": "echo hi; echo oops >&2" });
+    /// ActionSpec::deserialize_params("init.run", with)?.attempt(&ctx).await?;
+    /// let mut seen = lines.lock().unwrap().clone();
+    /// seen.sort();
+    /// assert_eq!(seen, ["greet Stderr: oops", "greet Stdout: hi"]);
+    /// # Ok(()) }
     /// ```
     pub fn new(step_id: impl Into<String>, output: OutputSink) -> Self {
         Self {
@@ -153,11 +167,21 @@ pub enum ActionErrorKind {
 /// Why an attempt failed. The message never contains secrets.
 ///
 /// ```
-/// use rebound_init::actions::{ActionError, ActionErrorKind};
-/// let e = ActionError::transient("connection refused").with_exit_code(1);
-/// assert_eq!(e.kind(), ActionErrorKind::Transient);
-/// assert_eq!(e.exit_code(), Some(1));
-/// assert_eq!(e.to_string(), "connection refused");
+/// use std::sync::Arc;
+/// use rebound_init::actions::{ActionContext, ActionErrorKind, ActionSpec};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ctx = ActionContext::new("migrate", Arc::new(|_, _, _| {}));
+/// let with = serde_json::json!({ "command": "echo 'database busy' >&2; exit 3" });
+/// let err = ActionSpec::deserialize_params("init.run", with)?
+///     .attempt(&ctx)
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.kind(), ActionErrorKind::Transient);
+/// assert_eq!(err.exit_code(), Some(3));
+/// assert!(err.to_string().ends_with("exited with code 3: database busy"), "{err}");
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -172,8 +196,21 @@ impl ActionError {
     /// Another attempt may succeed.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("503").kind(), ActionErrorKind::Transient);
+    /// use std::io;
+    /// use rebound_init::actions::{ActionError, ActionErrorKind};
+    ///
+    /// // A check of one's own: a refused connection may be accepted later,
+    /// // a host that does not resolve will not be.
+    /// fn classify(e: &io::Error) -> ActionError {
+    ///     match e.kind() {
+    ///         io::ErrorKind::ConnectionRefused => ActionError::transient(e.to_string()),
+    ///         _ => ActionError::permanent(e.to_string()),
+    ///     }
+    /// }
+    /// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+    /// assert_eq!(classify(&refused).kind(), ActionErrorKind::Transient);
+    /// let unknown = io::Error::other("no such host");
+    /// assert_eq!(classify(&unknown).kind(), ActionErrorKind::Permanent);
     /// ```
     pub fn transient(message: impl Into<String>) -> Self {
         Self {
@@ -184,12 +221,8 @@ impl ActionError {
         }
     }
 
-    /// Another attempt will fail the same way.
-    ///
-    /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::permanent("404").kind(), ActionErrorKind::Permanent);
-    /// ```
+    /// Another attempt will fail the same way (see
+    /// [`ActionError::transient`] for an example).
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             kind: ActionErrorKind::Permanent,
@@ -197,14 +230,8 @@ impl ActionError {
         }
     }
 
-    /// The action's own `with.timeout` ran out (transient).
-    ///
-    /// ```
-    /// # use rebound_init::actions::*;
-    /// let e = ActionError::timed_out("tcp db:5432 not accepting connections after 5s");
-    /// assert!(e.is_timeout());
-    /// assert_eq!(e.kind(), ActionErrorKind::Transient);
-    /// ```
+    /// The action's own `with.timeout` ran out (transient; see
+    /// [`ActionError::is_timeout`] for an example).
     pub fn timed_out(message: impl Into<String>) -> Self {
         Self {
             timed_out: true,
@@ -215,8 +242,13 @@ impl ActionError {
     /// Records the exit code of the command that failed.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("x").with_exit_code(2).exit_code(), Some(2));
+    /// use rebound_init::actions::ActionError;
+    ///
+    /// let status = std::process::Command::new("sh").args(["-c", "exit 4"]).status()?;
+    /// let err = ActionError::transient(format!("seeding failed: {status}"))
+    ///     .with_exit_code(status.code().unwrap_or(1));
+    /// assert_eq!(err.exit_code(), Some(4));
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use]
     pub fn with_exit_code(mut self, code: i32) -> Self {
@@ -227,8 +259,20 @@ impl ActionError {
     /// Whether another attempt may succeed.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::permanent("x").kind(), ActionErrorKind::Permanent);
+    /// use std::sync::Arc;
+    /// use rebound_init::actions::{ActionContext, ActionErrorKind, ActionSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ctx = ActionContext::new("tool", Arc::new(|_, _, _| {}));
+    /// let with = serde_json::json!({ "command": ["/nonexistent/rebound-doc-tool"] });
+    /// let err = ActionSpec::deserialize_params("init.run", with)?
+    ///     .attempt(&ctx)
+    ///     .await
+    ///     .unwrap_err();
+    /// // A missing program stays missing: no retry will help.
+    /// assert_eq!(err.kind(), ActionErrorKind::Permanent, "{err}");
+    /// # Ok(()) }
     /// ```
     pub fn kind(&self) -> ActionErrorKind {
         self.kind
@@ -237,8 +281,19 @@ impl ActionError {
     /// The exit code of a failed `init.run` command (128+N for signal N).
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("x").exit_code(), None);
+    /// use std::sync::Arc;
+    /// use rebound_init::actions::{ActionContext, ActionSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ctx = ActionContext::new("killed", Arc::new(|_, _, _| {}));
+    /// let with = serde_json::json!({ "command": "kill -TERM $$" });
+    /// let err = ActionSpec::deserialize_params("init.run", with)?
+    ///     .attempt(&ctx)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.exit_code(), Some(128 + 15));
+    /// # Ok(()) }
     /// ```
     pub fn exit_code(&self) -> Option<i32> {
         self.exit_code
@@ -247,19 +302,28 @@ impl ActionError {
     /// Whether the action's own `with.timeout` ran out.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert!(!ActionError::transient("x").is_timeout());
+    /// use std::sync::Arc;
+    /// use rebound_init::actions::{ActionContext, ActionSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let ctx = ActionContext::new("ready", Arc::new(|_, _, _| {}));
+    /// let with = serde_json::json!({ "path": dir.path().join("never"), "timeout": "20ms" });
+    /// let err = ActionSpec::deserialize_params("init.wait_file", with)?
+    ///     .attempt(&ctx)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert!(err.message().ends_with("not ready after 20ms (not found)"), "{err}");
+    /// # Ok(()) }
     /// ```
     pub fn is_timeout(&self) -> bool {
         self.timed_out
     }
 
-    /// The message (same as `Display`).
-    ///
-    /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("refused").message(), "refused");
-    /// ```
+    /// The message (same as `Display`; see [`ActionError::is_timeout`] for
+    /// an example).
     pub fn message(&self) -> &str {
         &self.message
     }

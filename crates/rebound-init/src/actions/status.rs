@@ -34,7 +34,10 @@ impl StatusMatch {
     ///
     /// ```
     /// # use rebound_init::actions::wait_http::StatusMatch;
-    /// assert!(!StatusMatch::default().matches(503));
+    /// let expect = StatusMatch::parse("200,204")?;
+    /// assert!(expect.matches(204));
+    /// assert!(!expect.matches(201));
+    /// # Ok::<(), rebound_init::actions::wait_http::StatusMatchError>(())
     /// ```
     pub fn matches(&self, status: u16) -> bool {
         self.ranges.iter().any(|r| r.contains(&status))

@@ -179,8 +179,8 @@ pub(crate) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     d.deserialize_any(PortVisitor)
 }
 
-/// Checks an `http://` or `https://` URL with a host. Messages show the
-/// URL without its password.
+/// Checks an `http://` or `https://` URL with a host, a port other than 0
+/// and no NUL byte. Messages show the URL without its password.
 pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
     let shown = redacted_text(text);
     // The URL parser would quietly percent-encode a NUL byte in the path;

@@ -14,11 +14,14 @@ use super::{ActionContext, ActionError, duration, validate};
 /// timeout or cancellation.
 ///
 /// ```
+/// use std::time::Duration;
 /// use rebound_init::actions::wait_file::WaitFile;
-/// let w: WaitFile = serde_json::from_str(r#"{"path": "/run/ready", "non_empty": true}"#).unwrap();
+/// let w: WaitFile =
+///     serde_json::from_str(r#"{"path": "/run/ready", "non_empty": true, "timeout": 30}"#).unwrap();
 /// assert!(w.non_empty);
-/// let w: WaitFile = serde_json::from_str(r#"{"path": "/run/ready"}"#).unwrap();
-/// assert!(!w.non_empty);
+/// assert_eq!(w.timeout, Some(Duration::from_secs(30)));
+/// let err = serde_json::from_str::<WaitFile>(r#"{"path": " "}"#).unwrap_err();
+/// assert!(err.to_string().contains("`path` must not be empty"), "{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -23,7 +23,8 @@ use super::{ActionContext, ActionError, duration, validate};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitTcp {
-    /// Host name or IP address to connect to.
+    /// Host name or IP address to connect to; an IPv6 address may be
+    /// written in brackets (`[::1]`), which are dropped.
     #[serde(deserialize_with = "validate::host")]
     #[schemars(length(min = 1))]
     pub host: String,

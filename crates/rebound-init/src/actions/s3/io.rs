@@ -1,7 +1,9 @@
 //! The S3 client behind `init.s3_push` / `init.s3_pull` (object_store).
 //!
-//! Credentials are read from the standard AWS variables and handed to
-//! object_store; every message is scrubbed of them before it leaves.
+//! The credentials the parent module hands over (read from the standard
+//! AWS variables, or given to `push_with` / `pull_with`) go to
+//! object_store; every message is scrubbed of them, and of the secrets in
+//! the AWS variables, before it leaves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

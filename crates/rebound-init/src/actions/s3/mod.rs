@@ -37,13 +37,8 @@ pub struct S3Credentials {
 }
 
 impl S3Credentials {
-    /// Credentials from an access key id and secret access key.
-    ///
-    /// ```
-    /// # use rebound_init::actions::s3::S3Credentials;
-    /// let c = S3Credentials::new("id", "secret");
-    /// assert_eq!(c.access_key_id(), "id");
-    /// ```
+    /// Credentials from an access key id and secret access key (see
+    /// [`S3Push::push_with`] for their use).
     pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
         Self {
             access_key_id: access_key_id.into(),
@@ -52,12 +47,13 @@ impl S3Credentials {
         }
     }
 
-    /// Adds a session token (temporary credentials).
+    /// Adds a session token (temporary credentials), which `Debug` hides
+    /// like the secret key.
     ///
     /// ```
     /// # use rebound_init::actions::s3::S3Credentials;
-    /// let c = S3Credentials::new("id", "secret").with_session_token("token");
-    /// # let _ = c;
+    /// let c = S3Credentials::new("id", "secret").with_session_token("FwoGZXIvYXdzEJr");
+    /// assert!(!format!("{c:?}").contains("FwoGZXIvYXdzEJr"));
     /// ```
     #[must_use]
     pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
@@ -65,12 +61,7 @@ impl S3Credentials {
         self
     }
 
-    /// The access key id (not a secret).
-    ///
-    /// ```
-    /// # use rebound_init::actions::s3::S3Credentials;
-    /// assert_eq!(S3Credentials::new("id", "s").access_key_id(), "id");
-    /// ```
+    /// The access key id (not a secret: messages and `Debug` may show it).
     pub fn access_key_id(&self) -> &str {
         &self.access_key_id
     }

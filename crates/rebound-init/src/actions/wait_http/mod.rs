@@ -19,8 +19,8 @@ mod io;
 ///
 /// `timeout` is the timeout of each request (a bare integer is seconds;
 /// default 5 s); the action keeps polling until the answer is as expected,
-/// the answer is a permanent failure (a 4xx other than 408/429), the step's
-/// own timeout, or cancellation.
+/// the answer is a permanent failure (a 4xx other than 408/429, a redirect
+/// to another host), the step's own timeout, or cancellation.
 ///
 /// ```
 /// use rebound_init::actions::wait_http::WaitHttp;

@@ -333,8 +333,8 @@ impl ActionError {
 /// type, its `uses:` name and the cargo feature its I/O needs (if any).
 /// Generates the enum, [`ActionSpec::NAMES`], [`ActionSpec::name`],
 /// [`ActionSpec::describe`], [`ActionSpec::attempt`],
-/// [`ActionSpec::missing_feature`] and [`ActionSpec::deserialize_params`]
-/// from that list. Each parameter type provides `describe(&self) -> String`
+/// [`ActionSpec::params_schemas`], [`ActionSpec::missing_feature`] and
+/// [`ActionSpec::deserialize_params`] from that list. Each parameter type provides `describe(&self) -> String`
 /// and `async fn attempt(&self, &ActionContext) -> Result<(), ActionError>`.
 macro_rules! actions {
     ($(
@@ -429,6 +429,26 @@ macro_rules! actions {
                 match self {
                     $( ActionSpec::$variant(a) => a.attempt(ctx).await, )*
                 }
+            }
+
+            /// The JSON Schema of each action's `with:` block, by `uses:`
+            /// name, in the order of [`ActionSpec::NAMES`]; definitions the
+            /// schemas share go to `generator`.
+            ///
+            /// ```
+            /// use rebound_init::actions::ActionSpec;
+            /// let mut generator = schemars::SchemaGenerator::default();
+            /// let schemas = ActionSpec::params_schemas(&mut generator);
+            /// let (name, tcp) = &schemas[0];
+            /// assert_eq!(*name, "init.wait_tcp");
+            /// assert_eq!(tcp.as_value()["$ref"], "#/$defs/WaitTcp");
+            /// let required = &generator.definitions()["WaitTcp"]["required"];
+            /// assert_eq!(*required, serde_json::json!(["host", "port"]));
+            /// ```
+            pub fn params_schemas(
+                generator: &mut schemars::SchemaGenerator,
+            ) -> Vec<(&'static str, schemars::Schema)> {
+                vec![$( ($name, generator.subschema_for::<$params>()), )*]
             }
 
             /// The cargo feature of rebound-init that the action named

@@ -351,7 +351,7 @@ fn s3_paths_with_a_nul_byte_and_endpoints_on_port_zero_are_refused_at_the_value(
 }
 
 #[test]
-fn brackets_around_a_tcp_host_hold_only_an_ipv6_address() {
+fn a_tcp_host_in_brackets_or_with_a_colon_must_be_an_ipv6_address() {
     assert_eq!(
         refused("init.wait_tcp", &["host: '[db]'", "port: 5432"]),
         "spec.yaml:6:15: init.steps[0].with.host: `host` \"[db]\": brackets hold an IPv6 address (such as [::1]) and nothing else"
@@ -360,6 +360,19 @@ fn brackets_around_a_tcp_host_hold_only_an_ipv6_address() {
         refused("init.wait_tcp", &["host: '[::1'", "port: 5432"]),
         "spec.yaml:6:15: init.steps[0].with.host: `host` \"[::1\": brackets hold an IPv6 address (such as [::1]) and nothing else"
     );
+    // No host name has a `:`: this one would never resolve.
+    assert_eq!(
+        refused("init.wait_tcp", &["host: db:5432", "port: 5432"]),
+        "spec.yaml:6:15: init.steps[0].with.host: `host` \"db:5432\" is not a host name or IP address (the port goes in `port`; an IPv6 address is written ::1 or [::1])"
+    );
+    for v6 in ["'::1'", "'[fe80::1%lo]'", "'2001:db8::5'"] {
+        let yaml = format!(
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with: {{ host: {v6}, port: 1 }}\n"
+        );
+        if let Err(e) = Spec::from_yaml(&yaml, "spec.yaml", None) {
+            panic!("{v6}: {e}");
+        }
+    }
 }
 
 // `host: "[::1]"` was accepted by `--check`, then could never resolve

@@ -35,9 +35,6 @@ mod status;
 mod tls;
 mod validate;
 
-#[cfg(test)]
-use wait_tcp::WaitTcp;
-
 /// Which stream a line of command output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -334,8 +331,9 @@ impl ActionError {
 /// Generates the enum, [`ActionSpec::NAMES`], [`ActionSpec::name`],
 /// [`ActionSpec::describe`], [`ActionSpec::attempt`],
 /// [`ActionSpec::params_schemas`], [`ActionSpec::missing_feature`] and
-/// [`ActionSpec::deserialize_params`] from that list. Each parameter type provides `describe(&self) -> String`
-/// and `async fn attempt(&self, &ActionContext) -> Result<(), ActionError>`.
+/// [`ActionSpec::deserialize_params`] from that list. Each parameter type
+/// provides `describe(&self) -> String` and
+/// `async fn attempt(&self, &ActionContext) -> Result<(), ActionError>`.
 macro_rules! actions {
     ($(
         $(#[$doc:meta])*
@@ -575,6 +573,7 @@ fn not_built<'de, D: serde::Deserializer<'de>>(
 
 #[cfg(test)]
 mod tests {
+    use super::wait_tcp::WaitTcp;
     use super::*;
     use crate::spec::Spec;
 

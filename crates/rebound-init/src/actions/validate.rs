@@ -83,20 +83,28 @@ pub(crate) fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     })
 }
 
-/// The host without the brackets of a bracketed IPv6 address; an error
-/// for brackets around anything else.
+/// The host without the brackets of a bracketed IPv6 address. A host with
+/// a `:` must be an IPv6 address (no name has one: `db:5432` is a host
+/// with a port, which would never resolve); brackets hold nothing else.
 fn unbracketed_host(host: &str) -> Result<&str, String> {
-    let Some(inner) = host.strip_prefix('[') else {
-        return Ok(host);
+    let (inner, bracketed) = match host.strip_prefix('[') {
+        Some(rest) => (rest.strip_suffix(']').unwrap_or(""), true),
+        None => (host, false),
     };
-    let inner = inner.strip_suffix(']').unwrap_or("");
+    if !bracketed && !host.contains(':') {
+        return Ok(host);
+    }
     // An address with a zone (`fe80::1%eth0`) is resolved by the system.
     let address = inner.split_once('%').map_or(inner, |(address, _)| address);
     if address.parse::<std::net::Ipv6Addr>().is_ok() {
         Ok(inner)
-    } else {
+    } else if bracketed {
         Err(format!(
             "`host` {host:?}: brackets hold an IPv6 address (such as [::1]) and nothing else"
+        ))
+    } else {
+        Err(format!(
+            "`host` {host:?} is not a host name or IP address (the port goes in `port`; an IPv6 address is written ::1 or [::1])"
         ))
     }
 }

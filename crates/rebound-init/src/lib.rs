@@ -32,6 +32,9 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+mod error_chain;
 pub mod events;
 pub mod orchestrator;
 pub mod spec;
+
+pub use error_chain::error_chain;

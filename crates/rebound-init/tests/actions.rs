@@ -1,5 +1,6 @@
 //! The init actions against real components: an `s3s-fs` S3 server started
-//! by the test (see `common/s3.rs`).
+//! by the test (see `common/s3.rs`), loopback sockets; and the parameters
+//! that can never run, refused when the spec is read, at their position.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use rebound_init::actions::s3::{S3Credentials, S3Pull, S3Push};
 use rebound_init::actions::{ActionContext, ActionErrorKind, ActionSpec};
+use rebound_init::spec::Spec;
 
 fn creds() -> S3Credentials {
     S3Credentials::new(ACCESS_KEY, SECRET_KEY)
@@ -222,4 +224,182 @@ fn credentials_come_from_the_aws_environment() {
         "{all}"
     );
     assert!(!all.contains("env-wrong-SECRET-42424242"), "{all}");
+}
+
+// Issue 8.7: `rebound init --check` passed parameters that can never run.
+// Each is refused by the public loader, at the offending value.
+
+/// The error text of a one-step spec using `uses` with the `with:` lines
+/// given (each indented by eight spaces), or a panic if it was accepted.
+fn refused(uses: &str, with: &[&str]) -> String {
+    let mut yaml = format!("init:\n  steps:\n    - id: a\n      uses: {uses}\n      with:\n");
+    for line in with {
+        yaml.push_str("        ");
+        yaml.push_str(line);
+        yaml.push('\n');
+    }
+    match Spec::from_yaml(&yaml, "spec.yaml", None) {
+        Ok(spec) => panic!("accepted {:?}", spec.init.steps[0].action),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn a_nul_byte_in_a_file_path_is_refused_at_the_value() {
+    assert_eq!(
+        refused("init.wait_file", &[r#"path: "/run/re\0ady""#]),
+        "spec.yaml:6:15: init.steps[0].with.path: `path` contains a NUL byte"
+    );
+}
+
+#[test]
+fn a_nul_byte_in_a_tcp_host_is_refused_at_the_value() {
+    assert_eq!(
+        refused("init.wait_tcp", &["port: 5432", r#"host: "db\0.internal""#]),
+        "spec.yaml:7:15: init.steps[0].with.host: `host` contains a NUL byte"
+    );
+}
+
+#[test]
+fn a_nul_byte_in_a_command_or_argument_is_refused_at_the_value() {
+    assert_eq!(
+        refused("init.run", &[r#"command: "echo a\0b""#]),
+        "spec.yaml:6:18: init.steps[0].with.command: command contains a NUL byte"
+    );
+    assert_eq!(
+        refused("init.run", &[r#"command: [./migrate, "u\0p"]"#]),
+        "spec.yaml:6:30: init.steps[0].with.command[1]: command argument 1 contains a NUL byte"
+    );
+    assert_eq!(
+        refused("init.run", &["command:", r#"  - "./mig\0rate""#, "  - up"]),
+        "spec.yaml:7:13: init.steps[0].with.command[0]: command program contains a NUL byte"
+    );
+}
+
+#[test]
+fn a_nul_byte_in_the_working_directory_is_refused_at_the_value() {
+    assert_eq!(
+        refused("init.run", &["command: 'true'", r#"cwd: "/srv\0""#]),
+        "spec.yaml:7:14: init.steps[0].with.cwd: `cwd` contains a NUL byte"
+    );
+}
+
+// These were refused before, but at the start of the `with:` block; now at
+// the name or value itself.
+#[test]
+fn a_nul_byte_in_the_environment_is_refused_at_the_name_or_value() {
+    assert_eq!(
+        refused(
+            "init.run",
+            &["command: 'true'", "env:", r#"  MODE: "a\0b""#]
+        ),
+        "spec.yaml:8:17: init.steps[0].with.env.MODE: environment variable MODE contains a NUL byte"
+    );
+    assert_eq!(
+        refused("init.run", &["command: 'true'", "env:", r#"  "MO\0DE": x"#]),
+        "spec.yaml:8:11: init.steps[0].with.env: invalid environment variable name \"MO\\0DE\""
+    );
+}
+
+#[test]
+fn http_urls_with_a_nul_byte_or_port_zero_are_refused_at_the_value() {
+    let uses = "init.wait_http";
+    if ActionSpec::missing_feature(uses).is_some() {
+        return; // refused for that reason, tested in the crate
+    }
+    assert_eq!(
+        refused(uses, &[r#"url: "http://db:8080/he\0alth""#]),
+        "spec.yaml:6:14: init.steps[0].with.url: URL \"http://db:8080/he\\0alth\" contains a NUL byte"
+    );
+    assert_eq!(
+        refused(uses, &["url: http://db:0/health"]),
+        "spec.yaml:6:14: init.steps[0].with.url: URL \"http://db:0/health\" has port 0 (a port is 1-65535)"
+    );
+}
+
+#[test]
+fn s3_paths_with_a_nul_byte_and_endpoints_on_port_zero_are_refused_at_the_value() {
+    if ActionSpec::missing_feature("init.s3_push").is_some() {
+        return; // refused for that reason, tested in the crate
+    }
+    assert_eq!(
+        refused(
+            "init.s3_push",
+            &[r#"source: "/data/seed\0.tar""#, "bucket: b", "key: k"]
+        ),
+        "spec.yaml:6:17: init.steps[0].with.source: `source` contains a NUL byte"
+    );
+    assert_eq!(
+        refused(
+            "init.s3_pull",
+            &["bucket: b", "key: k", r#"destination: "/data/\0""#]
+        ),
+        "spec.yaml:8:22: init.steps[0].with.destination: `destination` contains a NUL byte"
+    );
+    assert_eq!(
+        refused(
+            "init.s3_pull",
+            &[
+                "bucket: b",
+                "key: k",
+                "destination: /x",
+                "endpoint: 'http://127.0.0.1:0'"
+            ]
+        ),
+        "spec.yaml:9:19: init.steps[0].with.endpoint: URL \"http://127.0.0.1:0\" has port 0 (a port is 1-65535)"
+    );
+}
+
+#[test]
+fn a_tcp_host_in_brackets_or_with_a_colon_must_be_an_ipv6_address() {
+    assert_eq!(
+        refused("init.wait_tcp", &["host: '[db]'", "port: 5432"]),
+        "spec.yaml:6:15: init.steps[0].with.host: `host` \"[db]\": brackets hold an IPv6 address (such as [::1]) and nothing else"
+    );
+    assert_eq!(
+        refused("init.wait_tcp", &["host: '[::1'", "port: 5432"]),
+        "spec.yaml:6:15: init.steps[0].with.host: `host` \"[::1\": brackets hold an IPv6 address (such as [::1]) and nothing else"
+    );
+    // No host name has a `:`: this one would never resolve.
+    assert_eq!(
+        refused("init.wait_tcp", &["host: db:5432", "port: 5432"]),
+        "spec.yaml:6:15: init.steps[0].with.host: `host` \"db:5432\" is not a host name or IP address (the port goes in `port`; an IPv6 address is written ::1 or [::1])"
+    );
+    for v6 in ["'::1'", "'[fe80::1%lo]'", "'2001:db8::5'"] {
+        let yaml = format!(
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with: {{ host: {v6}, port: 1 }}\n"
+        );
+        if let Err(e) = Spec::from_yaml(&yaml, "spec.yaml", None) {
+            panic!("{v6}: {e}");
+        }
+    }
+}
+
+// `host: "[::1]"` was accepted by `--check`, then could never resolve
+// (`rebound wait tcp://[::1]:P` drops the brackets). Now the action drops
+// them too and connects.
+#[tokio::test]
+async fn a_bracketed_ipv6_host_connects_like_rebound_wait() {
+    let yaml = |port: u16| {
+        format!(
+            "init:\n  steps:\n    - id: v6\n      uses: init.wait_tcp\n      with: {{ host: '[::1]', port: {port}, timeout: 10s }}\n"
+        )
+    };
+    let spec = Spec::from_yaml(&yaml(5432), "spec.yaml", None).unwrap();
+    let action = &spec.init.steps[0].action;
+    assert_eq!(action.describe(), "tcp [::1]:5432");
+    let listener = match tokio::net::TcpListener::bind("[::1]:0").await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("SKIPPED the connect: this machine has no IPv6 loopback ([::1]:0: {e})");
+            return;
+        }
+    };
+    let port = listener.local_addr().unwrap().port();
+    let spec = Spec::from_yaml(&yaml(port), "spec.yaml", None).unwrap();
+    let ctx = ActionContext::new("v6", Arc::new(|_, _, _| {}));
+    let accept = tokio::spawn(async move { listener.accept().await.map(|(_, peer)| peer) });
+    spec.init.steps[0].action.attempt(&ctx).await.unwrap();
+    let peer = accept.await.unwrap().unwrap();
+    assert!(peer.ip().is_loopback() && peer.is_ipv6(), "{peer}");
 }

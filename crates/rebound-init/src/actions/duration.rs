@@ -26,6 +26,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use serde::Serializer;
 use serde::de::{self, Deserializer, Visitor};
 
 /// Why a duration text was rejected.
@@ -138,11 +139,56 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     d.deserialize_any(DurationVisitor)
 }
 
+/// Serializes a [`Duration`] as humantime text (`"1m 30s"`, `"250ms"`),
+/// which [`deserialize`] reads back to the same duration, to the
+/// nanosecond.
+///
+/// ```
+/// # use std::time::Duration;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct T {
+///     #[serde(
+///         serialize_with = "rebound_init::actions::duration::serialize",
+///         deserialize_with = "rebound_init::actions::duration::deserialize"
+///     )]
+///     d: Duration,
+/// }
+/// let text = serde_json::to_string(&T { d: Duration::from_millis(90_250) }).unwrap();
+/// assert_eq!(text, r#"{"d":"1m 30s 250ms"}"#);
+/// let back: T = serde_json::from_str(&text).unwrap();
+/// assert_eq!(back.d, Duration::from_millis(90_250));
+/// ```
+pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
 /// The same for an optional field (use with `#[serde(default)]`).
 pub mod option {
     use std::time::Duration;
 
-    use serde::Deserializer;
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes `Option<Duration>`: `None` as null, a duration as
+    /// humantime text (pair with `skip_serializing_if = "Option::is_none"`
+    /// to leave the field out instead).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// #[derive(serde::Serialize)]
+    /// struct T {
+    ///     #[serde(serialize_with = "rebound_init::actions::duration::option::serialize")]
+    ///     d: Option<Duration>,
+    /// }
+    /// let text = serde_json::to_string(&T { d: Some(Duration::from_secs(5)) }).unwrap();
+    /// assert_eq!(text, r#"{"d":"5s"}"#);
+    /// assert_eq!(serde_json::to_string(&T { d: None }).unwrap(), r#"{"d":null}"#);
+    /// ```
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
 
     /// Deserializes `Option<Duration>`: null/absent is `None`.
     ///
@@ -170,9 +216,19 @@ pub mod option {
 /// integer of seconds. Use as `#[schemars(with = "DurationSchema")]`.
 ///
 /// ```
-/// use rebound_init::actions::duration::DurationSchema;
-/// let schema = schemars::schema_for!(DurationSchema);
-/// assert!(serde_json::to_string(&schema).unwrap().contains("humantime"));
+/// use std::time::Duration;
+/// use rebound_init::actions::duration::{self, DurationSchema};
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Probe {
+///     #[serde(deserialize_with = "duration::deserialize")]
+///     #[schemars(with = "DurationSchema")]
+///     every: Duration,
+/// }
+/// let schema = serde_json::to_value(schemars::schema_for!(Probe)).unwrap();
+/// assert_eq!(schema["properties"]["every"]["$ref"], "#/$defs/Duration");
+/// let forms = &schema["$defs"]["Duration"]["anyOf"];
+/// assert_eq!(forms[1], serde_json::json!({ "type": "integer", "minimum": 0 }));
 /// ```
 #[derive(Debug)]
 pub struct DurationSchema;
@@ -210,6 +266,27 @@ mod tests {
         assert!(matches!(parse("-1"), Err(DurationError::Negative(_))));
         let err = parse("soon").unwrap_err().to_string();
         assert!(err.contains("\"soon\""), "{err}");
+    }
+
+    #[test]
+    fn serialized_text_reads_back_to_the_same_duration() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct T {
+            #[serde(serialize_with = "serialize", deserialize_with = "deserialize")]
+            d: Duration,
+        }
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(1500),
+            Duration::new(90_061, 123_456_789),
+            Duration::from_secs(400 * 24 * 3600),
+            Duration::new(u64::MAX, 999_999_999),
+        ] {
+            let text = serde_json::to_string(&T { d }).unwrap();
+            let back: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back.d, d, "{text}");
+        }
     }
 
     #[test]

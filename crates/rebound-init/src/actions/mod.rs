@@ -1,8 +1,14 @@
 //! The init actions (`uses: init.*`): what one attempt of a step does.
 //!
-//! Each action lives in its own file with its parameter type (the step's
-//! `with:` block, strict serde + JSON Schema) and its execution. The
-//! orchestrator (see `crate::orchestrator`) owns timeouts, retries and
+//! Each action is a module: its parameter type (the step's `with:` block,
+//! strict serde + JSON Schema, validated while it is read) and its
+//! execution. Where the execution is large or needs a cargo feature it is
+//! a child module: `wait_http::io` (reqwest, feature `http`), `s3::io`
+//! (object_store, feature `s3`), `run::process` (process groups). Helpers
+//! the actions share sit beside them: `duration`, `status`, `validate`,
+//! `tls`. The list of actions is declared once, in the `actions!`
+//! invocation below; adding an action is one line there and its module.
+//! The orchestrator (see `crate::orchestrator`) owns timeouts, retries and
 //! failure policies; an action only performs one attempt.
 //!
 //! Contract shared by every action:
@@ -24,21 +30,10 @@ pub mod wait_file;
 pub mod wait_http;
 pub mod wait_tcp;
 
-#[cfg(feature = "http")]
-mod http;
-mod process;
-#[cfg(feature = "s3")]
-mod s3_io;
 mod status;
 #[cfg(any(feature = "http", feature = "s3"))]
 mod tls;
 mod validate;
-
-use run::Run;
-use s3::{S3Pull, S3Push};
-use wait_file::WaitFile;
-use wait_http::WaitHttp;
-use wait_tcp::WaitTcp;
 
 /// Which stream a line of command output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +65,25 @@ impl ActionContext {
     /// `output`, with an empty [`LastProblem`].
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// use rebound_init::actions::ActionContext;
-    /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
-    /// assert_eq!(ctx.step_id, "db");
-    /// assert_eq!(ctx.last_problem.get(), None);
+    /// use std::sync::{Arc, Mutex};
+    /// use rebound_init::actions::{ActionContext, ActionSpec, Stream};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let lines = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = lines.clone();
+    /// let ctx = ActionContext::new(
+    ///     "greet",
+    ///     Arc::new(move |step: &str, stream: Stream, line: &str| {
+    ///         sink.lock().unwrap().push(format!("{step} {stream:?}: {line}"));
+    ///     }),
+    /// );
+    /// let with = serde_json::json!({ "command": "echo hi; echo oops >&2" });
+    /// ActionSpec::deserialize_params("init.run", with)?.attempt(&ctx).await?;
+    /// let mut seen = lines.lock().unwrap().clone();
+    /// seen.sort();
+    /// assert_eq!(seen, ["greet Stderr: oops", "greet Stdout: hi"]);
+    /// # Ok(()) }
     /// ```
     pub fn new(step_id: impl Into<String>, output: OutputSink) -> Self {
         Self {
@@ -155,11 +164,21 @@ pub enum ActionErrorKind {
 /// Why an attempt failed. The message never contains secrets.
 ///
 /// ```
-/// use rebound_init::actions::{ActionError, ActionErrorKind};
-/// let e = ActionError::transient("connection refused").with_exit_code(1);
-/// assert_eq!(e.kind(), ActionErrorKind::Transient);
-/// assert_eq!(e.exit_code(), Some(1));
-/// assert_eq!(e.to_string(), "connection refused");
+/// use std::sync::Arc;
+/// use rebound_init::actions::{ActionContext, ActionErrorKind, ActionSpec};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ctx = ActionContext::new("migrate", Arc::new(|_, _, _| {}));
+/// let with = serde_json::json!({ "command": "echo 'database busy' >&2; exit 3" });
+/// let err = ActionSpec::deserialize_params("init.run", with)?
+///     .attempt(&ctx)
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.kind(), ActionErrorKind::Transient);
+/// assert_eq!(err.exit_code(), Some(3));
+/// assert!(err.to_string().ends_with("exited with code 3: database busy"), "{err}");
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -174,8 +193,21 @@ impl ActionError {
     /// Another attempt may succeed.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("503").kind(), ActionErrorKind::Transient);
+    /// use std::io;
+    /// use rebound_init::actions::{ActionError, ActionErrorKind};
+    ///
+    /// // A check of one's own: a refused connection may be accepted later,
+    /// // a host that does not resolve will not be.
+    /// fn classify(e: &io::Error) -> ActionError {
+    ///     match e.kind() {
+    ///         io::ErrorKind::ConnectionRefused => ActionError::transient(e.to_string()),
+    ///         _ => ActionError::permanent(e.to_string()),
+    ///     }
+    /// }
+    /// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+    /// assert_eq!(classify(&refused).kind(), ActionErrorKind::Transient);
+    /// let unknown = io::Error::other("no such host");
+    /// assert_eq!(classify(&unknown).kind(), ActionErrorKind::Permanent);
     /// ```
     pub fn transient(message: impl Into<String>) -> Self {
         Self {
@@ -186,12 +218,8 @@ impl ActionError {
         }
     }
 
-    /// Another attempt will fail the same way.
-    ///
-    /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::permanent("404").kind(), ActionErrorKind::Permanent);
-    /// ```
+    /// Another attempt will fail the same way (see
+    /// [`ActionError::transient`] for an example).
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             kind: ActionErrorKind::Permanent,
@@ -199,14 +227,8 @@ impl ActionError {
         }
     }
 
-    /// The action's own `with.timeout` ran out (transient).
-    ///
-    /// ```
-    /// # use rebound_init::actions::*;
-    /// let e = ActionError::timed_out("tcp db:5432 not accepting connections after 5s");
-    /// assert!(e.is_timeout());
-    /// assert_eq!(e.kind(), ActionErrorKind::Transient);
-    /// ```
+    /// The action's own `with.timeout` ran out (transient; see
+    /// [`ActionError::is_timeout`] for an example).
     pub fn timed_out(message: impl Into<String>) -> Self {
         Self {
             timed_out: true,
@@ -217,8 +239,13 @@ impl ActionError {
     /// Records the exit code of the command that failed.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("x").with_exit_code(2).exit_code(), Some(2));
+    /// use rebound_init::actions::ActionError;
+    ///
+    /// let status = std::process::Command::new("sh").args(["-c", "exit 4"]).status()?;
+    /// let err = ActionError::transient(format!("seeding failed: {status}"))
+    ///     .with_exit_code(status.code().unwrap_or(1));
+    /// assert_eq!(err.exit_code(), Some(4));
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use]
     pub fn with_exit_code(mut self, code: i32) -> Self {
@@ -229,8 +256,20 @@ impl ActionError {
     /// Whether another attempt may succeed.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::permanent("x").kind(), ActionErrorKind::Permanent);
+    /// use std::sync::Arc;
+    /// use rebound_init::actions::{ActionContext, ActionErrorKind, ActionSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ctx = ActionContext::new("tool", Arc::new(|_, _, _| {}));
+    /// let with = serde_json::json!({ "command": ["/nonexistent/rebound-doc-tool"] });
+    /// let err = ActionSpec::deserialize_params("init.run", with)?
+    ///     .attempt(&ctx)
+    ///     .await
+    ///     .unwrap_err();
+    /// // A missing program stays missing: no retry will help.
+    /// assert_eq!(err.kind(), ActionErrorKind::Permanent, "{err}");
+    /// # Ok(()) }
     /// ```
     pub fn kind(&self) -> ActionErrorKind {
         self.kind
@@ -239,8 +278,19 @@ impl ActionError {
     /// The exit code of a failed `init.run` command (128+N for signal N).
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("x").exit_code(), None);
+    /// use std::sync::Arc;
+    /// use rebound_init::actions::{ActionContext, ActionSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ctx = ActionContext::new("killed", Arc::new(|_, _, _| {}));
+    /// let with = serde_json::json!({ "command": "kill -TERM $$" });
+    /// let err = ActionSpec::deserialize_params("init.run", with)?
+    ///     .attempt(&ctx)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.exit_code(), Some(128 + 15));
+    /// # Ok(()) }
     /// ```
     pub fn exit_code(&self) -> Option<i32> {
         self.exit_code
@@ -249,155 +299,283 @@ impl ActionError {
     /// Whether the action's own `with.timeout` ran out.
     ///
     /// ```
-    /// # use rebound_init::actions::*;
-    /// assert!(!ActionError::transient("x").is_timeout());
+    /// use std::sync::Arc;
+    /// use rebound_init::actions::{ActionContext, ActionSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let ctx = ActionContext::new("ready", Arc::new(|_, _, _| {}));
+    /// let with = serde_json::json!({ "path": dir.path().join("never"), "timeout": "20ms" });
+    /// let err = ActionSpec::deserialize_params("init.wait_file", with)?
+    ///     .attempt(&ctx)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert!(err.message().ends_with("not ready after 20ms (not found)"), "{err}");
+    /// # Ok(()) }
     /// ```
     pub fn is_timeout(&self) -> bool {
         self.timed_out
     }
 
-    /// The message (same as `Display`).
-    ///
-    /// ```
-    /// # use rebound_init::actions::*;
-    /// assert_eq!(ActionError::transient("refused").message(), "refused");
-    /// ```
+    /// The message (same as `Display`; see [`ActionError::is_timeout`] for
+    /// an example).
     pub fn message(&self) -> &str {
         &self.message
     }
 }
 
-/// One parsed action: what `uses:` names, with its `with:` parameters.
-///
-/// Not `Deserialize` itself: the spec reader dispatches on `uses` and
-/// deserializes the matching parameter type.
-///
-/// ```
-/// use rebound_init::actions::{ActionSpec, wait_tcp::WaitTcp};
-/// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port: 5432, timeout: None });
-/// assert_eq!(spec.name(), "init.wait_tcp");
-/// assert_eq!(spec.describe(), "tcp 127.0.0.1:5432");
-/// assert!(ActionSpec::NAMES.contains(&"init.run"));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActionSpec {
-    /// `init.wait_tcp`
-    WaitTcp(WaitTcp),
-    /// `init.wait_http`
-    WaitHttp(WaitHttp),
-    /// `init.wait_file`
-    WaitFile(WaitFile),
-    /// `init.run`
-    Run(Run),
-    /// `init.s3_push`
-    S3Push(S3Push),
-    /// `init.s3_pull`
-    S3Pull(S3Pull),
+/// Declares every action once: its [`ActionSpec`] variant, its parameter
+/// type, its `uses:` name and the cargo feature its I/O needs (if any).
+/// Generates the enum, [`ActionSpec::NAMES`], [`ActionSpec::name`],
+/// [`ActionSpec::describe`], [`ActionSpec::attempt`],
+/// [`ActionSpec::params_schemas`], [`ActionSpec::missing_feature`] and
+/// [`ActionSpec::deserialize_params`] from that list. Each parameter type
+/// provides `describe(&self) -> String` and
+/// `async fn attempt(&self, &ActionContext) -> Result<(), ActionError>`.
+macro_rules! actions {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident($params:ty) = $name:literal $(, feature = $feature:literal)?;
+    )*) => {
+        /// One parsed action: what `uses:` names, with its `with:`
+        /// parameters.
+        ///
+        /// Not `Deserialize` itself: the spec reader dispatches on `uses`
+        /// through [`ActionSpec::deserialize_params`]. Serializes as its
+        /// `with:` block (the parameters alone); [`ActionSpec::name`] is the
+        /// `uses:` that goes with it.
+        ///
+        /// ```
+        /// use rebound_init::actions::ActionSpec;
+        /// use rebound_init::spec::Spec;
+        ///
+        /// let spec = Spec::from_yaml(
+        ///     "init:\n  steps:\n    - id: db\n      uses: init.wait_tcp\n      with: { host: 127.0.0.1, port: 5432 }\n",
+        ///     "spec.yaml",
+        ///     None,
+        /// )?;
+        /// let action = &spec.init.steps[0].action;
+        /// assert_eq!(action.name(), "init.wait_tcp");
+        /// assert_eq!(action.describe(), "tcp 127.0.0.1:5432");
+        /// // The parameters, serialized, read back into the same action.
+        /// let with = serde_json::to_value(action)?;
+        /// assert_eq!(&ActionSpec::deserialize_params(action.name(), with)?, action);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+        #[serde(untagged)]
+        pub enum ActionSpec {
+            $( $(#[$doc])* $variant($params), )*
+        }
+
+        impl ActionSpec {
+            /// Every valid `uses:` name, including those of actions this
+            /// build lacks the feature for (see
+            /// [`ActionSpec::missing_feature`]).
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// The `uses:` name of this action.
+            ///
+            /// ```
+            /// # use rebound_init::actions::ActionSpec;
+            /// let with = serde_json::json!({ "path": "/run/ready" });
+            /// let action = ActionSpec::deserialize_params("init.wait_file", with)?;
+            /// assert_eq!(action.name(), "init.wait_file");
+            /// # Ok::<(), serde_json::Error>(())
+            /// ```
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( ActionSpec::$variant(_) => $name, )*
+                }
+            }
+
+            /// What the step waits for or does, for messages: `tcp
+            /// 127.0.0.1:5432`, `http://x/health (expect 2xx)`,
+            /// ``command `./migrate up` ``.
+            ///
+            /// ```
+            /// # use rebound_init::actions::{ActionSpec, run::{Run, Command}};
+            /// let a = ActionSpec::Run(Run {
+            ///     command: Command::Exec(vec!["./migrate".into(), "up".into()]),
+            ///     env: Default::default(), cwd: None, timeout: None,
+            /// });
+            /// assert_eq!(a.describe(), "command `./migrate up`");
+            /// ```
+            pub fn describe(&self) -> String {
+                match self {
+                    $( ActionSpec::$variant(a) => a.describe(), )*
+                }
+            }
+
+            /// Performs one attempt (see the module docs for the contract).
+            ///
+            /// ```
+            /// # use std::sync::Arc;
+            /// # use rebound_init::actions::{ActionContext, ActionSpec, wait_tcp::WaitTcp};
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() {
+            /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            /// let port = listener.local_addr().unwrap().port();
+            /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
+            /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None });
+            /// spec.attempt(&ctx).await.unwrap();
+            /// # }
+            /// ```
+            pub async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+                match self {
+                    $( ActionSpec::$variant(a) => a.attempt(ctx).await, )*
+                }
+            }
+
+            /// The JSON Schema of each action's `with:` block, by `uses:`
+            /// name, in the order of [`ActionSpec::NAMES`]; definitions the
+            /// schemas share go to `generator`.
+            ///
+            /// ```
+            /// use rebound_init::actions::ActionSpec;
+            /// let mut generator = schemars::SchemaGenerator::default();
+            /// let schemas = ActionSpec::params_schemas(&mut generator);
+            /// let (name, tcp) = &schemas[0];
+            /// assert_eq!(*name, "init.wait_tcp");
+            /// assert_eq!(tcp.as_value()["$ref"], "#/$defs/WaitTcp");
+            /// let required = &generator.definitions()["WaitTcp"]["required"];
+            /// assert_eq!(*required, serde_json::json!(["host", "port"]));
+            /// ```
+            pub fn params_schemas(
+                generator: &mut schemars::SchemaGenerator,
+            ) -> Vec<(&'static str, schemars::Schema)> {
+                vec![$( ($name, generator.subschema_for::<$params>()), )*]
+            }
+
+            /// The cargo feature of rebound-init that the action named
+            /// `uses` needs and this build lacks (`None`: it is available,
+            /// or the name is unknown).
+            ///
+            /// ```
+            /// use rebound_init::actions::ActionSpec;
+            /// assert_eq!(ActionSpec::missing_feature("init.run"), None);
+            /// let http = ActionSpec::missing_feature("init.wait_http");
+            /// assert_eq!(http.is_none(), cfg!(feature = "http"));
+            /// ```
+            pub fn missing_feature(uses: &str) -> Option<&'static str> {
+                match uses {
+                    $( $name => None $( .or(
+                        if cfg!(feature = $feature) { None } else { Some($feature) }
+                    ) )?, )*
+                    _ => None,
+                }
+            }
+
+            /// Reads the `with:` parameters of the action named `uses`
+            /// straight into its parameter type (so errors keep the
+            /// deserializer's positions). An unknown name, or the name of
+            /// an action whose cargo feature this build lacks, is an error.
+            ///
+            /// ```
+            /// use rebound_init::actions::ActionSpec;
+            /// let with = serde_json::json!({ "host": "db", "port": 5432, "timeout": "30s" });
+            /// let action = ActionSpec::deserialize_params("init.wait_tcp", with)?;
+            /// assert_eq!(action.describe(), "tcp db:5432");
+            /// let bad = serde_json::json!({ "host": "db", "port": 0 });
+            /// let err = ActionSpec::deserialize_params("init.wait_tcp", bad).unwrap_err();
+            /// assert!(err.to_string().contains("port must be 1-65535, got 0"), "{err}");
+            /// # Ok::<(), serde_json::Error>(())
+            /// ```
+            pub fn deserialize_params<'de, D: serde::Deserializer<'de>>(
+                uses: &str,
+                d: D,
+            ) -> Result<ActionSpec, D::Error> {
+                use serde::Deserialize as _;
+                if let Some(feature) = Self::missing_feature(uses) {
+                    return not_built(d, uses, feature);
+                }
+                Ok(match uses {
+                    $( $name => ActionSpec::$variant(<$params>::deserialize(d)?), )*
+                    other => {
+                        return Err(serde::de::Error::custom(format!(
+                            "action `{other}` has no parameter reader"
+                        )));
+                    }
+                })
+            }
+        }
+    };
 }
 
-impl ActionSpec {
-    /// Every valid `uses:` name.
-    pub const NAMES: &'static [&'static str] = &[
-        "init.wait_tcp",
-        "init.wait_http",
-        "init.wait_file",
-        "init.run",
-        "init.s3_push",
-        "init.s3_pull",
-    ];
+actions! {
+    /// `init.wait_tcp`
+    WaitTcp(wait_tcp::WaitTcp) = "init.wait_tcp";
+    /// `init.wait_http` (cargo feature `http`)
+    WaitHttp(wait_http::WaitHttp) = "init.wait_http", feature = "http";
+    /// `init.wait_file`
+    WaitFile(wait_file::WaitFile) = "init.wait_file";
+    /// `init.run`
+    Run(run::Run) = "init.run";
+    /// `init.s3_push` (cargo feature `s3`)
+    S3Push(s3::S3Push) = "init.s3_push", feature = "s3";
+    /// `init.s3_pull` (cargo feature `s3`)
+    S3Pull(s3::S3Pull) = "init.s3_pull", feature = "s3";
+}
 
-    /// Reads the `with:` parameters of the action named `uses` straight
-    /// into its parameter type (so errors keep the deserializer's
-    /// positions). `uses` must be one of [`ActionSpec::NAMES`].
-    pub(crate) fn deserialize_params<'de, D: serde::Deserializer<'de>>(
-        uses: &str,
-        d: D,
-    ) -> Result<ActionSpec, D::Error> {
-        use serde::Deserialize as _;
-        Ok(match uses {
-            "init.wait_tcp" => ActionSpec::WaitTcp(WaitTcp::deserialize(d)?),
-            "init.wait_http" => ActionSpec::WaitHttp(WaitHttp::deserialize(d)?),
-            "init.wait_file" => ActionSpec::WaitFile(WaitFile::deserialize(d)?),
-            "init.run" => ActionSpec::Run(Run::deserialize(d)?),
-            "init.s3_push" => ActionSpec::S3Push(S3Push::deserialize(d)?),
-            "init.s3_pull" => ActionSpec::S3Pull(S3Pull::deserialize(d)?),
-            other => {
-                return Err(serde::de::Error::custom(format!(
-                    "action `{other}` has no parameter reader"
-                )));
-            }
-        })
-    }
-
-    /// The `uses:` name of this action.
-    ///
-    /// ```
-    /// # use rebound_init::actions::{ActionSpec, wait_file::WaitFile};
-    /// let a = ActionSpec::WaitFile(WaitFile { path: "/x".into(), non_empty: false, timeout: None });
-    /// assert_eq!(a.name(), "init.wait_file");
-    /// ```
-    pub fn name(&self) -> &'static str {
-        match self {
-            ActionSpec::WaitTcp(_) => "init.wait_tcp",
-            ActionSpec::WaitHttp(_) => "init.wait_http",
-            ActionSpec::WaitFile(_) => "init.wait_file",
-            ActionSpec::Run(_) => "init.run",
-            ActionSpec::S3Push(_) => "init.s3_push",
-            ActionSpec::S3Pull(_) => "init.s3_pull",
+/// Refuses the `with:` block of the action `uses`, compiled out of this
+/// build, from inside a visitor: the YAML reader then reports the position
+/// of the block.
+fn not_built<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    uses: &str,
+    feature: &str,
+) -> Result<ActionSpec, D::Error> {
+    struct Refuse(String);
+    impl Refuse {
+        fn refuse<E: serde::de::Error>(self) -> Result<ActionSpec, E> {
+            Err(E::custom(self.0))
         }
     }
-
-    /// What the step waits for or does, for messages: `tcp 127.0.0.1:5432`,
-    /// `http://x/health (expect 2xx)`, ``command `./migrate up` ``.
-    ///
-    /// ```
-    /// # use rebound_init::actions::{ActionSpec, run::{Run, Command}};
-    /// let a = ActionSpec::Run(Run {
-    ///     command: Command::Exec(vec!["./migrate".into(), "up".into()]),
-    ///     env: Default::default(), cwd: None, timeout: None,
-    /// });
-    /// assert_eq!(a.describe(), "command `./migrate up`");
-    /// ```
-    pub fn describe(&self) -> String {
-        match self {
-            ActionSpec::WaitTcp(a) => a.describe(),
-            ActionSpec::WaitHttp(a) => a.describe(),
-            ActionSpec::WaitFile(a) => a.describe(),
-            ActionSpec::Run(a) => a.describe(),
-            ActionSpec::S3Push(a) => a.describe(),
-            ActionSpec::S3Pull(a) => a.describe(),
+    impl<'de> serde::de::Visitor<'de> for Refuse {
+        type Value = ActionSpec;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("the parameters of an available action")
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<ActionSpec, E> {
+            self.refuse()
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<ActionSpec, E> {
+            self.refuse()
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<ActionSpec, E> {
+            self.refuse()
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<ActionSpec, E> {
+            self.refuse()
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<ActionSpec, E> {
+            self.refuse()
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<ActionSpec, E> {
+            self.refuse()
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<ActionSpec, E> {
+            self.refuse()
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<ActionSpec, A::Error> {
+            self.refuse()
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<ActionSpec, A::Error> {
+            self.refuse()
         }
     }
-
-    /// Performs one attempt (see the module docs for the contract).
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use rebound_init::actions::{ActionContext, ActionSpec, wait_tcp::WaitTcp};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let port = listener.local_addr().unwrap().port();
-    /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
-    /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None });
-    /// spec.attempt(&ctx).await.unwrap();
-    /// # }
-    /// ```
-    pub async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        match self {
-            ActionSpec::WaitTcp(a) => a.attempt(ctx).await,
-            ActionSpec::WaitHttp(a) => a.attempt(ctx).await,
-            ActionSpec::WaitFile(a) => a.attempt(ctx).await,
-            ActionSpec::Run(a) => a.attempt(ctx).await,
-            ActionSpec::S3Push(a) => a.attempt(ctx).await,
-            ActionSpec::S3Pull(a) => a.attempt(ctx).await,
-        }
-    }
+    d.deserialize_any(Refuse(format!(
+        "{uses} is not available in this build of rebound (built without the `{feature}` feature)"
+    )))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::wait_tcp::WaitTcp;
     use super::*;
+    use crate::spec::Spec;
 
     #[test]
     fn attempt_future_is_send() {
@@ -411,25 +589,120 @@ mod tests {
         assert_send(&spec.attempt(&ctx));
     }
 
-    #[test]
-    fn every_name_reads_into_the_variant_of_that_name() {
-        let with = |name: &str| match name {
-            "init.wait_tcp" => "{ host: db, port: 1 }",
-            "init.wait_http" => "{ url: 'http://db/' }",
-            "init.wait_file" => "{ path: /x }",
-            "init.run" => "{ command: 'true' }",
-            "init.s3_push" => "{ source: /x, bucket: b, key: k }",
+    /// A valid `with:` block (flow YAML) for each action, setting every
+    /// parameter it has.
+    fn full_with(name: &str) -> &'static str {
+        match name {
+            "init.wait_tcp" => "{ host: '[::1]', port: 5432, timeout: 1m30s }",
+            "init.wait_http" => {
+                "{ url: 'http://u:p@db:8080/health?x=1', expect_status: [200, '3xx', '500-502'], body_contains: ok, timeout: 0.25 }"
+            }
+            "init.wait_file" => "{ path: /run/ready, non_empty: true, timeout: 7 }",
+            "init.run" => {
+                "{ command: [./migrate, up, 'two words'], env: { PORT: 8080, DEBUG: true, NAME: x }, cwd: /srv, timeout: 1h 2ms }"
+            }
+            "init.s3_push" => {
+                "{ source: /x, bucket: b, key: k/x, endpoint: 'http://127.0.0.1:9000', region: eu-west-1 }"
+            }
             "init.s3_pull" => "{ bucket: b, key: k, destination: /x }",
             other => panic!("no test parameters for {other}: add them here"),
-        };
+        }
+    }
+
+    fn step_yaml(name: &str, with: &str) -> String {
+        format!("init:\n  steps:\n    - id: s\n      uses: {name}\n      with: {with}\n")
+    }
+
+    #[test]
+    fn every_name_reads_into_the_variant_of_that_name() {
         for name in ActionSpec::NAMES {
+            let yaml = step_yaml(name, full_with(name));
+            let loaded = Spec::from_yaml(&yaml, "t.yaml", None);
+            match ActionSpec::missing_feature(name) {
+                None => {
+                    let spec = loaded.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(spec.init.steps[0].action.name(), *name);
+                }
+                Some(feature) => {
+                    let err = loaded.expect_err(name).to_string();
+                    assert!(err.contains(&format!("`{feature}` feature")), "{err}");
+                }
+            }
+        }
+    }
+
+    // The invariant the spec fuzzer relies on: an accepted action,
+    // serialized (JSON, which is YAML too), reads back to the same action,
+    // both through `deserialize_params` and through the spec loader.
+    #[test]
+    fn a_serialized_action_reloads_equal() {
+        let mut checked = 0;
+        for name in ActionSpec::NAMES {
+            if ActionSpec::missing_feature(name).is_some() {
+                continue;
+            }
+            let yaml = step_yaml(name, full_with(name));
+            let spec = Spec::from_yaml(&yaml, "t.yaml", None).unwrap_or_else(|e| panic!("{e}"));
+            let action = &spec.init.steps[0].action;
+            let json = serde_json::to_value(action).unwrap();
+            let back = ActionSpec::deserialize_params(name, &json)
+                .unwrap_or_else(|e| panic!("{name}: {json}: {e}"));
+            assert_eq!(&back, action, "{json}");
+            let text = serde_json::to_string(action).unwrap();
+            let reloaded = Spec::from_yaml(&step_yaml(name, &text), "t.yaml", None)
+                .unwrap_or_else(|e| panic!("{name}: {text}: {e}"));
+            assert_eq!(&reloaded.init.steps[0].action, action, "{text}");
+            checked += 1;
+        }
+        assert!(
+            checked >= 3,
+            "init.wait_tcp, init.wait_file and init.run are always built"
+        );
+    }
+
+    #[test]
+    fn durations_serialize_as_text_and_unset_parameters_are_left_out() {
+        let spec = Spec::from_yaml(
+            &step_yaml("init.run", "{ command: 'true', timeout: 90 }"),
+            "t.yaml",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&spec.init.steps[0].action).unwrap(),
+            r#"{"command":"true","timeout":"1m 30s"}"#
+        );
+    }
+
+    // Issue 9.6: an action compiled out of this build is refused when the
+    // spec is read (so `rebound init --check` catches it), at the position
+    // of its `with:` block, rather than failing when the step runs.
+    #[cfg(not(feature = "http"))]
+    #[test]
+    fn an_http_wait_is_refused_at_load_in_a_build_without_http() {
+        let yaml = step_yaml("init.wait_http", "{ url: 'http://db/health' }");
+        let err = Spec::from_yaml(&yaml, "spec.yaml", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.yaml:5:13: init.steps[0].with: init.wait_http is not available in this build of rebound (built without the `http` feature)"
+        );
+        assert_eq!(ActionSpec::missing_feature("init.wait_http"), Some("http"));
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn s3_actions_are_refused_at_load_in_a_build_without_s3() {
+        for name in ["init.s3_push", "init.s3_pull"] {
             let yaml = format!(
-                "init:\n  steps:\n    - id: s\n      uses: {name}\n      with: {}\n",
-                with(name)
+                "init:\n  steps:\n    - id: s\n      uses: {name}\n      with:\n        bucket: b\n        key: k\n"
             );
-            let spec = crate::spec::Spec::from_yaml(&yaml, "t.yaml", None)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(spec.init.steps[0].action.name(), *name);
+            let err = Spec::from_yaml(&yaml, "spec.yaml", None).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "spec.yaml:6:9: init.steps[0].with: {name} is not available in this build of rebound (built without the `s3` feature)"
+                )
+            );
         }
     }
 }

@@ -34,7 +34,10 @@ impl StatusMatch {
     ///
     /// ```
     /// # use rebound_init::actions::wait_http::StatusMatch;
-    /// assert!(!StatusMatch::default().matches(503));
+    /// let expect = StatusMatch::parse("200,204")?;
+    /// assert!(expect.matches(204));
+    /// assert!(!expect.matches(201));
+    /// # Ok::<(), rebound_init::actions::wait_http::StatusMatchError>(())
     /// ```
     pub fn matches(&self, status: u16) -> bool {
         self.ranges.iter().any(|r| r.contains(&status))
@@ -119,6 +122,14 @@ impl fmt::Display for StatusMatch {
     }
 }
 
+impl serde::Serialize for StatusMatch {
+    /// As the text [`StatusMatch::parse`] reads back: `"2xx"`,
+    /// `"200,204-206"`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for StatusMatch {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -186,6 +197,25 @@ mod tests {
         let m: StatusMatch = serde_json::from_str(r#"[200, "3xx"]"#).unwrap();
         assert_eq!(m.to_string(), "200,3xx");
         assert!(m.matches(399) && !m.matches(400));
+    }
+
+    #[test]
+    fn serializes_to_text_that_reads_back_equal() {
+        for text in [
+            r#""2xx""#,
+            "204",
+            r#"[200, "301-308", "5xx"]"#,
+            r#""100-599""#,
+        ] {
+            let m: StatusMatch = serde_json::from_str(text).unwrap();
+            let json = serde_json::to_string(&m).unwrap();
+            let back: StatusMatch = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, m, "{text} -> {json}");
+        }
+        assert_eq!(
+            serde_json::to_string(&StatusMatch::parse("200,3xx").unwrap()).unwrap(),
+            r#""200,3xx""#
+        );
     }
 
     #[test]

@@ -4,15 +4,20 @@
 //! itself. (A check made after `String::deserialize` returned would be
 //! reported at the enclosing `with:` mapping instead.)
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 /// Reads a string and hands it to `check` inside the visitor (see the
 /// module docs for why).
-fn checked_str<'de, D, T, F>(d: D, expecting: &'static str, check: F) -> Result<T, D::Error>
+pub(crate) fn checked_str<'de, D, T, F>(
+    d: D,
+    expecting: &'static str,
+    check: F,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     F: FnOnce(&str) -> Result<T, String>,
@@ -33,19 +38,31 @@ where
     d.deserialize_str(Checked { expecting, check })
 }
 
-/// A string field that must not be empty (after trimming); the message
-/// names the field.
+/// `Err` naming `what` when `text` holds a NUL byte: no path, host name,
+/// program, argument or environment entry can hold one (the C strings the
+/// system calls take end there), so such a value could never run.
+pub(crate) fn no_nul(what: &str, text: &str) -> Result<(), String> {
+    if text.contains('\0') {
+        Err(format!("{what} contains a NUL byte"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A string field that must not be empty (after trimming) nor hold a NUL
+/// byte; the message names the field.
 fn non_empty<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<String, D::Error> {
     checked_str(d, "a non-empty string", |s| {
         if s.trim().is_empty() {
-            Err(format!("`{field}` must not be empty"))
-        } else {
-            Ok(s.to_owned())
+            return Err(format!("`{field}` must not be empty"));
         }
+        no_nul(&format!("`{field}`"), s)?;
+        Ok(s.to_owned())
     })
 }
 
-/// A path field that must not be empty; the message names the field.
+/// A path field that must not be empty nor hold a NUL byte; the message
+/// names the field.
 fn non_empty_path<'de, D: Deserializer<'de>>(
     d: D,
     field: &'static str,
@@ -53,34 +70,88 @@ fn non_empty_path<'de, D: Deserializer<'de>>(
     non_empty(d, field).map(PathBuf::from)
 }
 
-/// `host` of `init.wait_tcp`: not empty.
+/// `host` of `init.wait_tcp`: not empty, no NUL byte. An IPv6 address may
+/// be written in brackets, as in a URL (`[::1]`); the brackets are
+/// dropped, so that it connects like `rebound wait tcp://[::1]:PORT`.
 pub(crate) fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    non_empty(d, "host")
+    checked_str(d, "a host name or IP address", |s| {
+        if s.trim().is_empty() {
+            return Err("`host` must not be empty".to_owned());
+        }
+        no_nul("`host`", s)?;
+        unbracketed_host(s).map(str::to_owned)
+    })
 }
 
-/// `bucket` of the S3 actions: not empty.
+/// The host without the brackets of a bracketed IPv6 address. A host with
+/// a `:` must be an IPv6 address (no name has one: `db:5432` is a host
+/// with a port, which would never resolve); brackets hold nothing else.
+fn unbracketed_host(host: &str) -> Result<&str, String> {
+    let (inner, bracketed) = match host.strip_prefix('[') {
+        Some(rest) => (rest.strip_suffix(']').unwrap_or(""), true),
+        None => (host, false),
+    };
+    if !bracketed && !host.contains(':') {
+        return Ok(host);
+    }
+    // An address with a zone (`fe80::1%eth0`) is resolved by the system.
+    let address = inner.split_once('%').map_or(inner, |(address, _)| address);
+    if address.parse::<std::net::Ipv6Addr>().is_ok() {
+        Ok(inner)
+    } else if bracketed {
+        Err(format!(
+            "`host` {host:?}: brackets hold an IPv6 address (such as [::1]) and nothing else"
+        ))
+    } else {
+        Err(format!(
+            "`host` {host:?} is not a host name or IP address (the port goes in `port`; an IPv6 address is written ::1 or [::1])"
+        ))
+    }
+}
+
+/// `bucket` of the S3 actions: not empty, no NUL byte.
 pub(crate) fn bucket<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     non_empty(d, "bucket")
 }
 
 /// `key` of the S3 actions: not empty.
 pub(crate) fn key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    non_empty(d, "key")
+    checked_str(d, "a non-empty string", |s| {
+        if s.trim().is_empty() {
+            Err("`key` must not be empty".to_owned())
+        } else {
+            Ok(s.to_owned())
+        }
+    })
 }
 
-/// `path` of `init.wait_file`: not empty.
+/// `path` of `init.wait_file`: not empty, no NUL byte.
 pub(crate) fn path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     non_empty_path(d, "path")
 }
 
-/// `source` of `init.s3_push`: not empty.
+/// `source` of `init.s3_push`: not empty, no NUL byte.
 pub(crate) fn source<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     non_empty_path(d, "source")
 }
 
-/// `destination` of `init.s3_pull`: not empty.
+/// `destination` of `init.s3_pull`: not empty, no NUL byte.
 pub(crate) fn destination<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     non_empty_path(d, "destination")
+}
+
+/// `cwd` of `init.run`, optional: no NUL byte.
+pub(crate) fn opt_cwd<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    struct Cwd(PathBuf);
+    impl<'de> Deserialize<'de> for Cwd {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            checked_str(d, "a directory path", |s| {
+                no_nul("`cwd`", s)?;
+                Ok(Cwd(PathBuf::from(s)))
+            })
+        }
+    }
+    Ok(Option::<Cwd>::deserialize(d)?.map(|c| c.0))
 }
 
 /// A TCP port: 1-65535. Read as a wide integer first so that 70000 is
@@ -116,10 +187,13 @@ pub(crate) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     d.deserialize_any(PortVisitor)
 }
 
-/// Checks an `http://` or `https://` URL with a host. Messages show the
-/// URL without its password.
+/// Checks an `http://` or `https://` URL with a host, a port other than 0
+/// and no NUL byte. Messages show the URL without its password.
 pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
     let shown = redacted_text(text);
+    // The URL parser would quietly percent-encode a NUL byte in the path;
+    // the text as written is what messages show, and it cannot hold one.
+    no_nul(&format!("URL {shown:?}"), text)?;
     let url = url::Url::parse(text).map_err(|e| format!("invalid URL {shown:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
@@ -130,58 +204,94 @@ pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("URL {shown:?} has no host"));
     }
+    if url.port() == Some(0) {
+        return Err(format!("URL {shown:?} has port 0 (a port is 1-65535)"));
+    }
     Ok(url)
 }
 
 /// Environment variables: values may be written as strings, numbers or
-/// booleans (`PORT: 8080`) and are passed on as text.
+/// booleans (`PORT: 8080`) and are passed on as text. Names and values are
+/// checked as they are read, so that an error points at the bad name or
+/// value rather than at the mapping.
 pub(crate) fn env_map<'de, D: Deserializer<'de>>(
     d: D,
-) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
-    struct Scalar(String);
-    impl<'de> Deserialize<'de> for Scalar {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl Visitor<'_> for V {
-                type Value = Scalar;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a string, number or boolean")
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                    Ok(Scalar(v.to_owned()))
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                    Ok(Scalar(v.to_string()))
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                    Ok(Scalar(v.to_string()))
-                }
-                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                    Ok(Scalar(v.to_string()))
-                }
-                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                    Ok(Scalar(v.to_string()))
-                }
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Env;
+    impl<'de> Visitor<'de> for Env {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping of environment variable names to values")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = map.next_key_seed(EnvName)? {
+                let value = map.next_value_seed(EnvValue { name: &name })?;
+                out.insert(name, value);
             }
-            d.deserialize_any(V)
+            Ok(out)
         }
     }
-    let raw = std::collections::BTreeMap::<String, Scalar>::deserialize(d)?;
-    let mut out = std::collections::BTreeMap::new();
-    for (k, Scalar(v)) in raw {
-        if k.is_empty() || k.contains('=') || k.contains('\0') {
-            return Err(de::Error::custom(format_args!(
-                "invalid environment variable name {k:?}"
-            )));
-        }
+    d.deserialize_map(Env)
+}
+
+/// The name of an environment variable: not empty, no `=`, no NUL byte.
+struct EnvName;
+
+impl<'de> DeserializeSeed<'de> for EnvName {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        checked_str(d, "an environment variable name", |k| {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                Err(format!("invalid environment variable name {k:?}"))
+            } else {
+                Ok(k.to_owned())
+            }
+        })
+    }
+}
+
+/// The value of the environment variable `name`: a scalar, as text, with
+/// no NUL byte.
+struct EnvValue<'a> {
+    name: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for EnvValue<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for EnvValue<'_> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
         if v.contains('\0') {
-            return Err(de::Error::custom(format_args!(
-                "environment variable {k} contains a NUL byte"
+            return Err(E::custom(format_args!(
+                "environment variable {} contains a NUL byte",
+                self.name
             )));
         }
-        out.insert(k, v);
+        Ok(v.to_owned())
     }
-    Ok(out)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
 }
 
 /// The URL without its password, for messages.
@@ -360,7 +470,7 @@ mod tests {
         #[derive(Debug, Deserialize)]
         struct E {
             #[serde(deserialize_with = "env_map")]
-            env: std::collections::BTreeMap<String, String>,
+            env: BTreeMap<String, String>,
         }
         let e: E =
             serde_json::from_str(r#"{"env": {"PORT": 8080, "DEBUG": true, "NAME": "x"}}"#).unwrap();

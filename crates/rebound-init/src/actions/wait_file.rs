@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, duration, validate};
 
@@ -14,13 +14,16 @@ use super::{ActionContext, ActionError, duration, validate};
 /// timeout or cancellation.
 ///
 /// ```
+/// use std::time::Duration;
 /// use rebound_init::actions::wait_file::WaitFile;
-/// let w: WaitFile = serde_json::from_str(r#"{"path": "/run/ready", "non_empty": true}"#).unwrap();
+/// let w: WaitFile =
+///     serde_json::from_str(r#"{"path": "/run/ready", "non_empty": true, "timeout": 30}"#).unwrap();
 /// assert!(w.non_empty);
-/// let w: WaitFile = serde_json::from_str(r#"{"path": "/run/ready"}"#).unwrap();
-/// assert!(!w.non_empty);
+/// assert_eq!(w.timeout, Some(Duration::from_secs(30)));
+/// let err = serde_json::from_str::<WaitFile>(r#"{"path": " "}"#).unwrap_err();
+/// assert!(err.to_string().contains("`path` must not be empty"), "{err}");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitFile {
     /// The file to wait for.
@@ -31,7 +34,12 @@ pub struct WaitFile {
     #[serde(default)]
     pub non_empty: bool,
     /// How long one attempt polls before it fails (humantime or seconds).
-    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "duration::option::deserialize",
+        serialize_with = "duration::option::serialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
 }

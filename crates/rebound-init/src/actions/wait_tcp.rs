@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, duration, validate};
 
@@ -20,10 +20,11 @@ use super::{ActionContext, ActionError, duration, validate};
 /// let err = serde_json::from_str::<WaitTcp>(r#"{"host": "db", "port": 70000}"#).unwrap_err();
 /// assert!(err.to_string().contains("port must be 1-65535, got 70000"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitTcp {
-    /// Host name or IP address to connect to.
+    /// Host name or IP address to connect to; an IPv6 address may be
+    /// written in brackets (`[::1]`), which are dropped.
     #[serde(deserialize_with = "validate::host")]
     #[schemars(length(min = 1))]
     pub host: String,
@@ -32,7 +33,12 @@ pub struct WaitTcp {
     #[schemars(range(min = 1, max = 65535))]
     pub port: u16,
     /// How long one attempt polls before it fails (humantime or seconds).
-    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "duration::option::deserialize",
+        serialize_with = "duration::option::serialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
 }

@@ -109,11 +109,30 @@ impl Policies {
     /// Replaces the fixed pause of `action: restart`.
     ///
     /// ```
-    /// # use rebound_init::orchestrator::Policies;
+    /// # use rebound_init::{events::Event, orchestrator::{Policies, Runner}, spec::Spec};
+    /// # use std::sync::{Arc, Mutex};
     /// # use std::time::Duration;
-    /// let policies = Policies::default().with_restart_pause(Duration::from_secs(1));
-    /// assert_eq!(policies.restart_pause(), Duration::from_secs(1));
-    /// assert_eq!(Policies::default().restart_pause(), Duration::from_millis(500));
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let spec = Spec::from_yaml(
+    ///     "init:\n  steps:\n    - id: flaky\n      uses: init.run\n      with: { command: 'exit 1' }\nerrors:\n  on_init_failure: { action: restart, max_retries: 1 }\n",
+    ///     "inline.yaml",
+    ///     None,
+    /// )?;
+    /// let pauses = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = pauses.clone();
+    /// let result = Runner::new(&spec)
+    ///     .with_policies(Policies::default().with_restart_pause(Duration::from_millis(10)))
+    ///     .on_event(move |e| {
+    ///         if let Event::InitRestarted { delay, .. } = e {
+    ///             seen.lock().unwrap().push(*delay);
+    ///         }
+    ///     })
+    ///     .run()
+    ///     .await;
+    /// assert!(result.is_err(), "the step fails after its one restart too");
+    /// assert_eq!(*pauses.lock().unwrap(), [Duration::from_millis(10)]);
+    /// # Ok(()) }
     /// ```
     #[must_use]
     pub fn with_restart_pause(mut self, pause: Duration) -> Self {

@@ -81,10 +81,12 @@ impl Runner {
     ///
     /// ```
     /// # use rebound_init::{orchestrator::Runner, spec::Spec};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let spec = Spec::from_yaml("init:\n  steps: []\n", "empty.yaml", None)?;
-    /// let runner = Runner::new(&spec);
-    /// # let _ = runner;
-    /// # Ok::<(), rebound_init::spec::SpecError>(())
+    /// let summary = Runner::new(&spec).run().await?;
+    /// assert!(summary.is_success() && summary.steps.is_empty());
+    /// # Ok(()) }
     /// ```
     pub fn new(spec: &Spec) -> Self {
         Self {
@@ -100,13 +102,21 @@ impl Runner {
     ///
     /// ```
     /// # use rebound_init::{events::Event, orchestrator::Runner, spec::Spec};
-    /// # let spec = Spec::from_yaml("init:\n  steps: []\n", "empty.yaml", None)?;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let spec = Spec::from_yaml(
+    ///     "init:\n  steps:\n    - id: config\n      uses: init.run\n      with: { command: 'true' }\n",
+    ///     "inline.yaml",
+    ///     None,
+    /// )?;
     /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     /// let runner = Runner::new(&spec).on_event(move |e| {
     ///     let _ = tx.send(e.clone());
     /// });
-    /// # let _ = (runner, rx.try_recv());
-    /// # Ok::<(), rebound_init::spec::SpecError>(())
+    /// runner.run().await?;
+    /// let first = rx.recv().await.unwrap();
+    /// assert!(matches!(first, Event::StepStarted { step, .. } if step == "config"));
+    /// # Ok(()) }
     /// ```
     #[must_use]
     pub fn on_event(mut self, sink: impl Fn(&Event) + Send + Sync + 'static) -> Self {
@@ -117,13 +127,26 @@ impl Runner {
     /// Replaces the backoff settings.
     ///
     /// ```
-    /// # use rebound_init::{orchestrator::{Policies, Runner}, spec::Spec};
+    /// # use rebound_init::{orchestrator::{Outcome, Policies, Runner}, spec::Spec};
     /// # use std::time::Duration;
-    /// # let spec = Spec::from_yaml("init:\n  steps: []\n", "empty.yaml", None)?;
-    /// let runner = Runner::new(&spec)
-    ///     .with_policies(Policies::default().with_restart_pause(Duration::from_secs(2)));
-    /// # let _ = runner;
-    /// # Ok::<(), rebound_init::spec::SpecError>(())
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let spec = Spec::from_yaml(
+    ///     "init:\n  steps:\n    - id: flaky\n      uses: init.run\n      with: { command: 'exit 1' }\n      retry: 2\n      on_failure: continue\n",
+    ///     "inline.yaml",
+    ///     None,
+    /// )?;
+    /// let fast = rebound_retry::ExponentialBuilder::new()
+    ///     .with_initial_delay(Duration::from_millis(1))
+    ///     .with_max_delay(Duration::from_millis(2))
+    ///     .build()?;
+    /// let summary = Runner::new(&spec)
+    ///     .with_policies(Policies::default().with_step_backoff(fast))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(summary.steps[0].attempts, 3);
+    /// assert_eq!(summary.steps[0].outcome, Outcome::Continued);
+    /// # Ok(()) }
     /// ```
     #[must_use]
     pub fn with_policies(mut self, policies: Policies) -> Self {

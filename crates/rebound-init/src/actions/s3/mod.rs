@@ -3,13 +3,22 @@
 //! Credentials come from the standard AWS environment variables
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 //! `AWS_REGION` / `AWS_DEFAULT_REGION`) and never appear in messages.
+//!
+//! This module holds the parameters, their validation and the credentials;
+//! the transfers (object_store) are its child `io`, compiled with the `s3`
+//! feature. Without that feature a spec naming `init.s3_push` or
+//! `init.s3_pull` is refused at load (see
+//! [`ActionSpec::missing_feature`](super::ActionSpec::missing_feature)).
 
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, validate};
+
+#[cfg(feature = "s3")]
+mod io;
 
 /// AWS credentials for S3 actions. `Debug` never shows the secret key or
 /// the session token.
@@ -28,13 +37,8 @@ pub struct S3Credentials {
 }
 
 impl S3Credentials {
-    /// Credentials from an access key id and secret access key.
-    ///
-    /// ```
-    /// # use rebound_init::actions::s3::S3Credentials;
-    /// let c = S3Credentials::new("id", "secret");
-    /// assert_eq!(c.access_key_id(), "id");
-    /// ```
+    /// Credentials from an access key id and secret access key (see
+    /// [`S3Push::push_with`] for their use).
     pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
         Self {
             access_key_id: access_key_id.into(),
@@ -43,12 +47,13 @@ impl S3Credentials {
         }
     }
 
-    /// Adds a session token (temporary credentials).
+    /// Adds a session token (temporary credentials), which `Debug` hides
+    /// like the secret key.
     ///
     /// ```
     /// # use rebound_init::actions::s3::S3Credentials;
-    /// let c = S3Credentials::new("id", "secret").with_session_token("token");
-    /// # let _ = c;
+    /// let c = S3Credentials::new("id", "secret").with_session_token("FwoGZXIvYXdzEJr");
+    /// assert!(!format!("{c:?}").contains("FwoGZXIvYXdzEJr"));
     /// ```
     #[must_use]
     pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
@@ -56,12 +61,7 @@ impl S3Credentials {
         self
     }
 
-    /// The access key id (not a secret).
-    ///
-    /// ```
-    /// # use rebound_init::actions::s3::S3Credentials;
-    /// assert_eq!(S3Credentials::new("id", "s").access_key_id(), "id");
-    /// ```
+    /// The access key id (not a secret: messages and `Debug` may show it).
     pub fn access_key_id(&self) -> &str {
         &self.access_key_id
     }
@@ -119,7 +119,7 @@ impl fmt::Debug for S3Credentials {
 /// ).unwrap();
 /// assert_eq!(p.bucket, "b");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Push {
     /// Local file to upload.
@@ -136,10 +136,14 @@ pub struct S3Push {
     pub key: String,
     /// S3-compatible endpoint (`http://` allowed); path-style addressing is
     /// used when set. Default: AWS.
-    #[serde(default, deserialize_with = "validate::opt_http_url")]
+    #[serde(
+        default,
+        deserialize_with = "validate::opt_http_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub endpoint: Option<String>,
     /// Region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, then us-east-1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
 }
 
@@ -154,7 +158,7 @@ pub struct S3Push {
 /// assert_eq!(p.endpoint, None);
 /// assert!(serde_json::from_str::<S3Pull>(r#"{"bucket": "b", "key": "k"}"#).is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Pull {
     /// Bucket name.
@@ -171,10 +175,14 @@ pub struct S3Pull {
     pub destination: PathBuf,
     /// S3-compatible endpoint (`http://` allowed); path-style addressing is
     /// used when set. Default: AWS.
-    #[serde(default, deserialize_with = "validate::opt_http_url")]
+    #[serde(
+        default,
+        deserialize_with = "validate::opt_http_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub endpoint: Option<String>,
     /// Region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, then us-east-1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
 }
 
@@ -209,7 +217,7 @@ impl S3Push {
     pub async fn push_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
         #[cfg(feature = "s3")]
         {
-            super::s3_io::push(self, credentials).await
+            io::push(self, credentials).await
         }
         #[cfg(not(feature = "s3"))]
         {
@@ -250,7 +258,7 @@ impl S3Pull {
     pub async fn pull_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
         #[cfg(feature = "s3")]
         {
-            super::s3_io::pull(self, credentials).await
+            io::pull(self, credentials).await
         }
         #[cfg(not(feature = "s3"))]
         {
@@ -260,6 +268,9 @@ impl S3Pull {
     }
 }
 
+/// The error of a transfer in a build without the `s3` feature. The spec
+/// loader refuses these actions in such a build; a library user may still
+/// build one by hand.
 #[cfg(not(feature = "s3"))]
 fn no_s3() -> ActionError {
     ActionError::permanent("S3 actions need rebound-init's `s3` feature, which this build lacks")

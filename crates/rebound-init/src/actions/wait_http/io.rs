@@ -1,14 +1,15 @@
-//! The HTTP client behind `init.wait_http` (reqwest with rustls/ring).
+//! The polling behind `init.wait_http` (reqwest with rustls/ring).
 
 use std::time::Duration;
 
 use rebound_retry::{Decision, classify};
 use reqwest::redirect;
 
-use super::tls::{ensure_crypto_provider, error_chain};
-use super::validate::redacted;
-use super::wait_http::{DEFAULT_REQUEST_TIMEOUT, StatusMatch, WaitHttp};
-use super::{ActionContext, ActionError};
+use super::{DEFAULT_REQUEST_TIMEOUT, StatusMatch, WaitHttp};
+use crate::actions::tls::ensure_crypto_provider;
+use crate::actions::validate::{self, redacted};
+use crate::actions::{ActionContext, ActionError};
+use crate::error_chain;
 
 /// First pause between requests; doubles up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(10);
@@ -151,7 +152,7 @@ fn client(w: &WaitHttp) -> Result<reqwest::Client, ActionError> {
 /// Polls the URL until it answers as expected, or fails for good.
 pub(crate) async fn attempt(w: &WaitHttp, ctx: &ActionContext) -> Result<(), ActionError> {
     let url = url::Url::parse(&w.url).map_err(|e| {
-        let shown = super::validate::redacted_text(&w.url);
+        let shown = validate::redacted_text(&w.url);
         ActionError::permanent(format!("invalid URL {shown:?}: {e}"))
     })?;
     let shown = redacted(&url);
@@ -168,8 +169,7 @@ pub(crate) async fn attempt(w: &WaitHttp, ctx: &ActionContext) -> Result<(), Act
                 retry_after,
             } => {
                 tracing::debug!(url = %shown, %reason, "not ready yet");
-                ctx.last_problem
-                    .set(super::validate::redacted_urls_in(&reason));
+                ctx.last_problem.set(validate::redacted_urls_in(&reason));
                 tokio::time::sleep(next_delay(delay, retry_after)).await;
                 delay = (delay * 2).min(MAX_DELAY);
             }

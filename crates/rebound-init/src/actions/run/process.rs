@@ -9,8 +9,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::run::{Command, Run};
-use super::{ActionContext, ActionError, Stream};
+use super::{Command, Run, ellipsize};
+use crate::actions::{ActionContext, ActionError, Stream};
 
 /// How long a process group gets between SIGTERM and SIGKILL (the drop of
 /// a cancelled attempt blocks at most this long).
@@ -238,7 +238,7 @@ pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionErro
     let code = exit_code(status);
     let hint = last_err
         .or(last_out)
-        .map(|l| format!(": {}", super::run::ellipsize(l.trim(), LAST_LINE_CHARS)))
+        .map(|l| format!(": {}", ellipsize(l.trim(), LAST_LINE_CHARS)))
         .unwrap_or_default();
     Err(
         ActionError::transient(format!("{} exited with code {code}{hint}", run.describe()))
@@ -304,7 +304,8 @@ mod tests {
     }
 
     async fn wait_dead(pids: &[i32]) {
-        // Bounded wait for the kill thread (grace + slack); not a timing check.
+        // Bounded wait for the kernel to finish off the group; not a timing
+        // check.
         for _ in 0..500 {
             if pids.iter().all(|&p| !alive(p)) {
                 return;
@@ -433,8 +434,7 @@ mod tests {
     // child behind. The child copy of this test cancels and exits at once.
     #[test]
     fn no_orphans_when_the_process_exits_right_after_cancelling() {
-        const NAME: &str =
-            "actions::process::tests::no_orphans_when_the_process_exits_right_after_cancelling";
+        const NAME: &str = "actions::run::process::tests::no_orphans_when_the_process_exits_right_after_cancelling";
         if let Some(pids) = std::env::var_os("REBOUND_TEST_PIDS_FILE") {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

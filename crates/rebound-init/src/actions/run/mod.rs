@@ -1,14 +1,19 @@
 //! `init.run`: run a command; a non-zero exit fails the attempt.
+//!
+//! This module holds the parameters and their validation; running the
+//! command in its own process group is its child `process`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::{ActionContext, ActionError, duration, validate};
+
+mod process;
 
 /// The `with:` block of `init.run`.
 ///
@@ -23,22 +28,35 @@ use super::{ActionContext, ActionError, duration, validate};
 /// let r: Run = serde_json::from_str(r#"{"command": "echo hi && true"}"#).unwrap();
 /// assert_eq!(r.command, Command::Shell("echo hi && true".into()));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Run {
     /// A string runs under `sh -c`; an array runs the program directly.
     pub command: Command,
     /// Extra environment variables for the command (numbers and booleans
     /// are passed on as text).
-    #[serde(default, deserialize_with = "validate::env_map")]
+    #[serde(
+        default,
+        deserialize_with = "validate::env_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     #[schemars(with = "BTreeMap<String, EnvValue>")]
     pub env: BTreeMap<String, String>,
     /// Working directory of the command (default: rebound's own).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "validate::opt_cwd",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>")]
     pub cwd: Option<PathBuf>,
     /// How long one run may take before its process group is killed.
-    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "duration::option::deserialize",
+        serialize_with = "duration::option::serialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
 }
@@ -106,6 +124,17 @@ impl fmt::Display for Command {
     }
 }
 
+impl Serialize for Command {
+    /// A shell command as a string, an exec command as an array: the
+    /// forms the spec reads.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Command::Shell(script) => s.serialize_str(script),
+            Command::Exec(argv) => argv.serialize(s),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Command {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -118,11 +147,14 @@ impl<'de> Deserialize<'de> for Command {
                 if v.trim().is_empty() {
                     return Err(E::custom("command must not be empty"));
                 }
+                validate::no_nul("command", v).map_err(E::custom)?;
                 Ok(Command::Shell(v.to_owned()))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Command, A::Error> {
                 let mut argv = Vec::new();
-                while let Some(arg) = seq.next_element::<String>()? {
+                // Each item is checked as it is read, so that an error
+                // points at the item.
+                while let Some(arg) = seq.next_element_seed(Arg { index: argv.len() })? {
                     argv.push(arg);
                 }
                 match argv.first() {
@@ -135,6 +167,28 @@ impl<'de> Deserialize<'de> for Command {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// One item of a command array (item 0 is the program): text without a
+/// NUL byte, which no program or argument can hold.
+struct Arg {
+    index: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Arg {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let what = if self.index == 0 {
+            "command program".to_owned()
+        } else {
+            format!("command argument {}", self.index)
+        };
+        validate::checked_str(d, "a string", |v| {
+            validate::no_nul(&what, v)?;
+            Ok(v.to_owned())
+        })
     }
 }
 
@@ -165,7 +219,7 @@ impl Run {
 
     /// Runs the command once.
     pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        super::process::run(self, ctx).await
+        process::run(self, ctx).await
     }
 }
 

@@ -1,7 +1,9 @@
 //! The S3 client behind `init.s3_push` / `init.s3_pull` (object_store).
 //!
-//! Credentials are read from the standard AWS variables and handed to
-//! object_store; every message is scrubbed of them before it leaves.
+//! The credentials the parent module hands over (read from the standard
+//! AWS variables, or given to `push_with` / `pull_with`) go to
+//! object_store; every message is scrubbed of them, and of the secrets in
+//! the AWS variables, before it leaves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,9 +15,11 @@ use object_store::{ClientOptions, ObjectStoreExt, PutPayload, RetryConfig, Write
 use rebound_retry::{Decision, classify};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::ActionError;
-use super::s3::{S3Credentials, S3Pull, S3Push};
-use super::tls::{ensure_crypto_provider, error_chain};
+use super::{S3Credentials, S3Pull, S3Push};
+use crate::actions::ActionError;
+use crate::actions::tls::ensure_crypto_provider;
+use crate::actions::validate;
+use crate::error_chain;
 
 /// Files up to this size are uploaded in one PUT; larger ones in parts.
 const SINGLE_PUT_LIMIT: u64 = 16 << 20;
@@ -54,7 +58,7 @@ impl Secrets {
     /// (a password in the endpoint's `user:password@`, secret query
     /// parameters): the client's errors quote the request URL.
     fn scrub(&self, text: &str) -> String {
-        let mut out = super::validate::redacted_urls_in(text);
+        let mut out = validate::redacted_urls_in(text);
         for s in &self.0 {
             out = out.replace(s.as_str(), "***");
         }

@@ -1,18 +1,26 @@
 //! `init.wait_http`: wait until a URL answers with an expected status.
+//!
+//! This module holds the parameters and their validation; the polling
+//! (reqwest with rustls/ring) is its child `io`, compiled with the `http`
+//! feature. Without that feature a spec naming `init.wait_http` is refused
+//! at load (see [`ActionSpec::missing_feature`](super::ActionSpec::missing_feature)).
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::status::{StatusMatch, StatusMatchError};
 use super::{ActionContext, ActionError, duration, validate};
+
+#[cfg(feature = "http")]
+mod io;
 
 /// The `with:` block of `init.wait_http`.
 ///
 /// `timeout` is the timeout of each request (a bare integer is seconds;
 /// default 5 s); the action keeps polling until the answer is as expected,
-/// the answer is a permanent failure (a 4xx other than 408/429), the step's
-/// own timeout, or cancellation.
+/// the answer is a permanent failure (a 4xx other than 408/429, a redirect
+/// to another host), the step's own timeout, or cancellation.
 ///
 /// ```
 /// use rebound_init::actions::wait_http::WaitHttp;
@@ -22,7 +30,7 @@ use super::{ActionContext, ActionError, duration, validate};
 /// assert!(w.expect_status.matches(204));
 /// assert!(serde_json::from_str::<WaitHttp>(r#"{"url": "ftp://x"}"#).is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitHttp {
     /// The `http://` or `https://` URL to GET.
@@ -33,10 +41,15 @@ pub struct WaitHttp {
     #[serde(default)]
     pub expect_status: StatusMatch,
     /// Text the response body must contain, if set.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
     /// Timeout of each request (humantime or seconds; default 5 s).
-    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "duration::option::deserialize",
+        serialize_with = "duration::option::serialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
 }
@@ -73,8 +86,10 @@ impl WaitHttp {
     pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
         #[cfg(feature = "http")]
         {
-            super::http::attempt(self, ctx).await
+            io::attempt(self, ctx).await
         }
+        // The spec loader refuses this action in such a build; a library
+        // user (or `rebound wait`) may still build one by hand.
         #[cfg(not(feature = "http"))]
         {
             let _ = ctx;

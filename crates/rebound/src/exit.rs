@@ -6,6 +6,8 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use crate::output::StdoutError;
+
 /// Success.
 pub const OK: i32 = 0;
 /// Bad usage, an invalid flag, spec or config: nothing was run.
@@ -75,15 +77,26 @@ impl std::error::Error for CliError {}
 
 /// Turns a command's result into the process exit code, printing the error.
 ///
-/// An error without a [`CliError`] in its chain is a run-time failure (3).
+/// The one place that decides what a failed write to stdout means: a
+/// reader that went away ([`StdoutError::reader_gone`], `rebound ... | head`)
+/// ends the command quietly with exit 0; any other write error is exit 3
+/// ("cannot write to standard output: ..."). Any other error without a
+/// [`CliError`] in its chain is a run-time failure (3).
 pub fn report(result: anyhow::Result<i32>) -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(err) => {
-            let code = err
-                .chain()
-                .find_map(|e| e.downcast_ref::<CliError>())
-                .map_or(FAILED, |e| e.code);
+            let stdout = err.chain().find_map(|e| e.downcast_ref::<StdoutError>());
+            if stdout.is_some_and(StdoutError::reader_gone) {
+                return ExitCode::SUCCESS;
+            }
+            let code = match stdout {
+                Some(_) => FAILED,
+                None => err
+                    .chain()
+                    .find_map(|e| e.downcast_ref::<CliError>())
+                    .map_or(FAILED, |e| e.code),
+            };
             eprintln!("rebound: error: {err:#}");
             code
         }

@@ -11,7 +11,7 @@ use rebound_init::spec::Spec;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit::{self, CliError};
-use crate::output::STILL_WAITING_EVERY;
+use crate::output::{STILL_WAITING_EVERY, StdoutError, out};
 
 mod progress;
 mod workload;
@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let spec = Spec::load(&args.spec, args.service.as_deref())
         .map_err(|err| CliError::usage(format!("invalid spec: {err}")))?;
     if args.check {
-        return Ok(check(&args, &spec));
+        return Ok(check(&args, &spec)?);
     }
     let progress = Arc::new(Progress::choose(args.json));
     let runtime = crate::runtime::build()?;
@@ -150,7 +150,7 @@ async fn first_signal(streams: &mut [(Signal, tokio::signal::unix::Signal)]) -> 
 }
 
 /// `--check`: the spec is valid (loading succeeded); say what would run.
-fn check(args: &Args, spec: &Spec) -> i32 {
+fn check(args: &Args, spec: &Spec) -> Result<i32, StdoutError> {
     if args.json {
         let steps: Vec<_> = spec
             .init
@@ -158,22 +158,22 @@ fn check(args: &Args, spec: &Spec) -> i32 {
             .iter()
             .map(|s| serde_json::json!({ "id": s.id, "uses": s.action.name(), "target": s.action.describe() }))
             .collect();
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "event": "check", "ok": true, "spec": args.spec.display().to_string(), "service": spec.service, "steps": steps })
-        );
+        )?;
     } else {
         let service = spec
             .service
             .as_deref()
             .map(|s| format!(" (service {s})"))
             .unwrap_or_default();
-        println!(
+        out!(
             "{}: ok{service}, {} step{}",
             args.spec.display(),
             spec.init.steps.len(),
             if spec.init.steps.len() == 1 { "" } else { "s" }
-        );
+        )?;
         let width = spec
             .init
             .steps
@@ -182,13 +182,13 @@ fn check(args: &Args, spec: &Spec) -> i32 {
             .max()
             .unwrap_or(0);
         for step in &spec.init.steps {
-            println!(
+            out!(
                 "  {:<width$}  {:<14}  {}",
                 step.id,
                 step.action.name(),
                 step.action.describe()
-            );
+            )?;
         }
     }
-    exit::OK
+    Ok(exit::OK)
 }

@@ -168,3 +168,44 @@ fn ensure_with_stdout_full_or_closed_does_not_panic() {
     // Ready by now: the endpoint is the only output.
     assert_quiet_success("ensure", ensure(false).run_stdout_closed());
 }
+
+#[test]
+fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "first-half\nsecond-half";
+    let file = write_file(dir.path(), "token", token);
+    // Refused before any connection: no agent needs to listen there.
+    let agent = format!("unix:{}", dir.path().join("none.sock").display());
+    let ensure = || Cli::new().args(["ensure", "--agent", &agent, "--wait", "1s", "quick"]);
+    let from_file = ensure()
+        .args(["--token-file".as_ref(), file.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has("characters an HTTP header cannot carry");
+    let from_env = ensure()
+        .env("REBOUND_AGENT_TOKEN", token)
+        .run()
+        .code(2)
+        .stderr_has("characters an HTTP header cannot carry")
+        .stderr_has("REBOUND_AGENT_TOKEN");
+    for out in [from_file, from_env] {
+        assert!(
+            !out.stderr().contains("half"),
+            "the token was printed:\n{}",
+            out.stderr()
+        );
+    }
+    // The agent reads its token from a file only: the same answer there.
+    let config = write_file(
+        dir.path(),
+        "agent.yaml",
+        &QUICK_CONFIG.replace("{dir}", "/tmp"),
+    );
+    Cli::new()
+        .args(["agent".as_ref(), "--config".as_ref(), config.as_os_str()])
+        .args(["--listen", "tcp:127.0.0.1:0", "--token-file"])
+        .args([&file])
+        .run()
+        .code(2)
+        .stderr_has("characters an HTTP header cannot carry");
+}

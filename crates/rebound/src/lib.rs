@@ -10,6 +10,7 @@ mod cmd;
 mod exit;
 mod output;
 mod runtime;
+mod signal;
 
 /// Parses the process's command line, runs the command and returns its
 /// exit code (see the README's table).

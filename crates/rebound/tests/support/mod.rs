@@ -72,7 +72,7 @@ impl Cli {
     /// starts, so that its first write fails with EPIPE (what `| head -1`
     /// does once head has its line); stderr is captured.
     pub fn run_stdout_closed(mut self) -> Outcome {
-        let (reader, writer) = std::io::pipe().expect("pipe");
+        let (reader, writer) = nix::unistd::pipe().expect("pipe");
         drop(reader);
         self.cmd.stdout(writer);
         self.run()

@@ -6,6 +6,7 @@ use crate::agent::addr::{Addr, DEFAULT_LISTEN};
 use crate::agent::config::AgentConfig;
 use crate::agent::{runtime, server};
 use crate::exit::{CliError, OK};
+use crate::signal;
 
 const AFTER_HELP: &str = "\
 The config declares each runtime's start steps (rebound-init's format), its
@@ -86,18 +87,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     })
 }
 
-/// Resolves at the first SIGTERM or SIGINT.
+/// Resolves at the first of the [`signal::STOP`] signals (SIGINT, SIGTERM).
 async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let Ok(mut signals) = signal::Listener::new(signal::STOP) else {
         tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
+    let sig = signals.recv().await;
+    tracing::info!("{}: stopping", sig.as_str());
 }

@@ -5,13 +5,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nix::sys::signal::Signal;
 use rebound_init::orchestrator::{InitErrorKind, Runner};
 use rebound_init::spec::Spec;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::exit::{self, CliError};
+use crate::exit::{self, CliError, signal_exit};
 use crate::output::{STILL_WAITING_EVERY, StdoutError, out};
+use crate::signal::{self, Signal};
 
 mod progress;
 mod workload;
@@ -74,10 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // SIGQUIT during the init cancels it (dropping the run kills running
         // commands). Left to its default action, SIGHUP or SIGQUIT would end
         // rebound and leave a step's command running in its own group.
-        let mut stops = Vec::with_capacity(STOP_SIGNALS.len());
-        for sig in STOP_SIGNALS {
-            stops.push((sig, signal(SignalKind::from_raw(sig as i32))?));
-        }
+        let mut stops = signal::Listener::new(signal::END_JOB)?;
         let sink = progress.clone();
         let runner = Runner::new(&spec).on_event(move |e| sink.event(e));
         let still_waiting = {
@@ -94,14 +90,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let outcome = tokio::select! {
             outcome = runner.run() => outcome,
             never = still_waiting => match never {},
-            sig = first_signal(&mut stops) => {
+            sig = stops.recv() => {
                 let what = match sig {
                     Signal::SIGINT => "interrupted",
                     _ => "terminated",
                 };
-                progress.interrupted(sig.as_str(), 128 + sig as i32);
+                progress.interrupted(sig.as_str(), signal_exit(sig as i32));
                 return Err(CliError::new(
-                    128 + sig as i32,
+                    signal_exit(sig as i32),
                     format!("{what} during the init ({})", sig.as_str()),
                 )
                 .into());
@@ -121,32 +117,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         if args.command.is_empty() {
             return Ok(exit::OK);
         }
-        // The workload runner forwards from these same streams: a SIGTERM
+        // The workload runner forwards from this same listener: a SIGTERM
         // that arrives now, before the workload has started, still
-        // reaches it (a new stream would not see it).
+        // reaches it (a new listener would not see it).
         workload::run(&args.command, stops).await
     })
-}
-
-/// The signals that cancel the init (with exit code 128+N).
-const STOP_SIGNALS: [Signal; 4] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
-
-/// The first of `streams` to deliver a signal.
-async fn first_signal(streams: &mut [(Signal, tokio::signal::unix::Signal)]) -> Signal {
-    std::future::poll_fn(|cx| {
-        for (sig, stream) in streams.iter_mut() {
-            if stream.poll_recv(cx).is_ready() {
-                return std::task::Poll::Ready(*sig);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 /// `--check`: the spec is valid (loading succeeded); say what would run.

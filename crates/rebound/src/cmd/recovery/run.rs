@@ -13,6 +13,7 @@ use super::exec::{CommandError, Commands, ExitKinds};
 use super::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
 use crate::exit::{CliError, FAILED, INTERRUPTED, OK, TERMINATED};
 use crate::output::{out, with_stdout};
+use crate::signal::{self, Signal};
 
 /// Runs `rebound recovery`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -243,9 +244,7 @@ async fn run_workers(
     config: RecoveryConfig,
     args: RunArgs,
 ) -> anyhow::Result<i32> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut signals = signal::Listener::new(signal::STOP)?;
     let (setup_tx, mut setup_rx) = tokio::sync::mpsc::unbounded_channel();
     let commands = Commands {
         migrate: args.migrate_cmd.as_str().into(),
@@ -310,8 +309,12 @@ async fn run_workers(
                 setup_error.get_or_insert(message);
                 let _ = stop_tx.send(Stop::Terminated);
             }
-            _ = sigint.recv() => { let _ = stop_tx.send(Stop::Interrupted); }
-            _ = sigterm.recv() => { let _ = stop_tx.send(Stop::Terminated); }
+            sig = signals.recv() => {
+                let _ = stop_tx.send(match sig {
+                    Signal::SIGINT => Stop::Interrupted,
+                    _ => Stop::Terminated,
+                });
+            }
         }
     }
     let summary = json!({

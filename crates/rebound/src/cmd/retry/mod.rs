@@ -14,8 +14,9 @@ use rebound_retry::{
 };
 use tokio::process::Command;
 
-use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, Running, Target, own_group_by_default};
-use crate::exit::{CliError, TIMEOUT};
+use crate::child::{ChildExit, Running, Target, own_group_by_default};
+use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, TIMEOUT, signal_exit};
+use crate::signal::{self, Signal};
 
 mod report;
 
@@ -222,12 +223,12 @@ impl Shared {
 
     /// A signal arrived: forward it to the running child and return true,
     /// or return false when no child runs (between attempts).
-    fn forward(&self, number: i32) -> bool {
+    fn forward(&self, sig: Signal) -> bool {
         let target = self.target.lock().unwrap_or_else(PoisonError::into_inner);
-        self.stop.store(number, Ordering::SeqCst);
+        self.stop.store(sig as i32, Ordering::SeqCst);
         match *target {
             Some(target) => {
-                target.send(number);
+                target.send(sig);
                 true
             }
             None => false,
@@ -267,7 +268,7 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
     // One listener for the whole run, installed before the first spawn so
     // that no signal is missed: during an attempt a signal is forwarded to
     // the child and stops the retries; between attempts it stops at once.
-    let mut signals = Forwarder::new(&RETRY_SIGNALS)?;
+    let mut signals = signal::Listener::new(signal::END_JOB)?;
     let own_group = own_group_by_default();
 
     let op = {
@@ -317,11 +318,11 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
     let result = loop {
         tokio::select! {
             result = &mut retried => break result,
-            number = signals.recv() => {
-                if !shared.forward(number) {
+            sig = signals.recv() => {
+                if !shared.forward(sig) {
                     let attempt = attempts.load(Ordering::SeqCst);
-                    report.interrupted(attempt, number);
-                    return Ok(128 + number);
+                    report.interrupted(attempt, sig as i32);
+                    return Ok(signal_exit(sig as i32));
                 }
                 // Forwarded to the running child; the classifier stops the
                 // retries once it exits.
@@ -352,9 +353,9 @@ fn finish(
     match (reason, err.into_last_error()) {
         (_, Some(AttemptError::Spawn(e))) => {
             let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
+                NOT_FOUND
             } else {
-                126
+                CANNOT_EXECUTE
             };
             report.stopped(attempt, None, "spawn_error", None);
             Err(CliError::new(
@@ -491,7 +492,7 @@ mod tests {
         let spawn = AttemptError::Spawn(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert_eq!(c.classify(&spawn), Decision::Stop);
         // Once rebound has been signalled nothing is retried.
-        assert!(!shared.forward(15), "no child runs");
+        assert!(!shared.forward(Signal::SIGTERM), "no child runs");
         assert_eq!(c.classify(&exit(75, None)), Decision::Stop);
     }
 }

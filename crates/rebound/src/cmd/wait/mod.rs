@@ -9,8 +9,7 @@ use rebound_init::actions::{ActionContext, ActionError, LastProblem};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::child::Forwarder;
-use crate::exit::{CliError, OK};
+use crate::exit::{CliError, OK, signal_exit};
 use crate::output::{STILL_WAITING_EVERY, StdoutError, out};
 
 mod target;
@@ -175,14 +174,13 @@ async fn wait_all(
     }
 }
 
-/// Installs SIGINT/SIGTERM handlers now; the future resolves to 130 on
-/// SIGINT, 143 on SIGTERM (128 + the signal's number).
+/// Installs the [`crate::signal::STOP`] handlers (SIGINT, SIGTERM) now; the
+/// future resolves to the exit code for the first of them (130, 143).
 fn signal_exit_code() -> impl Future<Output = i32> {
-    use tokio::signal::unix::SignalKind;
-    let signals = Forwarder::new(&[SignalKind::interrupt(), SignalKind::terminate()]);
+    let signals = crate::signal::Listener::new(crate::signal::STOP);
     async move {
         match signals {
-            Ok(mut signals) => 128 + signals.recv().await,
+            Ok(mut signals) => signal_exit(signals.recv().await as i32),
             Err(_) => std::future::pending().await,
         }
     }

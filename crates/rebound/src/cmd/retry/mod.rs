@@ -167,15 +167,16 @@ fn build_policy(args: &Args) -> Result<Exponential, CliError> {
         .map_err(|e| CliError::usage(format!("{}: {e}", flag_of(&e, args))))
 }
 
-/// The flag to blame for an invalid policy.
+/// The flag to blame for an invalid policy, from the error's variant.
 fn flag_of(error: &PolicyError, args: &Args) -> &'static str {
-    match error.setting() {
-        "multiplier" => "--multiplier",
-        "max_attempts" => "--attempts",
+    match error {
+        PolicyError::InvalidMultiplier { .. } => "--multiplier",
+        PolicyError::ZeroAttempts => "--attempts",
         // Max below initial: blame the flag the user gave (if only --delay
         // was raised above the preset's cap, that is --delay).
-        "max_delay" if args.max_delay.is_none() => "--delay",
-        "max_delay" => "--max-delay",
+        PolicyError::MaxBelowInitial { .. } if args.max_delay.is_none() => "--delay",
+        PolicyError::MaxBelowInitial { .. } => "--max-delay",
+        // A variant added later: the preset is where the settings came from.
         _ => "--preset",
     }
 }

@@ -47,8 +47,11 @@ pub struct Args {
     pub targets: Vec<String>,
 }
 
-/// The shared duration parser. `--timeout` allows a leading `-` so that
-/// `-1s` is named a negative duration rather than an unknown flag.
+/// `--timeout`: a duration in the grammar of the init spec's `timeout:`
+/// (`rebound_init::actions::duration::parse`, which names a negative one as
+/// such). The flag allows a leading `-` so that `-1s` reaches that parser
+/// instead of being taken for an unknown flag; a value that is itself a
+/// flag (`--timeout --json`) is refused here.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.starts_with("--") {
         return Err(format!("a duration is needed here, not the flag {text}"));

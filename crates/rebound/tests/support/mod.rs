@@ -178,11 +178,21 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// Polls `cond` every 20 ms for up to 20 s, then fails naming `what`
 /// (waiting for real processes, not measuring time).
 #[track_caller]
-pub fn wait_until(mut cond: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+pub fn wait_until(cond: impl FnMut() -> bool, what: &str) {
+    wait_until_within(Duration::from_secs(20), cond, what);
+}
+
+/// Polls `cond` every 10 ms for up to `limit`, then fails naming `what`:
+/// for a bound the test asserts ("killed within 5 s").
+#[track_caller]
+pub fn wait_until_within(limit: Duration, mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -110,7 +110,7 @@ pub fn report(result: anyhow::Result<i32>) -> ExitCode {
                     .find_map(|e| e.downcast_ref::<CliError>())
                     .map_or(FAILED, |e| e.code),
             };
-            eprintln!("rebound: error: {err:#}");
+            crate::output::err!("rebound: error: {err:#}");
             code
         }
     };

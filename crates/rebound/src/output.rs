@@ -10,6 +10,10 @@
 //!
 //! Rust ignores SIGPIPE, so a write to a closed pipe returns EPIPE instead
 //! of killing the process; this module relies on that and keeps it so.
+//!
+//! Diagnostics go to stderr through [`err!`], best effort: `eprintln!`
+//! panics too when stderr cannot be written, and there is nowhere left to
+//! say that it failed.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -58,6 +62,11 @@ pub fn line(args: fmt::Arguments<'_>) -> Result<(), StdoutError> {
     with_stdout(|out| writeln!(out, "{args}"))
 }
 
+/// Writes one line to stderr, ignoring a write error (see [`err!`]).
+pub fn err_line(args: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{args}");
+}
+
 /// `println!` that returns a [`StdoutError`] instead of panicking:
 /// `out!("{endpoint}")?`.
 macro_rules! out {
@@ -66,3 +75,12 @@ macro_rules! out {
     };
 }
 pub(crate) use out;
+
+/// `eprintln!` that never panics: a diagnostic that cannot be written is
+/// dropped.
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::output::err_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use err;

@@ -125,6 +125,15 @@ fn stdout_on_a_full_device_is_exit_3_with_a_message() {
 }
 
 #[test]
+fn with_stderr_full_too_the_exit_code_still_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, cli) in stdout_commands(dir.path()) {
+        let out = cli.run_output_full();
+        assert_eq!(out.output.status.code(), Some(3), "{what}");
+    }
+}
+
+#[test]
 fn a_reader_that_went_away_ends_the_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
     for (what, cli) in stdout_commands(dir.path()) {

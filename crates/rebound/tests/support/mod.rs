@@ -68,6 +68,19 @@ impl Cli {
         self.run()
     }
 
+    /// Runs with stdout and stderr on `/dev/full`: not even the error
+    /// message can be written.
+    pub fn run_output_full(mut self) -> Outcome {
+        let full = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("open /dev/full")
+        };
+        self.cmd.stdout(full()).stderr(full());
+        self.run()
+    }
+
     /// Runs with stdout a pipe whose read end is closed before rebound
     /// starts, so that its first write fails with EPIPE (what `| head -1`
     /// does once head has its line); stderr is captured.

@@ -6,6 +6,7 @@ use crate::agent::addr::{Addr, DEFAULT_LISTEN};
 use crate::agent::config::AgentConfig;
 use crate::agent::{runtime, server};
 use crate::exit::{CliError, OK};
+use crate::output::err;
 use crate::signal;
 
 const AFTER_HELP: &str = "\
@@ -63,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .into());
     }
     if !addr.is_loopback() {
-        eprintln!(
+        err!(
             "rebound agent: warning: {addr} is not a loopback address; every request needs the token"
         );
     }
@@ -74,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
         let map = runtime::build(&config);
         let names: Vec<&str> = config.runtimes.iter().map(|r| r.name.as_str()).collect();
-        eprintln!(
+        err!(
             "rebound agent: listening on {} ({} runtime(s): {})",
             listener.local_addr(),
             names.len(),
@@ -82,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         );
         let server = server::Server::new(map, token);
         server::serve(listener, server, stop_signal()).await;
-        eprintln!("rebound agent: stopped");
+        err!("rebound agent: stopped");
         Ok::<i32, anyhow::Error>(OK)
     })
 }

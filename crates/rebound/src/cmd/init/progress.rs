@@ -2,7 +2,7 @@
 //! plain lines otherwise, or one JSON object per line with `--json`.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -171,7 +171,7 @@ fn out_line(text: &str) {
 
 /// Writes a line to stderr, ignoring errors as [`out_line`] does.
 fn err_line(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    crate::output::err!("{text}");
 }
 
 /// A duration to the millisecond; below one, `0ms` (humantime says `0s`,

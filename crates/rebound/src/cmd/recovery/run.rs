@@ -12,7 +12,7 @@ use serde_json::json;
 use super::exec::{CommandError, Commands, ExitKinds};
 use super::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
 use crate::exit::{CliError, FAILED, INTERRUPTED, OK, TERMINATED};
-use crate::output::{out, with_stdout};
+use crate::output::{err, out, with_stdout};
 use crate::signal::{self, Signal};
 
 /// Runs `rebound recovery`.
@@ -190,7 +190,7 @@ async fn record(
     }
     if rec.state == rebound_recovery::RecoveryState::GivenUp {
         // Recorded, and nothing will be run for it: say why, off stdout.
-        eprintln!(
+        err!(
             "rebound: recovery {} was given up: {}",
             rec.migration,
             rec.reason.as_deref().unwrap_or("no reason recorded")

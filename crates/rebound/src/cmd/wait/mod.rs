@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::exit::{CliError, OK, signal_exit};
-use crate::output::{STILL_WAITING_EVERY, StdoutError, out};
+use crate::output::{STILL_WAITING_EVERY, StdoutError, err, out};
 
 mod target;
 
@@ -246,7 +246,7 @@ impl Report {
             });
         }
         for t in targets {
-            eprintln!("rebound: {}", waiting_line(&t.text, &t.action.describe()));
+            err!("rebound: {}", waiting_line(&t.text, &t.action.describe()));
         }
         Ok(Report::Plain(texts))
     }
@@ -327,7 +327,7 @@ impl Report {
     /// targets are still not ready.
     fn still_waiting(&mut self, ready: &[bool], elapsed: Duration) {
         if let Report::Plain(texts) = self {
-            eprintln!("{}", still_waiting_line(texts, ready, elapsed));
+            err!("{}", still_waiting_line(texts, ready, elapsed));
         }
     }
 

@@ -32,3 +32,12 @@ ensure_s3s_fs() {
     cargo install --quiet --locked s3s-fs@0.14.1 --features binary
   fi
 }
+
+# cargo-hack: .ci/run checks that every feature of every crate builds on its
+# own (`cargo hack check --each-feature`). From crates.io, with its own lock.
+ensure_cargo_hack() {
+  if ! cargo hack --version >/dev/null 2>&1; then
+    echo "installing cargo-hack (cargo install)" >&2
+    cargo install --quiet --locked cargo-hack
+  fi
+}

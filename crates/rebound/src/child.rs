@@ -1,29 +1,19 @@
 //! Running a child process for `rebound retry`: spawning it (in its own
-//! process group unless it may need the terminal), passing on the signals
-//! rebound receives, and mapping its status to a shell-style exit code (its
-//! own code, or 128+N when signal N ended it).
+//! process group unless it may need the terminal), sending it the signals
+//! rebound receives (listened to with [`crate::signal`]), and mapping its
+//! status to a shell-style exit code (its own code, or 128+N when signal N
+//! ended it).
 
-use std::future::poll_fn;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::task::Poll;
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{kill, killpg};
 use nix::unistd::{Pid, getpgrp, tcgetpgrp};
 use tokio::process::{Child, Command};
-use tokio::signal::unix::{SignalKind, signal};
 
-/// The signals `rebound retry` forwards (and that stop its retries): every
-/// signal a supervisor or a terminal sends to end a job. One left out would
-/// end rebound with its default action and leave the child running, orphaned,
-/// in its own process group.
-pub const RETRY_SIGNALS: [SignalKind; 4] = [
-    SignalKind::interrupt(),
-    SignalKind::terminate(),
-    SignalKind::hangup(),
-    SignalKind::quit(),
-];
+use crate::exit::signal_exit;
+use crate::signal::Signal;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,40 +34,6 @@ impl ChildExit {
             signalled,
             killed_by: status.signal(),
         }
-    }
-}
-
-/// Listens for a set of signals; create it before spawning so that no
-/// signal falls between the spawn and the first wait.
-pub struct Forwarder {
-    listeners: Vec<(i32, tokio::signal::unix::Signal)>,
-}
-
-impl Forwarder {
-    /// Starts listening for `signals`. Must run inside a tokio runtime.
-    ///
-    /// Note that listening replaces the default action of these signals for
-    /// the rest of the process's life (tokio never uninstalls a handler).
-    pub fn new(signals: &[SignalKind]) -> io::Result<Self> {
-        let listeners = signals
-            .iter()
-            .map(|kind| Ok((kind.as_raw_value(), signal(*kind)?)))
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(Self { listeners })
-    }
-
-    /// Waits for the next signal among those listened to, and returns its
-    /// number. Pending forever when there are no listeners.
-    pub async fn recv(&mut self) -> i32 {
-        poll_fn(|cx| {
-            for (number, listener) in &mut self.listeners {
-                if let Poll::Ready(Some(())) = listener.poll_recv(cx) {
-                    return Poll::Ready(*number);
-                }
-            }
-            Poll::Pending
-        })
-        .await
     }
 }
 
@@ -111,10 +67,10 @@ pub struct Target {
 }
 
 impl Target {
-    /// Sends signal `number`. Best effort: a child that has just exited
-    /// (ESRCH) or an unknown signal number is ignored.
-    pub fn send(self, number: i32) {
-        let (Ok(pid), Ok(sig)) = (i32::try_from(self.pid), Signal::try_from(number)) else {
+    /// Sends `sig`. Best effort: a child that has just exited (ESRCH) is
+    /// ignored.
+    pub fn send(self, sig: Signal) {
+        let Ok(pid) = i32::try_from(self.pid) else {
             return;
         };
         let pid = Pid::from_raw(pid);
@@ -181,7 +137,7 @@ impl Drop for Running {
         // itself is then killed by `kill_on_drop`.
         if let Some(target) = self.target() {
             if target.group {
-                target.send(Signal::SIGKILL as i32);
+                target.send(Signal::SIGKILL);
             }
         }
     }
@@ -191,9 +147,10 @@ impl Drop for Running {
 pub fn exit_code(status: ExitStatus) -> i32 {
     match (status.code(), status.signal()) {
         (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        // Neither (stopped/continued are not reported by `wait`).
-        (None, None) => 128,
+        (None, Some(signal)) => signal_exit(signal),
+        // Neither (stopped/continued are not reported by `wait`): as if
+        // an unknown signal had ended it.
+        (None, None) => signal_exit(0),
     }
 }
 
@@ -238,7 +195,7 @@ mod tests {
             }
         );
         let exit = exit_of("kill -KILL $$").await;
-        assert_eq!((exit.code, exit.killed_by), (128 + 9, Some(9)));
+        assert_eq!((exit.code, exit.killed_by), (signal_exit(9), Some(9)));
         // A plain exit with a code above 128 is not a signal.
         let exit = exit_of("exit 143").await;
         assert_eq!((exit.code, exit.killed_by), (143, None));
@@ -250,13 +207,6 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-    }
-
-    #[tokio::test]
-    async fn forwarder_reports_each_signal_received() {
-        let mut fwd = Forwarder::new(&[SignalKind::user_defined1()]).unwrap();
-        kill(Pid::this(), Signal::SIGUSR1).unwrap();
-        assert_eq!(fwd.recv().await, Signal::SIGUSR1 as i32);
     }
 
     #[tokio::test]
@@ -272,7 +222,7 @@ mod tests {
         );
         let mut child = Running::spawn(&mut sh(&script), true).unwrap();
         wait_for(&ready).await;
-        child.target().unwrap().send(Signal::SIGUSR1 as i32);
+        child.target().unwrap().send(Signal::SIGUSR1);
         let exit = ChildExit::from_status(child.wait().await.unwrap(), None);
         assert_eq!(exit.killed_by, Some(Signal::SIGUSR1 as i32));
         assert_eq!(child.target(), None, "reaped: nothing to signal");

@@ -6,6 +6,9 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use crate::output::StdoutError;
+use crate::signal::Signal;
+
 /// Success.
 pub const OK: i32 = 0;
 /// Bad usage, an invalid flag, spec or config: nothing was run.
@@ -15,10 +18,22 @@ pub const USAGE: i32 = 2;
 pub const FAILED: i32 = 3;
 /// A deadline or timeout ran out (the convention of GNU timeout).
 pub const TIMEOUT: i32 = 124;
+/// The command cannot be executed (found, but not executable): the shell's
+/// code, used by `rebound retry`, `rebound init -- CMD`, and read from
+/// `sh -c` by `rebound recovery run`.
+pub const CANNOT_EXECUTE: i32 = 126;
+/// The command is not found: the shell's code, as [`CANNOT_EXECUTE`].
+pub const NOT_FOUND: i32 = 127;
 /// Interrupted by SIGINT (128 + 2).
-pub const INTERRUPTED: i32 = 130;
+pub const INTERRUPTED: i32 = signal_exit(Signal::SIGINT as i32);
 /// Terminated by SIGTERM (128 + 15).
-pub const TERMINATED: i32 = 143;
+pub const TERMINATED: i32 = signal_exit(Signal::SIGTERM as i32);
+
+/// The exit code for signal number `signal`: 128 + N, the shell's way of
+/// saying that signal N ended a process (or, for rebound, stopped it).
+pub const fn signal_exit(signal: i32) -> i32 {
+    128 + signal
+}
 
 /// The exit-code table shown at the end of `rebound --help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -75,18 +90,47 @@ impl std::error::Error for CliError {}
 
 /// Turns a command's result into the process exit code, printing the error.
 ///
-/// An error without a [`CliError`] in its chain is a run-time failure (3).
+/// The one place that decides what a failed write to stdout means: a
+/// reader that went away ([`StdoutError::reader_gone`], `rebound ... | head`)
+/// ends the command quietly with exit 0; any other write error is exit 3
+/// ("cannot write to standard output: ..."). Any other error without a
+/// [`CliError`] in its chain is a run-time failure (3).
 pub fn report(result: anyhow::Result<i32>) -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(err) => {
-            let code = err
-                .chain()
-                .find_map(|e| e.downcast_ref::<CliError>())
-                .map_or(FAILED, |e| e.code);
-            eprintln!("rebound: error: {err:#}");
+            let stdout = err.chain().find_map(|e| e.downcast_ref::<StdoutError>());
+            if stdout.is_some_and(StdoutError::reader_gone) {
+                return ExitCode::SUCCESS;
+            }
+            let code = match stdout {
+                Some(_) => FAILED,
+                None => err
+                    .chain()
+                    .find_map(|e| e.downcast_ref::<CliError>())
+                    .map_or(FAILED, |e| e.code),
+            };
+            crate::output::err!("rebound: error: {err:#}");
             code
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_table_states_the_codes_defined_here() {
+        for code in [OK, USAGE, FAILED, TIMEOUT, INTERRUPTED, TERMINATED] {
+            assert!(
+                EXIT_CODES_HELP.contains(&format!("  {code}  "))
+                    || EXIT_CODES_HELP.contains(&format!("{code} ")),
+                "{code} is missing from the table"
+            );
+        }
+        assert_eq!(signal_exit(Signal::SIGHUP as i32), 129);
+        assert_eq!((INTERRUPTED, TERMINATED), (130, 143));
+    }
 }

@@ -1,5 +1,5 @@
 //! The `rebound` command as a library: [`run`] is the whole program (the
-//! binary is `std::process::exit` around it), and [`agent`] holds what a
+//! binary's `main` returns its exit code), and [`agent`] holds what a
 //! host program written in Rust needs to talk to `rebound agent`: its
 //! addresses, config, protocol and client. See `docs/architecture.md`.
 
@@ -10,6 +10,7 @@ mod cmd;
 mod exit;
 mod output;
 mod runtime;
+mod signal;
 
 /// Parses the process's command line, runs the command and returns its
 /// exit code (see the README's table).

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::Cli;
+use support::{Agent, Cli, Outcome, write_file};
 
 #[test]
 fn help_lists_every_command_and_the_exit_codes() {
@@ -56,4 +56,165 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
         "ANSI escape in non-terminal stderr:\n{}",
         out.stderr()
     );
+}
+
+/// Every command that writes its answer to stdout, ready to run: a spec
+/// check, the schema, a wait for a file that exists.
+fn stdout_commands(dir: &std::path::Path) -> Vec<(&'static str, Cli)> {
+    let spec = write_file(
+        dir,
+        "spec.yaml",
+        "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: { command: [\"true\"] }\n",
+    );
+    let url = format!("file://{}", spec.display());
+    vec![
+        (
+            "init --check",
+            Cli::new().args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()]),
+        ),
+        (
+            "init --check --json",
+            Cli::new().args([
+                "init".as_ref(),
+                "--check".as_ref(),
+                "--json".as_ref(),
+                spec.as_os_str(),
+            ]),
+        ),
+        ("schema", Cli::new().args(["schema"])),
+        ("wait", Cli::new().args(["wait", &url])),
+        ("wait --json", Cli::new().args(["wait", "--json", &url])),
+    ]
+}
+
+/// A command whose stdout write failed for a reason other than a closed
+/// pipe: exit 3 with the reason, no panic.
+#[track_caller]
+fn assert_cannot_write(what: &str, out: Outcome) {
+    let stderr = out.stderr();
+    assert_eq!(
+        out.output.status.code(),
+        Some(3),
+        "{what}: exit code\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stderr.contains("rebound: error: cannot write to standard output: No space left on device"),
+        "{what}: stderr lacks the reason\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what} panicked:\n{stderr}");
+}
+
+/// A command whose reader went away: exit 0, nothing said.
+#[track_caller]
+fn assert_quiet_success(what: &str, out: Outcome) {
+    let stderr = out.stderr();
+    assert_eq!(
+        out.output.status.code(),
+        Some(0),
+        "{what}: exit code\n--- stderr\n{stderr}"
+    );
+    assert_eq!(stderr, "", "{what}: stderr is not empty");
+}
+
+#[test]
+fn stdout_on_a_full_device_is_exit_3_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, cli) in stdout_commands(dir.path()) {
+        assert_cannot_write(what, cli.run_stdout_full());
+    }
+}
+
+#[test]
+fn with_stderr_full_too_the_exit_code_still_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, cli) in stdout_commands(dir.path()) {
+        let out = cli.run_output_full();
+        assert_eq!(out.output.status.code(), Some(3), "{what}");
+    }
+}
+
+#[test]
+fn a_reader_that_went_away_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, cli) in stdout_commands(dir.path()) {
+        // Plain `wait` says on stderr what it waits for; the rest is quiet.
+        if what == "wait" {
+            let out = cli.run_stdout_closed();
+            assert_eq!(out.output.status.code(), Some(0), "{}", out.stderr());
+            assert!(!out.stderr().contains("error"), "{}", out.stderr());
+            continue;
+        }
+        assert_quiet_success(what, cli.run_stdout_closed());
+    }
+}
+
+/// A runtime `quick` that is ready once `{dir}/up` exists.
+const QUICK_CONFIG: &str = r#"runtimes:
+  quick:
+    start:
+      steps:
+        - id: touch
+          uses: init.run
+          with: { command: ["touch", "{dir}/up"] }
+    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
+    endpoint: "file://{dir}/up"
+"#;
+
+/// `rebound ensure` writes its answers through the same output path as the
+/// other commands.
+#[test]
+#[ignore = "needs cmd/ensure to write through crate::output (see the lead's merge note)"]
+fn ensure_with_stdout_full_or_closed_does_not_panic() {
+    let agent = Agent::start(QUICK_CONFIG);
+    let ensure = |json: bool| {
+        let cli = Cli::new().args(["ensure", "--agent", &agent.addr(), "--wait", "20s"]);
+        let cli = if json { cli.args(["--json"]) } else { cli };
+        cli.args(["quick"])
+    };
+    assert_cannot_write("ensure", ensure(false).run_stdout_full());
+    assert_cannot_write("ensure --json", ensure(true).run_stdout_full());
+    assert_quiet_success("ensure --json", ensure(true).run_stdout_closed());
+    // Ready by now: the endpoint is the only output.
+    assert_quiet_success("ensure", ensure(false).run_stdout_closed());
+}
+
+#[test]
+fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "first-half\nsecond-half";
+    let file = write_file(dir.path(), "token", token);
+    // Refused before any connection: no agent needs to listen there.
+    let agent = format!("unix:{}", dir.path().join("none.sock").display());
+    let ensure = || Cli::new().args(["ensure", "--agent", &agent, "--wait", "1s", "quick"]);
+    let from_file = ensure()
+        .args(["--token-file".as_ref(), file.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has("characters an HTTP header cannot carry");
+    let from_env = ensure()
+        .env("REBOUND_AGENT_TOKEN", token)
+        .run()
+        .code(2)
+        .stderr_has("characters an HTTP header cannot carry")
+        .stderr_has("REBOUND_AGENT_TOKEN");
+    for out in [from_file, from_env] {
+        assert!(
+            !out.stderr().contains("half"),
+            "the token was printed:\n{}",
+            out.stderr()
+        );
+    }
+    // The agent reads its token from a file only: the same answer there.
+    let config = write_file(
+        dir.path(),
+        "agent.yaml",
+        &QUICK_CONFIG.replace("{dir}", "/tmp"),
+    );
+    Cli::new()
+        .args(["agent".as_ref(), "--config".as_ref(), config.as_os_str()])
+        .args(["--listen", "tcp:127.0.0.1:0", "--token-file"])
+        .args([&file])
+        .run()
+        .code(2)
+        .stderr_has("characters an HTTP header cannot carry");
 }

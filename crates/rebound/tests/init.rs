@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::Cli;
+use support::{Cli, alive, wait_until_within, write_file};
 
 fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
-    let path = dir.join("spec.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+    write_file(dir, "spec.yaml", yaml)
 }
 
 fn one_step(dir: &Path, with: &str, extra: &str) -> PathBuf {
@@ -424,26 +422,12 @@ fn stop_signals_during_the_init_cancel_it_and_kill_the_step() {
             .parse()
             .unwrap();
         // The kill runs as rebound exits; allow a bounded moment for it.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(sleeper) {
-            assert!(
-                Instant::now() < deadline,
-                "the step's child {sleeper} survived {sig:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_within(
+            Duration::from_secs(5),
+            || !alive(sleeper),
+            &format!("the step's child {sleeper} to end after {sig:?}"),
+        );
     }
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 /// Zombie children of `parent`, from /proc.

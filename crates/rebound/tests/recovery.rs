@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::Cli;
+use support::{Cli, alive, free_port, send_signal, wait_until_within};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -261,11 +261,7 @@ fn bad_input_exits_2_and_writes_nothing() {
 #[test]
 fn unreachable_or_missing_journal_exits_3() {
     let env = Env::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     Cli::new()
         .args([
             "recovery",
@@ -519,10 +515,7 @@ fn a_run_killed_with_sigkill_resumes_without_loss_or_duplicates() {
         assert!(Instant::now() < deadline, "not all recovered: {states:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::process::Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status()
-        .unwrap();
+    send_signal(second.id(), "TERM");
     assert_eq!(second.wait().unwrap().code(), Some(143));
 
     let text = std::fs::read_to_string(&log).unwrap();
@@ -656,17 +649,13 @@ fn the_recovery_timeout_kills_the_whole_command() {
     .code(3)
     .stdout_has("recovery timeout of 1s");
     let pid = std::fs::read_to_string(env.path("grandchild.pid")).unwrap();
-    let stat = format!("/proc/{}/stat", pid.trim());
+    let pid = pid.trim();
     // Killed at once; it may take a moment to be reaped by its new parent.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match std::fs::read_to_string(&stat) {
-            Err(_) => break,
-            Ok(text) if text.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')) => break,
-            Ok(text) => assert!(Instant::now() < deadline, "still running: {text}"),
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_within(
+        Duration::from_secs(10),
+        || !alive(pid),
+        &format!("the grandchild {pid} to end"),
+    );
 }
 
 // `--workers N` runs N commands at once: each migrate command waits (up to
@@ -861,15 +850,12 @@ fn sigterm_mid_attempt_hands_the_recovery_back() {
         .command();
     run.stdout(Stdio::piped()).stderr(Stdio::null());
     let run = run.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !env.path("started").exists() {
-        assert!(Instant::now() < deadline, "the attempt never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::process::Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .unwrap();
+    wait_until_within(
+        Duration::from_secs(30),
+        || env.path("started").exists(),
+        "the attempt to start",
+    );
+    send_signal(run.id(), "TERM");
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -4,11 +4,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Cli;
+use support::{Cli, alive, send_signal, wait_for_file, wait_until_within};
 
 /// A temp dir holding the counter file a script bumps on each run.
 struct Scratch {
@@ -293,22 +293,6 @@ fn spawn(args: &[&str], script: &str) -> Child {
         .unwrap()
 }
 
-fn wait_for(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn send(child: &Child, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{signal}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn stop_signals_are_forwarded_to_the_child_and_stop_the_retries() {
     // HUP and QUIT too: before, they ended rebound and left the child
@@ -324,8 +308,8 @@ fn stop_signals_are_forwarded_to_the_child_and_stop_the_retries() {
             ready = ready.display()
         );
         let child = spawn(&["--attempts", "5", "--delay", "1ms"], &script);
-        wait_for(&ready);
-        send(&child, signal);
+        wait_for_file(&ready);
+        send_signal(child.id(), signal);
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(9), "{signal}: {stderr}");
@@ -358,7 +342,7 @@ fn sigint_between_attempts_stops_at_once_with_130() {
         seen.push_str(&line);
     }
     let started = Instant::now();
-    send(&child, "INT");
+    send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
     stderr.read_to_string(&mut seen).unwrap();
     assert_eq!(status.code(), Some(130), "{seen}");
@@ -397,12 +381,6 @@ fn json_reports_a_deadline_stop() {
     assert_eq!(first["attempt"], 1);
 }
 
-/// Whether process `pid` still runs (a zombie counts as ended).
-fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
-}
-
 #[test]
 fn deadline_kills_what_the_attempt_started_too() {
     // Regression: only the child (sh) was killed; its `sleep` kept running
@@ -423,14 +401,11 @@ fn deadline_kills_what_the_attempt_started_too() {
     );
     let grandchild = std::fs::read_to_string(&pid_file).unwrap();
     let grandchild = grandchild.trim();
-    let until = Instant::now() + Duration::from_secs(5);
-    while alive(grandchild) {
-        assert!(
-            Instant::now() < until,
-            "the grandchild {grandchild} survived"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_within(
+        Duration::from_secs(5),
+        || !alive(grandchild),
+        &format!("the grandchild {grandchild} to end"),
+    );
 }
 
 /// A script printing `own-group` when it leads its own process group, and

@@ -4,32 +4,16 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use support::{Cli, Outcome};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Cli, Outcome, free_port, send_signal};
 
 /// Starts `rebound wait ARGS` in the background.
 fn spawn(args: &[String]) -> std::process::Child {
-    let mut cmd = Cli::new().args(["wait"]).args(args).command();
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.spawn().unwrap()
-}
-
-fn finish(child: std::process::Child) -> Outcome {
-    let output: Output = child.wait_with_output().unwrap();
-    Outcome { output }
+    Cli::new().args(["wait"]).args(args).spawn()
 }
 
 /// A loopback HTTP server answering request n with `statuses[n]` (the last
@@ -77,7 +61,7 @@ fn a_port_that_opens_after_a_delay() {
     let acceptor = thread::spawn(move || {
         let _ = listener.accept();
     });
-    finish(child)
+    Outcome::of(child)
         .code(0)
         .stdout_has(&format!("ready {target} after"));
     acceptor.join().unwrap();
@@ -103,7 +87,9 @@ fn a_file_that_appears() {
     let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
     thread::sleep(Duration::from_millis(200));
     std::fs::write(&path, b"").unwrap();
-    finish(child).code(0).stdout_has(&format!("ready {target}"));
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready {target}"));
 }
 
 #[test]
@@ -288,12 +274,6 @@ fn sigterm_exits_143() {
     let mut buf = [0u8; 64];
     let _ = stderr.read(&mut buf).unwrap();
     thread::sleep(Duration::from_millis(100));
-    let pid = child.id().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(143));
+    send_signal(child.id(), "TERM");
+    Outcome::of(child).code(143);
 }

@@ -1,9 +1,16 @@
-//! The bearer token of the agent: read from a file, checked to fit a header,
-//! never printed.
+//! The bearer token of the agent: read from a file or the environment,
+//! checked to fit a header, never printed.
+//!
+//! Both sources go through the same check, so the same token gets the same
+//! answer (exit 2) whichever way it comes.
 
 use std::path::Path;
 
 use crate::exit::CliError;
+
+/// The environment variable `rebound ensure` reads the token from when no
+/// `--token-file` is given.
+pub const ENV: &str = "REBOUND_AGENT_TOKEN";
 
 /// Reads the token (surrounding whitespace trimmed); its content is never
 /// printed.
@@ -14,23 +21,50 @@ pub fn read(path: &Path) -> Result<String, CliError> {
             path.display()
         ))
     })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(CliError::usage(format!(
-            "the token file {} is empty",
-            path.display()
-        )));
+    let source = format!("the token file {}", path.display());
+    if text.trim().is_empty() {
+        return Err(CliError::usage(format!("{source} is empty")));
     }
+    check(&text, &source)
+}
+
+/// The token of `rebound ensure`: from `file` when given, else from
+/// [`ENV`] (unset or blank: no token), checked alike.
+pub fn from_file_or_env(file: Option<&Path>) -> Result<Option<String>, CliError> {
+    if let Some(path) = file {
+        return read(path).map(Some);
+    }
+    match std::env::var_os(ENV) {
+        None => Ok(None),
+        Some(value) => {
+            let Some(text) = value.to_str() else {
+                return Err(not_a_header_value(&format!("${ENV}")));
+            };
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            check(text, &format!("${ENV}")).map(Some)
+        }
+    }
+}
+
+/// Trims `text` and checks that it can travel in a header; `source` names
+/// where it came from in the error (the token itself never appears).
+fn check(text: &str, source: &str) -> Result<String, CliError> {
+    let token = text.trim();
     // A bearer token travels in a header, which carries printable ASCII
     // only: a token outside it could never be sent by `rebound ensure`.
     if !token.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(CliError::usage(format!(
-            "the token file {} holds characters an HTTP header cannot carry \
-             (control characters or non-ASCII): use printable ASCII",
-            path.display()
-        )));
+        return Err(not_a_header_value(source));
     }
     Ok(token.to_owned())
+}
+
+fn not_a_header_value(source: &str) -> CliError {
+    CliError::usage(format!(
+        "{source} holds characters an HTTP header cannot carry \
+         (control characters or non-ASCII): use printable ASCII"
+    ))
 }
 
 #[cfg(test)]
@@ -54,5 +88,17 @@ mod tests {
         assert!(err.contains("cannot carry"), "{err}");
         let err = token_from(b" \n\t").unwrap_err();
         assert!(err.contains("is empty"), "{err}");
+        // A newline inside (not only at the end) cannot travel either.
+        let err = token_from(b"first\nsecond\n").unwrap_err();
+        assert!(err.contains("cannot carry"), "{err}");
+    }
+
+    #[test]
+    fn the_environment_gets_the_same_check_as_a_file() {
+        assert_eq!(check(" s3cret\n", "$X").unwrap(), "s3cret");
+        let err = check("first\nsecond", "$X").unwrap_err();
+        assert_eq!(err.code, crate::exit::USAGE);
+        assert!(err.to_string().starts_with("$X holds characters"), "{err}");
+        assert!(!err.to_string().contains("first"), "the token was printed");
     }
 }

@@ -1,10 +1,15 @@
-//! A small driver for running the `rebound` binary in integration tests:
-//! `Cli::new().args([...]).run().code(2).stderr_has("...")`.
+//! What the integration tests of the `rebound` binary share: a driver for
+//! running it (`Cli::new().args([...]).run().code(2).stderr_has("...")`),
+//! free ports, files, processes and a running agent.
+// Each test binary uses a part of this module.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A `rebound` invocation being built.
 pub struct Cli {
@@ -51,6 +56,47 @@ impl Cli {
         let output = self.cmd.output().expect("run rebound");
         Outcome { output }
     }
+
+    /// Runs with stdout on `/dev/full`, where every write fails (ENOSPC);
+    /// stderr is captured.
+    pub fn run_stdout_full(mut self) -> Outcome {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full");
+        self.cmd.stdout(full);
+        self.run()
+    }
+
+    /// Runs with stdout and stderr on `/dev/full`: not even the error
+    /// message can be written.
+    pub fn run_output_full(mut self) -> Outcome {
+        let full = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("open /dev/full")
+        };
+        self.cmd.stdout(full()).stderr(full());
+        self.run()
+    }
+
+    /// Runs with stdout a pipe whose read end is closed before rebound
+    /// starts, so that its first write fails with EPIPE (what `| head -1`
+    /// does once head has its line); stderr is captured.
+    pub fn run_stdout_closed(mut self) -> Outcome {
+        let (reader, writer) = nix::unistd::pipe().expect("pipe");
+        drop(reader);
+        self.cmd.stdout(writer);
+        self.run()
+    }
+
+    /// Starts rebound in the background with stdout and stderr piped.
+    pub fn spawn(self) -> Child {
+        let mut cmd = self.cmd;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().expect("spawn rebound")
+    }
 }
 
 /// What a finished `rebound` run produced.
@@ -60,6 +106,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Waits for a child started with [`Cli::spawn`] and captures its output.
+    pub fn of(child: Child) -> Self {
+        Self {
+            output: child.wait_with_output().expect("wait for rebound"),
+        }
+    }
+
     /// Standard output as text.
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
@@ -116,5 +169,128 @@ impl Outcome {
             self.stderr()
         );
         self
+    }
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Polls `cond` every 20 ms for up to 20 s, then fails naming `what`
+/// (waiting for real processes, not measuring time).
+#[track_caller]
+pub fn wait_until(cond: impl FnMut() -> bool, what: &str) {
+    wait_until_within(Duration::from_secs(20), cond, what);
+}
+
+/// Polls `cond` every 10 ms for up to `limit`, then fails naming `what`:
+/// for a bound the test asserts ("killed within 5 s").
+#[track_caller]
+pub fn wait_until_within(limit: Duration, mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (up to 20 s) for `path` to exist.
+#[track_caller]
+pub fn wait_for_file(path: &Path) {
+    wait_until(|| path.exists(), &path.display().to_string());
+}
+
+/// Whether process `pid` still runs (a zombie counts as ended).
+pub fn alive(pid: impl std::fmt::Display) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
+}
+
+/// Sends `signal` (a name such as `TERM`) to process `pid` with kill(1).
+#[track_caller]
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A running `rebound agent` on a Unix socket in its own temporary
+/// directory; killed when dropped.
+pub struct Agent {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Agent {
+    /// Writes `config` (with `{dir}` replaced by the temporary directory)
+    /// to `agent.yaml` there, starts the agent on `unix:{dir}/agent.sock`
+    /// and returns once the socket accepts connections.
+    pub fn start(config: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let config = write_file(
+            dir.path(),
+            "agent.yaml",
+            &config.replace("{dir}", &dir.path().display().to_string()),
+        );
+        let child = Cli::new()
+            .args(["agent".as_ref(), "--config".as_ref(), config.as_os_str()])
+            .args(["--listen", &format!("unix:{}", socket.display())])
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = Agent {
+            child: Some(child),
+            dir,
+            socket,
+        };
+        wait_until(
+            || UnixStream::connect(&agent.socket).is_ok(),
+            "the agent socket",
+        );
+        agent
+    }
+
+    /// `unix:PATH`, for `rebound ensure --agent`.
+    pub fn addr(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// A path in the agent's temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

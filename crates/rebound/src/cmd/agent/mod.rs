@@ -6,6 +6,8 @@ use crate::agent::addr::{Addr, DEFAULT_LISTEN};
 use crate::agent::config::AgentConfig;
 use crate::agent::{runtime, server};
 use crate::exit::{CliError, OK};
+use crate::output::err;
+use crate::signal;
 
 const AFTER_HELP: &str = "\
 The config declares each runtime's start steps (rebound-init's format), its
@@ -62,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .into());
     }
     if !addr.is_loopback() {
-        eprintln!(
+        err!(
             "rebound agent: warning: {addr} is not a loopback address; every request needs the token"
         );
     }
@@ -73,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
         let map = runtime::build(&config);
         let names: Vec<&str> = config.runtimes.iter().map(|r| r.name.as_str()).collect();
-        eprintln!(
+        err!(
             "rebound agent: listening on {} ({} runtime(s): {})",
             listener.local_addr(),
             names.len(),
@@ -81,23 +83,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         );
         let server = server::Server::new(map, token);
         server::serve(listener, server, stop_signal()).await;
-        eprintln!("rebound agent: stopped");
+        err!("rebound agent: stopped");
         Ok::<i32, anyhow::Error>(OK)
     })
 }
 
-/// Resolves at the first SIGTERM or SIGINT.
+/// Resolves at the first of the [`signal::STOP`] signals (SIGINT, SIGTERM).
 async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let Ok(mut signals) = signal::Listener::new(signal::STOP) else {
         tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
+    let sig = signals.recv().await;
+    tracing::info!("{}: stopping", sig.as_str());
 }

@@ -84,13 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let token = match &args.token_file {
-        Some(path) => Some(crate::agent::token::read(path)?),
-        None => std::env::var("REBOUND_AGENT_TOKEN")
-            .ok()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty()),
-    };
+    let token = crate::agent::token::from_file_or_env(args.token_file.as_deref())?;
     let client = Client::new(addr, token);
     let runtime = crate::runtime::build()?;
     runtime.block_on(poll(&client, &args))

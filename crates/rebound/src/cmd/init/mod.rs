@@ -5,13 +5,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nix::sys::signal::Signal;
 use rebound_init::orchestrator::{InitErrorKind, Runner};
 use rebound_init::spec::Spec;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::exit::{self, CliError};
-use crate::output::STILL_WAITING_EVERY;
+use crate::exit::{self, CliError, signal_exit};
+use crate::output::{STILL_WAITING_EVERY, StdoutError, out};
+use crate::signal::{self, Signal};
 
 mod progress;
 mod workload;
@@ -65,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let spec = Spec::load(&args.spec, args.service.as_deref())
         .map_err(|err| CliError::usage(format!("invalid spec: {err}")))?;
     if args.check {
-        return Ok(check(&args, &spec));
+        return Ok(check(&args, &spec)?);
     }
     let progress = Arc::new(Progress::choose(args.json));
     let runtime = crate::runtime::build()?;
@@ -74,10 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // SIGQUIT during the init cancels it (dropping the run kills running
         // commands). Left to its default action, SIGHUP or SIGQUIT would end
         // rebound and leave a step's command running in its own group.
-        let mut stops = Vec::with_capacity(STOP_SIGNALS.len());
-        for sig in STOP_SIGNALS {
-            stops.push((sig, signal(SignalKind::from_raw(sig as i32))?));
-        }
+        let mut stops = signal::Listener::new(signal::END_JOB)?;
         let sink = progress.clone();
         let runner = Runner::new(&spec).on_event(move |e| sink.event(e));
         let still_waiting = {
@@ -94,14 +90,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let outcome = tokio::select! {
             outcome = runner.run() => outcome,
             never = still_waiting => match never {},
-            sig = first_signal(&mut stops) => {
+            sig = stops.recv() => {
                 let what = match sig {
                     Signal::SIGINT => "interrupted",
                     _ => "terminated",
                 };
-                progress.interrupted(sig.as_str(), 128 + sig as i32);
+                progress.interrupted(sig.as_str(), signal_exit(sig as i32));
                 return Err(CliError::new(
-                    128 + sig as i32,
+                    signal_exit(sig as i32),
                     format!("{what} during the init ({})", sig.as_str()),
                 )
                 .into());
@@ -121,36 +117,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         if args.command.is_empty() {
             return Ok(exit::OK);
         }
-        // The workload runner forwards from these same streams: a SIGTERM
+        // The workload runner forwards from this same listener: a SIGTERM
         // that arrives now, before the workload has started, still
-        // reaches it (a new stream would not see it).
+        // reaches it (a new listener would not see it).
         workload::run(&args.command, stops).await
     })
 }
 
-/// The signals that cancel the init (with exit code 128+N).
-const STOP_SIGNALS: [Signal; 4] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
-
-/// The first of `streams` to deliver a signal.
-async fn first_signal(streams: &mut [(Signal, tokio::signal::unix::Signal)]) -> Signal {
-    std::future::poll_fn(|cx| {
-        for (sig, stream) in streams.iter_mut() {
-            if stream.poll_recv(cx).is_ready() {
-                return std::task::Poll::Ready(*sig);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}
-
 /// `--check`: the spec is valid (loading succeeded); say what would run.
-fn check(args: &Args, spec: &Spec) -> i32 {
+fn check(args: &Args, spec: &Spec) -> Result<i32, StdoutError> {
     if args.json {
         let steps: Vec<_> = spec
             .init
@@ -158,22 +133,22 @@ fn check(args: &Args, spec: &Spec) -> i32 {
             .iter()
             .map(|s| serde_json::json!({ "id": s.id, "uses": s.action.name(), "target": s.action.describe() }))
             .collect();
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "event": "check", "ok": true, "spec": args.spec.display().to_string(), "service": spec.service, "steps": steps })
-        );
+        )?;
     } else {
         let service = spec
             .service
             .as_deref()
             .map(|s| format!(" (service {s})"))
             .unwrap_or_default();
-        println!(
+        out!(
             "{}: ok{service}, {} step{}",
             args.spec.display(),
             spec.init.steps.len(),
             if spec.init.steps.len() == 1 { "" } else { "s" }
-        );
+        )?;
         let width = spec
             .init
             .steps
@@ -182,13 +157,13 @@ fn check(args: &Args, spec: &Spec) -> i32 {
             .max()
             .unwrap_or(0);
         for step in &spec.init.steps {
-            println!(
+            out!(
                 "  {:<width$}  {:<14}  {}",
                 step.id,
                 step.action.name(),
                 step.action.describe()
-            );
+            )?;
         }
     }
-    exit::OK
+    Ok(exit::OK)
 }

@@ -2,7 +2,7 @@
 //! plain lines otherwise, or one JSON object per line with `--json`.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -161,16 +161,17 @@ fn json_line(event: &Event) {
     }
 }
 
-/// Writes a line to stdout; a closed pipe (`| head`) is not worth a panic.
+/// Writes a line to stdout, best effort: progress is a log, and a reader
+/// that went away (`| head`) or a full disk must not stop the init or keep
+/// the workload from starting, so a write error is dropped here rather than
+/// ending the command (as `--check`'s output does).
 fn out_line(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
+    let _ = crate::output::out!("{text}");
 }
 
 /// Writes a line to stderr, ignoring errors as [`out_line`] does.
 fn err_line(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    crate::output::err!("{text}");
 }
 
 /// A duration to the millisecond; below one, `0ms` (humantime says `0s`,

@@ -13,46 +13,29 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::kill;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::exit::CliError;
+use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, signal_exit};
+use crate::signal::{self, Signal};
 
-/// The signals passed on to the workload.
-pub const FORWARDED: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
-/// Runs `command` to its end, forwarding [`FORWARDED`] signals to it, and
-/// returns its exit code (128+N when signal N ended it).
+/// Runs `command` to its end, forwarding the [`signal::WORKLOAD`] signals
+/// to it, and returns its exit code (128+N when signal N ended it).
 ///
-/// `early` are signal streams the caller opened before (SIGINT and SIGTERM,
-/// listened to during the init): they are forwarded from, so that such a
-/// signal arriving after the init ended but before the workload started is
-/// delivered to the workload once it runs instead of being lost.
-pub async fn run(
-    command: &[OsString],
-    early: Vec<(Signal, tokio::signal::unix::Signal)>,
-) -> anyhow::Result<i32> {
+/// `early` is the listener the caller opened before (the signals that
+/// cancel the init): it is forwarded from, so that such a signal arriving
+/// after the init ended but before the workload started is delivered to the
+/// workload once it runs instead of being lost.
+pub async fn run(command: &[OsString], early: signal::Listener) -> anyhow::Result<i32> {
     let Some((program, args)) = command.split_first() else {
         return Err(CliError::usage("no workload command after `--`").into());
     };
     // Listen before spawning, so that no SIGCHLD or forwarded signal is
     // missed between the spawn and the loop.
-    let mut child_events = signal(SignalKind::child())?;
-    let mut streams = early;
-    for sig in FORWARDED {
-        if !streams.iter().any(|(s, _)| *s == sig) {
-            streams.push((sig, signal(SignalKind::from_raw(sig as i32))?));
-        }
-    }
+    let mut child_events = signal::Listener::new(&[Signal::SIGCHLD])?;
+    let mut forwarded = early;
+    forwarded.add(signal::WORKLOAD)?;
     // Become the reaper of the workload's orphans (a no-op as PID 1). The
     // init steps are over: daemons they started keep their parent.
     let reap_all = std::process::id() == 1 || nix::sys::prctl::set_child_subreaper(true).is_ok();
@@ -63,9 +46,9 @@ pub async fn run(
             // The shell's codes (and `rebound retry`'s, and a container
             // runtime's): 127 not found, 126 found but not executable.
             let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
+                NOT_FOUND
             } else {
-                126
+                CANNOT_EXECUTE
             };
             CliError::new(
                 code,
@@ -79,18 +62,14 @@ pub async fn run(
     // The std handle is not used to wait (see the module doc); dropping it
     // neither kills nor waits.
     drop(child);
-    let forwarders: Vec<_> = streams
-        .into_iter()
-        .map(|(sig, mut stream)| {
-            tokio::spawn(async move {
-                while stream.recv().await.is_some() {
-                    tracing::debug!(signal = ?sig, pid = pid.as_raw(), "forwarding to the workload");
-                    // ESRCH: the workload just exited; its status comes next.
-                    let _ = kill(pid, sig);
-                }
-            })
-        })
-        .collect();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let sig = forwarded.recv().await;
+            tracing::debug!(signal = ?sig, pid = pid.as_raw(), "forwarding to the workload");
+            // ESRCH: the workload just exited; its status comes next.
+            let _ = kill(pid, sig);
+        }
+    });
     let result = loop {
         match reap(pid, reap_all) {
             Ok(None) => {}
@@ -103,9 +82,7 @@ pub async fn run(
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     };
-    for task in forwarders {
-        task.abort();
-    }
+    forwarder.abort();
     result.map(|code| code.unwrap_or(crate::exit::FAILED))
 }
 
@@ -118,7 +95,7 @@ fn reap(workload: Pid, reap_all: bool) -> anyhow::Result<Option<i32>> {
         match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == workload => return Ok(Some(code)),
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid == workload => {
-                return Ok(Some(128 + sig as i32));
+                return Ok(Some(signal_exit(sig as i32)));
             }
             Ok(WaitStatus::StillAlive) => return Ok(None),
             // An orphan reaped, or a stop/continue report.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use rebound_recovery::{FailureKind, Job, Migrator, RollbackHandler};
 
+use crate::exit::{CANNOT_EXECUTE, NOT_FOUND};
+
 /// Exit code of the migrate command -> failure kind.
 #[derive(Debug, Clone)]
 pub struct ExitKinds(BTreeMap<i32, FailureKind>);
@@ -106,11 +108,13 @@ pub struct Commands {
 /// installed), not a failed migration: counted as one, a typo would roll
 /// back (or give up) every due recovery.
 fn not_run(which: &str, status: ExitStatus, table: &ExitKinds) -> Option<String> {
-    let code = status.code().filter(|c| matches!(c, 126 | 127))?;
+    let code = status
+        .code()
+        .filter(|c| matches!(*c, CANNOT_EXECUTE | NOT_FOUND))?;
     if table.maps(code) {
         return None;
     }
-    let what = if code == 127 {
+    let what = if code == NOT_FOUND {
         "not found"
     } else {
         "not executable"
@@ -240,15 +244,22 @@ mod tests {
     #[test]
     fn commands_that_could_not_run_are_told_apart() {
         let table = ExitKinds::default();
-        let not_found = not_run("migrate", ExitStatus::from_raw(127 << 8), &table).unwrap();
+        let not_found = not_run("migrate", ExitStatus::from_raw(NOT_FOUND << 8), &table).unwrap();
         assert!(not_found.contains("--migrate-cmd"), "{not_found}");
         assert!(not_found.contains("not found"), "{not_found}");
-        assert!(not_run("rollback", ExitStatus::from_raw(126 << 8), &table).is_some());
+        assert!(
+            not_run(
+                "rollback",
+                ExitStatus::from_raw(CANNOT_EXECUTE << 8),
+                &table
+            )
+            .is_some()
+        );
         assert!(not_run("migrate", ExitStatus::from_raw(1 << 8), &table).is_none());
         assert!(not_run("migrate", ExitStatus::from_raw(9), &table).is_none());
         // An --exit-kind entry for 127 makes it a failure like any other.
-        let mapped = ExitKinds::with(&[(127, FailureKind::IncompatibleTarget)]);
-        assert!(not_run("migrate", ExitStatus::from_raw(127 << 8), &mapped).is_none());
+        let mapped = ExitKinds::with(&[(NOT_FOUND, FailureKind::IncompatibleTarget)]);
+        assert!(not_run("migrate", ExitStatus::from_raw(NOT_FOUND << 8), &mapped).is_none());
     }
 
     #[test]

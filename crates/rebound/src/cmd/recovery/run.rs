@@ -1,7 +1,6 @@
 //! Running `rebound recovery`: the journal, the subcommands and their output.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use rebound_recovery::{
@@ -13,6 +12,8 @@ use serde_json::json;
 use super::exec::{CommandError, Commands, ExitKinds};
 use super::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
 use crate::exit::{CliError, FAILED, INTERRUPTED, OK, TERMINATED};
+use crate::output::{err, out, with_stdout};
+use crate::signal::{self, Signal};
 
 /// Runs `rebound recovery`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -26,8 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         _ => None,
     };
     let runtime = crate::runtime::build()?;
-    let prints_only = !matches!(args.command, Sub::Run(_));
-    let result = runtime.block_on(async move {
+    runtime.block_on(async move {
         let read_only = matches!(args.command, Sub::List(_) | Sub::Show(_) | Sub::Due(_));
         if read_only {
             if let JournalAddress::Sqlite(path) = &address {
@@ -52,23 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Sub::Due(d) => due(open_read_only(&address, config).await?, d).await,
             Sub::Run(r) => run_workers(&address, config, r).await,
         }
-    });
-    if prints_only && reader_gone(&result) {
-        // `rebound recovery list | head`: what was asked is done (a record
-        // is written before it is printed); the reader wanted no more.
-        return Ok(OK);
-    }
-    result
-}
-
-/// Whether printing failed because the reader of stdout went away.
-fn reader_gone(result: &anyhow::Result<i32>) -> bool {
-    result.as_ref().is_err_and(|e| {
-        e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        })
     })
+    // `rebound recovery list | head`: a reader that went away ends the
+    // command quietly (exit 0) through `crate::exit::report`; what was
+    // asked is done by then (a record is written before it is printed).
 }
 
 fn config(args: &Args) -> anyhow::Result<RecoveryConfig> {
@@ -171,7 +158,7 @@ fn empty(command: &Sub) -> anyhow::Result<i32> {
             Err(CliError::usage(format!("no recovery for migration {:?}", s.migration)).into())
         }
         Sub::List(ListArgs { json, .. }) | Sub::Due(DueArgs { json }) => {
-            super::output::recoveries(&mut std::io::stdout().lock(), &[], *json, 0)?;
+            with_stdout(|out| super::output::recoveries(out, &[], *json, 0))?;
             Ok(OK)
         }
         _ => Ok(OK),
@@ -195,15 +182,15 @@ async fn record(
     report.snapshot = snapshot;
     let now = SystemClock.now_ms();
     let rec = journal.record(report, now).await.map_err(journal_error)?;
-    let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string(&rec)?)?;
+        let line = serde_json::to_string(&rec)?;
+        out!("{line}")?;
     } else {
-        super::output::recoveries(&mut out, std::slice::from_ref(&rec), false, now)?;
+        with_stdout(|out| super::output::recoveries(out, std::slice::from_ref(&rec), false, now))?;
     }
     if rec.state == rebound_recovery::RecoveryState::GivenUp {
         // Recorded, and nothing will be run for it: say why, off stdout.
-        eprintln!(
+        err!(
             "rebound: recovery {} was given up: {}",
             rec.migration,
             rec.reason.as_deref().unwrap_or("no reason recorded")
@@ -214,12 +201,8 @@ async fn record(
 
 async fn list(journal: AnyJournal, args: ListArgs) -> anyhow::Result<i32> {
     let recs = journal.list(args.state).await.map_err(journal_error)?;
-    super::output::recoveries(
-        &mut std::io::stdout().lock(),
-        &recs,
-        args.json,
-        SystemClock.now_ms(),
-    )?;
+    let now = SystemClock.now_ms();
+    with_stdout(|out| super::output::recoveries(out, &recs, args.json, now))?;
     Ok(OK)
 }
 
@@ -236,20 +219,15 @@ async fn show(journal: AnyJournal, args: ShowArgs) -> anyhow::Result<i32> {
         .history(&args.migration)
         .await
         .map_err(journal_error)?;
-    super::output::show(
-        &mut std::io::stdout().lock(),
-        &rec,
-        &history,
-        args.json,
-        SystemClock.now_ms(),
-    )?;
+    let now = SystemClock.now_ms();
+    with_stdout(|out| super::output::show(out, &rec, &history, args.json, now))?;
     Ok(OK)
 }
 
 async fn due(journal: AnyJournal, args: DueArgs) -> anyhow::Result<i32> {
     let now = SystemClock.now_ms();
     let recs = journal.due(now).await.map_err(journal_error)?;
-    super::output::recoveries(&mut std::io::stdout().lock(), &recs, args.json, now)?;
+    with_stdout(|out| super::output::recoveries(out, &recs, args.json, now))?;
     Ok(OK)
 }
 
@@ -266,9 +244,7 @@ async fn run_workers(
     config: RecoveryConfig,
     args: RunArgs,
 ) -> anyhow::Result<i32> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut signals = signal::Listener::new(signal::STOP)?;
     let (setup_tx, mut setup_rx) = tokio::sync::mpsc::unbounded_channel();
     let commands = Commands {
         migrate: args.migrate_cmd.as_str().into(),
@@ -284,11 +260,9 @@ async fn run_workers(
     }
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "rebound".to_owned());
     let json = args.json;
-    let stdout = Arc::new(Mutex::new(std::io::stdout()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Running);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, journal) in journals.into_iter().enumerate() {
-        let out = Arc::clone(&stdout);
         let worker = RecoveryWorker::new(journal, commands.clone(), commands.clone())
             .with_classifier(|e: &CommandError| e.kind)
             .with_owner(format!("{host}-{}-{i}", std::process::id()))
@@ -300,9 +274,9 @@ async fn run_workers(
             .with_poll_interval(args.poll)
             .with_notify(move |claim, done| {
                 let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
-                let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
+                // Best effort: a reader that went away must not stop the
+                // workers in the middle of their recoveries.
+                let _ = out!("{line}");
             });
         let mut stop = stop_rx.clone();
         let once = args.once;
@@ -335,8 +309,12 @@ async fn run_workers(
                 setup_error.get_or_insert(message);
                 let _ = stop_tx.send(Stop::Terminated);
             }
-            _ = sigint.recv() => { let _ = stop_tx.send(Stop::Interrupted); }
-            _ = sigterm.recv() => { let _ = stop_tx.send(Stop::Terminated); }
+            sig = signals.recv() => {
+                let _ = stop_tx.send(match sig {
+                    Signal::SIGINT => Stop::Interrupted,
+                    _ => Stop::Terminated,
+                });
+            }
         }
     }
     let summary = json!({
@@ -349,35 +327,37 @@ async fn run_workers(
         "lease_lost": total.lease_lost,
         "released": total.released,
     });
-    {
-        let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-        if json {
-            writeln!(out, "{summary}")?;
-        } else {
-            writeln!(
-                out,
-                "claimed {}, succeeded {}, rolled back {}, retrying {}, given up {}, lease lost {}, \
-                 handed back {}",
-                total.claimed,
-                total.succeeded,
-                total.rolled_back,
-                total.retrying,
-                total.given_up,
-                total.lease_lost,
-                total.released
-            )?;
-        }
-    }
+    let printed = if json {
+        out!("{summary}")
+    } else {
+        out!(
+            "claimed {}, succeeded {}, rolled back {}, retrying {}, given up {}, lease lost {}, \
+             handed back {}",
+            total.claimed,
+            total.succeeded,
+            total.rolled_back,
+            total.retrying,
+            total.given_up,
+            total.lease_lost,
+            total.released
+        )
+    };
     if let Some(e) = failure {
         return Err(journal_error(e));
     }
     if let Some(message) = setup_error {
         return Err(CliError::usage(message).into());
     }
-    Ok(match *stop_tx.borrow() {
+    let code = match *stop_tx.borrow() {
         Stop::Interrupted => INTERRUPTED,
         Stop::Terminated => TERMINATED,
         Stop::Running if total.given_up > 0 => FAILED,
         Stop::Running => OK,
-    })
+    };
+    // A summary that could not be written yields to any outcome other than
+    // success: the exit code says more than the missing line.
+    if code == OK {
+        printed?;
+    }
+    Ok(code)
 }

@@ -14,8 +14,9 @@ use rebound_retry::{
 };
 use tokio::process::Command;
 
-use crate::child::{ChildExit, Forwarder, RETRY_SIGNALS, Running, Target, own_group_by_default};
-use crate::exit::{CliError, TIMEOUT};
+use crate::child::{ChildExit, Running, Target, own_group_by_default};
+use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, TIMEOUT, signal_exit};
+use crate::signal::{self, Signal};
 
 mod report;
 
@@ -166,15 +167,16 @@ fn build_policy(args: &Args) -> Result<Exponential, CliError> {
         .map_err(|e| CliError::usage(format!("{}: {e}", flag_of(&e, args))))
 }
 
-/// The flag to blame for an invalid policy.
+/// The flag to blame for an invalid policy, from the error's variant.
 fn flag_of(error: &PolicyError, args: &Args) -> &'static str {
-    match error.setting() {
-        "multiplier" => "--multiplier",
-        "max_attempts" => "--attempts",
+    match error {
+        PolicyError::InvalidMultiplier { .. } => "--multiplier",
+        PolicyError::ZeroAttempts => "--attempts",
         // Max below initial: blame the flag the user gave (if only --delay
         // was raised above the preset's cap, that is --delay).
-        "max_delay" if args.max_delay.is_none() => "--delay",
-        "max_delay" => "--max-delay",
+        PolicyError::MaxBelowInitial { .. } if args.max_delay.is_none() => "--delay",
+        PolicyError::MaxBelowInitial { .. } => "--max-delay",
+        // A variant added later: the preset is where the settings came from.
         _ => "--preset",
     }
 }
@@ -222,12 +224,12 @@ impl Shared {
 
     /// A signal arrived: forward it to the running child and return true,
     /// or return false when no child runs (between attempts).
-    fn forward(&self, number: i32) -> bool {
+    fn forward(&self, sig: Signal) -> bool {
         let target = self.target.lock().unwrap_or_else(PoisonError::into_inner);
-        self.stop.store(number, Ordering::SeqCst);
+        self.stop.store(sig as i32, Ordering::SeqCst);
         match *target {
             Some(target) => {
-                target.send(number);
+                target.send(sig);
                 true
             }
             None => false,
@@ -267,7 +269,7 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
     // One listener for the whole run, installed before the first spawn so
     // that no signal is missed: during an attempt a signal is forwarded to
     // the child and stops the retries; between attempts it stops at once.
-    let mut signals = Forwarder::new(&RETRY_SIGNALS)?;
+    let mut signals = signal::Listener::new(signal::END_JOB)?;
     let own_group = own_group_by_default();
 
     let op = {
@@ -317,11 +319,11 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
     let result = loop {
         tokio::select! {
             result = &mut retried => break result,
-            number = signals.recv() => {
-                if !shared.forward(number) {
+            sig = signals.recv() => {
+                if !shared.forward(sig) {
                     let attempt = attempts.load(Ordering::SeqCst);
-                    report.interrupted(attempt, number);
-                    return Ok(128 + number);
+                    report.interrupted(attempt, sig as i32);
+                    return Ok(signal_exit(sig as i32));
                 }
                 // Forwarded to the running child; the classifier stops the
                 // retries once it exits.
@@ -352,9 +354,9 @@ fn finish(
     match (reason, err.into_last_error()) {
         (_, Some(AttemptError::Spawn(e))) => {
             let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
+                NOT_FOUND
             } else {
-                126
+                CANNOT_EXECUTE
             };
             report.stopped(attempt, None, "spawn_error", None);
             Err(CliError::new(
@@ -491,7 +493,7 @@ mod tests {
         let spawn = AttemptError::Spawn(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert_eq!(c.classify(&spawn), Decision::Stop);
         // Once rebound has been signalled nothing is retried.
-        assert!(!shared.forward(15), "no child runs");
+        assert!(!shared.forward(Signal::SIGTERM), "no child runs");
         assert_eq!(c.classify(&exit(75, None)), Decision::Stop);
     }
 }

@@ -20,6 +20,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         serde_json::to_string_pretty(&schema)?
     };
-    println!("{text}");
+    crate::output::out!("{text}")?;
     Ok(crate::exit::OK)
 }

@@ -1,7 +1,7 @@
 //! `rebound wait`: wait for TCP ports, HTTP endpoints and files, in
 //! parallel, using the same actions as the init steps.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -9,9 +9,8 @@ use rebound_init::actions::{ActionContext, ActionError, LastProblem};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::child::Forwarder;
-use crate::exit::{CliError, OK};
-use crate::output::STILL_WAITING_EVERY;
+use crate::exit::{CliError, OK, signal_exit};
+use crate::output::{STILL_WAITING_EVERY, StdoutError, err, out};
 
 mod target;
 
@@ -48,8 +47,11 @@ pub struct Args {
     pub targets: Vec<String>,
 }
 
-/// The shared duration parser. `--timeout` allows a leading `-` so that
-/// `-1s` is named a negative duration rather than an unknown flag.
+/// `--timeout`: a duration in the grammar of the init spec's `timeout:`
+/// (`rebound_init::actions::duration::parse`, which names a negative one as
+/// such). The flag allows a leading `-` so that `-1s` reaches that parser
+/// instead of being taken for an unknown flag; a value that is itself a
+/// flag (`--timeout --json`) is refused here.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.starts_with("--") {
         return Err(format!("a duration is needed here, not the flag {text}"));
@@ -70,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // Handlers first, so that a SIGTERM right after the "waiting" lines
         // is already ours.
         let signals = signal_exit_code();
-        let mut report = Report::new(args.json, &targets);
+        let mut report = Report::new(args.json, &targets)?;
         wait_all(&targets, args.timeout, signals, &mut report).await
     });
     // Do not wait for the blocking DNS lookups of abandoned targets.
@@ -84,6 +86,8 @@ enum Stop {
     Panicked(usize),
     TimedOut(Duration),
     Signal(i32),
+    /// Stdout cannot be written (see `crate::output`).
+    Output(StdoutError),
 }
 
 async fn wait_all(
@@ -120,7 +124,9 @@ async fn wait_all(
                 None => break None,
                 Some(Ok((i, Ok(())))) => {
                     ready[i] = true;
-                    report.ready(i, start.elapsed());
+                    if let Err(e) = report.ready(i, start.elapsed()) {
+                        break Some(Stop::Output(e));
+                    }
                 }
                 Some(Ok((i, Err(e)))) => break Some(Stop::Failed(i, e)),
                 Some(Err(e)) => {
@@ -136,23 +142,27 @@ async fn wait_all(
     };
     tasks.abort_all();
     let elapsed = start.elapsed();
+    // When the wait ends in failure, its own exit code says more than a
+    // report line that could not be written: those write errors are
+    // dropped, and only success yields to a stdout error.
     match stop {
         None => {
-            report.done(elapsed);
+            report.done(elapsed)?;
             Ok(OK)
         }
+        Some(Stop::Output(e)) => Err(e.into()),
         Some(Stop::Failed(i, e)) => {
-            report.failed(i, e.message(), elapsed);
+            let _ = report.failed(i, e.message(), elapsed);
             Err(CliError::failed(format!("{} failed: {e}", targets[i].text)).into())
         }
         Some(Stop::Panicked(i)) => {
-            report.failed(i, "internal error", elapsed);
+            let _ = report.failed(i, "internal error", elapsed);
             Err(CliError::failed(format!("waiting for {} failed", targets[i].text)).into())
         }
         Some(Stop::TimedOut(limit)) => {
             let not_ready = not_ready(targets.iter().map(|t| t.text.as_str()), &ready);
             let why = last_problems(&ready, &problems);
-            report.timed_out(&not_ready, &why, elapsed);
+            let _ = report.timed_out(&not_ready, &why, elapsed);
             Err(CliError::timeout(format!(
                 "timed out after {}; not ready: {}",
                 humantime::format_duration(limit),
@@ -161,20 +171,19 @@ async fn wait_all(
             .into())
         }
         Some(Stop::Signal(code)) => {
-            report.interrupted(code);
+            let _ = report.interrupted(code);
             Ok(code)
         }
     }
 }
 
-/// Installs SIGINT/SIGTERM handlers now; the future resolves to 130 on
-/// SIGINT, 143 on SIGTERM (128 + the signal's number).
+/// Installs the [`crate::signal::STOP`] handlers (SIGINT, SIGTERM) now; the
+/// future resolves to the exit code for the first of them (130, 143).
 fn signal_exit_code() -> impl Future<Output = i32> {
-    use tokio::signal::unix::SignalKind;
-    let signals = Forwarder::new(&[SignalKind::interrupt(), SignalKind::terminate()]);
+    let signals = crate::signal::Listener::new(crate::signal::STOP);
     async move {
         match signals {
-            Ok(mut signals) => 128 + signals.recv().await,
+            Ok(mut signals) => signal_exit(signals.recv().await as i32),
             Err(_) => std::future::pending().await,
         }
     }
@@ -205,13 +214,13 @@ enum Report {
 }
 
 impl Report {
-    fn new(json: bool, targets: &[Target]) -> Self {
+    fn new(json: bool, targets: &[Target]) -> Result<Self, StdoutError> {
         let texts: Vec<String> = targets.iter().map(|t| t.text.clone()).collect();
         if json {
             for t in targets {
-                emit(&json!({"event": "waiting", "target": t.text, "what": t.action.describe()}));
+                emit(&json!({"event": "waiting", "target": t.text, "what": t.action.describe()}))?;
             }
-            return Report::Json(texts);
+            return Ok(Report::Json(texts));
         }
         if std::io::stderr().is_terminal() {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
@@ -230,22 +239,22 @@ impl Report {
                     bar
                 })
                 .collect();
-            return Report::Terminal {
+            return Ok(Report::Terminal {
                 texts,
                 bars,
                 _multi: multi,
-            };
+            });
         }
         for t in targets {
-            eprintln!("rebound: {}", waiting_line(&t.text, &t.action.describe()));
+            err!("rebound: {}", waiting_line(&t.text, &t.action.describe()));
         }
-        Report::Plain(texts)
+        Ok(Report::Plain(texts))
     }
 
-    fn ready(&mut self, i: usize, elapsed: Duration) {
+    fn ready(&mut self, i: usize, elapsed: Duration) -> Result<(), StdoutError> {
         match self {
             Report::Json(texts) => {
-                emit(&json!({"event": "ready", "target": texts[i], "elapsed_ms": millis(elapsed)}))
+                emit(&json!({"event": "ready", "target": texts[i], "elapsed_ms": millis(elapsed)}))?
             }
             Report::Terminal { bars, texts, .. } => {
                 bars[i].set_style(
@@ -254,24 +263,21 @@ impl Report {
                 );
                 let line = format!("ready {} after {}", texts[i], short(elapsed));
                 if !std::io::stdout().is_terminal() {
-                    println!("{line}");
-                    let _ = std::io::stdout().flush();
+                    out!("{line}")?;
                 }
                 bars[i].finish_with_message(line);
             }
-            Report::Plain(texts) => {
-                println!("ready {} after {}", texts[i], short(elapsed));
-                let _ = std::io::stdout().flush();
-            }
+            Report::Plain(texts) => out!("ready {} after {}", texts[i], short(elapsed))?,
         }
+        Ok(())
     }
 
-    fn failed(&mut self, i: usize, error: &str, elapsed: Duration) {
+    fn failed(&mut self, i: usize, error: &str, elapsed: Duration) -> Result<(), StdoutError> {
         match self {
             Report::Json(texts) => emit(&json!({
                 "event": "failed", "target": texts[i], "error": error,
                 "elapsed_ms": millis(elapsed),
-            })),
+            }))?,
             Report::Terminal { bars, .. } => {
                 for bar in bars.iter() {
                     bar.abandon();
@@ -280,14 +286,20 @@ impl Report {
             }
             Report::Plain(_) => {}
         }
+        Ok(())
     }
 
-    fn timed_out(&mut self, not_ready: &[&str], why: &[Option<String>], elapsed: Duration) {
+    fn timed_out(
+        &mut self,
+        not_ready: &[&str],
+        why: &[Option<String>],
+        elapsed: Duration,
+    ) -> Result<(), StdoutError> {
         match self {
             Report::Json(_) => emit(&json!({
                 "event": "timeout", "not_ready": not_ready, "last_errors": why,
                 "elapsed_ms": millis(elapsed),
-            })),
+            }))?,
             Report::Terminal { bars, .. } => {
                 for bar in bars.iter().filter(|b| !b.is_finished()) {
                     bar.abandon_with_message("not ready");
@@ -295,11 +307,12 @@ impl Report {
             }
             Report::Plain(_) => {}
         }
+        Ok(())
     }
 
-    fn interrupted(&mut self, code: i32) {
+    fn interrupted(&mut self, code: i32) -> Result<(), StdoutError> {
         match self {
-            Report::Json(_) => emit(&json!({"event": "interrupted", "exit_code": code})),
+            Report::Json(_) => emit(&json!({"event": "interrupted", "exit_code": code}))?,
             Report::Terminal { bars, .. } => {
                 for bar in bars.iter().filter(|b| !b.is_finished()) {
                     bar.abandon_with_message("interrupted");
@@ -307,20 +320,22 @@ impl Report {
             }
             Report::Plain(_) => {}
         }
+        Ok(())
     }
 
     /// Plain output only (the others show progress on their own): which
     /// targets are still not ready.
     fn still_waiting(&mut self, ready: &[bool], elapsed: Duration) {
         if let Report::Plain(texts) = self {
-            eprintln!("{}", still_waiting_line(texts, ready, elapsed));
+            err!("{}", still_waiting_line(texts, ready, elapsed));
         }
     }
 
-    fn done(&mut self, elapsed: Duration) {
+    fn done(&mut self, elapsed: Duration) -> Result<(), StdoutError> {
         if let Report::Json(texts) = self {
-            emit(&json!({"event": "done", "ready": texts.len(), "elapsed_ms": millis(elapsed)}));
+            emit(&json!({"event": "done", "ready": texts.len(), "elapsed_ms": millis(elapsed)}))?;
         }
+        Ok(())
     }
 }
 
@@ -378,10 +393,8 @@ fn still_waiting_line(texts: &[String], ready: &[bool], elapsed: Duration) -> St
     )
 }
 
-fn emit(value: &serde_json::Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}");
-    let _ = out.flush();
+fn emit(value: &serde_json::Value) -> Result<(), StdoutError> {
+    out!("{value}")
 }
 
 #[cfg(test)]

@@ -54,10 +54,12 @@ step "an S3 server (s3s-fs) on a free loopback port"
 export AWS_ACCESS_KEY_ID=rebound-example AWS_SECRET_ACCESS_KEY=rebound-example-secret AWS_REGION=us-east-1
 for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 20000))
+    # Taken already (something answers): another port.
+    if rebound wait --timeout 100ms "tcp://127.0.0.1:$port" 2>/dev/null; then continue; fi
     s3s-fs --host 127.0.0.1 --port "$port" --access-key "$AWS_ACCESS_KEY_ID" \
         --secret-key "$AWS_SECRET_ACCESS_KEY" s3 >s3.log 2>&1 &
     s3=$!
-    if rebound wait --timeout 10s "tcp://127.0.0.1:$port"; then break; fi
+    if rebound wait --timeout 10s "tcp://127.0.0.1:$port" && kill -0 "$s3"; then break; fi
     kill "$s3" 2>/dev/null || true
     s3=
 done

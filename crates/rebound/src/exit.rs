@@ -13,8 +13,8 @@ use crate::signal::Signal;
 pub const OK: i32 = 0;
 /// Bad usage, an invalid flag, spec or config: nothing was run.
 pub const USAGE: i32 = 2;
-/// A step or wait target failed, an ensure failed for good, a recovery was
-/// given up, or an operation failed at run time (database, I/O).
+/// A step or wait target failed, a recovery was given up, or an operation
+/// failed at run time (database, I/O, a socket rebound may not open).
 pub const FAILED: i32 = 3;
 /// A deadline or timeout ran out (the convention of GNU timeout).
 pub const TIMEOUT: i32 = 124;
@@ -35,14 +35,31 @@ pub const fn signal_exit(signal: i32) -> i32 {
     128 + signal
 }
 
+// What happened to a target, in sysexits.h terms, so that a migrate command
+// made of rebound commands gets the right strategy from `rebound recovery
+// run`'s default exit-code table (see `cmd::recovery::exec::ExitKinds`).
+
+/// `rebound ensure`: the agent could not be reached on any call for the
+/// whole `--wait` (EX_UNAVAILABLE): recovery kind `target_unreachable`.
+pub const UNAVAILABLE: i32 = 69;
+/// `rebound ensure`: the node cannot run the runtime (EX_CONFIG): the
+/// runtime failed for good (its agent will not start it again within
+/// `--wait`), or the agent has no runtime of that name. Recovery kind
+/// `incompatible_target`.
+pub const INCOMPATIBLE: i32 = 78;
+
 /// The exit-code table shown at the end of `rebound --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0    success
   2    bad usage, invalid flag, spec or config (nothing was run)
-  3    a step or wait target failed, an ensure failed for good,
-       a recovery was given up, or a run-time error (I/O, database)
-  124  a deadline or timeout ran out
+  3    a step or wait target failed, a recovery was given up,
+       or a run-time error (I/O, database)
+  69   ensure: the agent could not be reached for the whole --wait
+  78   ensure: the node cannot run the runtime: it failed for good,
+       or the agent has no runtime of that name
+  124  a deadline or timeout ran out (ensure: the agent answered, the
+       runtime was still starting)
   130  interrupted (SIGINT); 143 terminated (SIGTERM)
   N    `rebound retry` and `rebound init -- CMD` end with the child's own
        exit code (128+N when signal N ended it)";

@@ -299,7 +299,7 @@ fn hanging_start_fails_at_the_start_timeout_and_is_killed() {
     let out = ensure_cli(&agent.addr(), "stuck")
         .args(["--wait", "30s", "--json"])
         .run()
-        .code(3)
+        .code(78)
         .stderr_has("start timed out after 1s");
     assert!(
         out.stdout().contains("\"outcome\":\"failed\""),
@@ -583,7 +583,7 @@ fn protocol_errors_unknown_runtime_bad_json_and_listing() {
         .stdout_has("file://");
     ensure_cli(&agent.addr(), "nope")
         .run()
-        .code(2)
+        .code(78)
         .stderr_has("unknown runtime `nope`")
         .stderr_has("runtimes: quick");
 }

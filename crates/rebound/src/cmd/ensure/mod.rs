@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::agent::addr::Addr;
 use crate::agent::client::{CallError, Client};
 use crate::agent::protocol::EnsureReply;
-use crate::exit::{CliError, FAILED, OK, TIMEOUT, USAGE};
+use crate::exit::{CliError, FAILED, INCOMPATIBLE, OK, TIMEOUT, UNAVAILABLE, USAGE};
 
 const AFTER_HELP: &str = "\
 Polls the agent with the `connection` backoff (50 ms doubling to 2 s, with
@@ -22,14 +22,19 @@ stderr. A refused connection (agent still starting) is retried.
 
 Failed for good: the agent answers `failed` and its retry_after_ms (the
 backoff before the next start) does not end before --wait does, or gives
-none. Then the command exits 3 at once instead of waiting.
+none. Then the command exits 78 at once instead of waiting.
 
 Examples:
   rebound ensure --agent unix:/run/rebound/agent.sock docker
   REBOUND_AGENT_TOKEN=... rebound ensure --agent tcp:127.0.0.1:7070 --wait 5m --json docker
 
-Exit codes: 0 ready, 2 bad usage or refused by the agent (unknown runtime,
-bad token), 3 failed for good, 124 --wait ran out.";
+Exit codes: 0 ready, 2 bad usage or a refused request (bad token), 3 an
+error retrying cannot fix (permission denied on the socket, an answer that
+is not the protocol), 69 the agent could not be reached for the whole
+--wait, 78 the node cannot run the runtime (it failed for good, or the
+agent has no runtime of that name), 124 --wait ran out while the agent
+answered. `rebound recovery run` reads 69 as target_unreachable, 78 as
+incompatible_target and 124 as timeout.";
 
 /// Arguments of `rebound ensure`.
 #[derive(Debug, clap::Args)]
@@ -105,7 +110,10 @@ fn far_future(now: Instant) -> Instant {
 /// How one poll loop ends.
 enum End {
     Ready(EnsureReply),
+    /// The runtime failed for good.
     Failed(String),
+    /// A call failed in a way retrying cannot fix.
+    Fatal(String),
     TimedOut(String),
 }
 
@@ -169,13 +177,20 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                     .map(|n| format!(" (runtimes: {})", n.join(", ")))
                     .unwrap_or_default();
                 progress.finish(&json!({"event": "result", "outcome": "refused", "status": status, "error": reply.error}));
+                // A 404 with the agent's runtime names: this node has no
+                // such runtime, so it cannot run the workload.
+                let code = if status == 404 && !names.is_empty() {
+                    INCOMPATIBLE
+                } else {
+                    USAGE
+                };
                 return Err(CliError::new(
-                    USAGE,
+                    code,
                     format!("the agent refused: {}{names}", reply.error),
                 )
                 .into());
             }
-            Err(CallError::Fatal(why)) => break End::Failed(why),
+            Err(CallError::Fatal(why)) => break End::Fatal(why),
         };
         let now = Instant::now();
         if now >= deadline {
@@ -197,7 +212,25 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
         }
         End::Failed(message) => {
             progress.finish(&json!({"event": "result", "outcome": "failed", "message": message, "elapsed_ms": elapsed_ms}));
+            Err(CliError::new(INCOMPATIBLE, format!("{}: failed: {message}", args.name)).into())
+        }
+        End::Fatal(message) => {
+            progress.finish(&json!({"event": "result", "outcome": "failed", "message": message, "elapsed_ms": elapsed_ms}));
             Err(CliError::new(FAILED, format!("{}: failed: {message}", args.name)).into())
+        }
+        End::TimedOut(last) if !progress.answered => {
+            // Not one call reached the agent: the node is down, or its
+            // agent is (exit 69, recovery kind target_unreachable).
+            progress.finish(&json!({"event": "result", "outcome": "unreachable", "message": last, "elapsed_ms": elapsed_ms}));
+            Err(CliError::new(
+                UNAVAILABLE,
+                format!(
+                    "{}: the agent could not be reached for {} (last: {last})",
+                    args.name,
+                    humantime::format_duration(args.wait)
+                ),
+            )
+            .into())
         }
         End::TimedOut(last) => {
             progress.finish(&json!({"event": "result", "outcome": "timeout", "message": last, "elapsed_ms": elapsed_ms}));
@@ -221,6 +254,8 @@ struct Progress {
     json: bool,
     bar: Option<indicatif::ProgressBar>,
     last: String,
+    /// Whether the agent answered at least once.
+    answered: bool,
 }
 
 impl Progress {
@@ -240,10 +275,12 @@ impl Progress {
             json,
             bar,
             last: String::new(),
+            answered: false,
         }
     }
 
     fn answer(&mut self, reply: &EnsureReply, elapsed: Duration) {
+        self.answered = true;
         if self.json {
             let mut value = json!(reply);
             value["event"] = json!("answer");

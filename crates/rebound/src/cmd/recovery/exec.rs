@@ -15,7 +15,10 @@ use crate::exit::{CANNOT_EXECUTE, NOT_FOUND};
 pub struct ExitKinds(BTreeMap<i32, FailureKind>);
 
 impl Default for ExitKinds {
-    /// The documented table (sysexits.h codes plus GNU timeout's 124).
+    /// The documented table (sysexits.h codes plus GNU timeout's 124). It
+    /// classifies `rebound ensure`'s own codes (see `crate::exit`): 69 agent
+    /// unreachable, 78 the node cannot run the runtime (failed for good, or
+    /// none of that name), 124 still starting when `--wait` ran out.
     fn default() -> Self {
         use FailureKind::*;
         Self(BTreeMap::from([
@@ -239,6 +242,21 @@ mod tests {
         assert_eq!(t.kind(ExitStatus::from_raw(1 << 8)), FailureKind::Unknown);
         // Killed by SIGKILL.
         assert_eq!(t.kind(ExitStatus::from_raw(9)), FailureKind::Unknown);
+    }
+
+    #[test]
+    fn rebound_ensure_codes_get_the_strategy_their_failure_needs() {
+        use crate::exit;
+        let table = ExitKinds::default();
+        let kind = |code: i32| table.kind(ExitStatus::from_raw(code << 8));
+        // A dead node and a node that cannot run the workload: another
+        // target. A runtime still starting: the same target again.
+        assert_eq!(kind(exit::UNAVAILABLE), FailureKind::TargetUnreachable);
+        assert_eq!(kind(exit::INCOMPATIBLE), FailureKind::IncompatibleTarget);
+        assert_eq!(kind(exit::TIMEOUT), FailureKind::Timeout);
+        // Bad usage and errors retrying cannot fix: roll back.
+        assert_eq!(kind(exit::USAGE), FailureKind::Unknown);
+        assert_eq!(kind(exit::FAILED), FailureKind::Unknown);
     }
 
     #[test]

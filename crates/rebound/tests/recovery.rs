@@ -951,6 +951,13 @@ fn a_journal_in_a_read_only_directory_can_be_read() {
     let env = Env::new();
     env.record("m", "timeout");
     let dir = env.dir.path();
+    // A journal is created 0600; one shared with readers is made readable
+    // by its owner, and keeps that mode.
+    std::fs::set_permissions(
+        env.path("journal.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let set_mode = |mode| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
     set_mode(0o555).unwrap();
     // Root ignores permissions: read as nobody then.

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::machine::{Begin, Machine, Phase, StartTicket};
 use crate::start::{Probe, Start};
-use crate::status::{ReadyInfo, Response, StateKind, StateView, Status};
+use crate::status::{ReadyInfo, Response, StateView, Status};
 use crate::{EnsureConfig, ProbeOutcome, WaitError, fmt_duration};
 
 /// One runtime that is started at most once at a time and whose readiness
@@ -69,6 +69,7 @@ struct Shared {
     /// Woken after every transition a waiter may care about.
     changed: Notify,
     counters: Counters,
+    feed: crate::watch::Feed,
 }
 
 #[derive(Default)]
@@ -139,6 +140,7 @@ impl Ensure {
                 config,
                 changed: Notify::new(),
                 counters: Counters::default(),
+                feed: crate::watch::Feed::new(),
             }),
         }
     }
@@ -379,40 +381,34 @@ impl Ensure {
     /// # }
     /// ```
     pub fn state(&self) -> StateView {
-        let snap = self.shared.machine.load();
-        let now = Instant::now();
-        let mut view = StateView {
-            kind: StateKind::NotStarted,
-            endpoint: None,
-            message: None,
-            for_time: now.saturating_duration_since(snap.since),
-            failures: snap.failures,
-            retry_after: None,
-            verifying: false,
-        };
-        match &snap.phase {
-            Phase::NotStarted { message } => {
-                view.message = message.as_deref().map(str::to_owned);
-            }
-            Phase::Starting { previous } => {
-                view.kind = StateKind::Starting;
-                view.message = previous
-                    .as_deref()
-                    .map(|m| format!("the previous start failed: {m}"));
-            }
-            Phase::Ready { info, verifying } => {
-                view.kind = StateKind::Ready;
-                view.endpoint = Some(info.endpoint().to_owned());
-                view.message = Some(info.message().to_owned());
-                view.verifying = *verifying;
-            }
-            Phase::Failed { message, retry_at } => {
-                view.kind = StateKind::Failed;
-                view.message = Some(message.to_string());
-                view.retry_after = Some(retry_at.saturating_duration_since(now));
-            }
-        }
-        view
+        crate::watch::view(&self.shared.machine.load(), Instant::now())
+    }
+
+    /// A feed of this runtime's state changes: a start begins (`Starting`),
+    /// ends (`Ready` with the endpoint, or `Failed` with `retry_after`), or
+    /// a ready runtime is found dead by its TTL probe (`NotStarted`). Each
+    /// change is sent as the [`StateView`] right after it; sending never
+    /// waits, and a receiver more than
+    /// [`FEED_CAPACITY`](crate::FEED_CAPACITY) changes behind gets
+    /// `RecvError::Lagged` (then read [`state`](Self::state) afresh).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError, StateKind};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::default(),
+    ///     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    ///     || async { ProbeOutcome::Down("no answer".into()) },
+    /// );
+    /// let mut changes = e.subscribe();
+    /// e.ensure(true).await;
+    /// assert_eq!(changes.recv().await.unwrap().kind(), StateKind::Starting);
+    /// let ready = changes.recv().await.unwrap();
+    /// assert_eq!(ready.endpoint(), Some("unix:/run/x.sock"));
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateView> {
+        self.shared.feed.subscribe()
     }
 
     /// Counters since this runtime was created.
@@ -447,6 +443,7 @@ impl Ensure {
         self.shared.counters.starts.fetch_add(1, Ordering::Relaxed);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
+                self.shared.feed.publish(&self.shared.machine);
                 // The caller's span (an agent's `runtime{name}`) follows the
                 // start, its log lines and the TTL probes after it.
                 handle.spawn(supervise(Arc::clone(&self.shared), ticket).in_current_span());
@@ -458,6 +455,7 @@ impl Ensure {
                     .failures
                     .fetch_add(1, Ordering::Relaxed);
                 self.shared.changed.notify_waiters();
+                self.shared.feed.publish(&self.shared.machine);
             }
         }
     }
@@ -519,6 +517,7 @@ async fn supervise(shared: Arc<Shared>, ticket: StartTicket) {
     let micros = u64::try_from(now.duration_since(begun).as_micros()).unwrap_or(u64::MAX);
     c.duration_micros.fetch_add(micros, Ordering::Relaxed);
     shared.changed.notify_waiters();
+    shared.feed.publish(&shared.machine);
     if ready {
         let weak = Arc::downgrade(&shared);
         drop(shared);
@@ -551,6 +550,7 @@ async fn watch_ttl(weak: Weak<Shared>, generation: u64) {
                 tracing::warn!(%found, "ready runtime no longer answers its probe");
                 ticket.lost(&format!("runtime stopped answering: {found}"), now);
                 shared.counters.lost.fetch_add(1, Ordering::Relaxed);
+                shared.feed.publish(&shared.machine);
                 false
             }
         };
@@ -597,7 +597,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StartError;
+    use crate::{StartError, StateKind};
     use std::sync::atomic::{AtomicBool, AtomicU32};
 
     const TTL: Duration = Duration::from_secs(10);

@@ -46,3 +46,16 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
         .try_init();
     Ok(())
 }
+
+/// Installs SIGINT/SIGTERM handlers now; the future resolves to 130 on
+/// SIGINT, 143 on SIGTERM (128 + the signal's number).
+pub(crate) fn signal_exit_code() -> impl Future<Output = i32> {
+    use tokio::signal::unix::SignalKind;
+    let signals = crate::child::Forwarder::new(&[SignalKind::interrupt(), SignalKind::terminate()]);
+    async move {
+        match signals {
+            Ok(mut signals) => 128 + signals.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}

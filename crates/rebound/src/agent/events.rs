@@ -65,6 +65,28 @@ impl Drop for OpenGuard {
 /// What every stream shares: the signal that the agent is stopping (every
 /// stream then ends, so that the server can drain) and the count of open
 /// streams.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use http_body_util::BodyExt;
+/// use rebound::agent::events::Streams;
+/// use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
+///
+/// let db = Ensure::new(
+///     EnsureConfig::default(),
+///     || async { Ok::<_, StartError>(ReadyInfo::new("tcp://127.0.0.1:5432", "up")) },
+///     || async { ProbeOutcome::Down("no answer".into()) },
+/// );
+/// let streams = Streams::default();
+/// let mut body = streams.watch("db", &db);
+/// let first = body.frame().await.unwrap().unwrap();
+/// assert!(first.data_ref().unwrap().starts_with(b"event: not_started\n"));
+/// db.ensure(true).await;
+/// let next = body.frame().await.unwrap().unwrap();
+/// assert!(next.data_ref().unwrap().starts_with(b"event: starting\n"));
+/// streams.close();
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Streams {
     closing: watch::Sender<bool>,

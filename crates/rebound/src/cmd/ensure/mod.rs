@@ -287,11 +287,7 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
             Err(CallError::Unreachable(why)) => {
                 progress.unreachable(&why, begun.elapsed());
                 retry = retry.saturating_add(1);
-                if from_stream {
-                    Duration::ZERO
-                } else {
-                    backoff.sample(retry)
-                }
+                backoff.sample(retry)
             }
             Err(CallError::Refused { status, reply }) => {
                 return refused(&mut progress, status, reply);

@@ -9,7 +9,7 @@ use rebound_init::actions::{ActionContext, ActionError, LastProblem};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::child::Forwarder;
+use crate::cmd::signal_exit_code;
 use crate::exit::{CliError, OK};
 use crate::output::STILL_WAITING_EVERY;
 
@@ -163,19 +163,6 @@ async fn wait_all(
         Some(Stop::Signal(code)) => {
             report.interrupted(code);
             Ok(code)
-        }
-    }
-}
-
-/// Installs SIGINT/SIGTERM handlers now; the future resolves to 130 on
-/// SIGINT, 143 on SIGTERM (128 + the signal's number).
-fn signal_exit_code() -> impl Future<Output = i32> {
-    use tokio::signal::unix::SignalKind;
-    let signals = Forwarder::new(&[SignalKind::interrupt(), SignalKind::terminate()]);
-    async move {
-        match signals {
-            Ok(mut signals) => 128 + signals.recv().await,
-            Err(_) => std::future::pending().await,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -322,12 +323,25 @@ fn the_handshake_names_protocol_capabilities_and_start_budgets() {
     assert_eq!(slow["probe_timeout_ms"], 1_000);
     assert_eq!(agent.request("POST", "/v1").0, 405);
     // A --wait below that budget is warned about (and still works).
-    Cli::new()
+    let out = Cli::new()
         .args(["ensure", "--agent", &agent.addr(), "slow", "--wait", "10s"])
         .run()
         .code(0)
         .stderr_has("--wait 10s is shorter than slow's start budget on the agent, 21s")
         .stderr_has("a host deadline below the guest's budget fails cold boots");
+    // The answer and the pushed `starting` say the same: one progress line.
+    let starting: Vec<String> = out
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("starting"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        starting,
+        ["rebound: slow: starting: runtime start in progress"],
+        "{}",
+        out.stderr()
+    );
     Cli::new()
         .args(["ensure", "--agent", &agent.addr(), "slow", "--wait", "30s"])
         .run()
@@ -596,8 +610,19 @@ impl OldAgent {
                                     };
                                     let (status, body) =
                                         answer(req.method().as_str(), req.uri().path(), calls);
-                                    let mut resp =
-                                        hyper::Response::new(Full::new(Bytes::from(body)));
+                                    // An event stream: its events a second
+                                    // later, then open and silent.
+                                    let body = if body.starts_with("event:") {
+                                        http_body_util::Either::Right(Delayed {
+                                            sleep: Box::pin(tokio::time::sleep(
+                                                Duration::from_secs(1),
+                                            )),
+                                            data: Some(Bytes::from(body)),
+                                        })
+                                    } else {
+                                        http_body_util::Either::Left(Full::new(Bytes::from(body)))
+                                    };
+                                    let mut resp = hyper::Response::new(body);
                                     *resp.status_mut() =
                                         hyper::StatusCode::from_u16(status).unwrap();
                                     Ok::<_, std::convert::Infallible>(resp)
@@ -631,6 +656,81 @@ impl OldAgent {
             .filter(|l| *l == line)
             .count()
     }
+}
+
+/// A body that sends `data` once `sleep` is over, then stays open.
+struct Delayed {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    data: Option<hyper::body::Bytes>,
+}
+
+impl hyper::body::Body for Delayed {
+    type Data = hyper::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.sleep.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        match self.data.take() {
+            Some(data) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// An agent with the handshake and `watch` whose runtime `db` is starting,
+/// and whose watch stream says, a second later, that the start failed with
+/// the next start in `retry_after_ms`.
+fn failing_later(method: &str, path: &str, retry_after_ms: u64) -> (u16, String) {
+    match (method, path) {
+        ("GET", "/v1") => (
+            200,
+            r#"{"protocol":"1.0","agent_version":"0.1.0","capabilities":["ensure","watch"],"runtimes":[]}"#.into(),
+        ),
+        ("POST", "/v1/runtimes/db/ensure") => (
+            200,
+            r#"{"ready":false,"endpoint":"","message":"runtime start in progress","status":"starting","retry_after_ms":null}"#.into(),
+        ),
+        ("GET", "/v1/runtimes/db/watch") => (
+            200,
+            format!(
+                "event: failed\ndata: {{\"name\":\"db\",\"state\":\"failed\",\"endpoint\":null,\"message\":\"exit status 1\",\"for_ms\":0,\"failures\":1,\"retry_after_ms\":{retry_after_ms},\"verifying\":false}}\n\n"
+            ),
+        ),
+        _ => (404, r#"{"error":"no such endpoint"}"#.into()),
+    }
+}
+
+#[test]
+fn a_pushed_failure_near_the_end_of_the_wait_is_a_timeout_unless_its_backoff_outlasts_the_wait() {
+    // The failure comes 1 s into a 2 s wait. Next start in 1.5 s: after the
+    // wait, but sooner than a whole wait: the wait ran out between retries
+    // (124, at once). Next start in 2.5 s, longer than the whole wait:
+    // failed for good (3, at once).
+    let short = OldAgent::start(|m, p, _| failing_later(m, p, 1500));
+    let begun = Instant::now();
+    Cli::new()
+        .args(["ensure", "--agent", &short.addr(), "db", "--wait", "2s"])
+        .run()
+        .code(124)
+        .stderr_has("not ready after 2s")
+        .stderr_has("exit status 1");
+    assert!(
+        begun.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        begun.elapsed()
+    );
+    let long = OldAgent::start(|m, p, _| failing_later(m, p, 2500));
+    Cli::new()
+        .args(["ensure", "--agent", &long.addr(), "db", "--wait", "2s"])
+        .run()
+        .code(3)
+        .stderr_has("exit status 1 (next start in 2s 500ms, after --wait runs out)");
+    assert_eq!(long.count("POST /v1/runtimes/db/ensure"), 1);
 }
 
 /// The agent before the handshake: only `ensure`; `starting` twice, then

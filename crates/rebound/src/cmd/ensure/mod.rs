@@ -34,9 +34,11 @@ warned about: it gives up on cold starts that would succeed.
 lines, or JSON objects with --json, until SIGINT (exit 130) or SIGTERM
 (exit 143); a lost agent is reconnected to.
 
-Failed for good: the agent answers `failed` and its retry_after_ms (the
-backoff before the next start) does not end before --wait does, or gives
-none. Then the command exits 3 at once instead of waiting.
+Failed for good: the agent answers `failed` and gives no retry_after_ms, or
+one (the backoff before the next start) longer than --wait itself. Then the
+command exits 3 at once instead of waiting. A shorter backoff that still
+ends after --wait does means the wait ran out between retries: exit 124 at
+once, naming the failure.
 
 Examples:
   rebound ensure --agent unix:/run/rebound/agent.sock docker
@@ -240,6 +242,14 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                     // (With nothing left to wait out, this is the end of
                     // --wait, a timeout below, not a start beyond it.)
                     if after > deadline.saturating_duration_since(Instant::now()) {
+                        if after <= args.wait {
+                            // The agent retries sooner than a whole --wait,
+                            // just not within what is left of it: the wait
+                            // ran out between its retries (a timeout, now
+                            // that every failure is pushed, as it was when
+                            // polling saw it between two polls).
+                            break End::TimedOut;
+                        }
                         break End::Failed(format!(
                             "{} (next start in {}, after --wait runs out)",
                             reply.message,
@@ -411,10 +421,16 @@ async fn next_state(events: &mut EventStream) -> Result<EnsureReply, String> {
 /// A state event as the answer an ensure call would give.
 fn reply_of(entry: RuntimeEntry) -> EnsureReply {
     let ready = entry.state == "ready";
+    // Said as the agent's ensure answer says it.
+    let message = match (entry.state.as_str(), entry.message) {
+        ("starting", Some(why)) => format!("runtime start in progress ({why})"),
+        ("starting", None) => "runtime start in progress".to_owned(),
+        (_, message) => message.unwrap_or_default(),
+    };
     EnsureReply {
         ready,
         endpoint: entry.endpoint.unwrap_or_default(),
-        message: entry.message.unwrap_or_default(),
+        message,
         status: if ready {
             "reused".to_owned()
         } else {

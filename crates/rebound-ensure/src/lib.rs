@@ -57,6 +57,7 @@ mod machine;
 mod map;
 mod start;
 mod status;
+mod watch;
 
 pub use config::{EnsureConfig, EnsureConfigBuilder, default_backoff};
 pub use ensure::{Ensure, Stats};
@@ -64,6 +65,7 @@ pub use error::{ConfigError, StartError, WaitError};
 pub use map::EnsureMap;
 pub use start::{BoxFuture, Probe, ProbeOutcome, Start};
 pub use status::{ReadyInfo, Response, StateKind, StateView, Status};
+pub use watch::FEED_CAPACITY;
 
 /// Formats a duration the way messages show it: `90s`, `1500ms`.
 pub(crate) fn fmt_duration(d: std::time::Duration) -> String {

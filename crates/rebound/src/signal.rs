@@ -100,6 +100,18 @@ impl Listener {
     }
 }
 
+/// Installs the [`STOP`] handlers (SIGINT, SIGTERM) now; the
+/// future resolves to the exit code for the first of them (130, 143).
+pub fn stop_exit_code() -> impl Future<Output = i32> {
+    let signals = Listener::new(STOP);
+    async move {
+        match signals {
+            Ok(mut signals) => crate::exit::signal_exit(signals.recv().await as i32),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

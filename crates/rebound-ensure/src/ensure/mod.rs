@@ -18,9 +18,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::machine::{Begin, Machine, Phase};
+use crate::machine::{Begin, Machine};
 use crate::start::{Probe, Start};
-use crate::status::{ReadyInfo, Response, StateKind, StateView, Status};
+use crate::status::{ReadyInfo, Response, StateView, Status};
 use crate::{EnsureConfig, WaitError};
 
 use self::stats::Counters;
@@ -82,6 +82,8 @@ struct Shared {
     /// Woken after every transition a waiter may care about.
     changed: Notify,
     counters: Counters,
+    /// State changes, for [`Ensure::subscribe`].
+    feed: crate::watch::Feed,
 }
 
 impl Ensure {
@@ -109,6 +111,7 @@ impl Ensure {
                 config,
                 changed: Notify::new(),
                 counters: Counters::default(),
+                feed: crate::watch::Feed::new(),
             }),
         }
     }
@@ -333,40 +336,34 @@ impl Ensure {
     /// # }
     /// ```
     pub fn state(&self) -> StateView {
-        let snap = self.shared.machine.load();
-        let now = Instant::now();
-        let mut view = StateView {
-            kind: StateKind::NotStarted,
-            endpoint: None,
-            message: None,
-            for_time: now.saturating_duration_since(snap.since),
-            failures: snap.failures,
-            retry_after: None,
-            verifying: false,
-        };
-        match &snap.phase {
-            Phase::NotStarted { message } => {
-                view.message = message.as_deref().map(str::to_owned);
-            }
-            Phase::Starting { previous } => {
-                view.kind = StateKind::Starting;
-                view.message = previous
-                    .as_deref()
-                    .map(|m| format!("the previous start failed: {m}"));
-            }
-            Phase::Ready { info, verifying } => {
-                view.kind = StateKind::Ready;
-                view.endpoint = Some(info.endpoint().to_owned());
-                view.message = Some(info.message().to_owned());
-                view.verifying = *verifying;
-            }
-            Phase::Failed { message, retry_at } => {
-                view.kind = StateKind::Failed;
-                view.message = Some(message.to_string());
-                view.retry_after = Some(retry_at.saturating_duration_since(now));
-            }
-        }
-        view
+        crate::watch::view(&self.shared.machine.load(), Instant::now())
+    }
+
+    /// A feed of this runtime's state changes: a start begins (`Starting`),
+    /// ends (`Ready` with the endpoint, or `Failed` with `retry_after`), or
+    /// a ready runtime is found dead by its TTL probe (`NotStarted`). Each
+    /// change is sent as the [`StateView`] right after it; sending never
+    /// waits, and a receiver more than
+    /// [`FEED_CAPACITY`](crate::FEED_CAPACITY) changes behind gets
+    /// `RecvError::Lagged` (then read [`state`](Self::state) afresh).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError, StateKind};
+    /// let e = Ensure::new(
+    ///     EnsureConfig::default(),
+    ///     || async { Ok::<_, StartError>(ReadyInfo::new("unix:/run/x.sock", "up")) },
+    ///     || async { ProbeOutcome::Down("no answer".into()) },
+    /// );
+    /// let mut changes = e.subscribe();
+    /// e.ensure(true).await;
+    /// assert_eq!(changes.recv().await.unwrap().kind(), StateKind::Starting);
+    /// let ready = changes.recv().await.unwrap();
+    /// assert_eq!(ready.endpoint(), Some("unix:/run/x.sock"));
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateView> {
+        self.shared.feed.subscribe()
     }
 
     /// Counters since this runtime was created.

@@ -26,6 +26,7 @@ pub(super) fn spawn(
     Counters::bump(&shared.counters.starts);
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
+            shared.feed.publish(&shared.machine);
             // The caller's span (an agent's `runtime{name}`) follows the
             // start, its log lines and the TTL probes after it.
             handle.spawn(supervise(Arc::clone(shared), ticket).in_current_span());
@@ -35,6 +36,7 @@ pub(super) fn spawn(
             let retry_after = ticket.fail(NO_RUNTIME, Instant::now());
             Counters::bump(&shared.counters.failures);
             shared.changed.notify_waiters();
+            shared.feed.publish(&shared.machine);
             Err(retry_after)
         }
     }
@@ -99,6 +101,7 @@ async fn supervise(shared: Arc<Shared>, ticket: StartTicket) {
     }
     c.finished(now.duration_since(begun));
     shared.changed.notify_waiters();
+    shared.feed.publish(&shared.machine);
     if ready {
         let weak = Arc::downgrade(&shared);
         drop(shared);

@@ -36,6 +36,7 @@ pub(super) async fn watch(weak: Weak<Shared>, generation: u64) {
                 tracing::warn!(%found, "ready runtime no longer answers its probe");
                 ticket.lost(&format!("runtime stopped answering: {found}"), now);
                 Counters::bump(&shared.counters.lost);
+                shared.feed.publish(&shared.machine);
                 false
             }
         };

@@ -6,6 +6,51 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rebound_ensure::{EnsureMap, StateKind, Status};
 
+/// The endpoints requests are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /v1`.
+    Handshake,
+    /// `POST /v1/runtimes/{name}/ensure`.
+    Ensure,
+    /// `GET /v1/runtimes/{name}/watch`.
+    Watch,
+    /// `GET /v1/runtimes`.
+    Runtimes,
+    /// `GET /v1/events`.
+    Events,
+    /// `GET /metrics`.
+    Metrics,
+    /// Any other path.
+    Other,
+}
+
+impl Endpoint {
+    /// Every endpoint, in label order.
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::Handshake,
+        Endpoint::Ensure,
+        Endpoint::Watch,
+        Endpoint::Runtimes,
+        Endpoint::Events,
+        Endpoint::Metrics,
+        Endpoint::Other,
+    ];
+
+    /// The `endpoint` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Handshake => "handshake",
+            Endpoint::Ensure => "ensure",
+            Endpoint::Watch => "watch",
+            Endpoint::Runtimes => "runtimes",
+            Endpoint::Events => "events",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
 /// Counters the server keeps itself (the rest comes from each runtime's
 /// [`rebound_ensure::Stats`]).
 #[derive(Debug)]
@@ -14,6 +59,8 @@ pub struct Metrics {
     calls: BTreeMap<String, [AtomicU64; 5]>,
     /// Requests refused with 401.
     unauthorized: AtomicU64,
+    /// Requests by endpoint (index into `Endpoint::ALL`), 401s included.
+    requests: [AtomicU64; 7],
 }
 
 impl Metrics {
@@ -25,7 +72,41 @@ impl Metrics {
                 .map(|n| (n.clone(), Default::default()))
                 .collect(),
             unauthorized: AtomicU64::new(0),
+            requests: Default::default(),
         }
+    }
+
+    /// Counts one authorized request to `endpoint`.
+    pub fn count_request(&self, endpoint: Endpoint) {
+        if let Some(i) = Endpoint::ALL.iter().position(|e| *e == endpoint) {
+            self.requests[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Appends the request counters and the gauge of open watch streams
+    /// (`open`) to `out`.
+    pub fn render_streams(&self, out: &mut String, open: u64) {
+        header(
+            out,
+            "rebound_agent_requests_total",
+            "counter",
+            "Authorized requests, by endpoint.",
+        );
+        for (endpoint, count) in Endpoint::ALL.iter().zip(&self.requests) {
+            let _ = writeln!(
+                out,
+                "rebound_agent_requests_total{{endpoint=\"{}\"}} {}",
+                endpoint.as_str(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "rebound_agent_watch_streams",
+            "gauge",
+            "Watch and event streams open now.",
+        );
+        let _ = writeln!(out, "rebound_agent_watch_streams {open}");
     }
 
     /// Counts one ensure answer.
@@ -174,7 +255,11 @@ mod tests {
         metrics.count_call("db", Status::Starting);
         metrics.count_call("unknown", Status::Reused);
         metrics.count_unauthorized();
-        let text = metrics.render(&map);
+        metrics.count_request(Endpoint::Ensure);
+        metrics.count_request(Endpoint::Ensure);
+        metrics.count_request(Endpoint::Handshake);
+        let mut text = metrics.render(&map);
+        metrics.render_streams(&mut text, 3);
         let has = |line: &str| text.lines().any(|l| l == line);
         assert!(has("# TYPE rebound_ensure_calls_total counter"), "{text}");
         assert!(
@@ -198,6 +283,19 @@ mod tests {
             "{text}"
         );
         assert!(has("rebound_agent_unauthorized_total 1"), "{text}");
+        assert!(
+            has("rebound_agent_requests_total{endpoint=\"ensure\"} 2"),
+            "{text}"
+        );
+        assert!(
+            has("rebound_agent_requests_total{endpoint=\"handshake\"} 1"),
+            "{text}"
+        );
+        assert!(
+            has("rebound_agent_requests_total{endpoint=\"watch\"} 0"),
+            "{text}"
+        );
+        assert!(has("rebound_agent_watch_streams 3"), "{text}");
         // Every sample line belongs to a declared metric.
         let declared: Vec<&str> = text
             .lines()

@@ -4,8 +4,10 @@
 pub mod addr;
 pub mod client;
 pub mod config;
+pub mod events;
 pub mod metrics;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
+pub mod sse;
 pub mod token;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -17,13 +17,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::addr::Addr;
-use super::metrics::Metrics;
+use super::events::{EventBody, Streams};
+use super::metrics::{Endpoint, Metrics};
 use super::protocol::{
-    EnsureReply, EnsureRequest, ErrorReply, RuntimeEntry, RuntimesReply, millis,
+    AgentReady, EnsureReply, EnsureRequest, ErrorReply, Handshake, PROTOCOL_VERSION, RuntimeBudget,
+    RuntimeEntry, RuntimesReply, capability, event, millis,
 };
+use super::sse;
 
 /// Largest request body read.
 const MAX_BODY: usize = 64 * 1024;
@@ -37,28 +41,44 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// A response body: a whole JSON or text answer, or a watch stream.
+pub type Body = Either<Full<Bytes>, EventBody>;
+
 /// What every connection shares.
 pub struct Server {
     runtimes: EnsureMap<String>,
     metrics: Metrics,
     /// Required bearer token (always with TCP); never logged.
     token: Option<Vec<u8>>,
+    /// The watch streams.
+    streams: Streams,
+    /// When the server was made (the agent listens from then on).
+    since: Instant,
 }
 
 impl Server {
     /// A server for these runtimes; `token` is required of every request
-    /// when set.
+    /// when set. Make it once the listener is bound: `agent_ready` counts
+    /// from here.
     pub fn new(runtimes: EnsureMap<String>, token: Option<String>) -> Arc<Self> {
         let metrics = Metrics::new(runtimes.keys());
         Arc::new(Self {
             runtimes,
             metrics,
             token: token.map(String::into_bytes),
+            streams: Streams::default(),
+            since: Instant::now(),
         })
     }
 
+    /// Ends every watch stream (now and from now on), so that a stopping
+    /// server can drain its connections. [`serve`] calls it when it stops.
+    pub fn close_streams(&self) {
+        self.streams.close();
+    }
+
     /// Answers one request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         if !self.authorized(req.headers()) {
             self.metrics.count_unauthorized();
             let mut resp = error(
@@ -68,36 +88,70 @@ impl Server {
             );
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return resp;
+            return resp.map(Either::Left);
         }
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let endpoint = match segments.as_slice() {
+            ["v1"] => Endpoint::Handshake,
+            ["v1", "runtimes", _, "ensure"] => Endpoint::Ensure,
+            ["v1", "runtimes", _, "watch"] => Endpoint::Watch,
+            ["v1", "runtimes"] => Endpoint::Runtimes,
+            ["v1", "events"] => Endpoint::Events,
+            ["metrics"] => Endpoint::Metrics,
+            _ => Endpoint::Other,
+        };
+        self.metrics.count_request(endpoint);
         let resp = match (&method, segments.as_slice()) {
+            (&Method::GET, ["v1", "runtimes", name, "watch"]) => self.watch(name),
+            (&Method::GET, ["v1", "events"]) => self.events(),
+            _ => self
+                .answer(&method, &path, &segments, req)
+                .await
+                .map(Either::Left),
+        };
+        tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+        resp
+    }
+
+    /// The requests answered with a whole body.
+    async fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        segments: &[&str],
+        req: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
+        match (method, segments) {
             (&Method::POST, ["v1", "runtimes", name, "ensure"]) => {
                 let name = (*name).to_owned();
                 self.ensure(&name, req).await
             }
+            (&Method::GET, ["v1"]) => json(StatusCode::OK, &self.handshake()),
             (&Method::GET, ["v1", "runtimes"]) => self.list(),
             (&Method::GET, ["metrics"]) => {
-                let mut resp =
-                    Response::new(Full::new(Bytes::from(self.metrics.render(&self.runtimes))));
+                let mut text = self.metrics.render(&self.runtimes);
+                self.metrics.render_streams(&mut text, self.streams.open());
+                let mut resp = Response::new(Full::new(Bytes::from(text)));
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
                 );
                 resp
             }
-            (_, ["v1", "runtimes", _, "ensure"]) => not_allowed(&method, &path, "POST"),
-            (_, ["v1", "runtimes"]) | (_, ["metrics"]) => not_allowed(&method, &path, "GET"),
+            (_, ["v1", "runtimes", _, "ensure"]) => not_allowed(method, path, "POST"),
+            (_, ["v1"])
+            | (_, ["v1", "runtimes"])
+            | (_, ["v1", "runtimes", _, "watch"])
+            | (_, ["v1", "events"])
+            | (_, ["metrics"]) => not_allowed(method, path, "GET"),
             _ => error(
                 StatusCode::NOT_FOUND,
                 &format!("no such endpoint: {method} {path}"),
                 None,
             ),
-        };
-        tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
-        resp
+        }
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -114,13 +168,64 @@ impl Server {
         given.is_some_and(|given| constant_time_eq(given, expected))
     }
 
+    fn unknown(&self, name: &str) -> Response<Full<Bytes>> {
+        error(
+            StatusCode::NOT_FOUND,
+            &format!("unknown runtime `{name}`"),
+            Some(self.runtimes.keys().cloned().collect()),
+        )
+    }
+
+    fn handshake(&self) -> Handshake {
+        Handshake {
+            protocol: PROTOCOL_VERSION.to_owned(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            capabilities: [
+                capability::ENSURE,
+                capability::WATCH,
+                capability::EVENTS,
+                capability::METRICS,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            runtimes: self
+                .runtimes
+                .iter()
+                .map(|(name, e)| {
+                    let (start, probe) = (e.config().start_timeout(), e.config().probe_timeout());
+                    RuntimeBudget {
+                        name: name.clone(),
+                        start_budget_ms: millis(start.saturating_add(probe)),
+                        start_timeout_ms: millis(start),
+                        probe_timeout_ms: millis(probe),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn watch(&self, name: &str) -> Response<Body> {
+        match self.runtimes.get(name) {
+            Some(runtime) => event_stream(self.streams.watch(name, runtime)),
+            None => self.unknown(name).map(Either::Left),
+        }
+    }
+
+    fn events(&self) -> Response<Body> {
+        let ready = AgentReady {
+            protocol: PROTOCOL_VERSION.to_owned(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            runtimes: self.runtimes.keys().cloned().collect(),
+            for_ms: millis(self.since.elapsed()),
+        };
+        let data = serde_json::to_string(&ready).unwrap_or_else(|_| "{}".to_owned());
+        let first = sse::encode(event::AGENT_READY, &data);
+        event_stream(self.streams.all(first, self.runtimes.iter()))
+    }
+
     async fn ensure(&self, name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let Some(runtime) = self.runtimes.get(name) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("unknown runtime `{name}`"),
-                Some(self.runtimes.keys().cloned().collect()),
-            );
+            return self.unknown(name);
         };
         let read = tokio::time::timeout(
             BODY_TIMEOUT,
@@ -190,22 +295,22 @@ impl Server {
         let runtimes = self
             .runtimes
             .iter()
-            .map(|(name, e)| {
-                let v = e.state();
-                RuntimeEntry {
-                    name: name.clone(),
-                    state: v.kind().as_str().to_owned(),
-                    endpoint: v.endpoint().map(str::to_owned),
-                    message: v.message().map(str::to_owned),
-                    for_ms: millis(v.for_time()),
-                    failures: v.failures(),
-                    retry_after_ms: v.retry_after().map(millis),
-                    verifying: v.verifying(),
-                }
-            })
+            .map(|(name, e)| RuntimeEntry::from_view(name, &e.state()))
             .collect();
         json(StatusCode::OK, &RuntimesReply { runtimes })
     }
+}
+
+/// A `text/event-stream` answer.
+fn event_stream(body: EventBody) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(body));
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
 }
 
 /// Compares in time that depends only on the lengths.
@@ -390,6 +495,7 @@ pub async fn serve(
         }
     };
     let _ = stopping.send(true);
+    server.close_streams();
     let drained =
         tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {

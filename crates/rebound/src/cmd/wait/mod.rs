@@ -9,8 +9,9 @@ use rebound_init::actions::{ActionContext, ActionError, LastProblem};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::exit::{CliError, OK, signal_exit};
+use crate::exit::{CliError, OK};
 use crate::output::{STILL_WAITING_EVERY, StdoutError, err, out};
+use crate::signal::stop_exit_code;
 
 mod target;
 
@@ -71,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let result = runtime.block_on(async {
         // Handlers first, so that a SIGTERM right after the "waiting" lines
         // is already ours.
-        let signals = signal_exit_code();
+        let signals = stop_exit_code();
         let mut report = Report::new(args.json, &targets)?;
         wait_all(&targets, args.timeout, signals, &mut report).await
     });
@@ -173,18 +174,6 @@ async fn wait_all(
         Some(Stop::Signal(code)) => {
             let _ = report.interrupted(code);
             Ok(code)
-        }
-    }
-}
-
-/// Installs the [`crate::signal::STOP`] handlers (SIGINT, SIGTERM) now; the
-/// future resolves to the exit code for the first of them (130, 143).
-fn signal_exit_code() -> impl Future<Output = i32> {
-    let signals = crate::signal::Listener::new(crate::signal::STOP);
-    async move {
-        match signals {
-            Ok(mut signals) => signal_exit(signals.recv().await as i32),
-            Err(_) => std::future::pending().await,
         }
     }
 }

@@ -12,6 +12,7 @@ mod duration;
 mod error;
 mod load;
 mod schema;
+pub mod yaml;
 
 use std::time::Duration;
 

@@ -247,6 +247,9 @@ mod tests {
         let err = crate::spec::yaml::from_str::<u16>("70000").unwrap_err();
         let spec = SpecError::from_yaml("x.yaml", &err);
         assert_eq!((spec.line(), spec.column()), (Some(1), Some(1)));
-        assert_eq!(spec.to_string(), "x.yaml:1:1: invalid value: integer `70000`, expected u16");
+        assert_eq!(
+            spec.to_string(),
+            "x.yaml:1:1: invalid value: integer `70000`, expected u16"
+        );
     }
 }

@@ -12,7 +12,6 @@ use super::super::duration::StepTimeout;
 use super::super::{ErrorsSpec, InitSpec, OnFailure, Step};
 use crate::actions::ActionSpec;
 
-
 /// A mapping key that must be one of `allowed` and not seen before in the
 /// same mapping. Checked while the key is deserialized, so the error points
 /// at the key.
@@ -435,4 +434,3 @@ impl<'de> DeserializeSeed<'de> for ParamsSeed {
         ActionSpec::deserialize_params(self.name, d)
     }
 }
-

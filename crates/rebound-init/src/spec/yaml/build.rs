@@ -50,11 +50,13 @@ pub(super) fn build(text: &str) -> Result<Option<Node>, Error> {
     };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
-            Error::new(
-                ErrorKind::Syntax,
-                Some(Mark::from_saphyr(e.marker())),
-                e.info(),
-            )
+            let mark = Mark::from_saphyr(e.marker());
+            // The scanner reads flow collections ahead of the events and
+            // stops at 255 levels itself; that is the same problem.
+            if e.info() == "recursion limit exceeded" {
+                return Error::too_deep(mark);
+            }
+            Error::new(ErrorKind::Syntax, Some(mark), e.info())
         })?;
         b.event(event, Mark::from_saphyr(&span.start))?;
     }

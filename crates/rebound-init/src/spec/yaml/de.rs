@@ -33,9 +33,17 @@ pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, Err
 #[derive(Clone, Copy)]
 pub(crate) enum Path<'a> {
     Root,
-    Seq { parent: &'a Path<'a>, index: usize },
-    Map { parent: &'a Path<'a>, key: &'a str },
-    Unknown { parent: &'a Path<'a> },
+    Seq {
+        parent: &'a Path<'a>,
+        index: usize,
+    },
+    Map {
+        parent: &'a Path<'a>,
+        key: &'a str,
+    },
+    Unknown {
+        parent: &'a Path<'a>,
+    },
     /// A fixed prefix (`runtimes.web.start`) given by the caller.
     Named(&'a str),
 }
@@ -120,7 +128,11 @@ impl<'de, 'p> NodeDeserializer<'de, 'p> {
         matches!(&self.node.content, Content::Scalar(t, Style::Plain) if t.is_empty())
     }
 
-    fn visit_seq<V: Visitor<'de>>(&self, items: &'de [Node], visitor: V) -> Result<V::Value, Error> {
+    fn visit_seq<V: Visitor<'de>>(
+        &self,
+        items: &'de [Node],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         let mut access = SeqAccess {
             items: items.iter(),
             index: 0,
@@ -260,7 +272,11 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de, '_> {
         self.fix(r)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.deserialize_seq(visitor)
     }
 

@@ -312,7 +312,10 @@ pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> 
     let root = match doc.root() {
         Some(root) => root,
         None => {
-            empty = Node::new(Content::Scalar(String::new(), Style::Plain), Mark::new(1, 1));
+            empty = Node::new(
+                Content::Scalar(String::new(), Style::Plain),
+                Mark::new(1, 1),
+            );
             &empty
         }
     };

@@ -160,7 +160,18 @@ mod tests {
         assert_eq!(resolve("1e3"), F64(1000.0));
         assert_eq!(resolve("-.inf"), F64(f64::NEG_INFINITY));
         assert!(matches!(resolve(".nan"), F64(f) if f.is_nan()));
-        for t in ["inf", "nan", "infinity", "1_000", "--1", "+-1", "0x", "-", "1e", "5 parsecs"] {
+        for t in [
+            "inf",
+            "nan",
+            "infinity",
+            "1_000",
+            "--1",
+            "+-1",
+            "0x",
+            "-",
+            "1e",
+            "5 parsecs",
+        ] {
             assert_eq!(resolve(t), Str(t), "{t:?}");
         }
     }

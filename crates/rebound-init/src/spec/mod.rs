@@ -106,7 +106,7 @@ pub enum OnFailure {
 /// assert_eq!(errors.on_init_failure.action, InitFailureAction::Fail);
 /// assert_eq!(errors.on_init_failure.max_retries, 3);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorsSpec {
     /// What to do when a step with `on_failure: fail` fails.
@@ -118,7 +118,7 @@ pub struct ErrorsSpec {
 ///
 /// # Default
 /// `action: fail`, `max_retries: 3`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitFailurePolicy {
     /// `fail`, `restart` or `backoff`.
@@ -144,7 +144,9 @@ fn default_max_retries() -> u32 {
 }
 
 /// `errors.on_init_failure.action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InitFailureAction {
     /// The init fails at the first failed step.
@@ -154,4 +156,31 @@ pub enum InitFailureAction {
     Restart,
     /// Resume at the failed step after 1 s, 2 s, 4 s ... (cap 60 s, jitter).
     Backoff,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `errors` section written back (as JSON, which is YAML) reads
+    /// as the same policy. `Step` cannot be written back yet: the action
+    /// parameter types have no `Serialize`.
+    #[test]
+    fn the_errors_section_round_trips() {
+        for text in [
+            "init: { steps: [] }\n",
+            "init: { steps: [] }\nerrors: { on_init_failure: { action: backoff, max_retries: 7 } }\n",
+            "init: { steps: [] }\nerrors: { on_init_failure: { action: restart } }\n",
+        ] {
+            let spec = Spec::from_yaml(text, "x.yaml", None).unwrap();
+            let json = serde_json::to_string(&spec.errors).unwrap();
+            let again = Spec::from_yaml(
+                &format!("{{\"init\": {{\"steps\": []}}, \"errors\": {json}}}"),
+                "x.json",
+                None,
+            )
+            .unwrap();
+            assert_eq!(again.errors, spec.errors, "{json}");
+        }
+    }
 }

@@ -64,7 +64,7 @@ impl fmt::Display for Path<'_> {
             Path::Seq { parent, index } => write!(f, "{parent}[{index}]"),
             Path::Map { parent, key } => write!(f, "{}{key}", Parent(parent)),
             Path::Unknown { parent } => write!(f, "{}?", Parent(parent)),
-            Path::Named(name) if name.is_empty() => f.write_str("."),
+            Path::Named("") => f.write_str("."),
             Path::Named(name) => f.write_str(name),
         }
     }

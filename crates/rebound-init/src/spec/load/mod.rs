@@ -182,7 +182,7 @@ impl InitSpec {
     /// let err = InitSpec::from_node(start, "agent.yaml", "start").unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
-    ///     "agent.yaml:3:67: start.steps[0].with.port: port must be 1-65535, got 0"
+    ///     "agent.yaml:3:61: start.steps[0].with.port: port must be 1-65535, got 0"
     /// );
     /// # Ok::<(), rebound_init::spec::SpecError>(())
     /// ```

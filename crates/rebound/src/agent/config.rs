@@ -88,7 +88,7 @@ pub struct RuntimeConfig {
 /// ```
 /// use rebound::agent::config::{AgentConfig, ConfigError};
 /// let err = AgentConfig::parse("runtimes:\n  web:\n    strat: {}\n", "agent.yaml").unwrap_err();
-/// assert!(matches!(err, ConfigError::Invalid { .. }));
+/// assert!(matches!(err, ConfigError::Yaml { .. }));
 /// assert!(err.to_string().starts_with("agent.yaml:3:5: runtimes.web: unknown field `strat`"), "{err}");
 /// ```
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,21 @@
 //! keeps that name; a reader that accepts anything (a port, a duration)
 //! gets the value of the YAML 1.2 core schema (null, bool, integer, float,
 //! else text).
+//!
+//! Why this shape:
+//! - `saphyr-parser` is a pure-Rust YAML 1.2 event parser that gives every
+//!   event its position; YAML 1.2 breaks lines only at LF, CR and CRLF (a
+//!   NEL or LS inside a comment is part of the comment), and its core
+//!   schema does not read `yes`/`on` as booleans.
+//! - An owned tree rather than deserializing straight from events: the
+//!   loaders look a few things up before they deserialize (which service
+//!   runs, each step's `uses:`), and the agent hands parts of its file to
+//!   the init loader; with a tree that is a lookup, not a second parse, and
+//!   aliases are expanded once, under the budget, where they are written.
+//! - Limits are checked while events arrive, not after: the cost of a
+//!   refused file is bounded by the limit, not by the file. The scanner
+//!   also refuses more than 255 levels of flow collections by itself (it
+//!   reads ahead of the events); that is reported as the same depth error.
 
 mod build;
 pub(crate) mod de;

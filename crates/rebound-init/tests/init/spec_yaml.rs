@@ -209,3 +209,71 @@ fn text_readers_get_the_text_as_written() {
     let host: String = yaml::from_str("1.10").unwrap();
     assert_eq!(host, "1.10");
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use rebound_init::spec::yaml::{self, Document};
+    use serde_json::Value;
+
+    /// JSON values whose text the YAML reader must read back as the same
+    /// value (JSON is YAML): strings that look like numbers, booleans or
+    /// null stay strings because JSON quotes them.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e12f64..1e12).prop_map(Value::from),
+            prop_oneof![
+                Just("true".to_owned()),
+                Just("null".to_owned()),
+                Just("123".to_owned()),
+                Just("1e3".to_owned()),
+                Just("it's # not a comment".to_owned()),
+                Just("line\nbreak\u{85}nel\u{2028}ls".to_owned()),
+                "[a-z0-9 :,-]{0,12}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn json_text_reads_back_as_the_same_value(v in value(), pretty in any::<bool>()) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&v).unwrap()
+            } else {
+                serde_json::to_string(&v).unwrap()
+            };
+            let back: Value = yaml::from_str(&text).unwrap();
+            prop_assert_eq!(back, v, "{}", text);
+        }
+
+        /// Any bytes: an answer, never a panic, and every refusal of a
+        /// non-empty input has a position.
+        #[test]
+        fn any_bytes_get_an_answer_with_a_position(bytes in prop::collection::vec(
+            prop_oneof![
+                Just(b'\n'), Just(b'\r'), Just(b' '), Just(b':'), Just(b'-'), Just(b'['),
+                Just(b']'), Just(b'{'), Just(b'}'), Just(b'&'), Just(b'*'), Just(b'!'),
+                Just(b'#'), Just(b'\''), Just(b'"'), Just(b'a'), Just(b'|'), Just(b'>'),
+                Just(b','), Just(b'?'), any::<u8>(),
+            ],
+            0..200,
+        )) {
+            if let Err(e) = Document::parse_bytes(&bytes) {
+                prop_assert!(e.mark().is_some(), "{}", e);
+            }
+        }
+    }
+}

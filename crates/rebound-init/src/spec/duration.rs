@@ -61,7 +61,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Duration, String> {
-        serde_norway::from_str::<StepTimeout>(text)
+        crate::spec::yaml::from_str::<StepTimeout>(text)
             .map(|t| t.0)
             .map_err(|e| e.to_string())
     }

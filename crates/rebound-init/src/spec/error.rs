@@ -65,28 +65,16 @@ impl SpecError {
         }
     }
 
-    /// Converts a YAML error into a spec error, moving its position out of
-    /// the message into `ORIGIN:LINE:COLUMN`.
-    pub(crate) fn from_yaml(origin: &str, err: &serde_norway::Error) -> Self {
-        let text = err.to_string();
-        match err.location() {
-            Some(loc) => {
-                let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-                let message = plain_out_of_range(text.strip_suffix(&suffix).unwrap_or(&text));
-                Self::new(
-                    SpecErrorKind::Invalid,
-                    origin,
-                    Some((loc.line(), loc.column())),
-                    message,
-                )
-            }
-            None => Self::new(
-                SpecErrorKind::Invalid,
-                origin,
-                None,
-                plain_out_of_range(&text),
-            ),
-        }
+    /// Converts a YAML error into a spec error: its position becomes
+    /// `ORIGIN:LINE:COLUMN`.
+    pub(crate) fn from_yaml(origin: &str, err: &super::yaml::Error) -> Self {
+        let position = err.mark().map(|m| (m.line(), m.column()));
+        Self::new(
+            SpecErrorKind::Invalid,
+            origin,
+            position,
+            plain_out_of_range(&err.message()),
+        )
     }
 
     /// What kind of problem this is.
@@ -170,7 +158,7 @@ fn shortened_quotes(text: &str) -> String {
     out
 }
 
-/// serde_norway reports an integer beyond 64 bits as "invalid type:
+/// serde reports an integer beyond 64 bits as "invalid type:
 /// integer `N` as u128, expected X" (X may be "any YAML value" when the
 /// number went through a generic value), which reads as a type error; this
 /// says that the number is out of range, and what was expected if known.
@@ -237,7 +225,7 @@ mod tests {
             ("99999999999999999999", "99999999999999999999"),
             ("-99999999999999999999", "-99999999999999999999"),
         ] {
-            let err = serde_norway::from_str::<u32>(yaml).unwrap_err();
+            let err = crate::spec::yaml::from_str::<u32>(yaml).unwrap_err();
             let spec = SpecError::from_yaml("x.yaml", &err);
             assert_eq!(
                 spec.message(),
@@ -255,10 +243,13 @@ mod tests {
     }
 
     #[test]
-    fn yaml_position_moves_out_of_the_message() {
-        let err = serde_norway::from_str::<u16>("70000").unwrap_err();
+    fn yaml_position_becomes_the_spec_position() {
+        let err = crate::spec::yaml::from_str::<u16>("70000").unwrap_err();
         let spec = SpecError::from_yaml("x.yaml", &err);
-        assert_eq!(spec.line(), Some(1));
-        assert!(!spec.message().contains(" at line "), "{}", spec.message());
+        assert_eq!((spec.line(), spec.column()), (Some(1), Some(1)));
+        assert_eq!(
+            spec.to_string(),
+            "x.yaml:1:1: invalid value: integer `70000`, expected u16"
+        );
     }
 }

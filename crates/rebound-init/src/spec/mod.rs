@@ -12,6 +12,7 @@ mod duration;
 mod error;
 mod load;
 mod schema;
+pub mod yaml;
 
 use std::time::Duration;
 
@@ -105,7 +106,7 @@ pub enum OnFailure {
 /// assert_eq!(errors.on_init_failure.action, InitFailureAction::Fail);
 /// assert_eq!(errors.on_init_failure.max_retries, 3);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorsSpec {
     /// What to do when a step with `on_failure: fail` fails.
@@ -117,7 +118,7 @@ pub struct ErrorsSpec {
 ///
 /// # Default
 /// `action: fail`, `max_retries: 3`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitFailurePolicy {
     /// `fail`, `restart` or `backoff`.
@@ -143,7 +144,9 @@ fn default_max_retries() -> u32 {
 }
 
 /// `errors.on_init_failure.action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InitFailureAction {
     /// The init fails at the first failed step.
@@ -153,4 +156,62 @@ pub enum InitFailureAction {
     Restart,
     /// Resume at the failed step after 1 s, 2 s, 4 s ... (cap 60 s, jitter).
     Backoff,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `errors` section written back (as JSON, which is YAML) reads
+    /// as the same policy. `Step` cannot be written back yet: the action
+    /// parameter types have no `Serialize`.
+    #[test]
+    fn the_errors_section_round_trips() {
+        for text in [
+            "init: { steps: [] }\n",
+            "init: { steps: [] }\nerrors: { on_init_failure: { action: backoff, max_retries: 7 } }\n",
+            "init: { steps: [] }\nerrors: { on_init_failure: { action: restart } }\n",
+        ] {
+            let spec = Spec::from_yaml(text, "x.yaml", None).unwrap();
+            let json = serde_json::to_string(&spec.errors).unwrap();
+            let again = Spec::from_yaml(
+                &format!("{{\"init\": {{\"steps\": []}}, \"errors\": {json}}}"),
+                "x.json",
+                None,
+            )
+            .unwrap();
+            assert_eq!(again.errors, spec.errors, "{json}");
+        }
+    }
+
+    /// Each example, its errors section written back and read again, and
+    /// the whole file rewritten as JSON through the YAML reader's own
+    /// value resolution, reads as the same spec.
+    #[test]
+    fn the_examples_round_trip_through_json() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let service = path
+                .to_str()
+                .unwrap()
+                .contains("deployment")
+                .then_some("api");
+            let spec = Spec::load(&path, service).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let value: serde_json::Value = yaml::from_str(&text).unwrap();
+            let json = serde_json::to_string(&value).unwrap();
+            let again = Spec::from_yaml(&json, "x.json", service).unwrap();
+            assert_eq!(again, spec, "{}", path.display());
+            let errors = serde_json::to_value(&spec.errors).unwrap();
+            let errors: ErrorsSpec = serde_json::from_value(errors).unwrap();
+            assert_eq!(errors, spec.errors);
+            seen += 1;
+        }
+        assert!(seen >= 3, "examples in {}", dir.display());
+    }
 }

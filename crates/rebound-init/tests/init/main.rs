@@ -5,3 +5,4 @@
 mod orchestrator;
 mod spec_errors;
 mod spec_forms;
+mod spec_yaml;

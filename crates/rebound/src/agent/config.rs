@@ -1,4 +1,4 @@
-//! The agent config file (DESIGN.md, "Agent and ensure protocol"):
+//! The agent config file (see `docs/agent.md`):
 //!
 //! ```yaml
 //! listen: unix:/run/rebound/agent.sock   # or tcp:127.0.0.1:7070
@@ -12,29 +12,52 @@
 //!     backoff: { initial: 1s, max: 60s, multiplier: 2 }
 //! ```
 //!
-//! Strict: unknown fields and bad values are rejected with `FILE:LINE:COLUMN`.
-//! `start` and `probe` are handed to rebound-init's own loader (so they are
-//! checked exactly like an init spec) on a copy of the file in which every
-//! other line is blanked, so its positions are the file's own.
+//! The file is read once by rebound-init's YAML reader
+//! ([`rebound_init::spec::yaml`]) into positioned nodes, with its limits (at
+//! most 1 MiB, 64 levels of nesting, no duplicate key anywhere, one
+//! document). The agent's own fields are deserialized from those nodes,
+//! strictly (unknown fields and bad values are refused with
+//! `FILE:LINE:COLUMN`); the `start` and `probe` nodes are handed as they
+//! are to rebound-init's loader ([`InitSpec::from_node`],
+//! [`Step::from_node`]), so they are checked exactly like an init spec and
+//! their errors carry the agent file's own positions and paths
+//! (`runtimes.web.probe.with.port`). Nothing is cut out of the text by
+//! hand: a comment holding a lone CR, NEL or LS, JSON, flow style or CR
+//! line endings read the same as they do for `rebound init`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
 use rebound_ensure::EnsureConfig;
-use rebound_init::spec::Spec;
-use rebound_retry::{ExponentialBuilder, Jitter};
+use rebound_init::spec::yaml::{self, Document, Mark, Node};
+use rebound_init::spec::{InitSpec, Spec, SpecError, Step};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 
 use super::addr::Addr;
 
-mod section;
+mod fields;
+#[cfg(test)]
+mod tests;
 
-use section::{probe_section, section};
+use fields::{Backoff, ListenAddr, RuntimeName, positive_duration};
 
 /// A loaded, checked agent config.
+///
+/// ```
+/// use rebound::agent::config::AgentConfig;
+/// let config = AgentConfig::parse(
+///     r#"{"runtimes": {"web": {
+///         "start": {"steps": [{"id": "up", "uses": "init.run", "with": {"command": "true"}}]},
+///         "probe": {"uses": "init.wait_tcp", "with": {"host": "127.0.0.1", "port": 8080}},
+///         "endpoint": "tcp://127.0.0.1:8080"}}}"#,
+///     "agent.json",
+/// )?;
+/// assert_eq!(config.runtimes[0].name, "web");
+/// assert_eq!(config.runtimes[0].probe.init.steps[0].id, "probe");
+/// # Ok::<(), rebound::agent::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// `listen:`, when given.
@@ -58,49 +81,148 @@ pub struct RuntimeConfig {
     pub ensure: EnsureConfig,
 }
 
-/// A config that was rejected: `FILE:LINE:COLUMN: MESSAGE`.
-#[derive(Debug)]
-pub struct ConfigError(String);
+/// A config that was rejected; displays as `FILE:LINE:COLUMN: MESSAGE`
+/// (`FILE: MESSAGE` when the problem has no place, such as an unreadable
+/// file).
+///
+/// ```
+/// use rebound::agent::config::{AgentConfig, ConfigError};
+/// let err = AgentConfig::parse("runtimes:\n  web:\n    strat: {}\n", "agent.yaml").unwrap_err();
+/// assert!(matches!(err, ConfigError::Yaml { .. }));
+/// assert!(err.to_string().starts_with("agent.yaml:3:5: runtimes.web: unknown field `strat`"), "{err}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{origin}: cannot read the agent config: {source}")]
+    Read {
+        /// The file as named.
+        origin: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML, or one of the agent's own fields, is not valid.
+    #[error("{}", placed(origin, source.mark(), &source.message()))]
+    Yaml {
+        /// The file as named.
+        origin: String,
+        /// What is wrong, and where.
+        #[source]
+        source: yaml::Error,
+    },
+    /// A runtime's `start` or `probe` is not a valid init section or step.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The config is valid YAML of the right shape but unusable.
+    #[error("{}", placed(origin, *mark, message))]
+    Invalid {
+        /// The file as named.
+        origin: String,
+        /// Where the problem is, when it has a place.
+        mark: Option<Mark>,
+        /// What is wrong.
+        message: String,
+    },
+}
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+fn placed(origin: &str, mark: Option<Mark>, message: &str) -> String {
+    match mark {
+        Some(mark) => format!("{origin}:{mark}: {message}"),
+        None => format!("{origin}: {message}"),
     }
 }
 
-impl std::error::Error for ConfigError {}
-
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The id a probe written without one gets.
+const PROBE_ID: &str = "probe";
+
 impl AgentConfig {
-    /// Reads and checks the config at `path`.
+    /// Reads and checks the config at `path` (at most 1 MiB).
+    ///
+    /// ```
+    /// # use rebound::agent::config::AgentConfig;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("agent.yaml");
+    /// std::fs::write(&path, "runtimes:\n  db:\n    start: { steps: [ { id: pg, uses: init.run, with: { command: 'true' } } ] }\n    probe: { uses: init.wait_tcp, with: { host: 127.0.0.1, port: 5432 } }\n    endpoint: tcp://127.0.0.1:5432\n")?;
+    /// let config = AgentConfig::load(&path)?;
+    /// assert_eq!(config.runtimes[0].start.init.steps[0].id, "pg");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{origin}: cannot read the agent config: {e}")))?;
-        Self::parse(&text, &origin)
+        let yaml_error = |source| ConfigError::Yaml {
+            origin: origin.clone(),
+            source,
+        };
+        let bytes = yaml::read_file(path)
+            .map_err(|source| ConfigError::Read {
+                origin: origin.clone(),
+                source,
+            })?
+            .map_err(yaml_error)?;
+        let doc = Document::parse_bytes(&bytes).map_err(yaml_error)?;
+        Self::from_document(&doc, &origin)
     }
 
     /// Checks config text; `origin` names it in errors.
+    ///
+    /// ```
+    /// # use rebound::agent::config::AgentConfig;
+    /// let text = "runtimes:\n  web:\n    start: { steps: [] }\n    probe: { uses: init.wait_file, with: { path: /x } }\n    endpoint: e\n";
+    /// let err = AgentConfig::parse(text, "agent.yaml").unwrap_err();
+    /// assert_eq!(err.to_string(), "agent.yaml:3:12: runtime `web`: `start` has no steps");
+    /// ```
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let raw: RawFile = serde_norway::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        let doc = Document::parse(text).map_err(|source| ConfigError::Yaml {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        Self::from_document(&doc, origin)
+    }
+
+    /// Checks a parsed config document.
+    fn from_document(doc: &Document, origin: &str) -> Result<Self, ConfigError> {
+        let invalid = |mark: Option<Mark>, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            mark,
+            message,
+        };
+        let Some(root) = doc.root().filter(|r| !r.is_null()) else {
+            return Err(invalid(
+                None,
+                "the agent config is empty: expected `runtimes`".to_owned(),
+            ));
+        };
+        let raw: RawFile = yaml::from_node(root).map_err(|source| ConfigError::Yaml {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        // The deserialization above checked that these nodes exist.
+        let runtimes_node = root.get("runtimes").unwrap_or(root);
         let mut runtimes = Vec::new();
         for (RuntimeName(name), raw) in raw.runtimes {
-            let start = section(text, origin, &name, "start")?;
-            if start.init.steps.is_empty() {
-                return Err(ConfigError(format!(
-                    "{origin}: runtime `{name}`: `start` has no steps"
-                )));
+            let node = runtimes_node.get(&name).unwrap_or(runtimes_node);
+            let mark_of = |key: &str| node.get(key).map_or(node.mark(), Node::mark);
+            let start_node = node.get("start").unwrap_or(node);
+            let init = InitSpec::from_node(start_node, origin, &format!("runtimes.{name}.start"))?;
+            if init.steps.is_empty() {
+                return Err(invalid(
+                    Some(mark_of("start")),
+                    format!("runtime `{name}`: `start` has no steps"),
+                ));
             }
-            let probe_has_id = raw.probe.get("id").is_some();
-            let probe = probe_section(text, origin, &name, !probe_has_id)?;
-            let probe_timeout = probe
-                .init
-                .steps
-                .first()
-                .and_then(|s| s.timeout)
-                .unwrap_or(DEFAULT_PROBE_TIMEOUT);
-            let mut builder = EnsureConfig::builder().probe_timeout(probe_timeout);
+            let probe_node = node.get("probe").unwrap_or(node);
+            let probe = Step::from_node(
+                probe_node,
+                origin,
+                &format!("runtimes.{name}.probe"),
+                Some(PROBE_ID),
+            )?;
+            let mut builder = EnsureConfig::builder()
+                .probe_timeout(probe.timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT));
             if let Some(t) = raw.start_timeout {
                 builder = builder.start_timeout(t);
             }
@@ -112,40 +234,31 @@ impl AgentConfig {
             }
             let ensure = builder
                 .build()
-                .map_err(|e| ConfigError(format!("{origin}: runtime `{name}`: {e}")))?;
+                .map_err(|e| invalid(Some(node.mark()), format!("runtime `{name}`: {e}")))?;
             runtimes.push(RuntimeConfig {
                 name,
-                start,
-                probe,
+                start: Spec {
+                    init,
+                    ..Spec::default()
+                },
+                probe: Spec {
+                    init: InitSpec { steps: vec![probe] },
+                    ..Spec::default()
+                },
                 endpoint: raw.endpoint,
                 ensure,
             });
         }
         if runtimes.is_empty() {
-            return Err(ConfigError(format!(
-                "{origin}: `runtimes` is empty: declare at least one runtime"
-            )));
+            return Err(invalid(
+                Some(runtimes_node.mark()),
+                "`runtimes` is empty: declare at least one runtime".to_owned(),
+            ));
         }
         Ok(Self {
             listen: raw.listen.map(|l| l.0),
             runtimes,
         })
-    }
-}
-
-fn yaml_error(origin: &str, err: &serde_norway::Error) -> ConfigError {
-    let text = err.to_string();
-    match err.location() {
-        Some(loc) => {
-            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-            let message = text.strip_suffix(&suffix).unwrap_or(&text);
-            ConfigError(format!(
-                "{origin}:{}:{}: {message}",
-                loc.line(),
-                loc.column()
-            ))
-        }
-        None => ConfigError(format!("{origin}: {text}")),
     }
 }
 
@@ -162,10 +275,12 @@ struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRuntime {
-    /// Checked by rebound-init in a second pass (see [`mod@section`]).
+    /// Read by rebound-init from its node (see the module docs).
     #[allow(dead_code)]
     start: IgnoredAny,
-    probe: serde_norway::Value,
+    /// Read by rebound-init from its node.
+    #[allow(dead_code)]
+    probe: IgnoredAny,
     endpoint: String,
     #[serde(default, deserialize_with = "positive_duration")]
     start_timeout: Option<Duration>,
@@ -173,394 +288,4 @@ struct RawRuntime {
     ready_ttl: Option<Duration>,
     #[serde(default)]
     backoff: Option<Backoff>,
-}
-
-/// `listen:` checked where it is written.
-struct ListenAddr(Addr);
-
-impl<'de> Deserialize<'de> for ListenAddr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map(ListenAddr).map_err(de::Error::custom)
-    }
-}
-
-/// A runtime name: used in URLs and metric labels, so kept plain.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct RuntimeName(String);
-
-impl<'de> Deserialize<'de> for RuntimeName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        let plain = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !plain {
-            return Err(de::Error::custom(format!(
-                "runtime name `{name}` may only use letters, digits, `-`, `_` and `.`"
-            )));
-        }
-        Ok(RuntimeName(name))
-    }
-}
-
-fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    d.deserialize_any(PositiveDuration).map(Some)
-}
-
-/// Humantime text or a number of seconds, above zero. The checks run inside
-/// the visitor so that the YAML parser stamps errors with the value's
-/// position.
-struct PositiveDuration;
-
-impl PositiveDuration {
-    fn check<E: de::Error>(d: Duration) -> Result<Duration, E> {
-        if d.is_zero() {
-            return Err(E::custom("the duration must be above zero"));
-        }
-        Ok(d)
-    }
-}
-
-impl Visitor<'_> for PositiveDuration {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a duration such as `90s`, `1m30s`, `250ms`, or a number of seconds")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        Self::check(rebound_init::actions::duration::parse(v).map_err(E::custom)?)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Self::check(Duration::from_secs(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        match u64::try_from(v) {
-            Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(format!(
-                "the duration must be above zero, got {v}"
-            ))),
-        }
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Duration, E> {
-        match u64::try_from(v) {
-            Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(format!(
-                "the duration {v} s is too large (at most {} s)",
-                u64::MAX
-            ))),
-        }
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        if v.is_nan() || v <= 0.0 {
-            return Err(E::custom(format!(
-                "the duration must be above zero, got {v}"
-            )));
-        }
-        let d = Duration::try_from_secs_f64(v).map_err(|_| {
-            E::custom(format!(
-                "the duration {v} s is too large (at most {} s)",
-                u64::MAX
-            ))
-        })?;
-        Self::check(d)
-    }
-}
-
-/// `backoff: { initial, max, multiplier, jitter }` after a failed start.
-struct Backoff(rebound_retry::Exponential);
-
-const BACKOFF_FIELDS: &[&str] = &["initial", "max", "multiplier", "jitter"];
-
-impl<'de> Deserialize<'de> for Backoff {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(BackoffVisitor)
-    }
-}
-
-struct BackoffVisitor;
-
-#[derive(Deserialize)]
-struct Seconds(#[serde(deserialize_with = "positive_duration")] Option<Duration>);
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum JitterName {
-    None,
-    Full,
-    Equal,
-}
-
-impl<'de> Visitor<'de> for BackoffVisitor {
-    type Value = Backoff;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a mapping with `initial`, `max`, `multiplier` and `jitter`")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Backoff, A::Error> {
-        let defaults = rebound_ensure::default_backoff();
-        let mut initial = defaults.nominal(1);
-        let mut max = defaults.nominal(u32::MAX);
-        let mut multiplier = 2.0;
-        let mut jitter = Jitter::Equal;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "initial" => initial = map.next_value::<Seconds>()?.0.unwrap_or(initial),
-                "max" => max = map.next_value::<Seconds>()?.0.unwrap_or(max),
-                "multiplier" => {
-                    multiplier = map.next_value::<f64>()?;
-                    if !multiplier.is_finite() || multiplier < 1.0 {
-                        return Err(de::Error::custom(format!(
-                            "multiplier must be a number of at least 1, got {multiplier}"
-                        )));
-                    }
-                }
-                "jitter" => {
-                    jitter = match map.next_value::<JitterName>()? {
-                        JitterName::None => Jitter::None,
-                        JitterName::Full => Jitter::Full,
-                        JitterName::Equal => Jitter::Equal,
-                    }
-                }
-                other => return Err(de::Error::unknown_field(other, BACKOFF_FIELDS)),
-            }
-        }
-        ExponentialBuilder::new()
-            .with_initial_delay(initial)
-            .with_max_delay(max)
-            .with_multiplier(multiplier)
-            .with_jitter(jitter)
-            .forever()
-            .build()
-            .map(Backoff)
-            .map_err(de::Error::custom)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::section::locate;
-    use super::*;
-
-    const GOOD: &str = "\
-listen: unix:/tmp/agent.sock
-runtimes:
-  web:
-    start:
-      steps:
-        - id: serve
-          uses: init.run
-          with: { command: \"true\" }
-    probe:
-      uses: init.wait_tcp
-      with: { host: 127.0.0.1, port: 8080 }
-      timeout: 1s
-    endpoint: tcp://127.0.0.1:8080
-    start_timeout: 30s
-    ready_ttl: 5s
-    backoff: { initial: 500ms, max: 10s, multiplier: 3, jitter: none }
-  db:
-    start: { steps: [ { id: pg, uses: init.run, with: { command: [\"true\"] } } ] }
-    probe: { id: pg-up, uses: init.wait_tcp, with: { host: 127.0.0.1, port: 5432 } }
-    endpoint: tcp://127.0.0.1:5432
-";
-
-    #[test]
-    fn locate_finds_block_and_flow_nodes() {
-        assert_eq!(locate(GOOD, "web", "start"), Some((5, 7)));
-        assert_eq!(locate(GOOD, "web", "probe"), Some((10, 7)));
-        let flow_col = GOOD.lines().nth(17).unwrap().find('{').unwrap() + 1;
-        assert_eq!(locate(GOOD, "db", "start"), Some((18, flow_col)));
-        assert_eq!(locate(GOOD, "nope", "start"), None);
-    }
-
-    #[test]
-    fn reads_block_and_flow_runtimes() {
-        let c = AgentConfig::parse(GOOD, "agent.yaml").unwrap();
-        assert_eq!(c.listen, Some(Addr::Unix("/tmp/agent.sock".into())));
-        let names: Vec<_> = c.runtimes.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["db", "web"]);
-        let web = &c.runtimes[1];
-        assert_eq!(web.start.init.steps[0].id, "serve");
-        assert_eq!(web.probe.init.steps[0].id, "probe");
-        assert_eq!(web.probe.init.steps[0].action.name(), "init.wait_tcp");
-        assert_eq!(web.ensure.start_timeout(), Duration::from_secs(30));
-        assert_eq!(web.ensure.ready_ttl(), Some(Duration::from_secs(5)));
-        assert_eq!(web.ensure.probe_timeout(), Duration::from_secs(1));
-        assert_eq!(web.ensure.backoff().nominal(2), Duration::from_millis(1500));
-        let db = &c.runtimes[0];
-        assert_eq!(db.probe.init.steps[0].id, "pg-up");
-        assert_eq!(db.ensure.start_timeout(), Duration::from_secs(90));
-    }
-
-    #[test]
-    fn flow_probe_without_id_gets_one() {
-        let text = GOOD.replace("{ id: pg-up, uses", "{ uses");
-        let c = AgentConfig::parse(&text, "agent.yaml").unwrap();
-        assert_eq!(c.runtimes[0].probe.init.steps[0].id, "probe");
-    }
-
-    fn error(text: &str) -> String {
-        AgentConfig::parse(text, "agent.yaml")
-            .unwrap_err()
-            .to_string()
-    }
-
-    #[test]
-    fn unknown_runtime_field_has_its_position() {
-        let e = error(&GOOD.replace("    ready_ttl: 5s", "    ready_tll: 5s"));
-        assert!(e.starts_with("agent.yaml:15:5: "), "{e}");
-        assert!(e.contains("unknown field `ready_tll`"), "{e}");
-    }
-
-    #[test]
-    fn bad_values_have_their_positions() {
-        let e = error(&GOOD.replace("start_timeout: 30s", "start_timeout: 0s"));
-        assert!(e.starts_with("agent.yaml:14:"), "{e}");
-        assert!(e.contains("above zero"), "{e}");
-        let e = error(&GOOD.replace("multiplier: 3", "multiplier: 0.5"));
-        assert!(e.starts_with("agent.yaml:16:"), "{e}");
-        let e = error(&GOOD.replace("unix:/tmp/agent.sock", "http://x"));
-        assert!(e.starts_with("agent.yaml:1:"), "{e}");
-        for huge in ["1e30", ".inf", "99999999999999999999"] {
-            let e = error(&GOOD.replace("ready_ttl: 5s", &format!("ready_ttl: {huge}")));
-            assert!(e.starts_with("agent.yaml:15:"), "{e}");
-            assert!(e.contains("is too large"), "{huge}: {e}");
-        }
-        let e = error(&GOOD.replace("ready_ttl: 5s", "ready_ttl: -0.5"));
-        assert!(e.contains("above zero, got -0.5"), "{e}");
-        let e = error(&GOOD.replace("  web:", "  we b:"));
-        assert!(e.contains("runtime name `we b`"), "{e}");
-    }
-
-    #[test]
-    fn errors_inside_start_and_probe_keep_file_positions() {
-        // A port out of range inside the block probe: line 11.
-        let e = error(&GOOD.replace("port: 8080", "port: 70000"));
-        assert!(e.starts_with("agent.yaml:11:"), "{e}");
-        assert!(e.contains(": runtimes.web.probe.with.port: "), "{e}");
-        // An unknown step field inside start: line 8.
-        let e = error(&GOOD.replace(
-            "          with: { command: \"true\" }",
-            "          wth: { command: \"true\" }",
-        ));
-        assert!(e.starts_with("agent.yaml:8:11: "), "{e}");
-        assert!(e.contains("runtimes.web.start.steps[0]"), "{e}");
-        // An unknown action in the flow-style start on line 18.
-        let e = error(&GOOD.replace(
-            "uses: init.run, with: { command: [",
-            "uses: init.rn, with: { command: [",
-        ));
-        assert!(e.starts_with("agent.yaml:18:"), "{e}");
-        assert!(e.contains("init.rn"), "{e}");
-        // Port 0 in the flow probe with no id: the column is the file's.
-        let text = GOOD
-            .replace("{ id: pg-up, uses", "{ uses")
-            .replace("port: 5432", "port: 0");
-        let e = error(&text);
-        let col = text.lines().nth(18).unwrap().find("0 }").unwrap() + 1;
-        assert!(e.starts_with(&format!("agent.yaml:19:{col}: ")), "{e}");
-    }
-
-    #[test]
-    fn multi_line_flow_values_end_at_their_bracket() {
-        let text = "runtimes:\n  x:\n    start: {\n      steps: [ { id: a, uses: init.run, with: { command: \"echo '}' # x\" } } ]\n    }\n    probe: {\n      uses: init.wait_file,\n      with: { path: /tmp }\n    }\n    endpoint: e\n";
-        let c = AgentConfig::parse(text, "agent.yaml").unwrap();
-        assert_eq!(c.runtimes[0].start.init.steps[0].id, "a");
-        assert_eq!(c.runtimes[0].probe.init.steps[0].id, "probe");
-        let e = error(&text.replace("path: /tmp", "path: /tmp, bad: 1"));
-        assert!(e.starts_with("agent.yaml:8:"), "{e}");
-    }
-
-    const TWO: &str = "\
-runtimes:
-  a:
-    start:
-      steps:
-        - { id: x, uses: init.run, with: { command: \"true\" } }
-    probe: { uses: init.wait_file, with: { path: /x } }
-    endpoint: e
-  b:
-    start:
-      steps:
-        - { id: y, uses: init.run, with: { command: \"true\" } }
-    probe: { uses: init.wait_file, with: { path: /y } }
-    endpoint: f
-";
-
-    #[test]
-    fn anchors_on_start_and_probe_are_refused_with_their_place() {
-        assert_eq!(
-            AgentConfig::parse(TWO, "agent.yaml")
-                .unwrap()
-                .runtimes
-                .len(),
-            2
-        );
-        // `start: &s` in `a`, reused as `start: *s` in `b`.
-        let text = TWO.replacen("    start:\n", "    start: &s\n", 1).replacen(
-            "    start:\n      steps:\n        - { id: y, uses: init.run, with: { command: \"true\" } }\n",
-            "    start: *s\n",
-            1,
-        );
-        assert_eq!(
-            error(&text),
-            "agent.yaml:3:12: runtimes.a.start: a YAML anchor (`&s`) is not supported on \
-             `start` or `probe`: write the value out for each runtime"
-        );
-        let text = TWO.replacen("    probe: {", "    probe: &p {", 1).replace(
-            "    probe: { uses: init.wait_file, with: { path: /y } }",
-            "    probe: *p",
-        );
-        assert_eq!(
-            error(&text),
-            "agent.yaml:6:12: runtimes.a.probe: a YAML anchor (`&p`) is not supported on \
-             `start` or `probe`: write the value out for each runtime"
-        );
-        // An alias to nothing is YAML's own error, at the alias.
-        let e = error(&TWO.replace(
-            "    probe: { uses: init.wait_file, with: { path: /y } }",
-            "    probe: *p",
-        ));
-        assert_eq!(e, "agent.yaml:12:12: unknown anchor");
-    }
-
-    #[test]
-    fn an_alias_inside_start_to_an_outside_anchor_is_explained() {
-        let anchored = TWO.replacen("with: { command:", "with: &w { command:", 1);
-        let text = anchored.replacen("with: { command: \"true\" }", "with: *w", 1);
-        assert_eq!(
-            error(&text),
-            "agent.yaml:11:42: runtimes.b.start: the YAML alias `*w` refers to an anchor \
-             outside it; `start` and `probe` are read on their own, so aliases there may \
-             only refer to anchors inside the same `start` or `probe`: write the value out"
-        );
-        // An alias to an anchor inside the same start is plain YAML and works.
-        let inside = anchored.replacen(
-            "with: &w { command: \"true\" } }\n",
-            "with: &w { command: \"true\" } }\n        - { id: x2, uses: init.run, with: *w }\n",
-            1,
-        );
-        let c = AgentConfig::parse(&inside, "agent.yaml").unwrap();
-        assert_eq!(c.runtimes[0].start.init.steps.len(), 2);
-    }
-
-    #[test]
-    fn missing_pieces_are_named() {
-        let e = error("runtimes: {}\n");
-        assert!(e.contains("`runtimes` is empty"), "{e}");
-        let e = error(&GOOD.replace("    endpoint: tcp://127.0.0.1:8080\n", ""));
-        assert!(e.contains("missing field `endpoint`"), "{e}");
-        let e = error(
-            "runtimes:\n  a:\n    start: { steps: [] }\n    probe: { uses: init.wait_file, with: { path: /x } }\n    endpoint: e\n",
-        );
-        assert!(e.contains("`start` has no steps"), "{e}");
-    }
 }

@@ -25,6 +25,8 @@ enum Kind {
     Unix(UnixListener, SocketFile),
     /// A TCP socket.
     Tcp(TcpListener),
+    /// A vsock port.
+    Vsock(tokio_vsock::VsockListener),
 }
 
 impl Listener {
@@ -40,10 +42,22 @@ impl Listener {
     /// owner's read and write, so nobody can connect before it is private,
     /// and a path the system accepts is never made longer by a temporary
     /// name).
+    ///
+    /// A vsock port (`vsock:PORT` on any CID, `vsock:CID:PORT` on one) is
+    /// bound as it is; a port that already has a listener is "address in
+    /// use", and a system without vsock says so. `hvsock:` is refused: it is
+    /// how a host reaches a guest, not a place to listen.
     pub async fn bind(addr: &Addr) -> io::Result<Self> {
         let kind = match addr {
             Addr::Unix(path) => bind_unix(path).await?,
             Addr::Tcp { host, port } => Kind::Tcp(TcpListener::bind((host.as_str(), *port)).await?),
+            Addr::Vsock { cid, port } => bind_vsock(*cid, *port)?,
+            Addr::Hvsock { .. } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{addr}: {HVSOCK_LISTEN}"),
+                ));
+            }
         };
         Ok(Self { kind })
     }
@@ -62,6 +76,13 @@ impl Listener {
                     port: 0,
                 },
             },
+            Kind::Vsock(l) => match l.local_addr() {
+                Ok(a) => Addr::Vsock {
+                    cid: (a.cid() != tokio_vsock::VMADDR_CID_ANY).then_some(a.cid()),
+                    port: a.port(),
+                },
+                Err(_) => Addr::Vsock { cid: None, port: 0 },
+            },
         }
     }
 
@@ -70,6 +91,7 @@ impl Listener {
         match &self.kind {
             Kind::Unix(l, _) => l.accept().await.map(|(s, _)| Stream::Unix(s)),
             Kind::Tcp(l) => l.accept().await.map(|(s, _)| Stream::Tcp(s)),
+            Kind::Vsock(l) => l.accept().await.map(|(s, _)| Stream::Vsock(s)),
         }
     }
 
@@ -83,10 +105,7 @@ impl Listener {
                 drop(listener);
                 Closed(Some(file))
             }
-            Kind::Tcp(listener) => {
-                drop(listener);
-                Closed(None)
-            }
+            Kind::Tcp(_) | Kind::Vsock(_) => Closed(None),
         }
     }
 }
@@ -108,6 +127,8 @@ pub(crate) enum Stream {
     Unix(UnixStream),
     /// Over TCP.
     Tcp(TcpStream),
+    /// Over vsock.
+    Vsock(tokio_vsock::VsockStream),
 }
 
 impl AsyncRead for Stream {
@@ -119,6 +140,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Vsock(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -132,6 +154,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Vsock(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -139,6 +162,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Vsock(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -146,6 +170,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Vsock(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 
@@ -157,6 +182,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Vsock(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -164,8 +190,45 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Unix(s) => s.is_write_vectored(),
             Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Vsock(s) => s.is_write_vectored(),
         }
     }
+}
+
+/// Why `hvsock:` cannot be listened on.
+pub const HVSOCK_LISTEN: &str = "hvsock: is how a host reaches a guest through its VMM; \
+     in the guest, listen on vsock:PORT";
+
+fn bind_vsock(cid: Option<u32>, port: u32) -> io::Result<Kind> {
+    use rustix::io::Errno;
+    let at = tokio_vsock::VsockAddr::new(cid.unwrap_or(tokio_vsock::VMADDR_CID_ANY), port);
+    tokio_vsock::VsockListener::bind(at)
+        .map(Kind::Vsock)
+        .map_err(|e| {
+            let why = match Errno::from_io_error(&e) {
+                Some(Errno::ADDRINUSE) => format!(
+                    "address in use: vsock port {port} already has a listener (another agent?)"
+                ),
+                Some(Errno::AFNOSUPPORT) => "this system has no vsock (address family not \
+                     supported): in a guest, load the virtio vsock transport \
+                     (vmw_vsock_virtio_transport) and give the VM a vsock device"
+                    .to_owned(),
+                Some(Errno::NODEV) => {
+                    "no vsock transport on this system (no vsock device)".to_owned()
+                }
+                Some(Errno::ADDRNOTAVAIL) => match cid {
+                    Some(cid) => format!(
+                        "CID {cid} is not this machine's (write vsock:{port} to listen on any)"
+                    ),
+                    None => "address not available".to_owned(),
+                },
+                Some(Errno::ACCESS) => {
+                    "permission denied: vsock ports below 1024 need CAP_NET_BIND_SERVICE".to_owned()
+                }
+                _ => e.to_string(),
+            };
+            io::Error::new(e.kind(), format!("{why} ({e})"))
+        })
 }
 
 /// The path of the lock file beside a socket: `PATH.lock`.

@@ -9,7 +9,7 @@ use rebound_retry::presets;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::agent::addr::Addr;
+use crate::agent::addr::{Addr, AddrError};
 use crate::agent::client::{CallError, Client};
 use crate::agent::protocol::EnsureReply;
 use crate::exit::{CliError, FAILED, OK, TIMEOUT, USAGE};
@@ -35,7 +35,9 @@ bad token), 3 failed for good, 124 --wait ran out.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// The agent: unix:PATH or tcp:HOST:PORT.
+    /// The agent: unix:PATH, tcp:HOST:PORT, vsock:CID:PORT or
+    /// hvsock:PATH:PORT (a Firecracker / Cloud Hypervisor guest's vsock
+    /// port through the VMM's Unix socket at PATH).
     #[arg(long, value_name = "ADDR", env = "REBOUND_AGENT")]
     pub agent: String,
 
@@ -64,13 +66,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let addr: Addr = args
         .agent
         .parse()
-        .map_err(|e: String| CliError::usage(format!("--agent {e}")))?;
-    if let Addr::Tcp { port: 0, .. } = addr {
-        return Err(CliError::usage(format!(
-            "--agent `{}`: port 0 names no agent (give the port it listens on)",
-            args.agent
-        ))
-        .into());
+        .map_err(|e: AddrError| CliError::usage(format!("--agent {e}")))?;
+    if let Some(why) = addr.unconnectable() {
+        return Err(CliError::usage(format!("--agent `{}`: {why}", args.agent)).into());
     }
     let plain = !args.name.is_empty()
         && args

@@ -163,7 +163,6 @@ const QUICK_CONFIG: &str = r#"runtimes:
 /// `rebound ensure` writes its answers through the same output path as the
 /// other commands.
 #[test]
-#[ignore = "needs cmd/ensure to write through crate::output (see the lead's merge note)"]
 fn ensure_with_stdout_full_or_closed_does_not_panic() {
     let agent = Agent::start(QUICK_CONFIG);
     let ensure = |json: bool| {

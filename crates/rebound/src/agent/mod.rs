@@ -5,6 +5,7 @@ pub mod addr;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod listener;
 pub mod metrics;
 pub mod protocol;
 pub mod runtime;

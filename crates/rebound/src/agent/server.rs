@@ -1,9 +1,6 @@
 //! The agent's HTTP/1.1 JSON server (hyper, http1 only).
 
 use std::convert::Infallible;
-use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +11,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rebound_ensure::{EnsureMap, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::addr::Addr;
 use super::events::{EventBody, Streams};
+pub use super::listener::Listener;
 use super::metrics::{Endpoint, Metrics};
 use super::protocol::{
     AgentReady, EnsureReply, EnsureRequest, ErrorReply, Handshake, PROTOCOL_VERSION, RuntimeBudget,
@@ -359,104 +355,9 @@ fn error(
     )
 }
 
-/// A bound listener.
-pub enum Listener {
-    /// A Unix socket; the path is removed when the server stops.
-    Unix(UnixListener, PathBuf),
-    /// A TCP socket.
-    Tcp(TcpListener),
-}
-
-impl Listener {
-    /// Binds `addr`. A Unix socket is created with mode 0600 in place (bound
-    /// under a umask that leaves only the owner's read and write, so nobody
-    /// can connect before it is private, and a path the system accepts is
-    /// never made longer by a temporary name); a stale socket file is
-    /// removed, a live one (another agent answers) is an error, and so is a
-    /// socket that another agent binds at the same moment (bind never
-    /// replaces a file).
-    pub async fn bind(addr: &Addr) -> io::Result<Self> {
-        match addr {
-            Addr::Unix(path) => bind_unix(path).await,
-            Addr::Tcp { host, port } => Ok(Listener::Tcp(
-                TcpListener::bind((host.as_str(), *port)).await?,
-            )),
-        }
-    }
-
-    /// The bound address (with the real port for `tcp:...:0`).
-    pub fn local_addr(&self) -> Addr {
-        match self {
-            Listener::Unix(_, path) => Addr::Unix(path.clone()),
-            Listener::Tcp(l) => match l.local_addr() {
-                Ok(a) => Addr::Tcp {
-                    host: a.ip().to_string(),
-                    port: a.port(),
-                },
-                Err(_) => Addr::Tcp {
-                    host: "?".into(),
-                    port: 0,
-                },
-            },
-        }
-    }
-}
-
-async fn bind_unix(path: &Path) -> io::Result<Listener> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(parent).await?;
-    }
-    match tokio::fs::symlink_metadata(path).await {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if tokio::net::UnixStream::connect(path).await.is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("another agent is listening on {}", path.display()),
-                ));
-            }
-            tokio::fs::remove_file(path).await?;
-        }
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket", path.display()),
-            ));
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = bind_private(path)?;
-    Ok(Listener::Unix(listener, path.to_owned()))
-}
-
-/// Binds a Unix socket that is born with mode 0600: the umask is set to
-/// 0177 around `bind` and put back at once. The umask is the process's: the
-/// agent binds before it runs any start, so no other file is being created
-/// meanwhile. The mode is set again afterwards, for directories whose
-/// default ACL overrides the umask.
-fn bind_private(path: &Path) -> io::Result<UnixListener> {
-    use rustix::fs::Mode;
-    let previous = rustix::process::umask(Mode::from_raw_mode(0o177));
-    let bound = std::os::unix::net::UnixListener::bind(path);
-    rustix::process::umask(previous);
-    let listener = bound.map_err(|e| match e.kind() {
-        io::ErrorKind::AddrInUse => io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("another agent is listening on {}", path.display()),
-        ),
-        _ => e,
-    })?;
-    let placed = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| listener.set_nonblocking(true))
-        .and_then(|()| UnixListener::from_std(listener));
-    if placed.is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    placed
-}
-
 /// Serves until `stop` resolves, then stops accepting, lets in-flight
-/// requests finish (up to 10 s) and removes the socket file.
+/// requests finish (up to 10 s) and removes the socket file (only if the
+/// path still names the socket bound here) and its lock.
 pub async fn serve(
     listener: Listener,
     server: Arc<Server>,
@@ -468,13 +369,9 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = &mut stop => break,
-            accepted = accept(&listener) => match accepted {
-                Ok(conn) => {
-                    let (server, rx) = (Arc::clone(&server), stop_rx.clone());
-                    match conn {
-                        Conn::Unix(s) => conns.spawn(serve_conn(s, server, rx)),
-                        Conn::Tcp(s) => conns.spawn(serve_conn(s, server, rx)),
-                    };
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    conns.spawn(serve_conn(stream, Arc::clone(&server), stop_rx.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -484,16 +381,8 @@ pub async fn serve(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    let socket = match listener {
-        Listener::Unix(l, path) => {
-            drop(l);
-            Some(path)
-        }
-        Listener::Tcp(l) => {
-            drop(l);
-            None
-        }
-    };
+    // The socket file and its lock stay until the requests have drained.
+    let closed = listener.close();
     let _ = stopping.send(true);
     server.close_streams();
     let drained =
@@ -505,21 +394,8 @@ pub async fn serve(
         );
         conns.abort_all();
     }
-    if let Some(path) = socket {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-enum Conn {
-    Unix(tokio::net::UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-async fn accept(listener: &Listener) -> io::Result<Conn> {
-    match listener {
-        Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
-        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
-    }
+    // Only if it is still the socket bound here; then the lock goes.
+    closed.remove();
 }
 
 async fn serve_conn<S>(stream: S, server: Arc<Server>, mut stop: watch::Receiver<bool>)

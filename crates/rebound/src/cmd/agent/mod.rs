@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::agent::addr::{Addr, DEFAULT_LISTEN};
+use crate::agent::addr::{Addr, AddrError, DEFAULT_LISTEN};
 use crate::agent::config::AgentConfig;
+use crate::agent::listener::HVSOCK_LISTEN;
 use crate::agent::{runtime, server};
 use crate::exit::{CliError, OK};
 use crate::output::err;
@@ -12,15 +13,20 @@ use crate::signal;
 const AFTER_HELP: &str = "\
 The config declares each runtime's start steps (rebound-init's format), its
 probe step, endpoint, start_timeout, ready_ttl and backoff (docs/agent.md).
-Over TCP a bearer token is required (--token-file); a Unix socket is created
-with mode 0600. SIGTERM or SIGINT stops it gracefully (exit 0).
+Over TCP or vsock a bearer token is required (--token-file, or
+--insecure-no-token); a Unix socket is created with mode 0600, under a lock
+file beside it (PATH.lock) held while the agent runs. SIGTERM or SIGINT
+stops it gracefully (exit 0).
 
 Examples:
   rebound agent --config /etc/rebound/agent.yaml
   rebound agent --config agent.yaml --listen tcp:127.0.0.1:7070 --token-file /etc/rebound/token
+  rebound agent --config agent.yaml --listen vsock:7070 --token-file /etc/rebound/token   (in a VM guest)
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad config or flags (with
-FILE:LINE:COLUMN), 3 cannot listen.";
+FILE:LINE:COLUMN, or a bad --listen address), 3 cannot listen (another
+agent is listening on the socket or holds its lock, the vsock port is in
+use, the system has no vsock).";
 
 /// Arguments of `rebound agent`.
 #[derive(Debug, clap::Args)]
@@ -30,15 +36,22 @@ pub struct Args {
     #[arg(long, value_name = "AGENT.yaml")]
     pub config: PathBuf,
 
-    /// Where to listen: unix:PATH or tcp:HOST:PORT (tcp:PORT is loopback);
+    /// Where to listen: unix:PATH, tcp:HOST:PORT (tcp:PORT is loopback),
+    /// vsock:PORT (any CID, in a VM guest) or vsock:CID:PORT;
     /// overrides `listen:` in the config [default: unix:/run/rebound/agent.sock].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 
     /// A file holding the bearer token every request must carry; required
-    /// when listening on TCP.
+    /// when listening on TCP or vsock.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    /// Listen on TCP or vsock without a token: any process that can reach
+    /// the port (on vsock, any process of the guest or its host) can start
+    /// runtimes. For tests and closed setups only.
+    #[arg(long, conflicts_with = "token_file")]
+    pub insecure_no_token: bool,
 }
 
 /// Runs `rebound agent`.
@@ -47,23 +60,32 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let addr: Addr = match (&args.listen, &config.listen) {
         (Some(text), _) => text
             .parse()
-            .map_err(|e: String| CliError::usage(format!("--listen {e}")))?,
+            .map_err(|e: AddrError| CliError::usage(format!("--listen {e}")))?,
         (None, Some(addr)) => addr.clone(),
         (None, None) => DEFAULT_LISTEN
             .parse()
-            .map_err(|e: String| CliError::usage(e))?,
+            .map_err(|e: AddrError| CliError::usage(e.to_string()))?,
     };
+    if let Addr::Hvsock { .. } = addr {
+        return Err(CliError::usage(format!("cannot listen on {addr}: {HVSOCK_LISTEN}")).into());
+    }
     let token = match &args.token_file {
         Some(path) => Some(crate::agent::token::read(path)?),
         None => None,
     };
-    if matches!(addr, Addr::Tcp { .. }) && token.is_none() {
-        return Err(CliError::usage(format!(
-            "listening on {addr} requires --token-file (a bearer token for every request)"
-        ))
-        .into());
+    if addr.needs_token() && token.is_none() {
+        if !args.insecure_no_token {
+            return Err(CliError::usage(format!(
+                "listening on {addr} requires --token-file (a bearer token for every request), \
+                 or --insecure-no-token"
+            ))
+            .into());
+        }
+        err!(
+            "rebound agent: warning: --insecure-no-token: anyone who can reach {addr} can start runtimes"
+        );
     }
-    if !addr.is_loopback() {
+    if matches!(addr, Addr::Tcp { .. }) && !addr.is_loopback() {
         err!(
             "rebound agent: warning: {addr} is not a loopback address; every request needs the token"
         );

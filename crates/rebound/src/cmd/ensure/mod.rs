@@ -10,11 +10,12 @@ use rebound_retry::presets;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::agent::addr::Addr;
+use crate::agent::addr::{Addr, AddrError};
 use crate::agent::client::EventStream;
 use crate::agent::client::{CallError, Client};
 use crate::agent::protocol::{EnsureReply, Handshake, PROTOCOL_MAJOR, RuntimeEntry, capability};
 use crate::exit::{CliError, FAILED, INCOMPATIBLE, OK, TIMEOUT, UNAVAILABLE, USAGE};
+use crate::output::{StdoutError, err, out};
 
 mod watch;
 
@@ -58,7 +59,9 @@ target_unreachable, 78 as incompatible_target and 124 as timeout.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// The agent: unix:PATH or tcp:HOST:PORT.
+    /// The agent: unix:PATH, tcp:HOST:PORT, vsock:CID:PORT or
+    /// hvsock:PATH:PORT (a Firecracker / Cloud Hypervisor guest's vsock
+    /// port through the VMM's Unix socket at PATH).
     #[arg(long, value_name = "ADDR", env = "REBOUND_AGENT")]
     pub agent: String,
 
@@ -96,13 +99,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let addr: Addr = args
         .agent
         .parse()
-        .map_err(|e: String| CliError::usage(format!("--agent {e}")))?;
-    if let Addr::Tcp { port: 0, .. } = addr {
-        return Err(CliError::usage(format!(
-            "--agent `{}`: port 0 names no agent (give the port it listens on)",
-            args.agent
-        ))
-        .into());
+        .map_err(|e: AddrError| CliError::usage(format!("--agent {e}")))?;
+    if let Some(why) = addr.unconnectable() {
+        return Err(CliError::usage(format!("--agent `{}`: {why}", args.agent)).into());
     }
     let plain = !args.name.is_empty()
         && args
@@ -185,7 +184,7 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                     break handshake;
                 }
                 Err(CallError::Unreachable(why)) => {
-                    progress.unreachable(&why, begun.elapsed());
+                    progress.unreachable(&why, begun.elapsed())?;
                     retry = retry.saturating_add(1);
                     let now = Instant::now();
                     if now >= deadline {
@@ -197,7 +196,7 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                     return refused(&mut progress, status, reply);
                 }
                 Err(CallError::Fatal(why)) => {
-                    progress
+                    let _ = progress
                         .finish(&json!({"event": "result", "outcome": "refused", "error": why}));
                     return Err(CliError::new(USAGE, why).into());
                 }
@@ -236,9 +235,9 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
             Ok(reply) if reply.ready => break End::Ready(reply),
             Ok(reply) => {
                 if from_stream {
-                    progress.event(&reply, begun.elapsed());
+                    progress.event(&reply, begun.elapsed())?;
                 } else {
-                    progress.answer(&reply, begun.elapsed());
+                    progress.answer(&reply, begun.elapsed())?;
                 }
                 if reply.status == "failed" {
                     let Some(after) = reply.retry_after_ms.map(Duration::from_millis) else {
@@ -283,7 +282,7 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                                 return refused(&mut progress, status, reply);
                             }
                             Err(CallError::Unreachable(why) | CallError::Fatal(why)) => {
-                                progress.unreachable(&why, begun.elapsed());
+                                progress.unreachable(&why, begun.elapsed())?;
                             }
                         }
                     }
@@ -300,7 +299,7 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
                 }
             }
             Err(CallError::Unreachable(why)) => {
-                progress.unreachable(&why, begun.elapsed());
+                progress.unreachable(&why, begun.elapsed())?;
                 retry = retry.saturating_add(1);
                 backoff.sample(retry)
             }
@@ -324,18 +323,18 @@ async fn poll(client: &Client, args: &Args) -> anyhow::Result<i32> {
             progress.finish(&json!({
                 "event": "result", "outcome": "ready", "status": reply.status,
                 "endpoint": reply.endpoint, "message": reply.message, "elapsed_ms": elapsed_ms,
-            }));
+            }))?;
             if !args.json {
-                println!("{}", reply.endpoint);
+                out!("{}", reply.endpoint)?;
             }
             Ok(OK)
         }
         End::Failed(message) => {
-            progress.finish(&json!({"event": "result", "outcome": "failed", "message": message, "elapsed_ms": elapsed_ms}));
+            let _ = progress.finish(&json!({"event": "result", "outcome": "failed", "message": message, "elapsed_ms": elapsed_ms}));
             Err(CliError::new(INCOMPATIBLE, format!("{}: failed: {message}", args.name)).into())
         }
         End::Fatal(message) => {
-            progress.finish(&json!({"event": "result", "outcome": "failed", "message": message, "elapsed_ms": elapsed_ms}));
+            let _ = progress.finish(&json!({"event": "result", "outcome": "failed", "message": message, "elapsed_ms": elapsed_ms}));
             Err(CliError::new(FAILED, format!("{}: failed: {message}", args.name)).into())
         }
         End::TimedOut => timed_out(args, &mut progress, begun),
@@ -349,7 +348,7 @@ fn timed_out(args: &Args, progress: &mut Progress, begun: Instant) -> anyhow::Re
     if !progress.answered {
         // Not one call reached the agent: the node is down, or its agent
         // is (exit 69, recovery kind target_unreachable).
-        progress.finish(&json!({"event": "result", "outcome": "unreachable", "message": last, "elapsed_ms": elapsed_ms}));
+        let _ = progress.finish(&json!({"event": "result", "outcome": "unreachable", "message": last, "elapsed_ms": elapsed_ms}));
         return Err(CliError::new(
             UNAVAILABLE,
             format!(
@@ -360,7 +359,7 @@ fn timed_out(args: &Args, progress: &mut Progress, begun: Instant) -> anyhow::Re
         )
         .into());
     }
-    progress.finish(&json!({"event": "result", "outcome": "timeout", "message": last, "elapsed_ms": elapsed_ms}));
+    let _ = progress.finish(&json!({"event": "result", "outcome": "timeout", "message": last, "elapsed_ms": elapsed_ms}));
     Err(CliError::new(
         TIMEOUT,
         format!(
@@ -384,7 +383,7 @@ fn refused(
         .runtimes
         .map(|n| format!(" (runtimes: {})", n.join(", ")))
         .unwrap_or_default();
-    progress.finish(
+    let _ = progress.finish(
         &json!({"event": "result", "outcome": "refused", "status": status, "error": reply.error}),
     );
     let code = if status == 404 && !names.is_empty() {
@@ -413,7 +412,7 @@ fn check_handshake(handshake: &Handshake, args: &Args) -> anyhow::Result<()> {
     if let Some(budget) = handshake.runtime(&args.name) {
         let budget_time = Duration::from_millis(budget.start_budget_ms);
         if !args.watch && !args.probe && args.wait < budget_time {
-            eprintln!(
+            err!(
                 "rebound: warning: --wait {} is shorter than {}'s start budget on the agent, {} (start_timeout {} + probe timeout {}): a host deadline below the guest's budget fails cold boots",
                 humantime::format_duration(args.wait),
                 args.name,
@@ -509,37 +508,40 @@ impl Progress {
         }
     }
 
-    fn answer(&mut self, reply: &EnsureReply, elapsed: Duration) {
+    fn answer(&mut self, reply: &EnsureReply, elapsed: Duration) -> Result<(), StdoutError> {
         self.answered = true;
         if self.json {
             let mut value = json!(reply);
             value["event"] = json!("answer");
             value["elapsed_ms"] = json!(elapsed.as_millis() as u64);
-            println!("{value}");
+            out!("{value}")?;
         }
         self.show(format!("{}: {}", reply.status, reply.message), elapsed);
+        Ok(())
     }
 
     /// A state pushed on the watch stream.
-    fn event(&mut self, reply: &EnsureReply, elapsed: Duration) {
+    fn event(&mut self, reply: &EnsureReply, elapsed: Duration) -> Result<(), StdoutError> {
         self.answered = true;
         if self.json {
             let mut value = json!(reply);
             value["event"] = json!("watch");
             value["elapsed_ms"] = json!(elapsed.as_millis() as u64);
-            println!("{value}");
+            out!("{value}")?;
         }
         self.show(format!("{}: {}", reply.status, reply.message), elapsed);
+        Ok(())
     }
 
-    fn unreachable(&mut self, why: &str, elapsed: Duration) {
+    fn unreachable(&mut self, why: &str, elapsed: Duration) -> Result<(), StdoutError> {
         if self.json {
-            println!(
+            out!(
                 "{}",
                 json!({"event": "unreachable", "error": why, "elapsed_ms": elapsed.as_millis() as u64})
-            );
+            )?;
         }
         self.show(format!("agent unreachable: {why}"), elapsed);
+        Ok(())
     }
 
     fn show(&mut self, line: String, elapsed: Duration) {
@@ -552,17 +554,18 @@ impl Progress {
                 elapsed.as_secs(),
                 self.last
             )),
-            None if changed && !self.json => eprintln!("rebound: {}: {}", self.name, self.last),
+            None if changed && !self.json => err!("rebound: {}: {}", self.name, self.last),
             None => {}
         }
     }
 
-    fn finish(&mut self, result: &serde_json::Value) {
+    fn finish(&mut self, result: &serde_json::Value) -> Result<(), StdoutError> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         if self.json {
-            println!("{result}");
+            out!("{result}")?;
         }
+        Ok(())
     }
 }

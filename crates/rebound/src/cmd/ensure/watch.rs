@@ -11,6 +11,7 @@ use crate::agent::client::{CallError, Client};
 use crate::agent::protocol::{RuntimeEntry, capability};
 use crate::agent::sse;
 use crate::exit::CliError;
+use crate::output::{StdoutError, err, out};
 
 /// How long connecting and the handshake may take.
 const CALL: Duration = Duration::from_secs(10);
@@ -33,7 +34,7 @@ async fn follow(client: &Client, args: &Args) -> anyhow::Result<i32> {
     let handshake = loop {
         match client.handshake(CALL).await {
             Ok(handshake) => break handshake,
-            Err(CallError::Unreachable(why)) => unreachable(args, &why),
+            Err(CallError::Unreachable(why)) => unreachable(args, &why)?,
             Err(CallError::Refused { status, reply }) => {
                 return refused(
                     &mut super::Progress::new(&args.name, args.json),
@@ -69,13 +70,13 @@ async fn follow(client: &Client, args: &Args) -> anyhow::Result<i32> {
                 retry = 0;
                 loop {
                     match events.next().await {
-                        Ok(Some(event)) => print(args, &event),
+                        Ok(Some(event)) => print(args, &event)?,
                         Ok(None) => {
-                            unreachable(args, "the agent ended the event stream");
+                            unreachable(args, "the agent ended the event stream")?;
                             break;
                         }
                         Err(e) => {
-                            unreachable(args, &super::call_error_text(e));
+                            unreachable(args, &super::call_error_text(e))?;
                             break;
                         }
                     }
@@ -88,36 +89,37 @@ async fn follow(client: &Client, args: &Args) -> anyhow::Result<i32> {
                     reply,
                 );
             }
-            Err(CallError::Unreachable(why) | CallError::Fatal(why)) => unreachable(args, &why),
+            Err(CallError::Unreachable(why) | CallError::Fatal(why)) => unreachable(args, &why)?,
         }
         retry = retry.saturating_add(1);
         tokio::time::sleep(backoff.sample(retry)).await;
     }
 }
 
-fn unreachable(args: &Args, why: &str) {
+fn unreachable(args: &Args, why: &str) -> Result<(), StdoutError> {
     if args.json {
-        println!("{}", json!({"event": "unreachable", "error": why}));
+        out!("{}", json!({"event": "unreachable", "error": why}))?;
     } else {
-        eprintln!("rebound: {}: agent unreachable: {why}", args.name);
+        err!("rebound: {}: agent unreachable: {why}", args.name);
     }
+    Ok(())
 }
 
 /// One event: a line for people, or its data with `"event"` added.
-fn print(args: &Args, event: &sse::Event) {
+fn print(args: &Args, event: &sse::Event) -> Result<(), StdoutError> {
     let Ok(entry) = serde_json::from_str::<RuntimeEntry>(&event.data) else {
         if args.json {
-            println!("{}", json!({"event": event.event, "data": event.data}));
+            out!("{}", json!({"event": event.event, "data": event.data}))?;
         } else {
-            println!("{}: {}: {}", args.name, event.event, event.data);
+            out!("{}: {}: {}", args.name, event.event, event.data)?;
         }
-        return;
+        return Ok(());
     };
     if args.json {
         let mut value = json!(entry);
         value["event"] = json!(event.event);
-        println!("{value}");
-        return;
+        out!("{value}")?;
+        return Ok(());
     }
     let mut line = format!("{}: {}", entry.name, event.event);
     if event.event != entry.state {
@@ -137,5 +139,5 @@ fn print(args: &Args, event: &sse::Event) {
             humantime::format_duration(Duration::from_millis(after))
         ));
     }
-    println!("{line}");
+    out!("{line}")
 }

@@ -166,7 +166,7 @@ const QUICK_CONFIG: &str = r#"runtimes:
 fn ensure_with_stdout_full_or_closed_does_not_panic() {
     let agent = Agent::start(QUICK_CONFIG);
     let ensure = |json: bool| {
-        let cli = Cli::new().args(["ensure", "--agent", &agent.addr(), "--wait", "20s"]);
+        let cli = Cli::new().args(["ensure", "--agent", &agent.addr(), "--wait", "5m"]);
         let cli = if json { cli.args(["--json"]) } else { cli };
         cli.args(["quick"])
     };

@@ -260,7 +260,7 @@ fn a_failing_start_is_failed_with_retry_after() {
     Cli::new()
         .args(["ensure", "--agent", &agent.addr(), "broken", "--wait", "5s"])
         .run()
-        .code(3)
+        .code(78)
         .stderr_has("no such flag")
         .stderr_has("after --wait runs out");
 }
@@ -428,7 +428,8 @@ fn a_watch_on_an_unknown_runtime_is_404_naming_the_known_ones() {
     Cli::new()
         .args(["ensure", "--agent", &agent.addr(), "--watch", "nope"])
         .run()
-        .code(2)
+        // The agent has no such runtime: 78, as for an ensure of it.
+        .code(78)
         .stderr_has("unknown runtime `nope`")
         .stderr_has("runtimes: broken, slow, web");
 }
@@ -710,7 +711,7 @@ fn a_pushed_failure_near_the_end_of_the_wait_is_a_timeout_unless_its_backoff_out
     // The failure comes 1 s into a 2 s wait. Next start in 1.5 s: after the
     // wait, but sooner than a whole wait: the wait ran out between retries
     // (124, at once). Next start in 2.5 s, longer than the whole wait:
-    // failed for good (3, at once).
+    // failed for good (78, at once).
     let short = OldAgent::start(|m, p, _| failing_later(m, p, 1500));
     let begun = Instant::now();
     Cli::new()
@@ -728,7 +729,7 @@ fn a_pushed_failure_near_the_end_of_the_wait_is_a_timeout_unless_its_backoff_out
     Cli::new()
         .args(["ensure", "--agent", &long.addr(), "db", "--wait", "2s"])
         .run()
-        .code(3)
+        .code(78)
         .stderr_has("exit status 1 (next start in 2s 500ms, after --wait runs out)");
     assert_eq!(long.count("POST /v1/runtimes/db/ensure"), 1);
 }

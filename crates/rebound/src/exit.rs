@@ -7,7 +7,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 use crate::output::StdoutError;
-use crate::signal::Signal;
+use nix::sys::signal::Signal;
 
 /// Success.
 pub const OK: i32 = 0;

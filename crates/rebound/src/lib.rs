@@ -8,6 +8,7 @@ mod child;
 mod cli;
 mod cmd;
 mod exit;
+mod logging;
 mod output;
 mod runtime;
 mod signal;
@@ -17,5 +18,20 @@ mod signal;
 pub fn run() -> std::process::ExitCode {
     use clap::Parser as _;
     let cli = cli::Cli::parse();
-    exit::report(cmd::run(cli))
+    exit::report(dispatch(cli))
+}
+
+/// Runs the parsed command line and returns the process exit code.
+fn dispatch(cli: cli::Cli) -> anyhow::Result<i32> {
+    use cli::Command;
+    logging::init(&cli.log)?;
+    match cli.command {
+        Command::Retry(args) => cmd::retry::run(args),
+        Command::Wait(args) => cmd::wait::run(args),
+        Command::Init(args) => cmd::init::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
+        Command::Ensure(args) => cmd::ensure::run(args),
+        Command::Recovery(args) => cmd::recovery::run(args),
+    }
 }

@@ -1,5 +1,8 @@
-//! One module per command. Each has an `Args` struct and a `run` function
-//! that returns the exit code (or an error carrying one).
+//! One folder per command. Each has an `Args` struct (clap derive) and a
+//! `run` function that returns the exit code (or an error carrying one);
+//! `crate::cli` lists them and the crate root dispatches. A command uses the
+//! shared subsystems (`agent`, `child`, `signal`, `exit`, `output`,
+//! `runtime`), never another command.
 
 pub mod agent;
 pub mod ensure;
@@ -8,41 +11,3 @@ pub mod recovery;
 pub mod retry;
 pub mod schema;
 pub mod wait;
-
-use std::io::IsTerminal;
-
-use crate::cli::{Cli, Command};
-use crate::exit::CliError;
-
-/// Runs the parsed command line and returns the process exit code.
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    init_tracing(&cli.log)?;
-    match cli.command {
-        Command::Retry(args) => retry::run(args),
-        Command::Wait(args) => wait::run(args),
-        Command::Init(args) => init::run(args),
-        Command::Schema(args) => schema::run(args),
-        Command::Agent(args) => agent::run(args),
-        Command::Ensure(args) => ensure::run(args),
-        Command::Recovery(args) => recovery::run(args),
-    }
-}
-
-/// Sets up diagnostics on stderr; colours only when stderr is a terminal.
-///
-/// An invalid `--log`/`REBOUND_LOG` filter is a usage error (exit 2), not a
-/// silent fallback: someone asked for diagnostics and would not get them.
-fn init_tracing(filter: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
-        CliError::usage(format!(
-            "--log (or REBOUND_LOG): invalid filter {filter:?}: {e}"
-        ))
-    })?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
-    Ok(())
-}

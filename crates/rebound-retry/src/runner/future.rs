@@ -14,6 +14,7 @@ use super::budget::RetryBudget;
 use super::error::{RetryError, StopReason};
 use super::hooks::{NoNotify, Notify, RetryAll, When};
 use super::policy::{Next, Policy};
+use crate::breaker::{BreakerSlot, CircuitBreaker};
 use crate::classify::Classify;
 
 /// Adds `.retry(backoff)` to every `FnMut() -> impl Future<Output =
@@ -259,6 +260,33 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
         self
     }
 
+    /// Runs every attempt through a shared [`CircuitBreaker`]: an attempt
+    /// it rejects is not made and the call stops with
+    /// [`StopReason::BreakerOpen`] (nothing charged to the budget); a
+    /// failure that opens it stops the call without sleeping first. A
+    /// timed-out attempt counts as a failure; errors the classifier calls
+    /// permanent do not, unless the breaker is built to count them.
+    ///
+    /// ```
+    /// # use rebound_retry::{CircuitBreaker, ConstantBuilder, Retryable, StopReason};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = CircuitBreaker::builder().with_consecutive_failures(2).build()?;
+    /// let err = (|| async { Err::<(), _>("down") })
+    ///     .retry(ConstantBuilder::new().with_max_attempts(5).build()?)
+    ///     .breaker(&breaker)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!((err.reason(), err.attempts()), (StopReason::BreakerOpen, 2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
+        self.policy.breaker = Some(BreakerSlot::new(breaker));
+        self
+    }
+
     /// Names the operation in errors and tracing events.
     ///
     /// ```
@@ -295,6 +323,13 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Idle => {
+                    let start = *this.start;
+                    if let Err(err) = this.policy.admit(this.last_error, move || {
+                        start.map_or(Duration::ZERO, |s| s.elapsed())
+                    }) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(err));
+                    }
                     this.policy.start_attempt();
                     // The attempt may run until the earlier of its own
                     // timeout and the deadline.
@@ -353,6 +388,7 @@ where
                     let start = *this.start;
                     let elapsed = move || start.map_or(Duration::ZERO, |s| s.elapsed());
                     if failure.is_none() && *this.timer_is_deadline {
+                        this.policy.breaker_failure();
                         Next::Stop(this.policy.stop(
                             StopReason::Deadline,
                             this.last_error.take(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::budget::RetryBudget;
 use super::error::{RetryError, StopReason};
 use super::hooks::Notify;
+use crate::breaker::{BreakerOpen, BreakerSlot, Outcome};
 use crate::classify::{Classify, Decision};
 
 /// The name used in errors and tracing when none is given.
@@ -29,6 +30,9 @@ pub(crate) struct Policy<B, C, N> {
     pub(crate) notify: N,
     pub(crate) deadline: Option<Duration>,
     pub(crate) budget: Option<Arc<RetryBudget>>,
+    pub(crate) breaker: Option<BreakerSlot>,
+    /// Why the breaker stopped the call, for the error.
+    pub(crate) rejection: Option<BreakerOpen>,
     pub(crate) name: Cow<'static, str>,
     /// Attempts started so far.
     pub(crate) attempts: u32,
@@ -42,6 +46,8 @@ impl<B, C, N> Policy<B, C, N> {
             notify,
             deadline: None,
             budget: None,
+            breaker: None,
+            rejection: None,
             name: Cow::Borrowed(DEFAULT_NAME),
             attempts: 0,
         }
@@ -55,6 +61,8 @@ impl<B, C, N> Policy<B, C, N> {
             notify: self.notify,
             deadline: self.deadline,
             budget: self.budget,
+            breaker: self.breaker,
+            rejection: self.rejection,
             name: self.name,
             attempts: self.attempts,
         }
@@ -68,18 +76,57 @@ impl<B, C, N> Policy<B, C, N> {
             notify,
             deadline: self.deadline,
             budget: self.budget,
+            breaker: self.breaker,
+            rejection: self.rejection,
             name: self.name,
             attempts: self.attempts,
         }
     }
 
+    /// Asks the breaker (if any) before an attempt: the error to stop with
+    /// when it rejects the call (nothing is charged to the budget, no
+    /// attempt is counted). Without a breaker this is one branch.
+    #[inline]
+    pub(crate) fn admit<E>(
+        &mut self,
+        last_error: &mut Option<E>,
+        elapsed: impl Fn() -> Duration,
+    ) -> Result<(), RetryError<E>> {
+        if let Some(slot) = &mut self.breaker {
+            if let Err(open) = slot.admit() {
+                self.rejection = Some(open);
+                return Err(self.stop(
+                    StopReason::BreakerOpen,
+                    last_error.take(),
+                    elapsed(),
+                    false,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports the running attempt as failed to the breaker (an attempt
+    /// cut by the deadline).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn breaker_failure(&mut self) {
+        if let Some(slot) = &mut self.breaker {
+            slot.record(Outcome::Failure);
+        }
+    }
+
     /// Marks the start of an attempt.
+    #[inline]
     pub(crate) fn start_attempt(&mut self) {
         self.attempts = self.attempts.saturating_add(1);
     }
 
-    /// Records a success with the budget.
-    pub(crate) fn on_success(&self) {
+    /// Records a success with the budget and the breaker.
+    #[inline]
+    pub(crate) fn on_success(&mut self) {
+        if let Some(slot) = &mut self.breaker {
+            slot.record(Outcome::Success);
+        }
         if let Some(budget) = &self.budget {
             budget.record_success();
         }
@@ -94,7 +141,7 @@ impl<B, C, N> Policy<B, C, N> {
 
     /// The error for a stop.
     pub(crate) fn stop<E>(
-        &self,
+        &mut self,
         reason: StopReason,
         last_error: Option<E>,
         elapsed: Duration,
@@ -116,6 +163,7 @@ impl<B, C, N> Policy<B, C, N> {
             attempts: self.attempts,
             elapsed,
             timed_out,
+            breaker: self.rejection.take(),
         }
     }
 
@@ -133,6 +181,14 @@ impl<B, C, N> Policy<B, C, N> {
     {
         if !decision.is_retry() {
             return Err(StopReason::Permanent);
+        }
+        // A failure that opened the breaker stops the call now, before the
+        // budget is charged: the next attempt would be rejected anyway.
+        if let Some(slot) = &self.breaker {
+            if let Some(open) = slot.breaker().open_rejection() {
+                self.rejection = Some(open);
+                return Err(StopReason::BreakerOpen);
+            }
         }
         if let Some(budget) = &self.budget {
             budget.record_failure();
@@ -180,6 +236,14 @@ impl<B, C, N> Policy<B, C, N> {
         };
         if let Some(e) = error {
             *last_error = Some(e);
+        }
+        if let Some(slot) = &mut self.breaker {
+            let counted = decision.is_retry() || slot.breaker().counts_permanent();
+            slot.record(if counted {
+                Outcome::Failure
+            } else {
+                Outcome::Ignored
+            });
         }
         match self.decide(decision, &elapsed) {
             Err(reason) => {

@@ -302,7 +302,7 @@ pub struct StateChange {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub struct BreakerOpen {
-    name: Arc<str>,
+    name: Name,
     state: BreakerState,
     retry_in: Option<Duration>,
 }
@@ -359,14 +359,14 @@ impl fmt::Display for BreakerOpen {
                 write!(
                     f,
                     "circuit breaker {} is open: try again in {}",
-                    self.name,
+                    &*self.name,
                     humantime::format_duration(shown)
                 )
             }
             None => write!(
                 f,
                 "circuit breaker {} is half-open and its trial calls are running: try again once they finish",
-                self.name
+                &*self.name
             ),
         }
     }
@@ -456,6 +456,34 @@ impl BreakerError {
     }
 }
 
+/// A breaker's name: a static string (copied into each rejection for free)
+/// or a shared one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Name::Static(s) => s,
+            Name::Shared(s) => s,
+        }
+    }
+}
+
+impl From<std::borrow::Cow<'static, str>> for Name {
+    fn from(name: std::borrow::Cow<'static, str>) -> Self {
+        match name {
+            std::borrow::Cow::Borrowed(s) => Name::Static(s),
+            std::borrow::Cow::Owned(s) => Name::Shared(Arc::from(s)),
+        }
+    }
+}
+
 /// The failure-rate rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct RateRule {
@@ -492,7 +520,7 @@ type Hook = Arc<dyn Fn(&StateChange) + Send + Sync>;
 #[derive(Clone)]
 #[must_use]
 pub struct CircuitBreakerBuilder {
-    name: Arc<str>,
+    name: Name,
     consecutive: Option<u32>,
     rate: Option<RateRule>,
     trials: u32,
@@ -508,7 +536,7 @@ pub struct CircuitBreakerBuilder {
 impl fmt::Debug for CircuitBreakerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
-            .field("name", &self.name)
+            .field("name", &&*self.name)
             .field("consecutive", &self.consecutive)
             .field("rate", &self.rate)
             .field("trials", &self.trials)
@@ -526,7 +554,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
 impl Default for CircuitBreakerBuilder {
     fn default() -> Self {
         Self {
-            name: Arc::from("circuit breaker"),
+            name: Name::Static("circuit breaker"),
             consecutive: Some(5),
             rate: None,
             trials: 1,
@@ -559,8 +587,8 @@ impl CircuitBreakerBuilder {
     /// assert_eq!(CircuitBreaker::builder().with_name("node-7").build()?.name(), "node-7");
     /// # Ok::<(), rebound_retry::BreakerError>(())
     /// ```
-    pub fn with_name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = name.into();
+    pub fn with_name(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.name = Name::from(name.into());
         self
     }
 
@@ -898,7 +926,7 @@ struct Shared {
     trials: u32,
     count_permanent: bool,
     cooldown: Exponential,
-    name: Arc<str>,
+    name: Name,
     hook: Option<Hook>,
     inner: Mutex<Inner>,
 }
@@ -946,7 +974,7 @@ pub struct CircuitBreaker {
 impl fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
-            .field("name", &self.shared.name)
+            .field("name", &&*self.shared.name)
             .field("state", &self.state())
             .finish_non_exhaustive()
     }
@@ -1020,12 +1048,12 @@ impl CircuitBreaker {
     /// }
     /// # Ok::<(), rebound_retry::BreakerError>(())
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, BreakerOpen> {
         let admission = self.admit()?;
         Ok(Permit {
             breaker: self,
             admission,
-            done: false,
         })
     }
 
@@ -1290,7 +1318,7 @@ impl CircuitBreaker {
 
     fn rejected(&self, state: BreakerState, retry_in_nanos: Option<u64>) -> BreakerOpen {
         BreakerOpen {
-            name: Arc::clone(&self.shared.name),
+            name: self.shared.name.clone(),
             state,
             retry_in: retry_in_nanos.map(Duration::from_nanos),
         }
@@ -1299,7 +1327,13 @@ impl CircuitBreaker {
     fn now_nanos(&self) -> u64 {
         let s = &*self.shared;
         let now = s.clock.as_ref().map_or_else(Instant::now, |c| c.now());
-        u64::try_from(now.saturating_duration_since(s.epoch).as_nanos()).unwrap_or(u64::MAX)
+        let since = now.saturating_duration_since(s.epoch);
+        // u64 arithmetic (cheaper than `as_nanos`' u128); saturates after
+        // ~584 years.
+        since
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(since.subsec_nanos()))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -1329,7 +1363,6 @@ impl CircuitBreaker {
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     admission: Admission,
-    done: bool,
 }
 
 impl Permit<'_> {
@@ -1343,7 +1376,8 @@ impl Permit<'_> {
     /// assert_eq!(b.consecutive_failures(), 0);
     /// # Ok::<(), rebound_retry::BreakerError>(())
     /// ```
-    pub fn success(mut self) {
+    #[inline]
+    pub fn success(self) {
         self.finish(Outcome::Success);
     }
 
@@ -1356,7 +1390,8 @@ impl Permit<'_> {
     /// assert_eq!(b.state(), BreakerState::Open);
     /// # Ok::<(), rebound_retry::BreakerError>(())
     /// ```
-    pub fn failure(mut self) {
+    #[inline]
+    pub fn failure(self) {
         self.finish(Outcome::Failure);
     }
 
@@ -1372,21 +1407,24 @@ impl Permit<'_> {
     /// assert_eq!(b.consecutive_failures(), 1);
     /// # Ok::<(), rebound_retry::BreakerError>(())
     /// ```
-    pub fn ignore(mut self) {
+    #[inline]
+    pub fn ignore(self) {
         self.finish(Outcome::Ignored);
     }
 
-    fn finish(&mut self, outcome: Outcome) {
-        self.done = true;
-        self.breaker.record(self.admission, outcome);
+    #[inline]
+    fn finish(self, outcome: Outcome) {
+        let (breaker, admission) = (self.breaker, self.admission);
+        // Reported: the drop (which reports "ignored") must not run.
+        std::mem::forget(self);
+        breaker.record(admission, outcome);
     }
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.done {
-            self.breaker.record(self.admission, Outcome::Ignored);
-        }
+        self.breaker.record(self.admission, Outcome::Ignored);
     }
 }
 

@@ -82,6 +82,7 @@ impl PolicyError {
 }
 
 /// Checks the settings every builder shares.
+#[inline]
 pub(crate) fn check_common(
     initial: Duration,
     max: Duration,

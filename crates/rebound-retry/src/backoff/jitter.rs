@@ -149,7 +149,16 @@ impl serde::Serialize for Jitter {
 impl Jitter {
     /// Applies this jitter to `nominal` without any state (decorrelated
     /// jitter falls back to full jitter). The result is never above `nominal`.
+    #[inline]
     pub(crate) fn apply(self, nominal: Duration, rng: &mut fastrand::Rng) -> Duration {
+        if self == Jitter::None {
+            return nominal;
+        }
+        self.apply_random(nominal, rng)
+    }
+
+    /// The modes that draw a random number.
+    fn apply_random(self, nominal: Duration, rng: &mut fastrand::Rng) -> Duration {
         match self {
             Jitter::None => nominal,
             Jitter::Full | Jitter::Decorrelated => between(rng, Duration::ZERO, nominal),
@@ -193,6 +202,7 @@ pub(crate) fn between(rng: &mut fastrand::Rng, lo: Duration, hi: Duration) -> Du
 /// A random generator: seeded when asked, else from the thread's generator.
 /// Without jitter nothing is drawn, so the thread's generator is not touched
 /// (a fixed seed costs nothing).
+#[inline]
 pub(crate) fn rng(seed: Option<u64>, jitter: Jitter) -> fastrand::Rng {
     match (seed, jitter) {
         (Some(seed), _) => fastrand::Rng::with_seed(seed),

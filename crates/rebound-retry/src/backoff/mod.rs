@@ -38,6 +38,7 @@ impl DelayCount {
         }
     }
 
+    #[inline]
     fn next(&mut self) -> Option<u32> {
         if let Some(left) = &mut self.left {
             *left = left.checked_sub(1)?;

@@ -122,12 +122,19 @@ impl<E> RetryError<E> {
         self.attempts
     }
 
-    /// Time from the start of the first attempt to the stop.
+    /// Time the retried call took, measured so that a call that succeeds at
+    /// once never reads the clock:
     ///
-    /// The async runner without a deadline or attempt timeout reads the
-    /// clock lazily, after the first poll of the first attempt (so that a
-    /// call that succeeds at once costs no clock read); the synchronous part
-    /// of that first poll is then not counted.
+    /// - with a deadline (or, async, an attempt timeout), from the start of
+    ///   the first attempt to the stop: the clock is read before the first
+    ///   attempt because the deadline needs it;
+    /// - otherwise from the moment the first attempt was seen to fail (the
+    ///   blocking runner: when it returned its error; the async runner:
+    ///   after its first poll that did not succeed) to the stop. The running
+    ///   time of the first attempt before that moment is not counted; every
+    ///   sleep and every later attempt is.
+    ///
+    /// A call rejected by an open breaker before any attempt reports zero.
     ///
     /// ```
     /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};

@@ -65,6 +65,7 @@ where
             start: None,
             last_error: None,
             timer: None,
+            sleep: None,
             timer_is_deadline: false,
             state: State::Idle,
         }
@@ -97,6 +98,10 @@ pin_project! {
         // Bounds the running attempt (per-attempt timeout or the deadline);
         // boxed once and reset for each attempt.
         timer: Option<Pin<Box<Sleep>>>,
+        // The pause between attempts: boxed once, on the first retry, and
+        // reset for the next ones, so that the future stays small (a call
+        // that succeeds at once moves less and never allocates).
+        sleep: Option<Pin<Box<Sleep>>>,
         timer_is_deadline: bool,
         #[pin]
         state: State<Fut>,
@@ -108,7 +113,7 @@ pin_project! {
     enum State<Fut> {
         Idle,
         Running { #[pin] fut: Fut },
-        Sleeping { #[pin] sleep: Sleep },
+        Sleeping,
         Done,
     }
 }
@@ -158,6 +163,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
             start: self.start,
             last_error: self.last_error,
             timer: self.timer,
+            sleep: self.sleep,
             timer_is_deadline: self.timer_is_deadline,
             state: self.state,
         }
@@ -187,6 +193,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
             start: self.start,
             last_error: self.last_error,
             timer: self.timer,
+            sleep: self.sleep,
             timer_is_deadline: self.timer_is_deadline,
             state: self.state,
         }
@@ -399,8 +406,10 @@ where
                         this.policy.after_failure(failure, this.last_error, elapsed)
                     }
                 }
-                StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
+                StateProj::Sleeping => {
+                    if let Some(sleep) = this.sleep {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
                     this.state.set(State::Idle);
                     continue;
                 }
@@ -408,9 +417,15 @@ where
             };
             match next {
                 Next::Sleep(delay) if delay.is_zero() => this.state.set(State::Idle),
-                Next::Sleep(delay) => this.state.set(State::Sleeping {
-                    sleep: sleep(delay),
-                }),
+                Next::Sleep(delay) => {
+                    match (this.sleep.as_mut(), Instant::now().checked_add(delay)) {
+                        (Some(s), Some(at)) => s.as_mut().reset(at),
+                        // First retry, or a delay past the clock's range
+                        // (`sleep` caps it).
+                        _ => *this.sleep = Some(Box::pin(sleep(delay))),
+                    }
+                    this.state.set(State::Sleeping);
+                }
                 Next::Stop(err) => {
                     this.state.set(State::Done);
                     return Poll::Ready(Err(err));

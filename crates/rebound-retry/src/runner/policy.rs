@@ -31,8 +31,6 @@ pub(crate) struct Policy<B, C, N> {
     pub(crate) deadline: Option<Duration>,
     pub(crate) budget: Option<Arc<RetryBudget>>,
     pub(crate) breaker: Option<BreakerSlot>,
-    /// Why the breaker stopped the call, for the error.
-    pub(crate) rejection: Option<BreakerOpen>,
     pub(crate) name: Cow<'static, str>,
     /// Attempts started so far.
     pub(crate) attempts: u32,
@@ -47,7 +45,6 @@ impl<B, C, N> Policy<B, C, N> {
             deadline: None,
             budget: None,
             breaker: None,
-            rejection: None,
             name: Cow::Borrowed(DEFAULT_NAME),
             attempts: 0,
         }
@@ -62,7 +59,6 @@ impl<B, C, N> Policy<B, C, N> {
             deadline: self.deadline,
             budget: self.budget,
             breaker: self.breaker,
-            rejection: self.rejection,
             name: self.name,
             attempts: self.attempts,
         }
@@ -77,7 +73,6 @@ impl<B, C, N> Policy<B, C, N> {
             deadline: self.deadline,
             budget: self.budget,
             breaker: self.breaker,
-            rejection: self.rejection,
             name: self.name,
             attempts: self.attempts,
         }
@@ -94,12 +89,12 @@ impl<B, C, N> Policy<B, C, N> {
     ) -> Result<(), RetryError<E>> {
         if let Some(slot) = &mut self.breaker {
             if let Err(open) = slot.admit() {
-                self.rejection = Some(open);
-                return Err(self.stop(
+                return Err(self.stop_with(
                     StopReason::BreakerOpen,
                     last_error.take(),
                     elapsed(),
                     false,
+                    Some(open),
                 ));
             }
         }
@@ -140,12 +135,31 @@ impl<B, C, N> Policy<B, C, N> {
     }
 
     /// The error for a stop.
+    #[cold]
     pub(crate) fn stop<E>(
-        &mut self,
+        &self,
         reason: StopReason,
         last_error: Option<E>,
         elapsed: Duration,
         timed_out: bool,
+    ) -> RetryError<E> {
+        // A stop for an open breaker says when it may be tried again.
+        let rejection = match (reason, &self.breaker) {
+            (StopReason::BreakerOpen, Some(slot)) => slot.breaker().open_rejection(),
+            _ => None,
+        };
+        self.stop_with(reason, last_error, elapsed, timed_out, rejection)
+    }
+
+    /// The error for a stop, with the breaker's rejection if any.
+    #[cold]
+    pub(crate) fn stop_with<E>(
+        &self,
+        reason: StopReason,
+        last_error: Option<E>,
+        elapsed: Duration,
+        timed_out: bool,
+        rejection: Option<BreakerOpen>,
     ) -> RetryError<E> {
         // `info`, not `warn`: the caller gets the error and decides how
         // loud it is.
@@ -163,7 +177,7 @@ impl<B, C, N> Policy<B, C, N> {
             attempts: self.attempts,
             elapsed,
             timed_out,
-            breaker: self.rejection.take(),
+            breaker: rejection,
         }
     }
 
@@ -171,6 +185,7 @@ impl<B, C, N> Policy<B, C, N> {
     /// `decision`, the delay before the next attempt, or why to stop.
     /// `elapsed` reads the clock; it is called only when a deadline needs it,
     /// so that a retry without a deadline costs no clock read.
+    #[inline]
     pub(crate) fn decide(
         &mut self,
         decision: Decision,
@@ -185,8 +200,7 @@ impl<B, C, N> Policy<B, C, N> {
         // A failure that opened the breaker stops the call now, before the
         // budget is charged: the next attempt would be rejected anyway.
         if let Some(slot) = &self.breaker {
-            if let Some(open) = slot.breaker().open_rejection() {
-                self.rejection = Some(open);
+            if slot.breaker().open_rejection().is_some() {
                 return Err(StopReason::BreakerOpen);
             }
         }
@@ -218,6 +232,7 @@ impl<B, C, N> Policy<B, C, N> {
     /// `last_error` keeps the most recent error across attempts. `elapsed`
     /// reads the clock; it is called only when a deadline needs it or the
     /// call stops.
+    #[inline]
     pub(crate) fn after_failure<E>(
         &mut self,
         error: Option<E>,

@@ -3,7 +3,7 @@
 //!
 //! # Grammar
 //!
-//! - humantime text: `250ms`, `5s`, `1m30s`, `2h 15m`, `1day`; the units are
+//! - humantime text: `250ms`, `1.5s`, `1m30s`, `2h 15m`, `1day`; the units are
 //!   humantime's (`ns`, `us`, `ms`, `s`, `m`, `h`, `d`, `w`, `M`, `y` and their
 //!   long names);
 //! - a bare non-negative decimal number means **seconds**: `30` is 30 s,
@@ -448,6 +448,8 @@ mod tests {
         let ms = Duration::from_millis;
         for (text, want) in [
             ("250ms", ms(250)),
+            ("1.5s", ms(1500)),
+            ("5 sec", ms(5000)),
             ("5s", ms(5000)),
             ("1m30s", ms(90_000)),
             ("30", ms(30_000)),

@@ -13,6 +13,13 @@
 //!   delay. A [`RetryBudget`] shared through `Arc` holds retries to a share
 //!   of first attempts during an outage. [`RetryPolicy`] gives the same
 //!   decisions step by step, for middleware and hand-written loops.
+//! - [`breaker`]: a [`CircuitBreaker`] shared by every caller of a
+//!   dependency (closed, open with a growing cool-down, half-open trials);
+//!   the runners take it with `.breaker(&breaker)`.
+//! - [`duration`]: the one duration grammar of rebound (humantime text or a
+//!   number of seconds); [`Jitter`] and [`BackoffKind`] parse their names;
+//!   [`PolicySpec`] is a retry policy as data (`Deserialize` with the
+//!   `serde` feature).
 //!
 //! ```
 //! use rebound_retry::{presets, classify, Decision};
@@ -27,13 +34,19 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod breaker;
 pub mod classify;
+pub mod duration;
 pub mod presets;
 mod runner;
+pub mod spec;
 
 pub use backoff::{
     Constant, ConstantBuilder, DecorrelatedJitter, DecorrelatedJitterBuilder, Exponential,
-    ExponentialBuilder, Fibonacci, FibonacciBuilder, Jitter, PolicyError,
+    ExponentialBuilder, Fibonacci, FibonacciBuilder, Jitter, ParseJitterError, PolicyError,
+};
+pub use breaker::{
+    BreakerError, BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit,
 };
 pub use classify::{Classify, Decision};
 pub use runner::{
@@ -42,3 +55,4 @@ pub use runner::{
 };
 #[cfg(feature = "tokio")]
 pub use runner::{Retry, Retryable};
+pub use spec::{AnyBackoff, BackoffKind, ParseBackoffKindError, PolicySpec};

@@ -138,6 +138,7 @@ impl ConstantBuilder {
     /// # use rebound_retry::ConstantBuilder;
     /// assert!(ConstantBuilder::new().build().is_ok());
     /// ```
+    #[inline]
     pub fn build(self) -> Result<Constant, PolicyError> {
         check_common(self.delay, self.delay, self.max_attempts)?;
         Ok(Constant {
@@ -167,6 +168,7 @@ pub struct Constant {
 impl Iterator for Constant {
     type Item = Duration;
 
+    #[inline]
     fn next(&mut self) -> Option<Duration> {
         self.count.next()?;
         Some(self.jitter.apply(self.delay, &mut self.rng))

@@ -33,10 +33,36 @@ pub enum PolicyError {
     /// Zero attempts: the operation would never run.
     #[error("max attempts must be at least 1 (the count includes the first attempt)")]
     ZeroAttempts,
+    /// A [`PolicySpec`](crate::PolicySpec) setting that the chosen backoff
+    /// does not use (a multiplier for constant backoff).
+    #[error("{setting} does not apply to {backoff} backoff")]
+    NotApplicable {
+        /// The setting given.
+        setting: &'static str,
+        /// The backoff that does not use it.
+        backoff: crate::BackoffKind,
+    },
+    /// A duration above [`duration::MAX`](crate::duration::MAX).
+    #[error("{setting} ({value:?}) is too large (at most {} s, about 136 years)", crate::duration::MAX.as_secs())]
+    TooLarge {
+        /// The setting at fault.
+        setting: &'static str,
+        /// The rejected duration.
+        value: Duration,
+    },
+    /// Zero where only a positive duration makes sense (a deadline, an
+    /// attempt timeout).
+    #[error("{setting} must be above zero")]
+    Zero {
+        /// The setting at fault.
+        setting: &'static str,
+    },
 }
 
 impl PolicyError {
-    /// The setting at fault: `"multiplier"`, `"max_delay"` or `"max_attempts"`.
+    /// The setting at fault: `"multiplier"`, `"max_delay"`, `"max_attempts"`,
+    /// or for a [`PolicySpec`](crate::PolicySpec) the key at fault
+    /// (`"deadline"`, `"attempt_timeout"`, ...).
     ///
     /// ```
     /// # use rebound_retry::ExponentialBuilder;
@@ -48,11 +74,15 @@ impl PolicyError {
             PolicyError::InvalidMultiplier { .. } => "multiplier",
             PolicyError::MaxBelowInitial { .. } => "max_delay",
             PolicyError::ZeroAttempts => "max_attempts",
+            PolicyError::NotApplicable { setting, .. }
+            | PolicyError::TooLarge { setting, .. }
+            | PolicyError::Zero { setting } => setting,
         }
     }
 }
 
 /// Checks the settings every builder shares.
+#[inline]
 pub(crate) fn check_common(
     initial: Duration,
     max: Duration,

@@ -37,9 +37,128 @@ pub enum Jitter {
 }
 
 impl Jitter {
+    /// Every jitter mode with its name, as [`FromStr`](std::str::FromStr)
+    /// reads it and [`Display`](std::fmt::Display) writes it.
+    ///
+    /// ```
+    /// use rebound_retry::Jitter;
+    /// let names: Vec<&str> = Jitter::ALL.iter().map(|j| j.name()).collect();
+    /// assert_eq!(names, ["none", "full", "equal", "decorrelated"]);
+    /// ```
+    pub const ALL: [Jitter; 4] = [
+        Jitter::None,
+        Jitter::Full,
+        Jitter::Equal,
+        Jitter::Decorrelated,
+    ];
+
+    /// The name of this mode: `none`, `full`, `equal` or `decorrelated`.
+    ///
+    /// ```
+    /// assert_eq!(rebound_retry::Jitter::Full.name(), "full");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Jitter::None => "none",
+            Jitter::Full => "full",
+            Jitter::Equal => "equal",
+            Jitter::Decorrelated => "decorrelated",
+        }
+    }
+}
+
+impl std::fmt::Display for Jitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A jitter name that is not `none`, `full`, `equal` or `decorrelated`.
+///
+/// ```
+/// use rebound_retry::Jitter;
+/// let err = "fuzzy".parse::<Jitter>().unwrap_err();
+/// assert_eq!(err.to_string(), "unknown jitter \"fuzzy\" (expected none, full, equal or decorrelated)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown jitter {text:?} (expected none, full, equal or decorrelated)")]
+#[non_exhaustive]
+pub struct ParseJitterError {
+    /// The text as given.
+    pub text: String,
+}
+
+/// The one jitter parser of rebound: `none`, `full`, `equal` or
+/// `decorrelated`, ASCII case-insensitive, surrounding whitespace ignored.
+///
+/// ```
+/// use rebound_retry::Jitter;
+/// assert_eq!("equal".parse::<Jitter>()?, Jitter::Equal);
+/// assert_eq!(" Full ".parse::<Jitter>()?, Jitter::Full);
+/// for j in Jitter::ALL {
+///     assert_eq!(j.to_string().parse::<Jitter>()?, j);
+/// }
+/// # Ok::<(), rebound_retry::ParseJitterError>(())
+/// ```
+impl std::str::FromStr for Jitter {
+    type Err = ParseJitterError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let name = text.trim();
+        Jitter::ALL
+            .into_iter()
+            .find(|j| j.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| ParseJitterError {
+                text: text.to_owned(),
+            })
+    }
+}
+
+/// Reads a jitter name with [`FromStr`](std::str::FromStr) (feature `serde`).
+///
+/// ```
+/// use rebound_retry::Jitter;
+/// assert_eq!(serde_json::from_str::<Jitter>("\"full\"").unwrap(), Jitter::Full);
+/// let err = serde_json::from_str::<Jitter>("\"half\"").unwrap_err();
+/// assert!(err.to_string().starts_with("unknown jitter \"half\""), "{err}");
+/// ```
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Jitter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Jitter;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a jitter: none, full, equal or decorrelated")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Jitter, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Jitter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl Jitter {
     /// Applies this jitter to `nominal` without any state (decorrelated
     /// jitter falls back to full jitter). The result is never above `nominal`.
+    #[inline]
     pub(crate) fn apply(self, nominal: Duration, rng: &mut fastrand::Rng) -> Duration {
+        if self == Jitter::None {
+            return nominal;
+        }
+        self.apply_random(nominal, rng)
+    }
+
+    /// The modes that draw a random number.
+    fn apply_random(self, nominal: Duration, rng: &mut fastrand::Rng) -> Duration {
         match self {
             Jitter::None => nominal,
             Jitter::Full | Jitter::Decorrelated => between(rng, Duration::ZERO, nominal),
@@ -83,6 +202,7 @@ pub(crate) fn between(rng: &mut fastrand::Rng, lo: Duration, hi: Duration) -> Du
 /// A random generator: seeded when asked, else from the thread's generator.
 /// Without jitter nothing is drawn, so the thread's generator is not touched
 /// (a fixed seed costs nothing).
+#[inline]
 pub(crate) fn rng(seed: Option<u64>, jitter: Jitter) -> fastrand::Rng {
     match (seed, jitter) {
         (Some(seed), _) => fastrand::Rng::with_seed(seed),

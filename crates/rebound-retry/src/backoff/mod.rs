@@ -18,7 +18,7 @@ pub use decorrelated::{DecorrelatedJitter, DecorrelatedJitterBuilder};
 pub use error::PolicyError;
 pub use exponential::{Exponential, ExponentialBuilder};
 pub use fibonacci::{Fibonacci, FibonacciBuilder};
-pub use jitter::Jitter;
+pub use jitter::{Jitter, ParseJitterError};
 
 /// Counts the delays a policy may still yield (attempts minus one) and
 /// numbers them from 1.
@@ -38,6 +38,7 @@ impl DelayCount {
         }
     }
 
+    #[inline]
     fn next(&mut self) -> Option<u32> {
         if let Some(left) = &mut self.left {
             *left = left.checked_sub(1)?;

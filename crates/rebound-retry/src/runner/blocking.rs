@@ -8,6 +8,7 @@ use super::budget::RetryBudget;
 use super::error::RetryError;
 use super::hooks::{NoNotify, Notify, RetryAll, When};
 use super::policy::{Next, Policy};
+use crate::breaker::{BreakerSlot, CircuitBreaker};
 use crate::classify::Classify;
 
 /// Adds `.retry(backoff)` to every `FnMut() -> Result<T, E>`.
@@ -150,6 +151,28 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
         self
     }
 
+    /// Runs every attempt through a shared [`CircuitBreaker`]: an attempt
+    /// it rejects is not made and the call stops with
+    /// [`StopReason::BreakerOpen`](crate::StopReason::BreakerOpen) (nothing
+    /// charged to the budget); a failure that opens it stops the call
+    /// without sleeping first. Errors the classifier calls permanent do not
+    /// count as failures unless the breaker is built to count them.
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, CircuitBreaker, ConstantBuilder, StopReason};
+    /// # use std::time::Duration;
+    /// let breaker = CircuitBreaker::builder().with_consecutive_failures(2).build()?;
+    /// let b = ConstantBuilder::new().with_delay(Duration::ZERO).with_max_attempts(5).build().unwrap();
+    /// let err = (|| Err::<(), _>("down")).retry(b).breaker(&breaker).call().unwrap_err();
+    /// assert_eq!((err.reason(), err.attempts()), (StopReason::BreakerOpen, 2));
+    /// assert_eq!(err.last_error(), Some(&"down"));
+    /// # Ok::<(), rebound_retry::BreakerError>(())
+    /// ```
+    pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
+        self.policy.breaker = Some(BreakerSlot::new(breaker));
+        self
+    }
+
     /// Names the operation in errors and tracing events.
     ///
     /// ```
@@ -203,26 +226,37 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
         N: Notify<E>,
         S: FnMut(Duration),
     {
-        let start = Instant::now();
+        // The clock is read before the first attempt only when a deadline
+        // needs it; otherwise once, when the first attempt fails, so that a
+        // call that succeeds at once costs no clock read (see
+        // `RetryError::elapsed`).
+        let mut start = self.policy.deadline.map(|_| Instant::now());
         let mut last_error = None;
         loop {
+            let since = start;
+            self.policy.admit(&mut last_error, || {
+                since.map_or(Duration::ZERO, |s| s.elapsed())
+            })?;
             self.policy.start_attempt();
             match (self.op)() {
                 Ok(value) => {
                     self.policy.on_success();
                     return Ok(value);
                 }
-                Err(e) => match self
-                    .policy
-                    .after_failure(Some(e), &mut last_error, || start.elapsed())
-                {
-                    Next::Sleep(delay) => {
-                        if !delay.is_zero() {
-                            (self.sleep)(delay);
+                Err(e) => {
+                    let since = *start.get_or_insert_with(Instant::now);
+                    match self
+                        .policy
+                        .after_failure(Some(e), &mut last_error, || since.elapsed())
+                    {
+                        Next::Sleep(delay) => {
+                            if !delay.is_zero() {
+                                (self.sleep)(delay);
+                            }
                         }
+                        Next::Stop(err) => return Err(err),
                     }
-                    Next::Stop(err) => return Err(err),
-                },
+                }
             }
         }
     }

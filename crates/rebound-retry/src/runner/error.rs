@@ -22,6 +22,10 @@ pub enum StopReason {
     Deadline,
     /// The shared [`RetryBudget`](crate::RetryBudget) refused a retry.
     Budget,
+    /// The [`CircuitBreaker`](crate::CircuitBreaker) is open: it rejected
+    /// the next attempt, or a failure just opened it. See
+    /// [`RetryError::breaker_rejection`] for when to try again.
+    BreakerOpen,
 }
 
 impl fmt::Display for StopReason {
@@ -31,6 +35,7 @@ impl fmt::Display for StopReason {
             StopReason::Permanent => "permanent error",
             StopReason::Deadline => "deadline ran out",
             StopReason::Budget => "retry budget exhausted",
+            StopReason::BreakerOpen => "circuit breaker open",
         })
     }
 }
@@ -60,6 +65,7 @@ pub struct RetryError<E> {
     pub(crate) attempts: u32,
     pub(crate) elapsed: Duration,
     pub(crate) timed_out: bool,
+    pub(crate) breaker: Option<crate::BreakerOpen>,
 }
 
 impl<E> RetryError<E> {
@@ -116,12 +122,19 @@ impl<E> RetryError<E> {
         self.attempts
     }
 
-    /// Time from the start of the first attempt to the stop.
+    /// Time the retried call took, measured so that a call that succeeds at
+    /// once never reads the clock:
     ///
-    /// The async runner without a deadline or attempt timeout reads the
-    /// clock lazily, after the first poll of the first attempt (so that a
-    /// call that succeeds at once costs no clock read); the synchronous part
-    /// of that first poll is then not counted.
+    /// - with a deadline (or, async, an attempt timeout), from the start of
+    ///   the first attempt to the stop: the clock is read before the first
+    ///   attempt because the deadline needs it;
+    /// - otherwise from the moment the first attempt was seen to fail (the
+    ///   blocking runner: when it returned its error; the async runner:
+    ///   after its first poll that did not succeed) to the stop. The running
+    ///   time of the first attempt before that moment is not counted; every
+    ///   sleep and every later attempt is.
+    ///
+    /// A call rejected by an open breaker before any attempt reports zero.
     ///
     /// ```
     /// # use rebound_retry::{BlockingRetryable, ConstantBuilder};
@@ -149,6 +162,23 @@ impl<E> RetryError<E> {
         self.timed_out
     }
 
+    /// Why the circuit breaker stopped the call, and when it may be tried
+    /// again ([`StopReason::BreakerOpen`]); `None` for other stops.
+    ///
+    /// ```
+    /// # use rebound_retry::{BlockingRetryable, CircuitBreaker, ConstantBuilder, StopReason};
+    /// let breaker = CircuitBreaker::builder().with_consecutive_failures(1).build()?;
+    /// let _ = (|| Err::<(), _>(())).retry(ConstantBuilder::new().build().unwrap()).breaker(&breaker).call();
+    /// let err = (|| Ok::<_, ()>(())).retry(ConstantBuilder::new().build().unwrap())
+    ///     .breaker(&breaker).call().unwrap_err();
+    /// assert_eq!((err.reason(), err.attempts()), (StopReason::BreakerOpen, 0));
+    /// assert!(err.breaker_rejection().unwrap().retry_in().is_some());
+    /// # Ok::<(), rebound_retry::BreakerError>(())
+    /// ```
+    pub fn breaker_rejection(&self) -> Option<&crate::BreakerOpen> {
+        self.breaker.as_ref()
+    }
+
     /// The operation name given with `.name(..)` (`"operation"` if none).
     ///
     /// ```
@@ -173,6 +203,9 @@ impl<E> fmt::Display for RetryError<E> {
         )?;
         if self.timed_out {
             f.write_str(" (the last one timed out)")?;
+        }
+        if let Some(open) = &self.breaker {
+            write!(f, " ({open})")?;
         }
         Ok(())
     }
@@ -199,6 +232,7 @@ mod tests {
             attempts,
             elapsed: Duration::ZERO,
             timed_out,
+            breaker: None,
         }
     }
 

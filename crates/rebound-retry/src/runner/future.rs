@@ -14,6 +14,7 @@ use super::budget::RetryBudget;
 use super::error::{RetryError, StopReason};
 use super::hooks::{NoNotify, Notify, RetryAll, When};
 use super::policy::{Next, Policy};
+use crate::breaker::{BreakerSlot, CircuitBreaker};
 use crate::classify::Classify;
 
 /// Adds `.retry(backoff)` to every `FnMut() -> impl Future<Output =
@@ -64,6 +65,7 @@ where
             start: None,
             last_error: None,
             timer: None,
+            sleep: None,
             timer_is_deadline: false,
             state: State::Idle,
         }
@@ -96,6 +98,10 @@ pin_project! {
         // Bounds the running attempt (per-attempt timeout or the deadline);
         // boxed once and reset for each attempt.
         timer: Option<Pin<Box<Sleep>>>,
+        // The pause between attempts: boxed once, on the first retry, and
+        // reset for the next ones, so that the future stays small (a call
+        // that succeeds at once moves less and never allocates).
+        sleep: Option<Pin<Box<Sleep>>>,
         timer_is_deadline: bool,
         #[pin]
         state: State<Fut>,
@@ -107,7 +113,7 @@ pin_project! {
     enum State<Fut> {
         Idle,
         Running { #[pin] fut: Fut },
-        Sleeping { #[pin] sleep: Sleep },
+        Sleeping,
         Done,
     }
 }
@@ -157,6 +163,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
             start: self.start,
             last_error: self.last_error,
             timer: self.timer,
+            sleep: self.sleep,
             timer_is_deadline: self.timer_is_deadline,
             state: self.state,
         }
@@ -186,6 +193,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
             start: self.start,
             last_error: self.last_error,
             timer: self.timer,
+            sleep: self.sleep,
             timer_is_deadline: self.timer_is_deadline,
             state: self.state,
         }
@@ -259,6 +267,33 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
         self
     }
 
+    /// Runs every attempt through a shared [`CircuitBreaker`]: an attempt
+    /// it rejects is not made and the call stops with
+    /// [`StopReason::BreakerOpen`] (nothing charged to the budget); a
+    /// failure that opens it stops the call without sleeping first. A
+    /// timed-out attempt counts as a failure; errors the classifier calls
+    /// permanent do not, unless the breaker is built to count them.
+    ///
+    /// ```
+    /// # use rebound_retry::{CircuitBreaker, ConstantBuilder, Retryable, StopReason};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = CircuitBreaker::builder().with_consecutive_failures(2).build()?;
+    /// let err = (|| async { Err::<(), _>("down") })
+    ///     .retry(ConstantBuilder::new().with_max_attempts(5).build()?)
+    ///     .breaker(&breaker)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!((err.reason(), err.attempts()), (StopReason::BreakerOpen, 2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
+        self.policy.breaker = Some(BreakerSlot::new(breaker));
+        self
+    }
+
     /// Names the operation in errors and tracing events.
     ///
     /// ```
@@ -295,6 +330,13 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Idle => {
+                    let start = *this.start;
+                    if let Err(err) = this.policy.admit(this.last_error, move || {
+                        start.map_or(Duration::ZERO, |s| s.elapsed())
+                    }) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(err));
+                    }
                     this.policy.start_attempt();
                     // The attempt may run until the earlier of its own
                     // timeout and the deadline.
@@ -353,6 +395,7 @@ where
                     let start = *this.start;
                     let elapsed = move || start.map_or(Duration::ZERO, |s| s.elapsed());
                     if failure.is_none() && *this.timer_is_deadline {
+                        this.policy.breaker_failure();
                         Next::Stop(this.policy.stop(
                             StopReason::Deadline,
                             this.last_error.take(),
@@ -363,8 +406,10 @@ where
                         this.policy.after_failure(failure, this.last_error, elapsed)
                     }
                 }
-                StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
+                StateProj::Sleeping => {
+                    if let Some(sleep) = this.sleep {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
                     this.state.set(State::Idle);
                     continue;
                 }
@@ -372,9 +417,15 @@ where
             };
             match next {
                 Next::Sleep(delay) if delay.is_zero() => this.state.set(State::Idle),
-                Next::Sleep(delay) => this.state.set(State::Sleeping {
-                    sleep: sleep(delay),
-                }),
+                Next::Sleep(delay) => {
+                    match (this.sleep.as_mut(), Instant::now().checked_add(delay)) {
+                        (Some(s), Some(at)) => s.as_mut().reset(at),
+                        // First retry, or a delay past the clock's range
+                        // (`sleep` caps it).
+                        _ => *this.sleep = Some(Box::pin(sleep(delay))),
+                    }
+                    this.state.set(State::Sleeping);
+                }
                 Next::Stop(err) => {
                     this.state.set(State::Done);
                     return Poll::Ready(Err(err));

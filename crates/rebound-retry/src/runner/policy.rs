@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::budget::RetryBudget;
 use super::error::{RetryError, StopReason};
 use super::hooks::Notify;
+use crate::breaker::{BreakerOpen, BreakerSlot, Outcome};
 use crate::classify::{Classify, Decision};
 
 /// The name used in errors and tracing when none is given.
@@ -29,6 +30,7 @@ pub(crate) struct Policy<B, C, N> {
     pub(crate) notify: N,
     pub(crate) deadline: Option<Duration>,
     pub(crate) budget: Option<Arc<RetryBudget>>,
+    pub(crate) breaker: Option<BreakerSlot>,
     pub(crate) name: Cow<'static, str>,
     /// Attempts started so far.
     pub(crate) attempts: u32,
@@ -42,6 +44,7 @@ impl<B, C, N> Policy<B, C, N> {
             notify,
             deadline: None,
             budget: None,
+            breaker: None,
             name: Cow::Borrowed(DEFAULT_NAME),
             attempts: 0,
         }
@@ -55,6 +58,7 @@ impl<B, C, N> Policy<B, C, N> {
             notify: self.notify,
             deadline: self.deadline,
             budget: self.budget,
+            breaker: self.breaker,
             name: self.name,
             attempts: self.attempts,
         }
@@ -68,18 +72,56 @@ impl<B, C, N> Policy<B, C, N> {
             notify,
             deadline: self.deadline,
             budget: self.budget,
+            breaker: self.breaker,
             name: self.name,
             attempts: self.attempts,
         }
     }
 
+    /// Asks the breaker (if any) before an attempt: the error to stop with
+    /// when it rejects the call (nothing is charged to the budget, no
+    /// attempt is counted). Without a breaker this is one branch.
+    #[inline]
+    pub(crate) fn admit<E>(
+        &mut self,
+        last_error: &mut Option<E>,
+        elapsed: impl Fn() -> Duration,
+    ) -> Result<(), RetryError<E>> {
+        if let Some(slot) = &mut self.breaker {
+            if let Err(open) = slot.admit() {
+                return Err(self.stop_with(
+                    StopReason::BreakerOpen,
+                    last_error.take(),
+                    elapsed(),
+                    false,
+                    Some(open),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports the running attempt as failed to the breaker (an attempt
+    /// cut by the deadline).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn breaker_failure(&mut self) {
+        if let Some(slot) = &mut self.breaker {
+            slot.record(Outcome::Failure);
+        }
+    }
+
     /// Marks the start of an attempt.
+    #[inline]
     pub(crate) fn start_attempt(&mut self) {
         self.attempts = self.attempts.saturating_add(1);
     }
 
-    /// Records a success with the budget.
-    pub(crate) fn on_success(&self) {
+    /// Records a success with the budget and the breaker.
+    #[inline]
+    pub(crate) fn on_success(&mut self) {
+        if let Some(slot) = &mut self.breaker {
+            slot.record(Outcome::Success);
+        }
         if let Some(budget) = &self.budget {
             budget.record_success();
         }
@@ -93,12 +135,31 @@ impl<B, C, N> Policy<B, C, N> {
     }
 
     /// The error for a stop.
+    #[cold]
     pub(crate) fn stop<E>(
         &self,
         reason: StopReason,
         last_error: Option<E>,
         elapsed: Duration,
         timed_out: bool,
+    ) -> RetryError<E> {
+        // A stop for an open breaker says when it may be tried again.
+        let rejection = match (reason, &self.breaker) {
+            (StopReason::BreakerOpen, Some(slot)) => slot.breaker().open_rejection(),
+            _ => None,
+        };
+        self.stop_with(reason, last_error, elapsed, timed_out, rejection)
+    }
+
+    /// The error for a stop, with the breaker's rejection if any.
+    #[cold]
+    pub(crate) fn stop_with<E>(
+        &self,
+        reason: StopReason,
+        last_error: Option<E>,
+        elapsed: Duration,
+        timed_out: bool,
+        rejection: Option<BreakerOpen>,
     ) -> RetryError<E> {
         // `info`, not `warn`: the caller gets the error and decides how
         // loud it is.
@@ -116,6 +177,7 @@ impl<B, C, N> Policy<B, C, N> {
             attempts: self.attempts,
             elapsed,
             timed_out,
+            breaker: rejection,
         }
     }
 
@@ -123,6 +185,7 @@ impl<B, C, N> Policy<B, C, N> {
     /// `decision`, the delay before the next attempt, or why to stop.
     /// `elapsed` reads the clock; it is called only when a deadline needs it,
     /// so that a retry without a deadline costs no clock read.
+    #[inline]
     pub(crate) fn decide(
         &mut self,
         decision: Decision,
@@ -133,6 +196,13 @@ impl<B, C, N> Policy<B, C, N> {
     {
         if !decision.is_retry() {
             return Err(StopReason::Permanent);
+        }
+        // A failure that opened the breaker stops the call now, before the
+        // budget is charged: the next attempt would be rejected anyway.
+        if let Some(slot) = &self.breaker {
+            if slot.breaker().open_rejection().is_some() {
+                return Err(StopReason::BreakerOpen);
+            }
         }
         if let Some(budget) = &self.budget {
             budget.record_failure();
@@ -162,6 +232,7 @@ impl<B, C, N> Policy<B, C, N> {
     /// `last_error` keeps the most recent error across attempts. `elapsed`
     /// reads the clock; it is called only when a deadline needs it or the
     /// call stops.
+    #[inline]
     pub(crate) fn after_failure<E>(
         &mut self,
         error: Option<E>,
@@ -180,6 +251,14 @@ impl<B, C, N> Policy<B, C, N> {
         };
         if let Some(e) = error {
             *last_error = Some(e);
+        }
+        if let Some(slot) = &mut self.breaker {
+            let counted = decision.is_retry() || slot.breaker().counts_permanent();
+            slot.record(if counted {
+                Outcome::Failure
+            } else {
+                Outcome::Ignored
+            });
         }
         match self.decide(decision, &elapsed) {
             Err(reason) => {

@@ -4,6 +4,10 @@
 // The async runner exists only with the `tokio` feature.
 #[cfg(feature = "tokio")]
 mod async_runner;
+mod breaker;
+#[cfg(feature = "tokio")]
+mod breaker_async;
 #[cfg(feature = "tokio")]
 mod budget_simulation;
+mod grammar;
 mod properties;

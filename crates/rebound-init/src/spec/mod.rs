@@ -112,6 +112,52 @@ pub struct ErrorsSpec {
     /// What to do when a step with `on_failure: fail` fails.
     #[serde(default)]
     pub on_init_failure: InitFailurePolicy,
+    /// ZLayer's `on_panic`: what the container runtime does when the
+    /// workload panics. It is the runtime's concern, not the init's: rebound
+    /// checks its values (so a typo is caught by `--check`) and otherwise
+    /// ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_panic: Option<PanicPolicy>,
+}
+
+/// `errors.on_panic` (ZLayer): the container runtime's reaction to a
+/// workload that panics. Read and validated, not acted on by rebound.
+///
+/// ```
+/// # use rebound_init::spec::{PanicAction, Spec};
+/// let spec = Spec::from_yaml(
+///     "init: { steps: [] }\nerrors:\n  on_panic: { action: isolate }\n",
+///     "init.yaml",
+///     None,
+/// )?;
+/// assert_eq!(spec.errors.on_panic.unwrap().action, PanicAction::Isolate);
+/// let typo = Spec::from_yaml(
+///     "init: { steps: [] }\nerrors:\n  on_panic: { action: reboot }\n",
+///     "init.yaml",
+///     None,
+/// )
+/// .unwrap_err();
+/// assert_eq!(typo.line(), Some(3));
+/// # Ok::<(), rebound_init::spec::SpecError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PanicPolicy {
+    /// `restart`, `shutdown` or `isolate`.
+    pub action: PanicAction,
+}
+
+/// What ZLayer's runtime does with a workload that panicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PanicAction {
+    /// Start the container again.
+    Restart,
+    /// Stop the container.
+    Shutdown,
+    /// Keep it, cut off, for inspection.
+    Isolate,
 }
 
 /// `errors.on_init_failure`: how the init as a whole reacts to a failure.

@@ -160,8 +160,15 @@ impl Spec {
         let (init, errors) = ServiceSeed { hints: &hints }
             .deserialize(NodeDeserializer::at(node, &path))
             .map_err(yaml_error)?;
-        // `choose_service` made sure the service has `init`.
+        // A service named with --service may have no `init`: no steps.
         let init = init.unwrap_or_default();
+        if let Some(panic) = errors.as_ref().and_then(|e| e.on_panic.as_ref()) {
+            tracing::debug!(
+                service = %name,
+                action = ?panic.action,
+                "errors.on_panic is the container runtime's concern; rebound ignores it"
+            );
+        }
         Ok(Spec {
             init,
             errors: errors.unwrap_or_default(),
@@ -257,9 +264,8 @@ fn choose_service<'n>(
                     list(&names)
                 )));
             };
-            if node.get("init").is_none() {
-                return Err(problem(format!("service `{name}` has no `init` section")));
-            }
+            // A service without `init` has nothing to run before its
+            // workload: an empty init, not an error.
             Ok((name.to_owned(), node))
         }
         None => {

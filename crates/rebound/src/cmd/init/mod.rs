@@ -143,12 +143,17 @@ fn check(args: &Args, spec: &Spec) -> Result<i32, StdoutError> {
             .as_deref()
             .map(|s| format!(" (service {s})"))
             .unwrap_or_default();
-        out!(
-            "{}: ok{service}, {} step{}",
-            args.spec.display(),
-            spec.init.steps.len(),
-            if spec.init.steps.len() == 1 { "" } else { "s" }
-        )?;
+        match spec.init.steps.len() {
+            0 => out!(
+                "{}: ok{service}, no init steps (the workload starts at once)",
+                args.spec.display()
+            )?,
+            n => out!(
+                "{}: ok{service}, {n} step{}",
+                args.spec.display(),
+                if n == 1 { "" } else { "s" }
+            )?,
+        }
         let width = spec
             .init
             .steps

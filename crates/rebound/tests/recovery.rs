@@ -1024,3 +1024,107 @@ fn a_journal_in_a_read_only_directory_can_be_read() {
     assert!(text(&written).contains("readonly"), "{}", text(&written));
     assert_eq!(files, ["journal.db"], "reads left files behind");
 }
+
+/// `cancel` of a pending recovery and of one whose migrate command runs in
+/// a `run` process: the command's process group gets SIGTERM from the
+/// worker within a second or two, and the recovery ends `cancelled`.
+fn cancel_stops_a_running_command(journal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        Cli::new()
+            .args(["recovery", "--journal", journal, "--initial-delay", "1ms"])
+            .args(args)
+            .current_dir(dir.path())
+    };
+    for (id, workload) in [("m1", "web"), ("m2", "db")] {
+        cli(&record(id, workload, "node-a", "node-b"))
+            .args(["--kind", "network_transient", "--message", "reset"])
+            .run()
+            .code(0);
+    }
+    // A pending recovery ends cancelled at once; run never takes it.
+    cli(&["cancel", "m2", "--reason", "db stays put"])
+        .run()
+        .code(0)
+        .stdout_has("cancelled");
+    std::thread::sleep(Duration::from_millis(20));
+    let mut run = cli(&[
+        "run",
+        "--json",
+        "--migrate-cmd",
+        "sleep 60 & echo $! > sleep.pid; wait",
+        "--rollback-cmd",
+        "true",
+    ])
+    .command();
+    run.stdout(Stdio::piped()).stderr(Stdio::null());
+    let run = run.spawn().unwrap();
+    let pid_file = dir.path().join("sleep.pid");
+    wait_until_within(
+        Duration::from_secs(30),
+        || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n')),
+        "the migrate command to start",
+    );
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(alive(&pid));
+    // From another process.
+    cli(&["cancel", "m1", "--reason", "operator said so", "--json"])
+        .run()
+        .code(0)
+        .stdout_has("\"state\":\"cancelled\"");
+    let asked = Instant::now();
+    wait_until_within(
+        Duration::from_secs(3),
+        || !alive(&pid),
+        "the cancelled command's process to end",
+    );
+    eprintln!("command gone {:?} after the cancel", asked.elapsed());
+    let shown = cli(&["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["state"], "cancelled", "{shown}");
+    assert_eq!(shown["recovery"]["reason"], "cancelled: operator said so");
+    let history = shown["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["result"], "cancelled", "{shown}");
+    let listed = cli(&["list", "--state", "cancelled", "--json"])
+        .run()
+        .code(0);
+    assert_eq!(listed.stdout().lines().count(), 2, "{}", listed.stdout());
+    send_signal(run.id(), "TERM");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["cancelled"], 1, "{stdout}");
+    assert_eq!(summary["claimed"], 1, "{stdout}");
+    assert_eq!(summary["succeeded"], 0, "{stdout}");
+    // A finished recovery cannot be cancelled (exit 2, nothing changed);
+    // neither can an unknown one.
+    let before = cli(&["show", "m1", "--json"]).run().code(0).stdout();
+    cli(&["cancel", "m1"])
+        .run()
+        .code(2)
+        .stderr_has("has already ended (cancelled)");
+    assert_eq!(
+        cli(&["show", "m1", "--json"]).run().code(0).stdout(),
+        before
+    );
+    cli(&["cancel", "nope"])
+        .run()
+        .code(2)
+        .stderr_has("\"nope\"");
+}
+
+#[test]
+fn cancel_stops_a_running_command_on_sqlite() {
+    let env = Env::new();
+    cancel_stops_a_running_command(&env.journal());
+}
+
+#[test]
+fn cancel_stops_a_running_command_on_postgres() {
+    let url = pg::Pg::shared().fresh_db("cancel");
+    cancel_stops_a_running_command(&url);
+}

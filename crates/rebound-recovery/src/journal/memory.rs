@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Claim, Journal, claimed, completed, lease_end, recorded, released, renewed};
+use super::{
+    Claim, Journal, cancelled, claimed, completed, lease_end, recorded, released, renewed,
+};
 use crate::error::{ConfigError, JournalError};
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
@@ -192,6 +194,18 @@ impl Journal for MemoryJournal {
     ) -> Result<Recovery, JournalError> {
         self.change(&claim.recovery.migration, |current| {
             let (rec, entry) = completed(current, claim, outcome, &self.config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        })
+    }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        self.change(migration, |current| {
+            let (rec, entry) = cancelled(current, migration, reason, now_ms)?;
             Ok((rec.clone(), Some(entry), rec))
         })
     }

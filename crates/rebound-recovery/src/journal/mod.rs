@@ -149,6 +149,31 @@ pub trait Journal: Send + Sync {
         outcome: Outcome,
         now_ms: u64,
     ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
+
+    /// Cancels the recovery of `migration` (see
+    /// [`transition::cancel`]): a pending one ends `cancelled` at once; a
+    /// running one too, and the worker that holds it notices within its
+    /// cancel check interval and stops its attempt. `NotFound` for an
+    /// unknown id, `Finished` (nothing changed) for one that has ended.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, JournalErrorKind, MemoryJournal, RecoveryState};
+    /// let journal = MemoryJournal::new(Default::default()).unwrap();
+    /// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// let rec = journal.cancel("m", "workload retired", 1_000).await.unwrap();
+    /// assert_eq!(rec.state, RecoveryState::Cancelled);
+    /// let again = journal.cancel("m", "twice", 2_000).await.unwrap_err();
+    /// assert_eq!(again.kind(), JournalErrorKind::Finished);
+    /// assert_eq!(journal.cancel("nope", "x", 0).await.unwrap_err().kind(), JournalErrorKind::NotFound);
+    /// # });
+    /// ```
+    fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
 }
 
 /// Any backend, chosen at run time from a [`JournalAddress`].
@@ -308,6 +333,15 @@ impl Journal for AnyJournal {
     ) -> Result<Recovery, JournalError> {
         dispatch!(self, j => j.complete(claim, outcome, now_ms).await)
     }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        dispatch!(self, j => j.cancel(migration, reason, now_ms).await)
+    }
 }
 
 macro_rules! forward {
@@ -391,6 +425,15 @@ macro_rules! forward {
                 now_ms: u64,
             ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
                 (**self).complete(claim, outcome, now_ms)
+            }
+
+            fn cancel(
+                &self,
+                migration: &str,
+                reason: &str,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
+                (**self).cancel(migration, reason, now_ms)
             }
         }
     )*};
@@ -496,6 +539,18 @@ pub(crate) fn completed(
         config,
         now_ms,
     ))
+}
+
+/// [`Journal::cancel`]: the recovery of `migration` cancelled, and the
+/// history entry to add.
+pub(crate) fn cancelled(
+    current: Option<Recovery>,
+    migration: &str,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(Recovery, Attempt), JournalError> {
+    let current = current.ok_or_else(|| JournalError::NotFound(migration.to_owned()))?;
+    transition::cancel(current, reason, now_ms)
 }
 
 #[cfg(test)]

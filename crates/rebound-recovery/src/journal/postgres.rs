@@ -22,7 +22,7 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 use super::address::redact;
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
-use super::{Claim, Journal, completed, lease_end, recorded, released, renewed};
+use super::{Claim, Journal, cancelled, completed, lease_end, recorded, released, renewed};
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
@@ -622,6 +622,21 @@ impl Journal for PostgresJournal {
             Ok((rec.clone(), Some(entry), rec))
         };
         self.change(&claim.recovery.migration, apply)
+            .await
+            .map_err(|f| self.fail(f))
+    }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        let apply = |current| {
+            let (rec, entry) = cancelled(current, migration, reason, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        };
+        self.change(migration, apply)
             .await
             .map_err(|f| self.fail(f))
     }

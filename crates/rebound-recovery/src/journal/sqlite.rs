@@ -21,7 +21,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
-use super::{Claim, Journal, claimed, completed, lease_end, recorded, released, renewed};
+use super::{
+    Claim, Journal, cancelled, claimed, completed, lease_end, recorded, released, renewed,
+};
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
@@ -715,6 +717,20 @@ impl Journal for SqliteJournal {
         let config = self.config.clone();
         self.change(&claim.recovery.migration.clone(), move |current| {
             let (rec, entry) = completed(current, &claim, outcome, &config, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        })
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        let (id, reason) = (migration.to_owned(), reason.to_owned());
+        self.change(migration, move |current| {
+            let (rec, entry) = cancelled(current, &id, &reason, now_ms)?;
             Ok((rec.clone(), Some(entry), rec))
         })
         .await

@@ -213,6 +213,8 @@ pub enum AttemptResult {
     RolledBack,
     /// The recovery was given up.
     GivenUp,
+    /// An operator cancelled the recovery.
+    Cancelled,
 }
 
 impl AttemptResult {
@@ -227,6 +229,7 @@ impl AttemptResult {
             Self::Succeeded => "succeeded",
             Self::RolledBack => "rolled_back",
             Self::GivenUp => "given_up",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -242,6 +245,7 @@ impl AttemptResult {
             Self::Succeeded,
             Self::RolledBack,
             Self::GivenUp,
+            Self::Cancelled,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -307,6 +307,57 @@ pub fn release(mut rec: Recovery, now_ms: u64) -> Recovery {
     rec
 }
 
+/// Cancels a recovery that has not ended: pending (due or not) or
+/// running. It ends `cancelled` with `reason`, its lease cleared, and a
+/// history entry says so. The fencing number is kept, so that a worker
+/// still running an attempt of it can record nothing
+/// ([`JournalError::LeaseLost`](crate::JournalError::LeaseLost)); the
+/// worker notices the cancel and stops the attempt. A recovery that has
+/// already ended is refused
+/// ([`JournalError::Finished`](crate::JournalError::Finished)).
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, RecoveryState};
+/// # use rebound_recovery::model::transition::{cancel, claim, record_failure};
+/// # let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// # let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// let running = claim(rec, "w1", 30_000, 40_000);
+/// let (rec, entry) = cancel(running, "node drained", 31_000).unwrap();
+/// assert_eq!((rec.state, rec.lease_owner.as_deref()), (RecoveryState::Cancelled, None));
+/// assert_eq!(entry.message.as_deref(), Some("node drained"));
+/// assert!(cancel(rec, "again", 32_000).is_err());
+/// ```
+pub fn cancel(
+    mut rec: Recovery,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(Recovery, Attempt), crate::error::JournalError> {
+    if rec.state.is_final() {
+        return Err(crate::error::JournalError::Finished {
+            migration: rec.migration,
+            state: rec.state,
+        });
+    }
+    let strategy = (rec.state == RecoveryState::Running).then_some(rec.strategy);
+    rec.state = RecoveryState::Cancelled;
+    rec.next_attempt_ms = None;
+    rec.lease_owner = None;
+    rec.lease_expires_ms = None;
+    rec.reason = Some(format!("cancelled: {reason}"));
+    rec.updated_ms = now_ms;
+    let target = Some(rec.target.clone());
+    let entry = entry(
+        &mut rec,
+        now_ms,
+        strategy,
+        target,
+        AttemptResult::Cancelled,
+        None,
+        Some(reason.to_owned()),
+    );
+    Ok((rec, entry))
+}
+
 /// Extends the lease of a claimed recovery to `lease_expires_ms`; nothing
 /// else changes (the caller has checked that the claim still holds it).
 ///

@@ -537,3 +537,152 @@ pub async fn worker_records_a_failed_rollback(backend: Backend) {
         "{reason}"
     );
 }
+
+pub async fn cancel_ends_pending_and_running_and_refuses_finished(backend: Backend) {
+    let j = backend.open(exact()).await;
+    j.record(report("m1", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    j.record(report("m2", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    let claim = j.claim("w1", 20_000, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(claim.recovery.migration, "m1");
+    // Pending (m2) and running (m1) both end cancelled, with the reason.
+    for id in ["m1", "m2"] {
+        let rec = j.cancel(id, "workload retired", 21_000).await.unwrap();
+        assert_eq!(rec.state, RecoveryState::Cancelled, "{id}");
+        assert_eq!(rec.reason.as_deref(), Some("cancelled: workload retired"));
+        assert_eq!((rec.lease_owner, rec.next_attempt_ms), (None, None));
+        assert_eq!(
+            j.get(id).await.unwrap().unwrap().state,
+            RecoveryState::Cancelled
+        );
+        let history = j.history(id).await.unwrap();
+        let last = history.last().unwrap();
+        assert_eq!(last.result, AttemptResult::Cancelled);
+        assert_eq!(last.message.as_deref(), Some("workload retired"));
+    }
+    // The worker that held m1 can record nothing and renew nothing.
+    let err = j
+        .complete(&claim, Outcome::Migrated, 22_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JournalError::LeaseLost { .. }), "{err}");
+    let err = j.renew(&claim, 22_000, LEASE).await.unwrap_err();
+    assert!(matches!(err, JournalError::LeaseLost { .. }), "{err}");
+    // Never due again, listed apart.
+    assert!(j.due(u64::MAX / 2).await.unwrap().is_empty());
+    assert!(
+        j.claim("w2", u64::MAX / 2, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        j.list(Some(RecoveryState::Cancelled)).await.unwrap().len(),
+        2
+    );
+    assert!(
+        j.list(Some(RecoveryState::GivenUp))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A finished recovery is refused, nothing changed; an unknown id too.
+    let before = (j.get("m1").await.unwrap(), j.history("m1").await.unwrap());
+    let err = j.cancel("m1", "again", 23_000).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JournalError::Finished {
+                state: RecoveryState::Cancelled,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        (j.get("m1").await.unwrap(), j.history("m1").await.unwrap()),
+        before
+    );
+    let err = j.cancel("nope", "x", 23_000).await.unwrap_err();
+    assert!(
+        matches!(err, JournalError::NotFound(ref id) if id == "nope"),
+        "{err}"
+    );
+    // A succeeded recovery too.
+    j.record(report("m3", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    let claim = j.claim("w1", 30_000, LEASE, 1).await.unwrap().remove(0);
+    j.complete(&claim, Outcome::Migrated, 31_000).await.unwrap();
+    let err = j.cancel("m3", "late", 32_000).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JournalError::Finished {
+                state: RecoveryState::Succeeded,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        j.get("m3").await.unwrap().unwrap().state,
+        RecoveryState::Succeeded
+    );
+}
+
+/// Says when it started, then waits for its job's cancel and returns
+/// success (which must not be recorded: the recovery was cancelled).
+struct Obedient(tokio::sync::mpsc::UnboundedSender<&'static str>);
+
+impl rebound_recovery::Migrator for Obedient {
+    type Error = io::Error;
+    async fn migrate(&self, job: &rebound_recovery::Job) -> io::Result<()> {
+        let _ = self.0.send("started");
+        job.cancel.cancelled().await;
+        let _ = self.0.send("told");
+        Ok(())
+    }
+}
+
+impl rebound_recovery::RollbackHandler for Obedient {
+    type Error = io::Error;
+    async fn rollback(&self, _: &rebound_recovery::Job) -> io::Result<()> {
+        std::future::pending().await
+    }
+}
+
+pub async fn a_worker_stops_an_attempt_whose_recovery_is_cancelled(backend: Backend) {
+    let j = backend.open(exact()).await;
+    let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+    j.record(report("m1", FailureKind::Timeout), now - 60_000)
+        .await
+        .unwrap();
+    let (tx, mut said) = tokio::sync::mpsc::unbounded_channel();
+    let worker = RecoveryWorker::new(&j.journal, Obedient(tx.clone()), Obedient(tx))
+        .with_owner("w1")
+        .with_cancel_check(Duration::from_millis(50));
+    let cancel = async {
+        assert_eq!(said.recv().await, Some("started"));
+        let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+        j.cancel("m1", "stop it", now).await.unwrap();
+        let asked = std::time::Instant::now();
+        assert_eq!(said.recv().await, Some("told"));
+        asked.elapsed()
+    };
+    let (report, noticed) = tokio::join!(worker.run_once(), cancel);
+    let report = report.unwrap();
+    assert!(noticed < Duration::from_secs(2), "{noticed:?}");
+    assert_eq!(
+        (report.claimed, report.cancelled, report.succeeded),
+        (1, 1, 0)
+    );
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::Cancelled);
+    assert_eq!(rec.reason.as_deref(), Some("cancelled: stop it"));
+    let history = j.history("m1").await.unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+}

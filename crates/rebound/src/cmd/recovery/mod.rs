@@ -82,7 +82,7 @@ or of a newer schema."
 );
 
 const LIST_HELP: &str = concat!(
-    "States: pending running succeeded rolled_back given_up
+    "States: pending running succeeded rolled_back given_up cancelled
 
 ",
     kinds_help!(),
@@ -116,6 +116,22 @@ Examples:
   rebound recovery --journal postgres://rebound@127.0.0.1/rebound due --json
 
 Exit codes: 0 listed; 2 bad input; 3 journal unreachable or of a newer schema."
+);
+
+const CANCEL_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery cancel m-42 --reason 'workload retired'
+  rebound recovery --journal postgres://rebound@127.0.0.1/rebound cancel m-7
+
+A pending recovery ends cancelled at once. A running one ends cancelled too,
+and the worker that holds it sends SIGTERM to its command's process group
+within about a second (SIGKILL after run's --cancel-grace).
+Exit codes: 0 cancelled; 2 no such migration, or it has already ended
+(succeeded, rolled_back, given_up or cancelled; nothing changed), or bad
+input; 3 journal unreachable or of a newer schema."
 );
 
 const RUN_HELP: &str = concat!(
@@ -209,6 +225,23 @@ pub enum Sub {
     /// Claim due recoveries and run the migrate or rollback command.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Cancel a pending or running recovery.
+    #[command(after_help = CANCEL_HELP)]
+    Cancel(CancelArgs),
+}
+
+/// `rebound recovery cancel`.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The migration's id.
+    #[arg(value_name = "ID")]
+    pub migration: String,
+    /// Why (kept in the recovery's reason and history).
+    #[arg(long, value_name = "TEXT", default_value = "cancelled by an operator", value_parser = non_empty)]
+    pub reason: String,
+    /// Print the cancelled recovery as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rebound recovery record`.
@@ -247,7 +280,7 @@ pub struct RecordArgs {
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Only recoveries in this state: pending, running, succeeded,
-    /// rolled_back, given_up.
+    /// rolled_back, given_up, cancelled.
     #[arg(long, value_name = "STATE")]
     pub state: Option<RecoveryState>,
     /// One JSON object per recovery.
@@ -299,6 +332,10 @@ pub struct RunArgs {
     /// How often to look for due recoveries when idle.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
     pub poll: Duration,
+    /// How long a cancelled attempt's command has after SIGTERM before its
+    /// process group gets SIGKILL.
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    pub cancel_grace: Duration,
     /// Map a migrate-command exit code to a failure kind (repeatable),
     /// e.g. 75=network_transient.
     #[arg(long = "exit-kind", value_name = "CODE=KIND", value_parser = ExitKinds::parse_entry)]
@@ -393,6 +430,7 @@ mod tests {
             SHOW_HELP,
             DUE_HELP,
             RUN_HELP,
+            CANCEL_HELP,
         ] {
             for kind in FailureKind::ALL {
                 assert!(help.contains(kind.as_str()), "{kind} missing:\n{help}");

@@ -10,7 +10,7 @@ use rebound_recovery::{
 use serde_json::json;
 
 use super::exec::{CommandError, Commands, ExitKinds};
-use super::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
+use super::{Args, CancelArgs, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
 use crate::exit::{CliError, FAILED, INTERRUPTED, OK, TERMINATED};
 use crate::output::{err, out, with_stdout};
 use crate::signal::{self, Signal};
@@ -51,6 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Sub::Show(s) => show(open_read_only(&address, config).await?, s).await,
             Sub::Due(d) => due(open_read_only(&address, config).await?, d).await,
             Sub::Run(r) => run_workers(&address, config, r).await,
+            Sub::Cancel(c) => cancel(open(&address, config).await?, c).await,
         }
     })
     // `rebound recovery list | head`: a reader that went away ends the
@@ -231,6 +232,24 @@ async fn due(journal: AnyJournal, args: DueArgs) -> anyhow::Result<i32> {
     Ok(OK)
 }
 
+async fn cancel(journal: AnyJournal, args: CancelArgs) -> anyhow::Result<i32> {
+    let now = SystemClock.now_ms();
+    let rec = match journal.cancel(&args.migration, &args.reason, now).await {
+        Ok(rec) => rec,
+        Err(e @ (JournalError::NotFound(_) | JournalError::Finished { .. })) => {
+            return Err(CliError::usage(format!("{e} in {}", journal.describe())).into());
+        }
+        Err(e) => return Err(journal_error(e)),
+    };
+    if args.json {
+        let line = serde_json::to_string(&rec)?;
+        out!("{line}")?;
+    } else {
+        with_stdout(|out| super::output::recoveries(out, std::slice::from_ref(&rec), false, now))?;
+    }
+    Ok(OK)
+}
+
 /// Which signal stopped `run`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -272,6 +291,7 @@ async fn run_workers(
             // holds (and runs one by one) everything that is due.
             .with_batch(1)
             .with_poll_interval(args.poll)
+            .with_cancel_grace(args.cancel_grace)
             .with_notify(move |claim, done| {
                 let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
                 // Best effort: a reader that went away must not stop the
@@ -324,6 +344,7 @@ async fn run_workers(
         "rolled_back": total.rolled_back,
         "retrying": total.retrying,
         "given_up": total.given_up,
+        "cancelled": total.cancelled,
         "lease_lost": total.lease_lost,
         "released": total.released,
     });
@@ -332,14 +353,15 @@ async fn run_workers(
     } else {
         out!(
             "claimed {}, succeeded {}, rolled back {}, retrying {}, given up {}, lease lost {}, \
-             handed back {}",
+             handed back {}, cancelled {}",
             total.claimed,
             total.succeeded,
             total.rolled_back,
             total.retrying,
             total.given_up,
             total.lease_lost,
-            total.released
+            total.released,
+            total.cancelled
         )
     };
     if let Some(e) = failure {

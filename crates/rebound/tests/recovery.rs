@@ -664,8 +664,12 @@ fn the_recovery_timeout_kills_the_whole_command() {
 #[test]
 fn workers_run_their_commands_at_the_same_time() {
     let env = Env::new();
+    // Three workloads: one workload's recoveries never run at once.
     for id in ["m1", "m2", "m3"] {
-        env.record(id, "network_transient");
+        env.cli(record(id, &format!("web-{id}"), "node-a", "node-b"))
+            .args(["--kind", "network_transient", "--message", "it broke"])
+            .run()
+            .code(0);
     }
     std::thread::sleep(Duration::from_millis(20));
     let migrate = "touch \"started.$REBOUND_MIGRATION\"; i=0; \
@@ -1127,4 +1131,133 @@ fn cancel_stops_a_running_command_on_sqlite() {
 fn cancel_stops_a_running_command_on_postgres() {
     let url = pg::Pg::shared().fresh_db("cancel");
     cancel_stops_a_running_command(&url);
+}
+
+/// The migrate command of the one-per-workload tests: logs
+/// `start|end WORKLOAD MIGRATION NANOS` around a short sleep.
+const LOGGED_MIGRATE: &str = "echo \"start $REBOUND_WORKLOAD $REBOUND_MIGRATION $(date +%s%N)\" >> runs.log; \
+     sleep 0.2; echo \"end $REBOUND_WORKLOAD $REBOUND_MIGRATION $(date +%s%N)\" >> runs.log";
+
+/// Checks that no two migrate commands of one workload overlapped, from
+/// `runs.log` in `dir`; returns how many ran.
+fn assert_one_per_workload(dir: &Path) -> usize {
+    let log = std::fs::read_to_string(dir.join("runs.log")).unwrap();
+    // (workload, migration) -> (start, end)
+    let mut spans: BTreeMap<(String, String), (Option<u128>, Option<u128>)> = BTreeMap::new();
+    for line in log.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [what, workload, migration, at] = fields[..] else {
+            panic!("bad log line {line:?}");
+        };
+        let at: u128 = at.parse().unwrap();
+        let span = spans
+            .entry((workload.to_owned(), migration.to_owned()))
+            .or_default();
+        match what {
+            "start" => span.0 = Some(at),
+            "end" => span.1 = Some(at),
+            other => panic!("bad log line {other:?}"),
+        }
+    }
+    let mut by_workload: BTreeMap<&str, Vec<(u128, u128)>> = BTreeMap::new();
+    for ((workload, migration), (start, end)) in &spans {
+        let (Some(start), Some(end)) = (start, end) else {
+            panic!("{migration} did not both start and end: {log}");
+        };
+        by_workload
+            .entry(workload)
+            .or_default()
+            .push((*start, *end));
+    }
+    for (workload, mut runs) in by_workload {
+        runs.sort();
+        for pair in runs.windows(2) {
+            assert!(
+                pair[1].0 >= pair[0].1,
+                "two recoveries of {workload} ran at once: {pair:?}\n{log}"
+            );
+        }
+    }
+    spans.len()
+}
+
+// Two recoveries of one workload (different migration ids) ran their
+// commands at the same time on different workers.
+#[test]
+fn one_workload_runs_one_recovery_at_a_time_on_postgres() {
+    let url = pg::Pg::shared().fresh_db("workload");
+    let cli = |args: &[&str]| {
+        Cli::new()
+            .args(["recovery", "--journal", &url, "--initial-delay", "1ms"])
+            .args(args)
+    };
+    for workload in ["web", "db", "cache"] {
+        for i in 0..4 {
+            let id = format!("{workload}-{i}");
+            cli(&record(&id, workload, "a", "b"))
+                .args(["--kind", "timeout", "--message", "slow"])
+                .run()
+                .code(0);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&[
+        "run",
+        "--once",
+        "--workers",
+        "4",
+        "--json",
+        "--migrate-cmd",
+        LOGGED_MIGRATE,
+        "--rollback-cmd",
+        "true",
+    ])
+    .current_dir(dir.path())
+    .run()
+    .code(0);
+    let summary: Value = serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(summary["succeeded"], 12, "{}", out.stdout());
+    assert_eq!(assert_one_per_workload(dir.path()), 12);
+}
+
+#[test]
+fn one_workload_runs_one_recovery_at_a_time_on_sqlite() {
+    let env = Env::new();
+    for workload in ["web", "db"] {
+        for i in 0..4 {
+            let id = format!("{workload}-{i}");
+            env.cli(record(&id, workload, "a", "b"))
+                .args(["--kind", "timeout", "--message", "slow"])
+                .run()
+                .code(0);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let args = [
+        "run",
+        "--once",
+        "--json",
+        "--migrate-cmd",
+        LOGGED_MIGRATE,
+        "--rollback-cmd",
+        "true",
+    ];
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut run = env.cli(args).command();
+            run.stdout(Stdio::piped()).stderr(Stdio::null());
+            run.spawn().unwrap()
+        })
+        .collect();
+    let mut succeeded = 0;
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        succeeded += summary["succeeded"].as_u64().unwrap();
+    }
+    assert_eq!(succeeded, 8);
+    assert_eq!(assert_one_per_workload(env.dir.path()), 8);
 }

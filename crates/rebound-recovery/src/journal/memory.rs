@@ -150,11 +150,36 @@ impl Journal for MemoryJournal {
             .filter(|r| r.is_claimable(now_ms))
             .collect();
         due.sort_by_key(|r| due_at(r));
-        let ids: Vec<String> = due
-            .iter()
-            .take(limit)
-            .map(|r| r.migration.clone())
+        // One recovery per workload at a time: skip a workload that has
+        // another recovery running, or one claimed earlier in this batch.
+        let mut busy: std::collections::BTreeSet<&str> = state
+            .recoveries
+            .values()
+            .filter(|r| r.state == RecoveryState::Running && !r.is_claimable(now_ms))
+            .map(|r| r.workload.as_str())
             .collect();
+        let expired_running: Vec<(&str, &str)> = state
+            .recoveries
+            .values()
+            .filter(|r| r.state == RecoveryState::Running && r.is_claimable(now_ms))
+            .map(|r| (r.workload.as_str(), r.migration.as_str()))
+            .collect();
+        let mut ids: Vec<String> = Vec::new();
+        for r in due {
+            if ids.len() == limit {
+                break;
+            }
+            // A running recovery whose lease ran out still counts as
+            // running for the others of its workload, not for itself.
+            let other_running = expired_running
+                .iter()
+                .any(|(w, m)| *w == r.workload && *m != r.migration);
+            if busy.contains(r.workload.as_str()) || other_running {
+                continue;
+            }
+            busy.insert(r.workload.as_str());
+            ids.push(r.migration.clone());
+        }
         let expires = lease_end(now_ms, lease);
         let mut claims = Vec::with_capacity(ids.len());
         for id in ids {

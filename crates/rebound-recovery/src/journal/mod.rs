@@ -4,10 +4,11 @@
 //! [`crate::model::transition`], each inside one transaction, through the
 //! helpers at the end of this module (`recorded`, `renewed`, `released`,
 //! `completed`), so they behave the same; one test suite runs against all
-//! of them. The one exception is PostgreSQL's claim: a single `UPDATE ...
-//! SKIP LOCKED` statement (`postgres::CLAIM_SQL`) that sets the same
-//! fields as [`transition::claim`] and
-//! takes due recoveries in the same order as the other backends.
+//! of them. The one exception is PostgreSQL's claim: an `UPDATE ...
+//! SKIP LOCKED` statement (`postgres::CLAIM_SQL`), run once per claimed
+//! recovery under an advisory lock, that sets the same fields as
+//! [`transition::claim`] and takes due recoveries in the same order (and
+//! one per workload) as the other backends.
 
 mod address;
 pub mod memory;
@@ -115,7 +116,12 @@ pub trait Journal: Send + Sync {
     fn due(&self, now_ms: u64) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
 
     /// Claims up to `limit` due recoveries for `owner` for `lease`, taking
-    /// them in the order of [`due`](Self::due).
+    /// them in the order of [`due`](Self::due), one recovery per workload
+    /// at a time: a recovery whose workload has another one running (on
+    /// any worker, or earlier in this batch) is skipped, so that two
+    /// recoveries of one workload never run their commands at once. A
+    /// running recovery whose lease ran out is retaken itself, and still
+    /// holds back the others of its workload until then.
     fn claim(
         &self,
         owner: &str,

@@ -125,7 +125,9 @@ impl PostgresJournal {
                 .map_err(db)?,
             claim: client.prepare(CLAIM_SQL).await.map_err(db)?,
             any_due: client
-                .prepare(&format!("SELECT EXISTS (SELECT 1 FROM recoveries WHERE {DUE})"))
+                .prepare(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM recoveries WHERE ({DUE}) AND {WORKLOAD_IDLE})"
+                ))
                 .await
                 .map_err(db)?,
         };
@@ -323,25 +325,38 @@ impl PostgresJournal {
     }
 }
 
-/// Claims due recoveries: the inner SELECT skips rows another transaction
-/// holds, so concurrent claimers never get the same recovery. It sets what
+/// Claims one due recovery: the inner SELECT skips rows another
+/// transaction holds, so concurrent claimers never get the same recovery,
+/// and skips a recovery whose workload already has one running (one
+/// recovery per workload at a time). It sets what
 /// [`transition::claim`](crate::model::transition::claim) sets and takes
 /// due recoveries in the order of [`Journal::due`] (soonest first, then by
 /// migration id), as the other backends do. Parameters: `$1` now (ms),
 /// `$2` the owner, `$3` the lease's end (ms), `$4` how many at most.
-/// Public so that the journal benchmark can run the same SQL through
-/// `pgbench`.
+///
+/// [`Journal::claim`] runs it with `$4 = 1`, once per recovery of its
+/// batch, in one transaction that first takes [`CLAIM_LOCK`]: claims are
+/// serialised, so the running rows a claim's NOT EXISTS sees include every
+/// earlier claim, its own batch's too. Public so that the journal
+/// benchmark can run the same SQL through `pgbench`.
 pub const CLAIM_SQL: &str = concat!(
     "UPDATE recoveries SET state = 'running', lease_owner = $2, \
      lease_expires_ms = $3, next_attempt_ms = NULL, claim_seq = claim_seq + 1, updated_ms = $1 \
      WHERE migration IN (SELECT migration FROM recoveries \
-       WHERE (state = 'pending' AND next_attempt_ms <= $1) \
-          OR (state = 'running' AND lease_expires_ms <= $1) \
+       WHERE ((state = 'pending' AND next_attempt_ms <= $1) \
+          OR (state = 'running' AND lease_expires_ms <= $1)) \
+         AND NOT EXISTS (SELECT 1 FROM recoveries AS busy WHERE busy.workload = recoveries.workload \
+           AND busy.state = 'running' AND busy.migration <> recoveries.migration) \
        ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration \
        LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING ",
     columns!()
 );
+
+/// The transaction-level advisory lock every claim takes first ("rebound
+/// claim" in ASCII, truncated), so that two claims never both see a
+/// workload idle and start two of its recoveries at once.
+pub const CLAIM_LOCK: i64 = 0x7265_6263_6c61_696d;
 
 /// The driver's error as text: for an error the server sent, its SQLSTATE
 /// code and message.
@@ -441,6 +456,11 @@ fn read_row(r: &Row) -> RecoveryRow {
 }
 
 const DUE: &str = "(state = 'pending' AND next_attempt_ms <= $1) OR (state = 'running' AND lease_expires_ms <= $1)";
+
+/// No other recovery of the row's workload is running.
+const WORKLOAD_IDLE: &str = "NOT EXISTS (SELECT 1 FROM recoveries AS busy \
+     WHERE busy.workload = recoveries.workload AND busy.state = 'running' \
+     AND busy.migration <> recoveries.migration)";
 
 impl Journal for PostgresJournal {
     fn describe(&self) -> String {
@@ -548,31 +568,46 @@ impl Journal for PostgresJournal {
         limit: usize,
     ) -> Result<Vec<Claim>, JournalError> {
         let expires = lease_end(now_ms, lease);
-        let client = self.conn().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let args: [&(dyn ToSql + Sync); 4] = [&int(now_ms), &owner, &int(expires), &limit];
+        let mut client = self.conn().await?;
+        let one: i64 = 1;
+        let args: [&(dyn ToSql + Sync); 4] = [&int(now_ms), &owner, &int(expires), &one];
+        let tx = client.transaction().await.map_err(|e| self.db(e))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
+            .await
+            .map_err(|e| self.db(e))?;
         let mut rows = Vec::new();
-        // An empty claim can be spurious: a row inserted after this
-        // statement's snapshot is invisible to it, while an older one it
-        // could see is locked by a concurrent claimer. A new statement gets
-        // a new snapshot, so try again while due rows exist (bounded).
-        for _ in 0..3 {
-            rows = client
-                .query(&self.stmts.claim, &args)
-                .await
-                .map_err(|e| self.db(e))?;
-            if !rows.is_empty() {
+        // One recovery per statement: each sees the ones this batch
+        // claimed before it, so the batch takes one per workload.
+        while rows.len() < limit {
+            let mut got = Vec::new();
+            // An empty claim can be spurious: a row inserted after this
+            // statement's snapshot is invisible to it, while an older one
+            // it could see is locked by a concurrent change. A new
+            // statement gets a new snapshot, so try again while due rows
+            // exist (bounded).
+            for _ in 0..3 {
+                got = tx
+                    .query(&self.stmts.claim, &args)
+                    .await
+                    .map_err(|e| self.db(e))?;
+                if !got.is_empty() {
+                    break;
+                }
+                let any_due: bool = tx
+                    .query_one(&self.stmts.any_due, &[&int(now_ms)])
+                    .await
+                    .map_err(|e| self.db(e))?
+                    .get(0);
+                if !any_due {
+                    break;
+                }
+            }
+            if got.is_empty() {
                 break;
             }
-            let any_due: bool = client
-                .query_one(&self.stmts.any_due, &[&int(now_ms)])
-                .await
-                .map_err(|e| self.db(e))?
-                .get(0);
-            if !any_due {
-                break;
-            }
+            rows.extend(got);
         }
+        tx.commit().await.map_err(|e| self.db(e))?;
         rows.iter()
             .map(|r| {
                 let rec = read_row(r).into_recovery()?;

@@ -571,6 +571,12 @@ fn append(
 
 const DUE: &str = "(state = 'pending' AND next_attempt_ms <= ?1) OR (state = 'running' AND lease_expires_ms <= ?1)";
 
+/// No other recovery of the row's workload is running: a claim takes one
+/// recovery per workload at a time.
+const WORKLOAD_IDLE: &str = "NOT EXISTS (SELECT 1 FROM recoveries AS busy \
+     WHERE busy.workload = recoveries.workload AND busy.state = 'running' \
+     AND busy.migration <> recoveries.migration)";
+
 impl Journal for SqliteJournal {
     fn describe(&self) -> String {
         name(&self.path)
@@ -664,16 +670,23 @@ impl Journal for SqliteJournal {
         let expires = lease_end(now_ms, lease);
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let due = query(
-                &tx,
-                &format!(
-                    "SELECT {COLUMNS} FROM recoveries WHERE {DUE} \
-                     ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration LIMIT ?2"
-                ),
-                params![int(now_ms), i64::try_from(limit).unwrap_or(i64::MAX)],
-            )?;
-            let mut claims = Vec::with_capacity(due.len());
-            for rec in due {
+            // One statement per claim: each sees the ones claimed before
+            // it in this transaction, so the batch takes one recovery per
+            // workload (SQLite has one writer: no other claim runs
+            // meanwhile).
+            let mut claims = Vec::new();
+            while claims.len() < limit {
+                let Some(rec) = query(
+                    &tx,
+                    &format!(
+                        "SELECT {COLUMNS} FROM recoveries WHERE ({DUE}) AND {WORKLOAD_IDLE} \
+                         ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration LIMIT 1"
+                    ),
+                    params![int(now_ms)],
+                )?
+                .pop() else {
+                    break;
+                };
                 let claim = claimed(rec, &owner, now_ms, expires);
                 store(&tx, &claim.recovery)?;
                 claims.push(claim);

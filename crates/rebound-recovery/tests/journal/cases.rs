@@ -23,6 +23,12 @@ fn report(id: &str, kind: FailureKind) -> FailureReport {
     FailureReport::new(id, "web", "src", "t1", kind, "boom")
 }
 
+/// A report for a workload of its own (named after the migration): a
+/// claim takes one recovery per workload at a time.
+fn own_report(id: &str, kind: FailureKind) -> FailureReport {
+    FailureReport::new(id, format!("web-{id}"), "src", "t1", kind, "boom")
+}
+
 fn snapshot_in(dir: &tempfile::TempDir, now_ms: u64) -> SnapshotRef {
     let file = dir.path().join("snapshot.bin");
     std::fs::write(&file, b"the workload's state before the move").unwrap();
@@ -205,7 +211,7 @@ pub async fn a_stopped_worker_hands_back_what_it_holds(backend: Backend) {
     let j = backend.open(exact()).await;
     let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
     for id in ["m1", "m2", "m3"] {
-        j.record(report(id, FailureKind::Timeout), now - 60_000)
+        j.record(own_report(id, FailureKind::Timeout), now - 60_000)
             .await
             .unwrap();
     }
@@ -293,7 +299,10 @@ pub async fn renew_and_release_answer_the_recovery_as_stored(backend: Backend) {
 pub async fn claims_due_at_the_same_time_go_in_migration_order(backend: Backend) {
     let j = backend.open(exact()).await;
     for id in ["m5", "m4", "m3", "m2", "m1"] {
-        let rec = j.record(report(id, FailureKind::Timeout), 0).await.unwrap();
+        let rec = j
+            .record(own_report(id, FailureKind::Timeout), 0)
+            .await
+            .unwrap();
         assert_eq!(rec.next_attempt_ms, Some(10_000));
     }
     for expected in ["m1", "m2", "m3", "m4", "m5"] {
@@ -685,4 +694,37 @@ pub async fn a_worker_stops_an_attempt_whose_recovery_is_cancelled(backend: Back
     assert_eq!(rec.reason.as_deref(), Some("cancelled: stop it"));
     let history = j.history("m1").await.unwrap();
     assert_eq!(history.len(), 2, "{history:?}");
+}
+
+pub async fn a_claim_takes_one_recovery_per_workload(backend: Backend) {
+    let j = backend.open(exact()).await;
+    for (id, workload) in [("m1", "web"), ("m2", "web"), ("m3", "db"), ("m4", "web")] {
+        let r = FailureReport::new(id, workload, "src", "t1", FailureKind::Timeout, "boom");
+        j.record(r, 1_000).await.unwrap();
+    }
+    // One per workload, also within one batch.
+    let first = j.claim("w1", 20_000, LEASE, 10).await.unwrap();
+    let got: Vec<&str> = first
+        .iter()
+        .map(|c| c.recovery.migration.as_str())
+        .collect();
+    assert_eq!(got, ["m1", "m3"]);
+    // web is busy: nothing for another worker.
+    assert!(j.claim("w2", 20_000, LEASE, 10).await.unwrap().is_empty());
+    // Once m1 has ended, the next of web is claimable.
+    j.complete(&first[0], Outcome::Migrated, 21_000)
+        .await
+        .unwrap();
+    let next = j.claim("w2", 21_000, LEASE, 10).await.unwrap();
+    let got: Vec<&str> = next.iter().map(|c| c.recovery.migration.as_str()).collect();
+    assert_eq!(got, ["m2"]);
+    // m2's worker died: its lease ran out. m2 itself is retaken, and m4
+    // still waits for it.
+    let later = 21_000 + 31_000;
+    let retaken = j.claim("w3", later, LEASE, 10).await.unwrap();
+    let got: Vec<&str> = retaken
+        .iter()
+        .map(|c| c.recovery.migration.as_str())
+        .collect();
+    assert!(got.contains(&"m2") && !got.contains(&"m4"), "{got:?}");
 }

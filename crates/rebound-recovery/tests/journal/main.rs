@@ -36,7 +36,8 @@ macro_rules! backend_suite {
                 worker_classifies_errors_and_asks_the_selector,
                 worker_records_a_failed_rollback,
                 cancel_ends_pending_and_running_and_refuses_finished,
-                a_worker_stops_an_attempt_whose_recovery_is_cancelled
+                a_worker_stops_an_attempt_whose_recovery_is_cancelled,
+                a_claim_takes_one_recovery_per_workload
             );
         }
     };

@@ -98,7 +98,15 @@ async fn a_queued_claim_taken_by_another_worker_is_not_run_again() {
     let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
     let clock = ManualClock::new();
     for id in ["m1", "m2"] {
-        let report = FailureReport::new(id, "web", "a", "b", FailureKind::Timeout, "slow");
+        // Workloads of their own: one recovery per workload at a time.
+        let report = FailureReport::new(
+            id,
+            format!("web-{id}"),
+            "a",
+            "b",
+            FailureKind::Timeout,
+            "slow",
+        );
         journal.record(report, 0).await.unwrap();
     }
     clock.0.store(60_000, std::sync::atomic::Ordering::SeqCst);

@@ -60,6 +60,9 @@ pub enum ConfigError {
     /// `snapshot_max_age` is zero.
     #[error("snapshot_max_age must be greater than zero")]
     ZeroSnapshotMaxAge,
+    /// `max_rescues` is zero.
+    #[error("max_rescues must be at least 1")]
+    ZeroMaxRescues,
     /// rebound-retry rejected the backoff built from the config.
     #[error("backoff policy: {0}")]
     Backoff(#[source] rebound_retry::PolicyError),

@@ -1261,3 +1261,72 @@ fn one_workload_runs_one_recovery_at_a_time_on_sqlite() {
     assert_eq!(succeeded, 8);
     assert_eq!(assert_one_per_workload(env.dir.path()), 8);
 }
+
+// A recovery whose controller dies while running it used to be retaken
+// for ever (every controller that took it died the same way): after
+// --max-rescues losses it is given up, and the rescues are shown.
+#[test]
+fn a_recovery_whose_worker_keeps_dying_is_given_up() {
+    let env = Env::new();
+    env.record("m1", "network_transient");
+    std::thread::sleep(Duration::from_millis(20));
+    // The migrate command kills the `rebound recovery run` that started
+    // it, as a crash of the controller would.
+    let run = |expect_killed: bool| {
+        let mut run = env
+            .cli([
+                "run",
+                "--once",
+                "--json",
+                "--lease",
+                "300ms",
+                "--max-rescues",
+                "2",
+                "--migrate-cmd",
+                "echo ran >> runs.log; kill -KILL $PPID; sleep 0.1",
+                "--rollback-cmd",
+                "true",
+            ])
+            .command();
+        run.stdout(Stdio::piped()).stderr(Stdio::null());
+        let out = run.spawn().unwrap().wait_with_output().unwrap();
+        if expect_killed {
+            assert_eq!(out.status.code(), None, "killed by its command");
+        } else {
+            assert_eq!(out.status.code(), Some(0));
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(true);
+    // Its lease runs out; the next run rescues it, and dies the same way.
+    std::thread::sleep(Duration::from_millis(400));
+    run(true);
+    let shown = env.cli(["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["rescues"], 1, "{shown}");
+    std::thread::sleep(Duration::from_millis(400));
+    // The second loss: given up, nothing run.
+    let stdout = run(false);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["claimed"], 0, "{stdout}");
+    let runs = std::fs::read_to_string(env.path("runs.log")).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+    let shown = env.cli(["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["state"], "given_up", "{shown}");
+    assert_eq!(
+        shown["recovery"]["reason"], "worker lost 2 times",
+        "{shown}"
+    );
+    assert_eq!(shown["recovery"]["rescues"], 2, "{shown}");
+    env.cli(["show", "m1"])
+        .run()
+        .code(0)
+        .stdout_has("rescues:         2");
+    let listed = env.cli(["list"]).run().code(0);
+    assert!(listed.stdout().contains("RESCUES"), "{}", listed.stdout());
+    env.cli(["list", "--max-rescues", "0"])
+        .run()
+        .code(2)
+        .stderr_has("--max-rescues");
+}

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{
-    Claim, Journal, cancelled, claimed, completed, lease_end, recorded, released, renewed,
+    Claim, Journal, abandoned, cancelled, claimed, completed, lease_end, lost_too_often, recorded,
+    released, renewed,
 };
 use crate::error::{ConfigError, JournalError};
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
@@ -144,6 +145,16 @@ impl Journal for MemoryJournal {
         limit: usize,
     ) -> Result<Vec<Claim>, JournalError> {
         let mut state = self.lock();
+        let lost: Vec<Recovery> = state
+            .recoveries
+            .values()
+            .filter(|r| r.is_claimable(now_ms) && lost_too_often(r, &self.config))
+            .cloned()
+            .collect();
+        for rec in lost {
+            let (rec, entry) = abandoned(rec, now_ms);
+            state.store(&rec, Some(entry), self.config.history_limit);
+        }
         let mut due: Vec<&Recovery> = state
             .recoveries
             .values()

@@ -121,7 +121,10 @@ pub trait Journal: Send + Sync {
     /// any worker, or earlier in this batch) is skipped, so that two
     /// recoveries of one workload never run their commands at once. A
     /// running recovery whose lease ran out is retaken itself, and still
-    /// holds back the others of its workload until then.
+    /// holds back the others of its workload until then (a rescue,
+    /// counted in [`Recovery::rescues`]); one whose worker was lost
+    /// [`max_rescues`](RecoveryConfig::max_rescues) times is given up
+    /// instead ("worker lost N times") and not returned.
     fn claim(
         &self,
         owner: &str,
@@ -441,6 +444,7 @@ macro_rules! forward {
             ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
                 (**self).cancel(migration, reason, now_ms)
             }
+
         }
     )*};
 }
@@ -503,6 +507,18 @@ pub(crate) fn claimed(due: Recovery, owner: &str, now_ms: u64, lease_expires_ms:
         lease_expires_ms,
         recovery,
     }
+}
+
+/// Whether a claim must give `due` up rather than retake it: it is
+/// running under a lease that ran out for the `max_rescues`th time.
+pub(crate) fn lost_too_often(due: &Recovery, config: &RecoveryConfig) -> bool {
+    transition::lost_too_often(due, config)
+}
+
+/// A recovery whose worker was lost too often, given up by a claim, and
+/// the history entry to add.
+pub(crate) fn abandoned(due: Recovery, now_ms: u64) -> (Recovery, Attempt) {
+    transition::abandon(due, now_ms)
 }
 
 /// [`Journal::renew`]: the claim, its lease extended to `now_ms + lease`.

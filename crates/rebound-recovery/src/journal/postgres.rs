@@ -22,7 +22,10 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 use super::address::redact;
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
-use super::{Claim, Journal, cancelled, completed, lease_end, recorded, released, renewed};
+use super::{
+    Claim, Journal, abandoned, cancelled, completed, lease_end, lost_too_often, recorded, released,
+    renewed,
+};
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
@@ -102,7 +105,7 @@ impl PostgresJournal {
             store: client
                 .prepare(&format!(
                     "INSERT INTO recoveries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
                      ON CONFLICT (migration) DO UPDATE SET {}",
                     COLUMNS
                         .split(", ")
@@ -221,7 +224,7 @@ impl PostgresJournal {
         let current = row?.map(|r| read_row(&r).into_recovery()).transpose()?;
         let (rec, entry, answer) = apply(current)?;
         let r = RecoveryRow::from_recovery(&rec);
-        let store_params: [&(dyn ToSql + Sync); 21] = [
+        let store_params: [&(dyn ToSql + Sync); 22] = [
             &r.migration,
             &r.workload,
             &r.source,
@@ -243,6 +246,7 @@ impl PostgresJournal {
             &r.lease_expires_ms,
             &r.claim_seq,
             &r.updated_ms,
+            &r.rescues,
         ];
         let Some(entry) = entry else {
             let (store, commit) = tokio::join!(
@@ -279,6 +283,61 @@ impl PostgresJournal {
         trim?;
         commit?;
         Ok(answer)
+    }
+}
+
+impl PostgresJournal {
+    /// Stores `rec` and appends `entry` to its history, inside the
+    /// caller's transaction.
+    async fn write(
+        &self,
+        client: &impl GenericClient,
+        rec: &Recovery,
+        entry: &Attempt,
+    ) -> Result<(), tokio_postgres::Error> {
+        let r = RecoveryRow::from_recovery(rec);
+        let store_params: [&(dyn ToSql + Sync); 22] = [
+            &r.migration,
+            &r.workload,
+            &r.source,
+            &r.target,
+            &r.candidates,
+            &r.failed_targets,
+            &r.kind,
+            &r.message,
+            &r.state,
+            &r.strategy,
+            &r.reason,
+            &r.retry_count,
+            &r.attempts_total,
+            &r.first_failure_ms,
+            &r.last_failure_ms,
+            &r.next_attempt_ms,
+            &r.snapshot,
+            &r.lease_owner,
+            &r.lease_expires_ms,
+            &r.claim_seq,
+            &r.updated_ms,
+            &r.rescues,
+        ];
+        client.execute(&self.stmts.store, &store_params).await?;
+        let a = AttemptRow::from_attempt(entry);
+        let append_params: [&(dyn ToSql + Sync); 8] = [
+            &r.migration,
+            &a.number,
+            &a.at_ms,
+            &a.strategy,
+            &a.target,
+            &a.result,
+            &a.kind,
+            &a.message,
+        ];
+        client.execute(&self.stmts.append, &append_params).await?;
+        let keep_after = a.number - i64::from(self.config.history_limit);
+        client
+            .execute(&self.stmts.trim, &[&r.migration, &keep_after])
+            .await?;
+        Ok(())
     }
 }
 
@@ -340,7 +399,8 @@ impl PostgresJournal {
 /// earlier claim, its own batch's too. Public so that the journal
 /// benchmark can run the same SQL through `pgbench`.
 pub const CLAIM_SQL: &str = concat!(
-    "UPDATE recoveries SET state = 'running', lease_owner = $2, \
+    "UPDATE recoveries SET rescues = rescues + CASE WHEN state = 'running' THEN 1 ELSE 0 END, \
+     state = 'running', lease_owner = $2, \
      lease_expires_ms = $3, next_attempt_ms = NULL, claim_seq = claim_seq + 1, updated_ms = $1 \
      WHERE migration IN (SELECT migration FROM recoveries \
        WHERE ((state = 'pending' AND next_attempt_ms <= $1) \
@@ -452,6 +512,7 @@ fn read_row(r: &Row) -> RecoveryRow {
         lease_expires_ms: r.get(18),
         claim_seq: r.get(19),
         updated_ms: r.get(20),
+        rescues: r.get(21),
     }
 }
 
@@ -575,6 +636,27 @@ impl Journal for PostgresJournal {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
             .await
             .map_err(|e| self.db(e))?;
+        // Running recoveries whose worker was lost too often: given up,
+        // not retaken.
+        let expired = tx
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM recoveries WHERE state = 'running' \
+                     AND lease_expires_ms <= $1 ORDER BY migration FOR UPDATE SKIP LOCKED"
+                ),
+                &[&int(now_ms)],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
+        for row in &expired {
+            let rec = read_row(row).into_recovery()?;
+            if lost_too_often(&rec, &self.config) {
+                let (rec, entry) = abandoned(rec, now_ms);
+                self.write(&tx, &rec, &entry)
+                    .await
+                    .map_err(|e| self.db(e))?;
+            }
+        }
         let mut rows = Vec::new();
         // One recovery per statement: each sees the ones this batch
         // claimed before it, so the batch takes one per workload.

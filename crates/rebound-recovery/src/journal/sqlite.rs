@@ -22,7 +22,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
 use super::{
-    Claim, Journal, cancelled, claimed, completed, lease_end, recorded, released, renewed,
+    Claim, Journal, abandoned, cancelled, claimed, completed, lease_end, lost_too_often, recorded,
+    released, renewed,
 };
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
@@ -34,7 +35,7 @@ use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, Re
 /// use rebound_recovery::{Journal, SqliteJournal};
 /// let dir = tempfile::tempdir().unwrap();
 /// let journal = SqliteJournal::open(dir.path().join("journal.db"), Default::default()).await.unwrap();
-/// assert_eq!(journal.schema_version().await.unwrap(), 1);
+/// assert_eq!(journal.schema_version().await.unwrap(), rebound_recovery::journal::schema::LATEST);
 /// # });
 /// ```
 #[derive(Debug, Clone)]
@@ -490,6 +491,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<RecoveryRow, rusqlite::Error> {
         lease_expires_ms: r.get(18)?,
         claim_seq: r.get(19)?,
         updated_ms: r.get(20)?,
+        rescues: r.get(21)?,
     })
 }
 
@@ -523,7 +525,7 @@ fn store(conn: &Connection, rec: &Recovery) -> Result<(), rusqlite::Error> {
     let r = RecoveryRow::from_recovery(rec);
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO recoveries ({COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
     ))?;
     stmt.execute(params![
         r.migration,
@@ -547,6 +549,7 @@ fn store(conn: &Connection, rec: &Recovery) -> Result<(), rusqlite::Error> {
         r.lease_expires_ms,
         r.claim_seq,
         r.updated_ms,
+        r.rescues,
     ])?;
     Ok(())
 }
@@ -668,8 +671,24 @@ impl Journal for SqliteJournal {
     ) -> Result<Vec<Claim>, JournalError> {
         let owner = owner.to_owned();
         let expires = lease_end(now_ms, lease);
+        let config = self.config.clone();
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Running recoveries whose worker was lost too often: given
+            // up, not retaken.
+            let expired = query(
+                &tx,
+                &format!(
+                    "SELECT {COLUMNS} FROM recoveries \
+                     WHERE state = 'running' AND lease_expires_ms <= ?1 ORDER BY migration"
+                ),
+                params![int(now_ms)],
+            )?;
+            for rec in expired.into_iter().filter(|r| lost_too_often(r, &config)) {
+                let (rec, entry) = abandoned(rec, now_ms);
+                store(&tx, &rec)?;
+                append(&tx, &rec.migration, &entry, config.history_limit)?;
+            }
             // One statement per claim: each sees the ones claimed before
             // it in this transaction, so the batch takes one recovery per
             // workload (SQLite has one writer: no other claim runs

@@ -154,6 +154,11 @@ pub struct Recovery {
     pub lease_expires_ms: Option<u64>,
     /// Incremented on every claim; a completion must present the same value.
     pub claim_seq: u64,
+    /// Times a worker was lost while running it (its lease ran out) and
+    /// a claim found it: retaken, or, the
+    /// [`max_rescues`](super::RecoveryConfig::max_rescues)th time, given up.
+    #[serde(default)]
+    pub rescues: u32,
     /// Last change.
     pub updated_ms: u64,
 }

@@ -728,3 +728,46 @@ pub async fn a_claim_takes_one_recovery_per_workload(backend: Backend) {
         .collect();
     assert!(got.contains(&"m2") && !got.contains(&"m4"), "{got:?}");
 }
+
+pub async fn a_lost_worker_is_rescued_until_the_limit(backend: Backend) {
+    let config = RecoveryConfig {
+        max_rescues: 3,
+        ..exact()
+    };
+    let j = backend.open(config).await;
+    j.record(report("m1", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    let mut now = 20_000;
+    let first = j.claim("w0", now, LEASE, 1).await.unwrap();
+    assert_eq!(first[0].recovery.rescues, 0);
+    // Workers w0 and w1 die: their leases run out, and each is rescued.
+    for (i, owner) in ["w1", "w2"].into_iter().enumerate() {
+        now += 31_000;
+        let c = j.claim(owner, now, LEASE, 1).await.unwrap();
+        assert_eq!(c.len(), 1, "rescue {}", i + 1);
+        assert_eq!(c[0].recovery.rescues, i as u32 + 1);
+        assert_eq!(j.get("m1").await.unwrap().unwrap().rescues, i as u32 + 1);
+    }
+    // The third loss gives it up instead.
+    now += 31_000;
+    assert!(j.claim("w3", now, LEASE, 1).await.unwrap().is_empty());
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::GivenUp);
+    assert_eq!(rec.reason.as_deref(), Some("worker lost 3 times"));
+    assert_eq!(rec.rescues, 3);
+    assert_eq!(rec.lease_owner, None);
+    let last = j.history("m1").await.unwrap().pop().unwrap();
+    assert_eq!(last.result, AttemptResult::GivenUp);
+    assert_eq!(last.message.as_deref(), Some("worker lost 3 times"));
+    // A worker that completes normally is not a rescue.
+    j.record(report("m2", FailureKind::Timeout), now)
+        .await
+        .unwrap();
+    let c = j.claim("w4", now + 20_000, LEASE, 1).await.unwrap();
+    let done = j
+        .complete(&c[0], Outcome::Migrated, now + 21_000)
+        .await
+        .unwrap();
+    assert_eq!(done.rescues, 0);
+}

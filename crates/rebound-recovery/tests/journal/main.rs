@@ -37,7 +37,8 @@ macro_rules! backend_suite {
                 worker_records_a_failed_rollback,
                 cancel_ends_pending_and_running_and_refuses_finished,
                 a_worker_stops_an_attempt_whose_recovery_is_cancelled,
-                a_claim_takes_one_recovery_per_workload
+                a_claim_takes_one_recovery_per_workload,
+                a_lost_worker_is_rescued_until_the_limit
             );
         }
     };

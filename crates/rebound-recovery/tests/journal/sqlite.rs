@@ -9,6 +9,8 @@ use rebound_recovery::{
     JournalErrorKind, Outcome, RecoveryState, SqliteJournal,
 };
 
+use rebound_recovery::journal::schema::LATEST;
+
 use crate::support::quick;
 
 fn report(id: &str) -> FailureReport {
@@ -53,13 +55,14 @@ async fn migrations_run_once_even_when_opened_concurrently() {
     let path = dir.path().join("j.db");
     let opens = (0..4).map(|_| SqliteJournal::open(path.clone(), quick()));
     for j in futures_join(opens).await {
-        assert_eq!(j.unwrap().schema_version().await.unwrap(), 1);
+        assert_eq!(j.unwrap().schema_version().await.unwrap(), LATEST);
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
     let rows: i64 = conn
         .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(rows, 1);
+    // Each version once.
+    assert_eq!(rows, i64::from(LATEST));
 }
 
 async fn futures_join<F: std::future::Future + Send + 'static>(
@@ -90,7 +93,7 @@ async fn a_newer_schema_is_refused_and_left_alone() {
             err,
             JournalError::NewerSchema {
                 found: 7,
-                supported: 1,
+                supported: LATEST,
                 ..
             }
         ),
@@ -281,4 +284,28 @@ async fn a_database_error_keeps_the_drivers_error() {
     );
     let source = std::error::Error::source(&err).expect("the driver's error");
     assert!(source.is::<rusqlite::Error>(), "{source:?}");
+}
+
+// Schema 2 added the rescue count: a journal of schema 1 is brought up to
+// date on open, its recoveries read with no rescues, nothing else changed.
+#[tokio::test]
+async fn a_schema_1_journal_gets_the_rescue_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    let report = FailureReport::new("m1", "web", "a", "b", FailureKind::Timeout, "slow");
+    let before = j.record(report, 1_000).await.unwrap();
+    drop(j);
+    // As schema 1 left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE recoveries DROP COLUMN rescues; DELETE FROM schema_version WHERE version = 2",
+    )
+    .unwrap();
+    drop(conn);
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    assert_eq!(j.schema_version().await.unwrap(), 2);
+    let after = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(after.rescues, 0);
+    assert_eq!(after, before);
 }

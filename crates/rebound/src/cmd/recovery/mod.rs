@@ -202,6 +202,11 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub snapshot_max_age: Duration,
 
+    /// Give a recovery up once its worker has been lost (its lease ran
+    /// out while it ran) this many times ("worker lost N times").
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), global = true, help_heading = HEADING)]
+    pub max_rescues: u32,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Sub,

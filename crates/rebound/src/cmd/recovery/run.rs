@@ -70,6 +70,7 @@ fn config(args: &Args) -> anyhow::Result<RecoveryConfig> {
         auto_rollback: !args.no_auto_rollback,
         history_limit: args.history,
         snapshot_max_age: args.snapshot_max_age,
+        max_rescues: args.max_rescues,
     };
     config
         .validate()
@@ -94,6 +95,7 @@ fn settings_error(e: &ConfigError) -> String {
         ConfigError::ZeroSnapshotMaxAge => {
             "--snapshot-max-age must be greater than zero".to_owned()
         }
+        ConfigError::ZeroMaxRescues => "--max-rescues must be at least 1".to_owned(),
         other => format!("recovery settings: {other}"),
     }
 }

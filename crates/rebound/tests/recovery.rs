@@ -1330,3 +1330,119 @@ fn a_recovery_whose_worker_keeps_dying_is_given_up() {
         .code(2)
         .stderr_has("--max-rescues");
 }
+
+#[test]
+fn prune_deletes_old_finished_recoveries_and_refuses_bad_input() {
+    let env = Env::new();
+    // No journal yet: nothing to prune, and no file made.
+    env.cli(["prune", "--older-than", "30d"])
+        .run()
+        .code(0)
+        .stdout_has("pruned 0");
+    assert!(!env.path("journal.db").exists());
+    for id in ["m1", "m2", "m3"] {
+        env.cli(record(id, id, "node-a", "node-b"))
+            .args(["--kind", "timeout", "--message", "slow"])
+            .run()
+            .code(0);
+    }
+    env.cli(["cancel", "m1"]).run().code(0);
+    env.cli(["cancel", "m2"]).run().code(0);
+    std::thread::sleep(Duration::from_millis(20));
+    // Bad input: exit 2, nothing deleted.
+    env.cli(["prune", "--older-than", "soon"])
+        .run()
+        .code(2)
+        .stderr_has("--older-than");
+    env.cli([
+        "prune",
+        "--older-than",
+        "1ms",
+        "--state",
+        "cancelled,pending",
+    ])
+    .run()
+    .code(2)
+    .stderr_has("--state pending");
+    env.cli(["prune", "--older-than", "1ms", "--state", "done"])
+        .run()
+        .code(2)
+        .stderr_has("cancelled");
+    assert_eq!(env.list().len(), 3);
+    // Too recent, or not in the states asked for: kept.
+    env.cli(["prune", "--older-than", "30d"])
+        .run()
+        .code(0)
+        .stdout_has("pruned 0 finished recoveries");
+    env.cli([
+        "prune",
+        "--older-than",
+        "1ms",
+        "--state",
+        "succeeded,given_up",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("pruned 0");
+    let out = env
+        .cli(["prune", "--older-than", "1ms", "--json"])
+        .run()
+        .code(0);
+    assert_eq!(out.stdout().trim(), r#"{"pruned":2}"#);
+    assert_eq!(
+        states(&env.list()),
+        BTreeMap::from([("m3".to_owned(), "pending".to_owned())])
+    );
+    env.cli(["show", "m1"]).run().code(2);
+    // A journal that cannot be reached: exit 3.
+    let gone = format!("postgres://rebound@127.0.0.1:{}/rebound", free_port());
+    Cli::new()
+        .args([
+            "recovery",
+            "--journal",
+            &gone,
+            "prune",
+            "--older-than",
+            "1d",
+        ])
+        .run()
+        .code(3);
+}
+
+#[test]
+fn run_prunes_periodically_with_prune_after() {
+    let env = Env::new();
+    env.cli(record("m1", "web", "node-a", "node-b"))
+        .args(["--kind", "timeout", "--message", "slow"])
+        .run()
+        .code(0);
+    env.cli(["cancel", "m1"]).run().code(0);
+    std::thread::sleep(Duration::from_millis(20));
+    let mut run = env
+        .cli([
+            "run",
+            "--json",
+            "--prune-after",
+            "10ms",
+            "--migrate-cmd",
+            "true",
+            "--rollback-cmd",
+            "true",
+        ])
+        .command();
+    run.stdout(Stdio::piped()).stderr(Stdio::null());
+    let run = run.spawn().unwrap();
+    wait_until_within(
+        Duration::from_secs(10),
+        || env.list().is_empty(),
+        "run to prune the cancelled recovery",
+    );
+    send_signal(run.id(), "TERM");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#"{"event":"prune","pruned":1}"#),
+        "{stdout}"
+    );
+}

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{
-    Claim, Journal, abandoned, cancelled, claimed, completed, lease_end, lost_too_often, recorded,
-    released, renewed,
+    Claim, Journal, abandoned, cancelled, claimed, completed, lease_end, lost_too_often, prunable,
+    recorded, released, renewed,
 };
 use crate::error::{ConfigError, JournalError};
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
@@ -244,6 +244,22 @@ impl Journal for MemoryJournal {
             let (rec, entry) = cancelled(current, migration, reason, now_ms)?;
             Ok((rec.clone(), Some(entry), rec))
         })
+    }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        let states = prunable(states)?;
+        let mut state = self.lock();
+        let doomed: Vec<String> = state
+            .recoveries
+            .values()
+            .filter(|r| states.contains(&r.state) && r.updated_ms < before_ms)
+            .map(|r| r.migration.clone())
+            .collect();
+        for id in &doomed {
+            state.recoveries.remove(id);
+            state.history.remove(id);
+        }
+        Ok(doomed.len() as u64)
     }
 }
 

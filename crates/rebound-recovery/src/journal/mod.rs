@@ -183,6 +183,54 @@ pub trait Journal: Send + Sync {
         reason: &str,
         now_ms: u64,
     ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
+
+    /// Deletes the finished recoveries in `states` (every final state
+    /// when empty) last changed before `before_ms`, with their history,
+    /// [`PRUNE_BATCH`] recoveries per transaction so that a large journal
+    /// is never locked for long; returns how many were deleted. Pending
+    /// and running recoveries are never deleted: a state in `states` that
+    /// is not final is refused (`Invalid`) before anything is deleted.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, RecoveryState};
+    /// let journal = MemoryJournal::new(Default::default()).unwrap();
+    /// for id in ["old", "open"] {
+    ///     journal.record(FailureReport::new(id, id, "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// }
+    /// journal.cancel("old", "retired", 1_000).await.unwrap();
+    /// assert_eq!(journal.prune(5_000, &[]).await.unwrap(), 1);
+    /// assert!(journal.get("old").await.unwrap().is_none());
+    /// assert!(journal.get("open").await.unwrap().is_some());
+    /// assert!(journal.prune(5_000, &[RecoveryState::Pending]).await.is_err());
+    /// # });
+    /// ```
+    fn prune(
+        &self,
+        before_ms: u64,
+        states: &[RecoveryState],
+    ) -> impl Future<Output = Result<u64, JournalError>> + Send;
+}
+
+/// How many recoveries [`Journal::prune`] deletes per transaction.
+pub const PRUNE_BATCH: usize = 1_000;
+
+/// The final states `prune` deletes: `states`, or all final ones when
+/// empty; a state that is not final is refused.
+pub(crate) fn prunable(states: &[RecoveryState]) -> Result<Vec<RecoveryState>, JournalError> {
+    if let Some(open) = states.iter().find(|s| !s.is_final()) {
+        return Err(JournalError::Invalid(format!(
+            "cannot prune {open} recoveries: only finished ones (succeeded, rolled_back, \
+             given_up, cancelled) are deleted"
+        )));
+    }
+    if states.is_empty() {
+        return Ok(RecoveryState::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect());
+    }
+    Ok(states.to_vec())
 }
 
 /// Any backend, chosen at run time from a [`JournalAddress`].
@@ -351,6 +399,10 @@ impl Journal for AnyJournal {
     ) -> Result<Recovery, JournalError> {
         dispatch!(self, j => j.cancel(migration, reason, now_ms).await)
     }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        dispatch!(self, j => j.prune(before_ms, states).await)
+    }
 }
 
 macro_rules! forward {
@@ -445,6 +497,13 @@ macro_rules! forward {
                 (**self).cancel(migration, reason, now_ms)
             }
 
+            fn prune(
+                &self,
+                before_ms: u64,
+                states: &[RecoveryState],
+            ) -> impl Future<Output = Result<u64, JournalError>> + Send {
+                (**self).prune(before_ms, states)
+            }
         }
     )*};
 }

@@ -23,8 +23,8 @@ use super::address::redact;
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
 use super::{
-    Claim, Journal, abandoned, cancelled, completed, lease_end, lost_too_often, recorded, released,
-    renewed,
+    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, completed, lease_end, lost_too_often,
+    prunable, recorded, released, renewed,
 };
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
@@ -756,5 +756,31 @@ impl Journal for PostgresJournal {
         self.change(migration, apply)
             .await
             .map_err(|f| self.fail(f))
+    }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        let states: Vec<&str> = prunable(states)?.iter().map(|s| s.as_str()).collect();
+        // One statement (one transaction) per batch; rows a change holds
+        // are skipped, and one reopened meanwhile no longer matches.
+        let sql = format!(
+            "WITH doomed AS (SELECT migration FROM recoveries \
+               WHERE state = ANY($1) AND updated_ms < $2 \
+               ORDER BY migration LIMIT {PRUNE_BATCH} FOR UPDATE SKIP LOCKED), \
+             history AS (DELETE FROM attempts WHERE migration IN (SELECT migration FROM doomed)) \
+             DELETE FROM recoveries WHERE migration IN (SELECT migration FROM doomed)"
+        );
+        let mut total = 0;
+        loop {
+            let client = self.conn().await?;
+            let deleted = client
+                .execute(&sql, &[&states, &int(before_ms)])
+                .await
+                .map_err(|e| self.db(e))?;
+            drop(client);
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 }

@@ -22,8 +22,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
 use super::{
-    Claim, Journal, abandoned, cancelled, claimed, completed, lease_end, lost_too_often, recorded,
-    released, renewed,
+    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, claimed, completed, lease_end,
+    lost_too_often, prunable, recorded, released, renewed,
 };
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
@@ -766,6 +766,45 @@ impl Journal for SqliteJournal {
             Ok((rec.clone(), Some(entry), rec))
         })
         .await
+    }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        let states = prunable(states)?;
+        // The names are the enum's own: quoting them is safe.
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let doomed = format!(
+            "SELECT migration FROM recoveries WHERE state IN ({list}) AND updated_ms < ?1 \
+             ORDER BY migration LIMIT {PRUNE_BATCH}"
+        );
+        let mut total = 0;
+        loop {
+            let doomed = doomed.clone();
+            // One transaction per batch: other writers get the lock
+            // between batches.
+            let deleted = self
+                .with(move |conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    tx.execute(
+                        &format!("DELETE FROM attempts WHERE migration IN ({doomed})"),
+                        [int(before_ms)],
+                    )?;
+                    let n = tx.execute(
+                        &format!("DELETE FROM recoveries WHERE migration IN ({doomed})"),
+                        [int(before_ms)],
+                    )?;
+                    tx.commit()?;
+                    Ok(n)
+                })
+                .await?;
+            total += deleted as u64;
+            if deleted < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
     }
 }
 

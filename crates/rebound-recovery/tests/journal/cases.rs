@@ -771,3 +771,61 @@ pub async fn a_lost_worker_is_rescued_until_the_limit(backend: Backend) {
         .unwrap();
     assert_eq!(done.rescues, 0);
 }
+
+pub async fn prune_deletes_only_finished_recoveries_older_than_the_cutoff(backend: Backend) {
+    let j = backend.open(exact()).await;
+    for id in ["done", "gone", "stopped", "new", "due", "later", "busy"] {
+        j.record(own_report(id, FailureKind::Timeout), 1_000)
+            .await
+            .unwrap();
+    }
+    let claims = j.claim("w", 20_000, LEASE, 2).await.unwrap();
+    assert_eq!(claims[0].recovery.migration, "busy");
+    assert_eq!(claims[1].recovery.migration, "done");
+    j.complete(&claims[1], Outcome::Migrated, 21_000)
+        .await
+        .unwrap();
+    let gone = j.claim("w", 22_000, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(gone.recovery.migration, "due");
+    j.release(&gone, 22_000).await.unwrap();
+    j.cancel("stopped", "retired", 23_000).await.unwrap();
+    j.cancel("gone", "retired", 23_000).await.unwrap();
+    // Finished after the cutoff: kept.
+    j.cancel("new", "retired", 90_000).await.unwrap();
+    // A state that is not final is refused, nothing deleted.
+    for open in [RecoveryState::Pending, RecoveryState::Running] {
+        let err = j
+            .prune(50_000, &[RecoveryState::Cancelled, open])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, JournalError::Invalid(_)), "{err}");
+    }
+    assert_eq!(j.list(None).await.unwrap().len(), 7);
+    // Only the states asked for.
+    assert_eq!(
+        j.prune(50_000, &[RecoveryState::Succeeded]).await.unwrap(),
+        1
+    );
+    assert!(j.get("done").await.unwrap().is_none());
+    assert!(j.history("done").await.unwrap().is_empty());
+    // Every final state by default.
+    assert_eq!(j.prune(50_000, &[]).await.unwrap(), 2);
+    let left: Vec<String> = j
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{}:{}", r.migration, r.state))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "busy:running",
+            "due:pending",
+            "later:pending",
+            "new:cancelled"
+        ]
+    );
+    assert_eq!(j.history("later").await.unwrap().len(), 1);
+    assert_eq!(j.prune(50_000, &[]).await.unwrap(), 0);
+}

@@ -38,7 +38,8 @@ macro_rules! backend_suite {
                 cancel_ends_pending_and_running_and_refuses_finished,
                 a_worker_stops_an_attempt_whose_recovery_is_cancelled,
                 a_claim_takes_one_recovery_per_workload,
-                a_lost_worker_is_rescued_until_the_limit
+                a_lost_worker_is_rescued_until_the_limit,
+                prune_deletes_only_finished_recoveries_older_than_the_cutoff
             );
         }
     };

@@ -309,3 +309,77 @@ async fn a_schema_1_journal_gets_the_rescue_count() {
     assert_eq!(after.rescues, 0);
     assert_eq!(after, before);
 }
+
+// Retention on a large journal: 100,000 finished recoveries (with their
+// history) are deleted in batches; pending, due and running ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_deletes_100000_finished_recoveries_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+    for (id, at) in [
+        ("due", now - 60_000),
+        ("later", now + 3_600_000),
+        ("busy", now - 60_000),
+    ] {
+        let r = FailureReport::new(id, id, "a", "b", FailureKind::Timeout, "slow");
+        j.record(r, at).await.unwrap();
+    }
+    let busy = j
+        .claim("w", now, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(busy.len(), 2);
+    j.release(&busy[1], now).await.unwrap();
+    // Quicker than 100,000 records through the API: one transaction.
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut rec = tx
+            .prepare(
+                "INSERT INTO recoveries (migration, workload, source, target, candidates, \
+                 failed_targets, kind, message, state, strategy, reason, retry_count, \
+                 attempts_total, first_failure_ms, last_failure_ms, next_attempt_ms, snapshot, \
+                 lease_owner, lease_expires_ms, claim_seq, updated_ms, rescues) VALUES \
+                 (?1, 'w', 'a', 'b', '[]', '[]', 'timeout', 'slow', ?2, 'give_up', 'old', 0, 1, \
+                 1000, 1000, NULL, NULL, NULL, NULL, 1, 2000, 0)",
+            )
+            .unwrap();
+        let mut hist = tx
+            .prepare(
+                "INSERT INTO attempts (migration, number, at_ms, strategy, target, result, kind, \
+                 message) VALUES (?1, 1, 1000, NULL, 'b', 'failed', 'timeout', 'slow')",
+            )
+            .unwrap();
+        let states = ["succeeded", "rolled_back", "given_up", "cancelled"];
+        for i in 0..100_000 {
+            let id = format!("old-{i:06}");
+            rec.execute(rusqlite::params![id, states[i % 4]]).unwrap();
+            hist.execute([&id]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let pruned = j.prune(now, &[]).await.unwrap();
+    assert_eq!(pruned, 100_000);
+    let left: Vec<(String, String)> = j
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.migration, r.state.to_string()))
+        .collect();
+    let expect = [
+        ("busy", "running"),
+        ("due", "pending"),
+        ("later", "pending"),
+    ];
+    assert_eq!(
+        left,
+        expect.map(|(m, s)| (m.to_owned(), s.to_owned())).to_vec()
+    );
+    let attempts: i64 = conn
+        .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(attempts, 3, "only the kept recoveries' history is left");
+}

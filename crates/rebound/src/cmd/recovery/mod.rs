@@ -134,6 +134,23 @@ Exit codes: 0 cancelled; 2 no such migration, or it has already ended
 input; 3 journal unreachable or of a newer schema."
 );
 
+const PRUNE_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery prune --older-than 30d
+  rebound recovery prune --older-than 7d --state succeeded,cancelled --json
+
+Deletes finished recoveries (succeeded, rolled_back, given_up, cancelled; all
+of them unless --state says which) last changed longer ago than --older-than,
+with their history, 1,000 per transaction. Pending and running ones are never
+deleted. `run --prune-after D` does the same periodically.
+Exit codes: 0 pruned (prints how many); 2 bad input (a duration that is not
+one, a state that is not finished; nothing deleted); 3 journal unreachable or
+of a newer schema."
+);
+
 const RUN_HELP: &str = concat!(
     kinds_help!(),
     "
@@ -233,6 +250,25 @@ pub enum Sub {
     /// Cancel a pending or running recovery.
     #[command(after_help = CANCEL_HELP)]
     Cancel(CancelArgs),
+    /// Delete finished recoveries older than a given age.
+    #[command(after_help = PRUNE_HELP)]
+    Prune(PruneArgs),
+}
+
+/// `rebound recovery prune`.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Delete finished recoveries last changed longer ago than this,
+    /// e.g. 30d.
+    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Only these finished states (comma-separated): succeeded,
+    /// rolled_back, given_up, cancelled (default: all four).
+    #[arg(long, value_name = "STATE,...", value_delimiter = ',')]
+    pub state: Vec<RecoveryState>,
+    /// Print {"pruned": N}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rebound recovery cancel`.
@@ -337,6 +373,10 @@ pub struct RunArgs {
     /// How often to look for due recoveries when idle.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
     pub poll: Duration,
+    /// Delete finished recoveries older than this, at start and then
+    /// periodically (every tenth of it, between 1 s and 1 h).
+    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = parse_positive_duration)]
+    pub prune_after: Option<Duration>,
     /// How long a cancelled attempt's command has after SIGTERM before its
     /// process group gets SIGKILL.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "5s", value_parser = parse_duration)]
@@ -436,6 +476,7 @@ mod tests {
             DUE_HELP,
             RUN_HELP,
             CANCEL_HELP,
+            PRUNE_HELP,
         ] {
             for kind in FailureKind::ALL {
                 assert!(help.contains(kind.as_str()), "{kind} missing:\n{help}");

@@ -1446,3 +1446,13 @@ fn run_prunes_periodically_with_prune_after() {
         "{stdout}"
     );
 }
+
+#[test]
+fn cancel_on_an_unreachable_journal_exits_3() {
+    let gone = format!("postgres://rebound@127.0.0.1:{}/rebound", free_port());
+    Cli::new()
+        .args(["recovery", "--journal", &gone, "cancel", "m1"])
+        .run()
+        .code(3)
+        .stderr_has("unavailable");
+}

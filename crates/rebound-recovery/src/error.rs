@@ -60,6 +60,9 @@ pub enum ConfigError {
     /// `snapshot_max_age` is zero.
     #[error("snapshot_max_age must be greater than zero")]
     ZeroSnapshotMaxAge,
+    /// `max_rescues` is zero.
+    #[error("max_rescues must be at least 1")]
+    ZeroMaxRescues,
     /// rebound-retry rejected the backoff built from the config.
     #[error("backoff policy: {0}")]
     Backoff(#[source] rebound_retry::PolicyError),
@@ -138,6 +141,9 @@ pub enum JournalErrorKind {
     NotFound,
     /// The caller's lease is gone: another worker owns the recovery now.
     LeaseLost,
+    /// The recovery has already ended (succeeded, rolled back, given up or
+    /// cancelled): there is nothing to cancel.
+    Finished,
     /// Any other database error.
     Database,
 }
@@ -201,6 +207,15 @@ pub enum JournalError {
         /// The worker that lost it.
         owner: String,
     },
+    /// The recovery has already ended, so it cannot be cancelled; nothing
+    /// was changed.
+    #[error("recovery of migration {migration:?} has already ended ({state}); nothing to cancel")]
+    Finished {
+        /// The migration.
+        migration: String,
+        /// The final state it is in.
+        state: crate::model::RecoveryState,
+    },
     /// The recovery settings are invalid.
     #[error("recovery settings: {0}")]
     Config(#[from] ConfigError),
@@ -243,6 +258,7 @@ impl JournalError {
             }
             Self::NotFound(_) => JournalErrorKind::NotFound,
             Self::LeaseLost { .. } => JournalErrorKind::LeaseLost,
+            Self::Finished { .. } => JournalErrorKind::Finished,
             Self::Database { .. } => JournalErrorKind::Database,
         }
     }

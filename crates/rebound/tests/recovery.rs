@@ -664,8 +664,12 @@ fn the_recovery_timeout_kills_the_whole_command() {
 #[test]
 fn workers_run_their_commands_at_the_same_time() {
     let env = Env::new();
+    // Three workloads: one workload's recoveries never run at once.
     for id in ["m1", "m2", "m3"] {
-        env.record(id, "network_transient");
+        env.cli(record(id, &format!("web-{id}"), "node-a", "node-b"))
+            .args(["--kind", "network_transient", "--message", "it broke"])
+            .run()
+            .code(0);
     }
     std::thread::sleep(Duration::from_millis(20));
     let migrate = "touch \"started.$REBOUND_MIGRATION\"; i=0; \
@@ -1023,4 +1027,432 @@ fn a_journal_in_a_read_only_directory_can_be_read() {
     assert_eq!(written.status.code(), Some(3));
     assert!(text(&written).contains("readonly"), "{}", text(&written));
     assert_eq!(files, ["journal.db"], "reads left files behind");
+}
+
+/// `cancel` of a pending recovery and of one whose migrate command runs in
+/// a `run` process: the command's process group gets SIGTERM from the
+/// worker within a second or two, and the recovery ends `cancelled`.
+fn cancel_stops_a_running_command(journal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        Cli::new()
+            .args(["recovery", "--journal", journal, "--initial-delay", "1ms"])
+            .args(args)
+            .current_dir(dir.path())
+    };
+    for (id, workload) in [("m1", "web"), ("m2", "db")] {
+        cli(&record(id, workload, "node-a", "node-b"))
+            .args(["--kind", "network_transient", "--message", "reset"])
+            .run()
+            .code(0);
+    }
+    // A pending recovery ends cancelled at once; run never takes it.
+    cli(&["cancel", "m2", "--reason", "db stays put"])
+        .run()
+        .code(0)
+        .stdout_has("cancelled");
+    std::thread::sleep(Duration::from_millis(20));
+    let mut run = cli(&[
+        "run",
+        "--json",
+        "--migrate-cmd",
+        "sleep 60 & echo $! > sleep.pid; wait",
+        "--rollback-cmd",
+        "true",
+    ])
+    .command();
+    run.stdout(Stdio::piped()).stderr(Stdio::null());
+    let run = run.spawn().unwrap();
+    let pid_file = dir.path().join("sleep.pid");
+    wait_until_within(
+        Duration::from_secs(30),
+        || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n')),
+        "the migrate command to start",
+    );
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(alive(&pid));
+    // From another process.
+    cli(&["cancel", "m1", "--reason", "operator said so", "--json"])
+        .run()
+        .code(0)
+        .stdout_has("\"state\":\"cancelled\"");
+    let asked = Instant::now();
+    wait_until_within(
+        Duration::from_secs(3),
+        || !alive(&pid),
+        "the cancelled command's process to end",
+    );
+    eprintln!("command gone {:?} after the cancel", asked.elapsed());
+    let shown = cli(&["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["state"], "cancelled", "{shown}");
+    assert_eq!(shown["recovery"]["reason"], "cancelled: operator said so");
+    let history = shown["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["result"], "cancelled", "{shown}");
+    let listed = cli(&["list", "--state", "cancelled", "--json"])
+        .run()
+        .code(0);
+    assert_eq!(listed.stdout().lines().count(), 2, "{}", listed.stdout());
+    send_signal(run.id(), "TERM");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["cancelled"], 1, "{stdout}");
+    assert_eq!(summary["claimed"], 1, "{stdout}");
+    assert_eq!(summary["succeeded"], 0, "{stdout}");
+    // A finished recovery cannot be cancelled (exit 2, nothing changed);
+    // neither can an unknown one.
+    let before = cli(&["show", "m1", "--json"]).run().code(0).stdout();
+    cli(&["cancel", "m1"])
+        .run()
+        .code(2)
+        .stderr_has("has already ended (cancelled)");
+    assert_eq!(
+        cli(&["show", "m1", "--json"]).run().code(0).stdout(),
+        before
+    );
+    cli(&["cancel", "nope"])
+        .run()
+        .code(2)
+        .stderr_has("\"nope\"");
+}
+
+#[test]
+fn cancel_stops_a_running_command_on_sqlite() {
+    let env = Env::new();
+    cancel_stops_a_running_command(&env.journal());
+}
+
+#[test]
+fn cancel_stops_a_running_command_on_postgres() {
+    let url = pg::Pg::shared().fresh_db("cancel");
+    cancel_stops_a_running_command(&url);
+}
+
+/// The migrate command of the one-per-workload tests: logs
+/// `start|end WORKLOAD MIGRATION NANOS` around a short sleep.
+const LOGGED_MIGRATE: &str = "echo \"start $REBOUND_WORKLOAD $REBOUND_MIGRATION $(date +%s%N)\" >> runs.log; \
+     sleep 0.2; echo \"end $REBOUND_WORKLOAD $REBOUND_MIGRATION $(date +%s%N)\" >> runs.log";
+
+/// Checks that no two migrate commands of one workload overlapped, from
+/// `runs.log` in `dir`; returns how many ran.
+fn assert_one_per_workload(dir: &Path) -> usize {
+    let log = std::fs::read_to_string(dir.join("runs.log")).unwrap();
+    // (workload, migration) -> (start, end)
+    let mut spans: BTreeMap<(String, String), (Option<u128>, Option<u128>)> = BTreeMap::new();
+    for line in log.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [what, workload, migration, at] = fields[..] else {
+            panic!("bad log line {line:?}");
+        };
+        let at: u128 = at.parse().unwrap();
+        let span = spans
+            .entry((workload.to_owned(), migration.to_owned()))
+            .or_default();
+        match what {
+            "start" => span.0 = Some(at),
+            "end" => span.1 = Some(at),
+            other => panic!("bad log line {other:?}"),
+        }
+    }
+    let mut by_workload: BTreeMap<&str, Vec<(u128, u128)>> = BTreeMap::new();
+    for ((workload, migration), (start, end)) in &spans {
+        let (Some(start), Some(end)) = (start, end) else {
+            panic!("{migration} did not both start and end: {log}");
+        };
+        by_workload
+            .entry(workload)
+            .or_default()
+            .push((*start, *end));
+    }
+    for (workload, mut runs) in by_workload {
+        runs.sort();
+        for pair in runs.windows(2) {
+            assert!(
+                pair[1].0 >= pair[0].1,
+                "two recoveries of {workload} ran at once: {pair:?}\n{log}"
+            );
+        }
+    }
+    spans.len()
+}
+
+// Two recoveries of one workload (different migration ids) ran their
+// commands at the same time on different workers.
+#[test]
+fn one_workload_runs_one_recovery_at_a_time_on_postgres() {
+    let url = pg::Pg::shared().fresh_db("workload");
+    let cli = |args: &[&str]| {
+        Cli::new()
+            .args(["recovery", "--journal", &url, "--initial-delay", "1ms"])
+            .args(args)
+    };
+    for workload in ["web", "db", "cache"] {
+        for i in 0..4 {
+            let id = format!("{workload}-{i}");
+            cli(&record(&id, workload, "a", "b"))
+                .args(["--kind", "timeout", "--message", "slow"])
+                .run()
+                .code(0);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&[
+        "run",
+        "--once",
+        "--workers",
+        "4",
+        "--json",
+        "--migrate-cmd",
+        LOGGED_MIGRATE,
+        "--rollback-cmd",
+        "true",
+    ])
+    .current_dir(dir.path())
+    .run()
+    .code(0);
+    let summary: Value = serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(summary["succeeded"], 12, "{}", out.stdout());
+    assert_eq!(assert_one_per_workload(dir.path()), 12);
+}
+
+#[test]
+fn one_workload_runs_one_recovery_at_a_time_on_sqlite() {
+    let env = Env::new();
+    for workload in ["web", "db"] {
+        for i in 0..4 {
+            let id = format!("{workload}-{i}");
+            env.cli(record(&id, workload, "a", "b"))
+                .args(["--kind", "timeout", "--message", "slow"])
+                .run()
+                .code(0);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let args = [
+        "run",
+        "--once",
+        "--json",
+        "--migrate-cmd",
+        LOGGED_MIGRATE,
+        "--rollback-cmd",
+        "true",
+    ];
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut run = env.cli(args).command();
+            run.stdout(Stdio::piped()).stderr(Stdio::null());
+            run.spawn().unwrap()
+        })
+        .collect();
+    let mut succeeded = 0;
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        succeeded += summary["succeeded"].as_u64().unwrap();
+    }
+    assert_eq!(succeeded, 8);
+    assert_eq!(assert_one_per_workload(env.dir.path()), 8);
+}
+
+// A recovery whose controller dies while running it used to be retaken
+// for ever (every controller that took it died the same way): after
+// --max-rescues losses it is given up, and the rescues are shown.
+#[test]
+fn a_recovery_whose_worker_keeps_dying_is_given_up() {
+    let env = Env::new();
+    env.record("m1", "network_transient");
+    std::thread::sleep(Duration::from_millis(20));
+    // The migrate command kills the `rebound recovery run` that started
+    // it, as a crash of the controller would.
+    let run = |expect_killed: bool| {
+        let mut run = env
+            .cli([
+                "run",
+                "--once",
+                "--json",
+                "--lease",
+                "300ms",
+                "--max-rescues",
+                "2",
+                "--migrate-cmd",
+                "echo ran >> runs.log; kill -KILL $PPID; sleep 0.1",
+                "--rollback-cmd",
+                "true",
+            ])
+            .command();
+        run.stdout(Stdio::piped()).stderr(Stdio::null());
+        let out = run.spawn().unwrap().wait_with_output().unwrap();
+        if expect_killed {
+            assert_eq!(out.status.code(), None, "killed by its command");
+        } else {
+            assert_eq!(out.status.code(), Some(0));
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(true);
+    // Its lease runs out; the next run rescues it, and dies the same way.
+    std::thread::sleep(Duration::from_millis(400));
+    run(true);
+    let shown = env.cli(["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["rescues"], 1, "{shown}");
+    std::thread::sleep(Duration::from_millis(400));
+    // The second loss: given up, nothing run.
+    let stdout = run(false);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["claimed"], 0, "{stdout}");
+    let runs = std::fs::read_to_string(env.path("runs.log")).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+    let shown = env.cli(["show", "m1", "--json"]).run().code(0);
+    let shown: Value = serde_json::from_str(shown.stdout().trim()).unwrap();
+    assert_eq!(shown["recovery"]["state"], "given_up", "{shown}");
+    assert_eq!(
+        shown["recovery"]["reason"], "worker lost 2 times",
+        "{shown}"
+    );
+    assert_eq!(shown["recovery"]["rescues"], 2, "{shown}");
+    env.cli(["show", "m1"])
+        .run()
+        .code(0)
+        .stdout_has("rescues:         2");
+    let listed = env.cli(["list"]).run().code(0);
+    assert!(listed.stdout().contains("RESCUES"), "{}", listed.stdout());
+    env.cli(["list", "--max-rescues", "0"])
+        .run()
+        .code(2)
+        .stderr_has("--max-rescues");
+}
+
+#[test]
+fn prune_deletes_old_finished_recoveries_and_refuses_bad_input() {
+    let env = Env::new();
+    // No journal yet: nothing to prune, and no file made.
+    env.cli(["prune", "--older-than", "30d"])
+        .run()
+        .code(0)
+        .stdout_has("pruned 0");
+    assert!(!env.path("journal.db").exists());
+    for id in ["m1", "m2", "m3"] {
+        env.cli(record(id, id, "node-a", "node-b"))
+            .args(["--kind", "timeout", "--message", "slow"])
+            .run()
+            .code(0);
+    }
+    env.cli(["cancel", "m1"]).run().code(0);
+    env.cli(["cancel", "m2"]).run().code(0);
+    std::thread::sleep(Duration::from_millis(20));
+    // Bad input: exit 2, nothing deleted.
+    env.cli(["prune", "--older-than", "soon"])
+        .run()
+        .code(2)
+        .stderr_has("--older-than");
+    env.cli([
+        "prune",
+        "--older-than",
+        "1ms",
+        "--state",
+        "cancelled,pending",
+    ])
+    .run()
+    .code(2)
+    .stderr_has("--state pending");
+    env.cli(["prune", "--older-than", "1ms", "--state", "done"])
+        .run()
+        .code(2)
+        .stderr_has("cancelled");
+    assert_eq!(env.list().len(), 3);
+    // Too recent, or not in the states asked for: kept.
+    env.cli(["prune", "--older-than", "30d"])
+        .run()
+        .code(0)
+        .stdout_has("pruned 0 finished recoveries");
+    env.cli([
+        "prune",
+        "--older-than",
+        "1ms",
+        "--state",
+        "succeeded,given_up",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("pruned 0");
+    let out = env
+        .cli(["prune", "--older-than", "1ms", "--json"])
+        .run()
+        .code(0);
+    assert_eq!(out.stdout().trim(), r#"{"pruned":2}"#);
+    assert_eq!(
+        states(&env.list()),
+        BTreeMap::from([("m3".to_owned(), "pending".to_owned())])
+    );
+    env.cli(["show", "m1"]).run().code(2);
+    // A journal that cannot be reached: exit 3.
+    let gone = format!("postgres://rebound@127.0.0.1:{}/rebound", free_port());
+    Cli::new()
+        .args([
+            "recovery",
+            "--journal",
+            &gone,
+            "prune",
+            "--older-than",
+            "1d",
+        ])
+        .run()
+        .code(3);
+}
+
+#[test]
+fn run_prunes_periodically_with_prune_after() {
+    let env = Env::new();
+    env.cli(record("m1", "web", "node-a", "node-b"))
+        .args(["--kind", "timeout", "--message", "slow"])
+        .run()
+        .code(0);
+    env.cli(["cancel", "m1"]).run().code(0);
+    std::thread::sleep(Duration::from_millis(20));
+    let mut run = env
+        .cli([
+            "run",
+            "--json",
+            "--prune-after",
+            "10ms",
+            "--migrate-cmd",
+            "true",
+            "--rollback-cmd",
+            "true",
+        ])
+        .command();
+    run.stdout(Stdio::piped()).stderr(Stdio::null());
+    let run = run.spawn().unwrap();
+    wait_until_within(
+        Duration::from_secs(10),
+        || env.list().is_empty(),
+        "run to prune the cancelled recovery",
+    );
+    send_signal(run.id(), "TERM");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#"{"event":"prune","pruned":1}"#),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cancel_on_an_unreachable_journal_exits_3() {
+    let gone = format!("postgres://rebound@127.0.0.1:{}/rebound", free_port());
+    Cli::new()
+        .args(["recovery", "--journal", &gone, "cancel", "m1"])
+        .run()
+        .code(3)
+        .stderr_has("unavailable");
 }

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Claim, Journal, claimed, completed, lease_end, recorded, released, renewed};
+use super::{
+    Claim, Journal, abandoned, cancelled, claimed, completed, lease_end, lost_too_often, prunable,
+    recorded, released, renewed,
+};
 use crate::error::{ConfigError, JournalError};
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
@@ -142,17 +145,52 @@ impl Journal for MemoryJournal {
         limit: usize,
     ) -> Result<Vec<Claim>, JournalError> {
         let mut state = self.lock();
+        let lost: Vec<Recovery> = state
+            .recoveries
+            .values()
+            .filter(|r| r.is_claimable(now_ms) && lost_too_often(r, &self.config))
+            .cloned()
+            .collect();
+        for rec in lost {
+            let (rec, entry) = abandoned(rec, now_ms);
+            state.store(&rec, Some(entry), self.config.history_limit);
+        }
         let mut due: Vec<&Recovery> = state
             .recoveries
             .values()
             .filter(|r| r.is_claimable(now_ms))
             .collect();
         due.sort_by_key(|r| due_at(r));
-        let ids: Vec<String> = due
-            .iter()
-            .take(limit)
-            .map(|r| r.migration.clone())
+        // One recovery per workload at a time: skip a workload that has
+        // another recovery running, or one claimed earlier in this batch.
+        let mut busy: std::collections::BTreeSet<&str> = state
+            .recoveries
+            .values()
+            .filter(|r| r.state == RecoveryState::Running && !r.is_claimable(now_ms))
+            .map(|r| r.workload.as_str())
             .collect();
+        let expired_running: Vec<(&str, &str)> = state
+            .recoveries
+            .values()
+            .filter(|r| r.state == RecoveryState::Running && r.is_claimable(now_ms))
+            .map(|r| (r.workload.as_str(), r.migration.as_str()))
+            .collect();
+        let mut ids: Vec<String> = Vec::new();
+        for r in due {
+            if ids.len() == limit {
+                break;
+            }
+            // A running recovery whose lease ran out still counts as
+            // running for the others of its workload, not for itself.
+            let other_running = expired_running
+                .iter()
+                .any(|(w, m)| *w == r.workload && *m != r.migration);
+            if busy.contains(r.workload.as_str()) || other_running {
+                continue;
+            }
+            busy.insert(r.workload.as_str());
+            ids.push(r.migration.clone());
+        }
         let expires = lease_end(now_ms, lease);
         let mut claims = Vec::with_capacity(ids.len());
         for id in ids {
@@ -194,6 +232,34 @@ impl Journal for MemoryJournal {
             let (rec, entry) = completed(current, claim, outcome, &self.config, now_ms)?;
             Ok((rec.clone(), Some(entry), rec))
         })
+    }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        self.change(migration, |current| {
+            let (rec, entry) = cancelled(current, migration, reason, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        })
+    }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        let states = prunable(states)?;
+        let mut state = self.lock();
+        let doomed: Vec<String> = state
+            .recoveries
+            .values()
+            .filter(|r| states.contains(&r.state) && r.updated_ms < before_ms)
+            .map(|r| r.migration.clone())
+            .collect();
+        for id in &doomed {
+            state.recoveries.remove(id);
+            state.history.remove(id);
+        }
+        Ok(doomed.len() as u64)
     }
 }
 

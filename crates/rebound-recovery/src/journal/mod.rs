@@ -4,10 +4,11 @@
 //! [`crate::model::transition`], each inside one transaction, through the
 //! helpers at the end of this module (`recorded`, `renewed`, `released`,
 //! `completed`), so they behave the same; one test suite runs against all
-//! of them. The one exception is PostgreSQL's claim: a single `UPDATE ...
-//! SKIP LOCKED` statement (`postgres::CLAIM_SQL`) that sets the same
-//! fields as [`transition::claim`] and
-//! takes due recoveries in the same order as the other backends.
+//! of them. The one exception is PostgreSQL's claim: an `UPDATE ...
+//! SKIP LOCKED` statement (`postgres::CLAIM_SQL`), run once per claimed
+//! recovery under an advisory lock, that sets the same fields as
+//! [`transition::claim`] and takes due recoveries in the same order (and
+//! one per workload) as the other backends.
 
 mod address;
 pub mod memory;
@@ -115,7 +116,15 @@ pub trait Journal: Send + Sync {
     fn due(&self, now_ms: u64) -> impl Future<Output = Result<Vec<Recovery>, JournalError>> + Send;
 
     /// Claims up to `limit` due recoveries for `owner` for `lease`, taking
-    /// them in the order of [`due`](Self::due).
+    /// them in the order of [`due`](Self::due), one recovery per workload
+    /// at a time: a recovery whose workload has another one running (on
+    /// any worker, or earlier in this batch) is skipped, so that two
+    /// recoveries of one workload never run their commands at once. A
+    /// running recovery whose lease ran out is retaken itself, and still
+    /// holds back the others of its workload until then (a rescue,
+    /// counted in [`Recovery::rescues`]); one whose worker was lost
+    /// [`max_rescues`](RecoveryConfig::max_rescues) times is given up
+    /// instead ("worker lost N times") and not returned.
     fn claim(
         &self,
         owner: &str,
@@ -149,6 +158,79 @@ pub trait Journal: Send + Sync {
         outcome: Outcome,
         now_ms: u64,
     ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
+
+    /// Cancels the recovery of `migration` (see
+    /// [`transition::cancel`]): a pending one ends `cancelled` at once; a
+    /// running one too, and the worker that holds it notices within its
+    /// cancel check interval and stops its attempt. `NotFound` for an
+    /// unknown id, `Finished` (nothing changed) for one that has ended.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, JournalErrorKind, MemoryJournal, RecoveryState};
+    /// let journal = MemoryJournal::new(Default::default()).unwrap();
+    /// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// let rec = journal.cancel("m", "workload retired", 1_000).await.unwrap();
+    /// assert_eq!(rec.state, RecoveryState::Cancelled);
+    /// let again = journal.cancel("m", "twice", 2_000).await.unwrap_err();
+    /// assert_eq!(again.kind(), JournalErrorKind::Finished);
+    /// assert_eq!(journal.cancel("nope", "x", 0).await.unwrap_err().kind(), JournalErrorKind::NotFound);
+    /// # });
+    /// ```
+    fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Recovery, JournalError>> + Send;
+
+    /// Deletes the finished recoveries in `states` (every final state
+    /// when empty) last changed before `before_ms`, with their history,
+    /// [`PRUNE_BATCH`] recoveries per transaction so that a large journal
+    /// is never locked for long; returns how many were deleted. Pending
+    /// and running recoveries are never deleted: a state in `states` that
+    /// is not final is refused (`Invalid`) before anything is deleted.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, RecoveryState};
+    /// let journal = MemoryJournal::new(Default::default()).unwrap();
+    /// for id in ["old", "open"] {
+    ///     journal.record(FailureReport::new(id, id, "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// }
+    /// journal.cancel("old", "retired", 1_000).await.unwrap();
+    /// assert_eq!(journal.prune(5_000, &[]).await.unwrap(), 1);
+    /// assert!(journal.get("old").await.unwrap().is_none());
+    /// assert!(journal.get("open").await.unwrap().is_some());
+    /// assert!(journal.prune(5_000, &[RecoveryState::Pending]).await.is_err());
+    /// # });
+    /// ```
+    fn prune(
+        &self,
+        before_ms: u64,
+        states: &[RecoveryState],
+    ) -> impl Future<Output = Result<u64, JournalError>> + Send;
+}
+
+/// How many recoveries [`Journal::prune`] deletes per transaction.
+pub const PRUNE_BATCH: usize = 1_000;
+
+/// The final states `prune` deletes: `states`, or all final ones when
+/// empty; a state that is not final is refused.
+pub(crate) fn prunable(states: &[RecoveryState]) -> Result<Vec<RecoveryState>, JournalError> {
+    if let Some(open) = states.iter().find(|s| !s.is_final()) {
+        return Err(JournalError::Invalid(format!(
+            "cannot prune {open} recoveries: only finished ones (succeeded, rolled_back, \
+             given_up, cancelled) are deleted"
+        )));
+    }
+    if states.is_empty() {
+        return Ok(RecoveryState::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect());
+    }
+    Ok(states.to_vec())
 }
 
 /// Any backend, chosen at run time from a [`JournalAddress`].
@@ -308,6 +390,19 @@ impl Journal for AnyJournal {
     ) -> Result<Recovery, JournalError> {
         dispatch!(self, j => j.complete(claim, outcome, now_ms).await)
     }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        dispatch!(self, j => j.cancel(migration, reason, now_ms).await)
+    }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        dispatch!(self, j => j.prune(before_ms, states).await)
+    }
 }
 
 macro_rules! forward {
@@ -392,6 +487,23 @@ macro_rules! forward {
             ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
                 (**self).complete(claim, outcome, now_ms)
             }
+
+            fn cancel(
+                &self,
+                migration: &str,
+                reason: &str,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<Recovery, JournalError>> + Send {
+                (**self).cancel(migration, reason, now_ms)
+            }
+
+            fn prune(
+                &self,
+                before_ms: u64,
+                states: &[RecoveryState],
+            ) -> impl Future<Output = Result<u64, JournalError>> + Send {
+                (**self).prune(before_ms, states)
+            }
         }
     )*};
 }
@@ -456,6 +568,18 @@ pub(crate) fn claimed(due: Recovery, owner: &str, now_ms: u64, lease_expires_ms:
     }
 }
 
+/// Whether a claim must give `due` up rather than retake it: it is
+/// running under a lease that ran out for the `max_rescues`th time.
+pub(crate) fn lost_too_often(due: &Recovery, config: &RecoveryConfig) -> bool {
+    transition::lost_too_often(due, config)
+}
+
+/// A recovery whose worker was lost too often, given up by a claim, and
+/// the history entry to add.
+pub(crate) fn abandoned(due: Recovery, now_ms: u64) -> (Recovery, Attempt) {
+    transition::abandon(due, now_ms)
+}
+
 /// [`Journal::renew`]: the claim, its lease extended to `now_ms + lease`.
 pub(crate) fn renewed(
     current: Option<Recovery>,
@@ -496,6 +620,18 @@ pub(crate) fn completed(
         config,
         now_ms,
     ))
+}
+
+/// [`Journal::cancel`]: the recovery of `migration` cancelled, and the
+/// history entry to add.
+pub(crate) fn cancelled(
+    current: Option<Recovery>,
+    migration: &str,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(Recovery, Attempt), JournalError> {
+    let current = current.ok_or_else(|| JournalError::NotFound(migration.to_owned()))?;
+    transition::cancel(current, reason, now_ms)
 }
 
 #[cfg(test)]

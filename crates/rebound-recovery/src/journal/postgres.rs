@@ -22,7 +22,10 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 use super::address::redact;
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
-use super::{Claim, Journal, completed, lease_end, recorded, released, renewed};
+use super::{
+    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, completed, lease_end, lost_too_often,
+    prunable, recorded, released, renewed,
+};
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
@@ -102,7 +105,7 @@ impl PostgresJournal {
             store: client
                 .prepare(&format!(
                     "INSERT INTO recoveries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
                      ON CONFLICT (migration) DO UPDATE SET {}",
                     COLUMNS
                         .split(", ")
@@ -125,7 +128,9 @@ impl PostgresJournal {
                 .map_err(db)?,
             claim: client.prepare(CLAIM_SQL).await.map_err(db)?,
             any_due: client
-                .prepare(&format!("SELECT EXISTS (SELECT 1 FROM recoveries WHERE {DUE})"))
+                .prepare(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM recoveries WHERE ({DUE}) AND {WORKLOAD_IDLE})"
+                ))
                 .await
                 .map_err(db)?,
         };
@@ -219,7 +224,7 @@ impl PostgresJournal {
         let current = row?.map(|r| read_row(&r).into_recovery()).transpose()?;
         let (rec, entry, answer) = apply(current)?;
         let r = RecoveryRow::from_recovery(&rec);
-        let store_params: [&(dyn ToSql + Sync); 21] = [
+        let store_params: [&(dyn ToSql + Sync); 22] = [
             &r.migration,
             &r.workload,
             &r.source,
@@ -241,6 +246,7 @@ impl PostgresJournal {
             &r.lease_expires_ms,
             &r.claim_seq,
             &r.updated_ms,
+            &r.rescues,
         ];
         let Some(entry) = entry else {
             let (store, commit) = tokio::join!(
@@ -277,6 +283,61 @@ impl PostgresJournal {
         trim?;
         commit?;
         Ok(answer)
+    }
+}
+
+impl PostgresJournal {
+    /// Stores `rec` and appends `entry` to its history, inside the
+    /// caller's transaction.
+    async fn write(
+        &self,
+        client: &impl GenericClient,
+        rec: &Recovery,
+        entry: &Attempt,
+    ) -> Result<(), tokio_postgres::Error> {
+        let r = RecoveryRow::from_recovery(rec);
+        let store_params: [&(dyn ToSql + Sync); 22] = [
+            &r.migration,
+            &r.workload,
+            &r.source,
+            &r.target,
+            &r.candidates,
+            &r.failed_targets,
+            &r.kind,
+            &r.message,
+            &r.state,
+            &r.strategy,
+            &r.reason,
+            &r.retry_count,
+            &r.attempts_total,
+            &r.first_failure_ms,
+            &r.last_failure_ms,
+            &r.next_attempt_ms,
+            &r.snapshot,
+            &r.lease_owner,
+            &r.lease_expires_ms,
+            &r.claim_seq,
+            &r.updated_ms,
+            &r.rescues,
+        ];
+        client.execute(&self.stmts.store, &store_params).await?;
+        let a = AttemptRow::from_attempt(entry);
+        let append_params: [&(dyn ToSql + Sync); 8] = [
+            &r.migration,
+            &a.number,
+            &a.at_ms,
+            &a.strategy,
+            &a.target,
+            &a.result,
+            &a.kind,
+            &a.message,
+        ];
+        client.execute(&self.stmts.append, &append_params).await?;
+        let keep_after = a.number - i64::from(self.config.history_limit);
+        client
+            .execute(&self.stmts.trim, &[&r.migration, &keep_after])
+            .await?;
+        Ok(())
     }
 }
 
@@ -323,25 +384,39 @@ impl PostgresJournal {
     }
 }
 
-/// Claims due recoveries: the inner SELECT skips rows another transaction
-/// holds, so concurrent claimers never get the same recovery. It sets what
+/// Claims one due recovery: the inner SELECT skips rows another
+/// transaction holds, so concurrent claimers never get the same recovery,
+/// and skips a recovery whose workload already has one running (one
+/// recovery per workload at a time). It sets what
 /// [`transition::claim`](crate::model::transition::claim) sets and takes
 /// due recoveries in the order of [`Journal::due`] (soonest first, then by
 /// migration id), as the other backends do. Parameters: `$1` now (ms),
 /// `$2` the owner, `$3` the lease's end (ms), `$4` how many at most.
-/// Public so that the journal benchmark can run the same SQL through
-/// `pgbench`.
+///
+/// [`Journal::claim`] runs it with `$4 = 1`, once per recovery of its
+/// batch, in one transaction that first takes [`CLAIM_LOCK`]: claims are
+/// serialised, so the running rows a claim's NOT EXISTS sees include every
+/// earlier claim, its own batch's too. Public so that the journal
+/// benchmark can run the same SQL through `pgbench`.
 pub const CLAIM_SQL: &str = concat!(
-    "UPDATE recoveries SET state = 'running', lease_owner = $2, \
+    "UPDATE recoveries SET rescues = rescues + CASE WHEN state = 'running' THEN 1 ELSE 0 END, \
+     state = 'running', lease_owner = $2, \
      lease_expires_ms = $3, next_attempt_ms = NULL, claim_seq = claim_seq + 1, updated_ms = $1 \
      WHERE migration IN (SELECT migration FROM recoveries \
-       WHERE (state = 'pending' AND next_attempt_ms <= $1) \
-          OR (state = 'running' AND lease_expires_ms <= $1) \
+       WHERE ((state = 'pending' AND next_attempt_ms <= $1) \
+          OR (state = 'running' AND lease_expires_ms <= $1)) \
+         AND NOT EXISTS (SELECT 1 FROM recoveries AS busy WHERE busy.workload = recoveries.workload \
+           AND busy.state = 'running' AND busy.migration <> recoveries.migration) \
        ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration \
        LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING ",
     columns!()
 );
+
+/// The transaction-level advisory lock every claim takes first ("rebound
+/// claim" in ASCII, truncated), so that two claims never both see a
+/// workload idle and start two of its recoveries at once.
+pub const CLAIM_LOCK: i64 = 0x7265_6263_6c61_696d;
 
 /// The driver's error as text: for an error the server sent, its SQLSTATE
 /// code and message.
@@ -437,10 +512,16 @@ fn read_row(r: &Row) -> RecoveryRow {
         lease_expires_ms: r.get(18),
         claim_seq: r.get(19),
         updated_ms: r.get(20),
+        rescues: r.get(21),
     }
 }
 
 const DUE: &str = "(state = 'pending' AND next_attempt_ms <= $1) OR (state = 'running' AND lease_expires_ms <= $1)";
+
+/// No other recovery of the row's workload is running.
+const WORKLOAD_IDLE: &str = "NOT EXISTS (SELECT 1 FROM recoveries AS busy \
+     WHERE busy.workload = recoveries.workload AND busy.state = 'running' \
+     AND busy.migration <> recoveries.migration)";
 
 impl Journal for PostgresJournal {
     fn describe(&self) -> String {
@@ -548,31 +629,67 @@ impl Journal for PostgresJournal {
         limit: usize,
     ) -> Result<Vec<Claim>, JournalError> {
         let expires = lease_end(now_ms, lease);
-        let client = self.conn().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let args: [&(dyn ToSql + Sync); 4] = [&int(now_ms), &owner, &int(expires), &limit];
-        let mut rows = Vec::new();
-        // An empty claim can be spurious: a row inserted after this
-        // statement's snapshot is invisible to it, while an older one it
-        // could see is locked by a concurrent claimer. A new statement gets
-        // a new snapshot, so try again while due rows exist (bounded).
-        for _ in 0..3 {
-            rows = client
-                .query(&self.stmts.claim, &args)
-                .await
-                .map_err(|e| self.db(e))?;
-            if !rows.is_empty() {
-                break;
-            }
-            let any_due: bool = client
-                .query_one(&self.stmts.any_due, &[&int(now_ms)])
-                .await
-                .map_err(|e| self.db(e))?
-                .get(0);
-            if !any_due {
-                break;
+        let mut client = self.conn().await?;
+        let one: i64 = 1;
+        let args: [&(dyn ToSql + Sync); 4] = [&int(now_ms), &owner, &int(expires), &one];
+        let tx = client.transaction().await.map_err(|e| self.db(e))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
+            .await
+            .map_err(|e| self.db(e))?;
+        // Running recoveries whose worker was lost too often: given up,
+        // not retaken.
+        let expired = tx
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM recoveries WHERE state = 'running' \
+                     AND lease_expires_ms <= $1 ORDER BY migration FOR UPDATE SKIP LOCKED"
+                ),
+                &[&int(now_ms)],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
+        for row in &expired {
+            let rec = read_row(row).into_recovery()?;
+            if lost_too_often(&rec, &self.config) {
+                let (rec, entry) = abandoned(rec, now_ms);
+                self.write(&tx, &rec, &entry)
+                    .await
+                    .map_err(|e| self.db(e))?;
             }
         }
+        let mut rows = Vec::new();
+        // One recovery per statement: each sees the ones this batch
+        // claimed before it, so the batch takes one per workload.
+        while rows.len() < limit {
+            let mut got = Vec::new();
+            // An empty claim can be spurious: a row inserted after this
+            // statement's snapshot is invisible to it, while an older one
+            // it could see is locked by a concurrent change. A new
+            // statement gets a new snapshot, so try again while due rows
+            // exist (bounded).
+            for _ in 0..3 {
+                got = tx
+                    .query(&self.stmts.claim, &args)
+                    .await
+                    .map_err(|e| self.db(e))?;
+                if !got.is_empty() {
+                    break;
+                }
+                let any_due: bool = tx
+                    .query_one(&self.stmts.any_due, &[&int(now_ms)])
+                    .await
+                    .map_err(|e| self.db(e))?
+                    .get(0);
+                if !any_due {
+                    break;
+                }
+            }
+            if got.is_empty() {
+                break;
+            }
+            rows.extend(got);
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
         rows.iter()
             .map(|r| {
                 let rec = read_row(r).into_recovery()?;
@@ -624,5 +741,46 @@ impl Journal for PostgresJournal {
         self.change(&claim.recovery.migration, apply)
             .await
             .map_err(|f| self.fail(f))
+    }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        let apply = |current| {
+            let (rec, entry) = cancelled(current, migration, reason, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        };
+        self.change(migration, apply)
+            .await
+            .map_err(|f| self.fail(f))
+    }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        let states: Vec<&str> = prunable(states)?.iter().map(|s| s.as_str()).collect();
+        // One statement (one transaction) per batch; rows a change holds
+        // are skipped, and one reopened meanwhile no longer matches.
+        let sql = format!(
+            "WITH doomed AS (SELECT migration FROM recoveries \
+               WHERE state = ANY($1) AND updated_ms < $2 \
+               ORDER BY migration LIMIT {PRUNE_BATCH} FOR UPDATE SKIP LOCKED), \
+             history AS (DELETE FROM attempts WHERE migration IN (SELECT migration FROM doomed)) \
+             DELETE FROM recoveries WHERE migration IN (SELECT migration FROM doomed)"
+        );
+        let mut total = 0;
+        loop {
+            let client = self.conn().await?;
+            let deleted = client
+                .execute(&sql, &[&states, &int(before_ms)])
+                .await
+                .map_err(|e| self.db(e))?;
+            drop(client);
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 }

@@ -33,7 +33,8 @@ macro_rules! columns {
     () => {
         "migration, workload, source, target, candidates, failed_targets, \
          kind, message, state, strategy, reason, retry_count, attempts_total, first_failure_ms, \
-         last_failure_ms, next_attempt_ms, snapshot, lease_owner, lease_expires_ms, claim_seq, updated_ms"
+         last_failure_ms, next_attempt_ms, snapshot, lease_owner, lease_expires_ms, claim_seq, updated_ms, \
+         rescues"
     };
 }
 #[cfg(feature = "postgres")]
@@ -70,6 +71,7 @@ pub(crate) struct RecoveryRow {
     pub lease_expires_ms: Option<i64>,
     pub claim_seq: i64,
     pub updated_ms: i64,
+    pub rescues: i64,
 }
 
 /// A u64 as a BIGINT (times past year 292 million saturate).
@@ -115,6 +117,7 @@ impl RecoveryRow {
             lease_expires_ms: r.lease_expires_ms.map(int),
             claim_seq: int(r.claim_seq),
             updated_ms: int(r.updated_ms),
+            rescues: i64::from(r.rescues),
         }
     }
 
@@ -142,6 +145,7 @@ impl RecoveryRow {
             lease_expires_ms: self.lease_expires_ms.map(uint),
             claim_seq: uint(self.claim_seq),
             updated_ms: uint(self.updated_ms),
+            rescues: u32::try_from(self.rescues).unwrap_or(u32::MAX),
             migration: self.migration,
             workload: self.workload,
             source: self.source,

@@ -17,7 +17,7 @@
 /// assert_eq!(journal.schema_version().await.unwrap(), LATEST);
 /// # });
 /// ```
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 2;
 
 /// Creates the version table; harmless when it exists.
 pub(crate) const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -26,9 +26,10 @@ pub(crate) const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_versio
 )";
 
 /// `(version, statements)`, in order. Statements are separated by `;`.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE TABLE recoveries (
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE recoveries (
         migration TEXT PRIMARY KEY,
         workload TEXT NOT NULL,
         source TEXT NOT NULL,
@@ -65,7 +66,12 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
         message TEXT,
         PRIMARY KEY (migration, number)
     )",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE recoveries ADD COLUMN rescues BIGINT NOT NULL DEFAULT 0",
+    ),
+];
 
 /// The statements of one migration.
 pub(crate) fn statements(sql: &str) -> impl Iterator<Item = &str> {

@@ -21,7 +21,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
-use super::{Claim, Journal, claimed, completed, lease_end, recorded, released, renewed};
+use super::{
+    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, claimed, completed, lease_end,
+    lost_too_often, prunable, recorded, released, renewed,
+};
 use crate::error::JournalError;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
@@ -32,7 +35,7 @@ use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, Re
 /// use rebound_recovery::{Journal, SqliteJournal};
 /// let dir = tempfile::tempdir().unwrap();
 /// let journal = SqliteJournal::open(dir.path().join("journal.db"), Default::default()).await.unwrap();
-/// assert_eq!(journal.schema_version().await.unwrap(), 1);
+/// assert_eq!(journal.schema_version().await.unwrap(), rebound_recovery::journal::schema::LATEST);
 /// # });
 /// ```
 #[derive(Debug, Clone)]
@@ -488,6 +491,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<RecoveryRow, rusqlite::Error> {
         lease_expires_ms: r.get(18)?,
         claim_seq: r.get(19)?,
         updated_ms: r.get(20)?,
+        rescues: r.get(21)?,
     })
 }
 
@@ -521,7 +525,7 @@ fn store(conn: &Connection, rec: &Recovery) -> Result<(), rusqlite::Error> {
     let r = RecoveryRow::from_recovery(rec);
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO recoveries ({COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
     ))?;
     stmt.execute(params![
         r.migration,
@@ -545,6 +549,7 @@ fn store(conn: &Connection, rec: &Recovery) -> Result<(), rusqlite::Error> {
         r.lease_expires_ms,
         r.claim_seq,
         r.updated_ms,
+        r.rescues,
     ])?;
     Ok(())
 }
@@ -568,6 +573,12 @@ fn append(
 }
 
 const DUE: &str = "(state = 'pending' AND next_attempt_ms <= ?1) OR (state = 'running' AND lease_expires_ms <= ?1)";
+
+/// No other recovery of the row's workload is running: a claim takes one
+/// recovery per workload at a time.
+const WORKLOAD_IDLE: &str = "NOT EXISTS (SELECT 1 FROM recoveries AS busy \
+     WHERE busy.workload = recoveries.workload AND busy.state = 'running' \
+     AND busy.migration <> recoveries.migration)";
 
 impl Journal for SqliteJournal {
     fn describe(&self) -> String {
@@ -660,18 +671,41 @@ impl Journal for SqliteJournal {
     ) -> Result<Vec<Claim>, JournalError> {
         let owner = owner.to_owned();
         let expires = lease_end(now_ms, lease);
+        let config = self.config.clone();
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let due = query(
+            // Running recoveries whose worker was lost too often: given
+            // up, not retaken.
+            let expired = query(
                 &tx,
                 &format!(
-                    "SELECT {COLUMNS} FROM recoveries WHERE {DUE} \
-                     ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration LIMIT ?2"
+                    "SELECT {COLUMNS} FROM recoveries \
+                     WHERE state = 'running' AND lease_expires_ms <= ?1 ORDER BY migration"
                 ),
-                params![int(now_ms), i64::try_from(limit).unwrap_or(i64::MAX)],
+                params![int(now_ms)],
             )?;
-            let mut claims = Vec::with_capacity(due.len());
-            for rec in due {
+            for rec in expired.into_iter().filter(|r| lost_too_often(r, &config)) {
+                let (rec, entry) = abandoned(rec, now_ms);
+                store(&tx, &rec)?;
+                append(&tx, &rec.migration, &entry, config.history_limit)?;
+            }
+            // One statement per claim: each sees the ones claimed before
+            // it in this transaction, so the batch takes one recovery per
+            // workload (SQLite has one writer: no other claim runs
+            // meanwhile).
+            let mut claims = Vec::new();
+            while claims.len() < limit {
+                let Some(rec) = query(
+                    &tx,
+                    &format!(
+                        "SELECT {COLUMNS} FROM recoveries WHERE ({DUE}) AND {WORKLOAD_IDLE} \
+                         ORDER BY COALESCE(next_attempt_ms, lease_expires_ms), migration LIMIT 1"
+                    ),
+                    params![int(now_ms)],
+                )?
+                .pop() else {
+                    break;
+                };
                 let claim = claimed(rec, &owner, now_ms, expires);
                 store(&tx, &claim.recovery)?;
                 claims.push(claim);
@@ -718,6 +752,59 @@ impl Journal for SqliteJournal {
             Ok((rec.clone(), Some(entry), rec))
         })
         .await
+    }
+
+    async fn cancel(
+        &self,
+        migration: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Recovery, JournalError> {
+        let (id, reason) = (migration.to_owned(), reason.to_owned());
+        self.change(migration, move |current| {
+            let (rec, entry) = cancelled(current, &id, &reason, now_ms)?;
+            Ok((rec.clone(), Some(entry), rec))
+        })
+        .await
+    }
+
+    async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
+        let states = prunable(states)?;
+        // The names are the enum's own: quoting them is safe.
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let doomed = format!(
+            "SELECT migration FROM recoveries WHERE state IN ({list}) AND updated_ms < ?1 \
+             ORDER BY migration LIMIT {PRUNE_BATCH}"
+        );
+        let mut total = 0;
+        loop {
+            let doomed = doomed.clone();
+            // One transaction per batch: other writers get the lock
+            // between batches.
+            let deleted = self
+                .with(move |conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    tx.execute(
+                        &format!("DELETE FROM attempts WHERE migration IN ({doomed})"),
+                        [int(before_ms)],
+                    )?;
+                    let n = tx.execute(
+                        &format!("DELETE FROM recoveries WHERE migration IN ({doomed})"),
+                        [int(before_ms)],
+                    )?;
+                    tx.commit()?;
+                    Ok(n)
+                })
+                .await?;
+            total += deleted as u64;
+            if deleted < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
     }
 }
 

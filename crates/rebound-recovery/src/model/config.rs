@@ -32,7 +32,7 @@ pub enum RetryJitter {
 /// 3 retries, 10 s initial delay doubling up to 300 s, equal jitter, a
 /// 600 s recovery timeout counted from the first failure, automatic
 /// rollback, the last 50 attempts kept per migration, snapshots valid for
-/// 24 h.
+/// 24 h, given up once its worker was lost 3 times.
 ///
 /// ```
 /// use std::time::Duration;
@@ -71,6 +71,15 @@ pub struct RecoveryConfig {
     pub history_limit: u32,
     /// A snapshot older than this is not used for a rollback.
     pub snapshot_max_age: Duration,
+    /// A recovery whose worker has been lost (its lease ran out while
+    /// running) this many times is given up ("worker lost N times")
+    /// instead of being retaken again; at least 1.
+    #[serde(default = "default_max_rescues")]
+    pub max_rescues: u32,
+}
+
+fn default_max_rescues() -> u32 {
+    3
 }
 
 impl Default for RecoveryConfig {
@@ -85,6 +94,7 @@ impl Default for RecoveryConfig {
             auto_rollback: true,
             history_limit: 50,
             snapshot_max_age: Duration::from_secs(24 * 3600),
+            max_rescues: default_max_rescues(),
         }
     }
 }
@@ -117,6 +127,9 @@ impl RecoveryConfig {
         }
         if self.snapshot_max_age.is_zero() {
             return Err(ConfigError::ZeroSnapshotMaxAge);
+        }
+        if self.max_rescues == 0 {
+            return Err(ConfigError::ZeroMaxRescues);
         }
         self.backoff().map(drop)
     }

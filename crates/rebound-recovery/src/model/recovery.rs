@@ -154,6 +154,11 @@ pub struct Recovery {
     pub lease_expires_ms: Option<u64>,
     /// Incremented on every claim; a completion must present the same value.
     pub claim_seq: u64,
+    /// Times a worker was lost while running it (its lease ran out) and
+    /// a claim found it: retaken, or, the
+    /// [`max_rescues`](super::RecoveryConfig::max_rescues)th time, given up.
+    #[serde(default)]
+    pub rescues: u32,
     /// Last change.
     pub updated_ms: u64,
 }
@@ -213,6 +218,8 @@ pub enum AttemptResult {
     RolledBack,
     /// The recovery was given up.
     GivenUp,
+    /// An operator cancelled the recovery.
+    Cancelled,
 }
 
 impl AttemptResult {
@@ -227,6 +234,7 @@ impl AttemptResult {
             Self::Succeeded => "succeeded",
             Self::RolledBack => "rolled_back",
             Self::GivenUp => "given_up",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -242,6 +250,7 @@ impl AttemptResult {
             Self::Succeeded,
             Self::RolledBack,
             Self::GivenUp,
+            Self::Cancelled,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

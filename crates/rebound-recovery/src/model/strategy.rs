@@ -77,7 +77,9 @@ impl FromStr for Strategy {
 /// Where a recovery stands.
 ///
 /// `pending` waits for its next attempt; `running` is leased by a worker;
-/// the other three are final.
+/// the other four are final. `cancelled` (an operator stopped it, see
+/// [`Journal::cancel`](crate::Journal::cancel)) is counted apart from
+/// `given_up` (the recovery itself found no way forward).
 ///
 /// ```
 /// use rebound_recovery::RecoveryState;
@@ -97,6 +99,8 @@ pub enum RecoveryState {
     RolledBack,
     /// Abandoned; the reason is recorded.
     GivenUp,
+    /// Stopped by an operator; the reason is recorded.
+    Cancelled,
 }
 
 impl RecoveryState {
@@ -104,14 +108,15 @@ impl RecoveryState {
     ///
     /// ```
     /// use rebound_recovery::RecoveryState;
-    /// assert_eq!(RecoveryState::ALL.iter().filter(|s| s.is_final()).count(), 3);
+    /// assert_eq!(RecoveryState::ALL.iter().filter(|s| s.is_final()).count(), 4);
     /// ```
-    pub const ALL: [RecoveryState; 5] = [
+    pub const ALL: [RecoveryState; 6] = [
         Self::Pending,
         Self::Running,
         Self::Succeeded,
         Self::RolledBack,
         Self::GivenUp,
+        Self::Cancelled,
     ];
 
     /// The snake_case name.
@@ -126,6 +131,7 @@ impl RecoveryState {
             Self::Succeeded => "succeeded",
             Self::RolledBack => "rolled_back",
             Self::GivenUp => "given_up",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -135,7 +141,10 @@ impl RecoveryState {
     /// assert!(!rebound_recovery::RecoveryState::Running.is_final());
     /// ```
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::RolledBack | Self::GivenUp)
+        matches!(
+            self,
+            Self::Succeeded | Self::RolledBack | Self::GivenUp | Self::Cancelled
+        )
     }
 }
 

@@ -130,6 +130,7 @@ pub fn record_failure(
             lease_owner: None,
             lease_expires_ms: None,
             claim_seq: 0,
+            rescues: 0,
             updated_ms: now_ms,
         },
     };
@@ -307,6 +308,57 @@ pub fn release(mut rec: Recovery, now_ms: u64) -> Recovery {
     rec
 }
 
+/// Cancels a recovery that has not ended: pending (due or not) or
+/// running. It ends `cancelled` with `reason`, its lease cleared, and a
+/// history entry says so. The fencing number is kept, so that a worker
+/// still running an attempt of it can record nothing
+/// ([`JournalError::LeaseLost`](crate::JournalError::LeaseLost)); the
+/// worker notices the cancel and stops the attempt. A recovery that has
+/// already ended is refused
+/// ([`JournalError::Finished`](crate::JournalError::Finished)).
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, RecoveryState};
+/// # use rebound_recovery::model::transition::{cancel, claim, record_failure};
+/// # let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// # let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// let running = claim(rec, "w1", 30_000, 40_000);
+/// let (rec, entry) = cancel(running, "node drained", 31_000).unwrap();
+/// assert_eq!((rec.state, rec.lease_owner.as_deref()), (RecoveryState::Cancelled, None));
+/// assert_eq!(entry.message.as_deref(), Some("node drained"));
+/// assert!(cancel(rec, "again", 32_000).is_err());
+/// ```
+pub fn cancel(
+    mut rec: Recovery,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(Recovery, Attempt), crate::error::JournalError> {
+    if rec.state.is_final() {
+        return Err(crate::error::JournalError::Finished {
+            migration: rec.migration,
+            state: rec.state,
+        });
+    }
+    let strategy = (rec.state == RecoveryState::Running).then_some(rec.strategy);
+    rec.state = RecoveryState::Cancelled;
+    rec.next_attempt_ms = None;
+    rec.lease_owner = None;
+    rec.lease_expires_ms = None;
+    rec.reason = Some(format!("cancelled: {reason}"));
+    rec.updated_ms = now_ms;
+    let target = Some(rec.target.clone());
+    let entry = entry(
+        &mut rec,
+        now_ms,
+        strategy,
+        target,
+        AttemptResult::Cancelled,
+        None,
+        Some(reason.to_owned()),
+    );
+    Ok((rec, entry))
+}
+
 /// Extends the lease of a claimed recovery to `lease_expires_ms`; nothing
 /// else changes (the caller has checked that the claim still holds it).
 ///
@@ -340,6 +392,10 @@ pub fn renew(mut rec: Recovery, now_ms: u64, lease_expires_ms: u64) -> Recovery 
 /// assert_eq!(rec.claim_seq, 1);
 /// ```
 pub fn claim(mut rec: Recovery, owner: &str, now_ms: u64, lease_expires_ms: u64) -> Recovery {
+    if rec.state == RecoveryState::Running {
+        // Its worker was lost: this claim rescues it.
+        rec.rescues = rec.rescues.saturating_add(1);
+    }
     rec.state = RecoveryState::Running;
     rec.lease_owner = Some(owner.to_owned());
     rec.lease_expires_ms = Some(lease_expires_ms);
@@ -347,6 +403,59 @@ pub fn claim(mut rec: Recovery, owner: &str, now_ms: u64, lease_expires_ms: u64)
     rec.claim_seq = rec.claim_seq.saturating_add(1);
     rec.updated_ms = now_ms;
     rec
+}
+
+/// Whether a claimable recovery is running under a lease that ran out for
+/// the [`max_rescues`](RecoveryConfig::max_rescues)th time: a claim gives
+/// it up ([`abandon`]) instead of retaking it.
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig};
+/// # use rebound_recovery::model::transition::{claim, lost_too_often, record_failure};
+/// # let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// let config = RecoveryConfig { max_rescues: 2, ..Default::default() };
+/// # let (rec, _) = record_failure(None, &report, &config, 0);
+/// let rec = claim(rec, "w1", 30_000, 40_000);
+/// assert!(!lost_too_often(&rec, &config)); // first loss: retaken
+/// let rec = claim(rec, "w2", 40_000, 50_000);
+/// assert_eq!(rec.rescues, 1);
+/// assert!(lost_too_often(&rec, &config)); // second loss: given up
+/// ```
+pub fn lost_too_often(rec: &Recovery, config: &RecoveryConfig) -> bool {
+    rec.state == RecoveryState::Running && rec.rescues.saturating_add(1) >= config.max_rescues
+}
+
+/// Gives up a recovery whose worker was lost too often (see
+/// [`lost_too_often`]): the rescue is counted, the reason is "worker lost
+/// N times", and a history entry says so.
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, RecoveryState};
+/// # use rebound_recovery::model::transition::{abandon, claim, record_failure};
+/// # let report = FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow");
+/// # let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// let (rec, entry) = abandon(claim(rec, "w1", 30_000, 40_000), 41_000);
+/// assert_eq!(rec.state, RecoveryState::GivenUp);
+/// assert_eq!(rec.reason.as_deref(), Some("worker lost 1 times"));
+/// assert_eq!(entry.message, rec.reason);
+/// ```
+pub fn abandon(mut rec: Recovery, now_ms: u64) -> (Recovery, Attempt) {
+    rec.rescues = rec.rescues.saturating_add(1);
+    let strategy = Some(rec.strategy);
+    let target = Some(rec.target.clone());
+    let reason = format!("worker lost {} times", rec.rescues);
+    give_up(&mut rec, reason.clone());
+    rec.updated_ms = now_ms;
+    let entry = entry(
+        &mut rec,
+        now_ms,
+        strategy,
+        target,
+        AttemptResult::GivenUp,
+        None,
+        Some(reason),
+    );
+    (rec, entry)
 }
 
 fn note_failure(rec: &mut Recovery, target: &str, kind: FailureKind, message: &str, now_ms: u64) {

@@ -4,10 +4,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler, WorkerReport};
+use super::{
+    Cancellation, FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler, WorkerReport,
+};
 use crate::error::{JournalError, SnapshotError, error_chain};
-use crate::journal::{Claim, Journal};
-use crate::model::{Outcome, Strategy};
+use crate::journal::{Claim, Journal, check_lease};
+use crate::model::{Outcome, RecoveryState, Strategy};
 
 /// How an attempt run under a lease ended.
 #[derive(Debug)]
@@ -20,6 +22,16 @@ pub(crate) enum AttemptEnd<T> {
     /// Another worker took the recovery (the lease could not be renewed);
     /// the attempt was dropped and nothing may be recorded.
     LeaseLost,
+    /// An operator cancelled the recovery: the handler was told (its
+    /// [`Job::cancel`] set), given the cancel grace to stop, then dropped.
+    /// The journal already says `cancelled`; nothing more is recorded.
+    Cancelled,
+}
+
+/// Why the watch over a running attempt ended it.
+enum Interrupt {
+    LeaseLost,
+    Cancelled,
 }
 
 impl<T> AttemptEnd<T> {
@@ -29,6 +41,7 @@ impl<T> AttemptEnd<T> {
             Self::Done(result) => AttemptEnd::Done(f(result)),
             Self::TimedOut => AttemptEnd::TimedOut,
             Self::LeaseLost => AttemptEnd::LeaseLost,
+            Self::Cancelled => AttemptEnd::Cancelled,
         }
     }
 }
@@ -54,6 +67,16 @@ where
                 ),
             },
             AttemptEnd::LeaseLost => return Ok(WorkerReport::lease_lost()),
+            AttemptEnd::Cancelled => {
+                tracing::info!(migration = %claim.recovery.migration, "attempt stopped: the recovery was cancelled");
+                if let (Some(notify), Ok(Some(done))) = (
+                    &self.notify,
+                    self.journal.get(&claim.recovery.migration).await,
+                ) {
+                    notify(&claim, &done);
+                }
+                return Ok(WorkerReport::cancelled());
+            }
         };
         match self
             .journal
@@ -114,7 +137,7 @@ where
             Strategy::RetryOnSameTarget | Strategy::RetryOnDifferentTarget => {
                 let job = Job::of(rec);
                 let end = self
-                    .guarded(claim, remaining, self.migrator.migrate(&job))
+                    .guarded(claim, remaining, &job.cancel, self.migrator.migrate(&job))
                     .await;
                 end.map(|result| match result {
                     Ok(()) => Outcome::Migrated,
@@ -161,7 +184,7 @@ where
         }
         let job = Job::of(rec);
         let end = self
-            .guarded(claim, remaining, self.rollback.rollback(&job))
+            .guarded(claim, remaining, &job.cancel, self.rollback.rollback(&job))
             .await;
         end.map(|result| match result {
             Ok(()) => Outcome::RolledBack,
@@ -172,35 +195,75 @@ where
     }
 
     /// Runs `attempt` within `limit`, renewing the lease every third of its
-    /// length meanwhile; a renewal that fails for another reason than a
-    /// lost lease is logged and tried again at the next third.
+    /// length meanwhile (a renewal that fails for another reason than a
+    /// lost lease is logged and tried again at the next third) and, in
+    /// between, checking every `cancel_check` that the recovery is still
+    /// held and not cancelled. A cancel sets `cancel` and gives the attempt
+    /// the cancel grace to end before it is dropped.
     async fn guarded<T>(
         &self,
         claim: &Claim,
         limit: Duration,
+        cancel: &Cancellation,
         attempt: impl Future<Output = T>,
     ) -> AttemptEnd<T> {
-        let renew = async {
+        let watch = async {
             let mut claim = claim.clone();
+            let renew_every = self.lease / 3;
+            let tick = self.cancel_check.min(renew_every);
+            let mut renewed_at = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(self.lease / 3).await;
-                match self
-                    .journal
-                    .renew(&claim, self.clock.now_ms(), self.lease)
-                    .await
-                {
-                    Ok(renewed) => claim = renewed,
-                    Err(JournalError::LeaseLost { .. }) => return,
-                    Err(e) => tracing::warn!(error = %e, "renewing the lease failed; retrying"),
+                tokio::time::sleep(tick).await;
+                if renewed_at.elapsed() >= renew_every {
+                    renewed_at = tokio::time::Instant::now();
+                    match self
+                        .journal
+                        .renew(&claim, self.clock.now_ms(), self.lease)
+                        .await
+                    {
+                        Ok(renewed) => claim = renewed,
+                        Err(JournalError::LeaseLost { .. }) => return self.why_lost(&claim).await,
+                        Err(e) => tracing::warn!(error = %e, "renewing the lease failed; retrying"),
+                    }
+                } else {
+                    match self.journal.get(&claim.recovery.migration).await {
+                        Ok(Some(rec)) if rec.state == RecoveryState::Cancelled => {
+                            return Interrupt::Cancelled;
+                        }
+                        Ok(Some(rec)) if check_lease(&rec, &claim).is_ok() => {}
+                        Ok(_) => return Interrupt::LeaseLost,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "checking for a cancel failed; retrying");
+                        }
+                    }
                 }
             }
         };
-        tokio::select! {
-            result = tokio::time::timeout(limit, attempt) => match result {
+        let attempt = tokio::time::timeout(limit, attempt);
+        tokio::pin!(attempt);
+        let interrupt = tokio::select! {
+            result = &mut attempt => return match result {
                 Ok(done) => AttemptEnd::Done(done),
                 Err(_elapsed) => AttemptEnd::TimedOut,
             },
-            () = renew => AttemptEnd::LeaseLost,
+            interrupt = watch => interrupt,
+        };
+        match interrupt {
+            Interrupt::LeaseLost => AttemptEnd::LeaseLost,
+            Interrupt::Cancelled => {
+                cancel.cancel();
+                // Whatever it comes to, the journal already says cancelled.
+                let _ = tokio::time::timeout(self.cancel_grace, &mut attempt).await;
+                AttemptEnd::Cancelled
+            }
+        }
+    }
+
+    /// Why a renewal found the lease lost: a cancel, or another worker.
+    async fn why_lost(&self, claim: &Claim) -> Interrupt {
+        match self.journal.get(&claim.recovery.migration).await {
+            Ok(Some(rec)) if rec.state == RecoveryState::Cancelled => Interrupt::Cancelled,
+            _ => Interrupt::LeaseLost,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! targets ([`TargetSelector`]).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::model::{Recovery, SnapshotRef, Strategy};
 
@@ -27,6 +28,7 @@ use crate::model::{Recovery, SnapshotRef, Strategy};
 /// let job = Job {
 ///     migration: "m-1".into(), workload: "web".into(), source: "a".into(), target: "a".into(),
 ///     snapshot: None, strategy: Strategy::RetryOnSameTarget, retry_count: 0,
+///     cancel: Default::default(),
 /// };
 /// let err = Move.migrate(&job).await.unwrap_err();
 /// assert_eq!(err.to_string(), "web already runs on a");
@@ -48,6 +50,12 @@ pub struct Job {
     pub strategy: Strategy,
     /// How many failures preceded this attempt.
     pub retry_count: u32,
+    /// Set when an operator cancelled the recovery while this attempt
+    /// runs ([`Journal::cancel`](crate::Journal::cancel)): the handler
+    /// should stop soon (the worker drops the attempt after its cancel
+    /// grace). `rebound recovery run` sends SIGTERM to the command's
+    /// process group when it is set.
+    pub cancel: Cancellation,
 }
 
 impl Job {
@@ -61,7 +69,81 @@ impl Job {
             snapshot: rec.snapshot.clone(),
             strategy: rec.strategy,
             retry_count: rec.retry_count,
+            cancel: Cancellation::default(),
         }
+    }
+}
+
+/// Tells a running handler that its recovery was cancelled.
+///
+/// Clones share the flag. Two cancellations compare equal when both are
+/// set or both are not.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use rebound_recovery::worker::handlers::Cancellation;
+/// let cancel = Cancellation::default();
+/// let seen = cancel.clone();
+/// assert!(!seen.is_cancelled());
+/// cancel.cancel();
+/// seen.cancelled().await; // resolves at once: it is set
+/// assert!(seen.is_cancelled());
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cancellation(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Cancellation {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl PartialEq for Cancellation {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_cancelled() == other.is_cancelled()
+    }
+}
+
+impl Eq for Cancellation {}
+
+impl Cancellation {
+    /// Sets the flag and wakes every [`cancelled`](Self::cancelled).
+    ///
+    /// ```
+    /// let cancel = rebound_recovery::worker::handlers::Cancellation::default();
+    /// cancel.cancel();
+    /// assert!(cancel.is_cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// ```
+    /// assert!(!rebound_recovery::worker::handlers::Cancellation::default().is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the flag is set.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::worker::handlers::Cancellation;
+    /// let cancel = Cancellation::default();
+    /// let waiter = cancel.clone();
+    /// let waited = tokio::spawn(async move { waiter.cancelled().await });
+    /// cancel.cancel();
+    /// waited.await.unwrap();
+    /// # });
+    /// ```
+    pub async fn cancelled(&self) {
+        let mut seen = self.0.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = seen.wait_for(|set| *set).await;
     }
 }
 

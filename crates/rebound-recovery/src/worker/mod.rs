@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use classify::{DefaultClassifier, FailureClassifier};
-pub use handlers::{Job, Migrator, RollbackHandler, TargetSelector};
+pub use handlers::{Cancellation, Job, Migrator, RollbackHandler, TargetSelector};
 pub use report::WorkerReport;
 
 use crate::clock::{Clock, SystemClock};
@@ -74,6 +74,8 @@ pub struct RecoveryWorker<J, M, R, C = DefaultClassifier> {
     lease: Duration,
     batch: usize,
     poll: Duration,
+    cancel_check: Duration,
+    cancel_grace: Duration,
 }
 
 impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
@@ -100,6 +102,8 @@ impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
             lease: Duration::from_secs(30),
             batch: 16,
             poll: Duration::from_secs(1),
+            cancel_check: Duration::from_secs(1),
+            cancel_grace: Duration::from_secs(5),
         }
     }
 }
@@ -128,6 +132,8 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
             lease: self.lease,
             batch: self.batch,
             poll: self.poll,
+            cancel_check: self.cancel_check,
+            cancel_grace: self.cancel_grace,
         }
     }
 
@@ -231,6 +237,36 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     /// ```
     pub fn with_poll_interval(mut self, poll: Duration) -> Self {
         self.poll = poll;
+        self
+    }
+
+    /// How often a running attempt checks whether its recovery was
+    /// cancelled (or taken by another worker) between lease renewals
+    /// (default 1 s; at least 10 ms, at most a third of the lease).
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_cancel_check(std::time::Duration::from_millis(200));
+    /// # let _ = worker;
+    /// ```
+    pub fn with_cancel_check(mut self, every: Duration) -> Self {
+        self.cancel_check = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a cancelled attempt may take to stop after its
+    /// [`Job::cancel`] is set before it is dropped (default 5 s; for
+    /// `rebound recovery run`, SIGTERM then SIGKILL after this).
+    ///
+    /// ```
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = rebound_recovery::RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_cancel_grace(std::time::Duration::from_secs(2));
+    /// # let _ = worker;
+    /// ```
+    pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
         self
     }
 

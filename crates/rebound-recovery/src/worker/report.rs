@@ -39,6 +39,9 @@ pub struct WorkerReport {
     pub retrying: u64,
     /// Recoveries given up.
     pub given_up: u64,
+    /// Attempts stopped because an operator cancelled their recovery
+    /// ([`Journal::cancel`](crate::Journal::cancel)).
+    pub cancelled: u64,
     /// Claims lost to another worker after the lease ran out.
     pub lease_lost: u64,
     /// Claims handed back unfinished (with
@@ -62,6 +65,7 @@ impl WorkerReport {
         self.rolled_back += other.rolled_back;
         self.retrying += other.retrying;
         self.given_up += other.given_up;
+        self.cancelled += other.cancelled;
         self.lease_lost += other.lease_lost;
         self.released += other.released;
     }
@@ -74,6 +78,14 @@ impl WorkerReport {
         }
     }
 
+    /// One attempt stopped by a cancel.
+    pub(crate) fn cancelled() -> Self {
+        Self {
+            cancelled: 1,
+            ..Self::default()
+        }
+    }
+
     /// One attempt whose outcome left the recovery as `done`.
     pub(crate) fn of(done: &Recovery) -> Self {
         let mut r = Self::default();
@@ -81,6 +93,7 @@ impl WorkerReport {
             RecoveryState::Succeeded => r.succeeded = 1,
             RecoveryState::RolledBack => r.rolled_back = 1,
             RecoveryState::GivenUp => r.given_up = 1,
+            RecoveryState::Cancelled => r.cancelled = 1,
             RecoveryState::Pending | RecoveryState::Running => r.retrying = 1,
         }
         r

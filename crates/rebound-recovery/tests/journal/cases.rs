@@ -23,6 +23,12 @@ fn report(id: &str, kind: FailureKind) -> FailureReport {
     FailureReport::new(id, "web", "src", "t1", kind, "boom")
 }
 
+/// A report for a workload of its own (named after the migration): a
+/// claim takes one recovery per workload at a time.
+fn own_report(id: &str, kind: FailureKind) -> FailureReport {
+    FailureReport::new(id, format!("web-{id}"), "src", "t1", kind, "boom")
+}
+
 fn snapshot_in(dir: &tempfile::TempDir, now_ms: u64) -> SnapshotRef {
     let file = dir.path().join("snapshot.bin");
     std::fs::write(&file, b"the workload's state before the move").unwrap();
@@ -205,7 +211,7 @@ pub async fn a_stopped_worker_hands_back_what_it_holds(backend: Backend) {
     let j = backend.open(exact()).await;
     let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
     for id in ["m1", "m2", "m3"] {
-        j.record(report(id, FailureKind::Timeout), now - 60_000)
+        j.record(own_report(id, FailureKind::Timeout), now - 60_000)
             .await
             .unwrap();
     }
@@ -293,7 +299,10 @@ pub async fn renew_and_release_answer_the_recovery_as_stored(backend: Backend) {
 pub async fn claims_due_at_the_same_time_go_in_migration_order(backend: Backend) {
     let j = backend.open(exact()).await;
     for id in ["m5", "m4", "m3", "m2", "m1"] {
-        let rec = j.record(report(id, FailureKind::Timeout), 0).await.unwrap();
+        let rec = j
+            .record(own_report(id, FailureKind::Timeout), 0)
+            .await
+            .unwrap();
         assert_eq!(rec.next_attempt_ms, Some(10_000));
     }
     for expected in ["m1", "m2", "m3", "m4", "m5"] {
@@ -536,4 +545,287 @@ pub async fn worker_records_a_failed_rollback(backend: Backend) {
         reason.contains("rollback failed: source node refused"),
         "{reason}"
     );
+}
+
+pub async fn cancel_ends_pending_and_running_and_refuses_finished(backend: Backend) {
+    let j = backend.open(exact()).await;
+    j.record(report("m1", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    j.record(report("m2", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    let claim = j.claim("w1", 20_000, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(claim.recovery.migration, "m1");
+    // Pending (m2) and running (m1) both end cancelled, with the reason.
+    for id in ["m1", "m2"] {
+        let rec = j.cancel(id, "workload retired", 21_000).await.unwrap();
+        assert_eq!(rec.state, RecoveryState::Cancelled, "{id}");
+        assert_eq!(rec.reason.as_deref(), Some("cancelled: workload retired"));
+        assert_eq!((rec.lease_owner, rec.next_attempt_ms), (None, None));
+        assert_eq!(
+            j.get(id).await.unwrap().unwrap().state,
+            RecoveryState::Cancelled
+        );
+        let history = j.history(id).await.unwrap();
+        let last = history.last().unwrap();
+        assert_eq!(last.result, AttemptResult::Cancelled);
+        assert_eq!(last.message.as_deref(), Some("workload retired"));
+    }
+    // The worker that held m1 can record nothing and renew nothing.
+    let err = j
+        .complete(&claim, Outcome::Migrated, 22_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JournalError::LeaseLost { .. }), "{err}");
+    let err = j.renew(&claim, 22_000, LEASE).await.unwrap_err();
+    assert!(matches!(err, JournalError::LeaseLost { .. }), "{err}");
+    // Never due again, listed apart.
+    assert!(j.due(u64::MAX / 2).await.unwrap().is_empty());
+    assert!(
+        j.claim("w2", u64::MAX / 2, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        j.list(Some(RecoveryState::Cancelled)).await.unwrap().len(),
+        2
+    );
+    assert!(
+        j.list(Some(RecoveryState::GivenUp))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A finished recovery is refused, nothing changed; an unknown id too.
+    let before = (j.get("m1").await.unwrap(), j.history("m1").await.unwrap());
+    let err = j.cancel("m1", "again", 23_000).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JournalError::Finished {
+                state: RecoveryState::Cancelled,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        (j.get("m1").await.unwrap(), j.history("m1").await.unwrap()),
+        before
+    );
+    let err = j.cancel("nope", "x", 23_000).await.unwrap_err();
+    assert!(
+        matches!(err, JournalError::NotFound(ref id) if id == "nope"),
+        "{err}"
+    );
+    // A succeeded recovery too.
+    j.record(report("m3", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    let claim = j.claim("w1", 30_000, LEASE, 1).await.unwrap().remove(0);
+    j.complete(&claim, Outcome::Migrated, 31_000).await.unwrap();
+    let err = j.cancel("m3", "late", 32_000).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JournalError::Finished {
+                state: RecoveryState::Succeeded,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        j.get("m3").await.unwrap().unwrap().state,
+        RecoveryState::Succeeded
+    );
+}
+
+/// Says when it started, then waits for its job's cancel and returns
+/// success (which must not be recorded: the recovery was cancelled).
+struct Obedient(tokio::sync::mpsc::UnboundedSender<&'static str>);
+
+impl rebound_recovery::Migrator for Obedient {
+    type Error = io::Error;
+    async fn migrate(&self, job: &rebound_recovery::Job) -> io::Result<()> {
+        let _ = self.0.send("started");
+        job.cancel.cancelled().await;
+        let _ = self.0.send("told");
+        Ok(())
+    }
+}
+
+impl rebound_recovery::RollbackHandler for Obedient {
+    type Error = io::Error;
+    async fn rollback(&self, _: &rebound_recovery::Job) -> io::Result<()> {
+        std::future::pending().await
+    }
+}
+
+pub async fn a_worker_stops_an_attempt_whose_recovery_is_cancelled(backend: Backend) {
+    let j = backend.open(exact()).await;
+    let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+    j.record(report("m1", FailureKind::Timeout), now - 60_000)
+        .await
+        .unwrap();
+    let (tx, mut said) = tokio::sync::mpsc::unbounded_channel();
+    let worker = RecoveryWorker::new(&j.journal, Obedient(tx.clone()), Obedient(tx))
+        .with_owner("w1")
+        .with_cancel_check(Duration::from_millis(50));
+    let cancel = async {
+        assert_eq!(said.recv().await, Some("started"));
+        let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+        j.cancel("m1", "stop it", now).await.unwrap();
+        let asked = std::time::Instant::now();
+        assert_eq!(said.recv().await, Some("told"));
+        asked.elapsed()
+    };
+    let (report, noticed) = tokio::join!(worker.run_once(), cancel);
+    let report = report.unwrap();
+    assert!(noticed < Duration::from_secs(2), "{noticed:?}");
+    assert_eq!(
+        (report.claimed, report.cancelled, report.succeeded),
+        (1, 1, 0)
+    );
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::Cancelled);
+    assert_eq!(rec.reason.as_deref(), Some("cancelled: stop it"));
+    let history = j.history("m1").await.unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+}
+
+pub async fn a_claim_takes_one_recovery_per_workload(backend: Backend) {
+    let j = backend.open(exact()).await;
+    for (id, workload) in [("m1", "web"), ("m2", "web"), ("m3", "db"), ("m4", "web")] {
+        let r = FailureReport::new(id, workload, "src", "t1", FailureKind::Timeout, "boom");
+        j.record(r, 1_000).await.unwrap();
+    }
+    // One per workload, also within one batch.
+    let first = j.claim("w1", 20_000, LEASE, 10).await.unwrap();
+    let got: Vec<&str> = first
+        .iter()
+        .map(|c| c.recovery.migration.as_str())
+        .collect();
+    assert_eq!(got, ["m1", "m3"]);
+    // web is busy: nothing for another worker.
+    assert!(j.claim("w2", 20_000, LEASE, 10).await.unwrap().is_empty());
+    // Once m1 has ended, the next of web is claimable.
+    j.complete(&first[0], Outcome::Migrated, 21_000)
+        .await
+        .unwrap();
+    let next = j.claim("w2", 21_000, LEASE, 10).await.unwrap();
+    let got: Vec<&str> = next.iter().map(|c| c.recovery.migration.as_str()).collect();
+    assert_eq!(got, ["m2"]);
+    // m2's worker died: its lease ran out. m2 itself is retaken, and m4
+    // still waits for it.
+    let later = 21_000 + 31_000;
+    let retaken = j.claim("w3", later, LEASE, 10).await.unwrap();
+    let got: Vec<&str> = retaken
+        .iter()
+        .map(|c| c.recovery.migration.as_str())
+        .collect();
+    assert!(got.contains(&"m2") && !got.contains(&"m4"), "{got:?}");
+}
+
+pub async fn a_lost_worker_is_rescued_until_the_limit(backend: Backend) {
+    let config = RecoveryConfig {
+        max_rescues: 3,
+        ..exact()
+    };
+    let j = backend.open(config).await;
+    j.record(report("m1", FailureKind::Timeout), 1_000)
+        .await
+        .unwrap();
+    let mut now = 20_000;
+    let first = j.claim("w0", now, LEASE, 1).await.unwrap();
+    assert_eq!(first[0].recovery.rescues, 0);
+    // Workers w0 and w1 die: their leases run out, and each is rescued.
+    for (i, owner) in ["w1", "w2"].into_iter().enumerate() {
+        now += 31_000;
+        let c = j.claim(owner, now, LEASE, 1).await.unwrap();
+        assert_eq!(c.len(), 1, "rescue {}", i + 1);
+        assert_eq!(c[0].recovery.rescues, i as u32 + 1);
+        assert_eq!(j.get("m1").await.unwrap().unwrap().rescues, i as u32 + 1);
+    }
+    // The third loss gives it up instead.
+    now += 31_000;
+    assert!(j.claim("w3", now, LEASE, 1).await.unwrap().is_empty());
+    let rec = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(rec.state, RecoveryState::GivenUp);
+    assert_eq!(rec.reason.as_deref(), Some("worker lost 3 times"));
+    assert_eq!(rec.rescues, 3);
+    assert_eq!(rec.lease_owner, None);
+    let last = j.history("m1").await.unwrap().pop().unwrap();
+    assert_eq!(last.result, AttemptResult::GivenUp);
+    assert_eq!(last.message.as_deref(), Some("worker lost 3 times"));
+    // A worker that completes normally is not a rescue.
+    j.record(report("m2", FailureKind::Timeout), now)
+        .await
+        .unwrap();
+    let c = j.claim("w4", now + 20_000, LEASE, 1).await.unwrap();
+    let done = j
+        .complete(&c[0], Outcome::Migrated, now + 21_000)
+        .await
+        .unwrap();
+    assert_eq!(done.rescues, 0);
+}
+
+pub async fn prune_deletes_only_finished_recoveries_older_than_the_cutoff(backend: Backend) {
+    let j = backend.open(exact()).await;
+    for id in ["done", "gone", "stopped", "new", "due", "later", "busy"] {
+        j.record(own_report(id, FailureKind::Timeout), 1_000)
+            .await
+            .unwrap();
+    }
+    let claims = j.claim("w", 20_000, LEASE, 2).await.unwrap();
+    assert_eq!(claims[0].recovery.migration, "busy");
+    assert_eq!(claims[1].recovery.migration, "done");
+    j.complete(&claims[1], Outcome::Migrated, 21_000)
+        .await
+        .unwrap();
+    let gone = j.claim("w", 22_000, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(gone.recovery.migration, "due");
+    j.release(&gone, 22_000).await.unwrap();
+    j.cancel("stopped", "retired", 23_000).await.unwrap();
+    j.cancel("gone", "retired", 23_000).await.unwrap();
+    // Finished after the cutoff: kept.
+    j.cancel("new", "retired", 90_000).await.unwrap();
+    // A state that is not final is refused, nothing deleted.
+    for open in [RecoveryState::Pending, RecoveryState::Running] {
+        let err = j
+            .prune(50_000, &[RecoveryState::Cancelled, open])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, JournalError::Invalid(_)), "{err}");
+    }
+    assert_eq!(j.list(None).await.unwrap().len(), 7);
+    // Only the states asked for.
+    assert_eq!(
+        j.prune(50_000, &[RecoveryState::Succeeded]).await.unwrap(),
+        1
+    );
+    assert!(j.get("done").await.unwrap().is_none());
+    assert!(j.history("done").await.unwrap().is_empty());
+    // Every final state by default.
+    assert_eq!(j.prune(50_000, &[]).await.unwrap(), 2);
+    let left: Vec<String> = j
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{}:{}", r.migration, r.state))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "busy:running",
+            "due:pending",
+            "later:pending",
+            "new:cancelled"
+        ]
+    );
+    assert_eq!(j.history("later").await.unwrap().len(), 1);
+    assert_eq!(j.prune(50_000, &[]).await.unwrap(), 0);
 }

@@ -34,7 +34,12 @@ macro_rules! backend_suite {
                 worker_gives_up_on_an_expired_snapshot,
                 worker_gives_up_past_the_recovery_timeout,
                 worker_classifies_errors_and_asks_the_selector,
-                worker_records_a_failed_rollback
+                worker_records_a_failed_rollback,
+                cancel_ends_pending_and_running_and_refuses_finished,
+                a_worker_stops_an_attempt_whose_recovery_is_cancelled,
+                a_claim_takes_one_recovery_per_workload,
+                a_lost_worker_is_rescued_until_the_limit,
+                prune_deletes_only_finished_recoveries_older_than_the_cutoff
             );
         }
     };

@@ -9,6 +9,8 @@ use rebound_recovery::{
     JournalErrorKind, Outcome, RecoveryState, SqliteJournal,
 };
 
+use rebound_recovery::journal::schema::LATEST;
+
 use crate::support::quick;
 
 fn report(id: &str) -> FailureReport {
@@ -53,13 +55,14 @@ async fn migrations_run_once_even_when_opened_concurrently() {
     let path = dir.path().join("j.db");
     let opens = (0..4).map(|_| SqliteJournal::open(path.clone(), quick()));
     for j in futures_join(opens).await {
-        assert_eq!(j.unwrap().schema_version().await.unwrap(), 1);
+        assert_eq!(j.unwrap().schema_version().await.unwrap(), LATEST);
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
     let rows: i64 = conn
         .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(rows, 1);
+    // Each version once.
+    assert_eq!(rows, i64::from(LATEST));
 }
 
 async fn futures_join<F: std::future::Future + Send + 'static>(
@@ -90,7 +93,7 @@ async fn a_newer_schema_is_refused_and_left_alone() {
             err,
             JournalError::NewerSchema {
                 found: 7,
-                supported: 1,
+                supported: LATEST,
                 ..
             }
         ),
@@ -281,4 +284,102 @@ async fn a_database_error_keeps_the_drivers_error() {
     );
     let source = std::error::Error::source(&err).expect("the driver's error");
     assert!(source.is::<rusqlite::Error>(), "{source:?}");
+}
+
+// Schema 2 added the rescue count: a journal of schema 1 is brought up to
+// date on open, its recoveries read with no rescues, nothing else changed.
+#[tokio::test]
+async fn a_schema_1_journal_gets_the_rescue_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    let report = FailureReport::new("m1", "web", "a", "b", FailureKind::Timeout, "slow");
+    let before = j.record(report, 1_000).await.unwrap();
+    drop(j);
+    // As schema 1 left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE recoveries DROP COLUMN rescues; DELETE FROM schema_version WHERE version = 2",
+    )
+    .unwrap();
+    drop(conn);
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    assert_eq!(j.schema_version().await.unwrap(), 2);
+    let after = j.get("m1").await.unwrap().unwrap();
+    assert_eq!(after.rescues, 0);
+    assert_eq!(after, before);
+}
+
+// Retention on a large journal: 100,000 finished recoveries (with their
+// history) are deleted in batches; pending, due and running ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_deletes_100000_finished_recoveries_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let j = SqliteJournal::open(&path, quick()).await.unwrap();
+    let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+    for (id, at) in [
+        ("due", now - 60_000),
+        ("later", now + 3_600_000),
+        ("busy", now - 60_000),
+    ] {
+        let r = FailureReport::new(id, id, "a", "b", FailureKind::Timeout, "slow");
+        j.record(r, at).await.unwrap();
+    }
+    let busy = j
+        .claim("w", now, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(busy.len(), 2);
+    j.release(&busy[1], now).await.unwrap();
+    // Quicker than 100,000 records through the API: one transaction.
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut rec = tx
+            .prepare(
+                "INSERT INTO recoveries (migration, workload, source, target, candidates, \
+                 failed_targets, kind, message, state, strategy, reason, retry_count, \
+                 attempts_total, first_failure_ms, last_failure_ms, next_attempt_ms, snapshot, \
+                 lease_owner, lease_expires_ms, claim_seq, updated_ms, rescues) VALUES \
+                 (?1, 'w', 'a', 'b', '[]', '[]', 'timeout', 'slow', ?2, 'give_up', 'old', 0, 1, \
+                 1000, 1000, NULL, NULL, NULL, NULL, 1, 2000, 0)",
+            )
+            .unwrap();
+        let mut hist = tx
+            .prepare(
+                "INSERT INTO attempts (migration, number, at_ms, strategy, target, result, kind, \
+                 message) VALUES (?1, 1, 1000, NULL, 'b', 'failed', 'timeout', 'slow')",
+            )
+            .unwrap();
+        let states = ["succeeded", "rolled_back", "given_up", "cancelled"];
+        for i in 0..100_000 {
+            let id = format!("old-{i:06}");
+            rec.execute(rusqlite::params![id, states[i % 4]]).unwrap();
+            hist.execute([&id]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let pruned = j.prune(now, &[]).await.unwrap();
+    assert_eq!(pruned, 100_000);
+    let left: Vec<(String, String)> = j
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.migration, r.state.to_string()))
+        .collect();
+    let expect = [
+        ("busy", "running"),
+        ("due", "pending"),
+        ("later", "pending"),
+    ];
+    assert_eq!(
+        left,
+        expect.map(|(m, s)| (m.to_owned(), s.to_owned())).to_vec()
+    );
+    let attempts: i64 = conn
+        .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(attempts, 3, "only the kept recoveries' history is left");
 }

@@ -98,7 +98,15 @@ async fn a_queued_claim_taken_by_another_worker_is_not_run_again() {
     let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
     let clock = ManualClock::new();
     for id in ["m1", "m2"] {
-        let report = FailureReport::new(id, "web", "a", "b", FailureKind::Timeout, "slow");
+        // Workloads of their own: one recovery per workload at a time.
+        let report = FailureReport::new(
+            id,
+            format!("web-{id}"),
+            "a",
+            "b",
+            FailureKind::Timeout,
+            "slow",
+        );
         journal.record(report, 0).await.unwrap();
     }
     clock.0.store(60_000, std::sync::atomic::Ordering::SeqCst);
@@ -120,4 +128,57 @@ async fn a_queued_claim_taken_by_another_worker_is_not_run_again() {
         let rec = journal.get(id).await.unwrap().unwrap();
         assert_eq!(rec.lease_owner.as_deref(), Some("other"), "{id}");
     }
+}
+
+/// Ignores its job's cancel.
+struct Deaf(Arc<std::sync::atomic::AtomicBool>);
+
+impl Migrator for Deaf {
+    type Error = std::io::Error;
+    async fn migrate(&self, _: &Job) -> std::io::Result<()> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::future::pending().await
+    }
+}
+
+impl RollbackHandler for Deaf {
+    type Error = std::io::Error;
+    async fn rollback(&self, _: &Job) -> std::io::Result<()> {
+        std::future::pending().await
+    }
+}
+
+// A handler that ignores the cancel is dropped once the grace has passed:
+// the worker does not wait for it for ever.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_attempt_that_ignores_it_is_dropped_after_the_grace() {
+    let journal = MemoryJournal::new(RecoveryConfig::default()).unwrap();
+    let now = rebound_recovery::Clock::now_ms(&rebound_recovery::SystemClock);
+    journal
+        .record(unreachable().with_candidates(["c"]), now - 60_000)
+        .await
+        .unwrap();
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = RecoveryWorker::new(&journal, Deaf(started.clone()), Deaf(started.clone()))
+        .with_cancel_check(Duration::from_millis(100))
+        .with_cancel_grace(Duration::from_secs(7));
+    let begun = tokio::time::Instant::now();
+    let cancel = async {
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        journal.cancel("m", "no longer needed", now).await.unwrap();
+    };
+    let (report, ()) = tokio::join!(worker.run_once(), cancel);
+    let report = report.unwrap();
+    assert_eq!(report.cancelled, 1);
+    let took = begun.elapsed();
+    assert!(
+        took >= Duration::from_secs(7) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    assert_eq!(
+        journal.get("m").await.unwrap().unwrap().state,
+        RecoveryState::Cancelled
+    );
 }

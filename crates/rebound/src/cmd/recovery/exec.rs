@@ -160,11 +160,33 @@ impl Commands {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| failed(format!("{which} command could not start: {e}")))?;
-        let mut group = GroupKill(child.id().and_then(|pid| i32::try_from(pid).ok()));
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| failed(format!("waiting for the {which} command failed: {e}")))?;
+        let pgid = child.id().and_then(|pid| i32::try_from(pid).ok());
+        let mut group = GroupKill(pgid);
+        let status = {
+            let wait = child.wait();
+            tokio::pin!(wait);
+            tokio::select! {
+                status = &mut wait => status,
+                () = job.cancel.cancelled() => {
+                    // Cancelled: ask the whole group to stop; the worker
+                    // drops this attempt (SIGKILL through `GroupKill`)
+                    // after its cancel grace.
+                    let Some(group) = pgid.map(nix::unistd::Pid::from_raw) else {
+                        return Err(failed(format!("{which} command cancelled")));
+                    };
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+                    let status = wait.await;
+                    // What `sh` started may outlive it: wait for the whole
+                    // group to be gone (or for the worker to drop this
+                    // attempt and kill what is left).
+                    while group_runs(group.as_raw()) {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    status
+                }
+            }
+        }
+        .map_err(|e| failed(format!("waiting for the {which} command failed: {e}")))?;
         group.0 = None;
         if status.success() {
             return Ok(());
@@ -183,6 +205,36 @@ impl Commands {
             message: format!("{which} command {how}"),
         })
     }
+}
+
+/// Whether a process of group `pgid` still runs (zombies, which only wait
+/// to be reaped, do not count), from `/proc/PID/stat`: the fields after
+/// the command name's closing parenthesis are the state, the parent and
+/// the group. Without `/proc`, says no: the worker's drop of the attempt
+/// kills what is left anyway.
+fn group_runs(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let Some((_, after)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = after.split_ascii_whitespace();
+        let state = fields.next();
+        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        group == Some(pgid) && state != Some("Z")
+    })
 }
 
 /// Kills a command's whole process group when the attempt is dropped
@@ -278,6 +330,14 @@ mod tests {
         // An --exit-kind entry for 127 makes it a failure like any other.
         let mapped = ExitKinds::with(&[(NOT_FOUND, FailureKind::IncompatibleTarget)]);
         assert!(not_run("migrate", ExitStatus::from_raw(NOT_FOUND << 8), &mapped).is_none());
+    }
+
+    #[test]
+    fn a_group_runs_while_a_live_process_is_in_it() {
+        let ours = nix::unistd::getpgrp().as_raw();
+        assert!(group_runs(ours));
+        // No process group has a negative id.
+        assert!(!group_runs(-7));
     }
 
     #[test]

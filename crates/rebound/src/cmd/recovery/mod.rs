@@ -82,7 +82,7 @@ or of a newer schema."
 );
 
 const LIST_HELP: &str = concat!(
-    "States: pending running succeeded rolled_back given_up
+    "States: pending running succeeded rolled_back given_up cancelled
 
 ",
     kinds_help!(),
@@ -116,6 +116,39 @@ Examples:
   rebound recovery --journal postgres://rebound@127.0.0.1/rebound due --json
 
 Exit codes: 0 listed; 2 bad input; 3 journal unreachable or of a newer schema."
+);
+
+const CANCEL_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery cancel m-42 --reason 'workload retired'
+  rebound recovery --journal postgres://rebound@127.0.0.1/rebound cancel m-7
+
+A pending recovery ends cancelled at once. A running one ends cancelled too,
+and the worker that holds it sends SIGTERM to its command's process group
+within about a second (SIGKILL after run's --cancel-grace).
+Exit codes: 0 cancelled; 2 no such migration, or it has already ended
+(succeeded, rolled_back, given_up or cancelled; nothing changed), or bad
+input; 3 journal unreachable or of a newer schema."
+);
+
+const PRUNE_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Examples:
+  rebound recovery prune --older-than 30d
+  rebound recovery prune --older-than 7d --state succeeded,cancelled --json
+
+Deletes finished recoveries (succeeded, rolled_back, given_up, cancelled; all
+of them unless --state says which) last changed longer ago than --older-than,
+with their history, 1,000 per transaction. Pending and running ones are never
+deleted. `run --prune-after D` does the same periodically.
+Exit codes: 0 pruned (prints how many); 2 bad input (a duration that is not
+one, a state that is not finished; nothing deleted); 3 journal unreachable or
+of a newer schema."
 );
 
 const RUN_HELP: &str = concat!(
@@ -186,6 +219,11 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true, help_heading = HEADING)]
     pub snapshot_max_age: Duration,
 
+    /// Give a recovery up once its worker has been lost (its lease ran
+    /// out while it ran) this many times ("worker lost N times").
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), global = true, help_heading = HEADING)]
+    pub max_rescues: u32,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Sub,
@@ -209,6 +247,42 @@ pub enum Sub {
     /// Claim due recoveries and run the migrate or rollback command.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Cancel a pending or running recovery.
+    #[command(after_help = CANCEL_HELP)]
+    Cancel(CancelArgs),
+    /// Delete finished recoveries older than a given age.
+    #[command(after_help = PRUNE_HELP)]
+    Prune(PruneArgs),
+}
+
+/// `rebound recovery prune`.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Delete finished recoveries last changed longer ago than this,
+    /// e.g. 30d.
+    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Only these finished states (comma-separated): succeeded,
+    /// rolled_back, given_up, cancelled (default: all four).
+    #[arg(long, value_name = "STATE,...", value_delimiter = ',')]
+    pub state: Vec<RecoveryState>,
+    /// Print {"pruned": N}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rebound recovery cancel`.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The migration's id.
+    #[arg(value_name = "ID")]
+    pub migration: String,
+    /// Why (kept in the recovery's reason and history).
+    #[arg(long, value_name = "TEXT", default_value = "cancelled by an operator", value_parser = non_empty)]
+    pub reason: String,
+    /// Print the cancelled recovery as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rebound recovery record`.
@@ -247,7 +321,7 @@ pub struct RecordArgs {
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Only recoveries in this state: pending, running, succeeded,
-    /// rolled_back, given_up.
+    /// rolled_back, given_up, cancelled.
     #[arg(long, value_name = "STATE")]
     pub state: Option<RecoveryState>,
     /// One JSON object per recovery.
@@ -299,6 +373,14 @@ pub struct RunArgs {
     /// How often to look for due recoveries when idle.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
     pub poll: Duration,
+    /// Delete finished recoveries older than this, at start and then
+    /// periodically (every tenth of it, between 1 s and 1 h).
+    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = parse_positive_duration)]
+    pub prune_after: Option<Duration>,
+    /// How long a cancelled attempt's command has after SIGTERM before its
+    /// process group gets SIGKILL.
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    pub cancel_grace: Duration,
     /// Map a migrate-command exit code to a failure kind (repeatable),
     /// e.g. 75=network_transient.
     #[arg(long = "exit-kind", value_name = "CODE=KIND", value_parser = ExitKinds::parse_entry)]
@@ -393,6 +475,8 @@ mod tests {
             SHOW_HELP,
             DUE_HELP,
             RUN_HELP,
+            CANCEL_HELP,
+            PRUNE_HELP,
         ] {
             for kind in FailureKind::ALL {
                 assert!(help.contains(kind.as_str()), "{kind} missing:\n{help}");

@@ -50,7 +50,7 @@ pub fn recoveries(
         }
         return Ok(());
     }
-    let rows: Vec<[String; 7]> = recs
+    let rows: Vec<[String; 8]> = recs
         .iter()
         .map(|r| {
             [
@@ -59,6 +59,7 @@ pub fn recoveries(
                 r.strategy.to_string(),
                 r.kind.to_string(),
                 r.retry_count.to_string(),
+                r.rescues.to_string(),
                 r.target.clone(),
                 next(r, now),
             ]
@@ -72,6 +73,7 @@ pub fn recoveries(
             "STRATEGY",
             "LAST KIND",
             "RETRIES",
+            "RESCUES",
             "TARGET",
             "NEXT",
         ],
@@ -133,6 +135,7 @@ pub fn show(
         ("reason", opt(&rec.reason)),
         ("last failure", format!("{}: {}", rec.kind, rec.message)),
         ("retries", rec.retry_count.to_string()),
+        ("rescues", rec.rescues.to_string()),
         ("first failure", timestamp(rec.first_failure_ms)),
         ("last failure at", timestamp(rec.last_failure_ms)),
         ("next", next(rec, now)),

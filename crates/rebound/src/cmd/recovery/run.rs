@@ -10,7 +10,7 @@ use rebound_recovery::{
 use serde_json::json;
 
 use super::exec::{CommandError, Commands, ExitKinds};
-use super::{Args, DueArgs, ListArgs, RecordArgs, RunArgs, ShowArgs, Sub};
+use super::{Args, CancelArgs, DueArgs, ListArgs, PruneArgs, RecordArgs, RunArgs, ShowArgs, Sub};
 use crate::exit::{CliError, FAILED, INTERRUPTED, OK, TERMINATED};
 use crate::output::{err, out, with_stdout};
 use crate::signal::{self, Signal};
@@ -26,6 +26,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Sub::Record(r) => r.snapshot.as_deref().map(capture).transpose()?,
         _ => None,
     };
+    if let Sub::Prune(p) = &args.command {
+        // Checked before the journal is opened: bad input deletes nothing.
+        if let Some(open) = p.state.iter().find(|s| !s.is_final()) {
+            return Err(CliError::usage(format!(
+                "--state {open}: only finished recoveries are pruned (succeeded, rolled_back, \
+                 given_up, cancelled)"
+            ))
+            .into());
+        }
+    }
     let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
         let read_only = matches!(args.command, Sub::List(_) | Sub::Show(_) | Sub::Due(_));
@@ -35,6 +45,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     // Nothing recorded yet; do not create the file for a read.
                     return empty(&args.command);
                 }
+            }
+        } else if let (Sub::Prune(p), JournalAddress::Sqlite(path)) = (&args.command, &address) {
+            if !path.exists() {
+                // Nothing to delete; do not create the file.
+                print_pruned(0, p.json)?;
+                return Ok(OK);
             }
         } else if journal.is_none() {
             if let JournalAddress::Sqlite(path) = &address {
@@ -51,6 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Sub::Show(s) => show(open_read_only(&address, config).await?, s).await,
             Sub::Due(d) => due(open_read_only(&address, config).await?, d).await,
             Sub::Run(r) => run_workers(&address, config, r).await,
+            Sub::Cancel(c) => cancel(open(&address, config).await?, c).await,
+            Sub::Prune(p) => prune(open(&address, config).await?, p).await,
         }
     })
     // `rebound recovery list | head`: a reader that went away ends the
@@ -69,6 +87,7 @@ fn config(args: &Args) -> anyhow::Result<RecoveryConfig> {
         auto_rollback: !args.no_auto_rollback,
         history_limit: args.history,
         snapshot_max_age: args.snapshot_max_age,
+        max_rescues: args.max_rescues,
     };
     config
         .validate()
@@ -93,6 +112,7 @@ fn settings_error(e: &ConfigError) -> String {
         ConfigError::ZeroSnapshotMaxAge => {
             "--snapshot-max-age must be greater than zero".to_owned()
         }
+        ConfigError::ZeroMaxRescues => "--max-rescues must be at least 1".to_owned(),
         other => format!("recovery settings: {other}"),
     }
 }
@@ -231,6 +251,72 @@ async fn due(journal: AnyJournal, args: DueArgs) -> anyhow::Result<i32> {
     Ok(OK)
 }
 
+async fn cancel(journal: AnyJournal, args: CancelArgs) -> anyhow::Result<i32> {
+    let now = SystemClock.now_ms();
+    let rec = match journal.cancel(&args.migration, &args.reason, now).await {
+        Ok(rec) => rec,
+        Err(e @ (JournalError::NotFound(_) | JournalError::Finished { .. })) => {
+            return Err(CliError::usage(format!("{e} in {}", journal.describe())).into());
+        }
+        Err(e) => return Err(journal_error(e)),
+    };
+    if args.json {
+        let line = serde_json::to_string(&rec)?;
+        out!("{line}")?;
+    } else {
+        with_stdout(|out| super::output::recoveries(out, std::slice::from_ref(&rec), false, now))?;
+    }
+    Ok(OK)
+}
+
+/// The cutoff for "older than `age`": now less `age`.
+fn cutoff(age: std::time::Duration) -> u64 {
+    let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    SystemClock.now_ms().saturating_sub(age)
+}
+
+fn print_pruned(pruned: u64, json: bool) -> anyhow::Result<()> {
+    if json {
+        out!("{}", json!({ "pruned": pruned }))?;
+    } else {
+        out!("pruned {pruned} finished recoveries")?;
+    }
+    Ok(())
+}
+
+async fn prune(journal: AnyJournal, args: PruneArgs) -> anyhow::Result<i32> {
+    let pruned = journal
+        .prune(cutoff(args.older_than), &args.state)
+        .await
+        .map_err(journal_error)?;
+    print_pruned(pruned, args.json)?;
+    Ok(OK)
+}
+
+/// `run --prune-after`: prunes finished recoveries older than `age` now
+/// and then every tenth of `age` (between 1 s and 1 h), over a connection
+/// of its own. A failure is reported and tried again next time.
+async fn prune_periodically(journal: AnyJournal, age: std::time::Duration, json: bool) {
+    use std::time::Duration;
+    let every = (age / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        match journal.prune(cutoff(age), &[]).await {
+            Ok(0) => {}
+            Ok(pruned) if json => {
+                let _ = out!("{}", json!({ "event": "prune", "pruned": pruned }));
+            }
+            Ok(pruned) => {
+                let _ = out!("pruned {pruned} finished recoveries");
+            }
+            Err(e) => err!(
+                "rebound: pruning the journal failed (tried again in {}): {e}",
+                humantime::format_duration(every)
+            ),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Which signal stopped `run`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -258,6 +344,13 @@ async fn run_workers(
     for _ in 0..args.workers {
         journals.push(open(address, config.clone()).await?);
     }
+    let pruner = match args.prune_after {
+        Some(age) => {
+            let journal = open(address, config.clone()).await?;
+            Some(tokio::spawn(prune_periodically(journal, age, args.json)))
+        }
+        None => None,
+    };
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "rebound".to_owned());
     let json = args.json;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Running);
@@ -272,6 +365,7 @@ async fn run_workers(
             // holds (and runs one by one) everything that is due.
             .with_batch(1)
             .with_poll_interval(args.poll)
+            .with_cancel_grace(args.cancel_grace)
             .with_notify(move |claim, done| {
                 let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
                 // Best effort: a reader that went away must not stop the
@@ -317,6 +411,9 @@ async fn run_workers(
             }
         }
     }
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
     let summary = json!({
         "event": "summary",
         "claimed": total.claimed,
@@ -324,6 +421,7 @@ async fn run_workers(
         "rolled_back": total.rolled_back,
         "retrying": total.retrying,
         "given_up": total.given_up,
+        "cancelled": total.cancelled,
         "lease_lost": total.lease_lost,
         "released": total.released,
     });
@@ -332,14 +430,15 @@ async fn run_workers(
     } else {
         out!(
             "claimed {}, succeeded {}, rolled back {}, retrying {}, given up {}, lease lost {}, \
-             handed back {}",
+             handed back {}, cancelled {}",
             total.claimed,
             total.succeeded,
             total.rolled_back,
             total.retrying,
             total.given_up,
             total.lease_lost,
-            total.released
+            total.released,
+            total.cancelled
         )
     };
     if let Some(e) = failure {

@@ -32,9 +32,10 @@
 #![deny(missing_docs)]
 
 pub mod actions;
-mod error_chain;
 pub mod events;
 pub mod orchestrator;
 pub mod spec;
 
-pub use error_chain::error_chain;
+/// The formatter of an error's source chain, shared with the other rebound
+/// crates.
+pub use rebound_retry::error_chain;

@@ -264,22 +264,7 @@ impl JournalError {
     }
 }
 
-/// `error` and its sources, joined by `: `, leaving out a source whose
-/// text the message already holds (many errors repeat their source's text
-/// in their own).
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
+pub(crate) use rebound_retry::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod classify;
 pub mod duration;
+mod error_chain;
 pub mod presets;
 mod runner;
 pub mod spec;
@@ -49,6 +50,7 @@ pub use breaker::{
     BreakerError, BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit,
 };
 pub use classify::{Classify, Decision};
+pub use error_chain::error_chain;
 pub use runner::{
     BlockingRetry, BlockingRetryable, BudgetError, NoNotify, Notify, RetryAll, RetryBudget,
     RetryError, RetryPolicy, StopReason, When,

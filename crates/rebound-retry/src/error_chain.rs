@@ -1,4 +1,6 @@
-//! The one formatter of an error's source chain in rebound-init.
+//! The one formatter of an error's source chain in rebound: every crate
+//! that puts a cause into a message (init actions, recovery attempts and
+//! journal errors) uses it, so chains read the same everywhere.
 
 /// `e` and its sources on one line, joined by `: `, for messages. A source
 /// whose text its error already quotes is not repeated (many errors
@@ -6,7 +8,7 @@
 ///
 /// ```
 /// use std::io;
-/// use rebound_init::error_chain;
+/// use rebound_retry::error_chain;
 ///
 /// let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
 /// assert_eq!(error_chain(&ConnectFailed(refused)), "connect failed: connection refused");

@@ -12,92 +12,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Cli;
-
-/// A runtime `quick` whose start touches `{dir}/up`.
-fn quick_config(dir: &Path) -> PathBuf {
-    let path = dir.join("agent.yaml");
-    let config = r#"runtimes:
-  quick:
-    start:
-      steps:
-        - id: touch
-          uses: init.run
-          with: { command: ["touch", "{dir}/up"] }
-    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
-    endpoint: "file://{dir}/up"
-"#;
-    std::fs::write(&path, config.replace("{dir}", &dir.display().to_string())).unwrap();
-    path
-}
-
-/// `rebound agent --config CONFIG --listen LISTEN`.
-fn agent_cli(config: &Path, listen: &str) -> Cli {
-    Cli::new()
-        .args(["agent", "--config"])
-        .args([config])
-        .args(["--listen", listen])
-}
-
-fn spawn(cli: Cli) -> Child {
-    cli.command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// SIGTERM.
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits for the exit; the code and stderr.
-fn finish(child: &mut Child) -> (Option<i32>, String) {
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_string(&mut stderr).unwrap();
-    }
-    (child.wait().unwrap().code(), stderr)
-}
-
-/// Polls `cond` every 10 ms for up to `limit` (waiting for real processes,
-/// not measuring time); whether it came true.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use support::{
+    Cli, QUICK_CONFIG, agent_cli, finish, poll_until, send_signal, spawn_logging, try_http,
+    write_config,
+};
 
 /// `GET /v1/runtimes` over a Unix socket, with `token` when given: the
 /// status code, or `None` when nothing answers.
 fn list_runtimes(socket: &Path, token: Option<&str>) -> Option<u16> {
-    let mut stream = UnixStream::connect(socket).ok()?;
+    let stream = UnixStream::connect(socket).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET /v1/runtimes HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n{auth}\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.get(9..12)?.parse().ok()
+    try_http(stream, "GET", "/v1/runtimes", "", token).map(|(code, _)| code)
 }
 
 /// A socket file nobody listens on, as a crashed agent leaves behind.
@@ -124,7 +51,7 @@ fn mkfifo(path: &Path) {
 #[test]
 fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     let socket = dir.path().join("race.sock");
     let listen = format!("unix:{}", socket.display());
     let token = "race-token";
@@ -140,7 +67,7 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
         let mut agents: Vec<Child> = fifos
             .iter()
             .map(|fifo| {
-                spawn(
+                spawn_logging(
                     agent_cli(&config, &listen)
                         .args(["--token-file"])
                         .args([fifo]),
@@ -159,7 +86,7 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
 
         // The loser gives up at once; the winner keeps listening.
         let mut exited = None;
-        let ended = wait_for(Duration::from_secs(10), || {
+        let ended = poll_until(Duration::from_secs(10), || {
             for (i, a) in agents.iter_mut().enumerate() {
                 if a.try_wait().unwrap().is_some() {
                     exited = Some(i);
@@ -190,13 +117,13 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
         );
         // The loser is gone; the winner's socket is still there and answers.
         assert!(
-            wait_for(Duration::from_secs(10), || list_runtimes(
+            poll_until(Duration::from_secs(10), || list_runtimes(
                 &socket,
                 Some(token)
             ) == Some(200)),
             "round {round}: the winner's socket does not answer"
         );
-        terminate(&agents[winner]);
+        send_signal(agents[winner].id(), "TERM");
         let (code, stderr) = finish(&mut agents[winner]);
         assert_eq!(code, Some(0), "round {round}: the winner: {stderr}");
         assert!(
@@ -216,16 +143,16 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
 #[test]
 fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
     let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
-    let mut first = spawn(agent_cli(&config, &listen));
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
+    let mut first = spawn_logging(agent_cli(&config, &listen));
+    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
         &socket, None
     ) == Some(200)));
     std::fs::remove_file(&socket).unwrap();
-    let mut second = spawn(agent_cli(&config, &listen));
-    let refused = wait_for(Duration::from_secs(10), || {
+    let mut second = spawn_logging(agent_cli(&config, &listen));
+    let refused = poll_until(Duration::from_secs(10), || {
         second.try_wait().unwrap().is_some()
     });
     if !refused {
@@ -242,14 +169,14 @@ fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
         "{stderr}"
     );
     assert!(!socket.exists(), "the refused agent bound the socket");
-    terminate(&first);
+    send_signal(first.id(), "TERM");
     assert_eq!(finish(&mut first).0, Some(0));
     // Once the first one has stopped, the path is free again.
-    let mut third = spawn(agent_cli(&config, &listen));
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
+    let mut third = spawn_logging(agent_cli(&config, &listen));
+    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
         &socket, None
     ) == Some(200)));
-    terminate(&third);
+    send_signal(third.id(), "TERM");
     assert_eq!(finish(&mut third).0, Some(0));
 }
 
@@ -258,16 +185,16 @@ fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
 #[test]
 fn an_agent_never_removes_a_socket_it_did_not_bind() {
     let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     let socket = dir.path().join("agent.sock");
-    let mut agent = spawn(agent_cli(&config, &format!("unix:{}", socket.display())));
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
+    let mut agent = spawn_logging(agent_cli(&config, &format!("unix:{}", socket.display())));
+    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
         &socket, None
     ) == Some(200)));
     // Someone else now owns the path.
     std::fs::remove_file(&socket).unwrap();
     let other = UnixListener::bind(&socket).unwrap();
-    terminate(&agent);
+    send_signal(agent.id(), "TERM");
     let (code, stderr) = finish(&mut agent);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
@@ -303,7 +230,7 @@ fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
     .unwrap();
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
-    let mut first = spawn(agent_cli(&config, &listen));
+    let mut first = spawn_logging(agent_cli(&config, &listen));
     Cli::new()
         .args(["ensure", "--agent", &listen, "daemon", "--wait", "20s"])
         .run()
@@ -311,8 +238,8 @@ fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
     let pid = std::fs::read_to_string(dir.path().join("daemon.pid")).unwrap();
     first.kill().unwrap();
     first.wait().unwrap();
-    let mut second = spawn(agent_cli(&config, &listen));
-    let up = wait_for(Duration::from_secs(20), || {
+    let mut second = spawn_logging(agent_cli(&config, &listen));
+    let up = poll_until(Duration::from_secs(20), || {
         list_runtimes(&socket, None) == Some(200)
     });
     let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
@@ -320,7 +247,7 @@ fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
         let _ = second.kill();
         finish(&mut second)
     });
-    terminate(&second);
+    send_signal(second.id(), "TERM");
     assert_eq!(finish(&mut second).0, Some(0));
 }
 
@@ -352,13 +279,13 @@ fn stderr_until(child: &mut Child, needle: &str) -> (bool, String) {
 #[test]
 fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
     let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     let token = dir.path().join("token");
     std::fs::write(&token, "vsock-token\n").unwrap();
     // A port nobody else on this machine is likely to hold.
     let port = 40_000 + std::process::id() % 20_000;
     let listen = format!("vsock:{port}");
-    let mut first = spawn(
+    let mut first = spawn_logging(
         agent_cli(&config, &listen)
             .args(["--token-file"])
             .args([&token]),
@@ -385,10 +312,10 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
         .stderr_has(&format!("cannot listen on {listen}"))
         .stderr_has("address in use");
     drop(second);
-    terminate(&first);
+    send_signal(first.id(), "TERM");
     assert_eq!(first.wait().unwrap().code(), Some(0));
     // Binding a CID that is not this machine's is refused, naming it.
-    let mut wrong_cid = spawn(
+    let mut wrong_cid = spawn_logging(
         agent_cli(&config, &format!("vsock:4294967294:{port}"))
             .args(["--token-file"])
             .args([&token]),
@@ -401,9 +328,9 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
         "{seen}"
     );
     // Stopped, the port is free again: a new agent binds it.
-    let mut third = spawn(agent_cli(&config, &listen).args(["--insecure-no-token"]));
+    let mut third = spawn_logging(agent_cli(&config, &listen).args(["--insecure-no-token"]));
     let (listening, seen) = stderr_until(&mut third, "listening on");
-    terminate(&third);
+    send_signal(third.id(), "TERM");
     let _ = third.wait();
     assert!(listening, "the port was not freed: {seen}");
     assert!(seen.contains("--insecure-no-token"), "{seen}");
@@ -413,7 +340,7 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
 #[test]
 fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
     let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     agent_cli(&config, "vsock:7070")
         .run()
         .code(2)
@@ -435,7 +362,7 @@ fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
 #[test]
 fn bad_vsock_and_hvsock_addresses_exit_2_naming_the_address() {
     let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     // A stand-in VMM socket: a bad address must never reach it.
     let vmm_path = dir.path().join("vmm.sock");
     let vmm = UnixListener::bind(&vmm_path).unwrap();
@@ -612,16 +539,16 @@ fn serve_vmm(
 #[test]
 fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     let socket = dir.path().join("agent.sock");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "hv-token\n").unwrap();
-    let mut agent = spawn(
+    let mut agent = spawn_logging(
         agent_cli(&config, &format!("unix:{}", socket.display()))
             .args(["--token-file"])
             .args([&token_file]),
     );
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
+    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
         &socket,
         Some("hv-token")
     ) == Some(200)));
@@ -647,7 +574,7 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         .spawn()
         .unwrap();
     // Refused twice (the guest is not listening yet), then let through.
-    assert!(wait_for(Duration::from_secs(20), || vmm.lines().len() >= 2));
+    assert!(poll_until(Duration::from_secs(20), || vmm.lines().len() >= 2));
     vmm.set(Vmm::Relay);
     let out = client.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -696,7 +623,7 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         .stderr_has("listening on vsock port 7071");
     assert_ne!(out.output.status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(10));
-    terminate(&agent);
+    send_signal(agent.id(), "TERM");
     assert_eq!(finish(&mut agent).0, Some(0));
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use support::{
     Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, finish, free_port, http, send_signal,
-    spawn_logging, wait_until, write_config,
+    spawn_logging, wait_until, web_runtime, write_config,
 };
 
 fn lines(path: &Path) -> usize {
@@ -26,23 +26,11 @@ fn lines(path: &Path) -> usize {
 /// A runtime `web` whose start records itself in `{dir}/starts`, then opens
 /// `port` (python's http.server) half a second later, in the background.
 fn web_config(port: u16, ttl: &str) -> String {
+    let before = "echo start >> {dir}/starts; ";
+    let rest = format!("    start_timeout: 20s\n    ready_ttl: {ttl}\n");
     format!(
-        r#"runtimes:
-  web:
-    start:
-      steps:
-        - id: serve
-          uses: init.run
-          with:
-            command: "echo start >> {{dir}}/starts; (sleep 0.5; exec python3 -m http.server {port} --bind 127.0.0.1) >/dev/null 2>&1 & echo $! > {{dir}}/web.pid"
-    probe:
-      uses: init.wait_tcp
-      with: {{ host: 127.0.0.1, port: {port} }}
-      timeout: 1s
-    endpoint: "http://127.0.0.1:{port}"
-    start_timeout: 20s
-    ready_ttl: {ttl}
-"#
+        "runtimes:\n{}",
+        web_runtime(port, before, "sleep 0.5; ", &rest)
     )
 }
 

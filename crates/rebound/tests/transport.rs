@@ -27,6 +27,20 @@ fn list_runtimes(socket: &Path, token: Option<&str>) -> Option<u16> {
     try_http(stream, "GET", "/v1/runtimes", "", token).map(|(code, _)| code)
 }
 
+/// Asserts that an agent's `(exit code, stderr)` are those of one refused
+/// because another agent listens on `socket`: exit 3, naming the path.
+#[track_caller]
+fn assert_taken((code, stderr): (Option<i32>, String), socket: &Path, who: &str) {
+    assert_eq!(code, Some(3), "{who}: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another agent is listening on {}",
+            socket.display()
+        )),
+        "{who}'s message: {stderr}"
+    );
+}
+
 /// A socket file nobody listens on, as a crashed agent leaves behind.
 fn stale_socket(path: &Path) {
     let _ = std::fs::remove_file(path);
@@ -101,14 +115,10 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
         );
         let loser = exited.unwrap();
         let winner = 1 - loser;
-        let (code, stderr) = finish(&mut agents[loser]);
-        assert_eq!(code, Some(3), "round {round}: the loser: {stderr}");
-        assert!(
-            stderr.contains(&format!(
-                "another agent is listening on {}",
-                socket.display()
-            )),
-            "round {round}: the loser's message: {stderr}"
+        assert_taken(
+            finish(&mut agents[loser]),
+            &socket,
+            &format!("round {round}: the loser"),
         );
         assert!(
             agents[winner].try_wait().unwrap().is_none(),
@@ -160,14 +170,7 @@ fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
     }
     let (code, stderr) = finish(&mut second);
     assert!(refused, "a second agent is running on the path: {stderr}");
-    assert_eq!(code, Some(3), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "another agent is listening on {}",
-            socket.display()
-        )),
-        "{stderr}"
-    );
+    assert_taken((code, stderr), &socket, "the second agent");
     assert!(!socket.exists(), "the refused agent bound the socket");
     send_signal(first.id(), "TERM");
     assert_eq!(finish(&mut first).0, Some(0));
@@ -210,24 +213,19 @@ fn an_agent_never_removes_a_socket_it_did_not_bind() {
 #[test]
 fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"runtimes:
+    let config = write_config(
+        dir.path(),
+        r#"runtimes:
   daemon:
     start:
       steps:
         - id: daemon
           uses: init.run
-          with: {{ command: "(exec sleep 30) >/dev/null 2>&1 & echo $! > {dir}/daemon.pid; touch {dir}/up" }}
-    probe: {{ uses: init.wait_file, with: {{ path: "{dir}/up" }}, timeout: 1s }}
+          with: { command: "(exec sleep 30) >/dev/null 2>&1 & echo $! > {dir}/daemon.pid; touch {dir}/up" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
     endpoint: "daemon"
 "#,
-            dir = dir.path().display()
-        ),
-    )
-    .unwrap();
+    );
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
     let mut first = spawn_logging(agent_cli(&config, &listen));

@@ -17,7 +17,7 @@ use rebound::agent::client::{CallError, Client, EventStream};
 use rebound::agent::sse::Event;
 use support::{
     Agent, Cli, QUICK_CONFIG, agent_cli, free_port, http, send_signal, spawn_logging, wait_until,
-    write_config,
+    web_runtime, write_config,
 };
 
 /// Bound on anything a test waits for (real processes, not a measurement).
@@ -82,20 +82,8 @@ fn config(port: u16) -> String {
     probe: {{ uses: init.wait_file, with: {{ path: "{{dir}}/never" }}, timeout: 200ms }}
     endpoint: none
     backoff: {{ initial: 30s, jitter: none }}
-  web:
-    start:
-      steps:
-        - id: serve
-          uses: init.run
-          with:
-            command: "(exec python3 -m http.server {port} --bind 127.0.0.1) >/dev/null 2>&1 & echo $! > {{dir}}/web.pid"
-    probe:
-      uses: init.wait_tcp
-      with: {{ host: 127.0.0.1, port: {port} }}
-      timeout: 1s
-    endpoint: "http://127.0.0.1:{port}"
-    ready_ttl: 500ms
-"#
+{}"#,
+        web_runtime(port, "", "", "    ready_ttl: 500ms\n")
     )
 }
 

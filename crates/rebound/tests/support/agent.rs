@@ -25,6 +25,31 @@ pub const QUICK_CONFIG: &str = r#"runtimes:
     endpoint: "file://{dir}/up"
 "#;
 
+/// The entry of a runtime `web` in an agent config (for [`Agent::start`]:
+/// `{dir}` stands for the agent's directory). Its start runs the shell
+/// command `{before}({delay}exec python3 -m http.server PORT) & echo $! >
+/// {dir}/web.pid`, so the server (python's, on `port`) runs in the
+/// background and [`Agent`] kills it when dropped; it is probed over TCP
+/// with a 1 s timeout and its endpoint is `http://127.0.0.1:PORT`. `rest`
+/// holds further fields of the runtime, a line each, indented four spaces.
+pub fn web_runtime(port: u16, before: &str, delay: &str, rest: &str) -> String {
+    format!(
+        r#"  web:
+    start:
+      steps:
+        - id: serve
+          uses: init.run
+          with:
+            command: "{before}({delay}exec python3 -m http.server {port} --bind 127.0.0.1) >/dev/null 2>&1 & echo $! > {{dir}}/web.pid"
+    probe:
+      uses: init.wait_tcp
+      with: {{ host: 127.0.0.1, port: {port} }}
+      timeout: 1s
+    endpoint: "http://127.0.0.1:{port}"
+{rest}"#
+    )
+}
+
 /// Writes `config`, with `{dir}` replaced by `dir`, to `dir/agent.yaml`.
 pub fn write_config(dir: &Path, config: &str) -> PathBuf {
     write_file(

@@ -13,8 +13,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::{
-    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, finish, free_port, http, send_signal,
-    spawn_logging, wait_until, web_runtime, write_config,
+    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, free_port, http, send_signal,
+    spawn_logging, stop_cleanly, wait_until, web_runtime, write_config,
 };
 
 fn lines(path: &Path) -> usize {
@@ -434,8 +434,7 @@ fn stale_socket_file_is_replaced() {
         .args(["--wait", "20s"])
         .run()
         .code(0);
-    send_signal(child.id(), "TERM");
-    assert_eq!(finish(&mut child).0, Some(0));
+    stop_cleanly(&mut child);
 }
 
 #[test]
@@ -654,8 +653,7 @@ fn longest_socket_path_binds_and_a_second_agent_is_refused() {
         .run()
         .code(2)
         .stderr_has("port 0");
-    send_signal(first.id(), "TERM");
-    assert_eq!(finish(&mut first).0, Some(0));
+    stop_cleanly(&mut first);
     assert!(!Path::new(&socket).exists());
 }
 

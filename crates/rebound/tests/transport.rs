@@ -13,18 +13,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    Cli, QUICK_CONFIG, agent_cli, finish, poll_until, send_signal, spawn_logging, try_http,
-    write_config,
+    Cli, QUICK_CONFIG, agent_cli, finish, poll_until, send_signal, spawn_logging, stop_cleanly,
+    terminate, try_http, write_config,
 };
 
-/// `GET /v1/runtimes` over a Unix socket, with `token` when given: the
-/// status code, or `None` when nothing answers.
-fn list_runtimes(socket: &Path, token: Option<&str>) -> Option<u16> {
-    let stream = UnixStream::connect(socket).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    try_http(stream, "GET", "/v1/runtimes", "", token).map(|(code, _)| code)
+/// Whether `GET /v1/runtimes` over the Unix socket `socket`, with `token`
+/// when given, is answered 200 within `limit`.
+fn answers_within(limit: Duration, socket: &Path, token: Option<&str>) -> bool {
+    poll_until(limit, || {
+        let Ok(stream) = UnixStream::connect(socket) else {
+            return false;
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        try_http(stream, "GET", "/v1/runtimes", "", token).is_some_and(|(code, _)| code == 200)
+    })
 }
 
 /// Asserts that an agent's `(exit code, stderr)` are those of one refused
@@ -127,14 +131,10 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
         );
         // The loser is gone; the winner's socket is still there and answers.
         assert!(
-            poll_until(Duration::from_secs(10), || list_runtimes(
-                &socket,
-                Some(token)
-            ) == Some(200)),
+            answers_within(Duration::from_secs(10), &socket, Some(token)),
             "round {round}: the winner's socket does not answer"
         );
-        send_signal(agents[winner].id(), "TERM");
-        let (code, stderr) = finish(&mut agents[winner]);
+        let (code, stderr) = terminate(&mut agents[winner]);
         assert_eq!(code, Some(0), "round {round}: the winner: {stderr}");
         assert!(
             !socket.exists(),
@@ -157,9 +157,7 @@ fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
     let mut first = spawn_logging(agent_cli(&config, &listen));
-    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
-        &socket, None
-    ) == Some(200)));
+    assert!(answers_within(Duration::from_secs(20), &socket, None));
     std::fs::remove_file(&socket).unwrap();
     let mut second = spawn_logging(agent_cli(&config, &listen));
     let refused = poll_until(Duration::from_secs(10), || {
@@ -172,15 +170,11 @@ fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
     assert!(refused, "a second agent is running on the path: {stderr}");
     assert_taken((code, stderr), &socket, "the second agent");
     assert!(!socket.exists(), "the refused agent bound the socket");
-    send_signal(first.id(), "TERM");
-    assert_eq!(finish(&mut first).0, Some(0));
+    stop_cleanly(&mut first);
     // Once the first one has stopped, the path is free again.
     let mut third = spawn_logging(agent_cli(&config, &listen));
-    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
-        &socket, None
-    ) == Some(200)));
-    send_signal(third.id(), "TERM");
-    assert_eq!(finish(&mut third).0, Some(0));
+    assert!(answers_within(Duration::from_secs(20), &socket, None));
+    stop_cleanly(&mut third);
 }
 
 /// An agent removes its socket file at exit only if the path still names
@@ -191,14 +185,11 @@ fn an_agent_never_removes_a_socket_it_did_not_bind() {
     let config = write_config(dir.path(), QUICK_CONFIG);
     let socket = dir.path().join("agent.sock");
     let mut agent = spawn_logging(agent_cli(&config, &format!("unix:{}", socket.display())));
-    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
-        &socket, None
-    ) == Some(200)));
+    assert!(answers_within(Duration::from_secs(20), &socket, None));
     // Someone else now owns the path.
     std::fs::remove_file(&socket).unwrap();
     let other = UnixListener::bind(&socket).unwrap();
-    send_signal(agent.id(), "TERM");
-    let (code, stderr) = finish(&mut agent);
+    let (code, stderr) = terminate(&mut agent);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         socket.exists(),
@@ -237,16 +228,13 @@ fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
     first.kill().unwrap();
     first.wait().unwrap();
     let mut second = spawn_logging(agent_cli(&config, &listen));
-    let up = poll_until(Duration::from_secs(20), || {
-        list_runtimes(&socket, None) == Some(200)
-    });
+    let up = answers_within(Duration::from_secs(20), &socket, None);
     let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
     assert!(up, "the new agent did not take over: {:?}", {
         let _ = second.kill();
         finish(&mut second)
     });
-    send_signal(second.id(), "TERM");
-    assert_eq!(finish(&mut second).0, Some(0));
+    stop_cleanly(&mut second);
 }
 
 /// Reads `child`'s stderr lines until one contains `needle` or the process
@@ -546,10 +534,11 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
             .args(["--token-file"])
             .args([&token_file]),
     );
-    assert!(poll_until(Duration::from_secs(20), || list_runtimes(
+    assert!(answers_within(
+        Duration::from_secs(20),
         &socket,
         Some("hv-token")
-    ) == Some(200)));
+    ));
     let vmm = StandIn::start(
         dir.path().join("vmm.sock"),
         socket.clone(),
@@ -621,8 +610,7 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         .stderr_has("listening on vsock port 7071");
     assert_ne!(out.output.status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(10));
-    send_signal(agent.id(), "TERM");
-    assert_eq!(finish(&mut agent).0, Some(0));
+    stop_cleanly(&mut agent);
 }
 
 /// A VMM that answers garbage, closes, or never answers: "agent

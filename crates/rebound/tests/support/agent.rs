@@ -92,6 +92,20 @@ pub fn finish(child: &mut Child) -> (Option<i32>, String) {
     (child.wait().unwrap().code(), stderr)
 }
 
+/// SIGTERM to `child`, then its exit code and stderr (see [`finish`]).
+pub fn terminate(child: &mut Child) -> (Option<i32>, String) {
+    send_signal(child.id(), "TERM");
+    finish(child)
+}
+
+/// SIGTERM to `child`, then asserts that it exits 0 (showing its stderr
+/// where it does not).
+#[track_caller]
+pub fn stop_cleanly(child: &mut Child) {
+    let (code, stderr) = terminate(child);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
 /// Polls `cond` every 10 ms for up to `limit` (waiting for real processes,
 /// not measuring time): whether it came true. For a test that has to clean
 /// up before it asserts; [`wait_until`] fails at once instead.
@@ -250,9 +264,7 @@ impl Agent {
 
     /// SIGTERM, then the exit code and stderr.
     pub fn stop(&mut self) -> (Option<i32>, String) {
-        let mut child = self.child.take().expect("the agent runs");
-        send_signal(child.id(), "TERM");
-        finish(&mut child)
+        terminate(&mut self.child.take().expect("the agent runs"))
     }
 }
 

@@ -166,6 +166,21 @@ fn request(
     })
 }
 
+/// [`request`] for the object of an [`S3Push`] or [`S3Pull`], which name it
+/// with the same fields.
+macro_rules! request_for {
+    ($verb:literal, $action:expr, $credentials:expr) => {
+        request(
+            $verb,
+            &$action.bucket,
+            &$action.key,
+            &$action.endpoint,
+            &$action.region,
+            $credentials,
+        )
+    };
+}
+
 fn object_path(key: &str) -> Result<ObjectPath, ActionError> {
     ObjectPath::parse(key)
         .map_err(|e| ActionError::permanent(format!("invalid S3 key {key:?}: {e}")))
@@ -221,14 +236,7 @@ pub(crate) async fn push(
     p: &S3Push,
     credentials: Option<&S3Credentials>,
 ) -> Result<(), ActionError> {
-    let req = request(
-        "s3 push to",
-        &p.bucket,
-        &p.key,
-        &p.endpoint,
-        &p.region,
-        credentials,
-    )?;
+    let req = request_for!("s3 push to", p, credentials)?;
     let source = &p.source;
     let mut file = tokio::fs::File::open(source)
         .await
@@ -290,14 +298,7 @@ pub(crate) async fn pull(
     p: &S3Pull,
     credentials: Option<&S3Credentials>,
 ) -> Result<(), ActionError> {
-    let req = request(
-        "s3 pull of",
-        &p.bucket,
-        &p.key,
-        &p.endpoint,
-        &p.region,
-        credentials,
-    )?;
+    let req = request_for!("s3 pull of", p, credentials)?;
     let result = req
         .store
         .get(&req.location)

@@ -13,8 +13,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::{
-    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, free_port, http, send_signal,
-    spawn_logging, stop_cleanly, wait_until, web_runtime, write_config,
+    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, free_port, http, quick_config_dir,
+    send_signal, spawn_logging, stop_cleanly, wait_until, web_runtime, write_config,
 };
 
 fn lines(path: &Path) -> usize {
@@ -250,8 +250,7 @@ fn bad_config_exits_2_with_file_line_and_column() {
 
 #[test]
 fn tcp_needs_a_token_and_answers_401_without_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     agent_cli(&config, "tcp:127.0.0.1:0")
         .run()
         .code(2)
@@ -442,13 +441,7 @@ fn ensure_retries_while_the_agent_is_not_up_yet() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("late.sock");
     let addr = format!("unix:{}", socket.display());
-    let mut client = ensure_cli(&addr, "quick")
-        .args(["--wait", "30s"])
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = ensure_cli(&addr, "quick").args(["--wait", "30s"]).spawn();
     // The agent starts only once the client has met the missing socket.
     let mut stderr = std::io::BufReader::new(client.stderr.take().unwrap());
     let mut first = String::new();
@@ -625,8 +618,7 @@ fn a_client_that_never_finishes_its_headers_is_dropped() {
 
 #[test]
 fn longest_socket_path_binds_and_a_second_agent_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     // 107 bytes, the most a Unix socket path may have: before, the agent
     // bound it under a longer temporary name first and failed (exit 3).
     let base = dir.path().display().to_string();

@@ -9,11 +9,11 @@ mod support;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use support::{
-    Cli, QUICK_CONFIG, agent_cli, finish, poll_until, send_signal, spawn_logging, stop_cleanly,
+    Cli, agent_cli, finish, poll_until, quick_config_dir, send_signal, spawn_logging, stop_cleanly,
     terminate, try_http, write_config,
 };
 
@@ -68,8 +68,7 @@ fn mkfifo(path: &Path) {
 /// loser and answers.
 #[test]
 fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("race.sock");
     let listen = format!("unix:{}", socket.display());
     let token = "race-token";
@@ -152,8 +151,7 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
 /// agent's socket file deleted, a second agent still refuses the path.
 #[test]
 fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
     let mut first = spawn_logging(agent_cli(&config, &listen));
@@ -181,8 +179,7 @@ fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
 /// the socket it bound.
 #[test]
 fn an_agent_never_removes_a_socket_it_did_not_bind() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("agent.sock");
     let mut agent = spawn_logging(agent_cli(&config, &format!("unix:{}", socket.display())));
     assert!(answers_within(Duration::from_secs(20), &socket, None));
@@ -264,8 +261,7 @@ fn stderr_until(child: &mut Child, needle: &str) -> (bool, String) {
 /// agent says so clearly (exit 3).
 #[test]
 fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     let token = dir.path().join("token");
     std::fs::write(&token, "vsock-token\n").unwrap();
     // A port nobody else on this machine is likely to hold.
@@ -325,8 +321,7 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
 /// vsock needs a token like TCP: any process of the guest can connect.
 #[test]
 fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     agent_cli(&config, "vsock:7070")
         .run()
         .code(2)
@@ -347,8 +342,7 @@ fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
 /// contacted.
 #[test]
 fn bad_vsock_and_hvsock_addresses_exit_2_naming_the_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     // A stand-in VMM socket: a bad address must never reach it.
     let vmm_path = dir.path().join("vmm.sock");
     let vmm = UnixListener::bind(&vmm_path).unwrap();
@@ -524,8 +518,7 @@ fn serve_vmm(
 /// connection) the call is retried as an unreachable agent, then succeeds.
 #[test]
 fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), QUICK_CONFIG);
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("agent.sock");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "hv-token\n").unwrap();
@@ -555,11 +548,7 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
             "60s",
         ])
         .env("REBOUND_AGENT_TOKEN", "hv-token")
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     // Refused twice (the guest is not listening yet), then let through.
     assert!(poll_until(Duration::from_secs(20), || vmm.lines().len() >= 2));
     vmm.set(Vmm::Relay);

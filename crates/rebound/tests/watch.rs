@@ -683,15 +683,10 @@ fn a_handshake_that_is_not_json_or_of_an_unknown_major_is_exit_2() {
 fn ensure_watch_prints_events_until_interrupted() {
     let agent = Agent::start(&config(free_port()));
     for (json, signal, code) in [(false, "INT", 130), (true, "TERM", 143)] {
-        let mut cmd = Cli::new()
+        let mut child = Cli::new()
             .args(["ensure", "--agent", &agent.addr(), "--watch", "slow"])
             .args(if json { &["--json"][..] } else { &[][..] })
-            .command();
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         let mut read_line = |line: &mut String| {

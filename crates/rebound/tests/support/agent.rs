@@ -59,6 +59,14 @@ pub fn write_config(dir: &Path, config: &str) -> PathBuf {
     )
 }
 
+/// A fresh temporary directory with [`QUICK_CONFIG`] written to
+/// `agent.yaml` in it: the directory and the config's path.
+pub fn quick_config_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), QUICK_CONFIG);
+    (dir, config)
+}
+
 /// `rebound agent --config CONFIG --listen LISTEN`.
 pub fn agent_cli(config: &Path, listen: &str) -> Cli {
     Cli::new()

@@ -13,8 +13,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use support::{
-    Cli, agent_cli, finish, poll_until, quick_config_dir, send_signal, spawn_logging, stop_cleanly,
-    terminate, try_http, write_config,
+    Cli, agent_cli, ensure_cli, finish, poll_until, quick_config_dir, send_signal, spawn_logging,
+    stop_cleanly, terminate, try_http, write_config,
 };
 
 /// Whether `GET /v1/runtimes` over the Unix socket `socket`, with `token`
@@ -538,15 +538,8 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         7070,
         Vmm::Close,
     );
-    let client = Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &vmm.addr(7070),
-            "quick",
-            "--wait",
-            "60s",
-        ])
+    let client = ensure_cli(&vmm.addr(7070), "quick")
+        .args(["--wait", "60s"])
         .env("REBOUND_AGENT_TOKEN", "hv-token")
         .spawn();
     // Refused twice (the guest is not listening yet), then let through.
@@ -570,30 +563,16 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         vmm.lines()
     );
     // The token travels through: a wrong one is refused by the agent.
-    Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &vmm.addr(7070),
-            "quick",
-            "--wait",
-            "10s",
-        ])
+    ensure_cli(&vmm.addr(7070), "quick")
+        .args(["--wait", "10s"])
         .env("REBOUND_AGENT_TOKEN", "wrong")
         .run()
         .code(2)
         .stderr_has("missing or wrong bearer token");
     // A port the guest does not listen on: the stand-in closes it.
     let started = Instant::now();
-    let out = Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &vmm.addr(7071),
-            "quick",
-            "--wait",
-            "1s",
-        ])
+    let out = ensure_cli(&vmm.addr(7071), "quick")
+        .args(["--wait", "1s"])
         .env("REBOUND_AGENT_TOKEN", "hv-token")
         .run()
         .stderr_has("listening on vsock port 7071");

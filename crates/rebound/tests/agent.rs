@@ -8,170 +8,14 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
-use support::Cli;
-
-/// A running `rebound agent` on a socket in its own temporary directory.
-struct Agent {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-}
-
-impl Agent {
-    /// Writes `config` (with `{dir}` replaced by the temp dir) and starts the
-    /// agent on `unix:{dir}/agent.sock`.
-    fn start(config: &str) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("agent.sock");
-        let config = write_config(dir.path(), config);
-        let child = agent_cli(&config, &format!("unix:{}", socket.display()))
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child: Some(child),
-            dir,
-            socket,
-        };
-        agent.wait_until(
-            || UnixStream::connect(&agent.socket).is_ok(),
-            "the agent socket",
-        );
-        agent
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn addr(&self) -> String {
-        format!("unix:{}", self.socket.display())
-    }
-
-    /// Polls `cond` every 20 ms for up to 20 s (waiting for real processes,
-    /// not measuring time).
-    fn wait_until(&self, mut cond: impl FnMut() -> bool, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let stream = UnixStream::connect(&self.socket).unwrap();
-        http(stream, method, path, body, None)
-    }
-
-    fn ensure(&self, runtime: &str, start: bool) -> serde_json::Value {
-        let (code, body) = self.request(
-            "POST",
-            &format!("/v1/runtimes/{runtime}/ensure"),
-            &format!("{{\"start_if_needed\": {start}}}"),
-        );
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn state(&self, runtime: &str) -> serde_json::Value {
-        let (code, body) = self.request("GET", "/v1/runtimes", "");
-        assert_eq!(code, 200, "{body}");
-        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
-        all["runtimes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == runtime)
-            .cloned()
-            .unwrap()
-    }
-
-    /// SIGTERM, then the exit code and stderr.
-    fn stop(&mut self) -> (Option<i32>, String) {
-        let mut child = self.child.take().unwrap();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        child_output(&mut child)
-    }
-}
-
-fn child_output(child: &mut Child) -> (Option<i32>, String) {
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_string(&mut stderr).unwrap();
-    }
-    let status = child.wait().unwrap();
-    (status.code(), stderr)
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // Runtimes the tests started write their pid here.
-        for entry in std::fs::read_dir(self.dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name();
-            if name.to_string_lossy().ends_with(".pid") {
-                if let Ok(pid) = std::fs::read_to_string(entry.path()) {
-                    let _ = std::process::Command::new("kill")
-                        .args(["-KILL", pid.trim()])
-                        .stderr(Stdio::null())
-                        .status();
-                }
-            }
-        }
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; the status and body.
-fn http<S: Read + Write>(
-    mut stream: S,
-    method: &str,
-    path: &str,
-    body: &str,
-    token: Option<&str>,
-) -> (u16, String) {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{
+    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, free_port, http, quick_config_dir,
+    send_signal, spawn_logging, stop_cleanly, wait_until, web_runtime, write_config,
+};
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path)
@@ -182,23 +26,11 @@ fn lines(path: &Path) -> usize {
 /// A runtime `web` whose start records itself in `{dir}/starts`, then opens
 /// `port` (python's http.server) half a second later, in the background.
 fn web_config(port: u16, ttl: &str) -> String {
+    let before = "echo start >> {dir}/starts; ";
+    let rest = format!("    start_timeout: 20s\n    ready_ttl: {ttl}\n");
     format!(
-        r#"runtimes:
-  web:
-    start:
-      steps:
-        - id: serve
-          uses: init.run
-          with:
-            command: "echo start >> {{dir}}/starts; (sleep 0.5; exec python3 -m http.server {port} --bind 127.0.0.1) >/dev/null 2>&1 & echo $! > {{dir}}/web.pid"
-    probe:
-      uses: init.wait_tcp
-      with: {{ host: 127.0.0.1, port: {port} }}
-      timeout: 1s
-    endpoint: "http://127.0.0.1:{port}"
-    start_timeout: 20s
-    ready_ttl: {ttl}
-"#
+        "runtimes:\n{}",
+        web_runtime(port, before, "sleep 0.5; ", &rest)
     )
 }
 
@@ -253,11 +85,8 @@ fn killed_runtime_is_reported_not_ready_after_the_ttl_and_started_again() {
         .run()
         .code(0);
     let pid = std::fs::read_to_string(agent.path("web.pid")).unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", pid.trim()])
-        .status()
-        .unwrap();
-    agent.wait_until(
+    send_signal(pid.trim().parse().unwrap(), "KILL");
+    wait_until(
         || agent.state("web")["state"] == "not_started",
         "the TTL probe to find it dead",
     );
@@ -307,12 +136,8 @@ fn hanging_start_fails_at_the_start_timeout_and_is_killed() {
         out.stdout()
     );
     let pid = std::fs::read_to_string(agent.path("hang.pid")).unwrap();
-    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
-    agent.wait_until(
-        || {
-            !proc_dir.exists()
-                || std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
-        },
+    wait_until(
+        || !alive(pid.trim()),
         "the hanging start's process to be killed",
     );
     assert_eq!(agent.state("stuck")["state"], "failed");
@@ -334,7 +159,7 @@ fn failing_start_is_retried_only_after_the_backoff() {
 "#,
     );
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
-    agent.wait_until(
+    wait_until(
         || agent.state("broken")["state"] == "failed",
         "the start to fail",
     );
@@ -368,8 +193,8 @@ fn failing_start_is_retried_only_after_the_backoff() {
     // `failed_start_is_not_retried_before_the_backoff`; here it is the wiring.
     std::thread::sleep(Duration::from_millis(waited + 50));
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
-    agent.wait_until(|| lines(&agent.path("starts")) == 2, "the second start");
-    agent.wait_until(
+    wait_until(|| lines(&agent.path("starts")) == 2, "the second start");
+    wait_until(
         || agent.state("broken")["failures"] == 2,
         "the second failure",
     );
@@ -423,43 +248,9 @@ fn bad_config_exits_2_with_file_line_and_column() {
     assert!(!dir.path().join("s.sock").exists());
 }
 
-/// Writes `config`, with `{dir}` replaced by `dir`, to `dir/agent.yaml`.
-fn write_config(dir: &Path, config: &str) -> PathBuf {
-    let path = dir.join("agent.yaml");
-    std::fs::write(&path, config.replace("{dir}", &dir.display().to_string())).unwrap();
-    path
-}
-
-/// `rebound ensure --agent ADDR NAME`.
-fn ensure_cli(addr: &str, name: &str) -> Cli {
-    Cli::new().args(["ensure", "--agent", addr, name])
-}
-
-/// `rebound agent --config CONFIG --listen LISTEN`.
-fn agent_cli(config: &Path, listen: &str) -> Cli {
-    Cli::new()
-        .args(["agent", "--config"])
-        .args([config])
-        .args(["--listen", listen])
-}
-
-fn quick_config() -> &'static str {
-    r#"runtimes:
-  quick:
-    start:
-      steps:
-        - id: touch
-          uses: init.run
-          with: { command: ["touch", "{dir}/up"] }
-    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
-    endpoint: "file://{dir}/up"
-"#
-}
-
 #[test]
 fn tcp_needs_a_token_and_answers_401_without_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), quick_config());
+    let (dir, config) = quick_config_dir();
     agent_cli(&config, "tcp:127.0.0.1:0")
         .run()
         .code(2)
@@ -468,14 +259,12 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
     let token = "s3cret-token-value";
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    let mut child = agent_cli(&config, "tcp:127.0.0.1:0")
-        .args(["--token-file"])
-        .args([&token_file])
-        .env("REBOUND_LOG", "debug")
-        .command()
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_logging(
+        agent_cli(&config, "tcp:127.0.0.1:0")
+            .args(["--token-file"])
+            .args([&token_file])
+            .env("REBOUND_LOG", "debug"),
+    );
     // The first stderr line names the bound port.
     let mut stderr = child.stderr.take().unwrap();
     let mut seen = Vec::new();
@@ -523,10 +312,7 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
         .args([&token_file])
         .run()
         .code(0);
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    send_signal(child.id(), "TERM");
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
@@ -538,7 +324,7 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
 
 #[test]
 fn protocol_errors_unknown_runtime_bad_json_and_listing() {
-    let agent = Agent::start(quick_config());
+    let agent = Agent::start(QUICK_CONFIG);
     let (code, body) = agent.request("POST", "/v1/runtimes/nope/ensure", "{}");
     assert_eq!(code, 404);
     let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -567,7 +353,7 @@ fn protocol_errors_unknown_runtime_bad_json_and_listing() {
     let (code, body) = agent.request("POST", "/v1/runtimes/quick/ensure", "");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"status\":\"starting\""), "{body}");
-    agent.wait_until(
+    wait_until(
         || agent.state("quick")["state"] == "ready",
         "quick to be ready",
     );
@@ -590,8 +376,8 @@ fn protocol_errors_unknown_runtime_bad_json_and_listing() {
 
 #[test]
 fn socket_is_private_and_removed_on_sigterm() {
-    let mut agent = Agent::start(quick_config());
-    let mode = std::fs::metadata(&agent.socket)
+    let mut agent = Agent::start(QUICK_CONFIG);
+    let mode = std::fs::metadata(agent.socket())
         .unwrap()
         .permissions()
         .mode();
@@ -599,19 +385,19 @@ fn socket_is_private_and_removed_on_sigterm() {
     let (code, stderr) = agent.stop();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
-    assert!(!agent.socket.exists());
+    assert!(!agent.socket().exists());
 }
 
 #[test]
 fn sigterm_lets_a_request_in_flight_finish() {
     // A probe that says when it begins, then takes 2 s and finds it down.
-    let config = quick_config().replace(
+    let config = QUICK_CONFIG.replace(
         r#"probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }"#,
         r#"probe: { uses: init.run, with: { command: "touch {dir}/probing; sleep 2; exit 1" }, timeout: 5s }"#,
     );
-    assert_ne!(config, quick_config());
+    assert_ne!(config, QUICK_CONFIG);
     let mut agent = Agent::start(&config);
-    let socket = agent.socket.clone();
+    let socket = agent.socket().to_path_buf();
     // A probe-only call on a runtime that is not up waits for that probe.
     let in_flight = std::thread::spawn(move || {
         let stream = UnixStream::connect(&socket).unwrap();
@@ -624,13 +410,13 @@ fn sigterm_lets_a_request_in_flight_finish() {
         )
     });
     // The request is in the agent once its probe has begun.
-    agent.wait_until(|| agent.path("probing").exists(), "the probe to begin");
+    wait_until(|| agent.path("probing").exists(), "the probe to begin");
     let (code, stderr) = agent.stop();
     let (status, body) = in_flight.join().unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"not_started\""), "{body}");
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(!agent.socket.exists());
+    assert!(!agent.socket().exists());
 }
 
 #[test]
@@ -640,22 +426,14 @@ fn stale_socket_file_is_replaced() {
     // A socket file nobody listens on, as a crashed agent leaves behind.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
-    let config = write_config(dir.path(), quick_config());
-    let mut child = agent_cli(&config, &format!("unix:{}", socket.display()))
-        .command()
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let config = write_config(dir.path(), QUICK_CONFIG);
+    let mut child = spawn_logging(agent_cli(&config, &format!("unix:{}", socket.display())));
     let addr = format!("unix:{}", socket.display());
     ensure_cli(&addr, "quick")
         .args(["--wait", "20s"])
         .run()
         .code(0);
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child_output(&mut child).0, Some(0));
+    stop_cleanly(&mut child);
 }
 
 #[test]
@@ -663,19 +441,13 @@ fn ensure_retries_while_the_agent_is_not_up_yet() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("late.sock");
     let addr = format!("unix:{}", socket.display());
-    let mut client = ensure_cli(&addr, "quick")
-        .args(["--wait", "30s"])
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = ensure_cli(&addr, "quick").args(["--wait", "30s"]).spawn();
     // The agent starts only once the client has met the missing socket.
     let mut stderr = std::io::BufReader::new(client.stderr.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
     assert!(first.contains("agent unreachable"), "{first}");
-    let config = write_config(dir.path(), quick_config());
+    let config = write_config(dir.path(), QUICK_CONFIG);
     let mut agent = agent_cli(&config, &addr)
         .command()
         .stderr(Stdio::null())
@@ -809,7 +581,7 @@ fn probe_without_a_timeout_does_not_hold_the_start() {
 
 #[test]
 fn a_wait_too_long_for_the_clock_waits_instead_of_panicking() {
-    let agent = Agent::start(quick_config());
+    let agent = Agent::start(QUICK_CONFIG);
     // u64::MAX seconds overflowed the deadline: a panic (exit 101).
     ensure_cli(&agent.addr(), "quick")
         .args(["--wait", "18446744073709551615s"])
@@ -823,8 +595,8 @@ fn a_client_that_never_finishes_its_headers_is_dropped() {
     // Slow clients (slowloris): a connection whose headers never end is
     // closed after the agent's 10 s header timeout; before, it was held for
     // ever, and enough of them used up the agent's descriptors.
-    let agent = Agent::start(quick_config());
-    let mut slow = UnixStream::connect(&agent.socket).unwrap();
+    let agent = Agent::start(QUICK_CONFIG);
+    let mut slow = UnixStream::connect(agent.socket()).unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\n")
         .unwrap();
     // Other clients are served meanwhile.
@@ -846,19 +618,14 @@ fn a_client_that_never_finishes_its_headers_is_dropped() {
 
 #[test]
 fn longest_socket_path_binds_and_a_second_agent_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), quick_config());
+    let (dir, config) = quick_config_dir();
     // 107 bytes, the most a Unix socket path may have: before, the agent
     // bound it under a longer temporary name first and failed (exit 3).
     let base = dir.path().display().to_string();
     let socket = format!("{base}/{}", "s".repeat(107 - base.len() - 1));
     assert_eq!(socket.len(), 107);
     let addr = format!("unix:{socket}");
-    let mut first = agent_cli(&config, &addr)
-        .command()
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_logging(agent_cli(&config, &addr));
     ensure_cli(&addr, "quick")
         .args(["--wait", "20s"])
         .run()
@@ -878,11 +645,7 @@ fn longest_socket_path_binds_and_a_second_agent_is_refused() {
         .run()
         .code(2)
         .stderr_has("port 0");
-    std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child_output(&mut first).0, Some(0));
+    stop_cleanly(&mut first);
     assert!(!Path::new(&socket).exists());
 }
 
@@ -906,7 +669,7 @@ fn log_lines_of_a_start_name_the_runtime() {
 "#,
     );
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
-    agent.wait_until(
+    wait_until(
         || agent.state("broken")["state"] == "failed",
         "the start to fail",
     );
@@ -940,13 +703,13 @@ fn strip_ansi(text: &str) -> String {
 
 #[test]
 fn wrong_method_gets_405_with_the_allowed_one() {
-    let agent = Agent::start(quick_config());
+    let agent = Agent::start(QUICK_CONFIG);
     for (request, allow) in [
         ("GET /v1/runtimes/quick/ensure", "POST"),
         ("DELETE /v1/runtimes", "GET"),
         ("POST /metrics", "GET"),
     ] {
-        let mut stream = UnixStream::connect(&agent.socket).unwrap();
+        let mut stream = UnixStream::connect(agent.socket()).unwrap();
         write!(
             stream,
             "{request} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -1006,7 +769,7 @@ fn probe_of_a_failed_runtime_polls_at_the_usual_pace() {
 "#,
     );
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
-    agent.wait_until(
+    wait_until(
         || {
             let state = agent.state("broken");
             state["state"] == "failed" && state["retry_after_ms"] == 0

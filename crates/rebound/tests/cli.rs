@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Agent, Cli, Outcome, write_file};
+use support::{Agent, Cli, Outcome, QUICK_CONFIG, agent_cli, ensure_cli, write_file};
 
 #[test]
 fn help_lists_every_command_and_the_exit_codes() {
@@ -148,27 +148,14 @@ fn a_reader_that_went_away_ends_the_command_quietly() {
     }
 }
 
-/// A runtime `quick` that is ready once `{dir}/up` exists.
-const QUICK_CONFIG: &str = r#"runtimes:
-  quick:
-    start:
-      steps:
-        - id: touch
-          uses: init.run
-          with: { command: ["touch", "{dir}/up"] }
-    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
-    endpoint: "file://{dir}/up"
-"#;
-
 /// `rebound ensure` writes its answers through the same output path as the
 /// other commands.
 #[test]
 fn ensure_with_stdout_full_or_closed_does_not_panic() {
     let agent = Agent::start(QUICK_CONFIG);
     let ensure = |json: bool| {
-        let cli = Cli::new().args(["ensure", "--agent", &agent.addr(), "--wait", "5m"]);
-        let cli = if json { cli.args(["--json"]) } else { cli };
-        cli.args(["quick"])
+        let cli = ensure_cli(&agent.addr(), "quick").args(["--wait", "5m"]);
+        if json { cli.args(["--json"]) } else { cli }
     };
     assert_cannot_write("ensure", ensure(false).run_stdout_full());
     assert_cannot_write("ensure --json", ensure(true).run_stdout_full());
@@ -184,7 +171,7 @@ fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environmen
     let file = write_file(dir.path(), "token", token);
     // Refused before any connection: no agent needs to listen there.
     let agent = format!("unix:{}", dir.path().join("none.sock").display());
-    let ensure = || Cli::new().args(["ensure", "--agent", &agent, "--wait", "1s", "quick"]);
+    let ensure = || ensure_cli(&agent, "quick").args(["--wait", "1s"]);
     let from_file = ensure()
         .args(["--token-file".as_ref(), file.as_os_str()])
         .run()
@@ -209,9 +196,8 @@ fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environmen
         "agent.yaml",
         &QUICK_CONFIG.replace("{dir}", "/tmp"),
     );
-    Cli::new()
-        .args(["agent".as_ref(), "--config".as_ref(), config.as_os_str()])
-        .args(["--listen", "tcp:127.0.0.1:0", "--token-file"])
+    agent_cli(&config, "tcp:127.0.0.1:0")
+        .args(["--token-file"])
         .args([&file])
         .run()
         .code(2)

@@ -16,10 +16,10 @@ mod s3;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{Cli, Outcome};
+use support::{Cli, Outcome, poll_until};
 
 /// What n1's workload checkpoints, and every node must end up with.
 const CHECKPOINT: &str = "orders=42 written-on=n1\n";
@@ -108,26 +108,24 @@ impl Site {
     fn start_agent(&mut self, node: &str) {
         let dir = self.path(&format!("nodes/{node}"));
         let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rebound"))
+        let child = Cli::new()
             .args(["agent", "--config", "agent.yaml"])
             .current_dir(&dir)
-            .env_remove("REBOUND_LOG")
-            .stdin(Stdio::null())
+            .command()
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
         self.agents.push((node.to_owned(), child));
         let socket = dir.join("agent.sock");
-        let begun = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                begun.elapsed() < Duration::from_secs(20),
-                "{node}'s agent did not listen: {}",
-                std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let listening = poll_until(Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        });
+        assert!(
+            listening,
+            "{node}'s agent did not listen: {}",
+            std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
+        );
     }
 
     /// Kills `node`'s agent with SIGKILL, as a crashing node would: its

@@ -9,95 +9,40 @@ mod support;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use support::Cli;
+use support::{
+    Cli, agent_cli, ensure_cli, finish, poll_until, quick_config_dir, send_signal, spawn_logging,
+    stop_cleanly, terminate, try_http, write_config,
+};
 
-/// A runtime `quick` whose start touches `{dir}/up`.
-fn quick_config(dir: &Path) -> PathBuf {
-    let path = dir.join("agent.yaml");
-    let config = r#"runtimes:
-  quick:
-    start:
-      steps:
-        - id: touch
-          uses: init.run
-          with: { command: ["touch", "{dir}/up"] }
-    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
-    endpoint: "file://{dir}/up"
-"#;
-    std::fs::write(&path, config.replace("{dir}", &dir.display().to_string())).unwrap();
-    path
-}
-
-/// `rebound agent --config CONFIG --listen LISTEN`.
-fn agent_cli(config: &Path, listen: &str) -> Cli {
-    Cli::new()
-        .args(["agent", "--config"])
-        .args([config])
-        .args(["--listen", listen])
-}
-
-fn spawn(cli: Cli) -> Child {
-    cli.command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// SIGTERM.
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits for the exit; the code and stderr.
-fn finish(child: &mut Child) -> (Option<i32>, String) {
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_string(&mut stderr).unwrap();
-    }
-    (child.wait().unwrap().code(), stderr)
-}
-
-/// Polls `cond` every 10 ms for up to `limit` (waiting for real processes,
-/// not measuring time); whether it came true.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
+/// Whether `GET /v1/runtimes` over the Unix socket `socket`, with `token`
+/// when given, is answered 200 within `limit`.
+fn answers_within(limit: Duration, socket: &Path, token: Option<&str>) -> bool {
+    poll_until(limit, || {
+        let Ok(stream) = UnixStream::connect(socket) else {
             return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        try_http(stream, "GET", "/v1/runtimes", "", token).is_some_and(|(code, _)| code == 200)
+    })
 }
 
-/// `GET /v1/runtimes` over a Unix socket, with `token` when given: the
-/// status code, or `None` when nothing answers.
-fn list_runtimes(socket: &Path, token: Option<&str>) -> Option<u16> {
-    let mut stream = UnixStream::connect(socket).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET /v1/runtimes HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n{auth}\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.get(9..12)?.parse().ok()
+/// Asserts that an agent's `(exit code, stderr)` are those of one refused
+/// because another agent listens on `socket`: exit 3, naming the path.
+#[track_caller]
+fn assert_taken((code, stderr): (Option<i32>, String), socket: &Path, who: &str) {
+    assert_eq!(code, Some(3), "{who}: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another agent is listening on {}",
+            socket.display()
+        )),
+        "{who}'s message: {stderr}"
+    );
 }
 
 /// A socket file nobody listens on, as a crashed agent leaves behind.
@@ -123,8 +68,7 @@ fn mkfifo(path: &Path) {
 /// loser and answers.
 #[test]
 fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("race.sock");
     let listen = format!("unix:{}", socket.display());
     let token = "race-token";
@@ -140,7 +84,7 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
         let mut agents: Vec<Child> = fifos
             .iter()
             .map(|fifo| {
-                spawn(
+                spawn_logging(
                     agent_cli(&config, &listen)
                         .args(["--token-file"])
                         .args([fifo]),
@@ -159,7 +103,7 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
 
         // The loser gives up at once; the winner keeps listening.
         let mut exited = None;
-        let ended = wait_for(Duration::from_secs(10), || {
+        let ended = poll_until(Duration::from_secs(10), || {
             for (i, a) in agents.iter_mut().enumerate() {
                 if a.try_wait().unwrap().is_some() {
                     exited = Some(i);
@@ -174,14 +118,10 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
         );
         let loser = exited.unwrap();
         let winner = 1 - loser;
-        let (code, stderr) = finish(&mut agents[loser]);
-        assert_eq!(code, Some(3), "round {round}: the loser: {stderr}");
-        assert!(
-            stderr.contains(&format!(
-                "another agent is listening on {}",
-                socket.display()
-            )),
-            "round {round}: the loser's message: {stderr}"
+        assert_taken(
+            finish(&mut agents[loser]),
+            &socket,
+            &format!("round {round}: the loser"),
         );
         assert!(
             agents[winner].try_wait().unwrap().is_none(),
@@ -190,14 +130,10 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
         );
         // The loser is gone; the winner's socket is still there and answers.
         assert!(
-            wait_for(Duration::from_secs(10), || list_runtimes(
-                &socket,
-                Some(token)
-            ) == Some(200)),
+            answers_within(Duration::from_secs(10), &socket, Some(token)),
             "round {round}: the winner's socket does not answer"
         );
-        terminate(&agents[winner]);
-        let (code, stderr) = finish(&mut agents[winner]);
+        let (code, stderr) = terminate(&mut agents[winner]);
         assert_eq!(code, Some(0), "round {round}: the winner: {stderr}");
         assert!(
             !socket.exists(),
@@ -215,17 +151,14 @@ fn fifty_racing_pairs_on_a_stale_socket_leave_exactly_one_agent() {
 /// agent's socket file deleted, a second agent still refuses the path.
 #[test]
 fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
-    let mut first = spawn(agent_cli(&config, &listen));
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
-        &socket, None
-    ) == Some(200)));
+    let mut first = spawn_logging(agent_cli(&config, &listen));
+    assert!(answers_within(Duration::from_secs(20), &socket, None));
     std::fs::remove_file(&socket).unwrap();
-    let mut second = spawn(agent_cli(&config, &listen));
-    let refused = wait_for(Duration::from_secs(10), || {
+    let mut second = spawn_logging(agent_cli(&config, &listen));
+    let refused = poll_until(Duration::from_secs(10), || {
         second.try_wait().unwrap().is_some()
     });
     if !refused {
@@ -233,42 +166,27 @@ fn a_second_agent_is_refused_while_the_first_holds_the_lock() {
     }
     let (code, stderr) = finish(&mut second);
     assert!(refused, "a second agent is running on the path: {stderr}");
-    assert_eq!(code, Some(3), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "another agent is listening on {}",
-            socket.display()
-        )),
-        "{stderr}"
-    );
+    assert_taken((code, stderr), &socket, "the second agent");
     assert!(!socket.exists(), "the refused agent bound the socket");
-    terminate(&first);
-    assert_eq!(finish(&mut first).0, Some(0));
+    stop_cleanly(&mut first);
     // Once the first one has stopped, the path is free again.
-    let mut third = spawn(agent_cli(&config, &listen));
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
-        &socket, None
-    ) == Some(200)));
-    terminate(&third);
-    assert_eq!(finish(&mut third).0, Some(0));
+    let mut third = spawn_logging(agent_cli(&config, &listen));
+    assert!(answers_within(Duration::from_secs(20), &socket, None));
+    stop_cleanly(&mut third);
 }
 
 /// An agent removes its socket file at exit only if the path still names
 /// the socket it bound.
 #[test]
 fn an_agent_never_removes_a_socket_it_did_not_bind() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("agent.sock");
-    let mut agent = spawn(agent_cli(&config, &format!("unix:{}", socket.display())));
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
-        &socket, None
-    ) == Some(200)));
+    let mut agent = spawn_logging(agent_cli(&config, &format!("unix:{}", socket.display())));
+    assert!(answers_within(Duration::from_secs(20), &socket, None));
     // Someone else now owns the path.
     std::fs::remove_file(&socket).unwrap();
     let other = UnixListener::bind(&socket).unwrap();
-    terminate(&agent);
-    let (code, stderr) = finish(&mut agent);
+    let (code, stderr) = terminate(&mut agent);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         socket.exists(),
@@ -283,27 +201,22 @@ fn an_agent_never_removes_a_socket_it_did_not_bind() {
 #[test]
 fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"runtimes:
+    let config = write_config(
+        dir.path(),
+        r#"runtimes:
   daemon:
     start:
       steps:
         - id: daemon
           uses: init.run
-          with: {{ command: "(exec sleep 30) >/dev/null 2>&1 & echo $! > {dir}/daemon.pid; touch {dir}/up" }}
-    probe: {{ uses: init.wait_file, with: {{ path: "{dir}/up" }}, timeout: 1s }}
+          with: { command: "(exec sleep 30) >/dev/null 2>&1 & echo $! > {dir}/daemon.pid; touch {dir}/up" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
     endpoint: "daemon"
 "#,
-            dir = dir.path().display()
-        ),
-    )
-    .unwrap();
+    );
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
-    let mut first = spawn(agent_cli(&config, &listen));
+    let mut first = spawn_logging(agent_cli(&config, &listen));
     Cli::new()
         .args(["ensure", "--agent", &listen, "daemon", "--wait", "20s"])
         .run()
@@ -311,17 +224,14 @@ fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
     let pid = std::fs::read_to_string(dir.path().join("daemon.pid")).unwrap();
     first.kill().unwrap();
     first.wait().unwrap();
-    let mut second = spawn(agent_cli(&config, &listen));
-    let up = wait_for(Duration::from_secs(20), || {
-        list_runtimes(&socket, None) == Some(200)
-    });
+    let mut second = spawn_logging(agent_cli(&config, &listen));
+    let up = answers_within(Duration::from_secs(20), &socket, None);
     let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
     assert!(up, "the new agent did not take over: {:?}", {
         let _ = second.kill();
         finish(&mut second)
     });
-    terminate(&second);
-    assert_eq!(finish(&mut second).0, Some(0));
+    stop_cleanly(&mut second);
 }
 
 /// Reads `child`'s stderr lines until one contains `needle` or the process
@@ -351,14 +261,13 @@ fn stderr_until(child: &mut Child, needle: &str) -> (bool, String) {
 /// agent says so clearly (exit 3).
 #[test]
 fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let (dir, config) = quick_config_dir();
     let token = dir.path().join("token");
     std::fs::write(&token, "vsock-token\n").unwrap();
     // A port nobody else on this machine is likely to hold.
     let port = 40_000 + std::process::id() % 20_000;
     let listen = format!("vsock:{port}");
-    let mut first = spawn(
+    let mut first = spawn_logging(
         agent_cli(&config, &listen)
             .args(["--token-file"])
             .args([&token]),
@@ -385,10 +294,10 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
         .stderr_has(&format!("cannot listen on {listen}"))
         .stderr_has("address in use");
     drop(second);
-    terminate(&first);
+    send_signal(first.id(), "TERM");
     assert_eq!(first.wait().unwrap().code(), Some(0));
     // Binding a CID that is not this machine's is refused, naming it.
-    let mut wrong_cid = spawn(
+    let mut wrong_cid = spawn_logging(
         agent_cli(&config, &format!("vsock:4294967294:{port}"))
             .args(["--token-file"])
             .args([&token]),
@@ -401,9 +310,9 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
         "{seen}"
     );
     // Stopped, the port is free again: a new agent binds it.
-    let mut third = spawn(agent_cli(&config, &listen).args(["--insecure-no-token"]));
+    let mut third = spawn_logging(agent_cli(&config, &listen).args(["--insecure-no-token"]));
     let (listening, seen) = stderr_until(&mut third, "listening on");
-    terminate(&third);
+    send_signal(third.id(), "TERM");
     let _ = third.wait();
     assert!(listening, "the port was not freed: {seen}");
     assert!(seen.contains("--insecure-no-token"), "{seen}");
@@ -412,8 +321,7 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
 /// vsock needs a token like TCP: any process of the guest can connect.
 #[test]
 fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let (dir, config) = quick_config_dir();
     agent_cli(&config, "vsock:7070")
         .run()
         .code(2)
@@ -434,8 +342,7 @@ fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
 /// contacted.
 #[test]
 fn bad_vsock_and_hvsock_addresses_exit_2_naming_the_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let (dir, config) = quick_config_dir();
     // A stand-in VMM socket: a bad address must never reach it.
     let vmm_path = dir.path().join("vmm.sock");
     let vmm = UnixListener::bind(&vmm_path).unwrap();
@@ -611,43 +518,32 @@ fn serve_vmm(
 /// connection) the call is retried as an unreachable agent, then succeeds.
 #[test]
 fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = quick_config(dir.path());
+    let (dir, config) = quick_config_dir();
     let socket = dir.path().join("agent.sock");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "hv-token\n").unwrap();
-    let mut agent = spawn(
+    let mut agent = spawn_logging(
         agent_cli(&config, &format!("unix:{}", socket.display()))
             .args(["--token-file"])
             .args([&token_file]),
     );
-    assert!(wait_for(Duration::from_secs(20), || list_runtimes(
+    assert!(answers_within(
+        Duration::from_secs(20),
         &socket,
         Some("hv-token")
-    ) == Some(200)));
+    ));
     let vmm = StandIn::start(
         dir.path().join("vmm.sock"),
         socket.clone(),
         7070,
         Vmm::Close,
     );
-    let client = Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &vmm.addr(7070),
-            "quick",
-            "--wait",
-            "60s",
-        ])
+    let client = ensure_cli(&vmm.addr(7070), "quick")
+        .args(["--wait", "60s"])
         .env("REBOUND_AGENT_TOKEN", "hv-token")
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     // Refused twice (the guest is not listening yet), then let through.
-    assert!(wait_for(Duration::from_secs(20), || vmm.lines().len() >= 2));
+    assert!(poll_until(Duration::from_secs(20), || vmm.lines().len() >= 2));
     vmm.set(Vmm::Relay);
     let out = client.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -667,37 +563,22 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         vmm.lines()
     );
     // The token travels through: a wrong one is refused by the agent.
-    Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &vmm.addr(7070),
-            "quick",
-            "--wait",
-            "10s",
-        ])
+    ensure_cli(&vmm.addr(7070), "quick")
+        .args(["--wait", "10s"])
         .env("REBOUND_AGENT_TOKEN", "wrong")
         .run()
         .code(2)
         .stderr_has("missing or wrong bearer token");
     // A port the guest does not listen on: the stand-in closes it.
     let started = Instant::now();
-    let out = Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &vmm.addr(7071),
-            "quick",
-            "--wait",
-            "1s",
-        ])
+    let out = ensure_cli(&vmm.addr(7071), "quick")
+        .args(["--wait", "1s"])
         .env("REBOUND_AGENT_TOKEN", "hv-token")
         .run()
         .stderr_has("listening on vsock port 7071");
     assert_ne!(out.output.status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(10));
-    terminate(&agent);
-    assert_eq!(finish(&mut agent).0, Some(0));
+    stop_cleanly(&mut agent);
 }
 
 /// A VMM that answers garbage, closes, or never answers: "agent

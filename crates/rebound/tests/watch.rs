@@ -6,125 +6,22 @@
 mod support;
 
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rebound::agent::addr::Addr;
 use rebound::agent::client::{CallError, Client, EventStream};
 use rebound::agent::sse::Event;
-use support::Cli;
+use support::{
+    Agent, Cli, QUICK_CONFIG, agent_cli, free_port, http, send_signal, spawn_logging, wait_until,
+    web_runtime, write_config,
+};
 
 /// Bound on anything a test waits for (real processes, not a measurement).
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A running `rebound agent` on a socket in its own temporary directory.
-struct Agent {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-}
-
-impl Agent {
-    fn start(config: &str) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("agent.sock");
-        let path = dir.path().join("agent.yaml");
-        std::fs::write(
-            &path,
-            config.replace("{dir}", &dir.path().display().to_string()),
-        )
-        .unwrap();
-        let child = Cli::new()
-            .args(["agent", "--config"])
-            .args([&path])
-            .args(["--listen", &format!("unix:{}", socket.display())])
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child: Some(child),
-            dir,
-            socket,
-        };
-        let deadline = Instant::now() + PATIENCE;
-        while UnixStream::connect(&agent.socket).is_err() {
-            assert!(Instant::now() < deadline, "the agent did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        agent
-    }
-
-    fn addr(&self) -> String {
-        format!("unix:{}", self.socket.display())
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn client(&self) -> Client {
-        Client::new(Addr::Unix(self.socket.clone()), None)
-    }
-
-    fn request(&self, method: &str, path: &str) -> (u16, String) {
-        http(UnixStream::connect(&self.socket).unwrap(), method, path)
-    }
-
-    /// A sample of the agent's /metrics, by its full name and labels.
-    fn metric(&self, sample: &str) -> u64 {
-        let (_, text) = self.request("GET", "/metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for entry in std::fs::read_dir(self.dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if entry.file_name().to_string_lossy().ends_with(".pid") {
-                if let Ok(pid) = std::fs::read_to_string(entry.path()) {
-                    let _ = std::process::Command::new("kill")
-                        .args(["-KILL", pid.trim()])
-                        .stderr(Stdio::null())
-                        .status();
-                }
-            }
-        }
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close` (a whole-body answer);
-/// the status and body.
-fn http<S: Read + Write>(mut stream: S, method: &str, path: &str) -> (u16, String) {
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -185,29 +82,9 @@ fn config(port: u16) -> String {
     probe: {{ uses: init.wait_file, with: {{ path: "{{dir}}/never" }}, timeout: 200ms }}
     endpoint: none
     backoff: {{ initial: 30s, jitter: none }}
-  web:
-    start:
-      steps:
-        - id: serve
-          uses: init.run
-          with:
-            command: "(exec python3 -m http.server {port} --bind 127.0.0.1) >/dev/null 2>&1 & echo $! > {{dir}}/web.pid"
-    probe:
-      uses: init.wait_tcp
-      with: {{ host: 127.0.0.1, port: {port} }}
-      timeout: 1s
-    endpoint: "http://127.0.0.1:{port}"
-    ready_ttl: 500ms
-"#
+{}"#,
+        web_runtime(port, "", "", "    ready_ttl: 500ms\n")
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -297,7 +174,7 @@ fn a_killed_runtime_is_not_started_after_the_ttl() {
 #[test]
 fn the_handshake_names_protocol_capabilities_and_start_budgets() {
     let agent = Agent::start(&config(free_port()));
-    let (code, body) = agent.request("GET", "/v1");
+    let (code, body) = agent.request("GET", "/v1", "");
     assert_eq!(code, 200, "{body}");
     let h: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(h["protocol"], "1.0");
@@ -321,7 +198,7 @@ fn the_handshake_names_protocol_capabilities_and_start_budgets() {
     assert_eq!(slow["start_budget_ms"], 21_000, "{slow}");
     assert_eq!(slow["start_timeout_ms"], 20_000);
     assert_eq!(slow["probe_timeout_ms"], 1_000);
-    assert_eq!(agent.request("POST", "/v1").0, 405);
+    assert_eq!(agent.request("POST", "/v1", "").0, 405);
     // A --wait below that budget is warned about (and still works).
     let out = Cli::new()
         .args(["ensure", "--agent", &agent.addr(), "slow", "--wait", "10s"])
@@ -354,26 +231,20 @@ fn the_handshake_and_streams_need_the_token_on_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let token = "watch-token-value";
     std::fs::write(dir.path().join("token"), token).unwrap();
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(&config, config_text_quick(dir.path())).unwrap();
+    let config = write_config(dir.path(), QUICK_CONFIG);
     let port = free_port();
-    let mut child = Cli::new()
-        .args(["agent", "--config"])
-        .args([&config])
-        .args(["--listen", &format!("tcp:127.0.0.1:{port}"), "--token-file"])
-        .args([dir.path().join("token")])
-        .command()
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
+    let mut child = spawn_logging(agent_cli(&config, &format!("tcp:127.0.0.1:{port}")).args([
+        "--token-file".as_ref(),
+        dir.path().join("token").as_os_str(),
+    ]));
     let connect = || std::net::TcpStream::connect(("127.0.0.1", port));
-    while connect().is_err() {
-        assert!(Instant::now() < deadline, "the agent did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| connect().is_ok(), "the agent to listen");
     for path in ["/v1", "/v1/runtimes/quick/watch", "/v1/events"] {
-        assert_eq!(http(connect().unwrap(), "GET", path).0, 401, "{path}");
+        assert_eq!(
+            http(connect().unwrap(), "GET", path, "", None).0,
+            401,
+            "{path}"
+        );
     }
     runtime().block_on(async {
         let addr = Addr::Tcp {
@@ -399,24 +270,10 @@ fn the_handshake_and_streams_need_the_token_on_tcp() {
     let _ = child.wait();
 }
 
-fn config_text_quick(dir: &Path) -> String {
-    format!(
-        r#"runtimes:
-  quick:
-    start:
-      steps:
-        - {{ id: touch, uses: init.run, with: {{ command: ["touch", "{0}/up"] }} }}
-    probe: {{ uses: init.wait_file, with: {{ path: "{0}/up" }}, timeout: 1s }}
-    endpoint: "file://{0}/up"
-"#,
-        dir.display()
-    )
-}
-
 #[test]
 fn a_watch_on_an_unknown_runtime_is_404_naming_the_known_ones() {
     let agent = Agent::start(&config(free_port()));
-    let (code, body) = agent.request("GET", "/v1/runtimes/nope/watch");
+    let (code, body) = agent.request("GET", "/v1/runtimes/nope/watch", "");
     assert_eq!(code, 404, "{body}");
     let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(reply["error"], "unknown runtime `nope`");
@@ -424,7 +281,7 @@ fn a_watch_on_an_unknown_runtime_is_404_naming_the_known_ones() {
         reply["runtimes"],
         serde_json::json!(["broken", "slow", "web"])
     );
-    assert_eq!(agent.request("POST", "/v1/runtimes/slow/watch").0, 405);
+    assert_eq!(agent.request("POST", "/v1/runtimes/slow/watch", "").0, 405);
     Cli::new()
         .args(["ensure", "--agent", &agent.addr(), "--watch", "nope"])
         .run()
@@ -475,16 +332,15 @@ fn a_reader_that_never_reads_holds_up_no_other_watcher_nor_ensure() {
     let mut stuck = Vec::new();
     for path in ["/v1/runtimes/slow/watch", "/v1/events"] {
         for _ in 0..5 {
-            let mut s = UnixStream::connect(&agent.socket).unwrap();
+            let mut s = UnixStream::connect(agent.socket()).unwrap();
             write!(s, "GET {path} HTTP/1.1\r\nHost: agent\r\n\r\n").unwrap();
             stuck.push(s);
         }
     }
-    let deadline = Instant::now() + PATIENCE;
-    while agent.metric("rebound_agent_watch_streams") < 10 {
-        assert!(Instant::now() < deadline, "the streams did not open");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        || agent.metric("rebound_agent_watch_streams") >= 10,
+        "the streams to open",
+    );
     runtime().block_on(async {
         let mut events = open(&agent, "slow").await;
         assert_eq!(next(&mut events).await.event, "not_started");
@@ -826,16 +682,11 @@ fn a_handshake_that_is_not_json_or_of_an_unknown_major_is_exit_2() {
 #[test]
 fn ensure_watch_prints_events_until_interrupted() {
     let agent = Agent::start(&config(free_port()));
-    for (json, signal, code) in [(false, "-INT", 130), (true, "-TERM", 143)] {
-        let mut cmd = Cli::new()
+    for (json, signal, code) in [(false, "INT", 130), (true, "TERM", 143)] {
+        let mut child = Cli::new()
             .args(["ensure", "--agent", &agent.addr(), "--watch", "slow"])
             .args(if json { &["--json"][..] } else { &[][..] })
-            .command();
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         let mut read_line = |line: &mut String| {
@@ -859,10 +710,7 @@ fn ensure_watch_prints_events_until_interrupted() {
             let ready = read_line(&mut line);
             assert!(ready.starts_with("slow: ready file://"), "{ready}");
         }
-        std::process::Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
+        send_signal(child.id(), signal);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code));
     }

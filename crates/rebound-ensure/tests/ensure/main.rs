@@ -9,3 +9,4 @@ mod start;
 mod support;
 mod ttl;
 mod wait;
+mod watch;

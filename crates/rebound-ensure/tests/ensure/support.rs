@@ -9,15 +9,22 @@ use rebound_ensure::{Ensure, EnsureConfig, ProbeOutcome, ReadyInfo, StartError};
 
 pub(crate) const TTL: Duration = Duration::from_secs(10);
 
+/// Starts time out after 90 s, a ready runtime is probed after [`TTL`], a
+/// probe after 1 s; failed starts back off 2 s doubling to 60 s.
 pub(crate) fn config() -> EnsureConfig {
+    config_with_backoff(Duration::from_secs(2), Duration::from_secs(60))
+}
+
+/// [`config`] with failed starts backing off `initial` doubling to `max`.
+pub(crate) fn config_with_backoff(initial: Duration, max: Duration) -> EnsureConfig {
     EnsureConfig::builder()
         .start_timeout(Duration::from_secs(90))
         .ready_ttl(TTL)
         .probe_timeout(Duration::from_secs(1))
         .backoff(
             rebound_retry::ExponentialBuilder::new()
-                .with_initial_delay(Duration::from_secs(2))
-                .with_max_delay(Duration::from_secs(60))
+                .with_initial_delay(initial)
+                .with_max_delay(max)
                 .without_jitter()
                 .forever()
                 .build()

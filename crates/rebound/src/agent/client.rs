@@ -210,30 +210,9 @@ impl Client {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| CallError::Unreachable(format!("HTTP handshake failed: {e}")))?;
-        let driver = tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, "rebound-agent");
-        if !body.is_empty() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-        }
-        let mut req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| CallError::Fatal(e.to_string()))?;
-        if let Some(token) = &self.token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                CallError::Fatal("the token holds characters a header cannot carry".into())
-            })?;
-            req.headers_mut().insert(header::AUTHORIZATION, value);
-        }
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| CallError::Unreachable(format!("request failed: {e}")))?;
+        let content_type = (!body.is_empty()).then_some("application/json");
+        let req = self.build(method, path, content_type, Full::new(Bytes::from(body)))?;
+        let (resp, driver) = send(stream, req).await?;
         let status = resp.status();
         let bytes = Limited::new(resp.into_body(), 1 << 20)
             .collect()
@@ -385,15 +364,34 @@ impl Client {
         CallError,
     > {
         let stream = self.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| CallError::Unreachable(format!("HTTP handshake failed: {e}")))?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::get(path)
-            .header(header::HOST, "rebound-agent")
-            .body(http_body_util::Empty::<Bytes>::new())
+        let req = self.build(
+            Method::GET,
+            path,
+            None,
+            http_body_util::Empty::<Bytes>::new(),
+        )?;
+        let (resp, driver) = send(stream, req).await?;
+        Ok((resp.status(), resp.into_body(), driver))
+    }
+
+    /// A request to the agent: `Host`, `Content-Type` when given, and
+    /// `Authorization: Bearer TOKEN` when the client has a token.
+    fn build<B>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&'static str>,
+        body: B,
+    ) -> Result<Request<B>, CallError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "rebound-agent");
+        if let Some(content_type) = content_type {
+            req = req.header(header::CONTENT_TYPE, content_type);
+        }
+        let mut req = req
+            .body(body)
             .map_err(|e| CallError::Fatal(e.to_string()))?;
         if let Some(token) = &self.token {
             let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
@@ -401,12 +399,40 @@ impl Client {
             })?;
             req.headers_mut().insert(header::AUTHORIZATION, value);
         }
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| CallError::Unreachable(format!("request failed: {e}")))?;
-        Ok((resp.status(), resp.into_body(), driver))
+        Ok(req)
     }
+}
+
+/// Sends `req` as the one request of an HTTP/1.1 connection over `stream`:
+/// the answer (its body still to read) and the task driving the connection
+/// (abort it when done).
+async fn send<S, B>(
+    stream: S,
+    req: Request<B>,
+) -> Result<
+    (
+        hyper::Response<hyper::body::Incoming>,
+        tokio::task::JoinHandle<()>,
+    ),
+    CallError,
+>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| CallError::Unreachable(format!("HTTP handshake failed: {e}")))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| CallError::Unreachable(format!("request failed: {e}")))?;
+    Ok((resp, driver))
 }
 
 /// The error of a non-200 answer.

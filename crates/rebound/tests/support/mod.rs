@@ -6,10 +6,14 @@
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod agent;
+
+#[allow(unused_imports)] // Not every test binary talks to an agent.
+pub use agent::*;
 
 /// A `rebound` invocation being built.
 pub struct Cli {
@@ -233,64 +237,4 @@ pub fn send_signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{signal} {pid} failed");
-}
-
-/// A running `rebound agent` on a Unix socket in its own temporary
-/// directory; killed when dropped.
-pub struct Agent {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-}
-
-impl Agent {
-    /// Writes `config` (with `{dir}` replaced by the temporary directory)
-    /// to `agent.yaml` there, starts the agent on `unix:{dir}/agent.sock`
-    /// and returns once the socket accepts connections.
-    pub fn start(config: &str) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("agent.sock");
-        let config = write_file(
-            dir.path(),
-            "agent.yaml",
-            &config.replace("{dir}", &dir.path().display().to_string()),
-        );
-        let child = Cli::new()
-            .args(["agent".as_ref(), "--config".as_ref(), config.as_os_str()])
-            .args(["--listen", &format!("unix:{}", socket.display())])
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child: Some(child),
-            dir,
-            socket,
-        };
-        wait_until(
-            || UnixStream::connect(&agent.socket).is_ok(),
-            "the agent socket",
-        );
-        agent
-    }
-
-    /// `unix:PATH`, for `rebound ensure --agent`.
-    pub fn addr(&self) -> String {
-        format!("unix:{}", self.socket.display())
-    }
-
-    /// A path in the agent's temporary directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

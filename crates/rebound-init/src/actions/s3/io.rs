@@ -132,11 +132,21 @@ struct Request {
     store: AmazonS3,
     location: ObjectPath,
     secrets: Secrets,
+    /// `VERB s3://BUCKET/KEY`, the head of every store error's message.
+    what: String,
 }
 
-/// The client and object path for `bucket`/`key`, and the secrets to keep
-/// out of its messages.
+impl Request {
+    /// `e`, as an attempt error of this request.
+    fn error(&self, e: &object_store::Error) -> ActionError {
+        store_error(&self.what, e, &self.secrets)
+    }
+}
+
+/// The client and object path for `bucket`/`key`, the secrets to keep out
+/// of its messages, and `verb` (`s3 push to`) to begin them with.
 fn request(
+    verb: &str,
     bucket: &str,
     key: &str,
     endpoint: &Option<String>,
@@ -152,7 +162,23 @@ fn request(
         location: object_path(key)?,
         store: build(&target, credentials)?,
         secrets: Secrets::of(credentials),
+        what: format!("{verb} s3://{bucket}/{key}"),
     })
+}
+
+/// [`request`] for the object of an [`S3Push`] or [`S3Pull`], which name it
+/// with the same fields.
+macro_rules! request_for {
+    ($verb:literal, $action:expr, $credentials:expr) => {
+        request(
+            $verb,
+            &$action.bucket,
+            &$action.key,
+            &$action.endpoint,
+            &$action.region,
+            $credentials,
+        )
+    };
 }
 
 fn object_path(key: &str) -> Result<ObjectPath, ActionError> {
@@ -210,12 +236,7 @@ pub(crate) async fn push(
     p: &S3Push,
     credentials: Option<&S3Credentials>,
 ) -> Result<(), ActionError> {
-    let Request {
-        store,
-        location,
-        secrets,
-    } = request(&p.bucket, &p.key, &p.endpoint, &p.region, credentials)?;
-    let what = format!("s3 push to s3://{}/{}", p.bucket, p.key);
+    let req = request_for!("s3 push to", p, credentials)?;
     let source = &p.source;
     let mut file = tokio::fs::File::open(source)
         .await
@@ -230,16 +251,17 @@ pub(crate) async fn push(
         file.read_to_end(&mut data)
             .await
             .map_err(|e| local_error(format!("cannot read {}", source.display()), &e))?;
-        store
-            .put(&location, PutPayload::from(data))
+        req.store
+            .put(&req.location, PutPayload::from(data))
             .await
-            .map_err(|e| store_error(&what, &e, &secrets))?;
+            .map_err(|e| req.error(&e))?;
         return Ok(());
     }
-    let upload = store
-        .put_multipart(&location)
+    let upload = req
+        .store
+        .put_multipart(&req.location)
         .await
-        .map_err(|e| store_error(&what, &e, &secrets))?;
+        .map_err(|e| req.error(&e))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
     let mut buf = vec![0u8; PART_SIZE];
     loop {
@@ -254,14 +276,11 @@ pub(crate) async fn push(
             break;
         }
         if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
-            return Err(store_error(&what, &e, &secrets));
+            return Err(req.error(&e));
         }
         writer.write(&buf[..n]);
     }
-    writer
-        .finish()
-        .await
-        .map_err(|e| store_error(&what, &e, &secrets))?;
+    writer.finish().await.map_err(|e| req.error(&e))?;
     Ok(())
 }
 
@@ -279,16 +298,12 @@ pub(crate) async fn pull(
     p: &S3Pull,
     credentials: Option<&S3Credentials>,
 ) -> Result<(), ActionError> {
-    let Request {
-        store,
-        location,
-        secrets,
-    } = request(&p.bucket, &p.key, &p.endpoint, &p.region, credentials)?;
-    let what = format!("s3 pull of s3://{}/{}", p.bucket, p.key);
-    let result = store
-        .get(&location)
+    let req = request_for!("s3 pull of", p, credentials)?;
+    let result = req
+        .store
+        .get(&req.location)
         .await
-        .map_err(|e| store_error(&what, &e, &secrets))?;
+        .map_err(|e| req.error(&e))?;
     let dest = &p.destination;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent)
@@ -302,7 +317,7 @@ pub(crate) async fn pull(
             .map_err(|e| local_error(format!("cannot write {}", partial.display()), &e))?;
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| store_error(&what, &e, &secrets))?;
+            let chunk = chunk.map_err(|e| req.error(&e))?;
             file.write_all(&chunk)
                 .await
                 .map_err(|e| local_error(format!("cannot write {}", partial.display()), &e))?;

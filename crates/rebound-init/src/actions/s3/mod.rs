@@ -215,15 +215,7 @@ impl S3Push {
     /// # }
     /// ```
     pub async fn push_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
-        #[cfg(feature = "s3")]
-        {
-            io::push(self, credentials).await
-        }
-        #[cfg(not(feature = "s3"))]
-        {
-            let _ = credentials;
-            Err(no_s3())
-        }
+        io::push(self, credentials).await
     }
 }
 
@@ -256,22 +248,28 @@ impl S3Pull {
     /// # }
     /// ```
     pub async fn pull_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
-        #[cfg(feature = "s3")]
-        {
-            io::pull(self, credentials).await
-        }
-        #[cfg(not(feature = "s3"))]
-        {
-            let _ = credentials;
-            Err(no_s3())
-        }
+        io::pull(self, credentials).await
     }
 }
 
-/// The error of a transfer in a build without the `s3` feature. The spec
-/// loader refuses these actions in such a build; a library user may still
-/// build one by hand.
+/// The transfers of a build without the `s3` feature: each fails at once.
+/// The spec loader refuses these actions in such a build; a library user
+/// may still build one by hand.
 #[cfg(not(feature = "s3"))]
-fn no_s3() -> ActionError {
-    ActionError::permanent("S3 actions need rebound-init's `s3` feature, which this build lacks")
+mod io {
+    use super::{ActionError, S3Credentials, S3Pull, S3Push};
+
+    pub(crate) async fn push(_: &S3Push, _: Option<&S3Credentials>) -> Result<(), ActionError> {
+        Err(no_s3())
+    }
+
+    pub(crate) async fn pull(_: &S3Pull, _: Option<&S3Credentials>) -> Result<(), ActionError> {
+        Err(no_s3())
+    }
+
+    fn no_s3() -> ActionError {
+        ActionError::permanent(
+            "S3 actions need rebound-init's `s3` feature, which this build lacks",
+        )
+    }
 }

@@ -29,7 +29,7 @@ As a container entrypoint:  ENTRYPOINT [\"rebound\", \"init\", \"/etc/init.yaml\
 Exit codes: 0 ok (or the workload's own code, 128+N when signal N ended
 it); 2 invalid spec or usage; 3 a step failed; 124 a step timed out;
 126/127 the workload cannot be executed / is not found; 128+N when signal N
-(SIGINT 130, SIGTERM 143, SIGHUP 129, SIGQUIT 131) stopped the init.";
+(SIGINT 130, SIGTERM 143, SIGHUP 129, SIGQUIT 131, ...) stopped the init.";
 
 /// Arguments of `rebound init`.
 #[derive(Debug, clap::Args)]
@@ -66,14 +66,26 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if args.check {
         return Ok(check(&args, &spec)?);
     }
+    // Before any handler is installed: what the parent left ignored stays
+    // ignored (for rebound, and for the workload across exec).
+    let options = workload::Options {
+        ignored: signal::ignored_at_start()
+            .map_err(|e| CliError::failed(format!("cannot read the signal dispositions: {e}")))?,
+    };
     let progress = Arc::new(Progress::choose(args.json));
     let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
-        // Listen before the first step, so that Ctrl-C, SIGTERM, SIGHUP or
-        // SIGQUIT during the init cancels it (dropping the run kills running
-        // commands). Left to its default action, SIGHUP or SIGQUIT would end
-        // rebound and leave a step's command running in its own group.
-        let mut stops = signal::Listener::new(signal::END_JOB)?;
+        // Listen before the first step to every signal the workload will
+        // get (but SIGPIPE, which rebound's own writes could raise), so
+        // that none falls between the init and the workload, and so that
+        // none ends rebound by its default action while a step's command
+        // runs in its own group (it would be left running).
+        let init_signals: Vec<Signal> = options
+            .forwarded()
+            .into_iter()
+            .filter(|&s| s != Signal::SIGPIPE)
+            .collect();
+        let mut stops = signal::Listener::new(&init_signals)?;
         let sink = progress.clone();
         let runner = Runner::new(&spec).on_event(move |e| sink.event(e));
         let still_waiting = {
@@ -87,20 +99,38 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 }
             }
         };
-        let outcome = tokio::select! {
-            outcome = runner.run() => outcome,
-            never = still_waiting => match never {},
-            sig = stops.recv() => {
-                let what = match sig {
-                    Signal::SIGINT => "interrupted",
-                    _ => "terminated",
-                };
-                progress.interrupted(sig.as_str(), signal_exit(sig as i32));
-                return Err(CliError::new(
-                    signal_exit(sig as i32),
-                    format!("{what} during the init ({})", sig.as_str()),
-                )
-                .into());
+        let run = runner.run();
+        tokio::pin!(run, still_waiting);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                never = &mut still_waiting => match never {},
+                sig = stops.recv() => match signal::default_action(sig) {
+                    // A signal that would end rebound ends the init,
+                    // cleanly: dropping the run kills the running step's
+                    // process group.
+                    signal::DefaultAction::End => {
+                        let what = match sig {
+                            Signal::SIGINT => "interrupted",
+                            _ => "terminated",
+                        };
+                        progress.interrupted(sig.as_str(), signal_exit(sig as i32));
+                        return Err(CliError::new(
+                            signal_exit(sig as i32),
+                            format!("{what} during the init ({})", sig.as_str()),
+                        )
+                        .into());
+                    }
+                    // Job control: rebound stops (its steps, in their own
+                    // groups, go on) until SIGCONT. As PID 1 it cannot.
+                    signal::DefaultAction::Stop => {
+                        if std::process::id() != 1 {
+                            let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+                        }
+                    }
+                    // SIGWINCH, SIGURG, SIGCONT: nothing to do yet.
+                    signal::DefaultAction::Ignore => {}
+                },
             }
         };
         match outcome {
@@ -120,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // The workload runner forwards from this same listener: a SIGTERM
         // that arrives now, before the workload has started, still
         // reaches it (a new listener would not see it).
-        workload::run(&args.command, stops).await
+        workload::run(&args.command, stops, &options).await
     })
 }
 

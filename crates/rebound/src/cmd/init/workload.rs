@@ -4,30 +4,72 @@
 //! elsewhere it makes itself a child subreaper (as `tini -s` does) so that
 //! the workload's orphans are re-parented to it rather than left as zombies.
 //!
+//! The workload runs in a process group of its own (as with tini). When
+//! rebound runs in the foreground of the terminal that is its stdin, the
+//! workload's group is made the terminal's foreground group
+//! (`tcsetpgrp`), so that a Ctrl-C reaches the workload once, from the
+//! terminal, and not a second time forwarded by rebound; rebound takes the
+//! terminal back when the workload ends.
+//!
+//! Job control (as dumb-init): SIGTSTP, SIGTTIN or SIGTTOU sent to rebound
+//! is forwarded, then rebound stops itself (SIGSTOP); SIGCONT resumes
+//! rebound and is forwarded. A workload stopped by the terminal (Ctrl-Z
+//! while it is in the foreground) stops rebound too, so that the shell sees
+//! its job stopped; `fg` hands the terminal back to the workload. As PID 1
+//! rebound cannot stop (the kernel ignores SIGSTOP sent to a namespace's
+//! init from inside it): it only forwards.
+//!
 //! This does not use `crate::child` (a `tokio::process::Child` waited by
 //! tokio): reaping orphans takes `waitpid(-1)`, which would also collect
 //! the workload's status behind tokio's back. So the workload is spawned
-//! with std and waited for with `waitpid` here, woken by SIGCHLD.
+//! with std and waited for with `waitpid` here, woken by SIGCHLD (which is
+//! coalesced but never lost: there is no periodic wake-up).
 
 use std::ffi::OsString;
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 
 use nix::errno::Errno;
-use nix::sys::signal::kill;
+use nix::sys::signal::{SigSet, SigmaskHow, kill, killpg, pthread_sigmask, raise};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp};
 
 use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, signal_exit};
-use crate::signal::{self, Signal};
+use crate::signal::{self, DefaultAction, Signal, default_action};
 
-/// Runs `command` to its end, forwarding the [`signal::WORKLOAD`] signals
-/// to it, and returns its exit code (128+N when signal N ended it).
+/// How the workload is run and signalled.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Signals the parent left ignored: they are not listened to, so they
+    /// stay ignored for rebound and for the workload.
+    pub ignored: Vec<Signal>,
+}
+
+impl Options {
+    /// The signals forwarded to the workload: [`signal::WORKLOAD`] but
+    /// those left ignored.
+    pub fn forwarded(&self) -> Vec<Signal> {
+        signal::WORKLOAD
+            .iter()
+            .copied()
+            .filter(|s| !self.ignored.contains(s))
+            .collect()
+    }
+}
+
+/// Runs `command` to its end, forwarding the [`Options::forwarded`]
+/// signals to it, and returns its exit code (128+N when signal N ended it).
 ///
 /// `early` is the listener the caller opened before (the signals that
 /// cancel the init): it is forwarded from, so that such a signal arriving
 /// after the init ended but before the workload started is delivered to the
 /// workload once it runs instead of being lost.
-pub async fn run(command: &[OsString], early: signal::Listener) -> anyhow::Result<i32> {
+pub async fn run(
+    command: &[OsString],
+    early: signal::Listener,
+    options: &Options,
+) -> anyhow::Result<i32> {
     let Some((program, args)) = command.split_first() else {
         return Err(CliError::usage("no workload command after `--`").into());
     };
@@ -35,12 +77,20 @@ pub async fn run(command: &[OsString], early: signal::Listener) -> anyhow::Resul
     // missed between the spawn and the loop.
     let mut child_events = signal::Listener::new(&[Signal::SIGCHLD])?;
     let mut forwarded = early;
-    forwarded.add(signal::WORKLOAD)?;
+    forwarded.add(&options.forwarded())?;
     // Become the reaper of the workload's orphans (a no-op as PID 1). The
     // init steps are over: daemons they started keep their parent.
-    let reap_all = std::process::id() == 1 || nix::sys::prctl::set_child_subreaper(true).is_ok();
+    let pid1 = std::process::id() == 1;
+    let reap_all = pid1 || nix::sys::prctl::set_child_subreaper(true).is_ok();
+    let terminal = Terminal::foreground_stdin();
     let child = std::process::Command::new(program)
         .args(args)
+        .process_group(0)
+        // A no-op setgid(2) to the effective group, so that std forks and
+        // execs instead of using glibc's posix_spawn, which leaves glibc's
+        // internal signals (32 and 33) ignored in the child, and so ignored
+        // for the workload.
+        .gid(rustix::process::getegid().as_raw())
         .spawn()
         .map_err(|e| {
             // The shell's codes (and `rebound retry`'s, and a container
@@ -62,45 +112,163 @@ pub async fn run(command: &[OsString], early: signal::Listener) -> anyhow::Resul
     // The std handle is not used to wait (see the module doc); dropping it
     // neither kills nor waits.
     drop(child);
-    let forwarder = tokio::spawn(async move {
-        loop {
-            let sig = forwarded.recv().await;
-            tracing::debug!(signal = ?sig, pid = pid.as_raw(), "forwarding to the workload");
-            // ESRCH: the workload just exited; its status comes next.
-            let _ = kill(pid, sig);
-        }
-    });
+    let job = Job {
+        pid,
+        terminal,
+        pid1,
+    };
+    job.give_terminal();
     let result = loop {
         match reap(pid, reap_all) {
-            Ok(None) => {}
-            done => break done,
+            Ok(Reaped::Nothing) => {}
+            Ok(Reaped::Stopped(sig)) => job.stopped(sig),
+            Ok(Reaped::Exited(code)) => break Ok(code),
+            Err(err) => break Err(err),
         }
+        // Signals first: after a stop, the SIGCONT that resumed rebound
+        // is forwarded before the workload's state is looked at again.
         tokio::select! {
+            biased;
+            sig = forwarded.recv() => job.on_signal(sig),
             _ = child_events.recv() => {}
-            // A safety net: SIGCHLD is coalesced, never lost, but a missed
-            // wake-up would hang an entrypoint forever.
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     };
-    forwarder.abort();
-    result.map(|code| code.unwrap_or(crate::exit::FAILED))
+    job.take_terminal_back();
+    result
+}
+
+/// The running workload and what rebound does with the signals it gets.
+struct Job {
+    pid: Pid,
+    terminal: Option<Terminal>,
+    pid1: bool,
+}
+
+impl Job {
+    fn send(&self, sig: Signal) {
+        tracing::debug!(signal = ?sig, pid = self.pid.as_raw(), "forwarding to the workload");
+        // ESRCH: the workload just exited; its status comes next.
+        let _ = kill(self.pid, sig);
+    }
+
+    fn on_signal(&self, sig: Signal) {
+        match default_action(sig) {
+            DefaultAction::Stop => {
+                self.send(sig);
+                self.stop_self();
+            }
+            _ if sig == Signal::SIGCONT => {
+                // Resumed (`fg` or `kill -CONT`): when rebound is back in
+                // the foreground, so is the workload.
+                self.give_terminal();
+                self.send(sig);
+            }
+            _ => self.send(sig),
+        }
+    }
+
+    /// The workload stopped on `sig`.
+    fn stopped(&self, sig: Signal) {
+        let Some(terminal) = &self.terminal else {
+            return; // stopped from outside; rebound has no job to stop
+        };
+        if matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU)
+            && terminal.foreground() == Some(self.pid)
+        {
+            // It used the terminal in the instant between its start and
+            // the hand-over; it has the terminal now.
+            let _ = killpg(self.pid, Signal::SIGCONT);
+            return;
+        }
+        // Ctrl-Z on the terminal reached the workload's group only: stop
+        // rebound too, so that the shell sees its job stopped.
+        self.stop_self();
+    }
+
+    fn stop_self(&self) {
+        if !self.pid1 {
+            tracing::debug!("stopping until SIGCONT");
+            let _ = raise(Signal::SIGSTOP);
+        }
+    }
+
+    /// Makes the workload's group the terminal's foreground group, when
+    /// rebound's is (rebound started in the foreground, or `fg` resumed it).
+    fn give_terminal(&self) {
+        if let Some(terminal) = &self.terminal
+            && terminal.foreground() == Some(getpgrp())
+        {
+            terminal.set_foreground(self.pid);
+        }
+    }
+
+    /// Back to rebound's group, if the workload's group still holds it.
+    fn take_terminal_back(&self) {
+        if let Some(terminal) = &self.terminal
+            && terminal.foreground() == Some(self.pid)
+        {
+            terminal.set_foreground(getpgrp());
+        }
+    }
+}
+
+/// Stdin, when it is the terminal rebound runs in the foreground of.
+struct Terminal;
+
+impl Terminal {
+    fn foreground_stdin() -> Option<Self> {
+        let stdin = std::io::stdin();
+        (stdin.is_terminal() && tcgetpgrp(stdin.as_fd()).is_ok_and(|g| g == getpgrp()))
+            .then_some(Terminal)
+    }
+
+    fn foreground(&self) -> Option<Pid> {
+        tcgetpgrp(std::io::stdin().as_fd()).ok()
+    }
+
+    /// `tcsetpgrp`, with SIGTTOU blocked on this thread: from the
+    /// background (after the hand-over) the call would otherwise send
+    /// rebound SIGTTOU instead of acting.
+    fn set_foreground(&self, group: Pid) {
+        let ttou = SigSet::from(Signal::SIGTTOU);
+        let mut before = SigSet::empty();
+        if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut before)).is_err() {
+            return;
+        }
+        if let Err(err) = tcsetpgrp(std::io::stdin().as_fd(), group) {
+            tracing::debug!(%err, group = group.as_raw(), "tcsetpgrp");
+        }
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    }
+}
+
+/// What [`reap`] found about the workload.
+enum Reaped {
+    Nothing,
+    Stopped(Signal),
+    Exited(i32),
 }
 
 /// Collects exited children without blocking. Returns the workload's exit
-/// code once it has exited. With `reap_all` (rebound is PID 1 or a child
-/// subreaper), orphans are reaped too.
-fn reap(workload: Pid, reap_all: bool) -> anyhow::Result<Option<i32>> {
+/// code once it has exited, or that it stopped. With `reap_all` (rebound is
+/// PID 1 or a child subreaper), orphans are reaped too.
+fn reap(workload: Pid, reap_all: bool) -> anyhow::Result<Reaped> {
     let target = if reap_all { None } else { Some(workload) };
     loop {
-        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == workload => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == workload => {
-                return Ok(Some(signal_exit(sig as i32)));
+        match waitpid(target, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == workload => {
+                return Ok(Reaped::Exited(code));
             }
-            Ok(WaitStatus::StillAlive) => return Ok(None),
-            // An orphan reaped, or a stop/continue report.
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == workload => {
+                return Ok(Reaped::Exited(signal_exit(sig as i32)));
+            }
+            Ok(WaitStatus::Stopped(pid, sig)) if pid == workload => {
+                return Ok(Reaped::Stopped(sig));
+            }
+            Ok(WaitStatus::StillAlive) => return Ok(Reaped::Nothing),
+            // An orphan reaped, or an orphan's stop.
             Ok(_) if reap_all => {}
-            Ok(_) => return Ok(None),
+            Ok(_) => return Ok(Reaped::Nothing),
             Err(Errno::EINTR) => {}
             Err(err) => {
                 return Err(CliError::failed(format!(
@@ -114,6 +282,7 @@ fn reap(workload: Pid, reap_all: bool) -> anyhow::Result<Option<i32>> {
 
 // No unit tests here: `run` reaps every child of the process
 // (`waitpid(-1)`), which would steal the children of other tests running in
-// the same test binary. crates/rebound/tests/init.rs drives it through the
-// real binary instead (exit codes, every forwarded signal, orphan reaping
-// as a subreaper and as PID 1).
+// the same test binary. crates/rebound/tests/init.rs and
+// crates/rebound/tests/entrypoint.rs drive it through the real binary
+// instead (exit codes, every forwarded signal, job control, the terminal,
+// orphan reaping as a subreaper and as PID 1).

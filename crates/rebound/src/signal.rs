@@ -101,6 +101,28 @@ pub fn default_action(sig: Signal) -> DefaultAction {
     }
 }
 
+/// Parses a signal given on the command line: a name with or without
+/// `SIG`, in any case (`TERM`, `SIGTERM`, `term`), or a number (`15`).
+///
+/// # Errors
+///
+/// The text names no signal (the message says what was given).
+pub fn parse(text: &str) -> Result<Signal, String> {
+    let trimmed = text.trim();
+    if let Ok(number) = trimmed.parse::<i32>() {
+        return Signal::try_from(number).map_err(|_| format!("no signal has the number {number}"));
+    }
+    let upper = trimmed.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().map_err(|_| {
+        format!("unknown signal `{text}` (expected a name such as TERM or a number such as 15)")
+    })
+}
+
 /// The signals this process ignores now, as the kernel reports them
 /// (`SigIgn` in `/proc/self/status`). Called before rebound installs any
 /// handler, it returns what the parent left ignored (`nohup`, `trap ''`),
@@ -224,6 +246,20 @@ mod tests {
             );
         }
         assert_eq!(WORKLOAD.len(), 25);
+    }
+
+    #[test]
+    fn parses_names_and_numbers() {
+        for text in ["TERM", "SIGTERM", "term", " 15 "] {
+            assert_eq!(parse(text), Ok(Signal::SIGTERM), "{text}");
+        }
+        assert_eq!(parse("winch"), Ok(Signal::SIGWINCH));
+        assert!(parse("TREM").unwrap_err().contains("unknown signal `TREM`"));
+        assert!(
+            parse("99")
+                .unwrap_err()
+                .contains("no signal has the number 99")
+        );
     }
 
     #[test]

@@ -82,6 +82,11 @@ impl Entry {
     /// Starts `rebound init SPEC -- sh -c SCRIPT`, as PID 1 of a new PID
     /// namespace when `pid1`, and waits for `ready` (a line of `log`).
     fn start(dir: &Path, script: &str, log: &Path, pid1: bool) -> Entry {
+        Self::start_with(dir, &[], script, log, pid1)
+    }
+
+    /// [`Entry::start`] with options for `rebound init`.
+    fn start_with(dir: &Path, flags: &[&str], script: &str, log: &Path, pid1: bool) -> Entry {
         let spec = quick_spec(dir);
         let mut cmd = if pid1 {
             unshare_available();
@@ -92,17 +97,14 @@ impl Entry {
         } else {
             Cli::new().command()
         };
-        cmd.args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "sh".as_ref(),
-        ])
-        .args(["-c", script])
-        .env_remove("REBOUND_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.arg("init")
+            .args(flags)
+            .args([spec.as_os_str(), "--".as_ref(), "sh".as_ref()])
+            .args(["-c", script])
+            .env_remove("REBOUND_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = cmd.spawn().unwrap();
         let rebound = if pid1 {
             let mut found = None;
@@ -474,4 +476,274 @@ fn one_ctrl_c_on_a_terminal_is_one_sigint() {
     );
     assert!(debug.contains("SIGUSR1"), "{debug}");
     drop(keys);
+}
+
+/// Writes an executable shell script `name` into `dir`.
+fn script_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = write_file(dir, name, &format!("#!/bin/sh\n{body}\n"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A workload whose own child, in its process group, records USR1 too;
+/// both write to `log`.
+fn parent_and_child(dir: &Path, log: &Path) -> String {
+    let log = log.display();
+    let child = script_file(
+        dir,
+        "child.sh",
+        &format!(
+            "trap 'echo child-USR1 >> \"{log}\"' USR1\necho child-ready >> \"{log}\"\nwhile :; do sleep 1 & wait $!; done"
+        ),
+    );
+    format!(
+        "trap 'echo parent-USR1 >> \"{log}\"' USR1; trap 'exit 3' TERM; '{}' & \
+         while [ \"$(grep -c child-ready '{log}' 2>/dev/null)\" != 1 ]; do sleep 0.01; done; \
+         echo ready >> \"{log}\"; while :; do sleep 1 & wait $!; done",
+        child.display()
+    )
+}
+
+#[test]
+fn signals_go_to_the_workload_alone_unless_signal_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let script = parent_and_child(dir.path(), &log);
+    let entry = Entry::start(dir.path(), &script, &log, false);
+    entry.send("USR1");
+    wait_until(
+        || count(&log, "parent-USR1") == 1,
+        "the workload to get USR1",
+    );
+    entry.send("TERM");
+    assert_eq!(entry.code(), 3);
+    assert_eq!(
+        count(&log, "child-USR1"),
+        0,
+        "the workload's child got USR1"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let script = parent_and_child(dir.path(), &log);
+    let entry = Entry::start_with(dir.path(), &["--signal-group"], &script, &log, false);
+    entry.send("USR1");
+    wait_until(
+        || count(&log, "parent-USR1") == 1,
+        "the workload to get USR1",
+    );
+    wait_until(
+        || count(&log, "child-USR1") == 1,
+        "the workload's child to get USR1",
+    );
+    entry.send("TERM");
+    assert_eq!(entry.code(), 3);
+}
+
+/// A workload that starts a child which records SIGTERM but goes on
+/// (its pid in `LOG.pid`), then exits with 0 once `go` exists.
+fn leaves_a_child(dir: &Path, log: &Path) -> String {
+    let log = log.display();
+    let child = script_file(
+        dir,
+        "stubborn.sh",
+        &format!(
+            "trap 'echo leftover-TERM >> \"{log}\"' TERM\necho $$ > \"{log}.pid\"\nwhile :; do sleep 1 & wait $!; done"
+        ),
+    );
+    let go = dir.join("go");
+    format!(
+        "'{}' & while [ ! -s '{log}.pid' ]; do sleep 0.01; done; echo ready >> \"{log}\"; \
+         while [ ! -e '{}' ]; do sleep 0.01; done; exit 0",
+        child.display(),
+        go.display()
+    )
+}
+
+fn read_pid(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn leftovers_get_term_then_kill(pid1: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let script = leaves_a_child(dir.path(), &log);
+    let entry = Entry::start_with(dir.path(), &["--grace", "300ms"], &script, &log, pid1);
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let started = Instant::now();
+    assert_eq!(entry.code(), 0, "the workload's own code");
+    assert!(started.elapsed() >= Duration::from_millis(300), "no grace");
+    assert_eq!(count(&log, "leftover-TERM"), 1, "SIGTERM first");
+    if !pid1 {
+        let pid = read_pid(&dir.path().join("log.pid"));
+        assert!(!alive(pid), "the leftover {pid} survived rebound");
+    }
+}
+
+#[test]
+fn leftovers_of_the_workload_get_sigterm_then_sigkill() {
+    leftovers_get_term_then_kill(false);
+}
+
+#[test]
+fn leftovers_of_the_workload_get_sigterm_then_sigkill_as_pid_1() {
+    // As PID 1 the kernel would SIGKILL them when rebound exits anyway:
+    // they get their SIGTERM and grace first.
+    leftovers_get_term_then_kill(true);
+}
+
+#[test]
+fn leftovers_that_end_on_sigterm_end_rebound_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let script = format!(
+        "sleep 1000 & echo $! > '{0}.pid'; echo ready >> '{0}'; exit 4",
+        log.display()
+    );
+    let started = Instant::now();
+    let entry = Entry::start_with(dir.path(), &["--grace", "60s"], &script, &log, false);
+    assert_eq!(entry.code(), 4);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited for the grace"
+    );
+    let pid = read_pid(&dir.path().join("log.pid"));
+    assert!(!alive(pid), "the leftover sleep {pid} survived");
+}
+
+#[test]
+fn no_kill_leftovers_leaves_them_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let script = leaves_a_child(dir.path(), &log);
+    let entry = Entry::start_with(dir.path(), &["--no-kill-leftovers"], &script, &log, false);
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    assert_eq!(entry.code(), 0);
+    let pid = read_pid(&dir.path().join("log.pid"));
+    let still = alive(pid);
+    support::send_signal(pid, "KILL");
+    assert!(still, "the leftover was killed");
+    assert_eq!(count(&log, "leftover-TERM"), 0);
+}
+
+/// `rebound init FLAGS SPEC -- sh -c SCRIPT`, run to its end.
+fn init_sh(spec: &Path, flags: &[&str], script: &str) -> support::Outcome {
+    Cli::new()
+        .args(["init"])
+        .args(flags)
+        .args([spec.as_os_str()])
+        .args(["--", "sh", "-c", script])
+        .run()
+}
+
+#[test]
+fn success_exit_maps_a_code_to_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = quick_spec(dir.path());
+    init_sh(&spec, &["--success-exit", "143"], "kill -TERM $$").code(0);
+    init_sh(
+        &spec,
+        &["--success-exit", "3", "--success-exit", "7"],
+        "exit 7",
+    )
+    .code(0);
+    init_sh(&spec, &["--success-exit", "3"], "exit 7").code(7);
+    init_sh(&spec, &["--success-exit", "300"], "exit 0")
+        .code(2)
+        .stderr_has("300");
+}
+
+#[test]
+fn rewrite_forwards_one_signal_as_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let flags = [
+        "--rewrite",
+        "TERM:QUIT",
+        "--rewrite",
+        "SIGUSR2:15",
+        "--rewrite",
+        "winch:0",
+    ];
+    let entry = Entry::start_with(dir.path(), &flags, &recorder(&log), &log, false);
+    entry.send("TERM");
+    wait_until(|| count(&log, "QUIT") == 1, "TERM forwarded as QUIT");
+    entry.send("WINCH");
+    entry.send("USR2");
+    assert_eq!(entry.code(), 3, "USR2 forwarded as TERM");
+    assert_eq!(count(&log, "USR2"), 0);
+    assert_eq!(count(&log, "WINCH"), 0, "WINCH:0 drops it");
+    let spec = quick_spec(dir.path());
+    init_sh(&spec, &["--rewrite", "TERM"], "true")
+        .code(2)
+        .stderr_has("expected FROM:TO");
+    init_sh(&spec, &["--rewrite", "TERM:BOGUS"], "true")
+        .code(2)
+        .stderr_has("unknown signal `BOGUS`");
+}
+
+#[test]
+fn parent_death_signal_reaches_the_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = quick_spec(dir.path());
+    let log = dir.path().join("log");
+    // A parent shell runs rebound in the background and waits; it is then
+    // killed.
+    let mut parent = Command::new("sh")
+        .args([
+            "-c",
+            "\"$@\" & wait",
+            "sh",
+            env!("CARGO_BIN_EXE_rebound"),
+            "init",
+            "--parent-death-signal",
+            "TERM",
+        ])
+        .arg(&spec)
+        .args(["--", "sh", "-c", &recorder(&log)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(|| count(&log, "ready") == 1, "the workload to be ready");
+    let rebound = children_of(parent.id())[0];
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    wait_until(|| count(&log, "TERM") == 1, "the workload to get TERM");
+    wait_until(|| !alive(rebound), "rebound to exit");
+}
+
+#[test]
+fn quiet_prints_nothing_on_success_and_errors_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = quick_spec(dir.path());
+    let out = init_sh(&spec, &["--quiet"], "echo workload-ran").code(0);
+    assert_eq!(out.stdout(), "workload-ran\n");
+    assert_eq!(out.stderr(), "");
+    let out = Cli::new()
+        .env("REBOUND_QUIET", "1")
+        .args(["init".as_ref(), spec.as_os_str()])
+        .run()
+        .code(0);
+    assert_eq!((out.stdout().as_str(), out.stderr().as_str()), ("", ""));
+    let failing = write_file(
+        dir.path(),
+        "fail.yaml",
+        "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: { command: 'echo oops; exit 9' }\n",
+    );
+    let out = Cli::new()
+        .env("REBOUND_QUIET", "true")
+        .args(["init".as_ref(), failing.as_os_str()])
+        .run()
+        .code(3)
+        .stderr_has("rebound: [only] FAILED")
+        .stderr_has("init failed")
+        .stderr_has("oops");
+    assert_eq!(out.stdout(), "");
 }

@@ -53,6 +53,48 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// Print nothing on success; only errors (a failed step, the summary
+    /// of a failed init, the final error). Also REBOUND_QUIET=1.
+    #[arg(
+        long,
+        short = 'q',
+        env = "REBOUND_QUIET",
+        conflicts_with = "json",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub quiet: bool,
+
+    /// Forward signals to the workload's whole process group (what it
+    /// started too), not only to the workload (tini -g).
+    #[arg(long)]
+    pub signal_group: bool,
+
+    /// Forward signal FROM as signal TO (names or numbers, e.g. TERM:QUIT;
+    /// TO 0 drops FROM). Repeatable (dumb-init --rewrite).
+    #[arg(long, value_name = "FROM:TO", value_parser = parse_rewrite)]
+    pub rewrite: Vec<(Signal, Option<Signal>)>,
+
+    /// Exit with 0 when the workload exits with CODE (e.g. 143 for a
+    /// SIGTERM it does not handle). Repeatable (tini -e).
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(i32).range(0..=255))]
+    pub success_exit: Vec<i32>,
+
+    /// When the workload exits, how long the processes it left running get
+    /// between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+
+    /// Leave the processes the workload left running alone when it exits
+    /// (by default: SIGTERM, then SIGKILL after --grace).
+    #[arg(long)]
+    pub no_kill_leftovers: bool,
+
+    /// The signal rebound gets when its parent dies (PR_SET_PDEATHSIG,
+    /// tini -p); like any other, it is forwarded to the workload, or ends
+    /// the init.
+    #[arg(long, value_name = "SIGNAL", value_parser = signal::parse)]
+    pub parent_death_signal: Option<Signal>,
+
     /// The workload to run once the init succeeded (after `--`); rebound
     /// forwards signals to it and exits with its exit code.
     #[arg(last = true, value_name = "CMD")]
@@ -71,8 +113,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let options = workload::Options {
         ignored: signal::ignored_at_start()
             .map_err(|e| CliError::failed(format!("cannot read the signal dispositions: {e}")))?,
+        signal_group: args.signal_group,
+        rewrite: args.rewrite.clone(),
+        success_exits: args.success_exit.clone(),
+        grace: (!args.no_kill_leftovers).then_some(args.grace),
     };
-    let progress = Arc::new(Progress::choose(args.json));
+    if let Some(sig) = args.parent_death_signal {
+        nix::sys::prctl::set_pdeathsig(sig).map_err(|e| {
+            CliError::failed(format!("--parent-death-signal {}: {e}", sig.as_str()))
+        })?;
+    }
+    let progress = Arc::new(Progress::choose(args.json, args.quiet));
     let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
         // Listen before the first step to every signal the workload will
@@ -152,6 +203,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // reaches it (a new listener would not see it).
         workload::run(&args.command, stops, &options).await
     })
+}
+
+/// `--rewrite FROM:TO`: two signals (TO may be 0: drop FROM).
+fn parse_rewrite(text: &str) -> Result<(Signal, Option<Signal>), String> {
+    let (from, to) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}`: expected FROM:TO, e.g. TERM:QUIT"))?;
+    let from = signal::parse(from)?;
+    let to = if to.trim() == "0" {
+        None
+    } else {
+        Some(signal::parse(to)?)
+    };
+    Ok((from, to))
 }
 
 /// `--check`: the spec is valid (loading succeeded); say what would run.

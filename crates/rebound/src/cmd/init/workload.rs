@@ -29,11 +29,12 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, kill, killpg, pthread_sigmask, raise};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp};
+use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 
 use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, signal_exit};
 use crate::signal::{self, DefaultAction, Signal, default_action};
@@ -44,6 +45,17 @@ pub struct Options {
     /// Signals the parent left ignored: they are not listened to, so they
     /// stay ignored for rebound and for the workload.
     pub ignored: Vec<Signal>,
+    /// Forward to the workload's whole process group, not only to it.
+    pub signal_group: bool,
+    /// `--rewrite FROM:TO`: a received FROM is forwarded as TO (`None`:
+    /// not forwarded).
+    pub rewrite: Vec<(Signal, Option<Signal>)>,
+    /// `--success-exit N`: these exit codes of the workload become 0.
+    pub success_exits: Vec<i32>,
+    /// How long descendants left running when the workload exits get
+    /// between SIGTERM and SIGKILL; `None` (`--no-kill-leftovers`): they
+    /// are left alone.
+    pub grace: Option<Duration>,
 }
 
 impl Options {
@@ -116,6 +128,8 @@ pub async fn run(
         pid,
         terminal,
         pid1,
+        group: options.signal_group,
+        rewrite: options.rewrite.clone(),
     };
     job.give_terminal();
     let result = loop {
@@ -134,7 +148,113 @@ pub async fn run(
         }
     };
     job.take_terminal_back();
-    result
+    let code = result?;
+    if let Some(grace) = options.grace {
+        end_leftovers(pid, grace, &mut child_events, reap_all).await;
+    }
+    Ok(if options.success_exits.contains(&code) {
+        crate::exit::OK
+    } else {
+        code
+    })
+}
+
+/// Ends what the workload left running when it exited: SIGTERM to its
+/// process group and to every child rebound has (orphans re-parented to
+/// it as PID 1 or subreaper; those orphaned later get theirs as they
+/// come), then, after `grace`, SIGKILL to whatever is left; returns when
+/// none is left. Without `reap_all` rebound cannot see orphans: the
+/// group alone gets SIGTERM, then SIGKILL after `grace`.
+async fn end_leftovers(
+    workload: Pid,
+    grace: Duration,
+    child_events: &mut signal::Listener,
+    reap_all: bool,
+) {
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut termed = Vec::new();
+    let _ = killpg(workload, Signal::SIGTERM);
+    loop {
+        reap_orphans(reap_all);
+        let left = children();
+        let group_alive = killpg(workload, None).is_ok();
+        if left.is_empty() && !group_alive {
+            return;
+        }
+        for (pid, group) in left {
+            // Those in the workload's group had theirs from killpg.
+            if group == workload || termed.contains(&pid) {
+                continue;
+            }
+            tracing::debug!(pid = pid.as_raw(), "SIGTERM to a leftover process");
+            let _ = kill(pid, Signal::SIGTERM);
+            termed.push(pid);
+        }
+        tokio::select! {
+            _ = child_events.recv() => {}
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    if !reap_all {
+        let _ = killpg(workload, Signal::SIGKILL);
+        return;
+    }
+    loop {
+        let _ = killpg(workload, Signal::SIGKILL);
+        reap_orphans(reap_all);
+        let left = children();
+        if left.is_empty() {
+            return;
+        }
+        for (pid, _) in left {
+            tracing::debug!(pid = pid.as_raw(), "SIGKILL to a leftover process");
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        child_events.recv().await;
+    }
+}
+
+/// Reaps every exited child, without blocking.
+fn reap_orphans(reap_all: bool) {
+    if !reap_all {
+        return;
+    }
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// rebound's living children (zombies left out) and their process
+/// groups, from /proc.
+fn children() -> Vec<(Pid, Pid)> {
+    let me = getpid().as_raw();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (state, ppid, group) = parent_of(&stat)?;
+            (ppid == me && state != "Z" && state != "X")
+                .then(|| (Pid::from_raw(pid), Pid::from_raw(group)))
+        })
+        .collect()
+}
+
+/// The state, parent pid and process group of a `/proc/PID/stat` line
+/// (the fields after the command name, which is in parentheses and may
+/// hold anything).
+fn parent_of(stat: &str) -> Option<(&str, i32, i32)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, ppid, group))
 }
 
 /// The running workload and what rebound does with the signals it gets.
@@ -142,16 +262,27 @@ struct Job {
     pid: Pid,
     terminal: Option<Terminal>,
     pid1: bool,
+    group: bool,
+    rewrite: Vec<(Signal, Option<Signal>)>,
 }
 
 impl Job {
     fn send(&self, sig: Signal) {
-        tracing::debug!(signal = ?sig, pid = self.pid.as_raw(), "forwarding to the workload");
+        tracing::debug!(signal = ?sig, pid = self.pid.as_raw(), group = self.group, "forwarding to the workload");
         // ESRCH: the workload just exited; its status comes next.
-        let _ = kill(self.pid, sig);
+        let _ = if self.group {
+            killpg(self.pid, sig)
+        } else {
+            kill(self.pid, sig)
+        };
     }
 
-    fn on_signal(&self, sig: Signal) {
+    fn on_signal(&self, received: Signal) {
+        let sig = match self.rewrite.iter().find(|(from, _)| *from == received) {
+            Some((_, Some(to))) => *to,
+            Some((_, None)) => return,
+            None => received,
+        };
         match default_action(sig) {
             DefaultAction::Stop => {
                 self.send(sig);

@@ -8,6 +8,7 @@ mod child;
 mod cli;
 mod cmd;
 mod exit;
+mod notify;
 mod output;
 mod runtime;
 mod signal;

@@ -5,10 +5,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rebound_init::events::Event;
 use rebound_init::orchestrator::{InitErrorKind, Runner};
 use rebound_init::spec::Spec;
 
 use crate::exit::{self, CliError, signal_exit};
+use crate::notify::Notifier;
 use crate::output::{STILL_WAITING_EVERY, StdoutError, out};
 use crate::signal::{self, Signal};
 
@@ -25,6 +27,8 @@ Examples:
 
 As a container entrypoint:  ENTRYPOINT [\"rebound\", \"init\", \"/etc/init.yaml\", \"--\"]
   CMD [\"./server\"]   (signals are forwarded; zombies are reaped when PID 1)
+  Add --quiet (or REBOUND_QUIET=1) to print only errors; see docs/init.md
+  for --signal-group, --rewrite, --success-exit, --grace.
 
 Exit codes: 0 ok (or the workload's own code, 128+N when signal N ended
 it); 2 invalid spec or usage; 3 a step failed; 124 a step timed out;
@@ -95,14 +99,28 @@ pub struct Args {
     #[arg(long, value_name = "SIGNAL", value_parser = signal::parse)]
     pub parent_death_signal: Option<Signal>,
 
+    /// With NOTIFY_SOCKET set (a systemd service of Type=notify), send
+    /// READY=1 once the init is done and the workload started (STATUS=
+    /// lines are sent in any case).
+    #[arg(long)]
+    pub notify_ready: bool,
+
     /// The workload to run once the init succeeded (after `--`); rebound
     /// forwards signals to it and exits with its exit code.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
+/// Set in the environment of rebound re-executed as the workload's
+/// trampoline (socket activation, see [`workload`]).
+const TRAMPOLINE: &str = "REBOUND_INIT_TRAMPOLINE";
+
 /// Runs `rebound init`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    if std::env::var_os(TRAMPOLINE).is_some() {
+        return Ok(workload::trampoline(&args.command));
+    }
+    let notifier = Notifier::from_env().map_err(|e| CliError::usage(e.to_string()))?;
     let spec = Spec::load(&args.spec, args.service.as_deref())
         .map_err(|err| CliError::usage(format!("invalid spec: {err}")))?;
     if args.check {
@@ -117,6 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         rewrite: args.rewrite.clone(),
         success_exits: args.success_exit.clone(),
         grace: (!args.no_kill_leftovers).then_some(args.grace),
+        notifier: notifier.clone(),
+        notify_ready: args.notify_ready,
     };
     if let Some(sig) = args.parent_death_signal {
         nix::sys::prctl::set_pdeathsig(sig).map_err(|e| {
@@ -138,7 +158,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .collect();
         let mut stops = signal::Listener::new(&init_signals)?;
         let sink = progress.clone();
-        let runner = Runner::new(&spec).on_event(move |e| sink.event(e));
+        let status = notifier.clone();
+        let runner = Runner::new(&spec).on_event(move |e| {
+            sink.event(e);
+            if let Some(notifier) = &status {
+                notify_event(notifier, e);
+            }
+        });
         let still_waiting = {
             let progress = progress.clone();
             async move {
@@ -185,9 +211,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
         };
         match outcome {
-            Ok(summary) => progress.summary(&summary, true),
+            Ok(summary) => {
+                progress.summary(&summary, true);
+                if let Some(notifier) = &notifier {
+                    notifier.status("init done");
+                }
+            }
             Err(err) => {
                 progress.summary(err.summary(), false);
+                if let Some(notifier) = &notifier {
+                    notifier.status(&format!("init failed: {err}"));
+                }
                 let code = match err.kind() {
                     InitErrorKind::StepTimedOut => exit::TIMEOUT,
                     _ => exit::FAILED,
@@ -203,6 +237,24 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // reaches it (a new listener would not see it).
         workload::run(&args.command, stops, &options).await
     })
+}
+
+/// `STATUS=` for the init events a service manager shows.
+fn notify_event(notifier: &Notifier, event: &Event) {
+    match event {
+        Event::StepStarted { step, target, .. } => {
+            notifier.status(&format!("init: [{step}] {target}"));
+        }
+        Event::InitRestarted {
+            restart,
+            max_retries,
+            resume_at,
+            ..
+        } => notifier.status(&format!(
+            "init: restart {restart}/{max_retries}, resuming at [{resume_at}]"
+        )),
+        _ => {}
+    }
 }
 
 /// `--rewrite FROM:TO`: two signals (TO may be 0: drop FROM).

@@ -37,6 +37,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 
 use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, signal_exit};
+use crate::notify::Notifier;
 use crate::signal::{self, DefaultAction, Signal, default_action};
 
 /// How the workload is run and signalled.
@@ -56,6 +57,10 @@ pub struct Options {
     /// between SIGTERM and SIGKILL; `None` (`--no-kill-leftovers`): they
     /// are left alone.
     pub grace: Option<Duration>,
+    /// The service manager to tell (`NOTIFY_SOCKET`).
+    pub notifier: Option<Notifier>,
+    /// `--notify-ready`: `READY=1` once the workload started.
+    pub notify_ready: bool,
 }
 
 impl Options {
@@ -95,8 +100,27 @@ pub async fn run(
     let pid1 = std::process::id() == 1;
     let reap_all = pid1 || nix::sys::prctl::set_child_subreaper(true).is_ok();
     let terminal = Terminal::foreground_stdin();
-    let child = std::process::Command::new(program)
-        .args(args)
+    let mut command = match socket_activation() {
+        // LISTEN_PID must be the workload's pid, known only once it is
+        // forked: rebound re-executes itself in the child, sets it there
+        // and executes the workload (a safe stand-in for code between fork
+        // and exec).
+        true => {
+            let mut trampoline = std::process::Command::new("/proc/self/exe");
+            trampoline
+                .args(["init", "-", "--"])
+                .arg(program)
+                .args(args)
+                .env(super::TRAMPOLINE, "1");
+            trampoline
+        }
+        false => {
+            let mut direct = std::process::Command::new(program);
+            direct.args(args);
+            direct
+        }
+    };
+    let child = command
         .process_group(0)
         // A no-op setgid(2) to the effective group, so that std forks and
         // execs instead of using glibc's posix_spawn, which leaves glibc's
@@ -132,6 +156,14 @@ pub async fn run(
         rewrite: options.rewrite.clone(),
     };
     job.give_terminal();
+    if let Some(notifier) = &options.notifier {
+        let status = format!("STATUS=running {} (pid {pid})", program.to_string_lossy());
+        if options.notify_ready {
+            notifier.notify(&format!("READY=1\n{status}"));
+        } else {
+            notifier.notify(&status);
+        }
+    }
     let result = loop {
         match reap(pid, reap_all) {
             Ok(Reaped::Nothing) => {}
@@ -157,6 +189,39 @@ pub async fn run(
     } else {
         code
     })
+}
+
+/// Whether rebound was socket-activated: `LISTEN_FDS` is set for it
+/// (`LISTEN_PID` is its pid, or unset). The descriptors are inherited by the
+/// workload, and `LISTEN_PID` must then name the workload.
+fn socket_activation() -> bool {
+    std::env::var_os("LISTEN_FDS").is_some()
+        && std::env::var("LISTEN_PID")
+            .map_or(true, |pid| pid.trim() == std::process::id().to_string())
+}
+
+/// rebound re-executed in the workload's child process (see
+/// [`socket_activation`]): sets `LISTEN_PID` to its own pid, which the
+/// workload keeps, and executes the workload. Returns only on failure, with
+/// the shell's code (127 not found, 126 not executable).
+pub fn trampoline(command: &[OsString]) -> i32 {
+    let Some((program, args)) = command.split_first() else {
+        return crate::exit::USAGE;
+    };
+    let err = std::process::Command::new(program)
+        .args(args)
+        .env_remove(super::TRAMPOLINE)
+        .env("LISTEN_PID", std::process::id().to_string())
+        .exec();
+    crate::output::err!(
+        "rebound: error: cannot start the workload `{}`: {err}",
+        program.to_string_lossy()
+    );
+    if err.kind() == std::io::ErrorKind::NotFound {
+        NOT_FOUND
+    } else {
+        CANNOT_EXECUTE
+    }
 }
 
 /// Ends what the workload left running when it exited: SIGTERM to its

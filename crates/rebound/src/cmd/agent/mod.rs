@@ -81,8 +81,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             names.len(),
             names.join(", ")
         );
+        // sd_notify (src/notify.rs): READY=1 now that it listens, the
+        // watchdog while it runs, STOPPING=1 on the stop signal.
+        let mut service = crate::notify::Service::from_env();
+        service.ready(&format!(
+            "listening on {}; runtimes: {}",
+            listener.local_addr(),
+            names.join(", ")
+        ));
         let server = server::Server::new(map, token);
-        server::serve(listener, server, stop_signal()).await;
+        server::serve(listener, server, service.stopping_on(stop_signal())).await;
         err!("rebound agent: stopped");
         Ok::<i32, anyhow::Error>(OK)
     })

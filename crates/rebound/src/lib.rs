@@ -3,11 +3,16 @@
 //! host program written in Rust needs to talk to `rebound agent`: its
 //! addresses, config, protocol and client. See `docs/architecture.md`.
 
+#[cfg(feature = "agent")]
 pub mod agent;
 mod child;
 mod cli;
 mod cmd;
+// Some exit codes are only used by the agent, ensure and recovery commands.
+#[cfg_attr(not(all(feature = "agent", feature = "recovery")), allow(dead_code))]
 mod exit;
+// The service notifications (Service, watchdog) are only used by the agent.
+#[cfg_attr(not(feature = "agent"), allow(dead_code))]
 mod notify;
 mod output;
 mod runtime;

@@ -747,3 +747,90 @@ fn quiet_prints_nothing_on_success_and_errors_otherwise() {
         .stderr_has("oops");
     assert_eq!(out.stdout(), "");
 }
+
+/// The entrypoint-only static build (musl), built into a target directory
+/// of its own (a no-op when up to date).
+fn static_entrypoint_binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target_dir = root.join("target/static-entrypoint");
+    let target = "x86_64-unknown-linux-musl";
+    let out = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "rebound",
+            "--no-default-features",
+        ])
+        .args(["--target", target])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building the static entrypoint failed (it needs `rustup target add {target}`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join(target).join("release/rebound")
+}
+
+#[test]
+fn the_static_entrypoint_runs_in_an_empty_root() {
+    // A directory holding only the static binary and a spec, as a FROM
+    // scratch image: `unshare -r` (a user namespace where we are root)
+    // lets chroot into it; no /proc, no /dev, no libc, no shell. The
+    // workload is the binary itself (`rebound wait` on the spec).
+    let binary = static_entrypoint_binary();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(&binary, root.path().join("rebound")).unwrap();
+    write_file(
+        root.path(),
+        "init.yaml",
+        "init:\n  steps:\n    - id: spec\n      uses: init.wait_file\n      with: { path: /init.yaml }\n",
+    );
+    let entries: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let run = |pid1: bool, workload: &[&str]| {
+        let mut cmd = Command::new("unshare");
+        cmd.arg("-r");
+        if pid1 {
+            cmd.args(["--fork", "--pid"]);
+        }
+        cmd.arg("chroot")
+            .arg(root.path())
+            .args(["/rebound", "init", "--quiet", "/init.yaml", "--"])
+            .args(workload)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|err| panic!("this test needs unshare (util-linux): {err}"))
+    };
+    for pid1 in [false, true] {
+        let out = run(
+            pid1,
+            &["/rebound", "wait", "--timeout", "5s", "file:///init.yaml"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "pid1={pid1}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The workload's own code comes through (2: its usage error).
+        let out = run(pid1, &["/rebound", "init", "/nonexistent.yaml"]);
+        assert_eq!(out.status.code(), Some(2), "pid1={pid1}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("/nonexistent.yaml"),
+            "pid1={pid1}"
+        );
+    }
+    // Nothing but the binary: no dynamic loader named in it.
+    let bytes = std::fs::read(&binary).unwrap();
+    assert!(
+        !bytes.windows(14).any(|w| w == b"ld-linux-x86-6"),
+        "the binary names a dynamic loader"
+    );
+}

@@ -1,9 +1,12 @@
 //! One module per command. Each has an `Args` struct and a `run` function
 //! that returns the exit code (or an error carrying one).
 
+#[cfg(feature = "agent")]
 pub mod agent;
+#[cfg(feature = "agent")]
 pub mod ensure;
 pub mod init;
+#[cfg(feature = "recovery")]
 pub mod recovery;
 pub mod retry;
 pub mod schema;
@@ -22,8 +25,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Wait(args) => wait::run(args),
         Command::Init(args) => init::run(args),
         Command::Schema(args) => schema::run(args),
+        #[cfg(feature = "agent")]
         Command::Agent(args) => agent::run(args),
+        #[cfg(feature = "agent")]
         Command::Ensure(args) => ensure::run(args),
+        #[cfg(feature = "recovery")]
         Command::Recovery(args) => recovery::run(args),
     }
 }

@@ -129,8 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     // Before any handler is installed: what the parent left ignored stays
     // ignored (for rebound, and for the workload across exec).
     let options = workload::Options {
-        ignored: signal::ignored_at_start()
-            .map_err(|e| CliError::failed(format!("cannot read the signal dispositions: {e}")))?,
+        // Without /proc (a bare chroot) nothing is known to be ignored.
+        ignored: signal::ignored_at_start().unwrap_or_else(|err| {
+            tracing::debug!(%err, "cannot read the ignored signals");
+            Vec::new()
+        }),
         signal_group: args.signal_group,
         rewrite: args.rewrite.clone(),
         success_exits: args.success_exit.clone(),
@@ -144,7 +147,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         })?;
     }
     let progress = Arc::new(Progress::choose(args.json, args.quiet));
-    let runtime = crate::runtime::build()?;
+    // One thread: the init's steps and the workload's supervision are
+    // I/O- and signal-driven; an entrypoint that idles beside its workload
+    // should hold one thread and little memory (docs/benchmarks.md).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         // Listen before the first step to every signal the workload will
         // get (but SIGPIPE, which rebound's own writes could raise), so
@@ -177,37 +185,41 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
         };
         let run = runner.run();
-        tokio::pin!(run, still_waiting);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut run => break outcome,
-                never = &mut still_waiting => match never {},
-                sig = stops.recv() => match signal::default_action(sig) {
-                    // A signal that would end rebound ends the init,
-                    // cleanly: dropping the run kills the running step's
-                    // process group.
-                    signal::DefaultAction::End => {
-                        let what = match sig {
-                            Signal::SIGINT => "interrupted",
-                            _ => "terminated",
-                        };
-                        progress.interrupted(sig.as_str(), signal_exit(sig as i32));
-                        return Err(CliError::new(
-                            signal_exit(sig as i32),
-                            format!("{what} during the init ({})", sig.as_str()),
-                        )
-                        .into());
-                    }
-                    // Job control: rebound stops (its steps, in their own
-                    // groups, go on) until SIGCONT. As PID 1 it cannot.
-                    signal::DefaultAction::Stop => {
-                        if std::process::id() != 1 {
-                            let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+        // Both end with this block (the "still waiting" timer included):
+        // nothing wakes rebound on a timer while the workload runs.
+        let outcome = {
+            tokio::pin!(run, still_waiting);
+            loop {
+                tokio::select! {
+                    outcome = &mut run => break outcome,
+                    never = &mut still_waiting => match never {},
+                    sig = stops.recv() => match signal::default_action(sig) {
+                        // A signal that would end rebound ends the init,
+                        // cleanly: dropping the run kills the running step's
+                        // process group.
+                        signal::DefaultAction::End => {
+                            let what = match sig {
+                                Signal::SIGINT => "interrupted",
+                                _ => "terminated",
+                            };
+                            progress.interrupted(sig.as_str(), signal_exit(sig as i32));
+                            return Err(CliError::new(
+                                signal_exit(sig as i32),
+                                format!("{what} during the init ({})", sig.as_str()),
+                            )
+                            .into());
                         }
-                    }
-                    // SIGWINCH, SIGURG, SIGCONT: nothing to do yet.
-                    signal::DefaultAction::Ignore => {}
-                },
+                        // Job control: rebound stops (its steps, in their own
+                        // groups, go on) until SIGCONT. As PID 1 it cannot.
+                        signal::DefaultAction::Stop => {
+                            if std::process::id() != 1 {
+                                let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+                            }
+                        }
+                        // SIGWINCH, SIGURG, SIGCONT: nothing to do yet.
+                        signal::DefaultAction::Ignore => {}
+                    },
+                }
             }
         };
         match outcome {

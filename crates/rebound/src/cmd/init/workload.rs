@@ -241,8 +241,11 @@ async fn end_leftovers(
     let _ = killpg(workload, Signal::SIGTERM);
     loop {
         reap_orphans(reap_all);
-        let left = children();
         let group_alive = killpg(workload, None).is_ok();
+        if !group_alive && !(reap_all && has_children()) {
+            return; // the common case, known without reading /proc
+        }
+        let left = children();
         if left.is_empty() && !group_alive {
             return;
         }
@@ -289,6 +292,14 @@ fn reap_orphans(reap_all: bool) {
             break;
         }
     }
+}
+
+/// Whether rebound has a child (living or not yet reaped).
+fn has_children() -> bool {
+    !matches!(
+        waitpid(None, Some(WaitPidFlag::WNOHANG)),
+        Err(Errno::ECHILD)
+    )
 }
 
 /// rebound's living children (zombies left out) and their process

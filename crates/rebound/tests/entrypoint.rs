@@ -748,8 +748,8 @@ fn quiet_prints_nothing_on_success_and_errors_otherwise() {
     assert_eq!(out.stdout(), "");
 }
 
-/// The entrypoint-only static build (musl), built into a target directory
-/// of its own (a no-op when up to date).
+/// The entrypoint-only static build (musl, the `entrypoint` profile),
+/// built into a target directory of its own (a no-op when up to date).
 fn static_entrypoint_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target_dir = root.join("target/static-entrypoint");
@@ -758,7 +758,8 @@ fn static_entrypoint_binary() -> PathBuf {
         .current_dir(&root)
         .args([
             "build",
-            "--release",
+            "--profile",
+            "entrypoint",
             "-p",
             "rebound",
             "--no-default-features",
@@ -772,7 +773,7 @@ fn static_entrypoint_binary() -> PathBuf {
         "building the static entrypoint failed (it needs `rustup target add {target}`):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    target_dir.join(target).join("release/rebound")
+    target_dir.join(target).join("entrypoint/rebound")
 }
 
 #[test]

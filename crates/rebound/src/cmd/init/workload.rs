@@ -487,7 +487,20 @@ fn reap(workload: Pid, reap_all: bool) -> anyhow::Result<Reaped> {
     }
 }
 
-// No unit tests here: `run` reaps every child of the process
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_state_parent_and_group_after_any_command_name() {
+        let stat = "4242 (a) b (c) S 17 4240 4240 0 -1 4194560 99 0 0 0";
+        assert_eq!(parent_of(stat), Some(("S", 17, 4240)));
+        assert_eq!(parent_of("4242 (x) Z"), None);
+        assert_eq!(parent_of("no parentheses"), None);
+    }
+}
+
+// No tests of `run` here: it reaps every child of the process
 // (`waitpid(-1)`), which would steal the children of other tests running in
 // the same test binary. crates/rebound/tests/init.rs and
 // crates/rebound/tests/entrypoint.rs drive it through the real binary

@@ -242,7 +242,8 @@ async fn end_leftovers(
     loop {
         reap_orphans(reap_all);
         let group_alive = killpg(workload, None).is_ok();
-        if !group_alive && !(reap_all && has_children()) {
+        let may_have_children = reap_all && has_children();
+        if !group_alive && !may_have_children {
             return; // the common case, known without reading /proc
         }
         let left = children();

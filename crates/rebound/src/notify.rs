@@ -145,14 +145,27 @@ impl Notifier {
         self.notify(&format!("STATUS={}", text.replace('\n', " ")));
     }
 
-    /// Sends `WATCHDOG=1` every `every`, forever (from the first tick on,
-    /// one `every` after the call).
-    pub async fn watchdog(&self, every: Duration) -> std::convert::Infallible {
+    /// Sends `WATCHDOG=1` every `every`, forever (the first one `every`
+    /// after the call). With `states`, a tick whose `states()` differs from
+    /// the last one sent also carries `STATUS=<states>` (in the same
+    /// datagram): the status follows without a timer of its own.
+    pub async fn watchdog(
+        &self,
+        every: Duration,
+        states: Option<&(dyn Fn() -> String + Send + Sync)>,
+    ) -> std::convert::Infallible {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last: Option<String> = None;
         loop {
             ticks.tick().await;
-            self.notify("WATCHDOG=1");
+            match states.map(|f| f()) {
+                Some(now) if last.as_ref() != Some(&now) => {
+                    self.notify(&format!("WATCHDOG=1\nSTATUS={}", now.replace('\n', " ")));
+                    last = Some(now);
+                }
+                _ => self.notify("WATCHDOG=1"),
+            }
         }
     }
 }
@@ -183,8 +196,10 @@ impl Service {
 
     /// `READY=1` with `STATUS=status`, then, when `WATCHDOG_USEC` asks for
     /// it, `WATCHDOG=1` every half of it from a task of the current tokio
-    /// runtime, until the service is dropped.
-    pub fn ready(&mut self, status: &str) {
+    /// runtime, until the service is dropped; a pet whose `states()` (e.g.
+    /// each runtime's state) changed since the last one also sends them as
+    /// `STATUS=`.
+    pub fn ready(&mut self, status: &str, states: impl Fn() -> String + Send + Sync + 'static) {
         let Some(notifier) = &self.notifier else {
             return;
         };
@@ -192,7 +207,7 @@ impl Service {
         if let Some(every) = watchdog_every() {
             let notifier = notifier.clone();
             self.watchdog = Some(tokio::spawn(async move {
-                match notifier.watchdog(every).await {}
+                match notifier.watchdog(every, Some(&states)).await {}
             }));
         }
     }

@@ -187,10 +187,14 @@ fn listen_fds_for_another_process_are_left_as_they_are() {
 #[test]
 fn agent_is_ready_once_listening_pets_the_watchdog_and_says_stopping() {
     let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
     let config = write_file(
         dir.path(),
         "agent.yaml",
-        "runtimes:\n  web:\n    start:\n      steps:\n        - id: go\n          uses: init.run\n          with: { command: 'true' }\n    probe: { uses: init.wait_file, with: { path: /nonexistent } }\n    endpoint: none\n",
+        &format!(
+            "runtimes:\n  web:\n    start:\n      steps:\n        - id: go\n          uses: init.run\n          with: {{ command: \"touch '{0}'\" }}\n    probe: {{ uses: init.wait_file, with: {{ path: '{0}' }} }}\n    endpoint: none\n",
+            up.display()
+        ),
     );
     let socket = dir.path().join("agent.sock");
     let manager = Manager::at_path(&dir.path().join("notify"));
@@ -214,17 +218,39 @@ fn agent_is_ready_once_listening_pets_the_watchdog_and_says_stopping() {
     // Ready means listening: a connection is accepted at once.
     std::os::unix::net::UnixStream::connect(&socket).expect("READY=1 before the socket listens");
     // The watchdog's pace: five pets, each about 100 ms after the last
-    // (never faster than 60 ms apart, which a tight loop would be).
+    // (never faster than 60 ms apart, which a tight loop would be). The
+    // first carries the runtimes' states; the others, unchanged, do not.
     let mut last = Instant::now();
     let mut gaps = Vec::new();
-    for _ in 0..5 {
-        assert_eq!(manager.next(), "WATCHDOG=1");
+    for i in 0..5 {
+        let expected = if i == 0 {
+            "WATCHDOG=1\nSTATUS=web: not_started"
+        } else {
+            "WATCHDOG=1"
+        };
+        assert_eq!(manager.next(), expected);
         gaps.push(last.elapsed());
         last = Instant::now();
     }
     assert!(
         gaps[1..].iter().all(|g| *g >= Duration::from_millis(60)),
         "{gaps:?}"
+    );
+    // A state change shows in the next pet's status.
+    Cli::new()
+        .args([
+            "ensure",
+            "--agent",
+            &format!("unix:{}", socket.display()),
+            "web",
+        ])
+        .args(["--wait", "20s"])
+        .run()
+        .code(0);
+    let changed = manager.until("STATUS=web: ready");
+    assert!(
+        changed.iter().all(|m| m.starts_with("WATCHDOG=1")),
+        "{changed:?}"
     );
     support::send_signal(agent.id(), "TERM");
     let stopping = manager.until("STOPPING=1");

@@ -87,11 +87,21 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         // must stop the agent gracefully, not end it by its default action.
         let stop = stop_signal();
         let mut service = crate::notify::Service::from_env();
-        service.ready(&format!(
-            "listening on {}; runtimes: {}",
-            listener.local_addr(),
-            names.join(", ")
-        ));
+        let runtimes = map.clone();
+        service.ready(
+            &format!(
+                "listening on {}; runtimes: {}",
+                listener.local_addr(),
+                names.join(", ")
+            ),
+            move || {
+                let states: Vec<String> = runtimes
+                    .iter()
+                    .map(|(name, e)| format!("{name}: {}", e.state().kind().as_str()))
+                    .collect();
+                states.join(", ")
+            },
+        );
         let server = server::Server::new(map, token);
         server::serve(listener, server, service.stopping_on(stop)).await;
         err!("rebound agent: stopped");

@@ -41,3 +41,12 @@ ensure_cargo_hack() {
     cargo install --quiet --locked cargo-hack
   fi
 }
+
+# The musl target of the installed toolchain: the entrypoint test builds the
+# static, entrypoint-only binary and runs it in an empty root.
+ensure_musl_target() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    echo "installing the x86_64-unknown-linux-musl target (rustup)" >&2
+    rustup target add x86_64-unknown-linux-musl
+  fi
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs rebound's whole test suite on a fresh machine: installs what the tests
-# need (PostgreSQL server binaries, the s3s-fs S3-compatible server) when it
+# need (PostgreSQL server binaries, the s3s-fs S3-compatible server, the musl
+# target for the static entrypoint) when it
 # is missing, then runs every test, doc test and the loom model checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_postgres
 ensure_s3s_fs
+ensure_musl_target
 
 cargo test --workspace --all-features --locked
 # Model checking of the ensure state machine (loom), in its own target dir so

@@ -31,9 +31,12 @@ pub enum Command {
     /// Print the JSON Schema of the init spec, for editors.
     Schema(cmd::schema::Args),
     /// Serve single-flight `ensure` for the runtimes in a config.
+    #[cfg(feature = "agent")]
     Agent(cmd::agent::Args),
     /// Ask an agent to ensure a runtime is started; poll until ready.
+    #[cfg(feature = "agent")]
     Ensure(cmd::ensure::Args),
     /// Record, inspect and run recoveries of failed migrations.
+    #[cfg(feature = "recovery")]
     Recovery(cmd::recovery::Args),
 }

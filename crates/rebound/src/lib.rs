@@ -3,12 +3,18 @@
 //! host program written in Rust needs to talk to `rebound agent`: its
 //! addresses, config, protocol and client. See `docs/architecture.md`.
 
+#[cfg(feature = "agent")]
 pub mod agent;
 mod child;
 mod cli;
 mod cmd;
+// Some exit codes are only used by the agent, ensure and recovery commands.
+#[cfg_attr(not(all(feature = "agent", feature = "recovery")), allow(dead_code))]
 mod exit;
 mod logging;
+// The service notifications (Service, watchdog) are only used by the agent.
+#[cfg_attr(not(feature = "agent"), allow(dead_code))]
+mod notify;
 mod output;
 mod runtime;
 mod signal;
@@ -30,8 +36,11 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<i32> {
         Command::Wait(args) => cmd::wait::run(args),
         Command::Init(args) => cmd::init::run(args),
         Command::Schema(args) => cmd::schema::run(args),
+        #[cfg(feature = "agent")]
         Command::Agent(args) => cmd::agent::run(args),
+        #[cfg(feature = "agent")]
         Command::Ensure(args) => cmd::ensure::run(args),
+        #[cfg(feature = "recovery")]
         Command::Recovery(args) => cmd::recovery::run(args),
     }
 }

@@ -4,9 +4,12 @@
 //! shared subsystems (`agent`, `child`, `signal`, `exit`, `output`,
 //! `runtime`), never another command.
 
+#[cfg(feature = "agent")]
 pub mod agent;
+#[cfg(feature = "agent")]
 pub mod ensure;
 pub mod init;
+#[cfg(feature = "recovery")]
 pub mod recovery;
 pub mod retry;
 pub mod schema;

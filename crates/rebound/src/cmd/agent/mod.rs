@@ -103,19 +103,44 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             names.len(),
             names.join(", ")
         );
+        // sd_notify (src/notify.rs): READY=1 now that it listens, the
+        // watchdog while it runs, STOPPING=1 on the stop signal.
+        // The stop signals' handlers first: once READY=1 is out, a SIGTERM
+        // must stop the agent gracefully, not end it by its default action.
+        let stop = stop_signal();
+        let mut service = crate::notify::Service::from_env();
+        let runtimes = map.clone();
+        service.ready(
+            &format!(
+                "listening on {}; runtimes: {}",
+                listener.local_addr(),
+                names.join(", ")
+            ),
+            move || {
+                let states: Vec<String> = runtimes
+                    .iter()
+                    .map(|(name, e)| format!("{name}: {}", e.state().kind().as_str()))
+                    .collect();
+                states.join(", ")
+            },
+        );
         let server = server::Server::new(map, token);
-        server::serve(listener, server, stop_signal()).await;
+        server::serve(listener, server, service.stopping_on(stop)).await;
         err!("rebound agent: stopped");
         Ok::<i32, anyhow::Error>(OK)
     })
 }
 
-/// Resolves at the first of the [`signal::STOP`] signals (SIGINT, SIGTERM).
-async fn stop_signal() {
-    let Ok(mut signals) = signal::Listener::new(signal::STOP) else {
-        tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
-        return std::future::pending().await;
-    };
-    let sig = signals.recv().await;
-    tracing::info!("{}: stopping", sig.as_str());
+/// Resolves at the first of the [`signal::STOP`] signals (SIGINT, SIGTERM),
+/// listened to from the call on (not from the first poll).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    let signals = signal::Listener::new(signal::STOP);
+    async move {
+        let Ok(mut signals) = signals else {
+            tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
+            return std::future::pending().await;
+        };
+        let sig = signals.recv().await;
+        tracing::info!("{}: stopping", sig.as_str());
+    }
 }

@@ -20,6 +20,9 @@ pub enum Progress {
     Plain(Plain),
     /// Live spinners on the terminal (stderr).
     Live(Live),
+    /// `--quiet`: nothing on success; a failed step and the summary of a
+    /// failed init only (on stderr).
+    Quiet,
 }
 
 /// The plain display's state: the step running now, for the "still
@@ -36,10 +39,13 @@ pub struct Live {
 }
 
 impl Progress {
-    /// JSON when asked, live when stderr is a terminal, plain otherwise.
-    pub fn choose(json: bool) -> Self {
+    /// JSON when asked, else quiet when asked, live when stderr is a
+    /// terminal, plain otherwise.
+    pub fn choose(json: bool, quiet: bool) -> Self {
         if json {
             Progress::Json
+        } else if quiet {
+            Progress::Quiet
         } else if std::io::stderr().is_terminal() {
             Progress::Live(Live {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
@@ -65,6 +71,13 @@ impl Progress {
                 }
             }
             Progress::Live(live) => live.event(event),
+            Progress::Quiet => {
+                if let Event::StepFailed { .. } = event
+                    && let Some((_, line)) = plain_line(event)
+                {
+                    err_line(&line);
+                }
+            }
         }
     }
 
@@ -79,7 +92,8 @@ impl Progress {
                 }
                 out_line(&value.to_string());
             }
-            Progress::Plain(_) | Progress::Live(_) => {
+            Progress::Quiet if ok => {}
+            Progress::Plain(_) | Progress::Live(_) | Progress::Quiet => {
                 if let Progress::Live(live) = self {
                     let _ = live.multi.clear();
                 }
@@ -104,7 +118,7 @@ impl Progress {
                     }
                 }
             }
-            Progress::Plain(_) => {}
+            Progress::Plain(_) | Progress::Quiet => {}
         }
     }
 

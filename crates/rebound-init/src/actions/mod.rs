@@ -24,12 +24,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub mod duration;
+pub mod matchers;
 pub mod run;
 pub mod s3;
+pub mod wait_exec;
 pub mod wait_file;
 pub mod wait_http;
 pub mod wait_tcp;
+pub mod wait_unix;
 
+mod poll;
 mod status;
 #[cfg(any(feature = "http", feature = "s3"))]
 mod tls;
@@ -511,6 +515,10 @@ actions! {
     WaitHttp(wait_http::WaitHttp) = "init.wait_http", feature = "http";
     /// `init.wait_file`
     WaitFile(wait_file::WaitFile) = "init.wait_file";
+    /// `init.wait_unix`
+    WaitUnix(wait_unix::WaitUnix) = "init.wait_unix";
+    /// `init.wait_exec`
+    WaitExec(wait_exec::WaitExec) = "init.wait_exec";
     /// `init.run`
     Run(run::Run) = "init.run";
     /// `init.s3_push` (cargo feature `s3`)
@@ -595,9 +603,13 @@ mod tests {
         match name {
             "init.wait_tcp" => "{ host: '[::1]', port: 5432, timeout: 1m30s }",
             "init.wait_http" => {
-                "{ url: 'http://u:p@db:8080/health?x=1', expect_status: [200, '3xx', '500-502'], body_contains: ok, timeout: 0.25 }"
+                "{ url: 'http://u:p@db:8080/health?x=1', expect_status: [200, '3xx', '500-502'], body_contains: ok, body_regex: '^o.$', header: { name: X-Ready, equals: yes, matches: '^y' }, json: { path: 'checks[0].state', equals: { up: true } }, socket: /run/api.sock, timeout: 0.25 }"
             }
             "init.wait_file" => "{ path: /run/ready, non_empty: true, timeout: 7 }",
+            "init.wait_unix" => "{ path: /run/docker.sock, timeout: 2s }",
+            "init.wait_exec" => {
+                "{ command: [pg_isready, -h, db], env: { PGCONNECT_TIMEOUT: 1 }, cwd: /srv, exit_codes: [0, 2], output_regex: 'accepting', timeout: 1m }"
+            }
             "init.run" => {
                 "{ command: [./migrate, up, 'two words'], env: { PORT: 8080, DEBUG: true, NAME: x }, cwd: /srv, timeout: 1h 2ms }"
             }

@@ -8,8 +8,8 @@ use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Value, json};
 
 use super::{ErrorsSpec, OnFailure};
+use crate::actions::ActionSpec;
 use crate::actions::duration::DurationSchema;
-use crate::actions::{ActionSpec, run, s3, wait_file, wait_http, wait_tcp};
 
 /// The JSON Schema (draft 2020-12) of a spec file: either just `init` and
 /// `errors`, or a ZLayer deployment with `services`.
@@ -22,14 +22,11 @@ use crate::actions::{ActionSpec, run, s3, wait_file, wait_http, wait_tcp};
 /// ```
 pub fn json_schema() -> Value {
     let mut generator = SchemaGenerator::new(SchemaSettings::draft2020_12());
-    let params: Vec<(&str, Value)> = vec![
-        ("init.wait_tcp", sub::<wait_tcp::WaitTcp>(&mut generator)),
-        ("init.wait_http", sub::<wait_http::WaitHttp>(&mut generator)),
-        ("init.wait_file", sub::<wait_file::WaitFile>(&mut generator)),
-        ("init.run", sub::<run::Run>(&mut generator)),
-        ("init.s3_push", sub::<s3::S3Push>(&mut generator)),
-        ("init.s3_pull", sub::<s3::S3Pull>(&mut generator)),
-    ];
+    // One entry per action, from the `actions!` list itself.
+    let params: Vec<(&str, Value)> = ActionSpec::params_schemas(&mut generator)
+        .into_iter()
+        .map(|(name, schema)| (name, schema.to_value()))
+        .collect();
     let by_action: Vec<Value> = params
         .into_iter()
         .map(|(name, with)| {

@@ -20,12 +20,21 @@ const AFTER_HELP: &str = "\
 Targets:
   tcp://HOST:PORT     ready when a connection is accepted
   http(s)://URL       ready on a 2xx answer; a 4xx other than 408/429 fails
+  http+unix://%2FSOCKET/PATH
+                      the same over a Unix socket (the host is the socket's
+                      path, percent-encoded)
   file:///PATH        ready when the file exists (%20 and other %XX escapes
                       in PATH are decoded)
+  unix:///PATH        ready when the Unix stream socket accepts a connection
+  --exec 'CMD'        ready when the shell command exits 0 (run again and
+                      again, each run in its own process group)
 
 Examples:
   rebound wait tcp://127.0.0.1:5432
   rebound wait --timeout 30s tcp://db:5432 http://api:8080/health file:///run/ready
+  rebound wait http+unix://%2Fvar%2Frun%2Fdocker.sock/_ping
+  rebound wait --exec 'pg_isready -h db' --timeout 1m
+  rebound wait --json-path status --json-equals ok http://api:8080/health
 
 Exit codes: 0 all ready, 2 bad target, 3 a target failed for good,
 124 the --timeout ran out (the targets not ready are named).";
@@ -42,8 +51,32 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// What to wait for: tcp://HOST:PORT, http(s)://..., file:///PATH.
-    #[arg(required = true, value_name = "TARGET")]
+    /// HTTP targets: a regular expression the body must match.
+    #[arg(long, value_name = "RE")]
+    pub body_regex: Option<String>,
+
+    /// HTTP targets: a header the answer must have, `Name` or `Name: value`.
+    #[arg(long, value_name = "HEADER")]
+    pub header: Option<String>,
+
+    /// HTTP targets: a JSONPath (`$.status`, or `status`) that must select
+    /// something in the JSON body.
+    #[arg(long, value_name = "PATH")]
+    pub json_path: Option<String>,
+
+    /// HTTP targets: the value (JSON, or else text) that --json-path must
+    /// select.
+    #[arg(long, value_name = "VALUE", requires = "json_path")]
+    pub json_equals: Option<String>,
+
+    /// Also wait until this shell command (`sh -c`) exits 0; it runs again
+    /// and again, each run in its own process group. Repeatable.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Vec<String>,
+
+    /// What to wait for: tcp://HOST:PORT, http(s)://...,
+    /// http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH.
+    #[arg(required_unless_present = "exec", value_name = "TARGET")]
     pub targets: Vec<String>,
 }
 
@@ -61,12 +94,30 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs `rebound wait`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    let checks = target::HttpChecks::new(
+        args.body_regex.as_deref(),
+        args.header.as_deref(),
+        args.json_path.as_deref(),
+        args.json_equals.as_deref(),
+    )
+    .map_err(CliError::usage)?;
     let targets = args
         .targets
         .iter()
-        .map(|t| target::parse(t))
+        .map(|t| target::parse(t, &checks))
+        .chain(args.exec.iter().map(|cmd| target::exec(cmd)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::usage)?;
+    if !checks.is_empty()
+        && !targets
+            .iter()
+            .any(|t| matches!(t.action, rebound_init::actions::ActionSpec::WaitHttp(_)))
+    {
+        return Err(CliError::usage(
+            "--body-regex, --header and --json-path apply to http targets, and there is none",
+        )
+        .into());
+    }
     let runtime = crate::runtime::build()?;
     let result = runtime.block_on(async {
         // Handlers first, so that a SIGTERM right after the "waiting" lines

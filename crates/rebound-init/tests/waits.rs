@@ -135,3 +135,34 @@ async fn wait_exec_from_a_spec_runs_until_the_output_matches() {
     a.attempt(&ctx).await.unwrap();
     writer.await.unwrap();
 }
+
+#[test]
+fn inverted_states_are_checked_at_their_position() {
+    let err = refused("init.wait_tcp", "{ host: db, port: 80, state: shut }");
+    assert!(err.starts_with("spec.yaml:5:"), "{err}");
+    assert!(
+        err.contains("unknown variant `shut`, expected `open` or `closed`"),
+        "{err}"
+    );
+    let err = refused("init.wait_file", "{ path: /x, state: closed }");
+    assert!(err.contains("expected `present` or `absent`"), "{err}");
+    let err = refused("init.wait_http", "{ url: 'http://x/', state: absent }");
+    assert!(err.contains("expected `up` or `down`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_drain_step_waits_for_the_port_to_close() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let a = action(
+        "init.wait_tcp",
+        &format!("{{ host: 127.0.0.1, port: {port}, state: closed, timeout: 10s }}"),
+    );
+    assert_eq!(a.describe(), format!("tcp 127.0.0.1:{port} (until closed)"));
+    let closer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(listener);
+    });
+    a.attempt(&ctx()).await.unwrap();
+    closer.await.unwrap();
+}

@@ -511,3 +511,66 @@ fn exec_never_ready_times_out_with_its_last_line() {
             "not ready: exec `echo 'no server' >&2; exit 2` (exited with code 2: no server)",
         );
 }
+
+// Issue 12: `--until-gone`: ready at once (nothing there), once the port
+// closes and the file goes, never (exit 124 with the last reason).
+#[test]
+fn until_gone_ready_at_once() {
+    let closed = free_port();
+    Cli::new()
+        .args([
+            "wait",
+            "--until-gone",
+            "--timeout",
+            "5s",
+            &format!("tcp://127.0.0.1:{closed}"),
+            &format!("http://127.0.0.1:{closed}/"),
+            "file:///nonexistent/rebound-pid",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("ready file:///nonexistent/rebound-pid after");
+}
+
+#[test]
+fn until_gone_waits_for_the_port_to_close_and_the_file_to_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("app.pid");
+    std::fs::write(&pid, b"42").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let file = format!("file://{}", pid.display());
+    let child = spawn(&[
+        "--until-gone".into(),
+        "--timeout".into(),
+        "30s".into(),
+        tcp.clone(),
+        file.clone(),
+    ]);
+    thread::sleep(Duration::from_millis(300));
+    drop(listener);
+    std::fs::remove_file(&pid).unwrap();
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready {tcp} after"))
+        .stdout_has(&format!("ready {file} after"));
+}
+
+#[test]
+fn until_gone_times_out_while_the_server_answers() {
+    let (port, _) = http_server(&[503]);
+    let http = format!("http://127.0.0.1:{port}/");
+    Cli::new()
+        .args(["wait", "--until-gone", "--timeout", "300ms", &http])
+        .run()
+        .code(124)
+        .stderr_has(&format!(
+            "not ready: {http} (still answering (503 Service Unavailable))"
+        ));
+    Cli::new()
+        .args(["wait", "--until-gone", "--exec", "true"])
+        .run()
+        .code(2)
+        .stderr_has("--until-gone does not apply to exec `true`");
+}

@@ -423,7 +423,7 @@ macro_rules! actions {
             /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             /// let port = listener.local_addr().unwrap().port();
             /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
-            /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None });
+            /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None, state: None });
             /// spec.attempt(&ctx).await.unwrap();
             /// # }
             /// ```
@@ -592,6 +592,7 @@ mod tests {
             host: "h".into(),
             port: 1,
             timeout: None,
+            state: None,
         });
         let ctx = quiet_ctx();
         assert_send(&spec.attempt(&ctx));
@@ -601,12 +602,12 @@ mod tests {
     /// parameter it has.
     fn full_with(name: &str) -> &'static str {
         match name {
-            "init.wait_tcp" => "{ host: '[::1]', port: 5432, timeout: 1m30s }",
+            "init.wait_tcp" => "{ host: '[::1]', port: 5432, timeout: 1m30s, state: closed }",
             "init.wait_http" => {
-                "{ url: 'http://u:p@db:8080/health?x=1', expect_status: [200, '3xx', '500-502'], body_contains: ok, body_regex: '^o.$', header: { name: X-Ready, equals: yes, matches: '^y' }, json: { path: 'checks[0].state', equals: { up: true } }, socket: /run/api.sock, timeout: 0.25 }"
+                "{ url: 'http://u:p@db:8080/health?x=1', expect_status: [200, '3xx', '500-502'], body_contains: ok, body_regex: '^o.$', header: { name: X-Ready, equals: yes, matches: '^y' }, json: { path: 'checks[0].state', equals: { up: true } }, socket: /run/api.sock, state: down, timeout: 0.25 }"
             }
-            "init.wait_file" => "{ path: /run/ready, non_empty: true, timeout: 7 }",
-            "init.wait_unix" => "{ path: /run/docker.sock, timeout: 2s }",
+            "init.wait_file" => "{ path: /run/ready, non_empty: true, timeout: 7, state: absent }",
+            "init.wait_unix" => "{ path: /run/docker.sock, timeout: 2s, state: closed }",
             "init.wait_exec" => {
                 "{ command: [pg_isready, -h, db], env: { PGCONNECT_TIMEOUT: 1 }, cwd: /srv, exit_codes: [0, 2], output_regex: 'accepting', timeout: 1m }"
             }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::poll::{self, Check};
+use super::wait_tcp::SocketState;
 use super::{ActionContext, ActionError, duration, validate};
 
 /// The `with:` block of `init.wait_unix`.
@@ -46,6 +47,10 @@ pub struct WaitUnix {
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
+    /// `open` (default): wait until a connection is accepted; `closed`:
+    /// until none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<SocketState>,
 }
 
 /// Bound on one connect (a listener whose backlog is full blocks it).
@@ -54,7 +59,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 impl WaitUnix {
     /// `unix PATH`, for messages.
     pub(crate) fn describe(&self) -> String {
-        format!("unix {}", self.path.display())
+        if self.state == Some(SocketState::Closed) {
+            format!("unix {} (until closed)", self.path.display())
+        } else {
+            format!("unix {}", self.path.display())
+        }
     }
 
     /// Polls until a connection is accepted or `timeout` runs out.
@@ -67,10 +76,15 @@ impl WaitUnix {
 
     async fn check(&self) -> Check {
         let connect = tokio::net::UnixStream::connect(&self.path);
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(_)) => Check::Ready,
-            Ok(Err(e)) => Check::NotYet(not_ready_reason(&e)),
-            Err(_) => Check::NotYet("connect timed out".into()),
+        let accepted = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
+        match (self.state, accepted) {
+            (Some(SocketState::Closed), Ok(Ok(_))) => {
+                Check::NotYet("still accepting connections".into())
+            }
+            (Some(SocketState::Closed), _) => Check::Ready,
+            (_, Ok(Ok(_))) => Check::Ready,
+            (_, Ok(Err(e))) => Check::NotYet(not_ready_reason(&e)),
+            (_, Err(_)) => Check::NotYet("connect timed out".into()),
         }
     }
 }
@@ -94,7 +108,11 @@ mod tests {
     use crate::actions::quiet_ctx;
 
     fn wait(path: PathBuf, timeout: Option<Duration>) -> WaitUnix {
-        WaitUnix { path, timeout }
+        WaitUnix {
+            path,
+            timeout,
+            state: None,
+        }
     }
 
     #[tokio::test]
@@ -158,6 +176,28 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message().contains("(connection refused"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn closed_waits_for_the_listener_to_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let mut w = wait(path.clone(), Some(Duration::from_secs(5)));
+        w.state = Some(SocketState::Closed);
+        w.attempt(&quiet_ctx()).await.unwrap();
+        let l = tokio::net::UnixListener::bind(&path).unwrap();
+        w.timeout = Some(Duration::from_millis(100));
+        let err = w.attempt(&quiet_ctx()).await.unwrap_err();
+        assert!(
+            err.message()
+                .ends_with("(until closed) not ready after 100ms (still accepting connections)"),
+            "{err}"
+        );
+        w.timeout = Some(Duration::from_secs(10));
+        let waiter = tokio::spawn(async move { w.attempt(&quiet_ctx()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(l);
+        waiter.await.unwrap().unwrap();
     }
 
     #[test]

@@ -7,8 +7,9 @@ use reqwest::redirect;
 
 use serde_json_path::JsonPath;
 
-use super::{DEFAULT_REQUEST_TIMEOUT, StatusMatch, WaitHttp};
+use super::{DEFAULT_REQUEST_TIMEOUT, HttpState, StatusMatch, WaitHttp};
 use crate::actions::matchers::{JsonMatch, full_json_path};
+use crate::actions::poll::{self, Check};
 use crate::actions::tls::ensure_crypto_provider;
 use crate::actions::validate::{self, redacted};
 use crate::actions::{ActionContext, ActionError};
@@ -224,6 +225,20 @@ pub(crate) async fn attempt(w: &WaitHttp, ctx: &ActionContext) -> Result<(), Act
     })?;
     let shown = redacted(&url);
     let client = client(w)?;
+    if w.state == Some(HttpState::Down) {
+        let what = w.describe();
+        return poll::until(ctx, &what, None, poll::COSTLY, || async {
+            match client.get(url.clone()).send().await {
+                Ok(resp) => Check::NotYet(format!("still answering ({})", resp.status())),
+                Err(e) if e.is_builder() => Check::Failed(ActionError::permanent(format!(
+                    "GET {shown}: {}",
+                    error_chain(&e.without_url())
+                ))),
+                Err(_) => Check::Ready,
+            }
+        })
+        .await;
+    }
     let mut delay = FIRST_DELAY;
     loop {
         match probe(&client, w, &url).await {
@@ -305,6 +320,7 @@ mod tests {
             header: None,
             json: None,
             socket: None,
+            state: None,
             timeout: None,
         }
     }
@@ -647,6 +663,51 @@ mod tests {
             }
             _ => panic!("HTML passed a JSON match"),
         }
+    }
+
+    // Issue 12: `state: down`, ready at once (nothing listens), once the
+    // server goes, never (it keeps answering, even with a 500).
+    #[tokio::test]
+    async fn down_waits_until_nothing_answers() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut w = wait(format!("http://127.0.0.1:{port}/"));
+        w.state = Some(HttpState::Down);
+        attempt(&w, &quiet_ctx()).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let server = tokio::net::UnixListener::bind(&sock).unwrap();
+        let serving = tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = server.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(response("500 Internal Server Error", "", "").as_bytes())
+                    .await;
+            }
+        });
+        let mut w = over(&sock, "/");
+        w.state = Some(HttpState::Down);
+        let ctx = quiet_ctx();
+        let cut = tokio::time::timeout(Duration::from_millis(300), attempt(&w, &ctx)).await;
+        assert!(cut.is_err(), "a server answering 500 is not down");
+        assert_eq!(
+            ctx.last_problem.get().unwrap(),
+            "still answering (500 Internal Server Error)"
+        );
+        let waiter = tokio::spawn(async move { attempt(&w, &quiet_ctx()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        serving.abort();
+        let _ = serving.await;
+        std::fs::remove_file(&sock).unwrap();
+        waiter.await.unwrap().unwrap();
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub struct WaitHttp {
     )]
     #[schemars(with = "Option<String>")]
     pub socket: Option<PathBuf>,
+    /// `up` (default): wait until the answer is as expected; `down`: until
+    /// there is no HTTP answer at all (connection refused or reset, or the
+    /// request timed out), for drain and shutdown orderings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<HttpState>,
     /// Timeout of each request (humantime or seconds; default 5 s).
     #[serde(
         default,
@@ -87,6 +92,25 @@ pub struct WaitHttp {
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
+}
+
+/// What `init.wait_http` waits for.
+///
+/// ```
+/// use rebound_init::actions::wait_http::{HttpState, WaitHttp};
+/// let w: WaitHttp =
+///     serde_json::from_str(r#"{"url": "http://old:8080/", "state": "down"}"#).unwrap();
+/// assert_eq!(w.state, Some(HttpState::Down));
+/// assert_eq!(w.describe(), "http://old:8080/ (until down)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpState {
+    /// The endpoint answers as expected (the default).
+    Up,
+    /// The endpoint gives no HTTP answer any more (any answer, even a 500,
+    /// is "still answering").
+    Down,
 }
 
 /// `text` with the password of a URL, and the values of secret-looking query
@@ -159,6 +183,14 @@ impl WaitHttp {
     /// `URL (expect 2xx)`, `URL via SOCKET (expect 2xx, JSON status =
     /// "ok")`, for messages.
     pub fn describe(&self) -> String {
+        if self.state == Some(HttpState::Down) {
+            let via = self
+                .socket
+                .as_ref()
+                .map(|s| format!(" via {}", s.display()))
+                .unwrap_or_default();
+            return format!("{}{via} (until down)", validate::redacted_text(&self.url));
+        }
         let via = self
             .socket
             .as_ref()

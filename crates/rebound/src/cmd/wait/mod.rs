@@ -34,6 +34,7 @@ Examples:
   rebound wait --timeout 30s tcp://db:5432 http://api:8080/health file:///run/ready
   rebound wait http+unix://%2Fvar%2Frun%2Fdocker.sock/_ping
   rebound wait --exec 'pg_isready -h db' --timeout 1m
+  rebound wait --until-gone --timeout 30s tcp://127.0.0.1:8080 file:///run/app.pid
   rebound wait --json-path status --json-equals ok http://api:8080/health
 
 Exit codes: 0 all ready, 2 bad target, 3 a target failed for good,
@@ -68,6 +69,11 @@ pub struct Args {
     /// select.
     #[arg(long, value_name = "VALUE", requires = "json_path")]
     pub json_equals: Option<String>,
+
+    /// Wait for each target to go instead: a tcp or unix socket closed, a
+    /// file absent, an HTTP endpoint giving no answer at all.
+    #[arg(long)]
+    pub until_gone: bool,
 
     /// Also wait until this shell command (`sh -c`) exits 0; it runs again
     /// and again, each run in its own process group. Repeatable.
@@ -108,6 +114,21 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .chain(args.exec.iter().map(|cmd| target::exec(cmd)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::usage)?;
+    let targets = if args.until_gone {
+        if !checks.is_empty() {
+            return Err(CliError::usage(
+                "--until-gone waits for no answer at all: --body-regex, --header and --json-path do not apply",
+            )
+            .into());
+        }
+        targets
+            .into_iter()
+            .map(target::until_gone)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CliError::usage)?
+    } else {
+        targets
+    };
     if !checks.is_empty()
         && !targets
             .iter()

@@ -2,9 +2,9 @@
 
 use rebound_init::actions::ActionSpec;
 use rebound_init::actions::wait_exec::WaitExec;
-use rebound_init::actions::wait_file::WaitFile;
-use rebound_init::actions::wait_http::{WaitHttp, redact_url, split_unix_url};
-use rebound_init::actions::wait_tcp::WaitTcp;
+use rebound_init::actions::wait_file::{FileState, WaitFile};
+use rebound_init::actions::wait_http::{HttpState, WaitHttp, redact_url, split_unix_url};
+use rebound_init::actions::wait_tcp::{SocketState, WaitTcp};
 use rebound_init::actions::wait_unix::WaitUnix;
 use serde_json::json;
 
@@ -89,6 +89,31 @@ pub fn parse(text: &str, checks: &HttpChecks) -> Result<Target, String> {
         text: shown,
         action,
     })
+}
+
+/// `target` inverted, for `--until-gone`: a tcp or unix socket closed, a
+/// file absent, an HTTP endpoint giving no answer at all.
+pub fn until_gone(target: Target) -> Result<Target, String> {
+    let action = match target.action {
+        ActionSpec::WaitTcp(mut w) => {
+            w.state = Some(SocketState::Closed);
+            ActionSpec::WaitTcp(w)
+        }
+        ActionSpec::WaitUnix(mut w) => {
+            w.state = Some(SocketState::Closed);
+            ActionSpec::WaitUnix(w)
+        }
+        ActionSpec::WaitFile(mut w) => {
+            w.state = Some(FileState::Absent);
+            ActionSpec::WaitFile(w)
+        }
+        ActionSpec::WaitHttp(mut w) => {
+            w.state = Some(HttpState::Down);
+            ActionSpec::WaitHttp(w)
+        }
+        _ => return Err(format!("--until-gone does not apply to {}", target.text)),
+    };
+    Ok(Target { action, ..target })
 }
 
 /// A `--exec CMD` target: the shell command `cmd`, run until it exits 0.
@@ -218,6 +243,22 @@ mod tests {
         let t = parse("http+unix://u:hunter22@%2Frun%2Fa.sock/").unwrap();
         assert!(!t.text.contains("hunter22"), "{}", t.text);
         assert!(!t.action.describe().contains("hunter22"));
+    }
+
+    #[test]
+    fn until_gone_inverts_each_kind() {
+        for (text, described) in [
+            ("tcp://db:5432", "tcp db:5432 (until closed)"),
+            ("unix:///run/a.sock", "unix /run/a.sock (until closed)"),
+            ("file:///run/app.pid", "file /run/app.pid (until absent)"),
+            ("http://old:8080/", "http://old:8080/ (until down)"),
+        ] {
+            let t = until_gone(parse(text).unwrap()).unwrap();
+            assert_eq!(t.action.describe(), described);
+            assert_eq!(t.text, text);
+        }
+        let err = until_gone(exec("true").unwrap()).unwrap_err();
+        assert_eq!(err, "--until-gone does not apply to exec `true`");
     }
 
     #[test]

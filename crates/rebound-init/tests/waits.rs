@@ -166,3 +166,30 @@ async fn a_drain_step_waits_for_the_port_to_close() {
     a.attempt(&ctx()).await.unwrap();
     closer.await.unwrap();
 }
+
+#[test]
+fn wait_dns_parameters_are_checked_at_their_position() {
+    let err = refused("init.wait_dns", "{ name: db, type: MX }");
+    assert!(err.starts_with("spec.yaml:5:"), "{err}");
+    assert!(err.contains("unknown variant `MX`"), "{err}");
+    assert_eq!(
+        refused("init.wait_dns", "{ name: 'a b' }"),
+        "spec.yaml:5:21: init.steps[0].with.name: `name` \"a b\" is not a DNS name"
+    );
+    // A check across fields (`expect` against `type`) is reported at the
+    // step, once both are read.
+    assert_eq!(
+        refused(
+            "init.wait_dns",
+            "{ name: db, type: AAAA, expect: 10.0.0.1 }"
+        ),
+        "spec.yaml:3:7: init.steps[0]: `expect` \"10.0.0.1\": an AAAA record is an IPv6 address"
+    );
+}
+
+#[tokio::test]
+async fn wait_dns_from_a_spec_resolves_localhost() {
+    let a = action("init.wait_dns", "{ name: localhost, timeout: 5s }");
+    assert_eq!(a.describe(), "dns localhost");
+    a.attempt(&ctx()).await.unwrap();
+}

@@ -574,3 +574,28 @@ fn until_gone_times_out_while_the_server_answers() {
         .code(2)
         .stderr_has("--until-gone does not apply to exec `true`");
 }
+
+// Issue 12: dns://, with no network: localhost (ready at once), a name
+// that never resolves (124 with the resolver's reason).
+#[test]
+fn dns_localhost_resolves_at_once() {
+    Cli::new()
+        .args([
+            "wait",
+            "--timeout",
+            "5s",
+            "dns://localhost?type=A&expect=127.0.0.1",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("ready dns://localhost?type=A&expect=127.0.0.1 after");
+}
+
+#[test]
+fn dns_a_name_that_never_resolves_times_out() {
+    Cli::new()
+        .args(["wait", "--timeout", "500ms", "dns://rebound-never.invalid"])
+        .run()
+        .code(124)
+        .stderr_has("not ready: dns://rebound-never.invalid (does not resolve (");
+}

@@ -27,6 +27,7 @@ pub mod duration;
 pub mod matchers;
 pub mod run;
 pub mod s3;
+pub mod wait_dns;
 pub mod wait_exec;
 pub mod wait_file;
 pub mod wait_http;
@@ -517,6 +518,8 @@ actions! {
     WaitFile(wait_file::WaitFile) = "init.wait_file";
     /// `init.wait_unix`
     WaitUnix(wait_unix::WaitUnix) = "init.wait_unix";
+    /// `init.wait_dns` (CNAME, TXT and `server` need the cargo feature `dns`)
+    WaitDns(wait_dns::WaitDns) = "init.wait_dns";
     /// `init.wait_exec`
     WaitExec(wait_exec::WaitExec) = "init.wait_exec";
     /// `init.run`
@@ -608,6 +611,13 @@ mod tests {
             }
             "init.wait_file" => "{ path: /run/ready, non_empty: true, timeout: 7, state: absent }",
             "init.wait_unix" => "{ path: /run/docker.sock, timeout: 2s, state: closed }",
+            "init.wait_dns" => {
+                if cfg!(feature = "dns") {
+                    "{ name: db.internal, type: TXT, expect: 'v=1 ready', server: '127.0.0.1:5353', timeout: 10s }"
+                } else {
+                    "{ name: db.internal, type: A, expect: 10.0.0.5, timeout: 10s }"
+                }
+            }
             "init.wait_exec" => {
                 "{ command: [pg_isready, -h, db], env: { PGCONNECT_TIMEOUT: 1 }, cwd: /srv, exit_codes: [0, 2], output_regex: 'accepting', timeout: 1m }"
             }

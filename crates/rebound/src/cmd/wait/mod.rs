@@ -26,6 +26,9 @@ Targets:
   file:///PATH        ready when the file exists (%20 and other %XX escapes
                       in PATH are decoded)
   unix:///PATH        ready when the Unix stream socket accepts a connection
+  dns://NAME[?type=A|AAAA|CNAME|TXT&expect=VALUE&server=IP:PORT]
+                      ready when the name resolves (to VALUE); A and AAAA
+                      through the system resolver
   --exec 'CMD'        ready when the shell command exits 0 (run again and
                       again, each run in its own process group)
 
@@ -81,7 +84,7 @@ pub struct Args {
     pub exec: Vec<String>,
 
     /// What to wait for: tcp://HOST:PORT, http(s)://...,
-    /// http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH.
+    /// http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME.
     #[arg(required_unless_present = "exec", value_name = "TARGET")]
     pub targets: Vec<String>,
 }

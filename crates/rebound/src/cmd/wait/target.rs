@@ -1,6 +1,7 @@
 //! Parsing `rebound wait` targets into the init actions that wait for them.
 
 use rebound_init::actions::ActionSpec;
+use rebound_init::actions::wait_dns::WaitDns;
 use rebound_init::actions::wait_exec::WaitExec;
 use rebound_init::actions::wait_file::{FileState, WaitFile};
 use rebound_init::actions::wait_http::{HttpState, WaitHttp, redact_url, split_unix_url};
@@ -19,7 +20,7 @@ pub struct Target {
 }
 
 /// The kinds of target, for messages.
-const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH or unix:///PATH";
+const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH or dns://NAME";
 
 /// What the HTTP targets' answers must hold besides a 2xx status (the
 /// `--body-regex`, `--header`, `--json-path` and `--json-equals` flags),
@@ -141,6 +142,7 @@ fn parse_action(text: &str, checks: &HttpChecks) -> Result<ActionSpec, String> {
         }
         "file" => file(rest),
         "unix" => unix(rest),
+        "dns" => Ok(ActionSpec::WaitDns(WaitDns::from_url(text)?)),
         other => Err(format!("unknown scheme {other}://")),
     }
 }
@@ -318,6 +320,8 @@ mod tests {
         );
         let t = parse("file:///run/ready").unwrap();
         assert_eq!(t.action.describe(), "file /run/ready");
+        let t = parse("dns://localhost?type=A&expect=127.0.0.1").unwrap();
+        assert_eq!(t.action.describe(), "dns localhost A = 127.0.0.1");
         let t = parse("unix:///run/my%20app.sock").unwrap();
         assert_eq!(t.action.describe(), "unix /run/my app.sock");
     }
@@ -357,6 +361,7 @@ mod tests {
             ("file://relative/path", "absolute path"),
             ("http://", "invalid URL"),
             ("unix://run/x.sock", "absolute path"),
+            ("dns://db?type=MX", "unknown variant `MX`"),
         ] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");

@@ -249,7 +249,10 @@ fn main() {
         let mut worst = Duration::ZERO;
         for (kind, name) in [
             ("unix", "init.wait_unix (socket bound)"),
-            ("http", "init.wait_http over a Unix socket, json status = ok (JSON flips)"),
+            (
+                "http",
+                "init.wait_http over a Unix socket, json status = ok (JSON flips)",
+            ),
             ("exec", "init.wait_exec `test -e FLAG` (flag created)"),
             ("closed", "init.wait_tcp state: closed (listener closed)"),
             ("absent", "init.wait_file state: absent (pid file removed)"),

@@ -66,6 +66,7 @@ async fn rebound_waiter(port: u16) {
         host: "127.0.0.1".into(),
         port,
         timeout: Some(Duration::from_secs(30)),
+        state: None,
     });
     spec.attempt(&ctx).await.expect("wait_tcp");
 }

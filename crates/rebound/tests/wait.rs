@@ -277,3 +277,325 @@ fn sigterm_exits_143() {
     send_signal(child.id(), "TERM");
     Outcome::of(child).code(143);
 }
+
+// Issue 12: unix:///PATH, ready at once, ready only once the socket is
+// bound, and never ready (exit 124 with the last reason).
+#[test]
+fn a_unix_socket_that_listens_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let target = format!("unix://{}", path.display());
+    Cli::new()
+        .args(["wait", "--timeout", "5s", &target])
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+}
+
+#[test]
+fn a_unix_socket_bound_after_a_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    let target = format!("unix://{}", path.display());
+    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    thread::sleep(Duration::from_millis(300));
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+    drop(listener);
+}
+
+#[test]
+fn a_unix_socket_never_bound_times_out_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.sock");
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let missing = format!("unix://{}", missing.display());
+    let stale = format!("unix://{}", stale.display());
+    Cli::new()
+        .args(["wait", "--timeout", "300ms", &missing, &stale])
+        .run()
+        .code(124)
+        .stderr_has(&format!(
+            "not ready: {missing} (not found), {stale} (connection refused (nothing listens on the socket))"
+        ));
+}
+
+#[test]
+fn an_unknown_scheme_lists_the_known_ones() {
+    Cli::new()
+        .args(["wait", "udp://x:1"])
+        .run()
+        .code(2)
+        .stderr_has("unknown scheme udp://")
+        .stderr_has("unix:///PATH");
+}
+
+/// An HTTP server on a Unix socket at `path` answering request n with
+/// `answers[n]` (status, body; the last one repeats), as Docker's API
+/// answers `/_ping`. Returns the request count.
+fn unix_http_server(
+    path: &std::path::Path,
+    answers: &'static [(u16, &'static str)],
+) -> Arc<AtomicUsize> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = answers[n.min(answers.len() - 1)];
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|k| k > 0) {
+                if line == "\r\n" {
+                    break;
+                }
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    count
+}
+
+/// `http+unix://` with the socket's path percent-encoded.
+fn http_unix(socket: &std::path::Path, path: &str) -> String {
+    let encoded: String = socket
+        .to_str()
+        .unwrap()
+        .chars()
+        .map(|c| match c {
+            '/' => "%2F".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("http+unix://{encoded}{path}")
+}
+
+#[test]
+fn http_over_a_unix_socket_ready_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let count = unix_http_server(&socket, &[(200, "OK")]);
+    let target = http_unix(&socket, "/_ping");
+    Cli::new()
+        .args(["wait", "--timeout", "5s", &target])
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn http_over_a_unix_socket_bound_late_with_a_json_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let target = http_unix(&socket, "/health");
+    let child = spawn(&[
+        "--timeout".into(),
+        "30s".into(),
+        "--json-path".into(),
+        "status".into(),
+        "--json-equals".into(),
+        "ok".into(),
+        target.clone(),
+    ]);
+    thread::sleep(Duration::from_millis(300));
+    let count = unix_http_server(
+        &socket,
+        &[
+            (200, r#"{"status":"starting"}"#),
+            (200, r#"{"status":"ok"}"#),
+        ],
+    );
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn http_over_a_unix_socket_never_ready_times_out_with_the_last_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    unix_http_server(&socket, &[(200, r#"{"status":"starting"}"#)]);
+    let target = http_unix(&socket, "/health");
+    Cli::new()
+        .args([
+            "wait",
+            "--timeout",
+            "300ms",
+            "--json-path",
+            "$.status",
+            "--json-equals",
+            "ok",
+            &target,
+        ])
+        .run()
+        .code(124)
+        .stderr_has(&format!(
+            r#"not ready: {target} (answered 200 OK but the JSON at $.status is "starting" (expected "ok"))"#
+        ));
+}
+
+#[test]
+fn a_bad_regex_or_json_path_exits_2_saying_where() {
+    Cli::new()
+        .args(["wait", "--body-regex", "ok(", "http://127.0.0.1:1/"])
+        .run()
+        .code(2)
+        .stderr_has("unclosed group (at character 3)");
+    Cli::new()
+        .args(["wait", "--json-path", "$.[oops", "http://127.0.0.1:1/"])
+        .run()
+        .code(2)
+        .stderr_has("invalid JSONPath \"$.[oops\"");
+    Cli::new()
+        .args(["wait", "--header", "X-Ready", "tcp://127.0.0.1:1"])
+        .run()
+        .code(2)
+        .stderr_has("there is none");
+}
+
+// Issue 12: `--exec CMD`, ready at once, ready once a file it checks
+// appears, never ready (124 with the command's last line).
+#[test]
+fn exec_ready_at_once() {
+    Cli::new()
+        .args(["wait", "--timeout", "5s", "--exec", "true"])
+        .run()
+        .code(0)
+        .stdout_has("ready exec `true` after");
+}
+
+#[test]
+fn exec_ready_once_its_check_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("migrated");
+    let cmd = format!("test -e '{}'", flag.display());
+    let child = spawn(&[
+        "--timeout".into(),
+        "30s".into(),
+        "--exec".into(),
+        cmd.clone(),
+    ]);
+    thread::sleep(Duration::from_millis(300));
+    std::fs::write(&flag, b"").unwrap();
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready exec `{cmd}` after"));
+}
+
+#[test]
+fn exec_never_ready_times_out_with_its_last_line() {
+    Cli::new()
+        .args([
+            "wait",
+            "--timeout",
+            "300ms",
+            "--exec",
+            "echo 'no server' >&2; exit 2",
+        ])
+        .run()
+        .code(124)
+        .stderr_has(
+            "not ready: exec `echo 'no server' >&2; exit 2` (exited with code 2: no server)",
+        );
+}
+
+// Issue 12: `--until-gone`: ready at once (nothing there), once the port
+// closes and the file goes, never (exit 124 with the last reason).
+#[test]
+fn until_gone_ready_at_once() {
+    let closed = free_port();
+    Cli::new()
+        .args([
+            "wait",
+            "--until-gone",
+            "--timeout",
+            "5s",
+            &format!("tcp://127.0.0.1:{closed}"),
+            &format!("http://127.0.0.1:{closed}/"),
+            "file:///nonexistent/rebound-pid",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("ready file:///nonexistent/rebound-pid after");
+}
+
+#[test]
+fn until_gone_waits_for_the_port_to_close_and_the_file_to_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("app.pid");
+    std::fs::write(&pid, b"42").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let file = format!("file://{}", pid.display());
+    let child = spawn(&[
+        "--until-gone".into(),
+        "--timeout".into(),
+        "30s".into(),
+        tcp.clone(),
+        file.clone(),
+    ]);
+    thread::sleep(Duration::from_millis(300));
+    drop(listener);
+    std::fs::remove_file(&pid).unwrap();
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready {tcp} after"))
+        .stdout_has(&format!("ready {file} after"));
+}
+
+#[test]
+fn until_gone_times_out_while_the_server_answers() {
+    let (port, _) = http_server(&[503]);
+    let http = format!("http://127.0.0.1:{port}/");
+    Cli::new()
+        .args(["wait", "--until-gone", "--timeout", "300ms", &http])
+        .run()
+        .code(124)
+        .stderr_has(&format!(
+            "not ready: {http} (still answering (503 Service Unavailable))"
+        ));
+    Cli::new()
+        .args(["wait", "--until-gone", "--exec", "true"])
+        .run()
+        .code(2)
+        .stderr_has("--until-gone does not apply to exec `true`");
+}
+
+// Issue 12: dns://, with no network: localhost (ready at once), a name
+// that never resolves (124 with the resolver's reason).
+#[test]
+fn dns_localhost_resolves_at_once() {
+    Cli::new()
+        .args([
+            "wait",
+            "--timeout",
+            "5s",
+            "dns://localhost?type=A&expect=127.0.0.1",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("ready dns://localhost?type=A&expect=127.0.0.1 after");
+}
+
+#[test]
+fn dns_a_name_that_never_resolves_times_out() {
+    Cli::new()
+        .args(["wait", "--timeout", "500ms", "dns://rebound-never.invalid"])
+        .run()
+        .code(124)
+        .stderr_has("not ready: dns://rebound-never.invalid (does not resolve (");
+}

@@ -24,12 +24,17 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub mod duration;
+pub mod matchers;
 pub mod run;
 pub mod s3;
+pub mod wait_dns;
+pub mod wait_exec;
 pub mod wait_file;
 pub mod wait_http;
 pub mod wait_tcp;
+pub mod wait_unix;
 
+mod poll;
 mod status;
 #[cfg(any(feature = "http", feature = "s3"))]
 mod tls;
@@ -419,7 +424,7 @@ macro_rules! actions {
             /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             /// let port = listener.local_addr().unwrap().port();
             /// let ctx = ActionContext::new("db", Arc::new(|_, _, _| {}));
-            /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None });
+            /// let spec = ActionSpec::WaitTcp(WaitTcp { host: "127.0.0.1".into(), port, timeout: None, state: None });
             /// spec.attempt(&ctx).await.unwrap();
             /// # }
             /// ```
@@ -511,6 +516,12 @@ actions! {
     WaitHttp(wait_http::WaitHttp) = "init.wait_http", feature = "http";
     /// `init.wait_file`
     WaitFile(wait_file::WaitFile) = "init.wait_file";
+    /// `init.wait_unix`
+    WaitUnix(wait_unix::WaitUnix) = "init.wait_unix";
+    /// `init.wait_dns` (CNAME, TXT and `server` need the cargo feature `dns`)
+    WaitDns(wait_dns::WaitDns) = "init.wait_dns";
+    /// `init.wait_exec`
+    WaitExec(wait_exec::WaitExec) = "init.wait_exec";
     /// `init.run`
     Run(run::Run) = "init.run";
     /// `init.s3_push` (cargo feature `s3`)
@@ -584,6 +595,7 @@ mod tests {
             host: "h".into(),
             port: 1,
             timeout: None,
+            state: None,
         });
         let ctx = quiet_ctx();
         assert_send(&spec.attempt(&ctx));
@@ -593,11 +605,22 @@ mod tests {
     /// parameter it has.
     fn full_with(name: &str) -> &'static str {
         match name {
-            "init.wait_tcp" => "{ host: '[::1]', port: 5432, timeout: 1m30s }",
+            "init.wait_tcp" => "{ host: '[::1]', port: 5432, timeout: 1m30s, state: closed }",
             "init.wait_http" => {
-                "{ url: 'http://u:p@db:8080/health?x=1', expect_status: [200, '3xx', '500-502'], body_contains: ok, timeout: 0.25 }"
+                "{ url: 'http://u:p@db:8080/health?x=1', expect_status: [200, '3xx', '500-502'], body_contains: ok, body_regex: '^o.$', header: { name: X-Ready, equals: yes, matches: '^y' }, json: { path: 'checks[0].state', equals: { up: true } }, socket: /run/api.sock, state: down, timeout: 0.25 }"
             }
-            "init.wait_file" => "{ path: /run/ready, non_empty: true, timeout: 7 }",
+            "init.wait_file" => "{ path: /run/ready, non_empty: true, timeout: 7, state: absent }",
+            "init.wait_unix" => "{ path: /run/docker.sock, timeout: 2s, state: closed }",
+            "init.wait_dns" => {
+                if cfg!(feature = "dns") {
+                    "{ name: db.internal, type: TXT, expect: 'v=1 ready', server: '127.0.0.1:5353', timeout: 10s }"
+                } else {
+                    "{ name: db.internal, type: A, expect: 10.0.0.5, timeout: 10s }"
+                }
+            }
+            "init.wait_exec" => {
+                "{ command: [pg_isready, -h, db], env: { PGCONNECT_TIMEOUT: 1 }, cwd: /srv, exit_codes: [0, 2], output_regex: 'accepting', timeout: 1m }"
+            }
             "init.run" => {
                 "{ command: [./migrate, up, 'two words'], env: { PORT: 8080, DEBUG: true, NAME: x }, cwd: /srv, timeout: 1h 2ms }"
             }

@@ -130,6 +130,17 @@ pub(crate) fn path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error>
     non_empty_path(d, "path")
 }
 
+/// `socket` of `init.wait_http`: when given, not empty, no NUL byte.
+pub(crate) fn opt_socket<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    struct Socket(PathBuf);
+    impl<'de> Deserialize<'de> for Socket {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            non_empty_path(d, "socket").map(Socket)
+        }
+    }
+    Ok(Option::<Socket>::deserialize(d)?.map(|s| s.0))
+}
+
 /// `source` of `init.s3_push`: not empty, no NUL byte.
 pub(crate) fn source<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     non_empty_path(d, "source")

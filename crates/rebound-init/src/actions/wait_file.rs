@@ -5,7 +5,24 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::poll::{self, Check};
 use super::{ActionContext, ActionError, duration, validate};
+
+/// What `init.wait_file` waits for.
+///
+/// ```
+/// use rebound_init::actions::wait_file::{FileState, WaitFile};
+/// let w: WaitFile = serde_json::from_str(r#"{"path": "/run/app.pid", "state": "absent"}"#).unwrap();
+/// assert_eq!(w.state, Some(FileState::Absent));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    /// The file exists (the default; and has a byte with `non_empty`).
+    Present,
+    /// The file is gone (a pid or lock file removed at shutdown).
+    Absent,
+}
 
 /// The `with:` block of `init.wait_file`.
 ///
@@ -42,6 +59,10 @@ pub struct WaitFile {
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
+    /// `present` (default): wait until the file exists; `absent`: until it
+    /// is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<FileState>,
 }
 
 const FIRST_DELAY: Duration = Duration::from_millis(1);
@@ -50,7 +71,9 @@ const MAX_DELAY: Duration = Duration::from_millis(20);
 impl WaitFile {
     /// `file PATH`, for messages.
     pub(crate) fn describe(&self) -> String {
-        if self.non_empty {
+        if self.state == Some(FileState::Absent) {
+            format!("file {} (until absent)", self.path.display())
+        } else if self.non_empty {
             format!("file {} (non-empty)", self.path.display())
         } else {
             format!("file {}", self.path.display())
@@ -68,6 +91,16 @@ impl WaitFile {
     /// Polls until the file is there (and non-empty if asked) or `timeout`
     /// runs out.
     pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        if self.state == Some(FileState::Absent) {
+            return poll::until(ctx, &self.describe(), self.timeout, poll::FAST, || async {
+                match std::fs::symlink_metadata(&self.path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::Ready,
+                    Err(e) => Check::NotYet(e.to_string()),
+                    Ok(_) => Check::NotYet("still there".into()),
+                }
+            })
+            .await;
+        }
         let mut last = String::from("not found");
         let poll = async {
             let mut delay = FIRST_DELAY;
@@ -113,6 +146,7 @@ mod tests {
             path: path.clone(),
             non_empty: true,
             timeout: None,
+            state: None,
         };
         let waiter = tokio::spawn(async move { w.attempt(&quiet_ctx()).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -131,6 +165,7 @@ mod tests {
             path: dir.path().join("empty"),
             non_empty: true,
             timeout: Some(Duration::from_secs(1)),
+            state: None,
         };
         let err = w.attempt(&quiet_ctx()).await.unwrap_err();
         assert!(err.is_timeout());
@@ -138,6 +173,46 @@ mod tests {
         assert!(
             msg.contains("(non-empty) not ready after 1s (empty)"),
             "{msg}"
+        );
+    }
+
+    fn absent(path: std::path::PathBuf, timeout: Option<Duration>) -> WaitFile {
+        WaitFile {
+            path,
+            non_empty: false,
+            timeout,
+            state: Some(FileState::Absent),
+        }
+    }
+
+    // Issue 12: `state: absent`, ready at once, once the file goes, never.
+    #[tokio::test(start_paused = true)]
+    async fn absent_waits_for_the_file_to_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.pid");
+        absent(path.clone(), Some(Duration::from_secs(1)))
+            .attempt(&quiet_ctx())
+            .await
+            .unwrap();
+        std::fs::write(&path, b"42").unwrap();
+        let w = absent(path.clone(), None);
+        let waiter = tokio::spawn(async move { w.attempt(&quiet_ctx()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiter.is_finished(), "the file is still there");
+        std::fs::remove_file(&path).unwrap();
+        waiter.await.unwrap().unwrap();
+        std::fs::write(&path, b"42").unwrap();
+        let err = absent(path.clone(), Some(Duration::from_secs(1)))
+            .attempt(&quiet_ctx())
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout());
+        assert_eq!(
+            err.message(),
+            format!(
+                "file {} (until absent) not ready after 1s (still there)",
+                path.display()
+            )
         );
     }
 }

@@ -5,7 +5,25 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::poll::{self, Check};
 use super::{ActionContext, ActionError, duration, validate};
+
+/// What `init.wait_tcp` (and `init.wait_unix`) waits for.
+///
+/// ```
+/// use rebound_init::actions::wait_tcp::{SocketState, WaitTcp};
+/// let w: WaitTcp =
+///     serde_json::from_str(r#"{"host": "127.0.0.1", "port": 8080, "state": "closed"}"#).unwrap();
+/// assert_eq!(w.state, Some(SocketState::Closed));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SocketState {
+    /// A connection is accepted (the default).
+    Open,
+    /// Connections are no longer accepted (a drain or a shutdown is over).
+    Closed,
+}
 
 /// The `with:` block of `init.wait_tcp`.
 ///
@@ -41,6 +59,10 @@ pub struct WaitTcp {
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
     pub timeout: Option<Duration>,
+    /// `open` (default): wait until a connection is accepted; `closed`:
+    /// until none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<SocketState>,
 }
 
 /// The first pause between connection attempts.
@@ -62,17 +84,29 @@ const MAX_DELAY_DNS: Duration = Duration::from_millis(250);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl WaitTcp {
-    /// `tcp HOST:PORT`, for messages.
+    /// `tcp HOST:PORT`, `tcp HOST:PORT (until closed)`, for messages.
     pub(crate) fn describe(&self) -> String {
-        if self.host.contains(':') {
-            format!("tcp [{}]:{}", self.host, self.port)
+        let until = if self.state == Some(SocketState::Closed) {
+            " (until closed)"
         } else {
-            format!("tcp {}:{}", self.host, self.port)
+            ""
+        };
+        if self.host.contains(':') {
+            format!("tcp [{}]:{}{until}", self.host, self.port)
+        } else {
+            format!("tcp {}:{}{until}", self.host, self.port)
         }
     }
 
-    /// Polls until a connection is accepted or `timeout` runs out.
+    /// Polls until a connection is accepted (or, `state: closed`, is not)
+    /// or `timeout` runs out.
     pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        if self.state == Some(SocketState::Closed) {
+            return poll::until(ctx, &self.describe(), self.timeout, poll::FAST, || {
+                self.check_closed()
+            })
+            .await;
+        }
         let mut last: Option<io::Error> = None;
         let poll = self.poll(&mut last, ctx);
         match self.timeout {
@@ -87,6 +121,18 @@ impl WaitTcp {
                         .unwrap_or_default()
                 ))),
             },
+        }
+    }
+
+    /// Closed: any failure to connect (refused, unreachable, a name that
+    /// no longer resolves, a connect that times out) means closed.
+    async fn check_closed(&self) -> Check {
+        let connect = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(stream)) if !is_self_connect(&stream) => {
+                Check::NotYet("still accepting connections".into())
+            }
+            _ => Check::Ready,
         }
     }
 
@@ -175,6 +221,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             timeout: Some(Duration::from_secs(10)),
+            state: None,
         };
         let opener = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -218,6 +265,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             timeout: Some(Duration::from_secs(2)),
+            state: None,
         };
         let ctx = quiet_ctx();
         let err = w.attempt(&ctx).await.unwrap_err();
@@ -229,6 +277,58 @@ mod tests {
         // Whoever waits on the attempt sees the same last problem.
         let problem = ctx.last_problem.get().unwrap();
         assert!(problem.contains("refused"), "{problem}");
+    }
+
+    fn closed(port: u16, timeout: Option<Duration>) -> WaitTcp {
+        WaitTcp {
+            host: "127.0.0.1".into(),
+            port,
+            timeout,
+            state: Some(SocketState::Closed),
+        }
+    }
+
+    // Issue 12: `state: closed`, ready at once, once the listener goes,
+    // never (the port stays open).
+    #[tokio::test]
+    async fn closed_is_ready_at_once_on_a_closed_port() {
+        closed(free_port(), Some(Duration::from_secs(5)))
+            .attempt(&quiet_ctx())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn closed_waits_for_the_listener_to_go() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let w = closed(port, Some(Duration::from_secs(10)));
+        let ctx = quiet_ctx();
+        let problems = ctx.last_problem.clone();
+        let waiter = tokio::spawn(async move { w.attempt(&ctx).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiter.is_finished());
+        assert_eq!(problems.get().unwrap(), "still accepting connections");
+        drop(l);
+        waiter.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn closed_times_out_while_the_port_stays_open() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let err = closed(port, Some(Duration::from_millis(200)))
+            .attempt(&quiet_ctx())
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout());
+        assert_eq!(
+            err.message(),
+            format!(
+                "tcp 127.0.0.1:{port} (until closed) not ready after 200ms (still accepting connections)"
+            )
+        );
+        drop(l);
     }
 
     #[test]

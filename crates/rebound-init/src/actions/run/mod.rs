@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::{ActionContext, ActionError, duration, validate};
 
-mod process;
+pub(crate) mod process;
 
 /// The `with:` block of `init.run`.
 ///

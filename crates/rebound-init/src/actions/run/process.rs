@@ -143,11 +143,37 @@ fn spawn_error(run: &Run, e: &io::Error) -> ActionError {
     }
 }
 
+/// Where a command's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// Line by line to [`ActionContext::output`] (`init.run`).
+    Stream,
+    /// Kept, up to [`CAPTURE_LIMIT`] bytes per stream, in [`Finished`]
+    /// (`init.wait_exec`, whose command runs again and again).
+    Capture,
+}
+
+/// At most this much of each stream is kept by [`Output::Capture`].
+pub(crate) const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// How a command that ran to its end ended.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// Its exit code (128+N for signal N).
+    pub code: i32,
+    /// Its last non-blank line, stderr's before stdout's.
+    pub last_line: Option<String>,
+    /// What it printed on stdout then stderr ([`Output::Capture`] only).
+    pub captured: String,
+}
+
 async fn pump<R: AsyncRead + Unpin>(
     reader: Option<R>,
     ctx: &ActionContext,
     stream: Stream,
+    mode: Output,
     last: &mut Option<String>,
+    captured: &mut String,
 ) {
     let Some(reader) = reader else { return };
     let mut reader = BufReader::new(reader);
@@ -158,8 +184,14 @@ async fn pump<R: AsyncRead + Unpin>(
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);
+                if mode == Output::Capture {
+                    if captured.len() < CAPTURE_LIMIT {
+                        captured.push_str(&line);
+                    }
+                } else {
+                    (ctx.output)(&ctx.step_id, stream, line.trim_end_matches(['\n', '\r']));
+                }
                 let line = line.trim_end_matches(['\n', '\r']);
-                (ctx.output)(&ctx.step_id, stream, line);
                 if !line.trim().is_empty() {
                     *last = Some(line.to_owned());
                 }
@@ -180,6 +212,35 @@ fn exit_code(status: ExitStatus) -> i32 {
 /// Runs the command once: streams its output, fails on a non-zero exit,
 /// kills its process group on timeout or when this future is dropped.
 pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionError> {
+    let finished = run_once(run, ctx, Output::Stream).await?;
+    if finished.code == 0 {
+        return Ok(());
+    }
+    let code = finished.code;
+    let hint = finished
+        .last_line
+        .map(|l| format!(": {}", ellipsize(l.trim(), LAST_LINE_CHARS)))
+        .unwrap_or_default();
+    Err(
+        ActionError::transient(format!("{} exited with code {code}{hint}", run.describe()))
+            .with_exit_code(code),
+    )
+}
+
+/// `line` cut for messages, as [`run`] shows a command's last line.
+pub(crate) fn shown_line(line: &str) -> String {
+    ellipsize(line.trim(), LAST_LINE_CHARS)
+}
+
+/// Runs the command once in its own process group, to its end: its exit
+/// code and output (see [`Output`]). Fails only when it cannot be started
+/// or waited for, or `run.timeout` ran out; the group is killed then, and
+/// when this future is dropped.
+pub(crate) async fn run_once(
+    run: &Run,
+    ctx: &ActionContext,
+    mode: Output,
+) -> Result<Finished, ActionError> {
     let mut child = build(run)?.spawn().map_err(|e| spawn_error(run, &e))?;
     let Some(pid) = child.id() else {
         return Err(ActionError::transient(format!(
@@ -194,10 +255,26 @@ pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionErro
     let stderr = child.stderr.take();
     let mut last_out = None;
     let mut last_err = None;
+    let mut captured_out = String::new();
+    let mut captured_err = String::new();
 
     let work = async {
-        let out = pump(stdout, ctx, Stream::Stdout, &mut last_out);
-        let err = pump(stderr, ctx, Stream::Stderr, &mut last_err);
+        let out = pump(
+            stdout,
+            ctx,
+            Stream::Stdout,
+            mode,
+            &mut last_out,
+            &mut captured_out,
+        );
+        let err = pump(
+            stderr,
+            ctx,
+            Stream::Stderr,
+            mode,
+            &mut last_err,
+            &mut captured_err,
+        );
         let output = async { tokio::join!(out, err) };
         tokio::pin!(output);
         let status = tokio::select! {
@@ -232,18 +309,12 @@ pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionErro
     // The command itself finished: whatever it left running in the
     // background (a daemon it started on purpose) is not ours to kill.
     guard.disarm();
-    if status.success() {
-        return Ok(());
-    }
-    let code = exit_code(status);
-    let hint = last_err
-        .or(last_out)
-        .map(|l| format!(": {}", ellipsize(l.trim(), LAST_LINE_CHARS)))
-        .unwrap_or_default();
-    Err(
-        ActionError::transient(format!("{} exited with code {code}{hint}", run.describe()))
-            .with_exit_code(code),
-    )
+    captured_out.push_str(&captured_err);
+    Ok(Finished {
+        code: exit_code(status),
+        last_line: last_err.or(last_out),
+        captured: captured_out,
+    })
 }
 
 #[cfg(test)]

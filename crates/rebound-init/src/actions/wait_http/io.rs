@@ -5,7 +5,11 @@ use std::time::Duration;
 use rebound_retry::{Decision, classify};
 use reqwest::redirect;
 
-use super::{DEFAULT_REQUEST_TIMEOUT, StatusMatch, WaitHttp};
+use serde_json_path::JsonPath;
+
+use super::{DEFAULT_REQUEST_TIMEOUT, HttpState, StatusMatch, WaitHttp};
+use crate::actions::matchers::{JsonMatch, full_json_path};
+use crate::actions::poll::{self, Check};
 use crate::actions::tls::ensure_crypto_provider;
 use crate::actions::validate::{self, redacted};
 use crate::actions::{ActionContext, ActionError};
@@ -17,7 +21,8 @@ const FIRST_DELAY: Duration = Duration::from_millis(10);
 const MAX_DELAY: Duration = Duration::from_millis(500);
 /// The longest `Retry-After` honoured while polling.
 pub(crate) const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
-/// At most this much of a body is read to look for `body_contains`.
+/// At most this much of a body is read to look for `body_contains`,
+/// `body_regex` or `json`.
 const BODY_LIMIT: usize = 1 << 20;
 /// At most this many redirects (on the same host) are followed.
 const MAX_REDIRECTS: usize = 10;
@@ -101,9 +106,24 @@ async fn probe(client: &reqwest::Client, w: &WaitHttp, url: &url::Url) -> Probe 
             },
         };
     }
-    let Some(needle) = &w.body_contains else {
+    if let Some(h) = &w.header {
+        let values: Vec<&str> = resp
+            .headers()
+            .get_all(h.name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !values.iter().any(|v| h.value_matches(v)) {
+            let reason = match values.first() {
+                None => format!("answered {status} without the header {}", h.name),
+                Some(v) => format!("answered {status} with {}: {v:?} (expected {h})", h.name),
+            };
+            return not_yet(reason);
+        }
+    }
+    if w.body_contains.is_none() && w.body_regex.is_none() && w.json.is_none() {
         return Probe::Ready;
-    };
+    }
     let mut resp = resp;
     let mut body = Vec::new();
     loop {
@@ -116,37 +136,85 @@ async fn probe(client: &reqwest::Client, w: &WaitHttp, url: &url::Url) -> Probe 
             }
             Ok(None) => break,
             Err(e) => {
-                return Probe::NotYet {
-                    reason: format!("reading the body failed: {}", error_chain(&e.without_url())),
-                    retry_after: None,
-                };
+                return not_yet(format!(
+                    "reading the body failed: {}",
+                    error_chain(&e.without_url())
+                ));
             }
         }
     }
-    if String::from_utf8_lossy(&body).contains(needle.as_str()) {
-        Probe::Ready
-    } else {
-        Probe::NotYet {
-            reason: format!("answered {status} but the body lacks {needle:?}"),
-            retry_after: None,
-        }
+    let text = String::from_utf8_lossy(&body);
+    if let Some(needle) = &w.body_contains
+        && !text.contains(needle.as_str())
+    {
+        return not_yet(format!("answered {status} but the body lacks {needle:?}"));
+    }
+    if let Some(pattern) = &w.body_regex
+        && !pattern.is_match(&text)
+    {
+        return not_yet(format!(
+            "answered {status} but the body does not match /{pattern}/"
+        ));
+    }
+    if let Some(m) = &w.json
+        && let Err(reason) = json_holds(m, &body)
+    {
+        return not_yet(format!("answered {status} but {reason}"));
+    }
+    Probe::Ready
+}
+
+fn not_yet(reason: String) -> Probe {
+    Probe::NotYet {
+        reason,
+        retry_after: None,
+    }
+}
+
+/// Whether the JSON `body` holds `m`; `Err` says what it holds instead.
+fn json_holds(m: &JsonMatch, body: &[u8]) -> Result<(), String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    let path = JsonPath::parse(&full_json_path(&m.path))
+        .map_err(|e| format!("invalid JSONPath {:?}: {e}", m.path))?;
+    let nodes = path.query(&value).all();
+    match (&m.equals, nodes.first()) {
+        (_, None) => Err(format!("the JSON has nothing at {}", m.path)),
+        (None, Some(_)) => Ok(()),
+        (Some(expected), Some(_)) if nodes.contains(&expected) => Ok(()),
+        (Some(expected), Some(first)) => Err(format!(
+            "the JSON at {} is {} (expected {expected})",
+            m.path,
+            shortened(&first.to_string())
+        )),
+    }
+}
+
+/// At most 200 characters of `text`, for messages.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
 /// The client for one wait: rustls (ring) with the platform's roots, the
-/// per-request timeout, same-host redirects only, no proxy.
+/// per-request timeout, same-host redirects only, no proxy; through
+/// `w.socket` when set.
 fn client(w: &WaitHttp) -> Result<reqwest::Client, ActionError> {
     ensure_crypto_provider();
     let timeout = w.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(redirect_policy(w.expect_status.clone()))
         .timeout(timeout)
         .connect_timeout(timeout)
-        .no_proxy()
-        .build()
-        .map_err(|e| {
-            ActionError::permanent(format!("cannot build an HTTP client: {}", error_chain(&e)))
-        })
+        .no_proxy();
+    if let Some(socket) = &w.socket {
+        builder = builder.unix_socket(socket.clone());
+    }
+    builder.build().map_err(|e| {
+        ActionError::permanent(format!("cannot build an HTTP client: {}", error_chain(&e)))
+    })
 }
 
 /// Polls the URL until it answers as expected, or fails for good.
@@ -157,6 +225,20 @@ pub(crate) async fn attempt(w: &WaitHttp, ctx: &ActionContext) -> Result<(), Act
     })?;
     let shown = redacted(&url);
     let client = client(w)?;
+    if w.state == Some(HttpState::Down) {
+        let what = w.describe();
+        return poll::until(ctx, &what, None, poll::COSTLY, || async {
+            match client.get(url.clone()).send().await {
+                Ok(resp) => Check::NotYet(format!("still answering ({})", resp.status())),
+                Err(e) if e.is_builder() => Check::Failed(ActionError::permanent(format!(
+                    "GET {shown}: {}",
+                    error_chain(&e.without_url())
+                ))),
+                Err(_) => Check::Ready,
+            }
+        })
+        .await;
+    }
     let mut delay = FIRST_DELAY;
     loop {
         match probe(&client, w, &url).await {
@@ -187,6 +269,7 @@ mod tests {
 
     use super::*;
     use crate::actions::ActionErrorKind;
+    use crate::actions::matchers::Pattern;
     use crate::actions::quiet_ctx;
 
     /// A loopback HTTP/1.1 server answering the n-th request with the n-th
@@ -233,6 +316,11 @@ mod tests {
             url,
             expect_status: StatusMatch::default(),
             body_contains: None,
+            body_regex: None,
+            header: None,
+            json: None,
+            socket: None,
+            state: None,
             timeout: None,
         }
     }
@@ -385,6 +473,241 @@ mod tests {
             }
             _ => panic!("a 429 is not ready yet, not ready or failed"),
         }
+    }
+
+    /// [`serve`] on a Unix socket at `path`.
+    async fn serve_unix(path: &std::path::Path, responses: Vec<String>) -> Arc<AtomicUsize> {
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let resp = responses[n.min(responses.len() - 1)].clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        count
+    }
+
+    fn over(socket: &std::path::Path, path: &str) -> WaitHttp {
+        let mut w = wait(format!("http://localhost{path}"));
+        w.socket = Some(socket.to_owned());
+        w
+    }
+
+    // Issue 12: HTTP over a Unix socket, as Docker's `/_ping`.
+    #[tokio::test]
+    async fn over_a_unix_socket_ready_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("docker.sock");
+        let count = serve_unix(&sock, vec![response("200 OK", "", "OK")]).await;
+        let mut w = over(&sock, "/_ping");
+        w.body_contains = Some("OK".into());
+        attempt(&w, &quiet_ctx()).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn over_a_unix_socket_bound_late_and_busy_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("docker.sock");
+        let mut w = over(&sock, "/_ping");
+        w.expect_status = StatusMatch::parse("200-204").unwrap();
+        let ctx = quiet_ctx();
+        let problems = ctx.last_problem.clone();
+        let waiter = tokio::spawn(async move { attempt(&w, &ctx).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiter.is_finished());
+        let before = problems.get().unwrap();
+        assert!(before.contains("error sending request"), "{before}");
+        let count = serve_unix(
+            &sock,
+            vec![
+                response("503 Service Unavailable", "", ""),
+                response("204 No Content", "", ""),
+            ],
+        )
+        .await;
+        waiter.await.unwrap().unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_a_unix_socket_never_ready_keeps_the_last_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("docker.sock");
+        serve_unix(&sock, vec![response("500 Internal Server Error", "", "")]).await;
+        let ctx = quiet_ctx();
+        let w = over(&sock, "/_ping");
+        let cut = tokio::time::timeout(Duration::from_secs(2), attempt(&w, &ctx)).await;
+        assert!(cut.is_err(), "a 500 is never ready");
+        assert_eq!(
+            ctx.last_problem.get().unwrap(),
+            "answered 500 Internal Server Error (expected 2xx)"
+        );
+    }
+
+    fn json_answer(body: &str) -> String {
+        response(
+            "200 OK",
+            "Content-Type: application/json\r\nX-State: warming\r\n",
+            body,
+        )
+    }
+
+    // Body regex, header and JSON matches: each holds only on the last
+    // answer, and the reason before says which did not.
+    #[tokio::test]
+    async fn body_regex_header_and_json_must_all_hold() {
+        let (port, count) = serve(vec![
+            json_answer(r#"{"status": "starting", "version": 3}"#),
+            response(
+                "200 OK",
+                "X-State: ready\r\n",
+                r#"{"status": "starting", "version": 3}"#,
+            ),
+            response(
+                "200 OK",
+                "X-State: ready\r\n",
+                r#"{"status": "ok", "checks": [{"db": "up"}], "version": 3}"#,
+            ),
+        ])
+        .await;
+        let mut w = wait(format!("http://127.0.0.1:{port}/health"));
+        w.body_regex = Some(Pattern::new(r#""version": *\d+"#).unwrap());
+        w.header = Some(serde_json::from_str(r#"{"name": "x-state", "equals": "ready"}"#).unwrap());
+        w.json = Some(serde_json::from_str(r#"{"path": "checks[0].db", "equals": "up"}"#).unwrap());
+        let ctx = quiet_ctx();
+        attempt(&w, &ctx).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            ctx.last_problem.get().unwrap(),
+            "answered 200 OK but the JSON has nothing at checks[0].db"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_match_names_what_it_saw() {
+        let (port, _) = serve(vec![json_answer(r#"{"status": "starting"}"#)]).await;
+        let url = format!("http://127.0.0.1:{port}/");
+        let client = client(&wait(url.clone())).unwrap();
+        let parsed = url::Url::parse(&url).unwrap();
+        let reason = |w: WaitHttp| {
+            let client = client.clone();
+            let parsed = parsed.clone();
+            async move {
+                match probe(&client, &w, &parsed).await {
+                    Probe::NotYet { reason, .. } => reason,
+                    Probe::Ready => "ready".into(),
+                    Probe::Failed(reason) => format!("failed: {reason}"),
+                }
+            }
+        };
+        let mut w = wait(url.clone());
+        w.json = Some(serde_json::from_str(r#"{"path": "$.status", "equals": "ok"}"#).unwrap());
+        assert_eq!(
+            reason(w).await,
+            r#"answered 200 OK but the JSON at $.status is "starting" (expected "ok")"#
+        );
+        let mut w = wait(url.clone());
+        w.header =
+            Some(serde_json::from_str(r#"{"name": "X-State", "matches": "^ready$"}"#).unwrap());
+        assert_eq!(
+            reason(w).await,
+            r#"answered 200 OK with X-State: "warming" (expected header X-State ~ /^ready$/)"#
+        );
+        let mut w = wait(url.clone());
+        w.header = Some(serde_json::from_str(r#"{"name": "X-Missing"}"#).unwrap());
+        assert_eq!(
+            reason(w).await,
+            "answered 200 OK without the header X-Missing"
+        );
+        let mut w = wait(url.clone());
+        w.body_regex = Some(Pattern::new("^ok$").unwrap());
+        assert_eq!(
+            reason(w).await,
+            "answered 200 OK but the body does not match /^ok$/"
+        );
+        let mut w = wait(url);
+        w.json = Some(serde_json::from_str(r#"{"path": "status", "equals": "starting"}"#).unwrap());
+        assert_eq!(reason(w).await, "ready");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_is_not_ready() {
+        let (port, _) = serve(vec![response("200 OK", "", "<html>")]).await;
+        let mut w = wait(format!("http://127.0.0.1:{port}/"));
+        w.json = Some(serde_json::from_str(r#"{"path": "status"}"#).unwrap());
+        let url = url::Url::parse(&w.url).unwrap();
+        match probe(&client(&w).unwrap(), &w, &url).await {
+            Probe::NotYet { reason, .. } => {
+                assert!(
+                    reason.starts_with("answered 200 OK but the body is not JSON"),
+                    "{reason}"
+                );
+            }
+            _ => panic!("HTML passed a JSON match"),
+        }
+    }
+
+    // Issue 12: `state: down`, ready at once (nothing listens), once the
+    // server goes, never (it keeps answering, even with a 500).
+    #[tokio::test]
+    async fn down_waits_until_nothing_answers() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut w = wait(format!("http://127.0.0.1:{port}/"));
+        w.state = Some(HttpState::Down);
+        attempt(&w, &quiet_ctx()).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let server = tokio::net::UnixListener::bind(&sock).unwrap();
+        let serving = tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = server.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(response("500 Internal Server Error", "", "").as_bytes())
+                    .await;
+            }
+        });
+        let mut w = over(&sock, "/");
+        w.state = Some(HttpState::Down);
+        let ctx = quiet_ctx();
+        let cut = tokio::time::timeout(Duration::from_millis(300), attempt(&w, &ctx)).await;
+        assert!(cut.is_err(), "a server answering 500 is not down");
+        assert_eq!(
+            ctx.last_problem.get().unwrap(),
+            "still answering (500 Internal Server Error)"
+        );
+        let waiter = tokio::spawn(async move { attempt(&w, &quiet_ctx()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        serving.abort();
+        let _ = serving.await;
+        std::fs::remove_file(&sock).unwrap();
+        waiter.await.unwrap().unwrap();
     }
 
     #[test]

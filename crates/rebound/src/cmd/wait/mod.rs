@@ -21,12 +21,25 @@ const AFTER_HELP: &str = "\
 Targets:
   tcp://HOST:PORT     ready when a connection is accepted
   http(s)://URL       ready on a 2xx answer; a 4xx other than 408/429 fails
+  http+unix://%2FSOCKET/PATH
+                      the same over a Unix socket (the host is the socket's
+                      path, percent-encoded)
   file:///PATH        ready when the file exists (%20 and other %XX escapes
                       in PATH are decoded)
+  unix:///PATH        ready when the Unix stream socket accepts a connection
+  dns://NAME[?type=A|AAAA|CNAME|TXT&expect=VALUE&server=IP:PORT]
+                      ready when the name resolves (to VALUE); A and AAAA
+                      through the system resolver
+  --exec 'CMD'        ready when the shell command exits 0 (run again and
+                      again, each run in its own process group)
 
 Examples:
   rebound wait tcp://127.0.0.1:5432
   rebound wait --timeout 30s tcp://db:5432 http://api:8080/health file:///run/ready
+  rebound wait http+unix://%2Fvar%2Frun%2Fdocker.sock/_ping
+  rebound wait --exec 'pg_isready -h db' --timeout 1m
+  rebound wait --until-gone --timeout 30s tcp://127.0.0.1:8080 file:///run/app.pid
+  rebound wait --json-path status --json-equals ok http://api:8080/health
 
 Exit codes: 0 all ready, 2 bad target, 3 a target failed for good,
 124 the --timeout ran out (the targets not ready are named).";
@@ -43,8 +56,37 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// What to wait for: tcp://HOST:PORT, http(s)://..., file:///PATH.
-    #[arg(required = true, value_name = "TARGET")]
+    /// HTTP targets: a regular expression the body must match.
+    #[arg(long, value_name = "RE")]
+    pub body_regex: Option<String>,
+
+    /// HTTP targets: a header the answer must have, `Name` or `Name: value`.
+    #[arg(long, value_name = "HEADER")]
+    pub header: Option<String>,
+
+    /// HTTP targets: a JSONPath (`$.status`, or `status`) that must select
+    /// something in the JSON body.
+    #[arg(long, value_name = "PATH")]
+    pub json_path: Option<String>,
+
+    /// HTTP targets: the value (JSON, or else text) that --json-path must
+    /// select.
+    #[arg(long, value_name = "VALUE", requires = "json_path")]
+    pub json_equals: Option<String>,
+
+    /// Wait for each target to go instead: a tcp or unix socket closed, a
+    /// file absent, an HTTP endpoint giving no answer at all.
+    #[arg(long)]
+    pub until_gone: bool,
+
+    /// Also wait until this shell command (`sh -c`) exits 0; it runs again
+    /// and again, each run in its own process group. Repeatable.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Vec<String>,
+
+    /// What to wait for: tcp://HOST:PORT, http(s)://...,
+    /// http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME.
+    #[arg(required_unless_present = "exec", value_name = "TARGET")]
     pub targets: Vec<String>,
 }
 
@@ -62,12 +104,45 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs `rebound wait`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    let checks = target::HttpChecks::new(
+        args.body_regex.as_deref(),
+        args.header.as_deref(),
+        args.json_path.as_deref(),
+        args.json_equals.as_deref(),
+    )
+    .map_err(CliError::usage)?;
     let targets = args
         .targets
         .iter()
-        .map(|t| target::parse(t))
+        .map(|t| target::parse(t, &checks))
+        .chain(args.exec.iter().map(|cmd| target::exec(cmd)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::usage)?;
+    let targets = if args.until_gone {
+        if !checks.is_empty() {
+            return Err(CliError::usage(
+                "--until-gone waits for no answer at all: --body-regex, --header and --json-path do not apply",
+            )
+            .into());
+        }
+        targets
+            .into_iter()
+            .map(target::until_gone)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CliError::usage)?
+    } else {
+        targets
+    };
+    if !checks.is_empty()
+        && !targets
+            .iter()
+            .any(|t| matches!(t.action, rebound_init::actions::ActionSpec::WaitHttp(_)))
+    {
+        return Err(CliError::usage(
+            "--body-regex, --header and --json-path apply to http targets, and there is none",
+        )
+        .into());
+    }
     let runtime = crate::runtime::build()?;
     let result = runtime.block_on(async {
         // Handlers first, so that a SIGTERM right after the "waiting" lines

@@ -1,9 +1,13 @@
 //! Parsing `rebound wait` targets into the init actions that wait for them.
 
 use rebound_init::actions::ActionSpec;
-use rebound_init::actions::wait_file::WaitFile;
-use rebound_init::actions::wait_http::{WaitHttp, redact_url};
-use rebound_init::actions::wait_tcp::WaitTcp;
+use rebound_init::actions::wait_dns::WaitDns;
+use rebound_init::actions::wait_exec::WaitExec;
+use rebound_init::actions::wait_file::{FileState, WaitFile};
+use rebound_init::actions::wait_http::{HttpState, WaitHttp, redact_url, split_unix_url};
+use rebound_init::actions::wait_tcp::{SocketState, WaitTcp};
+use rebound_init::actions::wait_unix::WaitUnix;
+use serde_json::json;
 
 /// A target as typed, with the action that waits for it.
 #[derive(Debug, Clone)]
@@ -15,33 +19,130 @@ pub struct Target {
     pub action: ActionSpec,
 }
 
-/// Parses one target; the error says what is wrong with it.
-pub fn parse(text: &str) -> Result<Target, String> {
+/// The kinds of target, for messages.
+const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH or dns://NAME";
+
+/// What the HTTP targets' answers must hold besides a 2xx status (the
+/// `--body-regex`, `--header`, `--json-path` and `--json-equals` flags),
+/// as `with:` parameters of `init.wait_http`.
+#[derive(Debug, Clone, Default)]
+pub struct HttpChecks(serde_json::Map<String, serde_json::Value>);
+
+impl HttpChecks {
+    /// The checks of the flags; the error says which flag is wrong.
+    pub fn new(
+        body_regex: Option<&str>,
+        header: Option<&str>,
+        json_path: Option<&str>,
+        json_equals: Option<&str>,
+    ) -> Result<Self, String> {
+        let mut with = serde_json::Map::new();
+        if let Some(re) = body_regex {
+            with.insert("body_regex".into(), re.into());
+        }
+        if let Some(line) = header {
+            // `Name: value` as in HTTP (a name has no `:`), or `Name`.
+            let header = match line.split_once(':') {
+                Some((name, value)) => json!({ "name": name.trim(), "equals": value.trim() }),
+                None => json!({ "name": line.trim() }),
+            };
+            with.insert("header".into(), header);
+        }
+        match (json_path, json_equals) {
+            (Some(path), equals) => {
+                let mut m = json!({ "path": path });
+                if let Some(text) = equals {
+                    // JSON if it reads as JSON (`true`, `3`, `{"a":1}`), else text.
+                    let value = serde_json::from_str(text).unwrap_or_else(|_| json!(text));
+                    m["equals"] = value;
+                }
+                with.insert("json".into(), m);
+            }
+            (None, Some(_)) => return Err("--json-equals needs --json-path".into()),
+            (None, None) => {}
+        }
+        // The action's own validation, so messages match specs.
+        let checks = HttpChecks(with);
+        checks.apply(json!({ "url": "http://localhost/" }))?;
+        Ok(checks)
+    }
+
+    /// Whether any flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn apply(&self, mut with: serde_json::Value) -> Result<WaitHttp, String> {
+        if let Some(map) = with.as_object_mut() {
+            map.extend(self.0.clone());
+        }
+        serde_json::from_value(with).map_err(|e| e.to_string())
+    }
+}
+
+/// Parses one target; the error says what is wrong with it. HTTP targets
+/// also check what `checks` asks for.
+pub fn parse(text: &str, checks: &HttpChecks) -> Result<Target, String> {
     let shown = redact_url(text);
-    let action = parse_action(text).map_err(|why| {
-        format!(
-            "invalid target {shown:?}: {why} (expected tcp://HOST:PORT, http://..., https://... or file:///PATH)"
-        )
-    })?;
+    let action = parse_action(text, checks)
+        .map_err(|why| format!("invalid target {shown:?}: {why} (expected {KNOWN})"))?;
     Ok(Target {
         text: shown,
         action,
     })
 }
 
-fn parse_action(text: &str) -> Result<ActionSpec, String> {
+/// `target` inverted, for `--until-gone`: a tcp or unix socket closed, a
+/// file absent, an HTTP endpoint giving no answer at all.
+pub fn until_gone(target: Target) -> Result<Target, String> {
+    let action = match target.action {
+        ActionSpec::WaitTcp(mut w) => {
+            w.state = Some(SocketState::Closed);
+            ActionSpec::WaitTcp(w)
+        }
+        ActionSpec::WaitUnix(mut w) => {
+            w.state = Some(SocketState::Closed);
+            ActionSpec::WaitUnix(w)
+        }
+        ActionSpec::WaitFile(mut w) => {
+            w.state = Some(FileState::Absent);
+            ActionSpec::WaitFile(w)
+        }
+        ActionSpec::WaitHttp(mut w) => {
+            w.state = Some(HttpState::Down);
+            ActionSpec::WaitHttp(w)
+        }
+        _ => return Err(format!("--until-gone does not apply to {}", target.text)),
+    };
+    Ok(Target { action, ..target })
+}
+
+/// A `--exec CMD` target: the shell command `cmd`, run until it exits 0.
+pub fn exec(cmd: &str) -> Result<Target, String> {
+    let w: WaitExec = serde_json::from_value(json!({ "command": cmd }))
+        .map_err(|e| format!("invalid --exec {cmd:?}: {e}"))?;
+    Ok(Target {
+        text: format!("exec `{cmd}`"),
+        action: ActionSpec::WaitExec(w),
+    })
+}
+
+fn parse_action(text: &str, checks: &HttpChecks) -> Result<ActionSpec, String> {
     let (scheme, rest) = text
         .split_once("://")
         .ok_or_else(|| "no scheme".to_owned())?;
     match scheme.to_ascii_lowercase().as_str() {
         "tcp" => tcp(rest),
-        "http" | "https" => {
-            // The action's own parameter validation, so messages match specs.
-            let w: WaitHttp = serde_json::from_value(serde_json::json!({ "url": text }))
-                .map_err(|e| e.to_string())?;
+        // The action's own parameter validation, so messages match specs.
+        "http" | "https" => Ok(ActionSpec::WaitHttp(checks.apply(json!({ "url": text }))?)),
+        "http+unix" | "https+unix" => {
+            let (url, socket) = split_unix_url(text)?;
+            let w = checks.apply(json!({ "url": url, "socket": socket }))?;
             Ok(ActionSpec::WaitHttp(w))
         }
         "file" => file(rest),
+        "unix" => unix(rest),
+        "dns" => Ok(ActionSpec::WaitDns(WaitDns::from_url(text)?)),
         other => Err(format!("unknown scheme {other}://")),
     }
 }
@@ -89,6 +190,16 @@ fn file(rest: &str) -> Result<ActionSpec, String> {
     Ok(ActionSpec::WaitFile(w))
 }
 
+fn unix(rest: &str) -> Result<ActionSpec, String> {
+    if !rest.starts_with('/') {
+        return Err("a unix target needs an absolute path: unix:///PATH".into());
+    }
+    let path = percent_decoded(rest)?;
+    let w: WaitUnix =
+        serde_json::from_value(serde_json::json!({ "path": path })).map_err(|e| e.to_string())?;
+    Ok(ActionSpec::WaitUnix(w))
+}
+
 /// A file URL's path with its `%XX` escapes decoded (`%20` is a space), as
 /// URLs written by tools have them. A `%` not followed by two hex digits is
 /// kept as it is.
@@ -118,6 +229,84 @@ fn percent_decoded(path: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Target, String> {
+        super::parse(text, &HttpChecks::default())
+    }
+
+    #[test]
+    fn http_over_a_unix_socket() {
+        let t = parse("http+unix://%2Fvar%2Frun%2Fdocker.sock/_ping").unwrap();
+        assert_eq!(
+            t.action.describe(),
+            "http://localhost/_ping via /var/run/docker.sock (expect 2xx)"
+        );
+        let err = parse("http+unix://docker.sock/_ping").unwrap_err();
+        assert!(err.contains("absolute path"), "{err}");
+        let t = parse("http+unix://u:hunter22@%2Frun%2Fa.sock/").unwrap();
+        assert!(!t.text.contains("hunter22"), "{}", t.text);
+        assert!(!t.action.describe().contains("hunter22"));
+    }
+
+    #[test]
+    fn until_gone_inverts_each_kind() {
+        for (text, described) in [
+            ("tcp://db:5432", "tcp db:5432 (until closed)"),
+            ("unix:///run/a.sock", "unix /run/a.sock (until closed)"),
+            ("file:///run/app.pid", "file /run/app.pid (until absent)"),
+            ("http://old:8080/", "http://old:8080/ (until down)"),
+        ] {
+            let t = until_gone(parse(text).unwrap()).unwrap();
+            assert_eq!(t.action.describe(), described);
+            assert_eq!(t.text, text);
+        }
+        let err = until_gone(exec("true").unwrap()).unwrap_err();
+        assert_eq!(err, "--until-gone does not apply to exec `true`");
+    }
+
+    #[test]
+    fn http_checks_from_the_flags() {
+        let checks = HttpChecks::new(
+            Some("^ok"),
+            Some("Content-Type: application/json"),
+            Some("checks[0].db"),
+            Some("true"),
+        )
+        .unwrap();
+        let t = super::parse("http://api/health", &checks).unwrap();
+        assert_eq!(
+            t.action.describe(),
+            "http://api/health (expect 2xx, body ~ /^ok/, header Content-Type = \"application/json\", JSON checks[0].db = true)"
+        );
+        let checks = HttpChecks::new(None, None, Some("status"), Some("ok")).unwrap();
+        let t = super::parse("http://api/health", &checks).unwrap();
+        assert!(
+            t.action.describe().ends_with("JSON status = \"ok\")"),
+            "{}",
+            t.action.describe()
+        );
+        for (checks, why) in [
+            (
+                HttpChecks::new(Some("ok("), None, None, None),
+                "unclosed group (at character 3)",
+            ),
+            (
+                HttpChecks::new(None, Some("Bad Name: x"), None, None),
+                "is not a header name",
+            ),
+            (
+                HttpChecks::new(None, None, Some("$.[oops"), None),
+                "invalid JSONPath",
+            ),
+            (
+                HttpChecks::new(None, None, None, Some("1")),
+                "--json-equals needs --json-path",
+            ),
+        ] {
+            let err = checks.unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
     #[test]
     fn parses_each_kind() {
         let t = parse("tcp://127.0.0.1:5432").unwrap();
@@ -131,6 +320,10 @@ mod tests {
         );
         let t = parse("file:///run/ready").unwrap();
         assert_eq!(t.action.describe(), "file /run/ready");
+        let t = parse("dns://localhost?type=A&expect=127.0.0.1").unwrap();
+        assert_eq!(t.action.describe(), "dns localhost A = 127.0.0.1");
+        let t = parse("unix:///run/my%20app.sock").unwrap();
+        assert_eq!(t.action.describe(), "unix /run/my app.sock");
     }
 
     #[test]
@@ -167,6 +360,8 @@ mod tests {
             ("udp://x:1", "unknown scheme udp://"),
             ("file://relative/path", "absolute path"),
             ("http://", "invalid URL"),
+            ("unix://run/x.sock", "absolute path"),
+            ("dns://db?type=MX", "unknown variant `MX`"),
         ] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");

@@ -1,0 +1,292 @@
+//! Detection latency of the waits of issue 12: how long after the
+//! dependency becomes ready does the waiting action notice? Measured as
+//! benches/wait_tcp.rs measures `init.wait_tcp`, against a fixed 1 s poller
+//! (wait4x's default) in the same run.
+//!
+//! Each run: the action starts while the dependency is not ready; after a
+//! random 5-50 ms the bench makes it ready (binds a Unix socket, flips an
+//! HTTP-over-Unix-socket server's JSON from "starting" to "ok", creates the
+//! file an `init.wait_exec` command tests for, closes a TCP listener,
+//! removes a pid file); "ready" is the instant that change is made, the
+//! latency is the time from then until the action's future completes.
+//!
+//! `cargo bench -p rebound-init --bench waits` (`-- RUNS BASELINE_RUNS`:
+//! default 100 and 50).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rebound_init::actions::{ActionContext, ActionSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A dependency the bench makes ready: what to wait for, and how.
+trait Scenario {
+    /// The action (its `uses:` and `with:`) that waits for it.
+    fn action(&self) -> ActionSpec;
+    /// Makes it ready (synchronously, so the instant after is "ready").
+    fn make_ready(&mut self);
+}
+
+fn spec(uses: &str, with: serde_json::Value) -> ActionSpec {
+    ActionSpec::deserialize_params(uses, with).expect("bench parameters")
+}
+
+struct UnixSocket {
+    path: PathBuf,
+    listener: Option<std::os::unix::net::UnixListener>,
+}
+
+impl Scenario for UnixSocket {
+    fn action(&self) -> ActionSpec {
+        spec("init.wait_unix", serde_json::json!({ "path": self.path }))
+    }
+    fn make_ready(&mut self) {
+        self.listener = Some(std::os::unix::net::UnixListener::bind(&self.path).expect("bind"));
+    }
+}
+
+/// An HTTP server on a Unix socket answering `{"status":"starting"}` until
+/// `ok` is set, then `{"status":"ok"}`.
+struct HttpJson {
+    socket: PathBuf,
+    ok: Arc<AtomicBool>,
+}
+
+impl HttpJson {
+    async fn start(socket: PathBuf) -> Self {
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let ok = Arc::new(AtomicBool::new(false));
+        let flag = ok.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let body = if flag.load(Ordering::SeqCst) {
+                        r#"{"status":"ok"}"#
+                    } else {
+                        r#"{"status":"starting"}"#
+                    };
+                    let _ = conn
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        });
+        HttpJson { socket, ok }
+    }
+}
+
+impl Scenario for HttpJson {
+    fn action(&self) -> ActionSpec {
+        spec(
+            "init.wait_http",
+            serde_json::json!({
+                "url": "http://localhost/health", "socket": self.socket,
+                "json": { "path": "status", "equals": "ok" },
+            }),
+        )
+    }
+    fn make_ready(&mut self) {
+        self.ok.store(true, Ordering::SeqCst);
+    }
+}
+
+struct ExecFlag {
+    flag: PathBuf,
+}
+
+impl Scenario for ExecFlag {
+    fn action(&self) -> ActionSpec {
+        spec(
+            "init.wait_exec",
+            serde_json::json!({ "command": ["test", "-e", self.flag] }),
+        )
+    }
+    fn make_ready(&mut self) {
+        std::fs::write(&self.flag, b"").expect("flag");
+    }
+}
+
+struct TcpClosed {
+    port: u16,
+    listener: Option<std::net::TcpListener>,
+}
+
+impl Scenario for TcpClosed {
+    fn action(&self) -> ActionSpec {
+        spec(
+            "init.wait_tcp",
+            serde_json::json!({ "host": "127.0.0.1", "port": self.port, "state": "closed" }),
+        )
+    }
+    fn make_ready(&mut self) {
+        self.listener = None;
+    }
+}
+
+struct FileAbsent {
+    path: PathBuf,
+}
+
+impl Scenario for FileAbsent {
+    fn action(&self) -> ActionSpec {
+        spec(
+            "init.wait_file",
+            serde_json::json!({ "path": self.path, "state": "absent" }),
+        )
+    }
+    fn make_ready(&mut self) {
+        std::fs::remove_file(&self.path).expect("remove");
+    }
+}
+
+/// One measurement: the action waits, the scenario becomes ready after
+/// `after` ms; returns ready -> success.
+async fn measure(mut scenario: Box<dyn Scenario + Send>, after: u64) -> Duration {
+    let action = scenario.action();
+    let task = tokio::spawn(async move {
+        let ctx = ActionContext::new("bench", Arc::new(|_, _, _| {}));
+        action.attempt(&ctx).await.expect("wait");
+        Instant::now()
+    });
+    tokio::time::sleep(Duration::from_millis(after)).await;
+    scenario.make_ready();
+    let ready = Instant::now();
+    let done = task.await.expect("waiter");
+    done.saturating_duration_since(ready)
+}
+
+/// A fresh scenario of `kind` in `dir` (run `n`).
+async fn scenario(kind: &str, dir: &Path, n: usize) -> Box<dyn Scenario + Send> {
+    match kind {
+        "unix" => Box::new(UnixSocket {
+            path: dir.join(format!("u{n}.sock")),
+            listener: None,
+        }),
+        "http" => Box::new(HttpJson::start(dir.join(format!("h{n}.sock"))).await),
+        "exec" => Box::new(ExecFlag {
+            flag: dir.join(format!("f{n}")),
+        }),
+        "closed" => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            Box::new(TcpClosed {
+                port: listener.local_addr().expect("addr").port(),
+                listener: Some(listener),
+            })
+        }
+        "absent" => {
+            let path = dir.join(format!("p{n}.pid"));
+            std::fs::write(&path, b"1").expect("pid file");
+            Box::new(FileAbsent { path })
+        }
+        other => unreachable!("{other}"),
+    }
+}
+
+/// wait4x style, on a Unix socket: try, then sleep a fixed second.
+async fn fixed_poller(path: PathBuf, opened_after: u64) -> Duration {
+    let poll_path = path.clone();
+    let task = tokio::spawn(async move {
+        while tokio::net::UnixStream::connect(&poll_path).await.is_err() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Instant::now()
+    });
+    tokio::time::sleep(Duration::from_millis(opened_after)).await;
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    let ready = Instant::now();
+    let done = task.await.expect("poller");
+    drop(listener);
+    done.saturating_duration_since(ready)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn row(name: &str, mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    let p50 = percentile(&v, 50.0);
+    println!(
+        "| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+        v.len(),
+        ms(p50),
+        ms(percentile(&v, 90.0)),
+        ms(percentile(&v, 99.0)),
+        ms(*v.last().expect("a run"))
+    );
+    p50
+}
+
+fn main() {
+    let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let runs = numbers.first().copied().unwrap_or(100);
+    let baseline_runs = numbers.get(1).copied().unwrap_or(50);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    rt.block_on(async {
+        println!("| wait | runs | p50 | p90 | p99 | max |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        let mut worst = Duration::ZERO;
+        for (kind, name) in [
+            ("unix", "init.wait_unix (socket bound)"),
+            (
+                "http",
+                "init.wait_http over a Unix socket, json status = ok (JSON flips)",
+            ),
+            ("exec", "init.wait_exec `test -e FLAG` (flag created)"),
+            ("closed", "init.wait_tcp state: closed (listener closed)"),
+            ("absent", "init.wait_file state: absent (pid file removed)"),
+        ] {
+            let mut v = Vec::with_capacity(runs);
+            for n in 0..runs {
+                let s = scenario(kind, dir.path(), n).await;
+                v.push(measure(s, fastrand::u64(5..50)).await);
+            }
+            worst = worst.max(row(name, v));
+        }
+        let mut fixed = Vec::with_capacity(baseline_runs);
+        while fixed.len() < baseline_runs {
+            let batch = (baseline_runs - fixed.len()).min(25);
+            let base = fixed.len();
+            let tasks: Vec<_> = (0..batch)
+                .map(|i| {
+                    let path = dir.path().join(format!("b{}.sock", base + i));
+                    tokio::spawn(fixed_poller(path, fastrand::u64(1..1000)))
+                })
+                .collect();
+            for t in tasks {
+                fixed.push(t.await.expect("baseline"));
+            }
+        }
+        row("fixed 1 s poller (wait4x default), Unix socket", fixed);
+        println!(
+            "\ngoal p50 <= 10 ms for every wait: {} (worst p50 {:.2} ms)",
+            if worst <= Duration::from_millis(10) {
+                "met"
+            } else {
+                "MISSED"
+            },
+            ms(worst)
+        );
+    });
+}

@@ -303,14 +303,22 @@ mod tests {
     }
 
     /// JSON text that the YAML reader reads as serde_json meant it:
-    /// serde_json leaves U+0085, U+2028, U+2029 and CR raw inside strings,
-    /// where a YAML 1.2 reader may fold them as line breaks; `\uXXXX` is
-    /// the same string in JSON and in a YAML double-quoted scalar.
+    /// serde_json writes NEL, LS, PS, DEL, the C1 controls and U+FEFF,
+    /// U+FFFE, U+FFFF raw inside strings, where the YAML 1.2 reader takes
+    /// the first three as line breaks and refuses the others as not
+    /// printable; `\uXXXX` is the same string in JSON and in a YAML
+    /// double-quoted scalar (the fuzz targets do the same).
     fn yaml_safe(json: &str) -> String {
         let mut out = String::with_capacity(json.len());
         for c in json.chars() {
             match c {
-                '\u{85}' | '\u{2028}' | '\u{2029}' | '\r' => {
+                '\r'
+                | '\u{7f}'..='\u{9f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{feff}'
+                | '\u{fffe}'
+                | '\u{ffff}' => {
                     out.push_str(&format!("\\u{:04x}", u32::from(c)));
                 }
                 c => out.push(c),

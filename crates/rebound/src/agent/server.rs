@@ -398,6 +398,40 @@ pub async fn serve(
     closed.remove();
 }
 
+/// Serves one connection over any byte stream (a socket, or an in-memory
+/// [`tokio::io::duplex`] pipe in tests and fuzzing) until the client
+/// closes it or it fails; the same HTTP/1.1 handling, timeouts included,
+/// as each connection [`serve`] accepts. As there, a client that shuts
+/// its write side before the answer came gets none (no half-close).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use rebound::agent::server::{Server, serve_stream};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let server = Server::new(rebound_ensure::EnsureMap::new(), Some("s3cret".into()));
+/// let (mut client, stream) = tokio::io::duplex(64 * 1024);
+/// let serving = tokio::spawn(serve_stream(stream, server));
+/// client
+///     .write_all(b"GET /v1 HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+///     .await
+///     .unwrap();
+/// let mut answer = String::new();
+/// client.read_to_string(&mut answer).await.unwrap();
+/// assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+/// serving.await.unwrap();
+/// # }
+/// ```
+pub async fn serve_stream<S>(stream: S, server: Arc<Server>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Never signalled: the connection ends when the client is done.
+    let (_never, stop) = watch::channel(false);
+    serve_conn(stream, server, stop).await;
+}
+
 async fn serve_conn<S>(stream: S, server: Arc<Server>, mut stop: watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

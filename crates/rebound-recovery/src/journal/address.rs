@@ -56,6 +56,12 @@ impl fmt::Display for JournalAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory => f.write_str("memory:"),
+            // The parser strips one `//` after `sqlite:` (`sqlite://PATH`
+            // is read as `sqlite:PATH`), so a path that itself starts with
+            // `//` is shown with that `//` in front to read back the same.
+            Self::Sqlite(path) if path.as_os_str().as_encoded_bytes().starts_with(b"//") => {
+                write!(f, "sqlite://{}", path.display())
+            }
             Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Self::Postgres(url) => f.write_str(&redact(url)),
         }
@@ -144,6 +150,27 @@ pub fn default_sqlite_path() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the journal_address fuzz target: `sqlite:////x` (the path
+    /// `//x`) was shown as `sqlite://x`, which reads back as `x`.
+    #[test]
+    fn a_path_starting_with_two_slashes_displays_as_it_reads() {
+        for text in [
+            "sqlite:////x",
+            "sqlite:////zse::",
+            "sqlite:///abs",
+            "sqlite:rel",
+            "sqlite://rel",
+        ] {
+            let address: JournalAddress = text.parse().unwrap();
+            let shown = address.to_string();
+            assert_eq!(
+                shown.parse::<JournalAddress>().unwrap(),
+                address,
+                "{text} -> {shown}"
+            );
+        }
+    }
 
     #[test]
     fn parses_every_form_and_rejects_others() {

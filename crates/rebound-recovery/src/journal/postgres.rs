@@ -224,30 +224,7 @@ impl PostgresJournal {
         let current = row?.map(|r| read_row(&r).into_recovery()).transpose()?;
         let (rec, entry, answer) = apply(current)?;
         let r = RecoveryRow::from_recovery(&rec);
-        let store_params: [&(dyn ToSql + Sync); 22] = [
-            &r.migration,
-            &r.workload,
-            &r.source,
-            &r.target,
-            &r.candidates,
-            &r.failed_targets,
-            &r.kind,
-            &r.message,
-            &r.state,
-            &r.strategy,
-            &r.reason,
-            &r.retry_count,
-            &r.attempts_total,
-            &r.first_failure_ms,
-            &r.last_failure_ms,
-            &r.next_attempt_ms,
-            &r.snapshot,
-            &r.lease_owner,
-            &r.lease_expires_ms,
-            &r.claim_seq,
-            &r.updated_ms,
-            &r.rescues,
-        ];
+        let store_params = store_params(&r);
         let Some(entry) = entry else {
             let (store, commit) = tokio::join!(
                 client.execute(&self.stmts.store, &store_params),
@@ -260,16 +237,7 @@ impl PostgresJournal {
         };
         let a = AttemptRow::from_attempt(&entry);
         let keep_after = a.number - i64::from(self.config.history_limit);
-        let append_params: [&(dyn ToSql + Sync); 8] = [
-            &r.migration,
-            &a.number,
-            &a.at_ms,
-            &a.strategy,
-            &a.target,
-            &a.result,
-            &a.kind,
-            &a.message,
-        ];
+        let append_params = append_params(&r.migration, &a);
         let trim_params: [&(dyn ToSql + Sync); 2] = [&r.migration, &keep_after];
         let (store, append, trim, commit) = tokio::join!(
             client.execute(&self.stmts.store, &store_params),
@@ -296,42 +264,10 @@ impl PostgresJournal {
         entry: &Attempt,
     ) -> Result<(), tokio_postgres::Error> {
         let r = RecoveryRow::from_recovery(rec);
-        let store_params: [&(dyn ToSql + Sync); 22] = [
-            &r.migration,
-            &r.workload,
-            &r.source,
-            &r.target,
-            &r.candidates,
-            &r.failed_targets,
-            &r.kind,
-            &r.message,
-            &r.state,
-            &r.strategy,
-            &r.reason,
-            &r.retry_count,
-            &r.attempts_total,
-            &r.first_failure_ms,
-            &r.last_failure_ms,
-            &r.next_attempt_ms,
-            &r.snapshot,
-            &r.lease_owner,
-            &r.lease_expires_ms,
-            &r.claim_seq,
-            &r.updated_ms,
-            &r.rescues,
-        ];
+        let store_params = store_params(&r);
         client.execute(&self.stmts.store, &store_params).await?;
         let a = AttemptRow::from_attempt(entry);
-        let append_params: [&(dyn ToSql + Sync); 8] = [
-            &r.migration,
-            &a.number,
-            &a.at_ms,
-            &a.strategy,
-            &a.target,
-            &a.result,
-            &a.kind,
-            &a.message,
-        ];
+        let append_params = append_params(&r.migration, &a);
         client.execute(&self.stmts.append, &append_params).await?;
         let keep_after = a.number - i64::from(self.config.history_limit);
         client
@@ -783,4 +719,46 @@ impl Journal for PostgresJournal {
             }
         }
     }
+}
+
+/// The parameters of the `store` statement, in its column order.
+fn store_params(r: &RecoveryRow) -> [&(dyn ToSql + Sync); 22] {
+    [
+        &r.migration,
+        &r.workload,
+        &r.source,
+        &r.target,
+        &r.candidates,
+        &r.failed_targets,
+        &r.kind,
+        &r.message,
+        &r.state,
+        &r.strategy,
+        &r.reason,
+        &r.retry_count,
+        &r.attempts_total,
+        &r.first_failure_ms,
+        &r.last_failure_ms,
+        &r.next_attempt_ms,
+        &r.snapshot,
+        &r.lease_owner,
+        &r.lease_expires_ms,
+        &r.claim_seq,
+        &r.updated_ms,
+        &r.rescues,
+    ]
+}
+
+/// The parameters of the `append` statement (one history entry).
+fn append_params<'a>(migration: &'a String, a: &'a AttemptRow) -> [&'a (dyn ToSql + Sync); 8] {
+    [
+        migration,
+        &a.number,
+        &a.at_ms,
+        &a.strategy,
+        &a.target,
+        &a.result,
+        &a.kind,
+        &a.message,
+    ]
 }

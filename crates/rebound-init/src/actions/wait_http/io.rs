@@ -264,7 +264,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use super::*;
@@ -282,23 +282,12 @@ mod tests {
         let seen = count.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
+                let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
                 let n = seen.fetch_add(1, Ordering::SeqCst);
                 let resp = responses[n.min(responses.len() - 1)].clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => got.extend_from_slice(&buf[..k]),
-                        }
-                    }
-                    let _ = sock.write_all(resp.as_bytes()).await;
-                    let _ = sock.shutdown().await;
-                });
+                tokio::spawn(answer(sock, resp));
             }
         });
         (port, count)
@@ -475,6 +464,21 @@ mod tests {
         }
     }
 
+    /// Reads one request's headers from `sock`, then writes `resp` and
+    /// closes: the canned answer of [`serve`] and [`serve_unix`].
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, resp: String) {
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+        let _ = sock.write_all(resp.as_bytes()).await;
+        let _ = sock.shutdown().await;
+    }
+
     /// [`serve`] on a Unix socket at `path`.
     async fn serve_unix(path: &std::path::Path, responses: Vec<String>) -> Arc<AtomicUsize> {
         let listener = tokio::net::UnixListener::bind(path).unwrap();
@@ -482,23 +486,12 @@ mod tests {
         let seen = count.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
+                let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
                 let n = seen.fetch_add(1, Ordering::SeqCst);
                 let resp = responses[n.min(responses.len() - 1)].clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => got.extend_from_slice(&buf[..k]),
-                        }
-                    }
-                    let _ = sock.write_all(resp.as_bytes()).await;
-                    let _ = sock.shutdown().await;
-                });
+                tokio::spawn(answer(sock, resp));
             }
         });
         count

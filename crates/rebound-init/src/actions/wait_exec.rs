@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::matchers::Pattern;
 use super::poll::{self, Check};
 use super::run::process::{self, Output};
-use super::run::{Command, Run};
+use super::run::{Command, EnvValue, Run};
 use super::{ActionContext, ActionError, ActionErrorKind, duration, validate};
 
 /// The `with:` block of `init.wait_exec`.
@@ -58,7 +58,7 @@ pub struct WaitExec {
         deserialize_with = "validate::env_map",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
-    #[schemars(with = "BTreeMap<String, String>")]
+    #[schemars(with = "BTreeMap<String, EnvValue>")]
     pub env: BTreeMap<String, String>,
     /// Working directory of the command (default: rebound's own).
     #[serde(

@@ -78,7 +78,7 @@ pub(crate) fn ellipsize(text: &str, max: usize) -> String {
 #[derive(schemars::JsonSchema)]
 #[schemars(untagged)]
 #[allow(dead_code)]
-enum EnvValue {
+pub(super) enum EnvValue {
     Text(String),
     Number(f64),
     Flag(bool),

@@ -66,6 +66,15 @@ pub enum ConfigError {
     /// rebound-retry rejected the backoff built from the config.
     #[error("backoff policy: {0}")]
     Backoff(#[source] rebound_retry::PolicyError),
+    /// A setting of the per-target breakers
+    /// ([`TargetBreakerConfig`](crate::model::breaker::TargetBreakerConfig))
+    /// that rebound-retry's breaker refuses; [`BreakerError::setting`](rebound_retry::BreakerError::setting)
+    /// names it.
+    #[error("target breaker: {0}")]
+    TargetBreaker(#[source] rebound_retry::BreakerError),
+    /// The per-target breakers' failure window is zero or too large.
+    #[error("target breaker: the failure window must be above zero and at most {} s", rebound_retry::duration::MAX.as_secs())]
+    TargetBreakerWindow,
 }
 
 /// A snapshot that cannot be used for a rollback.
@@ -199,6 +208,10 @@ pub enum JournalError {
     /// No recovery with that migration id.
     #[error("no recovery for migration {0:?}")]
     NotFound(String),
+    /// The journal keeps no breaker for that target node: no migration to
+    /// it has failed with a target-side kind.
+    #[error("no breaker for target node {0:?}: no migration to it has failed")]
+    UnknownTarget(String),
     /// The lease on the recovery expired and another worker took it.
     #[error("lease on migration {migration:?} was lost (held by {owner:?})")]
     LeaseLost {
@@ -256,7 +269,7 @@ impl JournalError {
             Self::Invalid(_) | Self::UnusablePath { .. } | Self::Config(_) => {
                 JournalErrorKind::Invalid
             }
-            Self::NotFound(_) => JournalErrorKind::NotFound,
+            Self::NotFound(_) | Self::UnknownTarget(_) => JournalErrorKind::NotFound,
             Self::LeaseLost { .. } => JournalErrorKind::LeaseLost,
             Self::Finished { .. } => JournalErrorKind::Finished,
             Self::Database { .. } => JournalErrorKind::Database,

@@ -37,8 +37,8 @@ pub use journal::postgres::PostgresJournal;
 pub use journal::sqlite::SqliteJournal;
 pub use journal::{AnyJournal, Claim, Journal, JournalAddress};
 pub use model::{
-    Attempt, AttemptResult, FailureKind, FailureReport, Outcome, Recovery, RecoveryConfig,
-    RecoveryState, RetryJitter, SnapshotRef, Strategy,
+    Admission, Attempt, AttemptResult, FailureKind, FailureReport, Outcome, Recovery,
+    RecoveryConfig, RecoveryState, SnapshotRef, Strategy, TargetBreaker, TargetBreakerConfig,
 };
 pub use worker::{
     DefaultClassifier, FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler,

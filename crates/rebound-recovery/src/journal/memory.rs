@@ -5,11 +5,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{
-    Claim, Journal, abandoned, cancelled, claimed, completed, lease_end, lost_too_often, prunable,
-    recorded, released, renewed,
+    Claim, Journal, abandoned, cancelled, claimed, lease_end, lost_too_often, prunable, released,
+    renewed,
 };
+use super::targets::{self, Touch};
 use crate::error::{ConfigError, JournalError};
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
+use crate::model::{Admission, OpenTargets, TargetBreaker};
 
 /// Recoveries kept in a map behind a mutex; gone when dropped.
 ///
@@ -31,6 +33,8 @@ pub struct MemoryJournal {
 struct State {
     recoveries: BTreeMap<String, Recovery>,
     history: BTreeMap<String, VecDeque<Attempt>>,
+    /// The breaker per target node.
+    breakers: BTreeMap<String, TargetBreaker>,
 }
 
 impl State {
@@ -84,6 +88,35 @@ impl MemoryJournal {
         state.store(&rec, entry, self.config.history_limit);
         Ok(out)
     }
+
+    /// One change of `migration` that may count an outcome against a
+    /// target's breaker, under the lock (see `journal::targets`): `touch`
+    /// names the breaker from the recovery as it is, `apply` plans among
+    /// the open nodes.
+    fn change_targets(
+        &self,
+        migration: &str,
+        now_ms: u64,
+        touch: impl FnOnce(Option<&Recovery>) -> Result<Option<Touch>, JournalError>,
+        apply: impl FnOnce(Option<Recovery>, &OpenTargets) -> Result<(Recovery, Attempt), JournalError>,
+    ) -> Result<Recovery, JournalError> {
+        let mut state = self.lock();
+        let current = state.recoveries.get(migration).cloned();
+        let changed = touch(current.as_ref())?.and_then(|t| {
+            let row = state.breakers.get(t.node()).cloned();
+            targets::counted(&t, row, &self.config, now_ms)
+        });
+        let open = {
+            let rows: Vec<TargetBreaker> = state.breakers.values().cloned().collect();
+            targets::open_view(&rows, changed.as_ref(), now_ms, &self.config)
+        };
+        let (rec, entry) = apply(current, &open)?;
+        state.store(&rec, Some(entry), self.config.history_limit);
+        if let Some(b) = changed {
+            state.breakers.insert(b.node.clone(), b);
+        }
+        Ok(rec)
+    }
 }
 
 impl Journal for MemoryJournal {
@@ -96,10 +129,12 @@ impl Journal for MemoryJournal {
     }
 
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
-        self.change(&report.migration, |existing| {
-            let (rec, entry) = recorded(existing, &report, &self.config, now_ms)?;
-            Ok((rec.clone(), Some(entry), rec))
-        })
+        self.change_targets(
+            &report.migration,
+            now_ms,
+            |_| Ok(targets::record_touch(&report, &self.config)),
+            |existing, open| targets::recorded_among(existing, &report, &self.config, now_ms, open),
+        )
     }
 
     async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
@@ -228,10 +263,15 @@ impl Journal for MemoryJournal {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<Recovery, JournalError> {
-        self.change(&claim.recovery.migration, |current| {
-            let (rec, entry) = completed(current, claim, outcome, &self.config, now_ms)?;
-            Ok((rec.clone(), Some(entry), rec))
-        })
+        let seen = outcome.clone();
+        self.change_targets(
+            &claim.recovery.migration,
+            now_ms,
+            |current| targets::complete_touch(current, claim, &seen, &self.config),
+            |current, open| {
+                targets::completed_among(current, claim, outcome, &self.config, now_ms, open)
+            },
+        )
     }
 
     async fn cancel(
@@ -260,6 +300,37 @@ impl Journal for MemoryJournal {
             state.history.remove(id);
         }
         Ok(doomed.len() as u64)
+    }
+
+    async fn targets(&self) -> Result<Vec<TargetBreaker>, JournalError> {
+        Ok(self.lock().breakers.values().cloned().collect())
+    }
+
+    async fn reset_target(&self, node: &str, now_ms: u64) -> Result<TargetBreaker, JournalError> {
+        let mut state = self.lock();
+        let breaker = state
+            .breakers
+            .get_mut(node)
+            .ok_or_else(|| JournalError::UnknownTarget(node.to_owned()))?;
+        breaker.succeed(now_ms);
+        Ok(breaker.clone())
+    }
+
+    async fn admit_target(
+        &self,
+        node: &str,
+        migration: &str,
+        now_ms: u64,
+        hold: Duration,
+    ) -> Result<Admission, JournalError> {
+        if !self.config.breaker.enabled {
+            return Ok(Admission::Closed);
+        }
+        let hold_ms = lease_end(0, hold);
+        Ok(match self.lock().breakers.get_mut(node) {
+            Some(breaker) => breaker.admit(migration, now_ms, hold_ms),
+            None => Admission::Closed,
+        })
     }
 }
 

@@ -20,6 +20,7 @@ mod row;
 pub mod schema;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod targets;
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub use address::{JournalAddress, default_sqlite_path};
 use crate::error::JournalError;
 use crate::model::transition;
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
+use crate::model::{Admission, TargetBreaker};
 
 /// A recovery claimed by one worker, under a lease.
 ///
@@ -210,6 +212,70 @@ pub trait Journal: Send + Sync {
         before_ms: u64,
         states: &[RecoveryState],
     ) -> impl Future<Output = Result<u64, JournalError>> + Send;
+
+    /// Every target node's breaker the journal keeps (one per node a
+    /// migration failed to with a target-side kind), ordered by node. See
+    /// [`crate::model::breaker`]; [`TargetBreaker::state`] says whether
+    /// one is open at a given time.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal};
+    /// use rebound_retry::BreakerState;
+    /// let journal = MemoryJournal::new(Default::default()).unwrap();
+    /// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// let nodes = journal.targets().await.unwrap();
+    /// assert_eq!((nodes[0].node.as_str(), nodes[0].state(0)), ("b", BreakerState::Closed));
+    /// # });
+    /// ```
+    fn targets(&self) -> impl Future<Output = Result<Vec<TargetBreaker>, JournalError>> + Send;
+
+    /// Closes `node`'s breaker by hand (an operator's reset): its failures
+    /// and cool-down are forgotten. [`JournalError::UnknownTarget`] when the
+    /// journal keeps no breaker for it.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, JournalErrorKind, MemoryJournal, RecoveryConfig};
+    /// use rebound_recovery::model::breaker::TargetBreakerConfig;
+    /// use rebound_retry::BreakerState;
+    /// let config = RecoveryConfig { breaker: TargetBreakerConfig { failures: 1, ..Default::default() }, ..Default::default() };
+    /// let journal = MemoryJournal::new(config).unwrap();
+    /// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::TargetUnreachable, "down"), 0).await.unwrap();
+    /// assert_eq!(journal.targets().await.unwrap()[0].state(1_000), BreakerState::Open);
+    /// let node = journal.reset_target("b", 1_000).await.unwrap();
+    /// assert_eq!(node.state(1_000), BreakerState::Closed);
+    /// assert_eq!(journal.reset_target("zz", 1_000).await.unwrap_err().kind(), JournalErrorKind::NotFound);
+    /// # });
+    /// ```
+    fn reset_target(
+        &self,
+        node: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<TargetBreaker, JournalError>> + Send;
+
+    /// Asks `node`'s breaker whether an attempt of `migration` may go to
+    /// it at `now_ms` (see [`TargetBreaker::admit`]): a half-open node
+    /// takes the first as its probe, held for `hold` or until its outcome
+    /// is recorded. A node without a breaker, or with breakers disabled,
+    /// is [`Admission::Closed`]. The worker asks before each migrate.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use rebound_recovery::{Admission, Journal, MemoryJournal};
+    /// let journal = MemoryJournal::new(Default::default()).unwrap();
+    /// let admission = journal.admit_target("b", "m", 0, Duration::from_secs(30)).await.unwrap();
+    /// assert_eq!(admission, Admission::Closed);
+    /// # });
+    /// ```
+    fn admit_target(
+        &self,
+        node: &str,
+        migration: &str,
+        now_ms: u64,
+        hold: Duration,
+    ) -> impl Future<Output = Result<Admission, JournalError>> + Send;
 }
 
 /// How many recoveries [`Journal::prune`] deletes per transaction.
@@ -403,6 +469,24 @@ impl Journal for AnyJournal {
     async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
         dispatch!(self, j => j.prune(before_ms, states).await)
     }
+
+    async fn targets(&self) -> Result<Vec<TargetBreaker>, JournalError> {
+        dispatch!(self, j => j.targets().await)
+    }
+
+    async fn reset_target(&self, node: &str, now_ms: u64) -> Result<TargetBreaker, JournalError> {
+        dispatch!(self, j => j.reset_target(node, now_ms).await)
+    }
+
+    async fn admit_target(
+        &self,
+        node: &str,
+        migration: &str,
+        now_ms: u64,
+        hold: Duration,
+    ) -> Result<Admission, JournalError> {
+        dispatch!(self, j => j.admit_target(node, migration, now_ms, hold).await)
+    }
 }
 
 macro_rules! forward {
@@ -504,6 +588,30 @@ macro_rules! forward {
             ) -> impl Future<Output = Result<u64, JournalError>> + Send {
                 (**self).prune(before_ms, states)
             }
+
+            fn targets(
+                &self,
+            ) -> impl Future<Output = Result<Vec<TargetBreaker>, JournalError>> + Send {
+                (**self).targets()
+            }
+
+            fn reset_target(
+                &self,
+                node: &str,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<TargetBreaker, JournalError>> + Send {
+                (**self).reset_target(node, now_ms)
+            }
+
+            fn admit_target(
+                &self,
+                node: &str,
+                migration: &str,
+                now_ms: u64,
+                hold: Duration,
+            ) -> impl Future<Output = Result<Admission, JournalError>> + Send {
+                (**self).admit_target(node, migration, now_ms, hold)
+            }
         }
     )*};
 }
@@ -542,19 +650,6 @@ fn held(current: Option<Recovery>, claim: &Claim) -> Result<Recovery, JournalErr
         current.ok_or_else(|| JournalError::NotFound(claim.recovery.migration.clone()))?;
     check_lease(&current, claim)?;
     Ok(current)
-}
-
-/// [`Journal::record`]: `report` applied to the recovery of its migration.
-pub(crate) fn recorded(
-    existing: Option<Recovery>,
-    report: &FailureReport,
-    config: &RecoveryConfig,
-    now_ms: u64,
-) -> Result<(Recovery, Attempt), JournalError> {
-    if let Some(existing) = &existing {
-        transition::check_same_migration(existing, report)?;
-    }
-    Ok(transition::record_failure(existing, report, config, now_ms))
 }
 
 /// A due recovery claimed by `owner` until `lease_expires_ms`.
@@ -603,23 +698,6 @@ pub(crate) fn released(
     now_ms: u64,
 ) -> Result<Recovery, JournalError> {
     Ok(transition::release(held(current, claim)?, now_ms))
-}
-
-/// [`Journal::complete`]: the claimed recovery with `outcome` applied, and
-/// the history entry to add.
-pub(crate) fn completed(
-    current: Option<Recovery>,
-    claim: &Claim,
-    outcome: Outcome,
-    config: &RecoveryConfig,
-    now_ms: u64,
-) -> Result<(Recovery, Attempt), JournalError> {
-    Ok(transition::complete(
-        held(current, claim)?,
-        outcome,
-        config,
-        now_ms,
-    ))
 }
 
 /// [`Journal::cancel`]: the recovery of `migration` cancelled, and the

@@ -9,6 +9,8 @@
 //!
 //! TLS is not supported yet: connect over loopback or a Unix socket.
 
+mod breakers;
+
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -22,11 +24,13 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 use super::address::redact;
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
+use super::targets;
 use super::{
-    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, completed, lease_end, lost_too_often,
-    prunable, recorded, released, renewed,
+    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, lease_end, lost_too_often, prunable,
+    released, renewed,
 };
 use crate::error::JournalError;
+use crate::model::{Admission, OpenTargets, TargetBreaker};
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// The advisory lock key migrations hold ("rebound" in ASCII).
@@ -64,6 +68,7 @@ struct Statements {
     trim: Statement,
     claim: Statement,
     any_due: Statement,
+    breakers: breakers::Statements,
 }
 
 impl PostgresJournal {
@@ -131,6 +136,9 @@ impl PostgresJournal {
                 .prepare(&format!(
                     "SELECT EXISTS (SELECT 1 FROM recoveries WHERE ({DUE}) AND {WORKLOAD_IDLE})"
                 ))
+                .await
+                .map_err(db)?,
+            breakers: breakers::Statements::prepare(&client)
                 .await
                 .map_err(db)?,
         };
@@ -469,17 +477,20 @@ impl Journal for PostgresJournal {
     }
 
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
-        let apply = |existing: Option<Recovery>| {
-            let (rec, entry) = recorded(existing, &report, &self.config, now_ms)?;
-            Ok((rec.clone(), Some(entry), rec))
+        let touch = |_: Option<&Recovery>| Ok(targets::record_touch(&report, &self.config));
+        let apply = |existing: Option<Recovery>, open: &OpenTargets| {
+            targets::recorded_among(existing, &report, &self.config, now_ms, open)
         };
-        match self.change(&report.migration, apply).await {
+        match self
+            .change_targets(&report.migration, now_ms, touch, apply)
+            .await
+        {
             // Two first failures of one migration at once: the loser's
             // history entry hits the primary key; its retry sees the
             // winner's row and adds to it.
             Err(Failure::Sql(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                // `apply` only borrows: it is Copy and serves again.
-                self.change(&report.migration, apply)
+                // `touch` and `apply` only borrow: they are Copy and serve again.
+                self.change_targets(&report.migration, now_ms, touch, apply)
                     .await
                     .map_err(|f| self.fail(f))
             }
@@ -670,11 +681,14 @@ impl Journal for PostgresJournal {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<Recovery, JournalError> {
-        let apply = |current| {
-            let (rec, entry) = completed(current, claim, outcome, &self.config, now_ms)?;
-            Ok((rec.clone(), Some(entry), rec))
+        let seen = outcome.clone();
+        let touch = |current: Option<&Recovery>| {
+            targets::complete_touch(current, claim, &seen, &self.config)
         };
-        self.change(&claim.recovery.migration, apply)
+        let apply = |current, open: &OpenTargets| {
+            targets::completed_among(current, claim, outcome, &self.config, now_ms, open)
+        };
+        self.change_targets(&claim.recovery.migration, now_ms, touch, apply)
             .await
             .map_err(|f| self.fail(f))
     }
@@ -718,6 +732,25 @@ impl Journal for PostgresJournal {
                 return Ok(total);
             }
         }
+    }
+
+    async fn targets(&self) -> Result<Vec<TargetBreaker>, JournalError> {
+        self.list_breakers().await
+    }
+
+    async fn reset_target(&self, node: &str, now_ms: u64) -> Result<TargetBreaker, JournalError> {
+        self.reset_breaker(node, now_ms).await
+    }
+
+    async fn admit_target(
+        &self,
+        node: &str,
+        migration: &str,
+        now_ms: u64,
+        hold: Duration,
+    ) -> Result<Admission, JournalError> {
+        self.admit_breaker(node, migration, now_ms, lease_end(0, hold))
+            .await
     }
 }
 

@@ -17,7 +17,7 @@
 /// assert_eq!(journal.schema_version().await.unwrap(), LATEST);
 /// # });
 /// ```
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// Creates the version table; harmless when it exists.
 pub(crate) const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -70,6 +70,23 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (
         2,
         "ALTER TABLE recoveries ADD COLUMN rescues BIGINT NOT NULL DEFAULT 0",
+    ),
+    // The breaker per target node (see `crate::model::breaker`).
+    (
+        3,
+        "CREATE TABLE target_breakers (
+        node TEXT PRIMARY KEY,
+        failures TEXT NOT NULL,
+        openings BIGINT NOT NULL,
+        open_until_ms BIGINT,
+        probe_migration TEXT,
+        probe_until_ms BIGINT,
+        last_kind TEXT,
+        last_failure_ms BIGINT,
+        updated_ms BIGINT NOT NULL
+    );
+    CREATE INDEX target_breakers_open ON target_breakers (open_until_ms)
+        WHERE open_until_ms IS NOT NULL",
     ),
 ];
 

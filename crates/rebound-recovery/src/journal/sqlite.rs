@@ -13,6 +13,8 @@
 //! files the main file's mode): the journal holds migration details
 //! others on the host need not read.
 
+mod breakers;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,11 +23,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
+use super::targets;
 use super::{
-    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, claimed, completed, lease_end,
-    lost_too_often, prunable, recorded, released, renewed,
+    Claim, Journal, PRUNE_BATCH, abandoned, cancelled, claimed, lease_end, lost_too_often,
+    prunable, released, renewed,
 };
 use crate::error::JournalError;
+use crate::model::{Admission, TargetBreaker};
 use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// A journal in a SQLite file.
@@ -592,9 +596,9 @@ impl Journal for SqliteJournal {
     async fn record(&self, report: FailureReport, now_ms: u64) -> Result<Recovery, JournalError> {
         let config = self.config.clone();
         let migration = report.migration.clone();
-        self.change(&migration, move |existing| {
-            let (rec, entry) = recorded(existing, &report, &config, now_ms)?;
-            Ok((rec.clone(), Some(entry), rec))
+        let touch = targets::record_touch(&report, &config);
+        self.change_targets(&migration, now_ms, move |_| Ok(touch), move |existing, open| {
+            targets::recorded_among(existing, &report, &config, now_ms, open)
         })
         .await
     }
@@ -745,11 +749,14 @@ impl Journal for SqliteJournal {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<Recovery, JournalError> {
+        let (held, config) = (claim.clone(), self.config.clone());
+        let (seen, seen_config) = (outcome.clone(), config.clone());
         let claim = claim.clone();
-        let config = self.config.clone();
-        self.change(&claim.recovery.migration.clone(), move |current| {
-            let (rec, entry) = completed(current, &claim, outcome, &config, now_ms)?;
-            Ok((rec.clone(), Some(entry), rec))
+        let touch = move |current: Option<&Recovery>| {
+            targets::complete_touch(current, &held, &seen, &seen_config)
+        };
+        self.change_targets(&claim.recovery.migration.clone(), now_ms, touch, move |current, open| {
+            targets::completed_among(current, &claim, outcome, &config, now_ms, open)
         })
         .await
     }
@@ -805,6 +812,25 @@ impl Journal for SqliteJournal {
                 return Ok(total);
             }
         }
+    }
+
+    async fn targets(&self) -> Result<Vec<TargetBreaker>, JournalError> {
+        self.list_breakers().await
+    }
+
+    async fn reset_target(&self, node: &str, now_ms: u64) -> Result<TargetBreaker, JournalError> {
+        self.reset_breaker(node, now_ms).await
+    }
+
+    async fn admit_target(
+        &self,
+        node: &str,
+        migration: &str,
+        now_ms: u64,
+        hold: Duration,
+    ) -> Result<Admission, JournalError> {
+        self.admit_breaker(node, migration, now_ms, lease_end(0, hold))
+            .await
     }
 }
 

@@ -5,26 +5,8 @@ use std::time::Duration;
 use rebound_retry::{Exponential, ExponentialBuilder, Jitter};
 use serde::{Deserialize, Serialize};
 
+use super::breaker::TargetBreakerConfig;
 use crate::error::ConfigError;
-
-/// How much randomness spreads the retry delays (see rebound-retry's
-/// `Jitter`). The nominal delays are `initial`, `2 x initial`, ... capped.
-///
-/// ```
-/// use rebound_recovery::{RecoveryConfig, RetryJitter};
-/// let config = RecoveryConfig { jitter: RetryJitter::Full, ..Default::default() };
-/// assert!(config.retry_delay(1) <= config.initial_delay);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RetryJitter {
-    /// Exactly the nominal delay.
-    None,
-    /// Uniform in `[0, nominal]`.
-    Full,
-    /// Uniform in `[nominal / 2, nominal]`.
-    Equal,
-}
 
 /// Recovery settings.
 ///
@@ -32,7 +14,12 @@ pub enum RetryJitter {
 /// 3 retries, 10 s initial delay doubling up to 300 s, equal jitter, a
 /// 600 s recovery timeout counted from the first failure, automatic
 /// rollback, the last 50 attempts kept per migration, snapshots valid for
-/// 24 h, given up once its worker was lost 3 times.
+/// 24 h, given up once its worker was lost 3 times, and a breaker per
+/// target node (see [`TargetBreakerConfig`]).
+///
+/// `jitter` is rebound-retry's [`Jitter`] (`none`, `full`, `equal`,
+/// `decorrelated`; the names a stored or serialized config always had);
+/// the delays are rebound-retry's [`Exponential`] backoff.
 ///
 /// ```
 /// use std::time::Duration;
@@ -60,8 +47,9 @@ pub struct RecoveryConfig {
     pub max_delay: Duration,
     /// Double the delay on each retry (else keep it at `initial_delay`).
     pub exponential: bool,
-    /// Randomness added to each delay.
-    pub jitter: RetryJitter,
+    /// Randomness added to each delay (`decorrelated` needs the previous
+    /// delay, which a stored recovery does not keep: it acts as `full`).
+    pub jitter: Jitter,
     /// Past this time since the first failure the recovery is given up.
     pub recovery_timeout: Duration,
     /// Roll back (rather than give up) on permanent failures and when
@@ -76,6 +64,10 @@ pub struct RecoveryConfig {
     /// instead of being retaken again; at least 1.
     #[serde(default = "default_max_rescues")]
     pub max_rescues: u32,
+    /// The breaker per target node: nodes that keep failing migrations
+    /// are skipped for a cool-down.
+    #[serde(default)]
+    pub breaker: TargetBreakerConfig,
 }
 
 fn default_max_rescues() -> u32 {
@@ -89,12 +81,13 @@ impl Default for RecoveryConfig {
             initial_delay: Duration::from_secs(10),
             max_delay: Duration::from_secs(300),
             exponential: true,
-            jitter: RetryJitter::Equal,
+            jitter: Jitter::Equal,
             recovery_timeout: Duration::from_secs(600),
             auto_rollback: true,
             history_limit: 50,
             snapshot_max_age: Duration::from_secs(24 * 3600),
             max_rescues: default_max_rescues(),
+            breaker: TargetBreakerConfig::default(),
         }
     }
 }
@@ -131,6 +124,7 @@ impl RecoveryConfig {
         if self.max_rescues == 0 {
             return Err(ConfigError::ZeroMaxRescues);
         }
+        self.breaker.validate()?;
         self.backoff().map(drop)
     }
 
@@ -138,23 +132,19 @@ impl RecoveryConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use rebound_recovery::{RecoveryConfig, RetryJitter};
-    /// let config = RecoveryConfig { jitter: RetryJitter::None, ..Default::default() };
+    /// use rebound_recovery::RecoveryConfig;
+    /// use rebound_retry::Jitter;
+    /// let config = RecoveryConfig { jitter: Jitter::None, ..Default::default() };
     /// let backoff = config.backoff().unwrap();
     /// assert_eq!(backoff.nominal(2), Duration::from_secs(20));
     /// ```
     pub fn backoff(&self) -> Result<Exponential, ConfigError> {
-        let jitter = match self.jitter {
-            RetryJitter::None => Jitter::None,
-            RetryJitter::Full => Jitter::Full,
-            RetryJitter::Equal => Jitter::Equal,
-        };
         ExponentialBuilder::new()
             .with_initial_delay(self.initial_delay)
             .with_max_delay(self.max_delay)
             .with_multiplier(if self.exponential { 2.0 } else { 1.0 })
             .forever()
-            .with_jitter(jitter)
+            .with_jitter(self.jitter)
             .build()
             .map_err(ConfigError::Backoff)
     }
@@ -165,8 +155,9 @@ impl RecoveryConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use rebound_recovery::{RecoveryConfig, RetryJitter};
-    /// let config = RecoveryConfig { jitter: RetryJitter::None, ..Default::default() };
+    /// use rebound_recovery::RecoveryConfig;
+    /// use rebound_retry::Jitter;
+    /// let config = RecoveryConfig { jitter: Jitter::None, ..Default::default() };
     /// assert_eq!(config.retry_delay(1), Duration::from_secs(10));
     /// assert_eq!(config.retry_delay(u32::MAX), Duration::from_secs(300));
     /// ```
@@ -186,7 +177,7 @@ mod tests {
 
     fn exact() -> RecoveryConfig {
         RecoveryConfig {
-            jitter: RetryJitter::None,
+            jitter: Jitter::None,
             ..Default::default()
         }
     }

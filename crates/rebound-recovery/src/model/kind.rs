@@ -106,6 +106,20 @@ impl FailureKind {
             Self::InsufficientResources | Self::IncompatibleTarget | Self::TargetUnreachable
         )
     }
+
+    /// Whether a failure of this kind counts against the target node's
+    /// breaker (see [`crate::model::breaker`]): the target-side kinds
+    /// `target_unreachable`, `insufficient_resources`,
+    /// `incompatible_target` and `timeout`.
+    ///
+    /// ```
+    /// use rebound_recovery::FailureKind;
+    /// assert!(FailureKind::Timeout.counts_against_target());
+    /// assert!(!FailureKind::NetworkTransient.counts_against_target());
+    /// ```
+    pub fn counts_against_target(self) -> bool {
+        self.should_change_target() || self == Self::Timeout
+    }
 }
 
 impl fmt::Display for FailureKind {

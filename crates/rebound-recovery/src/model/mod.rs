@@ -1,6 +1,7 @@
 //! The recovery model: failure kinds, strategies, settings, the recovery
 //! record, snapshots and the pure state changes every journal applies.
 
+pub mod breaker;
 pub mod config;
 pub mod kind;
 pub mod recovery;
@@ -8,7 +9,8 @@ pub mod snapshot;
 pub mod strategy;
 pub mod transition;
 
-pub use config::{RecoveryConfig, RetryJitter};
+pub use breaker::{Admission, OpenTargets, TargetBreaker, TargetBreakerConfig};
+pub use config::RecoveryConfig;
 pub use kind::FailureKind;
 pub use recovery::{Attempt, AttemptResult, FailureReport, Recovery};
 pub use snapshot::SnapshotRef;

@@ -134,7 +134,9 @@ pub struct Recovery {
     pub state: RecoveryState,
     /// The next (or, once final, the last) strategy.
     pub strategy: Strategy,
-    /// Why the recovery ended the way it did, when final.
+    /// Why the recovery ended the way it did, when final; while pending,
+    /// why its next step is what it is when a target's breaker decided it
+    /// (a skipped target, a fallback because every candidate is open).
     pub reason: Option<String>,
     /// Failures after the first; never reset.
     pub retry_count: u32,
@@ -220,6 +222,9 @@ pub enum AttemptResult {
     GivenUp,
     /// An operator cancelled the recovery.
     Cancelled,
+    /// The planned target was not tried: its breaker was open (or another
+    /// recovery was probing it); the message says until when.
+    Skipped,
 }
 
 impl AttemptResult {
@@ -235,6 +240,7 @@ impl AttemptResult {
             Self::RolledBack => "rolled_back",
             Self::GivenUp => "given_up",
             Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -251,6 +257,7 @@ impl AttemptResult {
             Self::RolledBack,
             Self::GivenUp,
             Self::Cancelled,
+            Self::Skipped,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -5,6 +5,7 @@
 //! history entry back in the same transaction. So every backend behaves the
 //! same, and the tests of this module cover all of them.
 
+use super::breaker::{OpenTargets, timestamp};
 use super::{
     Attempt, AttemptResult, FailureKind, FailureReport, Recovery, RecoveryConfig, RecoveryState,
     Strategy,
@@ -73,9 +74,27 @@ pub fn decide(
 /// assert_eq!(next_candidate(&rec), Some("c"));
 /// ```
 pub fn next_candidate(rec: &Recovery) -> Option<&str> {
+    next_available(rec, &OpenTargets::default())
+}
+
+/// The first candidate that has not failed for this migration and whose
+/// breaker is not open: where target rotation goes next.
+///
+/// ```
+/// # use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig};
+/// use rebound_recovery::model::OpenTargets;
+/// use rebound_recovery::model::transition::{next_available, record_failure};
+/// let report = FailureReport::new("m", "w", "a", "b", FailureKind::TargetUnreachable, "down")
+///     .with_candidates(["c", "d"]);
+/// let (rec, _) = record_failure(None, &report, &RecoveryConfig::default(), 0);
+/// let mut open = OpenTargets::default();
+/// open.insert("c", 60_000);
+/// assert_eq!(next_available(&rec, &open), Some("d"));
+/// ```
+pub fn next_available<'a>(rec: &'a Recovery, open: &OpenTargets) -> Option<&'a str> {
     rec.candidates
         .iter()
-        .find(|c| !rec.failed_targets.contains(c))
+        .find(|c| !rec.failed_targets.contains(c) && open.until(c).is_none())
         .map(String::as_str)
 }
 
@@ -98,6 +117,32 @@ pub fn record_failure(
     report: &FailureReport,
     config: &RecoveryConfig,
     now_ms: u64,
+) -> (Recovery, Attempt) {
+    record_failure_among(existing, report, config, now_ms, &OpenTargets::default())
+}
+
+/// [`record_failure`], with target rotation skipping the nodes `open`
+/// lists (their breaker is open): the journal passes the breakers as they
+/// are in the same transaction.
+///
+/// ```
+/// use rebound_recovery::{FailureKind, FailureReport, RecoveryConfig, Strategy};
+/// use rebound_recovery::model::OpenTargets;
+/// use rebound_recovery::model::transition::record_failure_among;
+/// let report = FailureReport::new("m", "w", "a", "b", FailureKind::TargetUnreachable, "down")
+///     .with_candidates(["c", "d"]);
+/// let mut open = OpenTargets::default();
+/// open.insert("c", 60_000);
+/// let (rec, _) = record_failure_among(None, &report, &RecoveryConfig::default(), 0, &open);
+/// assert_eq!((rec.strategy, rec.target.as_str()), (Strategy::RetryOnDifferentTarget, "d"));
+/// assert!(rec.reason.unwrap().contains("skipped c"));
+/// ```
+pub fn record_failure_among(
+    existing: Option<Recovery>,
+    report: &FailureReport,
+    config: &RecoveryConfig,
+    now_ms: u64,
+    open: &OpenTargets,
 ) -> (Recovery, Attempt) {
     let mut rec = match existing {
         Some(mut rec) => {
@@ -157,7 +202,7 @@ pub fn record_failure(
     );
     // A worker holds this recovery: its outcome plans the next step.
     if rec.state != RecoveryState::Running {
-        plan(&mut rec, config, now_ms);
+        plan(&mut rec, config, now_ms, open);
     }
     (rec, entry)
 }
@@ -218,6 +263,17 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The planned target was not tried: its breaker is open until
+    /// `until_ms`, or (`probing`) it is half-open and another recovery is
+    /// probing it until then. Not a failure: the retry count stays; the
+    /// next step goes to another candidate, waits for the probe, or falls
+    /// back (rollback or give up) when every candidate is open.
+    Skipped {
+        /// When the cool-down (or the other probe's hold) ends.
+        until_ms: u64,
+        /// Half-open with another recovery's probe out, rather than open.
+        probing: bool,
+    },
 }
 
 /// Applies a worker's outcome to the recovery it claimed; releases the lease.
@@ -232,10 +288,37 @@ pub enum Outcome {
 /// assert_eq!(rec.state, RecoveryState::Succeeded);
 /// ```
 pub fn complete(
+    rec: Recovery,
+    outcome: Outcome,
+    config: &RecoveryConfig,
+    now_ms: u64,
+) -> (Recovery, Attempt) {
+    complete_among(rec, outcome, config, now_ms, &OpenTargets::default())
+}
+
+/// [`complete`], with target rotation skipping the nodes `open` lists.
+///
+/// ```
+/// use rebound_recovery::{FailureKind, FailureReport, Outcome, RecoveryConfig, RecoveryState, Strategy};
+/// use rebound_recovery::model::OpenTargets;
+/// use rebound_recovery::model::transition::{claim, complete_among, record_failure};
+/// let config = RecoveryConfig::default();
+/// let report = FailureReport::new("m", "w", "a", "b", FailureKind::TargetUnreachable, "down")
+///     .with_candidates(["c", "d"]);
+/// let (rec, _) = record_failure(None, &report, &config, 0);
+/// assert_eq!(rec.target, "c");
+/// // c's breaker opened meanwhile: the worker skipped it; d is next.
+/// let skipped = Outcome::Skipped { until_ms: 90_000, probing: false };
+/// let (rec, entry) = complete_among(claim(rec, "w1", 30_000, 60_000), skipped, &config, 30_000, &OpenTargets::default());
+/// assert_eq!((rec.state, rec.target.as_str(), rec.retry_count), (RecoveryState::Pending, "d", 0));
+/// assert!(entry.message.unwrap().contains("c skipped"));
+/// ```
+pub fn complete_among(
     mut rec: Recovery,
     outcome: Outcome,
     config: &RecoveryConfig,
     now_ms: u64,
+    open: &OpenTargets,
 ) -> (Recovery, Attempt) {
     rec.lease_owner = None;
     rec.lease_expires_ms = None;
@@ -245,7 +328,8 @@ pub fn complete(
         Strategy::Rollback => Some(rec.source.clone()),
         _ => Some(rec.target.clone()),
     };
-    // What to record; only a failed attempt plans a next step.
+    // What to record; only a failed or skipped attempt plans a next step.
+    let mut skipped = None;
     let (result, kind, message) = match outcome {
         Outcome::Migrated => {
             rec.state = RecoveryState::Succeeded;
@@ -254,7 +338,11 @@ pub fn complete(
         }
         Outcome::RolledBack => {
             rec.state = RecoveryState::RolledBack;
-            rec.reason = Some(format!("rolled back to {}", rec.source));
+            rec.reason = Some(match rec.reason.take() {
+                // Why it fell back, when a breaker decided it.
+                Some(why) => format!("rolled back to {} ({why})", rec.source),
+                None => format!("rolled back to {}", rec.source),
+            });
             (AttemptResult::RolledBack, None, None)
         }
         Outcome::GaveUp { reason } => {
@@ -277,10 +365,31 @@ pub fn complete(
             rec.state = RecoveryState::Pending;
             (AttemptResult::Failed, Some(kind), Some(message))
         }
+        Outcome::Skipped { until_ms, probing } => {
+            rec.state = RecoveryState::Pending;
+            skipped = Some((until_ms, probing));
+            let message = if probing {
+                format!(
+                    "{} is half-open and another recovery is probing it; waiting until {}",
+                    rec.target,
+                    timestamp(until_ms)
+                )
+            } else {
+                format!(
+                    "{} skipped: its breaker is open until {}",
+                    rec.target,
+                    timestamp(until_ms)
+                )
+            };
+            (AttemptResult::Skipped, None, Some(message))
+        }
     };
     let entry = entry(&mut rec, now_ms, strategy, target, result, kind, message);
     if result == AttemptResult::Failed {
-        plan(&mut rec, config, now_ms);
+        plan(&mut rec, config, now_ms, open);
+    }
+    if let Some((until_ms, probing)) = skipped {
+        replan_skipped(&mut rec, config, now_ms, open, until_ms, probing, &entry);
     }
     rec.updated_ms = now_ms;
     (rec, entry)
@@ -501,8 +610,36 @@ fn give_up(rec: &mut Recovery, reason: String) {
     rec.reason = Some(reason);
 }
 
-/// Chooses the next step after a failure and when it is due.
-fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64) {
+/// The next step after the worker skipped the planned target: wait for
+/// another recovery's probe of a half-open node (within the recovery
+/// timeout), or plan again with the node counted as open.
+fn replan_skipped(
+    rec: &mut Recovery,
+    config: &RecoveryConfig,
+    now_ms: u64,
+    open: &OpenTargets,
+    until_ms: u64,
+    probing: bool,
+    entry: &Attempt,
+) {
+    if probing {
+        let at = until_ms.min(rec.deadline_ms(config)).max(now_ms);
+        let strategy = rec.strategy;
+        schedule(rec, strategy, at);
+        rec.reason.clone_from(&entry.message);
+        return;
+    }
+    let mut open = open.clone();
+    open.insert(rec.target.clone(), until_ms);
+    plan(rec, config, now_ms, &open);
+}
+
+/// Chooses the next step after a failure and when it is due. Target
+/// rotation skips the nodes `open` lists; a retry on the same target goes
+/// to another candidate instead when that target is open; when no
+/// candidate is left because of open breakers, the fallback's reason says
+/// so, and so does a pending recovery's reason when a node was skipped.
+fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64, open: &OpenTargets) {
     rec.lease_owner = None;
     rec.lease_expires_ms = None;
     if now_ms >= rec.deadline_ms(config) {
@@ -512,8 +649,30 @@ fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64) {
             format!("recovery timeout of {secs}s since the first failure ran out"),
         );
     }
-    let next = next_candidate(rec).map(str::to_owned);
-    let strategy = decide(rec.kind, rec.retry_count, config, next.is_some());
+    let next = next_available(rec, open).map(str::to_owned);
+    let mut strategy = decide(rec.kind, rec.retry_count, config, next.is_some());
+    // Untried candidates passed over because their breaker is open.
+    let skipped: Vec<(String, u64)> = rec
+        .candidates
+        .iter()
+        .filter(|c| !rec.failed_targets.contains(c))
+        .filter_map(|c| Some((c.clone(), open.until(c)?)))
+        .collect();
+    let same_open = match strategy {
+        Strategy::RetryOnSameTarget => open.until(&rec.target),
+        _ => None,
+    };
+    if same_open.is_some() {
+        strategy = match &next {
+            Some(_) => Strategy::RetryOnDifferentTarget,
+            None if config.auto_rollback => Strategy::Rollback,
+            None => Strategy::GiveUp,
+        };
+    }
+    let breakers = Breakers {
+        skipped: &skipped,
+        same_open,
+    };
     let delay = config.retry_delay(rec.retry_count.saturating_add(1));
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     // A retry that would come after the recovery timeout is due at the
@@ -525,23 +684,73 @@ fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64) {
     match strategy {
         Strategy::RetryOnSameTarget => schedule(rec, strategy, retry_at),
         Strategy::RetryOnDifferentTarget => {
+            let skipped_note = breakers.note(rec);
             if let Some(target) = next {
                 rec.target = target;
             }
             schedule(rec, strategy, retry_at);
+            rec.reason = skipped_note;
         }
         Strategy::Rollback if rec.snapshot.is_none() => give_up(
             rec,
             format!(
                 "{} needs a rollback but no snapshot was recorded",
-                why_fallback(rec, config)
+                why_fallback(rec, config, &breakers)
             ),
         ),
-        Strategy::Rollback => schedule(rec, strategy, now_ms),
+        Strategy::Rollback => {
+            let why = breakers
+                .involved()
+                .then(|| why_fallback(rec, config, &breakers));
+            schedule(rec, strategy, now_ms);
+            rec.reason = why;
+        }
         Strategy::GiveUp => {
-            let reason = format!("{} and auto_rollback is off", why_fallback(rec, config));
+            let reason = format!(
+                "{} and auto_rollback is off",
+                why_fallback(rec, config, &breakers)
+            );
             give_up(rec, reason);
         }
+    }
+}
+
+/// What the breakers did to a plan.
+struct Breakers<'a> {
+    /// Untried candidates passed over, with the end of their cool-down.
+    skipped: &'a [(String, u64)],
+    /// The end of the cool-down of the target a same-target retry would
+    /// have gone to.
+    same_open: Option<u64>,
+}
+
+impl Breakers<'_> {
+    fn involved(&self) -> bool {
+        !self.skipped.is_empty() || self.same_open.is_some()
+    }
+
+    fn list(&self) -> String {
+        self.skipped
+            .iter()
+            .map(|(node, until)| format!("{node} until {}", timestamp(*until)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The reason of a change of target that passed over open nodes.
+    fn note(&self, rec: &Recovery) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(until) = self.same_open {
+            parts.push(format!(
+                "{}'s breaker is open until {}",
+                rec.target,
+                timestamp(until)
+            ));
+        }
+        if !self.skipped.is_empty() {
+            parts.push(format!("skipped {} (breaker open)", self.list()));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
@@ -552,11 +761,29 @@ fn schedule(rec: &mut Recovery, strategy: Strategy, at_ms: u64) {
     rec.reason = None;
 }
 
-fn why_fallback(rec: &Recovery, config: &RecoveryConfig) -> String {
+fn why_fallback(rec: &Recovery, config: &RecoveryConfig, breakers: &Breakers<'_>) -> String {
     if rec.retry_count >= config.max_retries {
         format!(
             "retries exhausted ({} of {})",
             rec.retry_count, config.max_retries
+        )
+    } else if let Some(until) = breakers.same_open {
+        let others = if breakers.skipped.is_empty() {
+            "no other untried target is left".to_owned()
+        } else {
+            format!("every other untried target's breaker is open ({})", breakers.list())
+        };
+        format!(
+            "{} on {}, whose breaker is open until {}, and {others}",
+            rec.kind,
+            rec.target,
+            timestamp(until)
+        )
+    } else if rec.kind.should_change_target() && !breakers.skipped.is_empty() {
+        format!(
+            "{} and every untried target's breaker is open ({})",
+            rec.kind,
+            breakers.list()
         )
     } else if rec.kind.should_change_target() {
         format!("{} and no untried target left", rec.kind)
@@ -568,12 +795,13 @@ fn why_fallback(rec: &Recovery, config: &RecoveryConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{RetryJitter, SnapshotRef};
+    use crate::model::SnapshotRef;
+    use rebound_retry::Jitter;
     use std::time::Duration;
 
     fn exact() -> RecoveryConfig {
         RecoveryConfig {
-            jitter: RetryJitter::None,
+            jitter: Jitter::None,
             ..Default::default()
         }
     }

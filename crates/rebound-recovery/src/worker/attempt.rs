@@ -135,6 +135,9 @@ where
         }
         match rec.strategy {
             Strategy::RetryOnSameTarget | Strategy::RetryOnDifferentTarget => {
+                if let Some(skipped) = self.skip_open_target(rec, now).await {
+                    return AttemptEnd::Done(skipped);
+                }
                 let job = Job::of(rec);
                 let end = self
                     .guarded(claim, remaining, &job.cancel, self.migrator.migrate(&job))

@@ -16,6 +16,7 @@ pub mod classify;
 pub mod handlers;
 pub mod report;
 mod run;
+mod targets;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rebound_recovery::{
     AttemptResult, FailureKind, FailureReport, Journal, JournalError, Outcome, RecoveryConfig,
-    RecoveryState, RecoveryWorker, RetryJitter, SnapshotRef, Strategy, TargetSelector,
+    RecoveryState, RecoveryWorker, SnapshotRef, Strategy, TargetSelector,
 };
 
 use crate::support::{Backend, ManualClock, Scripted};
@@ -14,7 +14,7 @@ const LEASE: Duration = Duration::from_secs(30);
 
 fn exact() -> RecoveryConfig {
     RecoveryConfig {
-        jitter: RetryJitter::None,
+        jitter: rebound_retry::Jitter::None,
         ..RecoveryConfig::default()
     }
 }

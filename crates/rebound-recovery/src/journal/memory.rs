@@ -4,14 +4,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::targets::{self, Touch};
 use super::{
     Claim, Journal, abandoned, cancelled, claimed, lease_end, lost_too_often, prunable, released,
     renewed,
 };
-use super::targets::{self, Touch};
 use crate::error::{ConfigError, JournalError};
-use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 use crate::model::{Admission, OpenTargets, TargetBreaker};
+use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// Recoveries kept in a map behind a mutex; gone when dropped.
 ///

@@ -29,8 +29,8 @@ pub use address::{JournalAddress, default_sqlite_path};
 
 use crate::error::JournalError;
 use crate::model::transition;
-use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 use crate::model::{Admission, TargetBreaker};
+use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, RecoveryState};
 
 /// A recovery claimed by one worker, under a lease.
 ///

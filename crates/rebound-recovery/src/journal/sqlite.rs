@@ -597,9 +597,12 @@ impl Journal for SqliteJournal {
         let config = self.config.clone();
         let migration = report.migration.clone();
         let touch = targets::record_touch(&report, &config);
-        self.change_targets(&migration, now_ms, move |_| Ok(touch), move |existing, open| {
-            targets::recorded_among(existing, &report, &config, now_ms, open)
-        })
+        self.change_targets(
+            &migration,
+            now_ms,
+            move |_| Ok(touch),
+            move |existing, open| targets::recorded_among(existing, &report, &config, now_ms, open),
+        )
         .await
     }
 
@@ -755,9 +758,14 @@ impl Journal for SqliteJournal {
         let touch = move |current: Option<&Recovery>| {
             targets::complete_touch(current, &held, &seen, &seen_config)
         };
-        self.change_targets(&claim.recovery.migration.clone(), now_ms, touch, move |current, open| {
-            targets::completed_among(current, &claim, outcome, &config, now_ms, open)
-        })
+        self.change_targets(
+            &claim.recovery.migration.clone(),
+            now_ms,
+            touch,
+            move |current, open| {
+                targets::completed_among(current, &claim, outcome, &config, now_ms, open)
+            },
+        )
         .await
     }
 

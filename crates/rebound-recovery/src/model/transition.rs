@@ -771,7 +771,10 @@ fn why_fallback(rec: &Recovery, config: &RecoveryConfig, breakers: &Breakers<'_>
         let others = if breakers.skipped.is_empty() {
             "no other untried target is left".to_owned()
         } else {
-            format!("every other untried target's breaker is open ({})", breakers.list())
+            format!(
+                "every other untried target's breaker is open ({})",
+                breakers.list()
+            )
         };
         format!(
             "{} on {}, whose breaker is open until {}, and {others}",

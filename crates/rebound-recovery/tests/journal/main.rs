@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod breaker_cases;
 mod cases;
 mod postgres;
 mod sqlite;

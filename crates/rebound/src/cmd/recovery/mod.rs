@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rebound_recovery::{FailureKind, RecoveryState, RetryJitter};
+use rebound_recovery::{FailureKind, RecoveryState};
+use rebound_retry::Jitter;
 
 mod exec;
 mod output;
 mod run;
+mod targets;
+
+pub use targets::TargetsArgs;
 
 use exec::ExitKinds;
 
@@ -57,6 +61,16 @@ Examples:
   rebound recovery show m-42 --json
   rebound recovery --journal postgres://rebound@127.0.0.1/rebound run \\
       --migrate-cmd ./migrate.sh --rollback-cmd ./restore.sh --workers 4
+  rebound recovery targets
+  rebound recovery targets reset node-b
+
+Durations: 250ms, 30s, 1m30s, 2h, or a bare number of seconds (30 = 30s).
+
+Target breakers: a node whose migrations failed with target_unreachable,
+insufficient_resources, incompatible_target or timeout --target-breaker-failures
+times within --target-breaker-window is skipped by target rotation for
+--target-breaker-cooldown (doubling while half-open probes fail, up to
+--target-breaker-max-cooldown); a migration that goes through closes it.
 
 Exit codes: 0 done; 2 bad input (nothing written); 3 journal unreachable,
 newer journal schema, or (run --once) a recovery was given up;
@@ -171,6 +185,32 @@ Exit codes: 0 done; 2 bad input, or a command could not be run (sh exit
 was given up; 130/143 stopped by SIGINT/SIGTERM."
 );
 
+const TARGETS_HELP: &str = concat!(
+    kinds_help!(),
+    "
+
+Each target node a migration failed to with a target-side kind
+(target_unreachable, insufficient_resources, incompatible_target, timeout) has
+a breaker in the journal, shared by every controller using it:
+  closed     target rotation may pick the node
+  open       --target-breaker-failures failures within --target-breaker-window:
+             rotation skips the node until its cool-down ends (REOPENS); a
+             recovery with no other candidate rolls back (or gives up), and
+             its reason says so
+  half-open  the cool-down is over: one recovery at a time probes the node; a
+             failure opens it again for twice as long (up to
+             --target-breaker-max-cooldown), a success closes it
+FAILURES counts the failures within the window.
+
+Examples:
+  rebound recovery targets
+  rebound recovery --journal postgres://rebound@127.0.0.1/rebound targets --json
+  rebound recovery targets reset node-b
+
+Exit codes: 0 listed or reset; 2 no breaker for that node (reset), or bad
+input; 3 journal unreachable or of a newer schema."
+);
+
 /// The heading of the journal and settings options in every help.
 const HEADING: &str = "Journal and recovery settings";
 
@@ -188,23 +228,24 @@ pub struct Args {
     pub max_retries: u32,
 
     /// Delay before the first retry; doubles on each retry.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "10s", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "10s", value_parser = duration, global = true, help_heading = HEADING)]
     pub initial_delay: Duration,
 
     /// Cap on the delay between retries.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "300s", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "300s", value_parser = duration, global = true, help_heading = HEADING)]
     pub max_delay: Duration,
 
     /// Keep the delay at --initial-delay instead of doubling it.
     #[arg(long, global = true, help_heading = HEADING)]
     pub constant_delay: bool,
 
-    /// Randomness added to each delay.
-    #[arg(long, value_name = "J", default_value = "equal", value_parser = parse_jitter, global = true, help_heading = HEADING)]
-    pub jitter: RetryJitter,
+    /// Randomness added to each delay: none, full, equal or decorrelated
+    /// (which acts as full: a stored recovery keeps no previous delay).
+    #[arg(long, value_name = "J", default_value = "equal", global = true, help_heading = HEADING)]
+    pub jitter: Jitter,
 
     /// Give a recovery up this long after its first failure.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "600s", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "600s", value_parser = duration, global = true, help_heading = HEADING)]
     pub recovery_timeout: Duration,
 
     /// Give up instead of rolling back on permanent failures.
@@ -216,7 +257,7 @@ pub struct Args {
     pub history: u32,
 
     /// Snapshots older than this are not rolled back to.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "24h", value_parser = parse_duration, global = true, help_heading = HEADING)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "24h", value_parser = duration, global = true, help_heading = HEADING)]
     pub snapshot_max_age: Duration,
 
     /// Give a recovery up once its worker has been lost (its lease ran
@@ -224,9 +265,59 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), global = true, help_heading = HEADING)]
     pub max_rescues: u32,
 
+    /// Target-side failures (target_unreachable, insufficient_resources,
+    /// incompatible_target, timeout) within --target-breaker-window that
+    /// open a target node's breaker: rotation skips it for a cool-down.
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), global = true, help_heading = HEADING)]
+    pub target_breaker_failures: u32,
+
+    /// How far back a target node's failures count.
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "10m", value_parser = positive_duration, global = true, help_heading = HEADING)]
+    pub target_breaker_window: Duration,
+
+    /// How long an opened target node is skipped; doubles each time a
+    /// half-open probe fails.
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1m", value_parser = positive_duration, global = true, help_heading = HEADING)]
+    pub target_breaker_cooldown: Duration,
+
+    /// Cap on a target node's cool-down as it grows.
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "30m", value_parser = positive_duration, global = true, help_heading = HEADING)]
+    pub target_breaker_max_cooldown: Duration,
+
+    /// Count no failures against target nodes and skip none.
+    #[arg(long, global = true, help_heading = HEADING)]
+    pub no_target_breaker: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Sub,
+}
+
+impl Args {
+    /// The per-target breaker settings these flags give, checked by
+    /// rebound-retry's breaker rules (exit 2 naming the flag).
+    pub fn breaker(&self) -> Result<rebound_recovery::TargetBreakerConfig, crate::exit::CliError> {
+        let config = rebound_recovery::TargetBreakerConfig {
+            enabled: !self.no_target_breaker,
+            failures: self.target_breaker_failures,
+            window: self.target_breaker_window,
+            cooldown: self.target_breaker_cooldown,
+            max_cooldown: self.target_breaker_max_cooldown,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| {
+            let flag = match &e {
+                rebound_recovery::ConfigError::TargetBreaker(b) => match b.setting() {
+                    "consecutive_failures" => "--target-breaker-failures",
+                    "cooldown" => "--target-breaker-cooldown",
+                    _ => "--target-breaker-max-cooldown",
+                },
+                _ => "--target-breaker-window",
+            };
+            crate::exit::CliError::usage(format!("{flag}: {e}"))
+        })?;
+        Ok(config)
+    }
 }
 
 /// The subcommands of `rebound recovery`.
@@ -253,6 +344,9 @@ pub enum Sub {
     /// Delete finished recoveries older than a given age.
     #[command(after_help = PRUNE_HELP)]
     Prune(PruneArgs),
+    /// List target nodes with their breaker state, or reset one.
+    #[command(after_help = TARGETS_HELP)]
+    Targets(TargetsArgs),
 }
 
 /// `rebound recovery prune`.
@@ -260,7 +354,7 @@ pub enum Sub {
 pub struct PruneArgs {
     /// Delete finished recoveries last changed longer ago than this,
     /// e.g. 30d.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = duration)]
     pub older_than: Duration,
     /// Only these finished states (comma-separated): succeeded,
     /// rolled_back, given_up, cancelled (default: all four).
@@ -368,18 +462,18 @@ pub struct RunArgs {
     pub once: bool,
     /// How long a claim lasts without renewal; a dead worker's recoveries
     /// are retaken after this.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "30s", value_parser = parse_positive_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "30s", value_parser = positive_duration)]
     pub lease: Duration,
     /// How often to look for due recoveries when idle.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = positive_duration)]
     pub poll: Duration,
     /// Delete finished recoveries older than this, at start and then
     /// periodically (every tenth of it, between 1 s and 1 h).
-    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = parse_positive_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = positive_duration)]
     pub prune_after: Option<Duration>,
     /// How long a cancelled attempt's command has after SIGTERM before its
     /// process group gets SIGKILL.
-    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "5s", value_parser = duration)]
     pub cancel_grace: Duration,
     /// Map a migrate-command exit code to a failure kind (repeatable),
     /// e.g. 75=network_transient.
@@ -390,29 +484,21 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration like 250ms, 5s or 1m30s: {e}"))
+/// A duration in rebound's one grammar (rebound_retry::duration): humantime
+/// text or a bare number of seconds.
+fn duration(text: &str) -> Result<Duration, String> {
+    rebound_retry::duration::parse(text).map_err(|e| format!("not a duration: {e}"))
 }
 
 /// A duration above zero: a zero lease expires as it is taken, and a zero
 /// poll interval queries the journal in a busy loop.
-fn parse_positive_duration(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if d.is_zero() {
-        return Err("must be greater than zero, e.g. 500ms or 30s".to_owned());
-    }
-    Ok(d)
-}
-
-fn parse_jitter(text: &str) -> Result<RetryJitter, String> {
-    match text {
-        "none" => Ok(RetryJitter::None),
-        "full" => Ok(RetryJitter::Full),
-        "equal" => Ok(RetryJitter::Equal),
-        other => Err(format!(
-            "unknown jitter {other:?}; valid: none, full, equal"
-        )),
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match rebound_retry::duration::parse_positive(text) {
+        Ok(d) => Ok(d),
+        Err(rebound_retry::duration::DurationError::Zero { .. }) => {
+            Err("must be greater than zero, e.g. 500ms or 30s".to_owned())
+        }
+        Err(e) => Err(format!("not a duration: {e}")),
     }
 }
 
@@ -477,6 +563,7 @@ mod tests {
             RUN_HELP,
             CANCEL_HELP,
             PRUNE_HELP,
+            TARGETS_HELP,
         ] {
             for kind in FailureKind::ALL {
                 assert!(help.contains(kind.as_str()), "{kind} missing:\n{help}");

@@ -6,7 +6,7 @@ use rebound_recovery::{Attempt, Claim, Recovery, RecoveryState};
 use serde_json::json;
 
 /// `when` relative to `now` (ms since the epoch): `in 9s`, `3s ago`.
-fn relative(when: u64, now: u64) -> String {
+pub(super) fn relative(when: u64, now: u64) -> String {
     let fmt =
         |ms: u64| humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string();
     if when > now {
@@ -19,7 +19,7 @@ fn relative(when: u64, now: u64) -> String {
 }
 
 /// An RFC 3339 time for ms since the epoch.
-fn timestamp(ms: u64) -> String {
+pub(super) fn timestamp(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -81,7 +81,7 @@ pub fn recoveries(
     )
 }
 
-fn table<const N: usize>(
+pub(super) fn table<const N: usize>(
     out: &mut impl Write,
     header: [&str; N],
     rows: &[[String; N]],
@@ -206,13 +206,29 @@ pub fn attempt(claim: &Claim, done: &Recovery, json: bool, now: u64) -> String {
         _ => format!("migrate to {}", before.target),
     };
     let detail = match done.state {
-        RecoveryState::Pending => format!(
-            "failed ({}: {}); next: {} {}",
-            done.kind,
-            done.message,
+        // A target skipped by its breaker: not a failure of this attempt.
+        RecoveryState::Pending if done.retry_count == before.retry_count => format!(
+            "{}; next: {} {}",
+            done.reason.as_deref().unwrap_or("handed back"),
             done.strategy,
             next(done, now)
         ),
+        RecoveryState::Pending => match &done.reason {
+            Some(why) => format!(
+                "failed ({}: {}); {why}; next: {} {}",
+                done.kind,
+                done.message,
+                done.strategy,
+                next(done, now)
+            ),
+            None => format!(
+                "failed ({}: {}); next: {} {}",
+                done.kind,
+                done.message,
+                done.strategy,
+                next(done, now)
+            ),
+        },
         state => match &done.reason {
             Some(reason) => format!("{state}: {reason}"),
             None => state.to_string(),

@@ -62,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
         }
         match args.command {
+            Sub::Targets(t) => super::targets::run(&address, config, t).await,
             Sub::Record(r) => record(open(&address, config).await?, r, snapshot).await,
             Sub::List(l) => list(open_read_only(&address, config).await?, l).await,
             Sub::Show(s) => show(open_read_only(&address, config).await?, s).await,
@@ -88,6 +89,7 @@ fn config(args: &Args) -> anyhow::Result<RecoveryConfig> {
         history_limit: args.history,
         snapshot_max_age: args.snapshot_max_age,
         max_rescues: args.max_rescues,
+        breaker: args.breaker()?,
     };
     config
         .validate()

@@ -1456,3 +1456,214 @@ fn cancel_on_an_unreachable_journal_exits_3() {
         .code(3)
         .stderr_has("unavailable");
 }
+
+/// The lines of `targets --json`.
+fn targets_json(cli: Cli) -> Vec<Value> {
+    let out = cli.run().code(0);
+    out.stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+// A target node's breaker, end to end on a SQLite journal: failures of
+// different migrations open it, `targets` lists it open with its failures
+// and when it reopens, rotation skips it and says so, `targets reset`
+// closes it, an unknown node exits 2 naming it.
+#[test]
+fn targets_lists_open_nodes_and_reset_closes_one() {
+    let env = Env::new();
+    // Nothing recorded: an empty table, and no journal file made for it.
+    env.cli(["targets"]).run().code(0).stdout_has("NODE");
+    assert!(!env.path("journal.db").exists());
+    let breaker = ["--target-breaker-failures", "2"];
+    for id in ["m-1", "m-2"] {
+        env.cli(record(id, id, "node-a", "node-b"))
+            .args(breaker)
+            .args(["--kind", "target_unreachable", "--message", "no route"])
+            .run()
+            .code(0);
+    }
+    let nodes = targets_json(env.cli(["targets", "--json"]).args(breaker));
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    let b = &nodes[0];
+    assert_eq!(b["node"], "node-b");
+    assert_eq!(b["state"], "open");
+    assert_eq!(b["failures_in_window"], 2);
+    assert_eq!(b["openings"], 1);
+    assert_eq!(b["last_kind"], "target_unreachable");
+    let reopens = b["reopens_at_ms"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(reopens > now && reopens <= now + 60_000, "{b}");
+    assert!(b["reopens_at"].as_str().unwrap().ends_with('Z'), "{b}");
+    env.cli(["targets"])
+        .args(breaker)
+        .run()
+        .code(0)
+        .stdout_has("REOPENS")
+        .stdout_has("node-b")
+        .stdout_has("open")
+        .stdout_has("2 in 10m");
+
+    // Rotation skips node-b and says so.
+    let out = env
+        .cli(record("m-3", "db", "node-a", "node-x"))
+        .args(breaker)
+        .args(["--kind", "insufficient_resources", "--message", "no memory"])
+        .args(["--candidates", "node-b,node-c", "--json"])
+        .run()
+        .code(0);
+    let rec: Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(rec["target"], "node-c");
+    assert!(
+        rec["reason"]
+            .as_str()
+            .unwrap()
+            .contains("skipped node-b until"),
+        "{rec}"
+    );
+
+    env.cli(["targets", "reset", "node-b"])
+        .run()
+        .code(0)
+        .stdout_has("node-b: breaker closed");
+    let nodes = targets_json(env.cli(["targets", "--json"]));
+    let b = nodes.iter().find(|n| n["node"] == "node-b").unwrap();
+    assert_eq!(
+        (b["state"].as_str(), b["failures_in_window"].as_u64()),
+        (Some("closed"), Some(0))
+    );
+    assert!(b["reopens_at_ms"].is_null());
+
+    env.cli(["targets", "reset", "node-z"])
+        .run()
+        .code(2)
+        .stderr_has("\"node-z\"");
+}
+
+// The breaker settings are checked before anything is opened, naming the
+// flag; durations take rebound's one grammar (a bare number is seconds)
+// and the jitter rebound-retry's names.
+#[test]
+fn breaker_settings_durations_and_jitter_are_checked() {
+    let env = Env::new();
+    for (flag, value, why) in [
+        ("--target-breaker-failures", "0", "not in 1.."),
+        (
+            "--target-breaker-cooldown",
+            "0s",
+            "must be greater than zero",
+        ),
+        ("--target-breaker-window", "soon", "not a duration"),
+        ("--jitter", "fuzzy", "unknown jitter \"fuzzy\""),
+    ] {
+        env.cli(["targets"])
+            .args([flag, value])
+            .run()
+            .code(2)
+            .stderr_has(flag)
+            .stderr_has(why);
+    }
+    env.cli(["targets", "--target-breaker-max-cooldown", "1s"])
+        .run()
+        .code(2)
+        .stderr_has("--target-breaker-max-cooldown");
+    assert!(!env.path("journal.db").exists());
+    // A bare number is seconds, as everywhere in rebound.
+    let out = env
+        .cli(record("m-1", "web", "node-a", "node-b"))
+        .args(["--kind", "timeout", "--message", "slow", "--json"])
+        .args([
+            "--initial-delay",
+            "30",
+            "--max-delay",
+            "60",
+            "--jitter",
+            "none",
+        ])
+        .run()
+        .code(0);
+    let rec: Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    let gap = rec["next_attempt_ms"].as_u64().unwrap() - rec["last_failure_ms"].as_u64().unwrap();
+    assert_eq!(gap, 30_000);
+    env.cli(["list", "--jitter", "decorrelated"]).run().code(0);
+}
+
+// Controllers in separate processes on one PostgreSQL journal share the
+// breakers: failures one records open the node for the others; rotation
+// skips it when planning and `run` skips it when a recovery planned before
+// it opened comes due; a success closes it; a reset works from any process.
+#[test]
+fn postgres_controllers_share_target_breakers() {
+    let url = pg::Pg::shared().fresh_db("breakers");
+    let cli = |args: &[&str]| {
+        Cli::new()
+            .args(["recovery", "--journal", &url, "--initial-delay", "1ms"])
+            .args(["--target-breaker-failures", "2"])
+            .args(args)
+    };
+    // Planned to node-b while it is closed.
+    let out = cli(&record("m-1", "web", "node-a", "node-x"))
+        .args(["--kind", "target_unreachable", "--message", "down"])
+        .args(["--candidates", "node-b,node-c", "--json"])
+        .run()
+        .code(0);
+    let rec: Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(rec["target"], "node-b");
+    for id in ["f-1", "f-2"] {
+        cli(&record(id, id, "node-a", "node-b"))
+            .args(["--kind", "timeout", "--message", "slow"])
+            .run()
+            .code(0);
+    }
+    let nodes = targets_json(cli(&["targets", "--json"]));
+    let b = nodes.iter().find(|n| n["node"] == "node-b").unwrap();
+    assert_eq!(b["state"], "open", "{nodes:?}");
+    // Planned now: node-b is skipped at once.
+    let out = cli(&record("m-2", "db", "node-a", "node-y"))
+        .args(["--kind", "incompatible_target", "--message", "arch"])
+        .args(["--candidates", "node-b,node-c", "--json"])
+        .run()
+        .code(0);
+    let rec: Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(rec["target"], "node-c");
+    std::thread::sleep(Duration::from_millis(20));
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&[
+        "run",
+        "--once",
+        "--migrate-cmd",
+        "echo \"$REBOUND_MIGRATION $REBOUND_TARGET\" >> runs.log",
+        "--rollback-cmd",
+        "true",
+    ])
+    .current_dir(dir.path())
+    .run()
+    .code(0)
+    .stdout_has("m-1: migrate to node-b: skipped node-b until");
+    let runs = std::fs::read_to_string(dir.path().join("runs.log")).unwrap();
+    let mut lines: Vec<&str> = runs.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["f-1 node-b", "f-2 node-b", "m-1 node-c", "m-2 node-c"],
+        "{}",
+        out.stdout()
+    );
+    // f-1 and f-2 retried node-b itself (not a change of target) and went
+    // through: a success closes it.
+    let nodes = targets_json(cli(&["targets", "--json"]));
+    let b = nodes.iter().find(|n| n["node"] == "node-b").unwrap();
+    assert_eq!(b["state"], "closed", "{nodes:?}");
+    cli(&["targets", "reset", "node-x", "--json"])
+        .run()
+        .code(0)
+        .stdout_has("\"state\":\"closed\"");
+    cli(&["targets", "reset", "node-q"])
+        .run()
+        .code(2)
+        .stderr_has("node-q");
+}

@@ -612,7 +612,9 @@ fn give_up(rec: &mut Recovery, reason: String) {
 
 /// The next step after the worker skipped the planned target: wait for
 /// another recovery's probe of a half-open node (within the recovery
-/// timeout), or plan again with the node counted as open.
+/// timeout), or plan again with the node counted as open. A retry on the
+/// same target (not a change of target: the breaker does not steer it)
+/// waits for the cool-down instead.
 fn replan_skipped(
     rec: &mut Recovery,
     config: &RecoveryConfig,
@@ -622,7 +624,7 @@ fn replan_skipped(
     probing: bool,
     entry: &Attempt,
 ) {
-    if probing {
+    if probing || rec.strategy == Strategy::RetryOnSameTarget {
         let at = until_ms.min(rec.deadline_ms(config)).max(now_ms);
         let strategy = rec.strategy;
         schedule(rec, strategy, at);
@@ -635,10 +637,10 @@ fn replan_skipped(
 }
 
 /// Chooses the next step after a failure and when it is due. Target
-/// rotation skips the nodes `open` lists; a retry on the same target goes
-/// to another candidate instead when that target is open; when no
+/// rotation (a change of target) skips the nodes `open` lists; when no
 /// candidate is left because of open breakers, the fallback's reason says
-/// so, and so does a pending recovery's reason when a node was skipped.
+/// so, and a pending recovery's reason names the nodes it passed over.
+/// A retry on the same target is not steered by breakers.
 fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64, open: &OpenTargets) {
     rec.lease_owner = None;
     rec.lease_expires_ms = None;
@@ -650,29 +652,19 @@ fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64, open: &OpenTar
         );
     }
     let next = next_available(rec, open).map(str::to_owned);
-    let mut strategy = decide(rec.kind, rec.retry_count, config, next.is_some());
-    // Untried candidates passed over because their breaker is open.
-    let skipped: Vec<(String, u64)> = rec
-        .candidates
-        .iter()
-        .filter(|c| !rec.failed_targets.contains(c))
-        .filter_map(|c| Some((c.clone(), open.until(c)?)))
-        .collect();
-    let same_open = match strategy {
-        Strategy::RetryOnSameTarget => open.until(&rec.target),
-        _ => None,
+    let strategy = decide(rec.kind, rec.retry_count, config, next.is_some());
+    // Untried candidates passed over because their breaker is open; they
+    // matter only when the target is to change.
+    let skipped: Vec<(String, u64)> = if rec.kind.should_change_target() {
+        rec.candidates
+            .iter()
+            .filter(|c| !rec.failed_targets.contains(c))
+            .filter_map(|c| Some((c.clone(), open.until(c)?)))
+            .collect()
+    } else {
+        Vec::new()
     };
-    if same_open.is_some() {
-        strategy = match &next {
-            Some(_) => Strategy::RetryOnDifferentTarget,
-            None if config.auto_rollback => Strategy::Rollback,
-            None => Strategy::GiveUp,
-        };
-    }
-    let breakers = Breakers {
-        skipped: &skipped,
-        same_open,
-    };
+    let breakers = Breakers { skipped: &skipped };
     let delay = config.retry_delay(rec.retry_count.saturating_add(1));
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     // A retry that would come after the recovery timeout is due at the
@@ -684,12 +676,11 @@ fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64, open: &OpenTar
     match strategy {
         Strategy::RetryOnSameTarget => schedule(rec, strategy, retry_at),
         Strategy::RetryOnDifferentTarget => {
-            let skipped_note = breakers.note(rec);
             if let Some(target) = next {
                 rec.target = target;
             }
             schedule(rec, strategy, retry_at);
-            rec.reason = skipped_note;
+            rec.reason = breakers.note();
         }
         Strategy::Rollback if rec.snapshot.is_none() => give_up(
             rec,
@@ -699,9 +690,7 @@ fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64, open: &OpenTar
             ),
         ),
         Strategy::Rollback => {
-            let why = breakers
-                .involved()
-                .then(|| why_fallback(rec, config, &breakers));
+            let why = (!skipped.is_empty()).then(|| why_fallback(rec, config, &breakers));
             schedule(rec, strategy, now_ms);
             rec.reason = why;
         }
@@ -719,16 +708,9 @@ fn plan(rec: &mut Recovery, config: &RecoveryConfig, now_ms: u64, open: &OpenTar
 struct Breakers<'a> {
     /// Untried candidates passed over, with the end of their cool-down.
     skipped: &'a [(String, u64)],
-    /// The end of the cool-down of the target a same-target retry would
-    /// have gone to.
-    same_open: Option<u64>,
 }
 
 impl Breakers<'_> {
-    fn involved(&self) -> bool {
-        !self.skipped.is_empty() || self.same_open.is_some()
-    }
-
     fn list(&self) -> String {
         self.skipped
             .iter()
@@ -738,19 +720,8 @@ impl Breakers<'_> {
     }
 
     /// The reason of a change of target that passed over open nodes.
-    fn note(&self, rec: &Recovery) -> Option<String> {
-        let mut parts = Vec::new();
-        if let Some(until) = self.same_open {
-            parts.push(format!(
-                "{}'s breaker is open until {}",
-                rec.target,
-                timestamp(until)
-            ));
-        }
-        if !self.skipped.is_empty() {
-            parts.push(format!("skipped {} (breaker open)", self.list()));
-        }
-        (!parts.is_empty()).then(|| parts.join("; "))
+    fn note(&self) -> Option<String> {
+        (!self.skipped.is_empty()).then(|| format!("skipped {} (breaker open)", self.list()))
     }
 }
 
@@ -766,21 +737,6 @@ fn why_fallback(rec: &Recovery, config: &RecoveryConfig, breakers: &Breakers<'_>
         format!(
             "retries exhausted ({} of {})",
             rec.retry_count, config.max_retries
-        )
-    } else if let Some(until) = breakers.same_open {
-        let others = if breakers.skipped.is_empty() {
-            "no other untried target is left".to_owned()
-        } else {
-            format!(
-                "every other untried target's breaker is open ({})",
-                breakers.list()
-            )
-        };
-        format!(
-            "{} on {}, whose breaker is open until {}, and {others}",
-            rec.kind,
-            rec.target,
-            timestamp(until)
         )
     } else if rec.kind.should_change_target() && !breakers.skipped.is_empty() {
         format!(

@@ -135,8 +135,11 @@ where
         }
         match rec.strategy {
             Strategy::RetryOnSameTarget | Strategy::RetryOnDifferentTarget => {
-                if let Some(skipped) = self.skip_open_target(rec, now).await {
-                    return AttemptEnd::Done(skipped);
+                // A change of target asks the new target's breaker first.
+                if rec.strategy == Strategy::RetryOnDifferentTarget {
+                    if let Some(skipped) = self.skip_open_target(rec, now).await {
+                        return AttemptEnd::Done(skipped);
+                    }
                 }
                 let job = Job::of(rec);
                 let end = self

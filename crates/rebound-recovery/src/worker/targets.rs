@@ -6,8 +6,8 @@ use crate::journal::Journal;
 use crate::model::{Admission, Outcome, Recovery};
 
 impl<J: Journal, M, R, C> RecoveryWorker<J, M, R, C> {
-    /// What to record instead of migrating when the claimed recovery's
-    /// target is open (its breaker opened after the recovery was planned)
+    /// What to record instead of migrating when the claimed recovery is to
+    /// change target and its new target is open (its breaker opened after the recovery was planned)
     /// or half-open with another recovery probing it; `None` to go ahead.
     /// A half-open target takes this attempt as its probe for the lease's
     /// length. When the journal cannot say, the attempt goes ahead.

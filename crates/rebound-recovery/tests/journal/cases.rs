@@ -24,18 +24,9 @@ fn report(id: &str, kind: FailureKind) -> FailureReport {
 }
 
 /// A report for a workload of its own (named after the migration): a
-/// claim takes one recovery per workload at a time. Its target node is its
-/// own too: a node's breaker counts the failures of every workload, and
-/// five timeouts on one node open it.
+/// claim takes one recovery per workload at a time.
 fn own_report(id: &str, kind: FailureKind) -> FailureReport {
-    FailureReport::new(
-        id,
-        format!("web-{id}"),
-        "src",
-        format!("t-{id}"),
-        kind,
-        "boom",
-    )
+    FailureReport::new(id, format!("web-{id}"), "src", "t1", kind, "boom")
 }
 
 fn snapshot_in(dir: &tempfile::TempDir, now_ms: u64) -> SnapshotRef {

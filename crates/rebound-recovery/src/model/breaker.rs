@@ -536,6 +536,39 @@ mod tests {
         assert!(node.admit("b", 71_000, 10_000).admitted(), "hold ran out");
     }
 
+    proptest::proptest! {
+        // Whatever the failures and their times: a closed node opens only
+        // with `failures` of them inside the window, a cool-down is never
+        // above the cap, and a success always closes it.
+        #[test]
+        fn opens_only_on_evidence_and_a_success_closes(
+            failures in 1u32..6,
+            gaps in proptest::collection::vec(0u64..400_000, 1..40),
+        ) {
+            let c = config(failures);
+            let mut node = TargetBreaker::new("n");
+            let mut now = 0u64;
+            let mut times: Vec<u64> = Vec::new();
+            for gap in gaps {
+                now += gap;
+                let was = node.state(now);
+                times.push(now);
+                let opened = node.fail(FailureKind::Timeout, now, &c);
+                if opened && was == BreakerState::Closed {
+                    let recent = times.iter().filter(|&&t| now - t < 600_000).count();
+                    proptest::prop_assert!(recent >= failures as usize);
+                }
+                if let Some(until) = node.open_until_ms {
+                    proptest::prop_assert!(until - now <= 1_800_000 || !opened);
+                }
+                proptest::prop_assert!(node.failures_ms.len() <= failures as usize);
+            }
+            node.succeed(now);
+            proptest::prop_assert_eq!(node.state(now), BreakerState::Closed);
+            proptest::prop_assert_eq!(node.failures_in_window(now, &c), 0);
+        }
+    }
+
     #[test]
     fn settings_are_checked_by_rebound_retry() {
         assert!(TargetBreakerConfig::default().validate().is_ok());

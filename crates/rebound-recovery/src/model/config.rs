@@ -250,6 +250,37 @@ mod tests {
         }
     }
 
+    // A config serialized before the jitter became rebound-retry's and
+    // before the breakers existed still reads, with the same jitter names.
+    #[test]
+    fn an_older_serialized_config_still_reads() {
+        let mut old = serde_json::to_value(RecoveryConfig::default()).unwrap();
+        let map = old.as_object_mut().unwrap();
+        map.remove("breaker");
+        map.remove("max_rescues");
+        for name in ["none", "full", "equal"] {
+            let mut stored = old.clone();
+            stored["jitter"] = serde_json::Value::from(name);
+            let read: RecoveryConfig = serde_json::from_value(stored).unwrap();
+            assert_eq!(read.jitter.name(), name);
+            assert_eq!(read.breaker, TargetBreakerConfig::default());
+            let again = serde_json::to_value(&read).unwrap();
+            assert_eq!(again["jitter"], name);
+        }
+    }
+
+    #[test]
+    fn an_invalid_breaker_setting_is_refused() {
+        let bad = RecoveryConfig {
+            breaker: TargetBreakerConfig {
+                failures: 0,
+                ..Default::default()
+            },
+            ..exact()
+        };
+        assert!(matches!(bad.validate(), Err(ConfigError::TargetBreaker(_))));
+    }
+
     proptest! {
         // The seed computed 10 * 2^attempt in u32 and overflowed at attempt 29.
         #[test]

@@ -1047,6 +1047,55 @@ mod tests {
     }
 
     #[test]
+    fn a_skip_for_a_running_probe_waits_for_it_without_counting_a_retry() {
+        let c = exact();
+        let r = report(FailureKind::TargetUnreachable).with_candidates(["t2", "t3"]);
+        let (rec, _) = record_failure(None, &r, &c, 0);
+        assert_eq!(rec.target, "t2");
+        let rec = claim(rec, "w", 10_000, 40_000);
+        let probing = Outcome::Skipped {
+            until_ms: 25_000,
+            probing: true,
+        };
+        let (rec, e) = complete(rec, probing, &c, 10_000);
+        assert_eq!(e.result, AttemptResult::Skipped);
+        assert_eq!(
+            (rec.state, rec.target.as_str(), rec.retry_count),
+            (RecoveryState::Pending, "t2", 0)
+        );
+        assert_eq!(rec.next_attempt_ms, Some(25_000));
+        assert!(rec.reason.unwrap().contains("probing"));
+        // Open instead: the next candidate at once, t2 not counted as failed.
+        let rec = claim(record_failure(None, &r, &c, 0).0, "w", 10_000, 40_000);
+        let open = Outcome::Skipped {
+            until_ms: 900_000,
+            probing: false,
+        };
+        let (rec, _) = complete(rec, open, &c, 10_000);
+        assert_eq!(
+            (rec.target.as_str(), rec.next_attempt_ms),
+            ("t3", Some(10_000))
+        );
+        assert_eq!(rec.failed_targets, ["t1"]);
+    }
+
+    #[test]
+    fn a_wait_for_a_cool_down_never_passes_the_recovery_timeout() {
+        let c = RecoveryConfig {
+            recovery_timeout: Duration::from_secs(60),
+            ..exact()
+        };
+        let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &c, 0);
+        let skipped = Outcome::Skipped {
+            until_ms: 3_600_000,
+            probing: false,
+        };
+        let (rec, _) = complete(claim(rec, "w", 10_000, 40_000), skipped, &c, 10_000);
+        assert_eq!(rec.strategy, Strategy::RetryOnSameTarget);
+        assert_eq!(rec.next_attempt_ms, Some(60_000));
+    }
+
+    #[test]
     fn claimable_when_due_or_lease_expired() {
         let (rec, _) = record_failure(None, &report(FailureKind::Timeout), &exact(), 0);
         assert!(!rec.is_claimable(9_999));

@@ -2,9 +2,11 @@
 //!
 //! Every backend applies the same pure state changes from
 //! [`crate::model::transition`], each inside one transaction, through the
-//! helpers at the end of this module (`recorded`, `renewed`, `released`,
-//! `completed`), so they behave the same; one test suite runs against all
-//! of them. The one exception is PostgreSQL's claim: an `UPDATE ...
+//! helpers at the end of this module (`renewed`, `released`, `cancelled`)
+//! and, for `record` and `complete`, which also count the outcome against
+//! the target node's breaker in the same transaction, through `targets`
+//! (`recorded_among`, `completed_among`), so they behave the same; one
+//! test suite runs against all of them. The one exception is PostgreSQL's claim: an `UPDATE ...
 //! SKIP LOCKED` statement (`postgres::CLAIM_SQL`), run once per claimed
 //! recovery under an advisory lock, that sets the same fields as
 //! [`transition::claim`] and takes due recoveries in the same order (and

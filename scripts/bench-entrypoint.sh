@@ -160,12 +160,12 @@ def status(path):
     return out
 
 print(f"\nIdle, over `sleep` ({idle_s} s between the two reads of /proc/PID/status):\n")
-print("| supervisor | VmRSS | threads | voluntary switches | involuntary switches |")
-print("|:---|---:|---:|---:|---:|")
+print("| supervisor | VmRSS | of which anonymous | of which file (the binary's pages) | threads | voluntary switches | involuntary switches |")
+print("|:---|---:|---:|---:|---:|---:|---:|")
 for name, key in [("rebound init", "rebound"), ("tini -s", "tini"), ("dumb-init", "dumb")]:
     a = status(os.path.join(work, f"idle-{key}-start"))
     b = status(os.path.join(work, f"idle-{key}-end"))
     vol = int(b["voluntary_ctxt_switches"]) - int(a["voluntary_ctxt_switches"])
     inv = int(b["nonvoluntary_ctxt_switches"]) - int(a["nonvoluntary_ctxt_switches"])
-    print(f"| {name} | {b['VmRSS']} | {b['Threads']} | {vol} | {inv} |")
+    print(f"| {name} | {b['VmRSS']} | {b['RssAnon']} | {b['RssFile']} | {b['Threads']} | {vol} | {inv} |")
 PY

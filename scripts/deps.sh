@@ -50,3 +50,15 @@ ensure_musl_target() {
     rustup target add x86_64-unknown-linux-musl
   fi
 }
+
+# systemd's tools (systemd-socket-activate, systemd-analyze): the agent's
+# socket-activation tests start it through systemd-socket-activate, and the
+# example units are checked with systemd-analyze verify. Nothing is started
+# as a service.
+ensure_systemd_tools() {
+  if ! command -v systemd-socket-activate >/dev/null 2>&1 ||
+    ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "installing systemd (systemd-socket-activate, systemd-analyze)" >&2
+    apt_install systemd
+  fi
+}

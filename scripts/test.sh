@@ -11,6 +11,7 @@ source scripts/deps.sh
 ensure_postgres
 ensure_s3s_fs
 ensure_musl_target
+ensure_systemd_tools
 
 cargo test --workspace --all-features --locked
 # Model checking of the ensure state machine (loom), in its own target dir so

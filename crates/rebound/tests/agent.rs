@@ -13,8 +13,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::{
-    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, free_port, http, quick_config_dir,
-    send_signal, spawn_logging, stop_cleanly, wait_until, web_runtime, write_config,
+    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, finish, free_port, http,
+    quick_config_dir, send_signal, spawn_logging, stop_cleanly, terminate, wait_until, web_runtime,
+    write_config,
 };
 
 fn lines(path: &Path) -> usize {
@@ -617,6 +618,26 @@ fn a_client_that_never_finishes_its_headers_is_dropped() {
 }
 
 #[test]
+fn a_client_that_shuts_its_write_side_after_the_request_is_answered() {
+    // `printf 'GET ...' | nc -N`, or any client that half-closes once its
+    // request is out: the end of its input must not end the exchange
+    // before the answer is written.
+    let agent = Agent::start(QUICK_CONFIG);
+    let mut client = UnixStream::connect(agent.socket()).unwrap();
+    client
+        .write_all(b"GET /v1 HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+    assert!(answer.contains("\"protocol\""), "{answer}");
+}
+
+#[test]
 fn longest_socket_path_binds_and_a_second_agent_is_refused() {
     let (dir, config) = quick_config_dir();
     // 107 bytes, the most a Unix socket path may have: before, the agent
@@ -791,5 +812,290 @@ fn probe_of_a_failed_runtime_polls_at_the_usual_pace() {
         (1..=10).contains(&answers),
         "{answers} answers:\n{}",
         out.stdout()
+    );
+}
+
+// Socket activation, with systemd's own test tool: `systemd-socket-activate
+// -l ADDR rebound agent ...` binds ADDR, waits for the first connection,
+// then executes rebound with the socket as fd 3 (LISTEN_FDS=1,
+// LISTEN_PID=its pid, LISTEN_FDNAMES from --fdname).
+
+/// `systemd-socket-activate ARGS... rebound agent --config CONFIG EXTRA...`
+/// with stderr piped (read it with `finish`).
+fn socket_activated(activate: &[&str], config: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new("systemd-socket-activate")
+        .args(activate)
+        .arg(env!("CARGO_BIN_EXE_rebound"))
+        .args(["agent", "--config"])
+        .arg(config)
+        .args(extra)
+        .env_remove("REBOUND_LOG")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDNAMES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("these tests need systemd-socket-activate (package systemd): {e}")
+        })
+}
+
+/// A runtime `quick` whose start writes its environment to `{dir}/env`.
+const ENV_CONFIG: &str = r#"runtimes:
+  quick:
+    start:
+      steps:
+        - id: touch
+          uses: init.run
+          with: { command: "env > '{dir}/env'; touch '{dir}/up'" }
+    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
+    endpoint: "file://{dir}/up"
+"#;
+
+#[test]
+fn socket_activated_agent_serves_the_named_tcp_socket_and_hides_listen_vars_from_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), ENV_CONFIG);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let (other, agent) = (free_port(), free_port());
+    let unused = dir.path().join("not-bound.sock");
+    let mut child = socket_activated(
+        &[
+            "-l",
+            &format!("127.0.0.1:{other}"),
+            "-l",
+            &format!("127.0.0.1:{agent}"),
+            "--fdname=other:agent",
+        ],
+        &config,
+        &[
+            "--fdname",
+            "agent",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            // The address when started without a socket: not bound here.
+            "--listen",
+            &format!("unix:{}", unused.display()),
+        ],
+    );
+    // The first connection starts the agent, which then answers it.
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", agent));
+    wait_until(
+        || {
+            connect().is_ok_and(|s| {
+                drop(s);
+                true
+            })
+        },
+        "systemd-socket-activate to listen",
+    );
+    let (code, body) = http(connect().unwrap(), "GET", "/v1", "", Some("s3cret"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"protocol\""), "{body}");
+    // The token is required as on a bound TCP socket.
+    assert_eq!(http(connect().unwrap(), "GET", "/v1", "", None).0, 401);
+    // A start runs without the socket-activation variables.
+    let (code, body) = http(
+        connect().unwrap(),
+        "POST",
+        "/v1/runtimes/quick/ensure",
+        "{}",
+        Some("s3cret"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let env_file = dir.path().join("env");
+    wait_until(|| dir.path().join("up").exists(), "the start");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(!env.contains("LISTEN_PID="), "{env}");
+    assert!(!env.contains("LISTEN_FDS="), "{env}");
+    assert!(!unused.exists(), "--listen was bound as well");
+    let (code, stderr) = terminate(&mut child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "listening on tcp:127.0.0.1:{agent} (socket activation: fd 4 named `agent`;"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn socket_activated_agent_serves_the_only_unix_socket_and_leaves_its_file() {
+    let (dir, config) = quick_config_dir();
+    let socket = dir.path().join("activated.sock");
+    let mut child = socket_activated(&["-l", socket.to_str().unwrap()], &config, &[]);
+    wait_until(
+        || UnixStream::connect(&socket).is_ok(),
+        "systemd-socket-activate to listen",
+    );
+    let (code, body) = http(
+        UnixStream::connect(&socket).unwrap(),
+        "GET",
+        "/v1",
+        "",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http(
+        UnixStream::connect(&socket).unwrap(),
+        "POST",
+        "/v1/runtimes/quick/ensure",
+        "{}",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    // No lock file: the socket is the service manager's, not bound here.
+    assert!(!dir.path().join("activated.sock.lock").exists());
+    let (code, stderr) = terminate(&mut child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "listening on unix:{} (socket activation: fd 3;",
+            socket.display()
+        )),
+        "{stderr}"
+    );
+    // Nor is its file removed: the manager owns it.
+    assert!(socket.exists());
+}
+
+#[test]
+fn listen_fds_for_another_pid_are_ignored_and_the_agent_binds() {
+    let (dir, config) = quick_config_dir();
+    let socket = dir.path().join("agent.sock");
+    let mut child = spawn_logging(
+        agent_cli(&config, &format!("unix:{}", socket.display()))
+            .env("LISTEN_FDS", "1")
+            .env("LISTEN_PID", "1")
+            .env("LISTEN_FDNAMES", "agent"),
+    );
+    wait_until(|| UnixStream::connect(&socket).is_ok(), "the agent socket");
+    let (code, body) = http(
+        UnixStream::connect(&socket).unwrap(),
+        "GET",
+        "/v1",
+        "",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, stderr) = terminate(&mut child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("socket activation"), "{stderr}");
+    assert!(!socket.exists(), "the bound socket is removed on stop");
+}
+
+#[test]
+fn passed_sockets_that_cannot_be_served_exit_2_naming_the_descriptor() {
+    let (dir, config) = quick_config_dir();
+    let rebound = env!("CARGO_BIN_EXE_rebound");
+    // A regular file as fd 3.
+    let script = format!(
+        "exec 3<'{}'; export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=agent; exec '{rebound}' agent --config '{}' --listen 'unix:{}/agent.sock'",
+        config.display(),
+        config.display(),
+        dir.path().display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env_remove("REBOUND_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("socket activation: fd 3 (`agent`) is not a socket but a regular file"),
+        "{stderr}"
+    );
+    // A bound TCP socket nobody listens on.
+    let python = "import os, socket, sys\n\
+                  s = socket.socket()\n\
+                  s.bind(('127.0.0.1', 0))\n\
+                  if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
+                  os.set_inheritable(3, True)\n\
+                  os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n\
+                  os.execv(sys.argv[1], sys.argv[1:])\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", python, rebound, "agent", "--config"])
+        .arg(&config)
+        .args(["--insecure-no-token"])
+        .env_remove("REBOUND_LOG")
+        .env_remove("LISTEN_FDNAMES")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("socket activation: fd 3 is a stream socket that is not listening"),
+        "{stderr}"
+    );
+    // A UDP socket (systemd-socket-activate --datagram): the first datagram
+    // starts the agent, which refuses it.
+    let port = free_port();
+    let mut child = socket_activated(
+        &["--datagram", "-l", &format!("127.0.0.1:{port}")],
+        &config,
+        &["--insecure-no-token"],
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Datagrams until it starts (one sent before it listens is lost).
+    let mut done = None;
+    for _ in 0..200 {
+        let _ = udp.send_to(b"x", ("127.0.0.1", port));
+        if let Some(status) = child.try_wait().unwrap() {
+            done = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(done.is_some(), "the activated agent did not exit");
+    let (code, stderr) = finish(&mut child);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("socket activation: fd 3 is not a TCP, Unix or vsock stream socket"),
+        "{stderr}"
+    );
+    // Two unnamed sockets and no --fdname.
+    let (a, b) = (free_port(), free_port());
+    let mut child = socket_activated(
+        &[
+            "-l",
+            &format!("127.0.0.1:{a}"),
+            "-l",
+            &format!("127.0.0.1:{b}"),
+        ],
+        &config,
+        &["--insecure-no-token"],
+    );
+    wait_until(
+        || std::net::TcpStream::connect(("127.0.0.1", a)).is_ok(),
+        "systemd-socket-activate to listen",
+    );
+    let (code, stderr) = finish(&mut child);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("2 sockets were passed (LISTEN_FDS=2, names: unknown, unknown); choose the one to listen on with --fdname NAME"),
+        "{stderr}"
+    );
+    // A name none has.
+    let c = free_port();
+    let mut child = socket_activated(
+        &["-l", &format!("127.0.0.1:{c}"), "--fdname=http"],
+        &config,
+        &["--insecure-no-token", "--fdname", "agent"],
+    );
+    wait_until(
+        || std::net::TcpStream::connect(("127.0.0.1", c)).is_ok(),
+        "systemd-socket-activate to listen",
+    );
+    let (code, stderr) = finish(&mut child);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no socket named `agent` was passed (--fdname); the names passed (LISTEN_FDNAMES) are: http"),
+        "{stderr}"
     );
 }

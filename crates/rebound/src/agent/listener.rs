@@ -1,6 +1,8 @@
-//! Where the agent listens: binding an [`Addr`], accepting connections, and
-//! the Unix socket's lifetime (a lock file held for the agent's life, and a
-//! socket file removed only if it is still the one this process bound).
+//! Where the agent listens: binding an [`Addr`] or taking the socket a
+//! service manager passed ([`Inherited`], socket activation), accepting
+//! connections, and the Unix socket's lifetime (a lock file held for the
+//! agent's life, and a socket file removed only if it is still the one this
+//! process bound).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -14,15 +16,17 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use super::addr::Addr;
 
-/// A bound listener: [`Listener::bind`] it, hand it to
+/// A bound listener: [`Listener::bind`] it (or take it from the service
+/// manager: [`Listener::inherit`]), hand it to
 /// [`serve`](super::server::serve).
 pub struct Listener {
     kind: Kind,
 }
 
 enum Kind {
-    /// A Unix socket, with the lock and identity of its file.
-    Unix(UnixListener, SocketFile),
+    /// A Unix socket, with the lock and identity of its file (none for a
+    /// socket the service manager passed: its file is the manager's).
+    Unix(UnixListener, Option<SocketFile>),
     /// A TCP socket.
     Tcp(TcpListener),
     /// A vsock port.
@@ -62,10 +66,35 @@ impl Listener {
         Ok(Self { kind })
     }
 
+    /// Makes the listening socket a service manager passed (see
+    /// [`Inherited::take`]) this process's listener. It is used as it is:
+    /// no lock file, and its file (for a Unix socket) is left in place when
+    /// the agent stops, since the manager owns it.
+    pub fn inherit(inherited: Inherited) -> io::Result<Self> {
+        let kind = match inherited.socket {
+            Socket::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Kind::Tcp(TcpListener::from_std(l)?)
+            }
+            Socket::Unix(l) => {
+                l.set_nonblocking(true)?;
+                Kind::Unix(UnixListener::from_std(l)?, None)
+            }
+            Socket::Vsock(fd) => Kind::Vsock(tokio_vsock::VsockListener::from(fd)),
+        };
+        Ok(Self { kind })
+    }
+
     /// The bound address (with the real port for `tcp:...:0`).
     pub fn local_addr(&self) -> Addr {
         match &self.kind {
-            Kind::Unix(_, file) => Addr::Unix(file.path.clone()),
+            Kind::Unix(_, Some(file)) => Addr::Unix(file.path.clone()),
+            Kind::Unix(l, None) => Addr::Unix(unix_name(
+                l.local_addr()
+                    .ok()
+                    .map(std::os::unix::net::SocketAddr::from)
+                    .as_ref(),
+            )),
             Kind::Tcp(l) => match l.local_addr() {
                 Ok(a) => Addr::Tcp {
                     host: a.ip().to_string(),
@@ -103,7 +132,7 @@ impl Listener {
         match self.kind {
             Kind::Unix(listener, file) => {
                 drop(listener);
-                Closed(Some(file))
+                Closed(file)
             }
             Kind::Tcp(_) | Kind::Vsock(_) => Closed(None),
         }
@@ -193,6 +222,428 @@ impl AsyncWrite for Stream {
             Stream::Vsock(s) => s.is_write_vectored(),
         }
     }
+}
+
+/// The display name of a Unix socket's address: its path, `@NAME` for an
+/// abstract one, `?` for an unnamed one.
+fn unix_name(addr: Option<&std::os::unix::net::SocketAddr>) -> PathBuf {
+    use std::os::linux::net::SocketAddrExt as _;
+    match addr {
+        Some(a) => match (a.as_pathname(), a.as_abstract_name()) {
+            (Some(path), _) => path.to_owned(),
+            (None, Some(name)) => PathBuf::from(format!("@{}", String::from_utf8_lossy(name))),
+            (None, None) => PathBuf::from("?"),
+        },
+        None => PathBuf::from("?"),
+    }
+}
+
+/// The listening socket a service manager passed to the agent (socket
+/// activation, `sd_listen_fds(3)`): systemd, `systemd-socket-activate`, or
+/// anything that sets `LISTEN_FDS`, `LISTEN_PID` and (optionally)
+/// `LISTEN_FDNAMES` and leaves the descriptors open from fd 3 on.
+///
+/// ```no_run
+/// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+/// use rebound::agent::addr::Addr;
+/// use rebound::agent::listener::{Inherited, Listener};
+///
+/// // Before any thread starts: the variables are removed from the
+/// // environment.
+/// let listener = match Inherited::take(Some("agent"))? {
+///     Some(socket) => {
+///         println!("listening on {} ({})", socket.addr(), socket.describe());
+///         Listener::inherit(socket)?
+///     }
+///     None => Listener::bind(&"unix:/run/rebound/agent.sock".parse::<Addr>()?).await?,
+/// };
+/// # let _ = listener; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Inherited {
+    fd: i32,
+    name: Option<String>,
+    socket: Socket,
+}
+
+/// An inherited socket of a kind the agent serves, not yet registered with
+/// the async runtime.
+#[derive(Debug)]
+enum Socket {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+    Vsock(OwnedFd),
+}
+
+/// Why the sockets a service manager passed cannot be used. Each message
+/// names the variable or the descriptor at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActivationError {
+    /// `LISTEN_PID` or `LISTEN_FDS` is not a number.
+    #[error("{variable}={value:?} is not a number")]
+    NotANumber {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Several sockets were passed and none was chosen by name.
+    #[error(
+        "{count} sockets were passed (LISTEN_FDS={count}, names: {names}); \
+         choose the one to listen on with --fdname NAME (systemd: \
+         FileDescriptorName= of the socket unit)"
+    )]
+    Ambiguous {
+        /// How many were passed.
+        count: usize,
+        /// Their names, `unknown` for an unnamed one.
+        names: String,
+    },
+    /// No passed socket has the name asked for.
+    #[error(
+        "no socket named `{wanted}` was passed (--fdname); the names passed \
+         (LISTEN_FDNAMES) are: {names}"
+    )]
+    NoSuchName {
+        /// The name asked for.
+        wanted: String,
+        /// The names passed, `unknown` for an unnamed one.
+        names: String,
+    },
+    /// Several passed sockets have the name asked for.
+    #[error(
+        "{count} sockets named `{wanted}` were passed (LISTEN_FDNAMES={names}); names must be unique"
+    )]
+    NameNotUnique {
+        /// The name asked for.
+        wanted: String,
+        /// How many sockets have it.
+        count: usize,
+        /// The names passed.
+        names: String,
+    },
+    /// The descriptor is not open.
+    #[error("fd {fd}{} is not open", named(.name))]
+    NotOpen {
+        /// The descriptor.
+        fd: i32,
+        /// Its name, if it has one.
+        name: Option<String>,
+    },
+    /// The descriptor is open but is no socket.
+    #[error("fd {fd}{} is not a socket but {what}", named(.name))]
+    NotASocket {
+        /// The descriptor.
+        fd: i32,
+        /// Its name, if it has one.
+        name: Option<String>,
+        /// What it is instead (a regular file, a pipe ...).
+        what: &'static str,
+    },
+    /// A socket the agent cannot serve on: a datagram socket, or a family
+    /// other than TCP (IPv4, IPv6), Unix and vsock.
+    #[error(
+        "fd {fd}{} is not a TCP, Unix or vsock stream \
+         socket (a datagram socket? systemd: use ListenStream=)",
+        named(.name)
+    )]
+    Unsupported {
+        /// The descriptor.
+        fd: i32,
+        /// Its name, if it has one.
+        name: Option<String>,
+    },
+    /// A stream socket nobody called `listen(2)` on.
+    #[error(
+        "fd {fd}{} is a stream socket that is not \
+         listening (systemd: Accept=no, the default, passes a listening one)",
+        named(.name)
+    )]
+    NotListening {
+        /// The descriptor.
+        fd: i32,
+        /// Its name, if it has one.
+        name: Option<String>,
+    },
+    /// The socket could not be read or prepared.
+    #[error("fd {fd}{}: {source}", named(.name))]
+    Io {
+        /// The descriptor.
+        fd: i32,
+        /// Its name, if it has one.
+        name: Option<String>,
+        /// The system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// ` (NAME)` for a named descriptor, nothing otherwise.
+fn named(name: &Option<String>) -> String {
+    name.as_ref()
+        .map(|n| format!(" (`{n}`)"))
+        .unwrap_or_default()
+}
+
+/// The name systemd reports for an unnamed descriptor.
+const UNKNOWN: &str = "unknown";
+
+/// The name of each of `count` descriptors from `LISTEN_FDNAMES` (`None`:
+/// unset): the colon-separated names in order; missing, empty or
+/// `unknown` ones are unnamed.
+fn fd_names(count: usize, names: Option<&str>) -> Vec<Option<String>> {
+    let mut given = names.map(|n| n.split(':')).into_iter().flatten();
+    (0..count)
+        .map(|_| {
+            given
+                .next()
+                .filter(|n| !n.is_empty() && *n != UNKNOWN)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+fn name_list(names: &[Option<String>]) -> String {
+    let shown: Vec<&str> = names
+        .iter()
+        .map(|n| n.as_deref().unwrap_or(UNKNOWN))
+        .collect();
+    shown.join(", ")
+}
+
+/// Which descriptor to listen on: the one named `wanted`, else the only
+/// one passed.
+fn pick(names: &[Option<String>], wanted: Option<&str>) -> Result<usize, ActivationError> {
+    match wanted {
+        Some(wanted) => {
+            let matching: Vec<usize> = (0..names.len())
+                .filter(|&i| names[i].as_deref() == Some(wanted))
+                .collect();
+            match matching.as_slice() {
+                [one] => Ok(*one),
+                [] => Err(ActivationError::NoSuchName {
+                    wanted: wanted.to_owned(),
+                    names: name_list(names),
+                }),
+                several => Err(ActivationError::NameNotUnique {
+                    wanted: wanted.to_owned(),
+                    count: several.len(),
+                    names: name_list(names),
+                }),
+            }
+        }
+        None if names.len() == 1 => Ok(0),
+        None => Err(ActivationError::Ambiguous {
+            count: names.len(),
+            names: name_list(names),
+        }),
+    }
+}
+
+impl Inherited {
+    /// Takes the listening socket passed by a service manager, if one was
+    /// passed to this process: `LISTEN_PID` is this process's pid and
+    /// `LISTEN_FDS` is 1 or more (`Ok(None)` otherwise, when the agent binds
+    /// its address itself: `LISTEN_PID` unset or naming another process,
+    /// `LISTEN_FDS` unset or 0).
+    ///
+    /// Which descriptor: the one `LISTEN_FDNAMES` names `name` when a name
+    /// is given, else the only one passed; several passed and no name, a
+    /// name none has, or a name several have, are errors. The descriptor
+    /// must be a listening stream socket: TCP (IPv4 or IPv6), Unix or vsock.
+    /// It is made close-on-exec, and so are the other descriptors passed
+    /// that are sockets (those are closed: the agent serves one), so that
+    /// no process the agent starts inherits them.
+    ///
+    /// `LISTEN_PID` and `LISTEN_FDS` are removed from the environment once
+    /// read, so the processes the agent starts do not take the sockets
+    /// for theirs (`LISTEN_FDNAMES` stays: a safe program cannot remove
+    /// more, and without the other two it means nothing). Call it before
+    /// starting threads.
+    pub fn take(name: Option<&str>) -> Result<Option<Self>, ActivationError> {
+        let Some(count) = std::env::var_os("LISTEN_FDS") else {
+            return Ok(None);
+        };
+        let ours = match std::env::var("LISTEN_PID") {
+            Ok(pid) => match pid.trim().parse::<u32>() {
+                Ok(pid) => pid == std::process::id(),
+                Err(_) => {
+                    return Err(ActivationError::NotANumber {
+                        variable: "LISTEN_PID",
+                        value: pid,
+                    });
+                }
+            },
+            Err(_) => false,
+        };
+        if !ours {
+            tracing::debug!("LISTEN_FDS is not for this process (LISTEN_PID): binding");
+            return Ok(None);
+        }
+        let count = count
+            .to_str()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .ok_or_else(|| ActivationError::NotANumber {
+                variable: "LISTEN_FDS",
+                value: count.to_string_lossy().into_owned(),
+            })?;
+        let names = fd_names(count, std::env::var("LISTEN_FDNAMES").ok().as_deref());
+        let first: i32 = std::env::var("LISTEN_FDS_FIRST_FD")
+            .ok()
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(3);
+        // Reads LISTEN_FDS and LISTEN_PID again (the same way) and removes
+        // them.
+        let mut fds = listenfd::ListenFd::from_env();
+        if count == 0 {
+            return Ok(None);
+        }
+        let index = pick(&names, name)?;
+        let fd = first.saturating_add(i32::try_from(index).unwrap_or(i32::MAX));
+        let name = names[index].clone();
+        let socket = take_socket(&mut fds, index, fd, &name)?;
+        for other in (0..count).filter(|&i| i != index) {
+            if take_any(&mut fds, other).is_none() {
+                tracing::debug!(
+                    fd = first.saturating_add(i32::try_from(other).unwrap_or(i32::MAX)),
+                    "a passed descriptor that is no known socket is left as it is"
+                );
+            }
+        }
+        Ok(Some(Self { fd, name, socket }))
+    }
+
+    /// The socket's address: `tcp:HOST:PORT`, `unix:PATH` (`unix:@NAME`
+    /// for an abstract one), `vsock:[CID:]PORT`.
+    pub fn addr(&self) -> Addr {
+        match &self.socket {
+            Socket::Tcp(l) => match l.local_addr() {
+                Ok(a) => Addr::Tcp {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                },
+                Err(_) => Addr::Tcp {
+                    host: "?".into(),
+                    port: 0,
+                },
+            },
+            Socket::Unix(l) => Addr::Unix(unix_name(l.local_addr().ok().as_ref())),
+            Socket::Vsock(fd) => {
+                match nix::sys::socket::getsockname::<nix::sys::socket::VsockAddr>(
+                    std::os::fd::AsRawFd::as_raw_fd(fd),
+                ) {
+                    Ok(a) => Addr::Vsock {
+                        cid: (a.cid() != tokio_vsock::VMADDR_CID_ANY).then_some(a.cid()),
+                        port: a.port(),
+                    },
+                    Err(_) => Addr::Vsock { cid: None, port: 0 },
+                }
+            }
+        }
+    }
+
+    /// Which descriptor it was: `fd 3`, or ``fd 3 named `agent` `` when
+    /// `LISTEN_FDNAMES` names it.
+    pub fn describe(&self) -> String {
+        match &self.name {
+            Some(name) => format!("fd {} named `{name}`", self.fd),
+            None => format!("fd {}", self.fd),
+        }
+    }
+}
+
+/// The descriptor at `index` as a listening stream socket of a kind the
+/// agent serves, or why it is not one.
+fn take_socket(
+    fds: &mut listenfd::ListenFd,
+    index: usize,
+    fd: i32,
+    name: &Option<String>,
+) -> Result<Socket, ActivationError> {
+    use nix::libc::{AF_VSOCK, SOCK_STREAM};
+    let socket = if let Ok(Some(l)) = fds.take_tcp_listener(index) {
+        Socket::Tcp(l)
+    } else if let Ok(Some(l)) = fds.take_unix_listener(index) {
+        Socket::Unix(l)
+    } else if let Ok(Some(fd)) =
+        fds.take_custom::<OwnedFd>(index, AF_VSOCK, SOCK_STREAM, "vsock stream socket")
+    {
+        Socket::Vsock(fd)
+    } else {
+        // Not taken: say what it is instead, from its /proc entry.
+        let name = name.clone();
+        return Err(match std::fs::metadata(format!("/proc/self/fd/{fd}")) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => ActivationError::NotOpen { fd, name },
+            Err(source) => ActivationError::Io { fd, name, source },
+            Ok(meta) => {
+                let kind = meta.file_type();
+                let what = if kind.is_socket() {
+                    return Err(ActivationError::Unsupported { fd, name });
+                } else if kind.is_file() {
+                    "a regular file"
+                } else if kind.is_dir() {
+                    "a directory"
+                } else if kind.is_fifo() {
+                    "a pipe"
+                } else if kind.is_char_device() {
+                    "a character device"
+                } else if kind.is_block_device() {
+                    "a block device"
+                } else {
+                    "something else"
+                };
+                ActivationError::NotASocket { fd, name, what }
+            }
+        });
+    };
+    let listening = match &socket {
+        Socket::Tcp(l) => accepts(l),
+        Socket::Unix(l) => accepts(l),
+        Socket::Vsock(l) => accepts(l),
+    };
+    match listening {
+        Ok(true) => Ok(socket),
+        Ok(false) => Err(ActivationError::NotListening {
+            fd,
+            name: name.clone(),
+        }),
+        Err(source) => Err(ActivationError::Io {
+            fd,
+            name: name.clone(),
+            source,
+        }),
+    }
+}
+
+/// Whether `listen(2)` was called on the socket (`SO_ACCEPTCONN`).
+fn accepts(socket: &impl std::os::fd::AsFd) -> io::Result<bool> {
+    nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::AcceptConn)
+        .map_err(io::Error::from)
+}
+
+/// The descriptor at `index` if it is a socket of a common kind (made
+/// close-on-exec on the way), to be closed.
+fn take_any(fds: &mut listenfd::ListenFd, index: usize) -> Option<OwnedFd> {
+    use nix::libc::{
+        AF_INET, AF_NETLINK, AF_UNIX, AF_VSOCK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM,
+    };
+    [
+        (AF_INET, SOCK_STREAM),
+        (AF_UNIX, SOCK_STREAM),
+        (AF_INET, SOCK_DGRAM),
+        (AF_UNIX, SOCK_DGRAM),
+        (AF_UNIX, SOCK_SEQPACKET),
+        (AF_INET, SOCK_SEQPACKET),
+        (AF_VSOCK, SOCK_STREAM),
+        (AF_NETLINK, SOCK_DGRAM),
+    ]
+    .into_iter()
+    .find_map(|(family, kind)| {
+        fds.take_custom::<OwnedFd>(index, family, kind, "socket")
+            .ok()
+            .flatten()
+    })
 }
 
 /// Why `hvsock:` cannot be listened on.
@@ -379,11 +830,11 @@ async fn bind_unix(path: &Path) -> io::Result<Kind> {
     };
     Ok(Kind::Unix(
         listener,
-        SocketFile {
+        Some(SocketFile {
             path: path.to_owned(),
             id,
             _lock: lock,
-        },
+        }),
     ))
 }
 
@@ -413,6 +864,48 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(list: &[&str]) -> Vec<Option<String>> {
+        list.iter()
+            .map(|n| (!n.is_empty()).then(|| (*n).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn descriptor_names_come_in_order_and_missing_ones_are_unnamed() {
+        assert_eq!(fd_names(2, Some("http:agent")), names(&["http", "agent"]));
+        assert_eq!(fd_names(3, Some("a::unknown")), names(&["a", "", ""]));
+        assert_eq!(fd_names(2, Some("a")), names(&["a", ""]));
+        assert_eq!(fd_names(1, None), names(&[""]));
+        assert_eq!(fd_names(1, Some("a:b")), names(&["a"]));
+    }
+
+    #[test]
+    fn the_socket_is_the_named_one_else_the_only_one() {
+        assert_eq!(pick(&names(&[""]), None).unwrap(), 0);
+        assert_eq!(pick(&names(&["x"]), None).unwrap(), 0);
+        assert_eq!(pick(&names(&["a", "agent"]), Some("agent")).unwrap(), 1);
+        let err = pick(&names(&["", ""]), None).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "2 sockets were passed (LISTEN_FDS=2, names: unknown, unknown); choose"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("--fdname NAME"), "{err}");
+        let err = pick(&names(&["a", ""]), Some("agent"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "no socket named `agent` was passed (--fdname); the names passed (LISTEN_FDNAMES) are: a, unknown"
+        );
+        let err = pick(&names(&["agent", "agent"]), Some("agent")).unwrap_err();
+        assert!(
+            matches!(err, ActivationError::NameNotUnique { count: 2, .. }),
+            "{err}"
+        );
+    }
 
     #[test]
     fn lock_path_is_beside_the_socket() {

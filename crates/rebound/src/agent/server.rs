@@ -402,7 +402,7 @@ pub async fn serve(
 /// [`tokio::io::duplex`] pipe in tests and fuzzing) until the client
 /// closes it or it fails; the same HTTP/1.1 handling, timeouts included,
 /// as each connection [`serve`] accepts. As there, a client that shuts
-/// its write side before the answer came gets none (no half-close).
+/// its write side after its request (half-close) still gets the answer.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -443,6 +443,10 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        // A client that sends its request and then shuts its write side
+        // (`shutdown(SHUT_WR)`, `nc -N`, `curl --unix-socket` piped ...) is
+        // still answered: the end of its input does not end the exchange.
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     if *stop.borrow() {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::agent::addr::{Addr, AddrError, DEFAULT_LISTEN};
 use crate::agent::config::AgentConfig;
-use crate::agent::listener::HVSOCK_LISTEN;
+use crate::agent::listener::{HVSOCK_LISTEN, Inherited};
 use crate::agent::{runtime, server};
 use crate::exit::{CliError, OK};
 use crate::output::err;
@@ -18,13 +18,23 @@ Over TCP or vsock a bearer token is required (--token-file, or
 file beside it (PATH.lock) held while the agent runs. SIGTERM or SIGINT
 stops it gracefully (exit 0).
 
+Socket activation: when a service manager passes listening sockets
+(LISTEN_FDS, with LISTEN_PID this process's pid), the agent listens on the
+one named --fdname NAME in LISTEN_FDNAMES, or on the only one passed,
+instead of binding --listen (which stays the address when started without
+a socket). TCP, Unix and vsock stream sockets are taken; a token is
+required over TCP and vsock as for --listen.
+
 Examples:
   rebound agent --config /etc/rebound/agent.yaml
   rebound agent --config agent.yaml --listen tcp:127.0.0.1:7070 --token-file /etc/rebound/token
   rebound agent --config agent.yaml --listen vsock:7070 --token-file /etc/rebound/token   (in a VM guest)
+  systemd-socket-activate -l /run/rebound/agent.sock --fdname=agent rebound agent --config agent.yaml --fdname agent
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad config or flags (with
-FILE:LINE:COLUMN, or a bad --listen address), 3 cannot listen (another
+FILE:LINE:COLUMN, or a bad --listen address), or passed sockets that
+cannot be used (several and no --fdname, no socket of that name, not a
+listening TCP, Unix or vsock stream socket), 3 cannot listen (another
 agent is listening on the socket or holds its lock, the vsock port is in
 use, the system has no vsock).";
 
@@ -41,6 +51,13 @@ pub struct Args {
     /// overrides `listen:` in the config [default: unix:/run/rebound/agent.sock].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+
+    /// Socket activation: listen on the passed socket of this name
+    /// (LISTEN_FDNAMES; systemd's FileDescriptorName=). Without it the
+    /// only socket passed is taken, and several are an error. Ignored when
+    /// no socket is passed.
+    #[arg(long, value_name = "NAME")]
+    pub fdname: Option<String>,
 
     /// A file holding the bearer token every request must carry; required
     /// when listening on TCP or vsock.
@@ -69,6 +86,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if let Addr::Hvsock { .. } = addr {
         return Err(CliError::usage(format!("cannot listen on {addr}: {HVSOCK_LISTEN}")).into());
     }
+    // Before the runtime's threads start: this removes LISTEN_PID and
+    // LISTEN_FDS from the environment.
+    let inherited = Inherited::take(args.fdname.as_deref())
+        .map_err(|e| CliError::usage(format!("socket activation: {e}")))?;
+    let addr = match &inherited {
+        Some(socket) => socket.addr(),
+        None => addr,
+    };
     let token = match &args.token_file {
         Some(path) => Some(crate::agent::token::read(path)?),
         None => None,
@@ -92,13 +117,25 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
-        let listener = server::Listener::bind(&addr)
-            .await
-            .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
+        let (listener, from) = match inherited {
+            Some(socket) => {
+                let from = format!("socket activation: {}; ", socket.describe());
+                let listener = server::Listener::inherit(socket).map_err(|e| {
+                    CliError::failed(format!("cannot listen on the passed {addr}: {e}"))
+                })?;
+                (listener, from)
+            }
+            None => {
+                let listener = server::Listener::bind(&addr)
+                    .await
+                    .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
+                (listener, String::new())
+            }
+        };
         let map = runtime::build(&config);
         let names: Vec<&str> = config.runtimes.iter().map(|r| r.name.as_str()).collect();
         err!(
-            "rebound agent: listening on {} ({} runtime(s): {})",
+            "rebound agent: listening on {} ({from}{} runtime(s): {})",
             listener.local_addr(),
             names.len(),
             names.join(", ")

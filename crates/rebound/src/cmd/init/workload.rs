@@ -120,30 +120,33 @@ pub async fn run(
             direct
         }
     };
-    let child = command
-        .process_group(0)
-        // A no-op setgid(2) to the effective group, so that std forks and
-        // execs instead of using glibc's posix_spawn, which leaves glibc's
-        // internal signals (32 and 33) ignored in the child, and so ignored
-        // for the workload.
-        .gid(rustix::process::getegid().as_raw())
-        .spawn()
-        .map_err(|e| {
-            // The shell's codes (and `rebound retry`'s, and a container
-            // runtime's): 127 not found, 126 found but not executable.
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                NOT_FOUND
-            } else {
-                CANNOT_EXECUTE
-            };
-            CliError::new(
-                code,
-                format!(
-                    "cannot start the workload `{}`: {e}",
-                    program.to_string_lossy()
-                ),
-            )
-        })?;
+    command.process_group(0);
+    // A no-op setgid(2) to the effective group, so that std forks and
+    // execs instead of using glibc's posix_spawn, which leaves glibc's
+    // internal signals (32 and 33) ignored in the child, and so ignored
+    // for the workload. musl's posix_spawn resets every caught signal and
+    // leaves only those ignored that were ignored: the static build keeps
+    // it, and with it a vfork-like spawn that copies no page tables and
+    // leaves rebound's memory without copy-on-write faults afterwards (a
+    // good part of the entrypoint's start-up time, docs/benchmarks.md).
+    #[cfg(not(target_env = "musl"))]
+    command.gid(rustix::process::getegid().as_raw());
+    let child = command.spawn().map_err(|e| {
+        // The shell's codes (and `rebound retry`'s, and a container
+        // runtime's): 127 not found, 126 found but not executable.
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            NOT_FOUND
+        } else {
+            CANNOT_EXECUTE
+        };
+        CliError::new(
+            code,
+            format!(
+                "cannot start the workload `{}`: {e}",
+                program.to_string_lossy()
+            ),
+        )
+    })?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     // The std handle is not used to wait (see the module doc); dropping it
     // neither kills nor waits.

@@ -263,3 +263,96 @@ fn file_errors_name_the_path() {
         "{err}"
     );
 }
+
+/// A step whose `retry:` is the block mapping `policy` (lines from 6 on).
+fn with_retry(policy: &str) -> String {
+    format!(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: {{ command: 'true' }}\n      retry:\n{policy}"
+    )
+}
+
+#[test]
+fn bad_retry_policies_point_at_the_setting_at_fault() {
+    let cases: [(&str, &str); 12] = [
+        // unknown key: the key
+        (
+            "        attempts: 3\n        retries: 2\n",
+            "spec.yaml:8:9: init.steps[0].retry: unknown field `retries`, expected one of `attempts`, `backoff`, `initial`, `max`, `multiplier`, `jitter`, `deadline`, `attempt_timeout`",
+        ),
+        // zero attempts: the value
+        (
+            "        backoff: constant\n        attempts: 0\n",
+            "spec.yaml:8:19: init.steps[0].retry.attempts: max attempts must be at least 1 (the count includes the first attempt)",
+        ),
+        (
+            "        attempts: -1\n",
+            "spec.yaml:7:19: init.steps[0].retry.attempts: attempts must be at least 1 (the count includes the first attempt), got -1",
+        ),
+        // multiplier below 1: the value
+        (
+            "        initial: 1s\n        multiplier: 0.5\n",
+            "spec.yaml:8:21: init.steps[0].retry.multiplier: multiplier must be a finite number of at least 1, got 0.5",
+        ),
+        // unknown jitter and backoff: the value, with the valid names
+        (
+            "        jitter: half\n",
+            "spec.yaml:7:17: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)",
+        ),
+        (
+            "        backoff: linear\n",
+            "spec.yaml:7:18: init.steps[0].retry.backoff: unknown backoff \"linear\" (expected constant, exponential, fibonacci or decorrelated)",
+        ),
+        // a bad duration: the value, in the one grammar's words
+        (
+            "        initial: -1s\n",
+            "spec.yaml:7:18: init.steps[0].retry.initial: negative duration \"-1s\" (durations must be zero or more)",
+        ),
+        (
+            "        max: 5 parsecs\n",
+            "spec.yaml:7:14: init.steps[0].retry.max: invalid duration \"5 parsecs\"",
+        ),
+        // a zero deadline or attempt timeout: the value
+        (
+            "        deadline: 0\n",
+            "spec.yaml:7:19: init.steps[0].retry.deadline: deadline must be above zero",
+        ),
+        (
+            "        attempt_timeout: 0s\n",
+            "spec.yaml:7:26: init.steps[0].retry.attempt_timeout: attempt_timeout must be above zero",
+        ),
+        // settings that conflict with each other: the mapping that holds
+        // both, and the message names them
+        (
+            "        initial: 10s\n        max: 1s\n",
+            "spec.yaml:7:9: init.steps[0].retry: max delay (1s) is below the initial delay (10s)",
+        ),
+        (
+            "        backoff: constant\n        multiplier: 2\n",
+            "spec.yaml:7:9: init.steps[0].retry: multiplier does not apply to constant backoff",
+        ),
+    ];
+    for (policy, want) in cases {
+        let err = reject(&with_retry(policy));
+        assert_eq!(err.kind(), SpecErrorKind::Invalid, "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with(want), "got  {text}\nwant {want}");
+    }
+}
+
+#[test]
+fn retry_count_keeps_its_zlayer_errors() {
+    let err = reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      retry: -2\n",
+    );
+    assert_eq!(
+        err,
+        "spec.yaml:6:14: init.steps[0].retry: retry must be 0 or more (the retries after the first attempt), got -2"
+    );
+    let err = reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      retry: lots\n",
+    );
+    assert!(
+        err.starts_with("spec.yaml:6:14: init.steps[0].retry: invalid type: string \"lots\", expected a number of retries"),
+        "{err}"
+    );
+}

@@ -793,3 +793,24 @@ fn probe_of_a_failed_runtime_polls_at_the_usual_pace() {
         out.stdout()
     );
 }
+
+#[test]
+fn ensure_wait_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
+    // No agent listens: ensure polls until --wait runs out, then names it.
+    // `0.3` (refused by humantime, which wants a unit) and `300ms` are the
+    // same wait.
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix:{}", dir.path().join("no-agent.sock").display());
+    for wait in ["0.3", "300ms"] {
+        ensure_cli(&addr, "web")
+            .args(["--wait", wait])
+            .run()
+            .code(69)
+            .stderr_has("web: the agent could not be reached for 300ms");
+    }
+    ensure_cli(&addr, "web")
+        .args(["--wait", "soon"])
+        .run()
+        .code(2)
+        .stderr_has("invalid duration \"soon\"");
+}

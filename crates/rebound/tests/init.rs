@@ -652,3 +652,54 @@ fn json_ends_with_an_interrupted_event_when_a_signal_cancels_the_init() {
     assert_eq!(last["signal"], "SIGTERM");
     assert_eq!(last["exit_code"], 143);
 }
+
+/// `rebound init --grace G`: a workload that exits at once leaving a child
+/// that ignores SIGTERM; rebound SIGKILLs it after G. Returns how long
+/// rebound took and the child's pid.
+fn grace_run(dir: &Path, grace: &str) -> (Duration, i32) {
+    let spec = write_spec(dir, "init:\n  steps: []\n");
+    let pid_file = dir.join(format!("leftover-{grace}.pid"));
+    // The child ignores SIGTERM before it writes its pid; the workload
+    // exits once the pid is there.
+    let script = format!(
+        "sh -c 'trap \"\" TERM; echo $$ > {0}; exec sleep 1000' & while [ ! -s {0} ]; do sleep 0.01; done; exit 0",
+        pid_file.display()
+    );
+    let started = Instant::now();
+    Cli::new()
+        .args(["init", "--grace", grace])
+        .args([spec.as_os_str()])
+        .args(["--", "sh", "-c", &script])
+        .run()
+        .code(0);
+    let elapsed = started.elapsed();
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (elapsed, pid)
+}
+
+#[test]
+fn grace_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    // `0.5` (refused by humantime, which wants a unit) and `500ms` are the
+    // same grace: the leftover that ignores SIGTERM is killed after it.
+    for grace in ["0.5", "500ms"] {
+        let (elapsed, pid) = grace_run(dir.path(), grace);
+        assert!(
+            elapsed >= Duration::from_millis(500) && elapsed < Duration::from_secs(10),
+            "--grace {grace}: took {elapsed:?}"
+        );
+        assert!(!alive(pid), "--grace {grace}: the leftover {pid} survived");
+    }
+    let spec = write_spec(dir.path(), "init:\n  steps: []\n");
+    Cli::new()
+        .args(["init", "--grace=-1"])
+        .args([spec.as_os_str()])
+        .args(["--", "true"])
+        .run()
+        .code(2)
+        .stderr_has("negative duration \"-1\"");
+}

@@ -15,9 +15,12 @@ use crate::spec::{ErrorsSpec, InitFailureAction, OnFailure, Spec, Step};
 
 /// Runs the steps of a [`Spec`] in order.
 ///
-/// - A step gets `retry + 1` attempts; between them it waits with the step
-///   backoff of [`Policies`]; an error the action marks permanent ends the
-///   step at once.
+/// - Each step runs on rebound-retry's async runner
+///   ([`Retryable`](rebound_retry::Retryable)). With `retry: N` it gets
+///   `N + 1` attempts and waits the step backoff of [`Policies`] between
+///   them; with a `retry:` policy mapping, the attempts, backoff, deadline
+///   and attempt timeout its policy says. An error the action marks
+///   permanent ends the step at once.
 /// - A step's `timeout` bounds the step as a whole, retries and pauses
 ///   included; the running attempt is dropped when it runs out.
 /// - A failed step with `on_failure: warn` or `continue` lets the init go

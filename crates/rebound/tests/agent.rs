@@ -582,9 +582,16 @@ fn probe_without_a_timeout_does_not_hold_the_start() {
 #[test]
 fn a_wait_too_long_for_the_clock_waits_instead_of_panicking() {
     let agent = Agent::start(QUICK_CONFIG);
-    // u64::MAX seconds overflowed the deadline: a panic (exit 101).
+    // u64::MAX seconds overflowed the deadline: a panic (exit 101). The
+    // one duration grammar now refuses it (above about 136 years), naming
+    // the flag; the longest wait it reads still waits.
     ensure_cli(&agent.addr(), "quick")
         .args(["--wait", "18446744073709551615s"])
+        .run()
+        .code(2)
+        .stderr_has("invalid value '18446744073709551615s' for '--wait <D>': duration \"18446744073709551615s\" is too large");
+    ensure_cli(&agent.addr(), "quick")
+        .args(["--wait", "4294967295"])
         .run()
         .code(0)
         .stdout_has("file://");

@@ -719,6 +719,26 @@ mod tests {
     }
 
     #[test]
+    fn a_setting_bad_on_its_own_is_reported_at_its_value() {
+        // serde_json reports the position it reached: right after the bad
+        // value, not at the end of the mapping.
+        for (json, at) in [
+            (r#"{"multiplier": 0.5, "initial": "1s", "max": "9s"}"#, 18),
+            (r#"{"deadline": 0, "attempts": 4, "initial": "1s"}"#, 14),
+            (r#"{"attempt_timeout": "0s", "attempts": 4}"#, 24),
+        ] {
+            let err = read(json).unwrap_err();
+            assert!(
+                err.ends_with(&format!("line 1 column {at}")),
+                "{json}: {err}"
+            );
+        }
+        // null still means "not set".
+        let spec = read(r#"{"multiplier": null, "deadline": null}"#).unwrap();
+        assert_eq!((spec.multiplier, spec.deadline), (None, None));
+    }
+
+    #[test]
     fn every_kind_builds() {
         for kind in BackoffKind::ALL {
             let json = format!(r#"{{"backoff": "{kind}", "attempts": 4}}"#);

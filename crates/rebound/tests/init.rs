@@ -703,3 +703,35 @@ fn grace_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
         .code(2)
         .stderr_has("negative duration \"-1\"");
 }
+
+#[test]
+fn a_retry_policy_step_runs_from_the_cli_and_says_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fails twice, then succeeds: three attempts 10 ms apart.
+    let count = dir.path().join("count");
+    let command = format!(
+        "c=$(cat '{0}' 2>/dev/null || echo 0); c=$((c+1)); echo $c > '{0}'; [ $c -ge 3 ]",
+        count.display()
+    );
+    let spec = one_step(
+        dir.path(),
+        &format!("{{ command: \"{command}\" }}"),
+        "      retry: { attempts: forever, backoff: constant, initial: 10ms, jitter: none, deadline: 1m }\n",
+    );
+    let out = init_then(&spec, &["true"]).run().code(0);
+    let text = format!("{}{}", out.stdout(), out.stderr());
+    assert!(text.contains("(no attempt limit)"), "{text}");
+    assert!(text.contains("retrying in 10ms"), "{text}");
+    assert_eq!(std::fs::read_to_string(&count).unwrap().trim(), "3");
+    // A bad policy is refused before anything runs, at the value.
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'true' }",
+        "      retry: { attempts: 3, jitter: half }\n",
+    );
+    Cli::new()
+        .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has("spec.yaml:6:37: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)");
+}

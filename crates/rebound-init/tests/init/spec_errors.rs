@@ -273,7 +273,7 @@ fn with_retry(policy: &str) -> String {
 
 #[test]
 fn bad_retry_policies_point_at_the_setting_at_fault() {
-    let cases: [(&str, &str); 12] = [
+    let cases: [(&str, &str); 14] = [
         // unknown key: the key
         (
             "        attempts: 3\n        retries: 2\n",
@@ -320,15 +320,23 @@ fn bad_retry_policies_point_at_the_setting_at_fault() {
             "        attempt_timeout: 0s\n",
             "spec.yaml:7:26: init.steps[0].retry.attempt_timeout: attempt_timeout must be above zero",
         ),
-        // settings that conflict with each other: the mapping that holds
-        // both, and the message names them
+        // settings that conflict with each other: the value of the one
+        // the message is about (found once the whole mapping is read)
         (
-            "        initial: 10s\n        max: 1s\n",
-            "spec.yaml:7:9: init.steps[0].retry: max delay (1s) is below the initial delay (10s)",
+            "        max: 1s\n        initial: 10s\n",
+            "spec.yaml:7:14: init.steps[0].retry.max: max delay (1s) is below the initial delay (10s)",
         ),
         (
-            "        backoff: constant\n        multiplier: 2\n",
-            "spec.yaml:7:9: init.steps[0].retry: multiplier does not apply to constant backoff",
+            "        max: 50ms\n",
+            "spec.yaml:7:14: init.steps[0].retry.max: max delay (50ms) is below the initial delay (100ms)",
+        ),
+        (
+            "        multiplier: 2\n        backoff: constant\n",
+            "spec.yaml:7:21: init.steps[0].retry.multiplier: multiplier does not apply to constant backoff",
+        ),
+        (
+            "        backoff: decorrelated\n        jitter: full\n",
+            "spec.yaml:8:17: init.steps[0].retry.jitter: jitter does not apply to decorrelated backoff",
         ),
     ];
     for (policy, want) in cases {
@@ -337,6 +345,43 @@ fn bad_retry_policies_point_at_the_setting_at_fault() {
         let text = err.to_string();
         assert!(text.starts_with(want), "got  {text}\nwant {want}");
     }
+}
+
+#[test]
+fn a_retry_conflict_points_at_its_setting_in_every_form() {
+    // A deployment's service.
+    let err = reject_text(
+        "services:\n  api:\n    init:\n      steps:\n        - id: a\n          uses: init.run\n          with: { command: 'true' }\n          retry: { backoff: constant, max: 2s }\n",
+    );
+    assert_eq!(
+        err,
+        "spec.yaml:8:44: services.api.init.steps[0].retry.max: max does not apply to constant backoff"
+    );
+    // A step read on its own (the agent's probe) and an init section of
+    // a larger file (the agent's start).
+    let doc = rebound_init::spec::yaml::Document::parse(
+        "probe: { uses: init.wait_file, with: { path: /x }, retry: { initial: 9s, max: 1s } }\nstart:\n  steps:\n    - { id: s, uses: init.run, with: { command: 'true' }, retry: { multiplier: 3, backoff: fibonacci } }\n",
+    )
+    .unwrap();
+    let root = doc.root().unwrap();
+    let err = rebound_init::spec::Step::from_node(
+        root.get("probe").unwrap(),
+        "agent.yaml",
+        "probe",
+        Some("probe"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "agent.yaml:1:79: probe.retry.max: max delay (1s) is below the initial delay (9s)"
+    );
+    let err =
+        rebound_init::spec::InitSpec::from_node(root.get("start").unwrap(), "agent.yaml", "start")
+            .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "agent.yaml:4:80: start.steps[0].retry.multiplier: multiplier does not apply to fibonacci backoff"
+    );
 }
 
 #[test]

@@ -361,8 +361,9 @@ impl<'de> Visitor<'de> for StepSeed<'_> {
 /// A step's `retry:`: ZLayer's number of retries after the first attempt,
 /// or a retry policy mapping (rebound-retry's [`PolicySpec`], read with its
 /// own reader: unknown keys, zero attempts, a multiplier below 1 and bad
-/// durations are refused at the key or value at fault, settings that
-/// conflict with each other at the mapping).
+/// durations are refused at the key or value at fault; settings that
+/// conflict with each other are found at the end of the mapping, and the
+/// loader moves that error to the setting's value, see `retry.rs`).
 enum Retry {
     Count(u32),
     Policy(PolicySpec),

@@ -38,7 +38,8 @@ pub enum Event {
         action: &'static str,
         /// What the step waits for or does.
         target: String,
-        /// Attempts allowed (`retry + 1`).
+        /// Attempts allowed: `retry + 1`, or a `retry:` policy's
+        /// `attempts` (`u64::MAX` for `attempts: forever`).
         max_attempts: u64,
         /// A bound on the whole step, when it has one.
         #[serde(rename = "timeout_ms", serialize_with = "opt_ms")]

@@ -400,7 +400,7 @@ mod de {
     use std::fmt;
     use std::time::Duration;
 
-    use serde::de::{self, Deserializer, Visitor};
+    use serde::de::{self, Deserializer, IntoDeserializer, Visitor};
 
     use super::{BackoffKind, PolicySpec};
     use crate::backoff::{Jitter, PolicyError};
@@ -417,14 +417,118 @@ mod de {
         initial: Option<Duration>,
         #[serde(default, deserialize_with = "crate::duration::serde::option")]
         max: Option<Duration>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "multiplier")]
         multiplier: Option<f64>,
         #[serde(default)]
         jitter: Option<Jitter>,
-        #[serde(default, deserialize_with = "crate::duration::serde::option")]
+        #[serde(default, deserialize_with = "deadline")]
         deadline: Option<Duration>,
-        #[serde(default, deserialize_with = "crate::duration::serde::option")]
+        #[serde(default, deserialize_with = "attempt_timeout")]
         attempt_timeout: Option<Duration>,
+    }
+
+    // The settings that can be checked on their own are checked as they
+    // are read, so that a format that tracks positions points at the value
+    // (the checks against other settings run on the whole mapping).
+
+    /// `multiplier`: finite and at least 1.
+    fn multiplier<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<f64>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a multiplier: a finite number of at least 1")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+                if value.is_finite() && value >= 1.0 {
+                    Ok(Some(value))
+                } else {
+                    Err(E::custom(PolicyError::InvalidMultiplier { value }))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_option(V)
+    }
+
+    /// `deadline`: a duration above zero.
+    fn deadline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        positive(d, "deadline")
+    }
+
+    /// `attempt_timeout`: a duration above zero.
+    fn attempt_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        positive(d, "attempt_timeout")
+    }
+
+    /// A duration in the grammar, above zero; the check runs inside the
+    /// visitor, so the error is the value's.
+    fn positive<'de, D: Deserializer<'de>>(
+        d: D,
+        setting: &'static str,
+    ) -> Result<Option<Duration>, D::Error> {
+        struct V(&'static str);
+        impl V {
+            fn check<E: de::Error>(&self, d: Result<Duration, E>) -> Result<Option<Duration>, E> {
+                match d? {
+                    d if d.is_zero() => Err(E::custom(PolicyError::Zero { setting: self.0 })),
+                    d => Ok(Some(d)),
+                }
+            }
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<Duration>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}: a duration above zero", self.0)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                self.check(grammar(v.into_deserializer()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.check(grammar(v.into_deserializer()))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+                self.check(grammar(v.into_deserializer()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+                self.check(grammar(v.into_deserializer()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                self.check(grammar(v.into_deserializer()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                self.check(grammar(v.into_deserializer()))
+            }
+        }
+        d.deserialize_option(V(setting))
+    }
+
+    /// The duration grammar, on a value already read.
+    fn grammar<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        crate::duration::serde::deserialize(d)
     }
 
     impl TryFrom<RawSpec> for PolicySpec {
@@ -612,6 +716,26 @@ mod tests {
             assert!(err.contains(want), "{json}: {err}");
             assert!(err.contains("line 1 column"), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn a_setting_bad_on_its_own_is_reported_at_its_value() {
+        // serde_json reports the position it reached: right after the bad
+        // value, not at the end of the mapping.
+        for (json, at) in [
+            (r#"{"multiplier": 0.5, "initial": "1s", "max": "9s"}"#, 18),
+            (r#"{"deadline": 0, "attempts": 4, "initial": "1s"}"#, 14),
+            (r#"{"attempt_timeout": "0s", "attempts": 4}"#, 24),
+        ] {
+            let err = read(json).unwrap_err();
+            assert!(
+                err.ends_with(&format!("line 1 column {at}")),
+                "{json}: {err}"
+            );
+        }
+        // null still means "not set".
+        let spec = read(r#"{"multiplier": null, "deadline": null}"#).unwrap();
+        assert_eq!((spec.multiplier, spec.deadline), (None, None));
     }
 
     #[test]

@@ -583,9 +583,16 @@ fn probe_without_a_timeout_does_not_hold_the_start() {
 #[test]
 fn a_wait_too_long_for_the_clock_waits_instead_of_panicking() {
     let agent = Agent::start(QUICK_CONFIG);
-    // u64::MAX seconds overflowed the deadline: a panic (exit 101).
+    // u64::MAX seconds overflowed the deadline: a panic (exit 101). The
+    // one duration grammar now refuses it (above about 136 years), naming
+    // the flag; the longest wait it reads still waits.
     ensure_cli(&agent.addr(), "quick")
         .args(["--wait", "18446744073709551615s"])
+        .run()
+        .code(2)
+        .stderr_has("invalid value '18446744073709551615s' for '--wait <D>': duration \"18446744073709551615s\" is too large");
+    ensure_cli(&agent.addr(), "quick")
+        .args(["--wait", "4294967295"])
         .run()
         .code(0)
         .stdout_has("file://");
@@ -1098,4 +1105,25 @@ fn passed_sockets_that_cannot_be_served_exit_2_naming_the_descriptor() {
         stderr.contains("no socket named `agent` was passed (--fdname); the names passed (LISTEN_FDNAMES) are: http"),
         "{stderr}"
     );
+}
+
+#[test]
+fn ensure_wait_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
+    // No agent listens: ensure polls until --wait runs out, then names it.
+    // `0.3` (refused by humantime, which wants a unit) and `300ms` are the
+    // same wait.
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix:{}", dir.path().join("no-agent.sock").display());
+    for wait in ["0.3", "300ms"] {
+        ensure_cli(&addr, "web")
+            .args(["--wait", wait])
+            .run()
+            .code(69)
+            .stderr_has("web: the agent could not be reached for 300ms");
+    }
+    ensure_cli(&addr, "web")
+        .args(["--wait", "soon"])
+        .run()
+        .code(2)
+        .stderr_has("invalid duration \"soon\"");
 }

@@ -652,3 +652,86 @@ fn json_ends_with_an_interrupted_event_when_a_signal_cancels_the_init() {
     assert_eq!(last["signal"], "SIGTERM");
     assert_eq!(last["exit_code"], 143);
 }
+
+/// `rebound init --grace G`: a workload that exits at once leaving a child
+/// that ignores SIGTERM; rebound SIGKILLs it after G. Returns how long
+/// rebound took and the child's pid.
+fn grace_run(dir: &Path, grace: &str) -> (Duration, i32) {
+    let spec = write_spec(dir, "init:\n  steps: []\n");
+    let pid_file = dir.join(format!("leftover-{grace}.pid"));
+    // The child ignores SIGTERM before it writes its pid; the workload
+    // exits once the pid is there.
+    let script = format!(
+        "sh -c 'trap \"\" TERM; echo $$ > {0}; exec sleep 1000' & while [ ! -s {0} ]; do sleep 0.01; done; exit 0",
+        pid_file.display()
+    );
+    let started = Instant::now();
+    Cli::new()
+        .args(["init", "--grace", grace])
+        .args([spec.as_os_str()])
+        .args(["--", "sh", "-c", &script])
+        .run()
+        .code(0);
+    let elapsed = started.elapsed();
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (elapsed, pid)
+}
+
+#[test]
+fn grace_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    // `0.5` (refused by humantime, which wants a unit) and `500ms` are the
+    // same grace: the leftover that ignores SIGTERM is killed after it.
+    for grace in ["0.5", "500ms"] {
+        let (elapsed, pid) = grace_run(dir.path(), grace);
+        assert!(
+            elapsed >= Duration::from_millis(500) && elapsed < Duration::from_secs(10),
+            "--grace {grace}: took {elapsed:?}"
+        );
+        assert!(!alive(pid), "--grace {grace}: the leftover {pid} survived");
+    }
+    let spec = write_spec(dir.path(), "init:\n  steps: []\n");
+    Cli::new()
+        .args(["init", "--grace=-1"])
+        .args([spec.as_os_str()])
+        .args(["--", "true"])
+        .run()
+        .code(2)
+        .stderr_has("negative duration \"-1\"");
+}
+
+#[test]
+fn a_retry_policy_step_runs_from_the_cli_and_says_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fails twice, then succeeds: three attempts 10 ms apart.
+    let count = dir.path().join("count");
+    let command = format!(
+        "c=$(cat '{0}' 2>/dev/null || echo 0); c=$((c+1)); echo $c > '{0}'; [ $c -ge 3 ]",
+        count.display()
+    );
+    let spec = one_step(
+        dir.path(),
+        &format!("{{ command: \"{command}\" }}"),
+        "      retry: { attempts: forever, backoff: constant, initial: 10ms, jitter: none, deadline: 1m }\n",
+    );
+    let out = init_then(&spec, &["true"]).run().code(0);
+    let text = format!("{}{}", out.stdout(), out.stderr());
+    assert!(text.contains("(no attempt limit)"), "{text}");
+    assert!(text.contains("retrying in 10ms"), "{text}");
+    assert_eq!(std::fs::read_to_string(&count).unwrap().trim(), "3");
+    // A bad policy is refused before anything runs, at the value.
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'true' }",
+        "      retry: { attempts: 3, jitter: half }\n",
+    );
+    Cli::new()
+        .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
+        .run()
+        .code(2)
+        .stderr_has("spec.yaml:6:37: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)");
+}

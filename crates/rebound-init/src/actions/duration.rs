@@ -1,5 +1,8 @@
 //! Durations in specs: humantime text (`"250ms"`, `"1m30s"`) or a bare
-//! integer meaning seconds (ZLayer's unit for `with.timeout: 30`).
+//! number meaning seconds (ZLayer's unit for `with.timeout: 30`; `1.5` is
+//! 1.5 s). This is rebound's one duration grammar,
+//! [`rebound_retry::duration`]: the helpers here are thin wrappers over it,
+//! with the JSON Schema and the humantime serializer specs need.
 //!
 //! Use with serde's `deserialize_with` and schemars' `with`:
 //!
@@ -23,107 +26,35 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt;
 use std::time::Duration;
 
+use serde::Deserializer;
 use serde::Serializer;
-use serde::de::{self, Deserializer, Visitor};
 
-/// Why a duration text was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DurationError {
-    /// The text is empty.
-    #[error("empty duration (expected e.g. \"250ms\", \"5s\", \"1m30s\" or a number of seconds)")]
-    Empty,
-    /// The value is negative.
-    #[error("negative duration {0:?} (durations must be zero or more)")]
-    Negative(String),
-    /// The text is not humantime and not a number of seconds.
-    #[error(
-        "invalid duration {text:?}: {reason} (expected e.g. \"250ms\", \"5s\", \"1m30s\" or a number of seconds)"
-    )]
-    Invalid {
-        /// The text as given.
-        text: String,
-        /// What the parser disliked.
-        reason: String,
-    },
-}
+/// Why a duration text was rejected: the error of rebound's one duration
+/// grammar ([`rebound_retry::duration`]).
+pub use rebound_retry::duration::DurationError;
 
-/// Parses humantime text (`"250ms"`, `"1m30s"`) or a bare number of seconds
-/// (`"30"`).
+/// Parses a duration with rebound's one grammar
+/// ([`rebound_retry::duration::parse`]): humantime text (`"250ms"`,
+/// `"1m30s"`) or a bare number of seconds (`"30"`, `"1.5"`); zero is
+/// allowed, negative values and durations above
+/// [`rebound_retry::duration::MAX`] are not.
 ///
 /// ```
 /// use std::time::Duration;
 /// use rebound_init::actions::duration::parse;
 ///
 /// assert_eq!(parse("250ms").unwrap(), Duration::from_millis(250));
-/// assert_eq!(parse("30").unwrap(), Duration::from_secs(30));
+/// assert_eq!(parse("30").unwrap(), parse("30s").unwrap());
 /// assert!(parse("-5s").is_err());
 /// ```
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    if trimmed.starts_with('-') {
-        return Err(DurationError::Negative(text.to_owned()));
-    }
-    if let Ok(secs) = trimmed.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(trimmed).map_err(|e| DurationError::Invalid {
-        text: text.to_owned(),
-        reason: e.to_string(),
-    })
+    rebound_retry::duration::parse(text)
 }
 
-/// Reads a duration from humantime text or a number of seconds (also
-/// behind the step `timeout:`, which adds its own check).
-pub(crate) struct DurationVisitor;
-
-impl<'de> Visitor<'de> for DurationVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a duration such as \"250ms\", \"5s\", \"1m30s\" or a number of seconds")
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Ok(Duration::from_secs(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom(DurationError::Negative(v.to_string())))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        if v.is_nan() || v.is_infinite() {
-            return Err(E::custom(DurationError::Invalid {
-                text: v.to_string(),
-                reason: "not a finite number".into(),
-            }));
-        }
-        if v < 0.0 {
-            return Err(E::custom(DurationError::Negative(v.to_string())));
-        }
-        Duration::try_from_secs_f64(v).map_err(|e| {
-            E::custom(DurationError::Invalid {
-                text: v.to_string(),
-                reason: e.to_string(),
-            })
-        })
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        parse(v).map_err(E::custom)
-    }
-}
-
-/// Deserializes a [`Duration`] from humantime text or a number of seconds.
+/// Deserializes a [`Duration`] from humantime text or a number of seconds
+/// (integer or decimal), with [`parse`]'s grammar and limits.
 ///
 /// ```
 /// # use std::time::Duration;
@@ -134,9 +65,11 @@ impl<'de> Visitor<'de> for DurationVisitor {
 /// }
 /// let t: T = serde_json::from_str(r#"{"d": "2s"}"#).unwrap();
 /// assert_eq!(t.d, Duration::from_secs(2));
+/// let t: T = serde_json::from_str(r#"{"d": 2}"#).unwrap();
+/// assert_eq!(t.d, Duration::from_secs(2));
 /// ```
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(DurationVisitor)
+    rebound_retry::duration::serde::deserialize(d)
 }
 
 /// Serializes a [`Duration`] as humantime text (`"1m 30s"`, `"250ms"`),
@@ -205,15 +138,12 @@ pub mod option {
     /// assert_eq!(t.d, None);
     /// ```
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        #[derive(serde::Deserialize)]
-        struct Wrap(#[serde(deserialize_with = "super::deserialize")] Duration);
-        let v: Option<Wrap> = serde::Deserialize::deserialize(d)?;
-        Ok(v.map(|Wrap(d)| d))
+        rebound_retry::duration::serde::option(d)
     }
 }
 
 /// The JSON Schema of a duration: a humantime string or a non-negative
-/// integer of seconds. Use as `#[schemars(with = "DurationSchema")]`.
+/// number of seconds. Use as `#[schemars(with = "DurationSchema")]`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -228,7 +158,7 @@ pub mod option {
 /// let schema = serde_json::to_value(schemars::schema_for!(Probe)).unwrap();
 /// assert_eq!(schema["properties"]["every"]["$ref"], "#/$defs/Duration");
 /// let forms = &schema["$defs"]["Duration"]["anyOf"];
-/// assert_eq!(forms[1], serde_json::json!({ "type": "integer", "minimum": 0 }));
+/// assert_eq!(forms[1], serde_json::json!({ "type": "number", "minimum": 0 }));
 /// ```
 #[derive(Debug)]
 pub struct DurationSchema;
@@ -240,10 +170,10 @@ impl schemars::JsonSchema for DurationSchema {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "A duration: humantime text (\"250ms\", \"5s\", \"1m30s\") or a whole number of seconds.",
+            "description": "A duration: humantime text (\"250ms\", \"5s\", \"1m30s\") or a number of seconds (\"30\", 30, 1.5).",
             "anyOf": [
-                { "type": "string", "pattern": "^\\s*[0-9]" },
-                { "type": "integer", "minimum": 0 }
+                { "type": "string", "pattern": "^\\s*[0-9.]" },
+                { "type": "number", "minimum": 0 }
             ]
         })
     }
@@ -263,7 +193,7 @@ mod tests {
     #[test]
     fn rejects_bad_text() {
         assert_eq!(parse(""), Err(DurationError::Empty));
-        assert!(matches!(parse("-1"), Err(DurationError::Negative(_))));
+        assert!(matches!(parse("-1"), Err(DurationError::Negative { .. })));
         let err = parse("soon").unwrap_err().to_string();
         assert!(err.contains("\"soon\""), "{err}");
     }
@@ -281,7 +211,8 @@ mod tests {
             Duration::from_millis(1500),
             Duration::new(90_061, 123_456_789),
             Duration::from_secs(400 * 24 * 3600),
-            Duration::new(u64::MAX, 999_999_999),
+            // The largest duration the grammar reads (about 136 years).
+            rebound_retry::duration::MAX,
         ] {
             let text = serde_json::to_string(&T { d }).unwrap();
             let back: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));

@@ -5,14 +5,17 @@ use std::time::Duration;
 
 use rebound_retry::{Exponential, ExponentialBuilder, PolicyError};
 
-/// The backoff settings of a [`Runner`](super::Runner).
+/// The backoff settings of a [`Runner`](super::Runner): rebound-retry
+/// backoffs whose delays the runner takes (a step with a `retry:` policy
+/// mapping uses the backoff its policy describes instead).
 ///
 /// # Default
 /// - between a step's attempts (`retry: N`): 100 ms, x2, capped at 5 s,
 ///   equal jitter (rebound-retry's `default` preset, with the attempt count
 ///   taken from the step);
 /// - `errors.on_init_failure.action: restart`: a fixed 500 ms pause;
-/// - `action: backoff`: 1 s, 2 s, 4 s ... capped at 60 s, equal jitter.
+/// - `action: backoff`: 1 s, 2 s, 4 s ... capped at 60 s, equal jitter
+///   (rebound-retry's [`presets::restart`](rebound_retry::presets::restart)).
 ///
 /// ```
 /// use rebound_init::orchestrator::Policies;
@@ -65,8 +68,9 @@ fn unreachable_policy() -> ! {
 }
 
 impl Policies {
-    /// Replaces the backoff between a step's attempts. Only its delays are
-    /// used: the number of attempts always comes from the step's `retry`.
+    /// Replaces the backoff between a step's attempts (`retry: N`). Only
+    /// its delays are used: the number of attempts always comes from the
+    /// step's `retry`.
     ///
     /// ```
     /// # use rebound_init::orchestrator::Policies;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rebound_retry::{AnyBackoff, Exponential, PolicyError, RetryError, Retryable, StopReason};
 use tokio::time::Instant;
 
 use super::error::{InitError, InitErrorKind};
@@ -14,9 +15,12 @@ use crate::spec::{ErrorsSpec, InitFailureAction, OnFailure, Spec, Step};
 
 /// Runs the steps of a [`Spec`] in order.
 ///
-/// - A step gets `retry + 1` attempts; between them it waits with the step
-///   backoff of [`Policies`]; an error the action marks permanent ends the
-///   step at once.
+/// - Each step runs on rebound-retry's async runner
+///   ([`Retryable`](rebound_retry::Retryable)). With `retry: N` it gets
+///   `N + 1` attempts and waits the step backoff of [`Policies`] between
+///   them; with a `retry:` policy mapping, the attempts, backoff, deadline
+///   and attempt timeout its policy says. An error the action marks
+///   permanent ends the step at once.
 /// - A step's `timeout` bounds the step as a whole, retries and pauses
 ///   included; the running attempt is dropped when it runs out.
 /// - A failed step with `on_failure: warn` or `continue` lets the init go
@@ -194,6 +198,9 @@ impl Runner {
         let mut next = 0;
         let mut restarts = 0;
         let policy = &self.errors.on_init_failure;
+        // The delays before restarts, from rebound-retry's backoff
+        // iterator (`backoff`) or a fixed pause (`restart`).
+        let mut restart_delays = self.restart_delays();
         loop {
             let Some((index, failure)) = self.run_from(next, &mut reports).await else {
                 let elapsed = started.elapsed();
@@ -240,10 +247,7 @@ impl Runner {
                 });
             }
             restarts += 1;
-            let delay = match policy.action {
-                InitFailureAction::Backoff => self.policies.init_backoff().sample(restarts),
-                _ => self.policies.restart_pause(),
-            };
+            let delay = restart_delays.next(restarts);
             tracing::debug!(
                 step = %self.steps[index].id,
                 restart = restarts,
@@ -338,93 +342,150 @@ impl Runner {
             step: step.id.clone(),
             action: step.action.name(),
             target: step.action.describe(),
-            max_attempts: u64::from(step.retry) + 1,
+            max_attempts: max_attempts(step),
             timeout: step.timeout,
         });
-        let mut last_error: Option<ActionError> = None;
+        let mut last_error: Option<String> = None;
         let ctx = ActionContext::new(step.id.clone(), self.output_sink());
-        let result = match step.timeout {
-            None => self.attempts(step, &ctx, attempts, &mut last_error).await,
-            Some(limit) => {
-                match tokio::time::timeout(
-                    limit,
-                    self.attempts(step, &ctx, attempts, &mut last_error),
-                )
-                .await
-                {
-                    Ok(result) => result,
-                    Err(_) => {
-                        // What the attempt that was cut off last saw (a wait
-                        // action's "connection refused"), else the error of
-                        // the attempt before it.
-                        let last = match (ctx.last_problem.get(), &last_error) {
-                            (Some(problem), _) => format!("; last error: {problem}"),
-                            (None, Some(err)) => format!("; last error: {err}"),
-                            (None, None) => String::new(),
-                        };
-                        let tries = match *attempts {
-                            1 => "1 attempt".to_owned(),
-                            n => format!("{n} attempts"),
-                        };
-                        return Err(StepFailure {
-                            message: format!(
-                                "step `{}` timed out after {} waiting for {} ({tries}{last})",
-                                step.id,
-                                format_elapsed(limit),
-                                step.action.describe(),
-                            ),
-                            timed_out: true,
-                            exit_code: None,
-                        });
-                    }
-                }
-            }
+        let Some(limit) = step.timeout else {
+            return self.attempts(step, &ctx, attempts, &mut last_error).await;
         };
-        result.map_err(|err| StepFailure {
-            // The action's own timeout message names what it waited for.
-            message: if err.is_timeout() {
-                format!("step `{}` timed out: {err}", step.id)
-            } else {
-                err.to_string()
-            },
-            timed_out: err.is_timeout(),
-            exit_code: err.exit_code(),
-        })
+        match tokio::time::timeout(limit, self.attempts(step, &ctx, attempts, &mut last_error))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                // What the attempt that was cut off last saw (a wait
+                // action's "connection refused"), else the error of the
+                // attempt before it.
+                Err(StepFailure {
+                    message: format!(
+                        "step `{}` timed out after {} waiting for {} ({})",
+                        step.id,
+                        format_elapsed(limit),
+                        step.action.describe(),
+                        tries_and_last(*attempts, &ctx, last_error.as_deref()),
+                    ),
+                    timed_out: true,
+                    exit_code: None,
+                })
+            }
+        }
     }
 
-    /// Attempts until one succeeds, the retries are used up, or an error is
-    /// permanent. Counts attempts and keeps the last error in the caller's
-    /// variables, so that they survive when the step timeout drops this
-    /// future.
+    /// Attempts on rebound-retry's async runner until one succeeds, the
+    /// policy stops (retries used up, its deadline), or an error is
+    /// permanent. Counts attempts and keeps the last error's text in the
+    /// caller's variables, so that they survive when the step timeout drops
+    /// this future.
     async fn attempts(
         &self,
         step: &Step,
         ctx: &ActionContext,
         attempts: &mut u32,
-        last_error: &mut Option<ActionError>,
-    ) -> Result<(), ActionError> {
-        loop {
+        last_error: &mut Option<String>,
+    ) -> Result<(), StepFailure> {
+        let plan = StepPlan::of(step, &self.policies).map_err(|err| StepFailure {
+            message: format!("step `{}`: invalid retry policy: {err}", step.id),
+            timed_out: false,
+            exit_code: None,
+        })?;
+        let attempt_timeout = plan.attempt_timeout;
+        let op = || {
             *attempts = attempts.saturating_add(1);
             ctx.last_problem.clear();
-            let err = match step.action.attempt(ctx).await {
-                Ok(()) => return Ok(()),
-                Err(err) => err,
-            };
-            let more = *attempts <= step.retry && err.kind() != ActionErrorKind::Permanent;
-            let next_delay = more.then(|| self.policies.step_backoff().sample(*attempts));
+            attempt(step, ctx, attempt_timeout)
+        };
+        let notify = |err: &ActionError, attempt: u32, delay: Duration| {
             self.emit(Event::AttemptFailed {
                 step: step.id.clone(),
-                attempt: *attempts,
+                attempt,
                 error: err.to_string(),
-                next_delay,
+                next_delay: Some(delay),
             });
-            match next_delay {
-                None => return Err(err),
-                Some(delay) => {
-                    *last_error = Some(err);
-                    tokio::time::sleep(delay).await;
+            *last_error = Some(err.to_string());
+        };
+        let mut call = op
+            .retry(plan.delays)
+            .when(|err: &ActionError| err.kind() != ActionErrorKind::Permanent)
+            .notify(notify)
+            .name(step.id.clone());
+        if let Some(deadline) = plan.deadline {
+            call = call.deadline(deadline);
+        }
+        let Err(stopped) = call.await else {
+            return Ok(());
+        };
+        Err(self.stopped(step, ctx, stopped, plan.deadline, last_error.as_deref()))
+    }
+
+    /// The failure of a step whose retried call stopped: the last attempt's
+    /// `AttemptFailed` (no attempt follows), then why the step failed.
+    fn stopped(
+        &self,
+        step: &Step,
+        ctx: &ActionContext,
+        stopped: RetryError<ActionError>,
+        deadline: Option<Duration>,
+        earlier: Option<&str>,
+    ) -> StepFailure {
+        let attempts = stopped.attempts();
+        let reason = stopped.reason();
+        // An attempt cut by the policy's deadline returned no error of its
+        // own; an attempt that returned one is reported.
+        let cut = stopped.last_attempt_timed_out();
+        let last = if cut { None } else { stopped.into_last_error() };
+        if let Some(err) = &last {
+            self.emit(Event::AttemptFailed {
+                step: step.id.clone(),
+                attempt: attempts,
+                error: err.to_string(),
+                next_delay: None,
+            });
+        }
+        match (reason, deadline) {
+            (StopReason::Deadline, Some(deadline)) => {
+                let text = last.as_ref().map(ToString::to_string);
+                StepFailure {
+                    message: format!(
+                        "step `{}` ran out of its retry deadline ({}) waiting for {} ({})",
+                        step.id,
+                        format_elapsed(deadline),
+                        step.action.describe(),
+                        tries_and_last(attempts, ctx, text.as_deref().or(earlier)),
+                    ),
+                    timed_out: true,
+                    exit_code: last.as_ref().and_then(ActionError::exit_code),
                 }
             }
+            _ => match last {
+                Some(err) => StepFailure {
+                    // The action's own timeout message names what it waited
+                    // for.
+                    message: if err.is_timeout() {
+                        format!("step `{}` timed out: {err}", step.id)
+                    } else {
+                        err.to_string()
+                    },
+                    timed_out: err.is_timeout(),
+                    exit_code: err.exit_code(),
+                },
+                None => StepFailure {
+                    message: format!("step `{}`: {reason} after {attempts} attempts", step.id),
+                    timed_out: false,
+                    exit_code: None,
+                },
+            },
+        }
+    }
+
+    /// The delays before init restarts.
+    fn restart_delays(&self) -> RestartDelays {
+        match self.errors.on_init_failure.action {
+            InitFailureAction::Backoff => {
+                RestartDelays::Backoff(self.policies.init_backoff().clone())
+            }
+            _ => RestartDelays::Pause(self.policies.restart_pause()),
         }
     }
 
@@ -439,6 +500,140 @@ impl Runner {
                 });
             }
         })
+    }
+}
+
+/// One attempt of a step's action, cut after the policy's
+/// `attempt_timeout` when it has one (a cut attempt is a transient timeout
+/// error, retried like the action's own timeout).
+async fn attempt(
+    step: &Step,
+    ctx: &ActionContext,
+    timeout: Option<Duration>,
+) -> Result<(), ActionError> {
+    let Some(limit) = timeout else {
+        return step.action.attempt(ctx).await;
+    };
+    match tokio::time::timeout(limit, step.action.attempt(ctx)).await {
+        Ok(result) => result,
+        Err(_) => {
+            let last = ctx
+                .last_problem
+                .get()
+                .map(|p| format!("; last error: {p}"))
+                .unwrap_or_default();
+            Err(ActionError::timed_out(format!(
+                "attempt timed out after {} (retry.attempt_timeout) waiting for {}{last}",
+                format_elapsed(limit),
+                step.action.describe(),
+            )))
+        }
+    }
+}
+
+/// `N attempts; last error: ...` for a step that ran out of time: what the
+/// cut attempt last saw, else the error of the attempt before it.
+fn tries_and_last(attempts: u32, ctx: &ActionContext, earlier: Option<&str>) -> String {
+    let last = match (ctx.last_problem.get(), earlier) {
+        (Some(problem), _) => format!("; last error: {problem}"),
+        (None, Some(err)) => format!("; last error: {err}"),
+        (None, None) => String::new(),
+    };
+    match attempts {
+        1 => format!("1 attempt{last}"),
+        n => format!("{n} attempts{last}"),
+    }
+}
+
+/// The attempts a step may make, for [`Event::StepStarted`]: `retry + 1`,
+/// a policy's `attempts`, or `u64::MAX` for `attempts: forever`.
+fn max_attempts(step: &Step) -> u64 {
+    match &step.retry_policy {
+        Some(policy) => policy.attempts.map_or(u64::MAX, u64::from),
+        None => u64::from(step.retry) + 1,
+    }
+}
+
+/// How a step is retried, on rebound-retry's types.
+struct StepPlan {
+    delays: StepDelays,
+    deadline: Option<Duration>,
+    attempt_timeout: Option<Duration>,
+}
+
+impl StepPlan {
+    fn of(step: &Step, policies: &Policies) -> Result<StepPlan, PolicyError> {
+        Ok(match &step.retry_policy {
+            Some(policy) => StepPlan {
+                delays: StepDelays::Policy(policy.build()?),
+                deadline: policy.deadline(),
+                attempt_timeout: policy.attempt_timeout(),
+            },
+            None => StepPlan {
+                delays: StepDelays::Count {
+                    backoff: policies.step_backoff().clone(),
+                    given: 0,
+                    retries: step.retry,
+                },
+                deadline: None,
+                attempt_timeout: None,
+            },
+        })
+    }
+}
+
+/// The delays between a step's attempts: one per retry.
+enum StepDelays {
+    /// ZLayer's `retry: N`: N delays of the runner's step backoff (its own
+    /// attempt limit, if any, does not count: the step's `retry` does).
+    Count {
+        backoff: Exponential,
+        given: u32,
+        retries: u32,
+    },
+    /// A `retry:` mapping: the backoff it describes, attempts included.
+    Policy(AnyBackoff),
+}
+
+impl Iterator for StepDelays {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        match self {
+            StepDelays::Count {
+                backoff,
+                given,
+                retries,
+            } => {
+                if *given >= *retries {
+                    return None;
+                }
+                *given += 1;
+                Some(backoff.next().unwrap_or_else(|| backoff.sample(*given)))
+            }
+            StepDelays::Policy(backoff) => backoff.next(),
+        }
+    }
+}
+
+/// The delays before init restarts (their number is `max_retries`).
+enum RestartDelays {
+    /// `action: backoff`: rebound-retry's backoff iterator (the restart
+    /// preset by default).
+    Backoff(Exponential),
+    /// `action: restart`: a fixed pause.
+    Pause(Duration),
+}
+
+impl RestartDelays {
+    /// The delay before restart `n` (1 for the first).
+    fn next(&mut self, n: u32) -> Duration {
+        match self {
+            // A backoff given with an attempt limit of its own keeps its
+            // cap once its delays run out: `max_retries` counts restarts.
+            RestartDelays::Backoff(backoff) => backoff.next().unwrap_or_else(|| backoff.sample(n)),
+            RestartDelays::Pause(pause) => *pause,
+        }
     }
 }
 

@@ -1,13 +1,11 @@
-//! The step `timeout:` value: humantime text (`250ms`, `1m30s`) or a bare
-//! number meaning seconds (ZLayer's unit), parsed by
-//! [`crate::actions::duration`], and greater than zero.
+//! The step `timeout:` value: rebound's one duration grammar
+//! ([`rebound_retry::duration`]: humantime text such as `250ms` or `1m30s`,
+//! or a bare number meaning seconds, ZLayer's unit), and greater than zero.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
-
-use crate::actions::duration::DurationVisitor;
+use serde::de::{self, Deserializer, IntoDeserializer, Visitor};
 
 /// A positive duration read from humantime text or seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,38 +19,51 @@ impl<'de> serde::Deserialize<'de> for StepTimeout {
     }
 }
 
-/// [`DurationVisitor`], then a check that the duration is not zero.
+/// The grammar on the value already read, then a check that the duration
+/// is not zero.
 struct TimeoutVisitor;
 
-fn positive<E: de::Error>(d: Duration) -> Result<StepTimeout, E> {
-    if d.is_zero() {
-        Err(E::custom("timeout must be greater than 0"))
-    } else {
-        Ok(StepTimeout(d))
+fn positive<E: de::Error>(d: Result<Duration, E>) -> Result<StepTimeout, E> {
+    match d? {
+        d if d.is_zero() => Err(E::custom("timeout must be greater than 0")),
+        d => Ok(StepTimeout(d)),
     }
 }
 
-impl<'de> Visitor<'de> for TimeoutVisitor {
+/// The one grammar, on a scalar the visitor was given.
+fn grammar<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    rebound_retry::duration::serde::deserialize(d)
+}
+
+impl Visitor<'_> for TimeoutVisitor {
     type Value = StepTimeout;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        DurationVisitor.expecting(f)
+        f.write_str("a duration such as \"250ms\", \"5s\", \"1m30s\" or a number of seconds")
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<StepTimeout, E> {
-        DurationVisitor.visit_u64(v).and_then(positive)
+        positive(grammar(v.into_deserializer()))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<StepTimeout, E> {
-        DurationVisitor.visit_i64(v).and_then(positive)
+        positive(grammar(v.into_deserializer()))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<StepTimeout, E> {
+        positive(grammar(v.into_deserializer()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<StepTimeout, E> {
+        positive(grammar(v.into_deserializer()))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<StepTimeout, E> {
-        DurationVisitor.visit_f64(v).and_then(positive)
+        positive(grammar(v.into_deserializer()))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<StepTimeout, E> {
-        DurationVisitor.visit_str(v).and_then(positive)
+        positive(grammar(v.into_deserializer()))
     }
 }
 
@@ -72,6 +83,9 @@ mod tests {
         assert_eq!(parse("'30'"), Ok(Duration::from_secs(30)));
         assert_eq!(parse("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        // One grammar: a bare number is seconds, as text or as a number.
+        assert_eq!(parse("30"), parse("30s"));
+        assert_eq!(parse("'1.5'"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
     }
 
@@ -82,7 +96,7 @@ mod tests {
         assert!(parse("0").unwrap_err().contains("greater than 0"));
         assert!(parse("0s").unwrap_err().contains("greater than 0"));
         assert!(parse("0.0").unwrap_err().contains("greater than 0"));
-        assert!(parse(".nan").unwrap_err().contains("not a finite number"));
+        assert!(parse(".nan").unwrap_err().contains("is not a number"));
         assert!(
             parse("soon")
                 .unwrap_err()

@@ -77,8 +77,32 @@ pub struct Step {
     pub action: ActionSpec,
     /// Bound on the whole step, retries and their pauses included.
     pub timeout: Option<Duration>,
-    /// Attempts after the first one (`retry: 3` = up to 4 attempts).
+    /// Attempts after the first one (`retry: 3` = up to 4 attempts). With
+    /// a policy mapping ([`retry_policy`](Self::retry_policy)), its
+    /// `attempts` less one (`u32::MAX` for `attempts: forever`).
     pub retry: u32,
+    /// The retry policy when `retry:` is a mapping (`attempts`, `backoff`,
+    /// `initial`, `max`, `multiplier`, `jitter`, `deadline`,
+    /// `attempt_timeout`); `None` for ZLayer's `retry: N`, which waits the
+    /// runner's step backoff between attempts.
+    ///
+    /// ```
+    /// # use rebound_init::spec::Spec;
+    /// use rebound_retry::BackoffKind;
+    /// use std::time::Duration;
+    /// let spec = Spec::from_yaml(
+    ///     "init:\n  steps:\n    - id: db\n      uses: init.wait_file\n      with: { path: /x }\n      retry: { attempts: 5, backoff: constant, initial: 2s, jitter: none }\n",
+    ///     "inline.yaml",
+    ///     None,
+    /// )?;
+    /// let step = &spec.init.steps[0];
+    /// let policy = step.retry_policy.as_ref().unwrap();
+    /// assert_eq!((step.retry, policy.attempts), (4, Some(5)));
+    /// assert_eq!(policy.backoff, BackoffKind::Constant);
+    /// assert_eq!(policy.build()?.collect::<Vec<_>>(), [Duration::from_secs(2); 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub retry_policy: Option<rebound_retry::PolicySpec>,
     /// What a failure of this step does to the init.
     pub on_failure: OnFailure,
 }
@@ -123,7 +147,8 @@ impl Serialize for InitSpec {
 
 /// Writes the step as it is written in a spec: `id`, `uses` (the action's
 /// name), `with` (its parameters), `timeout` (humantime text, left out
-/// when unset), `retry` and `on_failure`.
+/// when unset), `retry` (the number, or the policy mapping) and
+/// `on_failure`.
 ///
 /// ```
 /// # use rebound_init::spec::Spec;
@@ -165,8 +190,54 @@ impl Serialize for Step {
             Some(timeout) => out.serialize_field("timeout", &Timeout(timeout))?,
             None => out.skip_field("timeout")?,
         }
-        out.serialize_field("retry", &self.retry)?;
+        match &self.retry_policy {
+            Some(policy) => out.serialize_field("retry", &PolicyOut(policy))?,
+            None => out.serialize_field("retry", &self.retry)?,
+        }
         out.serialize_field("on_failure", &self.on_failure)?;
+        out.end()
+    }
+}
+
+/// A step's retry policy written as the mapping it was read from: every
+/// setting it holds, durations as humantime text.
+struct PolicyOut<'a>(&'a rebound_retry::PolicySpec);
+
+impl Serialize for PolicyOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        /// A duration as humantime text.
+        struct Text(Duration);
+        impl Serialize for Text {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                crate::actions::duration::serialize(&self.0, s)
+            }
+        }
+
+        let p = self.0;
+        let mut out = s.serialize_map(None)?;
+        match p.attempts {
+            Some(n) => out.serialize_entry("attempts", &n)?,
+            None => out.serialize_entry("attempts", "forever")?,
+        }
+        out.serialize_entry("backoff", p.backoff.name())?;
+        out.serialize_entry("initial", &Text(p.initial))?;
+        if let Some(max) = p.max {
+            out.serialize_entry("max", &Text(max))?;
+        }
+        if let Some(multiplier) = p.multiplier {
+            out.serialize_entry("multiplier", &multiplier)?;
+        }
+        if let Some(jitter) = p.jitter {
+            out.serialize_entry("jitter", jitter.name())?;
+        }
+        if let Some(deadline) = p.deadline {
+            out.serialize_entry("deadline", &Text(deadline))?;
+        }
+        if let Some(timeout) = p.attempt_timeout {
+            out.serialize_entry("attempt_timeout", &Text(timeout))?;
+        }
         out.end()
     }
 }
@@ -394,7 +465,7 @@ mod tests {
     /// all, so the JSON text needs no escaping.
     #[test]
     fn a_step_with_every_field_round_trips() {
-        let text = "init:\n  steps:\n    - id: \"a\\u2028b\\rc\\x85\"\n      uses: init.run\n      with: { command: [\"/bin/echo\", \"x\\u2029y\\x7f\\x9f\\ufeff\\ufffe\\uffff\\U0001F600\"] }\n      timeout: 1.5\n      retry: 4\n      on_failure: continue\n    - { id: b, uses: init.wait_tcp, with: { host: db, port: 1 }, timeout: 250ms, on_failure: warn }\nerrors: { on_init_failure: { action: backoff, max_retries: 9 } }\n";
+        let text = "init:\n  steps:\n    - id: \"a\\u2028b\\rc\\x85\"\n      uses: init.run\n      with: { command: [\"/bin/echo\", \"x\\u2029y\\x7f\\x9f\\ufeff\\ufffe\\uffff\\U0001F600\"] }\n      timeout: 1.5\n      retry: 4\n      on_failure: continue\n    - { id: b, uses: init.wait_tcp, with: { host: db, port: 1 }, timeout: 250ms, on_failure: warn }\n    - { id: c, uses: init.wait_file, with: { path: /x }, retry: { attempts: 4, backoff: exponential, initial: 1.5, max: 1m, multiplier: 3, jitter: full, deadline: 5m, attempt_timeout: 250ms } }\n    - { id: d, uses: init.wait_file, with: { path: /x }, retry: { attempts: forever, backoff: decorrelated, deadline: 90 } }\nerrors: { on_init_failure: { action: backoff, max_retries: 9 } }\n";
         let spec = Spec::from_yaml(text, "x.yaml", None).unwrap();
         assert_eq!(spec.init.steps[0].id, "a\u{2028}b\rc\u{85}");
         assert_eq!(

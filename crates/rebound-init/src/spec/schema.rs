@@ -5,6 +5,7 @@
 //! action ([`ActionSpec::params_schemas`], generated from the one list of
 //! actions), while every parameter type contributes its derived schema.
 
+use rebound_retry::{BackoffKind, Jitter};
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Value, json};
 
@@ -51,8 +52,11 @@ pub fn json_schema() -> Value {
                 "allOf": [duration]
             },
             "retry": {
-                "type": "integer", "minimum": 0,
-                "description": "Attempts after the first one, with backoff."
+                "description": "ZLayer's number of attempts after the first one (waits the default step backoff), or a retry policy mapping.",
+                "anyOf": [
+                    { "type": "integer", "minimum": 0, "maximum": u32::MAX },
+                    { "$ref": "#/$defs/RetryPolicy" }
+                ]
             },
             "on_failure": on_failure
         },
@@ -67,6 +71,7 @@ pub fn json_schema() -> Value {
     for (name, schema) in generator.take_definitions(true) {
         defs.insert(name, schema);
     }
+    defs.insert("RetryPolicy".into(), retry_policy(&duration));
     defs.insert("Step".into(), step);
     defs.insert("Init".into(), init);
     let mut schema = json!({
@@ -106,6 +111,38 @@ pub fn json_schema() -> Value {
     });
     strip_doc_examples(&mut schema);
     schema
+}
+
+/// A step's `retry:` mapping: rebound-retry's policy language
+/// ([`rebound_retry::PolicySpec`]), durations in the one grammar.
+fn retry_policy(duration: &Value) -> Value {
+    let backoffs: Vec<&str> = BackoffKind::ALL.iter().map(|k| k.name()).collect();
+    let jitters: Vec<&str> = Jitter::ALL.iter().map(|j| j.name()).collect();
+    let duration_for = |what: &str| json!({ "description": what, "allOf": [duration] });
+    json!({
+        "type": "object",
+        "description": "A retry policy. Every key is optional; the defaults are 3 attempts, exponential from 100ms x2 capped at 5s, equal jitter, no deadline.",
+        "additionalProperties": false,
+        "properties": {
+            "attempts": {
+                "description": "Total attempts, the first included, or \"forever\" (bound it with `deadline` or the step's `timeout`).",
+                "anyOf": [
+                    { "type": "integer", "minimum": 1, "maximum": u32::MAX },
+                    { "const": "forever" }
+                ]
+            },
+            "backoff": { "enum": backoffs, "description": "The shape of the delays." },
+            "initial": duration_for("The first delay (constant: every delay; decorrelated: the base)."),
+            "max": duration_for("The cap on delays (not for constant backoff); at least `initial`."),
+            "multiplier": {
+                "type": "number", "minimum": 1,
+                "description": "The growth factor (exponential backoff only)."
+            },
+            "jitter": { "enum": jitters, "description": "How delays are randomised (not for decorrelated backoff)." },
+            "deadline": duration_for("A bound on all attempts and pauses; no pause runs past it."),
+            "attempt_timeout": duration_for("A bound on each attempt; a cut attempt is retried.")
+        }
+    })
 }
 
 /// Removes the fenced code blocks (the Rust doc tests of the types the
@@ -162,6 +199,55 @@ mod tests {
         props.sort_unstable();
         fields.sort_unstable();
         assert_eq!(props, fields);
+    }
+
+    #[test]
+    fn retry_is_a_count_or_a_policy_whose_keys_the_loader_reads() {
+        let schema = json_schema();
+        let retry = &schema["$defs"]["Step"]["properties"]["retry"]["anyOf"];
+        assert_eq!(retry[0]["type"], "integer");
+        assert_eq!(retry[1]["$ref"], "#/$defs/RetryPolicy");
+        let policy = &schema["$defs"]["RetryPolicy"];
+        assert_eq!(policy["additionalProperties"], false);
+        let keys: Vec<&String> = policy["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 8, "{keys:?}");
+        // Every key the schema lists is read by the loader (which refuses
+        // unknown keys), and every name it lists for backoff and jitter.
+        let value = |key: &str| match key {
+            "attempts" => "4",
+            "backoff" => "exponential",
+            "multiplier" => "1.5",
+            "jitter" => "full",
+            _ => "2s",
+        };
+        for key in keys {
+            let yaml = format!(
+                "init:\n  steps:\n    - {{ id: a, uses: init.wait_file, with: {{ path: /x }}, retry: {{ {key}: {} }} }}\n",
+                value(key)
+            );
+            let spec = super::super::Spec::from_yaml(&yaml, "x.yaml", None)
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert!(spec.init.steps[0].retry_policy.is_some(), "{key}");
+        }
+        for (key, names) in [
+            ("backoff", &policy["properties"]["backoff"]["enum"]),
+            ("jitter", &policy["properties"]["jitter"]["enum"]),
+        ] {
+            for name in names.as_array().unwrap() {
+                let name = name.as_str().unwrap();
+                let extra = if key == "jitter" {
+                    ""
+                } else {
+                    ", jitter: none"
+                };
+                let extra = if name == "decorrelated" { "" } else { extra };
+                let yaml = format!(
+                    "init:\n  steps:\n    - {{ id: a, uses: init.wait_file, with: {{ path: /x }}, retry: {{ {key}: {name}{extra} }} }}\n"
+                );
+                super::super::Spec::from_yaml(&yaml, "x.yaml", None)
+                    .unwrap_or_else(|e| panic!("{key}: {name}: {e}"));
+            }
+        }
     }
 
     #[test]

@@ -495,3 +495,211 @@ fn events_serialize_to_one_json_object_each() {
     );
     assert!(lines[1].contains(r#""line":"hello""#), "{}", lines[1]);
 }
+
+/// The delays announced by `AttemptFailed`, in order.
+fn next_delays(events: &[Event]) -> Vec<Option<Duration>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptFailed { next_delay, .. } => Some(*next_delay),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A step waiting for a file that never appears (each attempt gives up
+/// after `with.timeout`), retried as `retry` says.
+fn absent_file_spec(dir: &Path, with_timeout: &str, retry: &str) -> Spec {
+    spec(&format!(
+        "init:\n  steps:\n    - id: cfg\n      uses: init.wait_file\n      with: {{ path: '{}', timeout: {with_timeout} }}\n      retry: {retry}\n",
+        dir.join("absent").display()
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_mapping_drives_the_attempts_and_delays() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = absent_file_spec(
+        dir.path(),
+        "100ms",
+        "{ attempts: 5, backoff: exponential, initial: 1s, multiplier: 3, max: 5s, jitter: none }",
+    );
+    let (runner, events) = recorded(&spec);
+    let begun = tokio::time::Instant::now();
+    let err = runner.run().await.unwrap_err();
+    let elapsed = begun.elapsed();
+    assert_eq!(err.summary().steps[0].attempts, 5);
+    let events = events.lock().unwrap();
+    let s = Duration::from_secs;
+    assert_eq!(
+        next_delays(&events),
+        [Some(s(1)), Some(s(3)), Some(s(5)), Some(s(5)), None]
+    );
+    assert!(
+        matches!(
+            events[0],
+            Event::StepStarted {
+                max_attempts: 5,
+                ..
+            }
+        ),
+        "{:?}",
+        events[0]
+    );
+    // Five 100 ms attempts and 14 s of pauses (timers have 1 ms ticks).
+    let expected = Duration::from_millis(14_500);
+    assert!(
+        elapsed >= expected && elapsed <= expected + Duration::from_millis(10),
+        "took {elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_mapping_of_each_backoff_kind_makes_its_attempts() {
+    for (kind, delays_ms) in [
+        ("constant", vec![200u64, 200, 200]),
+        ("fibonacci", vec![200, 200, 400]),
+        ("exponential", vec![200, 400, 800]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = absent_file_spec(
+            dir.path(),
+            "10ms",
+            &format!("{{ attempts: 4, backoff: {kind}, initial: 200ms, jitter: none }}"),
+        );
+        let (runner, events) = recorded(&spec);
+        let err = runner.run().await.unwrap_err();
+        assert_eq!(err.summary().steps[0].attempts, 4, "{kind}");
+        let mut want: Vec<_> = delays_ms
+            .into_iter()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .collect();
+        want.push(None);
+        assert_eq!(next_delays(&events.lock().unwrap()), want, "{kind}");
+    }
+    // Decorrelated jitter: random delays, from the base up to the cap.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = absent_file_spec(
+        dir.path(),
+        "10ms",
+        "{ attempts: 6, backoff: decorrelated, initial: 100ms, max: 2s }",
+    );
+    let (runner, events) = recorded(&spec);
+    let err = runner.run().await.unwrap_err();
+    assert_eq!(err.summary().steps[0].attempts, 6);
+    let delays = next_delays(&events.lock().unwrap());
+    assert_eq!(delays.len(), 6);
+    for d in &delays[..5] {
+        let d = d.unwrap();
+        assert!(
+            d >= Duration::from_millis(100) && d <= Duration::from_secs(2),
+            "{d:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_deadline_stops_before_a_pause_that_would_pass_it() {
+    // Attempts at 0, 1.1 s, 2.2 s and 3.3 s (100 ms each, 1 s apart); the
+    // pause after the fourth would end past the 3.5 s deadline.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = absent_file_spec(
+        dir.path(),
+        "100ms",
+        "{ attempts: forever, backoff: constant, initial: 1s, jitter: none, deadline: 3500ms }",
+    );
+    let (runner, events) = recorded(&spec);
+    let begun = tokio::time::Instant::now();
+    let err = runner.run().await.unwrap_err();
+    let elapsed = begun.elapsed();
+    assert_eq!(err.kind(), InitErrorKind::StepTimedOut);
+    assert_eq!(err.summary().steps[0].attempts, 4);
+    assert!(
+        elapsed >= Duration::from_millis(3400) && elapsed < Duration::from_millis(3500),
+        "took {elapsed:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("step `cfg` ran out of its retry deadline (3.50s) waiting for file"),
+        "{text}"
+    );
+    assert!(text.contains("(4 attempts; last error: "), "{text}");
+    let events = events.lock().unwrap();
+    assert_eq!(next_delays(&events).last(), Some(&None));
+    assert!(
+        matches!(
+            events[0],
+            Event::StepStarted {
+                max_attempts: u64::MAX,
+                ..
+            }
+        ),
+        "{:?}",
+        events[0]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_attempt_timeout_cuts_each_attempt_and_retries() {
+    // The action would wait 10 s; each attempt is cut after 200 ms.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = absent_file_spec(
+        dir.path(),
+        "10s",
+        "{ attempts: 3, backoff: constant, initial: 1s, jitter: none, attempt_timeout: 200ms }",
+    );
+    let (runner, events) = recorded(&spec);
+    let begun = tokio::time::Instant::now();
+    let err = runner.run().await.unwrap_err();
+    let elapsed = begun.elapsed();
+    assert_eq!(err.kind(), InitErrorKind::StepTimedOut);
+    assert_eq!(err.summary().steps[0].attempts, 3);
+    let expected = Duration::from_millis(2600);
+    assert!(
+        elapsed >= expected && elapsed <= expected + Duration::from_millis(10),
+        "took {elapsed:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("attempt timed out after 200ms (retry.attempt_timeout) waiting for file"),
+        "{text}"
+    );
+    let s = Duration::from_secs;
+    assert_eq!(
+        next_delays(&events.lock().unwrap()),
+        [Some(s(1)), Some(s(1)), None]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_mapping_does_not_retry_a_permanent_error() {
+    let spec = spec(
+        "init:\n  steps:\n    - id: missing\n      uses: init.run\n      with: { command: ['/nonexistent/rebound-prog'] }\n      retry: { attempts: 5, initial: 1s }\n",
+    );
+    let err = Runner::new(&spec).run().await.unwrap_err();
+    assert_eq!(err.summary().steps[0].attempts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zlayer_retry_count_reads_and_runs_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = absent_file_spec(dir.path(), "10ms", "3");
+    let step = &spec.init.steps[0];
+    assert_eq!((step.retry, step.retry_policy.as_ref()), (3, None));
+    let (runner, events) = recorded(&spec);
+    let err = runner.run().await.unwrap_err();
+    assert_eq!(err.summary().steps[0].attempts, 4);
+    let events = events.lock().unwrap();
+    assert!(
+        matches!(
+            events[0],
+            Event::StepStarted {
+                max_attempts: 4,
+                ..
+            }
+        ),
+        "{:?}",
+        events[0]
+    );
+    assert_eq!(next_delays(&events).len(), 4);
+}

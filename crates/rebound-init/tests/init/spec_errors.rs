@@ -263,3 +263,141 @@ fn file_errors_name_the_path() {
         "{err}"
     );
 }
+
+/// A step whose `retry:` is the block mapping `policy` (lines from 6 on).
+fn with_retry(policy: &str) -> String {
+    format!(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: {{ command: 'true' }}\n      retry:\n{policy}"
+    )
+}
+
+#[test]
+fn bad_retry_policies_point_at_the_setting_at_fault() {
+    let cases: [(&str, &str); 14] = [
+        // unknown key: the key
+        (
+            "        attempts: 3\n        retries: 2\n",
+            "spec.yaml:8:9: init.steps[0].retry: unknown field `retries`, expected one of `attempts`, `backoff`, `initial`, `max`, `multiplier`, `jitter`, `deadline`, `attempt_timeout`",
+        ),
+        // zero attempts: the value
+        (
+            "        backoff: constant\n        attempts: 0\n",
+            "spec.yaml:8:19: init.steps[0].retry.attempts: max attempts must be at least 1 (the count includes the first attempt)",
+        ),
+        (
+            "        attempts: -1\n",
+            "spec.yaml:7:19: init.steps[0].retry.attempts: attempts must be at least 1 (the count includes the first attempt), got -1",
+        ),
+        // multiplier below 1: the value
+        (
+            "        initial: 1s\n        multiplier: 0.5\n",
+            "spec.yaml:8:21: init.steps[0].retry.multiplier: multiplier must be a finite number of at least 1, got 0.5",
+        ),
+        // unknown jitter and backoff: the value, with the valid names
+        (
+            "        jitter: half\n",
+            "spec.yaml:7:17: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)",
+        ),
+        (
+            "        backoff: linear\n",
+            "spec.yaml:7:18: init.steps[0].retry.backoff: unknown backoff \"linear\" (expected constant, exponential, fibonacci or decorrelated)",
+        ),
+        // a bad duration: the value, in the one grammar's words
+        (
+            "        initial: -1s\n",
+            "spec.yaml:7:18: init.steps[0].retry.initial: negative duration \"-1s\" (durations must be zero or more)",
+        ),
+        (
+            "        max: 5 parsecs\n",
+            "spec.yaml:7:14: init.steps[0].retry.max: invalid duration \"5 parsecs\"",
+        ),
+        // a zero deadline or attempt timeout: the value
+        (
+            "        deadline: 0\n",
+            "spec.yaml:7:19: init.steps[0].retry.deadline: deadline must be above zero",
+        ),
+        (
+            "        attempt_timeout: 0s\n",
+            "spec.yaml:7:26: init.steps[0].retry.attempt_timeout: attempt_timeout must be above zero",
+        ),
+        // settings that conflict with each other: the value of the one
+        // the message is about (found once the whole mapping is read)
+        (
+            "        max: 1s\n        initial: 10s\n",
+            "spec.yaml:7:14: init.steps[0].retry.max: max delay (1s) is below the initial delay (10s)",
+        ),
+        (
+            "        max: 50ms\n",
+            "spec.yaml:7:14: init.steps[0].retry.max: max delay (50ms) is below the initial delay (100ms)",
+        ),
+        (
+            "        multiplier: 2\n        backoff: constant\n",
+            "spec.yaml:7:21: init.steps[0].retry.multiplier: multiplier does not apply to constant backoff",
+        ),
+        (
+            "        backoff: decorrelated\n        jitter: full\n",
+            "spec.yaml:8:17: init.steps[0].retry.jitter: jitter does not apply to decorrelated backoff",
+        ),
+    ];
+    for (policy, want) in cases {
+        let err = reject(&with_retry(policy));
+        assert_eq!(err.kind(), SpecErrorKind::Invalid, "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with(want), "got  {text}\nwant {want}");
+    }
+}
+
+#[test]
+fn a_retry_conflict_points_at_its_setting_in_every_form() {
+    // A deployment's service.
+    let err = reject_text(
+        "services:\n  api:\n    init:\n      steps:\n        - id: a\n          uses: init.run\n          with: { command: 'true' }\n          retry: { backoff: constant, max: 2s }\n",
+    );
+    assert_eq!(
+        err,
+        "spec.yaml:8:44: services.api.init.steps[0].retry.max: max does not apply to constant backoff"
+    );
+    // A step read on its own (the agent's probe) and an init section of
+    // a larger file (the agent's start).
+    let doc = rebound_init::spec::yaml::Document::parse(
+        "probe: { uses: init.wait_file, with: { path: /x }, retry: { initial: 9s, max: 1s } }\nstart:\n  steps:\n    - { id: s, uses: init.run, with: { command: 'true' }, retry: { multiplier: 3, backoff: fibonacci } }\n",
+    )
+    .unwrap();
+    let root = doc.root().unwrap();
+    let err = rebound_init::spec::Step::from_node(
+        root.get("probe").unwrap(),
+        "agent.yaml",
+        "probe",
+        Some("probe"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "agent.yaml:1:79: probe.retry.max: max delay (1s) is below the initial delay (9s)"
+    );
+    let err =
+        rebound_init::spec::InitSpec::from_node(root.get("start").unwrap(), "agent.yaml", "start")
+            .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "agent.yaml:4:80: start.steps[0].retry.multiplier: multiplier does not apply to fibonacci backoff"
+    );
+}
+
+#[test]
+fn retry_count_keeps_its_zlayer_errors() {
+    let err = reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      retry: -2\n",
+    );
+    assert_eq!(
+        err,
+        "spec.yaml:6:14: init.steps[0].retry: retry must be 0 or more (the retries after the first attempt), got -2"
+    );
+    let err = reject_text(
+        "init:\n  steps:\n    - id: a\n      uses: init.run\n      with: { command: 'true' }\n      retry: lots\n",
+    );
+    assert!(
+        err.starts_with("spec.yaml:6:14: init.steps[0].retry: invalid type: string \"lots\", expected a number of retries"),
+        "{err}"
+    );
+}

@@ -170,3 +170,34 @@ fn top_level_init_or_errors_beside_services_is_refused() {
     assert!(err.message().contains("top-level `errors`"), "{err}");
     assert!(err.line().is_some(), "{err}");
 }
+
+#[test]
+fn every_duration_in_a_spec_reads_a_bare_number_as_seconds() {
+    // The step timeout, an action's timeout and the retry policy's
+    // durations: `30`, `'30'` and `30s` are the same duration.
+    let read = |d: &str| {
+        let yaml = format!(
+            "init:\n  steps:\n    - id: a\n      uses: init.wait_tcp\n      with: {{ host: db, port: 5432, timeout: {d} }}\n      timeout: {d}\n      retry: {{ initial: {d}, max: {d}, deadline: {d}, attempt_timeout: {d} }}\n"
+        );
+        let spec = Spec::from_yaml(&yaml, "x.yaml", None).unwrap_or_else(|e| panic!("{d}: {e}"));
+        let step = spec.init.steps[0].clone();
+        let policy = step.retry_policy.clone().unwrap();
+        let with = match &step.action {
+            ActionSpec::WaitTcp(tcp) => tcp.timeout,
+            other => panic!("{other:?}"),
+        };
+        (
+            step.timeout,
+            with,
+            policy.initial,
+            policy.max,
+            policy.deadline,
+            policy.attempt_timeout,
+        )
+    };
+    let s30 = Some(Duration::from_secs(30));
+    let want = (s30, s30, Duration::from_secs(30), s30, s30, s30);
+    for d in ["30", "'30'", "30s", "\"30s\"", "30.0", "0.5m"] {
+        assert_eq!(read(d), want, "{d}");
+    }
+}

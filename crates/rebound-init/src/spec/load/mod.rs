@@ -12,6 +12,7 @@
 //! [`Step::from_node`] take the node and the dotted path it has in its
 //! file, so errors read `FILE:LINE:COLUMN: runtimes.web.start.steps[0]...`.
 
+mod retry;
 mod seeds;
 
 use std::cell::RefCell;
@@ -133,7 +134,8 @@ impl Spec {
             let hints = step_hints(root.get("init"));
             let (init, errors) = FileSeed { hints: &hints }
                 .deserialize(NodeDeserializer::new(root))
-                .map_err(yaml_error)?;
+                .map_err(yaml_error)
+                .map_err(|e| retry::relocate(e, steps_of(root.get("init"), "init"), origin))?;
             return Ok(Spec {
                 init,
                 errors,
@@ -159,7 +161,14 @@ impl Spec {
         let path = format!("services.{name}");
         let (init, errors) = ServiceSeed { hints: &hints }
             .deserialize(NodeDeserializer::at(node, &path))
-            .map_err(yaml_error)?;
+            .map_err(yaml_error)
+            .map_err(|e| {
+                retry::relocate(
+                    e,
+                    steps_of(node.get("init"), &format!("{path}.init")),
+                    origin,
+                )
+            })?;
         // A service named with --service may have no `init`: no steps.
         let init = init.unwrap_or_default();
         if let Some(panic) = errors.as_ref().and_then(|e| e.on_panic.as_ref()) {
@@ -198,6 +207,7 @@ impl InitSpec {
         InitSeed { hints: &hints }
             .deserialize(NodeDeserializer::at(node, path))
             .map_err(|e| SpecError::from_yaml(origin, &e))
+            .map_err(|e| retry::relocate(e, steps_of(Some(node), path), origin))
     }
 }
 
@@ -229,7 +239,27 @@ impl Step {
         }
         .deserialize(NodeDeserializer::at(node, path))
         .map_err(|e| SpecError::from_yaml(origin, &e))
+        .map_err(|e| retry::relocate(e, [(node, path.to_owned())], origin))
     }
+}
+
+/// The step nodes of an init section node, each with its path in the file
+/// (`PREFIX.steps[N]`).
+fn steps_of<'n>(init: Option<&'n Node>, prefix: &str) -> Vec<(&'n Node, String)> {
+    let steps = init.and_then(|i| i.get("steps")).and_then(Node::as_seq);
+    steps
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let path = if prefix.is_empty() {
+                format!("steps[{i}]")
+            } else {
+                format!("{prefix}.steps[{i}]")
+            };
+            (step, path)
+        })
+        .collect()
 }
 
 fn empty(origin: &str) -> SpecError {

@@ -6,6 +6,8 @@
 use std::cell::RefCell;
 use std::fmt;
 
+use rebound_retry::PolicySpec;
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::super::duration::StepTimeout;
@@ -317,7 +319,7 @@ impl<'de> Visitor<'de> for StepSeed<'_> {
                     }
                 },
                 "timeout" => timeout = map.next_value::<Option<StepTimeout>>()?.map(|t| t.0),
-                "retry" => retry = map.next_value::<Option<u32>>()?,
+                "retry" => retry = map.next_value::<Option<Retry>>()?,
                 _ => on_failure = map.next_value::<Option<OnFailure>>()?,
             }
         }
@@ -336,13 +338,72 @@ impl<'de> Visitor<'de> for StepSeed<'_> {
                 action.name()
             )));
         }
+        let (retry, retry_policy) = match retry {
+            None => (0, None),
+            Some(Retry::Count(n)) => (n, None),
+            Some(Retry::Policy(policy)) => {
+                // `retry` stays the number of attempts after the first.
+                let retries = policy.attempts.map_or(u32::MAX, |n| n.saturating_sub(1));
+                (retries, Some(policy))
+            }
+        };
         Ok(Step {
             id,
             action,
             timeout,
-            retry: retry.unwrap_or(0),
+            retry,
+            retry_policy,
             on_failure: on_failure.unwrap_or_default(),
         })
+    }
+}
+
+/// A step's `retry:`: ZLayer's number of retries after the first attempt,
+/// or a retry policy mapping (rebound-retry's [`PolicySpec`], read with its
+/// own reader: unknown keys, zero attempts, a multiplier below 1 and bad
+/// durations are refused at the key or value at fault; settings that
+/// conflict with each other are found at the end of the mapping, and the
+/// loader moves that error to the setting's value, see `retry.rs`).
+enum Retry {
+    Count(u32),
+    Policy(PolicySpec),
+}
+
+impl<'de> serde::Deserialize<'de> for Retry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RetryVisitor)
+    }
+}
+
+struct RetryVisitor;
+
+impl<'de> Visitor<'de> for RetryVisitor {
+    type Value = Retry;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number of retries (0 or more) or a retry policy mapping (attempts, backoff, initial, max, multiplier, jitter, deadline, attempt_timeout)")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Retry, E> {
+        u32::try_from(v).map(Retry::Count).map_err(|_| {
+            E::custom(format!(
+                "retry {v} is too large (at most {} retries)",
+                u32::MAX
+            ))
+        })
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Retry, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!(
+                "retry must be 0 or more (the retries after the first attempt), got {v}"
+            ))),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Retry, A::Error> {
+        PolicySpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(Retry::Policy)
     }
 }
 

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use rebound_retry::duration::{self, DurationError};
 use rebound_retry::{ExponentialBuilder, Jitter};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -48,17 +49,24 @@ pub(super) fn positive_duration<'de, D: Deserializer<'de>>(
     d.deserialize_any(PositiveDuration).map(Some)
 }
 
-/// Humantime text or a number of seconds, above zero. The checks run inside
-/// the visitor so that the YAML parser stamps errors with the value's
-/// position.
+/// A duration in rebound's one grammar ([`rebound_retry::duration`]:
+/// humantime text or a number of seconds), above zero. The checks run
+/// inside the visitor so that the YAML parser stamps errors with the
+/// value's position.
 struct PositiveDuration;
 
 impl PositiveDuration {
-    fn check<E: de::Error>(d: Duration) -> Result<Duration, E> {
-        if d.is_zero() {
-            return Err(E::custom("the duration must be above zero"));
+    /// The grammar's verdict, then the zero check; a negative value is
+    /// named as not above zero.
+    fn check<E: de::Error>(d: Result<Duration, DurationError>) -> Result<Duration, E> {
+        match d {
+            Ok(d) if d.is_zero() => Err(E::custom("the duration must be above zero")),
+            Ok(d) => Ok(d),
+            Err(DurationError::Negative { text }) => Err(E::custom(format!(
+                "the duration must be above zero, got {text}"
+            ))),
+            Err(e) => Err(E::custom(e)),
         }
-        Ok(d)
     }
 }
 
@@ -70,45 +78,28 @@ impl Visitor<'_> for PositiveDuration {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        Self::check(rebound_init::actions::duration::parse(v).map_err(E::custom)?)
+        Self::check(duration::parse(v))
     }
 
+    // Integers are read as the bare numbers of seconds they are written as.
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Self::check(Duration::from_secs(v))
+        Self::check(duration::parse(&v.to_string()))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        match u64::try_from(v) {
-            Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(format!(
-                "the duration must be above zero, got {v}"
-            ))),
-        }
+        Self::check(duration::parse(&v.to_string()))
     }
 
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Duration, E> {
-        match u64::try_from(v) {
-            Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(format!(
-                "the duration {v} s is too large (at most {} s)",
-                u64::MAX
-            ))),
-        }
+        Self::check(duration::parse(&v.to_string()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Duration, E> {
+        Self::check(duration::parse(&v.to_string()))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        if v.is_nan() || v <= 0.0 {
-            return Err(E::custom(format!(
-                "the duration must be above zero, got {v}"
-            )));
-        }
-        let d = Duration::try_from_secs_f64(v).map_err(|_| {
-            E::custom(format!(
-                "the duration {v} s is too large (at most {} s)",
-                u64::MAX
-            ))
-        })?;
-        Self::check(d)
+        Self::check(duration::from_secs_f64(v))
     }
 }
 
@@ -128,12 +119,35 @@ struct BackoffVisitor;
 #[derive(Deserialize)]
 struct Seconds(#[serde(deserialize_with = "positive_duration")] Option<Duration>);
 
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum JitterName {
-    None,
-    Full,
-    Equal,
+/// `multiplier:` checked where it is written: a finite number of at least
+/// 1.
+struct Multiplier(f64);
+
+impl<'de> Deserialize<'de> for Multiplier {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Multiplier;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a multiplier: a number of at least 1")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Multiplier, E> {
+                if !v.is_finite() || v < 1.0 {
+                    return Err(E::custom(format!(
+                        "multiplier must be a number of at least 1, got {v}"
+                    )));
+                }
+                Ok(Multiplier(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Multiplier, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Multiplier, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl<'de> Visitor<'de> for BackoffVisitor {
@@ -153,21 +167,10 @@ impl<'de> Visitor<'de> for BackoffVisitor {
             match key.as_str() {
                 "initial" => initial = map.next_value::<Seconds>()?.0.unwrap_or(initial),
                 "max" => max = map.next_value::<Seconds>()?.0.unwrap_or(max),
-                "multiplier" => {
-                    multiplier = map.next_value::<f64>()?;
-                    if !multiplier.is_finite() || multiplier < 1.0 {
-                        return Err(de::Error::custom(format!(
-                            "multiplier must be a number of at least 1, got {multiplier}"
-                        )));
-                    }
-                }
-                "jitter" => {
-                    jitter = match map.next_value::<JitterName>()? {
-                        JitterName::None => Jitter::None,
-                        JitterName::Full => Jitter::Full,
-                        JitterName::Equal => Jitter::Equal,
-                    }
-                }
+                "multiplier" => multiplier = map.next_value::<Multiplier>()?.0,
+                // rebound's one jitter parser (`Jitter: FromStr`), whose
+                // error lists the valid names.
+                "jitter" => jitter = map.next_value::<Jitter>()?,
                 other => return Err(de::Error::unknown_field(other, BACKOFF_FIELDS)),
             }
         }

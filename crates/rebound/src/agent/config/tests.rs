@@ -197,3 +197,49 @@ fn missing_pieces_are_named() {
     );
     assert!(e.contains("`start` has no steps"), "{e}");
 }
+
+#[test]
+fn a_bad_jitter_is_refused_at_its_value_with_the_valid_names() {
+    let text = GOOD.replace("jitter: none", "jitter: half");
+    let e = error(&text);
+    let col = text.lines().nth(15).unwrap().find("half").unwrap() + 1;
+    assert_eq!(
+        e,
+        format!(
+            "agent.yaml:16:{col}: runtimes.web.backoff.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)"
+        )
+    );
+    // Every name the one jitter parser knows is read.
+    for name in ["none", "full", "equal", "decorrelated", "Equal"] {
+        let text = GOOD.replace("jitter: none", &format!("jitter: {name}"));
+        AgentConfig::parse(&text, "agent.yaml").unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn a_bad_multiplier_is_refused_at_its_value() {
+    let text = GOOD.replace("multiplier: 3", "multiplier: 0.5");
+    let e = error(&text);
+    let col = text.lines().nth(15).unwrap().find("0.5").unwrap() + 1;
+    assert!(
+        e.starts_with(&format!(
+            "agent.yaml:16:{col}: runtimes.web.backoff.multiplier: "
+        )),
+        "{e}"
+    );
+    assert!(e.contains("at least 1, got 0.5"), "{e}");
+}
+
+#[test]
+fn durations_use_the_one_grammar_a_bare_number_is_seconds() {
+    let read = |value: &str| {
+        let text = GOOD.replace("start_timeout: 30s", &format!("start_timeout: {value}"));
+        let c = AgentConfig::parse(&text, "agent.yaml").unwrap_or_else(|e| panic!("{value}: {e}"));
+        c.runtimes[1].ensure.start_timeout()
+    };
+    assert_eq!(read("30"), read("30s"));
+    assert_eq!(read("'30'"), Duration::from_secs(30));
+    assert_eq!(read("1.5"), Duration::from_millis(1500));
+    assert_eq!(read("'1.5'"), Duration::from_millis(1500));
+    assert_eq!(read("1m30s"), Duration::from_secs(90));
+}

@@ -72,8 +72,8 @@ pub struct Args {
     #[arg(long)]
     pub probe: bool,
 
-    /// How long to poll until ready.
-    #[arg(long, value_name = "D", default_value = "2m", value_parser = humantime::parse_duration)]
+    /// How long to poll until ready (`2m`, `30s`, or a number of seconds).
+    #[arg(long, value_name = "D", default_value = "2m", value_parser = rebound_retry::duration::parse)]
     pub wait: Duration,
 
     /// Print one JSON object per answer, then a result object, on stdout.

@@ -84,8 +84,8 @@ pub struct Args {
     pub success_exit: Vec<i32>,
 
     /// When the workload exits, how long the processes it left running get
-    /// between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// between SIGTERM and SIGKILL (`5s`, `250ms`, or a number of seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = rebound_retry::duration::parse)]
     pub grace: std::time::Duration,
 
     /// Leave the processes the workload left running alone when it exits

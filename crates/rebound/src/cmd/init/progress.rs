@@ -217,7 +217,10 @@ pub fn plain_line(event: &Event) -> Option<(bool, String)> {
             ..
         } => {
             let mut bounds = Vec::new();
-            if *max_attempts > 1 {
+            if *max_attempts == u64::MAX {
+                // A `retry:` policy with `attempts: forever`.
+                bounds.push("no attempt limit".to_owned());
+            } else if *max_attempts > 1 {
                 bounds.push(format!("up to {max_attempts} attempts"));
             }
             if let Some(t) = timeout {

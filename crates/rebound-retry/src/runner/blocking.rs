@@ -240,6 +240,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// assert_eq!((|| Ok::<_, ()>("up")).retry(ConstantBuilder::new().build()?).call(), Ok("up"));
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
+    #[inline]
     pub fn call<T, E>(mut self) -> Result<T, RetryError<E>>
     where
         F: FnMut() -> Result<T, E>,

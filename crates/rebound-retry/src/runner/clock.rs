@@ -3,8 +3,9 @@
 //! The blocking runner marks the first failed attempt so that
 //! [`RetryError::elapsed`](crate::RetryError::elapsed) can be reported if
 //! the call stops. On Linux the mark is read from `CLOCK_MONOTONIC_COARSE`
-//! (the kernel's time at its last tick: a few loads from the vDSO page, no
-//! TSC read, which costs 15-25 ns on a virtual machine); the stop reads the
+//! (the kernel's time at its last tick: a few loads from the vDSO page,
+//! through glibc; no TSC read, which costs about 20 ns on a virtual
+//! machine); the stop reads the
 //! precise `CLOCK_MONOTONIC`, which shares its time base. The coarse mark
 //! is never later than the moment it stands for and at most one tick
 //! (1-10 ms, `CONFIG_HZ`) earlier, so `elapsed` may be that much longer

@@ -311,6 +311,7 @@ where
 {
     type Output = Result<T, RetryError<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {

@@ -191,12 +191,32 @@ impl<B, C, N> Policy<B, C, N> {
             budget.record_success();
         }
         if self.attempts > 1 {
-            tracing::debug!(
-                operation = %self.name(),
-                attempts = self.attempts,
-                "operation succeeded after retrying"
-            );
+            self.trace_success();
         }
+    }
+
+    /// The event for a success after retries, out of line: the runners'
+    /// hot paths stay small enough to be inlined into their callers.
+    #[cold]
+    #[inline(never)]
+    fn trace_success(&self) {
+        tracing::debug!(
+            operation = %self.name(),
+            attempts = self.attempts,
+            "operation succeeded after retrying"
+        );
+    }
+
+    /// The event for a retry, out of line (as [`trace_success`](Self::trace_success)).
+    #[inline(never)]
+    fn trace_retry(&self, delay: Duration, timed_out: bool) {
+        tracing::info!(
+            operation = %self.name(),
+            attempt = self.attempts,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            timed_out,
+            "attempt failed, retrying"
+        );
     }
 
     /// The error for a stop.
@@ -337,13 +357,7 @@ impl<B, C, N> Policy<B, C, N> {
                 if let (Some(e), false) = (last_error.as_ref(), timed_out) {
                     self.notify.notify(e, self.attempts, delay);
                 }
-                tracing::info!(
-                    operation = %self.name(),
-                    attempt = self.attempts,
-                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    timed_out,
-                    "attempt failed, retrying"
-                );
+                self.trace_retry(delay, timed_out);
                 Next::Sleep(delay)
             }
         }

@@ -44,13 +44,47 @@ pub(crate) struct Extras {
     pub(crate) timer_is_deadline: bool,
 }
 
+/// The boxed [`Extras`], if any. Its drop tests the pointer inline and
+/// frees the box out of line, so that dropping a runner without extras
+/// costs a test, not a call.
+pub(crate) struct ExtrasSlot(Option<Box<Extras>>);
+
+impl std::ops::Deref for ExtrasSlot {
+    type Target = Option<Box<Extras>>;
+
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ExtrasSlot {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ExtrasSlot {
+    #[inline]
+    fn drop(&mut self) {
+        #[inline(never)]
+        fn free(extras: Box<Extras>) {
+            drop(extras);
+        }
+        if let Some(extras) = self.0.take() {
+            free(extras);
+        }
+    }
+}
+
 /// The settings and running state of one retried call.
 pub(crate) struct Policy<B, C, N> {
     pub(crate) backoff: B,
     pub(crate) classifier: C,
     pub(crate) notify: N,
     /// Deadline, budget and breaker, when any is set.
-    pub(crate) extras: Option<Box<Extras>>,
+    pub(crate) extras: ExtrasSlot,
     /// The name, when static (else in the extras).
     pub(crate) name: &'static str,
     /// Attempts started so far.
@@ -63,7 +97,7 @@ impl<B, C, N> Policy<B, C, N> {
             backoff,
             classifier,
             notify,
-            extras: None,
+            extras: ExtrasSlot(None),
             name: DEFAULT_NAME,
             attempts: 0,
         }
@@ -98,7 +132,7 @@ impl<B, C, N> Policy<B, C, N> {
         match name {
             Cow::Borrowed(name) => {
                 self.name = name;
-                if let Some(x) = &mut self.extras {
+                if let Some(x) = &mut *self.extras {
                     x.owned_name = None;
                 }
             }

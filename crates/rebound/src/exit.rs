@@ -48,6 +48,12 @@ pub const UNAVAILABLE: i32 = 69;
 /// `incompatible_target`.
 pub const INCOMPATIBLE: i32 = 78;
 
+/// `rebound retry --breaker-file`: the breaker is open (or a half-open
+/// trial run is in progress), so the command was not run; try again later
+/// (EX_TEMPFAIL, "temporary failure, the user is invited to retry", which
+/// is what cron jobs and mail transfer agents already treat as "later").
+pub const BREAKER_OPEN: i32 = 75;
+
 /// The exit-code table shown at the end of `rebound --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -56,6 +62,8 @@ Exit codes:
   3    a step or wait target failed, a recovery was given up,
        or a run-time error (I/O, database)
   69   ensure: the agent could not be reached for the whole --wait
+  75   retry --breaker-file: the breaker is open (or a trial run is in
+       progress); the command was not run
   78   ensure: the node cannot run the runtime: it failed for good,
        or the agent has no runtime of that name
   124  a deadline or timeout ran out (ensure: the agent answered, the
@@ -140,7 +148,15 @@ mod tests {
 
     #[test]
     fn the_help_table_states_the_codes_defined_here() {
-        for code in [OK, USAGE, FAILED, TIMEOUT, INTERRUPTED, TERMINATED] {
+        for code in [
+            OK,
+            USAGE,
+            FAILED,
+            BREAKER_OPEN,
+            TIMEOUT,
+            INTERRUPTED,
+            TERMINATED,
+        ] {
             assert!(
                 EXIT_CODES_HELP.contains(&format!("  {code}  "))
                     || EXIT_CODES_HELP.contains(&format!("{code} ")),

@@ -453,3 +453,343 @@ fn in_a_terminal_the_command_stays_in_the_foreground_group() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert_eq!(text.matches("parent-group").count(), 2, "{text}");
 }
+
+#[test]
+fn durations_take_a_bare_number_of_seconds_and_jitter_any_case() {
+    // `--max-delay 30` was refused ("time unit needed"); it is 30 s now,
+    // as in every other duration of rebound.
+    let out = retry(
+        &[
+            "--jitter",
+            "NONE",
+            "--delay",
+            "0.001",
+            "--max-delay",
+            "30",
+            "--attempts",
+            "2",
+        ],
+        "exit 1",
+    )
+    .run()
+    .code(1);
+    assert_eq!(
+        out.stderr(),
+        "rebound: attempt 1/2 failed (exit code 1); retrying in 1ms\n\
+         rebound: attempt 2/2 failed (exit code 1); no attempts left\n"
+    );
+    // The bare number was read as seconds, not refused.
+    retry(&["--delay", "40s", "--max-delay", "30"], "exit 0")
+        .run()
+        .code(2)
+        .stderr_has("--max-delay: max delay (30s) is below the initial delay (40s)");
+    retry(
+        &["--delay", "1ms", "--max-delay", "30s", "--jitter", "Full"],
+        "exit 0",
+    )
+    .run()
+    .code(0);
+    retry(&["--deadline", "0"], "exit 0")
+        .run()
+        .code(2)
+        .stderr_has("--deadline");
+}
+
+// --- --breaker-file: one breaker shared by processes ---------------------
+
+/// `rebound retry --breaker-file` with one attempt per run.
+fn breaker_run(s: &Scratch, flags: &[&str], script: &str) -> Cli {
+    let file = s.path("breaker.json");
+    let mut args = vec!["--attempts", "1", "--breaker-file", file.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    retry(&args, script)
+}
+
+/// The breaker file as JSON.
+fn breaker_state(s: &Scratch) -> serde_json::Value {
+    let text = std::fs::read_to_string(s.path("breaker.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Moves the end of the cool-down into the past, as if it had passed (the
+/// test reads and writes the state instead of waiting for the clock).
+fn end_cooldown(s: &Scratch) {
+    let mut state = breaker_state(s);
+    let past = std::time::SystemTime::now() - Duration::from_secs(1);
+    state["open_until"] = humantime::format_rfc3339_millis(past).to_string().into();
+    std::fs::write(s.path("breaker.json"), state.to_string()).unwrap();
+}
+
+/// Seconds from now until an RFC 3339 time in the state.
+fn secs_until(state: &serde_json::Value, field: &str) -> u64 {
+    let at = humantime::parse_rfc3339(state[field].as_str().unwrap()).unwrap();
+    at.duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn breaker_opens_after_n_failed_runs_and_refuses_without_running_the_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let flags = ["--breaker-failures", "2", "--breaker-cooldown", "1h"];
+    for run in 1..=2 {
+        breaker_run(&s, &flags, &format!("{} exit 7", s.count()))
+            .run()
+            .code(7);
+        assert_eq!(breaker_state(&s)["consecutive_failures"], run);
+    }
+    let state = breaker_state(&s);
+    assert_eq!(state["version"], 1);
+    assert_eq!(state["state"], "open");
+    assert_eq!(state["cooldown"], "1h");
+    let mode = std::fs::metadata(s.path("breaker.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Open: the command would create a file; it is not run.
+    let touched = s.path("touched");
+    let out = breaker_run(&s, &flags, &format!("touch '{}'", touched.display()))
+        .run()
+        .code(75)
+        .stderr_has("rebound: error: breaker open (--breaker-file ")
+        .stderr_has("2 failed run(s) in a row); not running the command until 20");
+    // Whole seconds, rounded up: "1h" unless a loaded machine took more
+    // than a second between the two runs.
+    let stderr = out.stderr();
+    assert!(
+        stderr.contains("Z (in 1h)") || stderr.contains("Z (in 59m "),
+        "{stderr}"
+    );
+    assert!(!touched.exists(), "the command ran: {stderr}");
+    assert_eq!(s.runs(), 2);
+    // --json adds an object saying until when.
+    let out = breaker_run(&s, &["--json"], "exit 0").run().code(75);
+    let first: serde_json::Value =
+        serde_json::from_str(out.stderr().lines().next().unwrap()).unwrap();
+    assert_eq!(first["outcome"], "breaker_open");
+    assert_eq!(first["state"], "open");
+    assert!(
+        first["retry_in_ms"].as_u64().unwrap() > 3_500_000,
+        "{first}"
+    );
+    // Only the one file was written in the directory.
+    let names: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(names, ["breaker.json", "runs"]);
+}
+
+#[test]
+fn a_success_resets_the_count_of_failed_runs() {
+    let s = Scratch::new();
+    let flags = ["--breaker-failures", "2"];
+    breaker_run(&s, &flags, "exit 1").run().code(1);
+    breaker_run(&s, &flags, "exit 0").run().code(0);
+    breaker_run(&s, &flags, "exit 1").run().code(1);
+    let state = breaker_state(&s);
+    assert_eq!(
+        (
+            state["state"].as_str(),
+            state["consecutive_failures"].as_u64()
+        ),
+        (Some("closed"), Some(1))
+    );
+    // A command that cannot be started says nothing about the endpoint.
+    let file = s.path("breaker.json");
+    Cli::new()
+        .args(["retry", "--breaker-failures", "2", "--breaker-file"])
+        .args([file.to_str().unwrap(), "--", "/nonexistent/rebound-breaker"])
+        .run()
+        .code(127);
+    assert_eq!(breaker_state(&s)["state"], "closed");
+}
+
+#[test]
+fn half_open_lets_exactly_one_of_several_processes_through_and_success_closes() {
+    let s = Scratch::new();
+    let flags = ["--breaker-failures", "1", "--breaker-cooldown", "1h"];
+    breaker_run(&s, &flags, "exit 1").run().code(1);
+    assert_eq!(breaker_state(&s)["state"], "open");
+    end_cooldown(&s);
+    // Four processes at once; the trial blocks until the test releases it,
+    // so the others all start while it runs.
+    let release = s.path("release");
+    let script = format!(
+        "{} while [ ! -e '{}' ]; do sleep 0.02; done",
+        s.count(),
+        release.display()
+    );
+    let file = s.path("breaker.json");
+    let mut children: Vec<Child> = (0..4)
+        .map(|_| {
+            let mut args = vec!["--attempts", "1", "--breaker-file", file.to_str().unwrap()];
+            args.extend_from_slice(&flags);
+            spawn(&args, &script)
+        })
+        .collect();
+    let mut refused = Vec::new();
+    wait_until_within(
+        Duration::from_secs(60),
+        || {
+            let mut i = 0;
+            while i < children.len() {
+                if children[i].try_wait().unwrap().is_some() {
+                    refused.push(children.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            refused.len() == 3
+        },
+        "three of the four processes to be refused",
+    );
+    assert_eq!(s.runs(), 1, "exactly one process ran the command");
+    let state = breaker_state(&s);
+    assert_eq!(state["state"], "half-open");
+    assert_eq!(state["trial_pid"], children[0].id());
+    for child in refused {
+        let out = support::Outcome::of(child);
+        assert_eq!(out.output.status.code(), Some(75), "{}", out.stderr());
+        assert!(
+            out.stderr().contains("a trial run (pid "),
+            "{}",
+            out.stderr()
+        );
+        assert!(
+            out.stderr().contains("at the latest 20"),
+            "{}",
+            out.stderr()
+        );
+    }
+    std::fs::write(&release, "").unwrap();
+    let trial = children.pop().unwrap();
+    let out = support::Outcome::of(trial);
+    assert_eq!(out.output.status.code(), Some(0), "{}", out.stderr());
+    let state = breaker_state(&s);
+    assert_eq!(state["state"], "closed");
+    assert_eq!(state["consecutive_failures"], 0);
+    // Closed: the next run goes through.
+    breaker_run(&s, &flags, "exit 0").run().code(0);
+}
+
+#[test]
+fn a_failed_trial_reopens_the_breaker_for_twice_as_long() {
+    let s = Scratch::new();
+    let flags = ["--breaker-failures", "1", "--breaker-cooldown", "10m"];
+    breaker_run(&s, &flags, "exit 1").run().code(1);
+    let first = breaker_state(&s);
+    assert_eq!(first["cooldown"], "10m");
+    assert!((590..=600).contains(&secs_until(&first, "open_until")));
+    end_cooldown(&s);
+    breaker_run(&s, &flags, &format!("{} exit 3", s.count()))
+        .run()
+        .code(3);
+    assert_eq!(s.runs(), 1, "the trial ran");
+    let second = breaker_state(&s);
+    assert_eq!(second["state"], "open");
+    assert_eq!(second["cooldown"], "20m");
+    assert_eq!(second["openings"], 2);
+    assert!((1190..=1200).contains(&secs_until(&second, "open_until")));
+    assert!(second.get("trial_until").is_none(), "{second}");
+    let out = breaker_run(&s, &flags, "exit 0").run().code(75);
+    let stderr = out.stderr();
+    assert!(
+        stderr.contains("(in 20m)") || stderr.contains("(in 19m "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_corrupt_breaker_file_exits_2_naming_it_and_runs_nothing() {
+    for (text, says) in [
+        (
+            "{\"version\": 1, \"state\": ",
+            "not a rebound breaker state file (EOF while parsing",
+        ),
+        (
+            "@@",
+            "not a rebound breaker state file (expected value at line 1 column 1)",
+        ),
+        (
+            "{\"version\": 9, \"state\": \"open\", \"consecutive_failures\": 1}",
+            "version 9 is not supported",
+        ),
+        (
+            "{\"version\": 1, \"state\": \"ajar\", \"consecutive_failures\": 1}",
+            "invalid \"state\"",
+        ),
+        (
+            "{\"version\": 1, \"state\": \"open\", \"consecutive_failures\": 1, \"open_until\": \"tomorrow\"}",
+            "invalid \"open_until\"",
+        ),
+    ] {
+        let s = Scratch::new();
+        let file = s.path("breaker.json");
+        std::fs::write(&file, text).unwrap();
+        let out = breaker_run(&s, &[], &s.count()).run().code(2);
+        let stderr = out.stderr();
+        assert!(
+            stderr.contains(&format!("--breaker-file {}: ", file.display())),
+            "{stderr}"
+        );
+        assert!(stderr.contains(says), "{text}: {stderr}");
+        assert!(
+            stderr.contains("remove the file to reset the breaker"),
+            "{stderr}"
+        );
+        assert_eq!(s.runs(), 0);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            text,
+            "the file was changed"
+        );
+    }
+    // A directory cannot be the state file.
+    let s = Scratch::new();
+    let out = retry(
+        &["--breaker-file", s.dir.path().to_str().unwrap()],
+        &s.count(),
+    )
+    .run()
+    .code(2);
+    assert!(out.stderr().contains("--breaker-file "), "{}", out.stderr());
+    assert_eq!(s.runs(), 0);
+}
+
+#[test]
+fn bad_breaker_flags_exit_2_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--breaker-failures", "0"], "--breaker-failures"),
+        (&["--breaker-failures", "-1"], "--breaker-failures"),
+        (&["--breaker-cooldown", "0"], "--breaker-cooldown"),
+        (&["--breaker-cooldown", "0s"], "--breaker-cooldown"),
+        (&["--breaker-cooldown", "200years"], "--breaker-cooldown"),
+        (&["--breaker-cooldown", "soon"], "--breaker-cooldown"),
+        (&["--breaker-trial-lease", "0"], "--breaker-trial-lease"),
+    ];
+    for (flags, flag) in cases {
+        let s = Scratch::new();
+        let out = breaker_run(&s, flags, &s.count()).run();
+        assert_eq!(
+            out.output.status.code(),
+            Some(2),
+            "{flags:?}: {}",
+            out.stderr()
+        );
+        assert!(out.stderr().contains(flag), "{flags:?}: {}", out.stderr());
+        assert_eq!(s.runs(), 0, "{flags:?} ran the command");
+        assert!(!s.path("breaker.json").exists(), "{flags:?} wrote the file");
+    }
+    // The breaker settings need the file.
+    let s = Scratch::new();
+    let out = retry(&["--breaker-failures", "3"], &s.count())
+        .run()
+        .code(2);
+    assert!(out.stderr().contains("--breaker-file"), "{}", out.stderr());
+    assert_eq!(s.runs(), 0);
+}

@@ -5,11 +5,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::budget::RetryBudget;
+use super::clock::Mark;
 use super::error::RetryError;
 use super::hooks::{NoNotify, Notify, RetryAll, When};
 use super::policy::{Next, Policy};
 use crate::breaker::{BreakerSlot, CircuitBreaker};
 use crate::classify::Classify;
+
+/// Where the blocking runner's `elapsed` starts.
+#[derive(Debug, Clone, Copy)]
+enum Since {
+    /// No attempt has failed yet and no deadline needs the clock.
+    Nothing,
+    /// The start of the first attempt (a deadline needs the precise clock).
+    Deadline(Instant),
+    /// The first failure, on the coarse clock.
+    Failure(Mark),
+}
+
+impl Since {
+    fn elapsed(self) -> Duration {
+        match self {
+            Since::Nothing => Duration::ZERO,
+            Since::Deadline(start) => start.elapsed(),
+            Since::Failure(mark) => mark.elapsed(),
+        }
+    }
+}
 
 /// Adds `.retry(backoff)` to every `FnMut() -> Result<T, E>`.
 ///
@@ -131,7 +153,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.policy.deadline = Some(deadline);
+        self.policy.extras().deadline = Some(deadline);
         self
     }
 
@@ -147,7 +169,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// # Ok::<(), rebound_retry::BudgetError>(())
     /// ```
     pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
-        self.policy.budget = Some(budget);
+        self.policy.extras().budget = Some(budget);
         self
     }
 
@@ -169,7 +191,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// # Ok::<(), rebound_retry::BreakerError>(())
     /// ```
     pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
-        self.policy.breaker = Some(BreakerSlot::new(breaker));
+        self.policy.extras().breaker = Some(BreakerSlot::new(breaker));
         self
     }
 
@@ -183,7 +205,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.policy.name = name.into();
+        self.policy.set_name(name.into());
         self
     }
 
@@ -218,6 +240,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// assert_eq!((|| Ok::<_, ()>("up")).retry(ConstantBuilder::new().build()?).call(), Ok("up"));
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
+    #[inline]
     pub fn call<T, E>(mut self) -> Result<T, RetryError<E>>
     where
         F: FnMut() -> Result<T, E>,
@@ -226,17 +249,18 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
         N: Notify<E>,
         S: FnMut(Duration),
     {
-        // The clock is read before the first attempt only when a deadline
-        // needs it; otherwise once, when the first attempt fails, so that a
-        // call that succeeds at once costs no clock read (see
+        // The precise clock is read before the first attempt only when a
+        // deadline needs it; otherwise the cheap coarse clock marks the
+        // first failure, so that a call that succeeds at once reads no
+        // clock and a retried one no precise clock until it stops (see
         // `RetryError::elapsed`).
-        let mut start = self.policy.deadline.map(|_| Instant::now());
+        let mut since = match self.policy.deadline() {
+            Some(_) => Since::Deadline(Instant::now()),
+            None => Since::Nothing,
+        };
         let mut last_error = None;
         loop {
-            let since = start;
-            self.policy.admit(&mut last_error, || {
-                since.map_or(Duration::ZERO, |s| s.elapsed())
-            })?;
+            self.policy.admit(&mut last_error, || since.elapsed())?;
             self.policy.start_attempt();
             match (self.op)() {
                 Ok(value) => {
@@ -244,10 +268,12 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
                     return Ok(value);
                 }
                 Err(e) => {
-                    let since = *start.get_or_insert_with(Instant::now);
+                    if let Since::Nothing = since {
+                        since = Since::Failure(Mark::coarse());
+                    }
                     match self
                         .policy
-                        .after_failure(Some(e), &mut last_error, || since.elapsed())
+                        .after_failure(Some(e), &mut last_error, move || since.elapsed())
                     {
                         Next::Sleep(delay) => {
                             if !delay.is_zero() {

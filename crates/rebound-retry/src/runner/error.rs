@@ -57,8 +57,14 @@ impl fmt::Display for StopReason {
 /// assert_eq!(err.to_string(), "ping: attempts exhausted after 3 attempts");
 /// # Ok::<(), rebound_retry::PolicyError>(())
 /// ```
+#[derive(Clone, PartialEq)]
+pub struct RetryError<E>(Box<Stop<E>>);
+
+/// What a [`RetryError`] holds, boxed so that `Result<T, RetryError<E>>`
+/// stays the size of `T` plus a word or two: a call that succeeds moves
+/// and returns that, never the error's fields.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RetryError<E> {
+pub(crate) struct Stop<E> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) reason: StopReason,
     pub(crate) last_error: Option<E>,
@@ -66,6 +72,28 @@ pub struct RetryError<E> {
     pub(crate) elapsed: Duration,
     pub(crate) timed_out: bool,
     pub(crate) breaker: Option<crate::BreakerOpen>,
+}
+
+impl<E> From<Stop<E>> for RetryError<E> {
+    #[cold]
+    fn from(stop: Stop<E>) -> Self {
+        Self(Box::new(stop))
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.0;
+        f.debug_struct("RetryError")
+            .field("name", &s.name)
+            .field("reason", &s.reason)
+            .field("last_error", &s.last_error)
+            .field("attempts", &s.attempts)
+            .field("elapsed", &s.elapsed)
+            .field("timed_out", &s.timed_out)
+            .field("breaker", &s.breaker)
+            .finish()
+    }
 }
 
 impl<E> RetryError<E> {
@@ -79,7 +107,7 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn reason(&self) -> StopReason {
-        self.reason
+        self.0.reason
     }
 
     /// The error of the last attempt that returned one (`None` when no
@@ -93,7 +121,7 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn last_error(&self) -> Option<&E> {
-        self.last_error.as_ref()
+        self.0.last_error.as_ref()
     }
 
     /// Takes the last error out.
@@ -106,7 +134,7 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn into_last_error(self) -> Option<E> {
-        self.last_error
+        self.0.last_error
     }
 
     /// Attempts made, the first included.
@@ -119,7 +147,7 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        self.0.attempts
     }
 
     /// Time the retried call took, measured so that a call that succeeds at
@@ -132,7 +160,10 @@ impl<E> RetryError<E> {
     ///   blocking runner: when it returned its error; the async runner:
     ///   after its first poll that did not succeed) to the stop. The running
     ///   time of the first attempt before that moment is not counted; every
-    ///   sleep and every later attempt is.
+    ///   sleep and every later attempt is. The blocking runner marks that
+    ///   moment on Linux's coarse monotonic clock (no precise clock read
+    ///   while the call goes on), which is at most one kernel tick (1-10
+    ///   ms) early: `elapsed` may then be up to a tick longer.
     ///
     /// A call rejected by an open breaker before any attempt reports zero.
     ///
@@ -145,7 +176,7 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn elapsed(&self) -> Duration {
-        self.elapsed
+        self.0.elapsed
     }
 
     /// True when the last attempt was cut by the per-attempt timeout or the
@@ -159,7 +190,7 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn last_attempt_timed_out(&self) -> bool {
-        self.timed_out
+        self.0.timed_out
     }
 
     /// Why the circuit breaker stopped the call, and when it may be tried
@@ -176,7 +207,7 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::BreakerError>(())
     /// ```
     pub fn breaker_rejection(&self) -> Option<&crate::BreakerOpen> {
-        self.breaker.as_ref()
+        self.0.breaker.as_ref()
     }
 
     /// The operation name given with `.name(..)` (`"operation"` if none).
@@ -189,22 +220,22 @@ impl<E> RetryError<E> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 }
 
 impl<E> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = if self.attempts == 1 { "" } else { "s" };
+        let plural = if self.0.attempts == 1 { "" } else { "s" };
         write!(
             f,
             "{}: {} after {} attempt{plural}",
-            self.name, self.reason, self.attempts
+            self.0.name, self.0.reason, self.0.attempts
         )?;
-        if self.timed_out {
+        if self.0.timed_out {
             f.write_str(" (the last one timed out)")?;
         }
-        if let Some(open) = &self.breaker {
+        if let Some(open) = &self.0.breaker {
             write!(f, " ({open})")?;
         }
         Ok(())
@@ -213,7 +244,8 @@ impl<E> fmt::Display for RetryError<E> {
 
 impl<E: std::error::Error + 'static> std::error::Error for RetryError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.last_error
+        self.0
+            .last_error
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -225,7 +257,7 @@ mod tests {
     use std::error::Error as _;
 
     fn err(reason: StopReason, attempts: u32, timed_out: bool) -> RetryError<std::io::Error> {
-        RetryError {
+        RetryError::from(Stop {
             name: "op".into(),
             reason,
             last_error: Some(std::io::Error::other("boom")),
@@ -233,7 +265,7 @@ mod tests {
             elapsed: Duration::ZERO,
             timed_out,
             breaker: None,
-        }
+        })
     }
 
     #[test]

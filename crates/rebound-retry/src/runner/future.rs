@@ -61,12 +61,9 @@ where
         Retry {
             op: self,
             policy: Policy::new(backoff.into_iter(), RetryAll, NoNotify),
-            attempt_timeout: None,
             start: None,
             last_error: None,
-            timer: None,
             sleep: None,
-            timer_is_deadline: false,
             state: State::Idle,
         }
     }
@@ -92,17 +89,12 @@ pin_project! {
     pub struct Retry<F, Fut, E, B, C, N> {
         op: F,
         policy: Policy<B, C, N>,
-        attempt_timeout: Option<Duration>,
         start: Option<Instant>,
         last_error: Option<E>,
-        // Bounds the running attempt (per-attempt timeout or the deadline);
-        // boxed once and reset for each attempt.
-        timer: Option<Pin<Box<Sleep>>>,
         // The pause between attempts: boxed once, on the first retry, and
         // reset for the next ones, so that the future stays small (a call
         // that succeeds at once moves less and never allocates).
         sleep: Option<Pin<Box<Sleep>>>,
-        timer_is_deadline: bool,
         #[pin]
         state: State<Fut>,
     }
@@ -159,12 +151,9 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
         Retry {
             op: self.op,
             policy: self.policy.with_classifier(classifier),
-            attempt_timeout: self.attempt_timeout,
             start: self.start,
             last_error: self.last_error,
-            timer: self.timer,
             sleep: self.sleep,
-            timer_is_deadline: self.timer_is_deadline,
             state: self.state,
         }
     }
@@ -189,12 +178,9 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
         Retry {
             op: self.op,
             policy: self.policy.with_notify(hook),
-            attempt_timeout: self.attempt_timeout,
             start: self.start,
             last_error: self.last_error,
-            timer: self.timer,
             sleep: self.sleep,
-            timer_is_deadline: self.timer_is_deadline,
             state: self.state,
         }
     }
@@ -218,7 +204,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
     /// # }
     /// ```
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.policy.deadline = Some(deadline);
+        self.policy.extras().deadline = Some(deadline);
         self
     }
 
@@ -241,7 +227,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
     /// # }
     /// ```
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = Some(timeout);
+        self.policy.extras().attempt_timeout = Some(timeout);
         self
     }
 
@@ -263,7 +249,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
     /// # }
     /// ```
     pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
-        self.policy.budget = Some(budget);
+        self.policy.extras().budget = Some(budget);
         self
     }
 
@@ -290,7 +276,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
     /// # }
     /// ```
     pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
-        self.policy.breaker = Some(BreakerSlot::new(breaker));
+        self.policy.extras().breaker = Some(BreakerSlot::new(breaker));
         self
     }
 
@@ -310,7 +296,7 @@ impl<F, Fut, E, B, C, N> Retry<F, Fut, E, B, C, N> {
     /// # }
     /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.policy.name = name.into();
+        self.policy.set_name(name.into());
         self
     }
 }
@@ -325,6 +311,7 @@ where
 {
     type Output = Result<T, RetryError<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -340,12 +327,17 @@ where
                     this.policy.start_attempt();
                     // The attempt may run until the earlier of its own
                     // timeout and the deadline.
-                    let limit = if this.policy.deadline.is_some() || this.attempt_timeout.is_some()
-                    {
+                    let limit = match this.policy.extras.as_deref() {
+                        Some(x) if x.deadline.is_some() || x.attempt_timeout.is_some() => {
+                            Some((x.deadline, x.attempt_timeout))
+                        }
+                        _ => None,
+                    };
+                    let limit = if let Some((deadline, attempt_timeout)) = limit {
                         let now = Instant::now();
                         let start = *this.start.get_or_insert(now);
-                        let left = this.policy.deadline.map(|d| d.saturating_sub(now - start));
-                        match (*this.attempt_timeout, left) {
+                        let left = deadline.map(|d| d.saturating_sub(now - start));
+                        match (attempt_timeout, left) {
                             (Some(t), Some(l)) if l <= t => Some((now + l, true)),
                             (Some(t), _) => Some((now + t, false)),
                             (None, Some(l)) => Some((now + l, true)),
@@ -355,11 +347,12 @@ where
                         None
                     };
                     if let Some((at, is_deadline)) = limit {
-                        match this.timer {
+                        let x = this.policy.extras();
+                        match &mut x.timer {
                             Some(timer) => timer.as_mut().reset(at),
-                            None => *this.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                            None => x.timer = Some(Box::pin(tokio::time::sleep_until(at))),
                         }
-                        *this.timer_is_deadline = is_deadline;
+                        x.timer_is_deadline = is_deadline;
                     }
                     let fut = (this.op)();
                     this.state.set(State::Running { fut });
@@ -383,8 +376,10 @@ where
                         Poll::Ready(Err(e)) => Some(e),
                         Poll::Pending => {
                             let timed_out = this
-                                .timer
+                                .policy
+                                .extras
                                 .as_mut()
+                                .and_then(|x| x.timer.as_mut())
                                 .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
                             if !timed_out {
                                 return Poll::Pending;
@@ -394,7 +389,13 @@ where
                     };
                     let start = *this.start;
                     let elapsed = move || start.map_or(Duration::ZERO, |s| s.elapsed());
-                    if failure.is_none() && *this.timer_is_deadline {
+                    let cut_by_deadline = failure.is_none()
+                        && this
+                            .policy
+                            .extras
+                            .as_ref()
+                            .is_some_and(|x| x.timer_is_deadline);
+                    if cut_by_deadline {
                         this.policy.breaker_failure();
                         Next::Stop(this.policy.stop(
                             StopReason::Deadline,

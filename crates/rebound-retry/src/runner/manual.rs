@@ -85,7 +85,7 @@ impl<B, C> RetryPolicy<B, C> {
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.policy.deadline = Some(deadline);
+        self.policy.extras().deadline = Some(deadline);
         self
     }
 
@@ -101,7 +101,7 @@ impl<B, C> RetryPolicy<B, C> {
     /// # Ok::<(), rebound_retry::BudgetError>(())
     /// ```
     pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
-        self.policy.budget = Some(budget);
+        self.policy.extras().budget = Some(budget);
         self
     }
 
@@ -147,7 +147,7 @@ impl<B, C> RetryPolicy<B, C> {
     /// # Ok::<(), rebound_retry::BudgetError>(())
     /// ```
     pub fn on_success(&self) {
-        if let Some(budget) = &self.policy.budget {
+        if let Some(budget) = self.policy.budget() {
             budget.record_success();
         }
     }

@@ -5,6 +5,7 @@
 
 mod blocking;
 mod budget;
+mod clock;
 mod error;
 #[cfg(feature = "tokio")]
 mod future;

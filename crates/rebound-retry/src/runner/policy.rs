@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget::RetryBudget;
-use super::error::{RetryError, StopReason};
+use super::error::{RetryError, Stop, StopReason};
 use super::hooks::Notify;
 use crate::breaker::{BreakerOpen, BreakerSlot, Outcome};
 use crate::classify::{Classify, Decision};
@@ -23,15 +23,70 @@ pub(crate) enum Next<E> {
     Stop(RetryError<E>),
 }
 
+/// The settings a call may add: boxed, so that a call without them builds,
+/// moves, checks and drops one null pointer instead of three fields.
+#[derive(Default)]
+pub(crate) struct Extras {
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: Option<Arc<RetryBudget>>,
+    pub(crate) breaker: Option<BreakerSlot>,
+    /// A name that is not a `&'static str`.
+    pub(crate) owned_name: Option<String>,
+    /// The async runner's per-attempt timeout.
+    #[cfg(feature = "tokio")]
+    pub(crate) attempt_timeout: Option<Duration>,
+    /// The async runner's bound on the running attempt (its timeout or the
+    /// deadline): boxed once and reset for each attempt.
+    #[cfg(feature = "tokio")]
+    pub(crate) timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Whether `timer` is the deadline (else the attempt's timeout).
+    #[cfg(feature = "tokio")]
+    pub(crate) timer_is_deadline: bool,
+}
+
+/// The boxed [`Extras`], if any. Its drop tests the pointer inline and
+/// frees the box out of line, so that dropping a runner without extras
+/// costs a test, not a call.
+pub(crate) struct ExtrasSlot(Option<Box<Extras>>);
+
+impl std::ops::Deref for ExtrasSlot {
+    type Target = Option<Box<Extras>>;
+
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ExtrasSlot {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ExtrasSlot {
+    #[inline]
+    fn drop(&mut self) {
+        #[inline(never)]
+        fn free(extras: Box<Extras>) {
+            drop(extras);
+        }
+        if let Some(extras) = self.0.take() {
+            free(extras);
+        }
+    }
+}
+
 /// The settings and running state of one retried call.
 pub(crate) struct Policy<B, C, N> {
     pub(crate) backoff: B,
     pub(crate) classifier: C,
     pub(crate) notify: N,
-    pub(crate) deadline: Option<Duration>,
-    pub(crate) budget: Option<Arc<RetryBudget>>,
-    pub(crate) breaker: Option<BreakerSlot>,
-    pub(crate) name: Cow<'static, str>,
+    /// Deadline, budget and breaker, when any is set.
+    pub(crate) extras: ExtrasSlot,
+    /// The name, when static (else in the extras).
+    pub(crate) name: &'static str,
     /// Attempts started so far.
     pub(crate) attempts: u32,
 }
@@ -42,10 +97,8 @@ impl<B, C, N> Policy<B, C, N> {
             backoff,
             classifier,
             notify,
-            deadline: None,
-            budget: None,
-            breaker: None,
-            name: Cow::Borrowed(DEFAULT_NAME),
+            extras: ExtrasSlot(None),
+            name: DEFAULT_NAME,
             attempts: 0,
         }
     }
@@ -56,9 +109,7 @@ impl<B, C, N> Policy<B, C, N> {
             backoff: self.backoff,
             classifier,
             notify: self.notify,
-            deadline: self.deadline,
-            budget: self.budget,
-            breaker: self.breaker,
+            extras: self.extras,
             name: self.name,
             attempts: self.attempts,
         }
@@ -70,12 +121,60 @@ impl<B, C, N> Policy<B, C, N> {
             backoff: self.backoff,
             classifier: self.classifier,
             notify,
-            deadline: self.deadline,
-            budget: self.budget,
-            breaker: self.breaker,
+            extras: self.extras,
             name: self.name,
             attempts: self.attempts,
         }
+    }
+
+    /// Names the operation (a static name costs no allocation).
+    pub(crate) fn set_name(&mut self, name: Cow<'static, str>) {
+        match name {
+            Cow::Borrowed(name) => {
+                self.name = name;
+                if let Some(x) = &mut *self.extras {
+                    x.owned_name = None;
+                }
+            }
+            Cow::Owned(name) => self.extras().owned_name = Some(name),
+        }
+    }
+
+    /// The operation's name.
+    pub(crate) fn name(&self) -> &str {
+        self.extras
+            .as_ref()
+            .and_then(|x| x.owned_name.as_deref())
+            .unwrap_or(self.name)
+    }
+
+    /// The extra settings, created when the first is set.
+    pub(crate) fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// The deadline, if any.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<Duration> {
+        self.extras.as_ref().and_then(|x| x.deadline)
+    }
+
+    /// The retry budget, if any.
+    #[inline]
+    pub(crate) fn budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.extras.as_ref().and_then(|x| x.budget.as_ref())
+    }
+
+    /// The breaker, if any.
+    #[inline]
+    pub(crate) fn breaker(&self) -> Option<&BreakerSlot> {
+        self.extras.as_ref().and_then(|x| x.breaker.as_ref())
+    }
+
+    /// The breaker, if any, to admit or record.
+    #[inline]
+    pub(crate) fn breaker_mut(&mut self) -> Option<&mut BreakerSlot> {
+        self.extras.as_mut().and_then(|x| x.breaker.as_mut())
     }
 
     /// Asks the breaker (if any) before an attempt: the error to stop with
@@ -87,7 +186,7 @@ impl<B, C, N> Policy<B, C, N> {
         last_error: &mut Option<E>,
         elapsed: impl Fn() -> Duration,
     ) -> Result<(), RetryError<E>> {
-        if let Some(slot) = &mut self.breaker {
+        if let Some(slot) = self.breaker_mut() {
             if let Err(open) = slot.admit() {
                 return Err(self.stop_with(
                     StopReason::BreakerOpen,
@@ -105,7 +204,7 @@ impl<B, C, N> Policy<B, C, N> {
     /// cut by the deadline).
     #[cfg(feature = "tokio")]
     pub(crate) fn breaker_failure(&mut self) {
-        if let Some(slot) = &mut self.breaker {
+        if let Some(slot) = self.breaker_mut() {
             slot.record(Outcome::Failure);
         }
     }
@@ -119,19 +218,39 @@ impl<B, C, N> Policy<B, C, N> {
     /// Records a success with the budget and the breaker.
     #[inline]
     pub(crate) fn on_success(&mut self) {
-        if let Some(slot) = &mut self.breaker {
+        if let Some(slot) = self.breaker_mut() {
             slot.record(Outcome::Success);
         }
-        if let Some(budget) = &self.budget {
+        if let Some(budget) = self.budget() {
             budget.record_success();
         }
         if self.attempts > 1 {
-            tracing::debug!(
-                operation = %self.name,
-                attempts = self.attempts,
-                "operation succeeded after retrying"
-            );
+            self.trace_success();
         }
+    }
+
+    /// The event for a success after retries, out of line: the runners'
+    /// hot paths stay small enough to be inlined into their callers.
+    #[cold]
+    #[inline(never)]
+    fn trace_success(&self) {
+        tracing::debug!(
+            operation = %self.name(),
+            attempts = self.attempts,
+            "operation succeeded after retrying"
+        );
+    }
+
+    /// The event for a retry, out of line (as [`trace_success`](Self::trace_success)).
+    #[inline(never)]
+    fn trace_retry(&self, delay: Duration, timed_out: bool) {
+        tracing::info!(
+            operation = %self.name(),
+            attempt = self.attempts,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            timed_out,
+            "attempt failed, retrying"
+        );
     }
 
     /// The error for a stop.
@@ -144,7 +263,7 @@ impl<B, C, N> Policy<B, C, N> {
         timed_out: bool,
     ) -> RetryError<E> {
         // A stop for an open breaker says when it may be tried again.
-        let rejection = match (reason, &self.breaker) {
+        let rejection = match (reason, self.breaker()) {
             (StopReason::BreakerOpen, Some(slot)) => slot.breaker().open_rejection(),
             _ => None,
         };
@@ -164,21 +283,24 @@ impl<B, C, N> Policy<B, C, N> {
         // `info`, not `warn`: the caller gets the error and decides how
         // loud it is.
         tracing::info!(
-            operation = %self.name,
+            operation = %self.name(),
             attempts = self.attempts,
             elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             reason = %reason,
             "operation failed, not retrying"
         );
-        RetryError {
-            name: self.name.clone(),
+        RetryError::from(Stop {
+            name: match self.extras.as_ref().and_then(|x| x.owned_name.as_ref()) {
+                Some(owned) => Cow::Owned(owned.clone()),
+                None => Cow::Borrowed(self.name),
+            },
             reason,
             last_error,
             attempts: self.attempts,
             elapsed,
             timed_out,
             breaker: rejection,
-        }
+        })
     }
 
     /// The step every runner shares: after a failed attempt classified as
@@ -199,12 +321,12 @@ impl<B, C, N> Policy<B, C, N> {
         }
         // A failure that opened the breaker stops the call now, before the
         // budget is charged: the next attempt would be rejected anyway.
-        if let Some(slot) = &self.breaker {
+        if let Some(slot) = self.breaker() {
             if slot.breaker().open_rejection().is_some() {
                 return Err(StopReason::BreakerOpen);
             }
         }
-        if let Some(budget) = &self.budget {
+        if let Some(budget) = self.budget() {
             budget.record_failure();
         }
         let backoff_delay = self.backoff.next().ok_or(StopReason::Exhausted)?;
@@ -214,12 +336,12 @@ impl<B, C, N> Policy<B, C, N> {
         };
         // Never sleep past the deadline: if the pause would reach it, no
         // attempt could run afterwards, so stop now instead of waiting.
-        if let Some(deadline) = self.deadline {
+        if let Some(deadline) = self.deadline() {
             if delay >= deadline.saturating_sub(elapsed()) {
                 return Err(StopReason::Deadline);
             }
         }
-        if let Some(budget) = &self.budget {
+        if let Some(budget) = self.budget() {
             if !budget.can_retry() {
                 return Err(StopReason::Budget);
             }
@@ -252,7 +374,7 @@ impl<B, C, N> Policy<B, C, N> {
         if let Some(e) = error {
             *last_error = Some(e);
         }
-        if let Some(slot) = &mut self.breaker {
+        if let Some(slot) = self.breaker_mut() {
             let counted = decision.is_retry() || slot.breaker().counts_permanent();
             slot.record(if counted {
                 Outcome::Failure
@@ -269,13 +391,7 @@ impl<B, C, N> Policy<B, C, N> {
                 if let (Some(e), false) = (last_error.as_ref(), timed_out) {
                     self.notify.notify(e, self.attempts, delay);
                 }
-                tracing::info!(
-                    operation = %self.name,
-                    attempt = self.attempts,
-                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    timed_out,
-                    "attempt failed, retrying"
-                );
+                self.trace_retry(delay, timed_out);
                 Next::Sleep(delay)
             }
         }

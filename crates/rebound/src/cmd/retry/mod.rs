@@ -2,12 +2,14 @@
 //! stop, printing each failed attempt and the delay before the next.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rebound_retry::classify::ExitCodes;
+use rebound_retry::duration;
 use rebound_retry::{
     Classify, Decision, Exponential, ExponentialBuilder, Jitter, PolicyError, RetryError,
     Retryable, StopReason, presets,
@@ -18,18 +20,22 @@ use crate::child::{ChildExit, Running, Target, own_group_by_default};
 use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, TIMEOUT, signal_exit};
 use crate::signal::{self, Signal};
 
+mod breaker_file;
 mod report;
 
+use breaker_file::RunOutcome;
 use report::{Report, describe};
 
 const AFTER_HELP: &str = "\
-Flags override the preset. Durations are humantime text: 250ms, 5s, 1m30s.
+Flags override the preset. Durations are humantime text (250ms, 5s, 1m30s)
+or a bare number of seconds (30 is 30s).
 Each failed attempt is reported on stderr with the delay before the next;
 with --json, one JSON object per attempt is written to stderr instead (stdout
 stays the child's). The child's stdout and stderr pass through unchanged.
 
 Exit code: the child's last exit code (128+N when signal N ended it);
-2 for a bad flag or an invalid policy (nothing is run); 124 when --deadline
+2 for a bad flag or an invalid policy (nothing is run); 75 when the
+--breaker-file breaker is open (nothing is run); 124 when --deadline
 ran out; 126/127 when CMD cannot be executed / is not found; 128+N when
 signal N (SIGINT 130, SIGTERM 143, SIGHUP 129, SIGQUIT 131) arrived between
 attempts. SIGINT, SIGTERM, SIGHUP and SIGQUIT received while the child runs
@@ -42,10 +48,22 @@ output open) after it. In a terminal's foreground CMD stays in rebound's
 group so that it can read the terminal; there only CMD itself is signalled
 and killed.
 
+With --breaker-file PATH, every `rebound retry` naming PATH shares one
+circuit breaker (state in PATH, JSON, created 0600, locked while read and
+updated, not while CMD runs): after --breaker-failures failed runs in a row
+(a run is the whole retried command) it opens, and `rebound retry` exits 75
+at once without running CMD, saying until when. After the cool-down one
+process runs CMD as the trial (the others still exit 75): success closes the
+breaker, failure opens it again for twice as long. Runs that could not start
+CMD or were interrupted by a signal do not count. A file that is not a
+breaker state is an error (exit 2); remove it to reset the breaker.
+
 Examples:
   rebound retry -- curl -fsS http://127.0.0.1:8080/health
   rebound retry --preset network --attempts 6 --retry-on-exit 75,111 -- ./sync.sh
-  rebound retry --delay 1s --max-delay 30s --deadline 2m --json -- make deploy";
+  rebound retry --delay 1s --max-delay 30 --deadline 2m --json -- make deploy
+  rebound retry --breaker-file /var/tmp/api.breaker --breaker-failures 3 \
+      --breaker-cooldown 5m -- curl -fsS https://api.example/v1/sync";
 
 /// Arguments of `rebound retry`.
 #[derive(Debug, clap::Args)]
@@ -72,14 +90,15 @@ pub struct Args {
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     multiplier: Option<f64>,
 
-    /// Jitter mode (the presets use equal).
-    #[arg(long, value_enum, value_name = "J")]
-    jitter: Option<JitterArg>,
+    /// Jitter mode: none, full, equal or decorrelated (the presets use
+    /// equal).
+    #[arg(long, value_name = "J")]
+    jitter: Option<Jitter>,
 
     /// Deadline for the whole run: a running attempt is killed (with its
     /// process group) when it passes, and no retry is started when its delay
     /// would reach it (rebound stops at once instead of sleeping).
-    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     deadline: Option<Duration>,
 
     /// Exit codes to retry: `any` non-zero code, or a list such as 75,111.
@@ -89,6 +108,31 @@ pub struct Args {
     /// Report attempts as JSON objects, one per line, on stderr.
     #[arg(long)]
     json: bool,
+
+    /// Share a circuit breaker, kept in this file, with every `rebound
+    /// retry` naming it: after --breaker-failures failed runs in a row the
+    /// command is not run (exit 75) until the cool-down is over.
+    #[arg(long, value_name = "PATH")]
+    breaker_file: Option<PathBuf>,
+
+    /// Failed runs in a row that open the breaker [default: 5].
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "breaker_file",
+        allow_negative_numbers = true
+    )]
+    breaker_failures: Option<u32>,
+
+    /// First cool-down of an open breaker; it doubles after each failed
+    /// trial run, up to 1h (or the first cool-down if longer) [default: 1m].
+    #[arg(long, value_name = "D", requires = "breaker_file", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    breaker_cooldown: Option<Duration>,
+
+    /// How long a half-open trial run keeps other processes out if it never
+    /// reports back (killed) [default: --deadline + 5s, or 10m].
+    #[arg(long, value_name = "D", requires = "breaker_file", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    breaker_trial_lease: Option<Duration>,
 
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -103,36 +147,65 @@ enum Preset {
     Connection,
 }
 
-/// `--jitter` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum JitterArg {
-    None,
-    Full,
-    Equal,
-    Decorrelated,
+/// A duration in rebound's one grammar ([`rebound_retry::duration`]):
+/// humantime text or a bare number of seconds. Negative text reaches here
+/// (the duration flags allow a leading `-`) so that it is named as such,
+/// instead of clap's "unexpected argument '-1'".
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    not_a_flag(text)?;
+    duration::parse(text).map_err(|e| e.to_string())
 }
 
-/// A humantime duration. Negative text reaches here (the duration flags
-/// allow a leading `-`) so that it is named as such, instead of clap's
-/// "unexpected argument '-1'".
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// [`parse_duration`], refusing zero (`--deadline`, `--breaker-cooldown`).
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    not_a_flag(text)?;
+    duration::parse_positive(text).map_err(|e| e.to_string())
+}
+
+/// A flag given where a value is needed (`--delay --json`).
+fn not_a_flag(text: &str) -> Result<(), String> {
     if text.starts_with("--") {
         return Err(format!("a duration is needed here, not the flag {text}"));
     }
-    if text.trim_start().starts_with('-') {
-        return Err("negative duration (durations must be zero or more)".into());
-    }
-    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 250ms, 5s, 1m30s)"))
+    Ok(())
 }
 
 /// Runs `rebound retry`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     // Validate everything before running anything.
     let backoff = build_policy(&args)?;
-    if args.deadline == Some(Duration::ZERO) {
-        return Err(CliError::usage("--deadline: must be above zero").into());
+    let breaker = breaker_file::Settings::new(
+        args.breaker_file.as_deref(),
+        args.breaker_failures,
+        args.breaker_cooldown,
+        args.breaker_trial_lease,
+        args.deadline,
+    )?;
+    // The breaker's lock is held only here and after the run, never while
+    // the command runs.
+    let ticket = match &breaker {
+        Some(breaker) => match breaker.admit(SystemTime::now())? {
+            Ok(ticket) => Some(ticket),
+            Err(rejection) => {
+                if args.json {
+                    report::breaker_rejected(&rejection);
+                }
+                return Err(breaker_file::refused(&rejection).into());
+            }
+        },
+        None => None,
+    };
+    let mut outcome = RunOutcome::NotCounted;
+    let result = crate::runtime::build()
+        .and_then(|rt| rt.block_on(run_attempts(args, backoff, &mut outcome)));
+    if let (Some(breaker), Some(ticket)) = (&breaker, ticket) {
+        // The command has run: its exit code stands even if the breaker
+        // cannot record it.
+        if let Err(err) = breaker.record(ticket, outcome, SystemTime::now()) {
+            report::warning(&format!("cannot record the run in the breaker: {err}"));
+        }
     }
-    crate::runtime::build()?.block_on(run_attempts(args, backoff))
+    result
 }
 
 /// The backoff from the preset and the flags that override it.
@@ -155,12 +228,7 @@ fn build_policy(args: &Args) -> Result<Exponential, CliError> {
         builder = builder.with_multiplier(m);
     }
     if let Some(j) = args.jitter {
-        builder = builder.with_jitter(match j {
-            JitterArg::None => Jitter::None,
-            JitterArg::Full => Jitter::Full,
-            JitterArg::Equal => Jitter::Equal,
-            JitterArg::Decorrelated => Jitter::Decorrelated,
-        });
+        builder = builder.with_jitter(j);
     }
     builder
         .build()
@@ -254,7 +322,12 @@ impl Drop for TargetGuard {
     }
 }
 
-async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
+/// Runs the attempts; `outcome` says, for the breaker, how the run ended.
+async fn run_attempts(
+    args: Args,
+    backoff: Exponential,
+    outcome: &mut RunOutcome,
+) -> anyhow::Result<i32> {
     let report = Report {
         json: args.json,
         max_attempts: backoff.max_attempts().unwrap_or(u32::MAX),
@@ -333,10 +406,28 @@ async fn run_attempts(args: Args, backoff: Exponential) -> anyhow::Result<i32> {
     let attempt = attempts.load(Ordering::SeqCst);
     match result {
         Ok(exit) => {
+            *outcome = RunOutcome::Success;
             report.succeeded(attempt, &exit);
             Ok(0)
         }
-        Err(err) => finish(&report, err, &program.0, args.deadline, &args.retry_on_exit),
+        Err(err) => {
+            *outcome = breaker_outcome(&err);
+            finish(&report, err, &program.0, args.deadline, &args.retry_on_exit)
+        }
+    }
+}
+
+/// What a failed run tells the breaker: a command that could not be
+/// started, or a run rebound was signalled during, says nothing about the
+/// endpoint; the rest (attempts exhausted, a code not retried, the
+/// deadline) is a failure.
+fn breaker_outcome(err: &RetryError<AttemptError>) -> RunOutcome {
+    match err.last_error() {
+        Some(AttemptError::Spawn(_)) => RunOutcome::NotCounted,
+        Some(AttemptError::Exit(exit)) if exit.signalled.is_some() => RunOutcome::NotCounted,
+        Some(AttemptError::Exit(_)) => RunOutcome::Failure,
+        None if err.reason() == StopReason::Deadline => RunOutcome::Failure,
+        None => RunOutcome::NotCounted,
     }
 }
 

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use super::breaker_file::Rejection;
 use crate::child::ChildExit;
 
 /// How a child ended, for humans.
@@ -29,6 +30,24 @@ fn round_delay(delay: Duration) -> Duration {
     } else {
         Duration::from_micros(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX))
     }
+}
+
+/// A line on stderr that does not change the exit code.
+pub(super) fn warning(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "rebound: warning: {text}");
+}
+
+/// With `--json`: the object for a run the `--breaker-file` breaker
+/// refused (the error line follows, as for every error).
+pub(super) fn breaker_rejected(rejection: &Rejection) {
+    let value = serde_json::json!({
+        "attempt": 0,
+        "outcome": "breaker_open",
+        "state": rejection.state.to_string(),
+        "until": humantime::format_rfc3339_seconds(rejection.until).to_string(),
+        "retry_in_ms": u64::try_from(rejection.retry_in.as_millis()).unwrap_or(u64::MAX),
+    });
+    let _ = writeln!(std::io::stderr().lock(), "{value}");
 }
 
 /// Writes attempt reports to stderr, as text or JSON lines.

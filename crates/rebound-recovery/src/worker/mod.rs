@@ -16,6 +16,7 @@ pub mod classify;
 pub mod handlers;
 pub mod report;
 mod run;
+mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,7 +228,10 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
         self
     }
 
-    /// How long [`run`](Self::run) waits when nothing is due.
+    /// How long [`run`](Self::run) waits at most when nothing is due
+    /// (default 1 s): the journal's wake-up signal (see
+    /// [`Journal::wake`]) or a recovery's due time ends the wait sooner,
+    /// so this is only the fallback for changes no signal reported.
     ///
     /// ```
     /// # let (journal, migrator, rollback) = ((), (), ());

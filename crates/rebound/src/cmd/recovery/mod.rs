@@ -9,6 +9,7 @@ use rebound_recovery::{FailureKind, RecoveryState, RetryJitter};
 mod exec;
 mod output;
 mod run;
+mod wake;
 
 use exec::ExitKinds;
 
@@ -370,9 +371,16 @@ pub struct RunArgs {
     /// are retaken after this.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "30s", value_parser = parse_positive_duration)]
     pub lease: Duration,
-    /// How often to look for due recoveries when idle.
+    /// How often to look for due recoveries when idle, at most: a record,
+    /// cancel or completion (LISTEN/NOTIFY on PostgreSQL, a watch on the
+    /// SQLite file) and a recovery's due time wake the workers sooner.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
     pub poll: Duration,
+    /// Do not listen for other processes' changes (PostgreSQL LISTEN, a
+    /// watch on the SQLite files): poll only, e.g. behind a connection
+    /// pooler in transaction mode, where LISTEN does not work.
+    #[arg(long, env = "REBOUND_RECOVERY_NO_LISTEN")]
+    pub no_listen: bool,
     /// Delete finished recoveries older than this, at start and then
     /// periodically (every tenth of it, between 1 s and 1 h).
     #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = parse_positive_duration)]

@@ -341,9 +341,16 @@ async fn run_workers(
     // Every worker has its own connection; open them all before running
     // anything, so that a bad journal fails before any command runs.
     let mut journals = Vec::new();
+    // One wake-up signal for all the workers: each connection raises it
+    // after its changes, and so does the listener for other processes'.
+    let wake = rebound_recovery::journal::Wake::new();
     for _ in 0..args.workers {
-        journals.push(open(address, config.clone()).await?);
+        journals.push(open(address, config.clone()).await?.with_wake(wake.clone()));
     }
+    let _listener = match journals.first() {
+        Some(journal) if !args.no_listen => super::wake::listen(journal).await,
+        _ => None,
+    };
     let pruner = match args.prune_after {
         Some(age) => {
             let journal = open(address, config.clone()).await?;

@@ -1,0 +1,81 @@
+//! SQLite wake-ups across processes: inotify on the journal's files.
+//!
+//! A SQLite journal has no server to send notifications, but every commit
+//! writes the `-wal` file (and a checkpoint the database file). The watch
+//! follows the journal's directory (the `-wal` file comes and goes) with
+//! the `notify` crate, keeps the modifications and creations of those two
+//! files, and raises the journal handle's [`Wake`] once per burst: the
+//! events of one commit (its frames, then its fsync) arrive within a
+//! millisecond or two, so the watch waits [`DEBOUNCE`] after the first one
+//! and takes the rest with it.
+//!
+//! A worker's own changes are seen too (they raise the same signal in
+//! process anyway); that costs one extra claim after the worker's own
+//! writes, never a loop: a claim that finds nothing writes nothing, so an
+//! idle worker makes no events of its own.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use super::wake::{ChangeListener, Wake};
+use crate::error::JournalError;
+
+/// How long the watch collects the events of one burst before it raises
+/// the signal.
+pub const DEBOUNCE: Duration = Duration::from_millis(2);
+
+/// Starts watching the files of the journal at `path`, raising `wake` on
+/// their changes, until the returned listener is dropped.
+pub(crate) fn watch(path: &Path, wake: Wake) -> Result<ChangeListener, JournalError> {
+    let fail = |e: notify::Error| JournalError::Unavailable {
+        journal: format!("sqlite:{}", path.display()),
+        message: format!("cannot watch the journal's files for changes: {e}"),
+        source: Some(Box::new(e)),
+    };
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = absolute
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let Some(name) = absolute.file_name().map(|n| n.to_os_string()) else {
+        return Err(JournalError::Invalid(format!(
+            "journal sqlite:{}: not a file name",
+            path.display()
+        )));
+    };
+    let mut wal = name.clone();
+    wal.push("-wal");
+    let files: [OsString; 2] = [name, wal];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if !matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
+            return;
+        }
+        let ours = event
+            .paths
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| files.iter().any(|f| f == n)));
+        if ours {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(fail)?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(fail)?;
+    let task = tokio::spawn(async move {
+        // Dropping the watcher (with the task) stops the inotify thread.
+        let _watcher = watcher;
+        while rx.recv().await.is_some() {
+            tokio::time::sleep(DEBOUNCE).await;
+            while rx.try_recv().is_ok() {}
+            wake.signal();
+        }
+    });
+    Ok(ChangeListener::new(task, "inotify"))
+}

@@ -27,7 +27,14 @@ fn config(initial_delay: Duration) -> RecoveryConfig {
 }
 
 fn report(id: &str) -> FailureReport {
-    FailureReport::new(id, format!("web-{id}"), "src", "t1", FailureKind::Timeout, "boom")
+    FailureReport::new(
+        id,
+        format!("web-{id}"),
+        "src",
+        "t1",
+        FailureKind::Timeout,
+        "boom",
+    )
 }
 
 macro_rules! wake_suite {
@@ -175,10 +182,7 @@ async fn in_virtual_time_the_worker_wakes_at_each_due_time() {
         start: tokio::time::Instant::now(),
         base_ms: 1_000_000,
     };
-    journal
-        .record(report("m"), clock.now_ms())
-        .await
-        .unwrap();
+    journal.record(report("m"), clock.now_ms()).await.unwrap();
     let started = tokio::time::Instant::now();
     let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let fails = Arc::new(std::sync::atomic::AtomicBool::new(true));

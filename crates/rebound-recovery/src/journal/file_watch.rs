@@ -5,12 +5,13 @@
 //! follows the journal's directory (the `-wal` file comes and goes) with
 //! the `notify` crate, keeps the modifications and creations of those two
 //! files, and raises the journal handle's [`Wake`] once per burst: the
-//! events of one commit (its frames, then its fsync) arrive within a
-//! millisecond or two, so the watch waits [`DEBOUNCE`] after the first one
-//! and takes the rest with it.
+//! events of one commit arrive within a millisecond or two, so the watch
+//! waits [`DEBOUNCE`] after the first one and takes the rest with it; it
+//! raises the signal again a little later, for a commit that becomes
+//! visible only after its fsync (see `RECHECKS`).
 //!
 //! A worker's own changes are seen too (they raise the same signal in
-//! process anyway); that costs one extra claim after the worker's own
+//! process anyway); that costs a few extra claims after the worker's own
 //! writes, never a loop: a claim that finds nothing writes nothing, so an
 //! idle worker makes no events of its own.
 
@@ -26,6 +27,21 @@ use crate::error::JournalError;
 /// How long the watch collects the events of one burst before it raises
 /// the signal.
 pub const DEBOUNCE: Duration = Duration::from_millis(2);
+
+/// The pauses before each raise of the signal after a burst: the first
+/// ([`DEBOUNCE`]) and three more. A commit's last write to the `-wal` file
+/// comes before its fsync and before the shared-memory index that makes
+/// it visible is updated (by `mmap`, which inotify does not see): a
+/// reader woken at once may not see it yet, and no further event would
+/// say when it can. So the signal is raised again 25 ms, 100 ms and
+/// 500 ms later (sooner while more events arrive), each a cheap look at
+/// the journal.
+const RECHECKS: [Duration; 4] = [
+    DEBOUNCE,
+    Duration::from_millis(25),
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+];
 
 /// Starts watching the files of the journal at `path`, raising `wake` on
 /// their changes, until the returned listener is dropped.
@@ -72,9 +88,17 @@ pub(crate) fn watch(path: &Path, wake: Wake) -> Result<ChangeListener, JournalEr
         // Dropping the watcher (with the task) stops the inotify thread.
         let _watcher = watcher;
         while rx.recv().await.is_some() {
-            tokio::time::sleep(DEBOUNCE).await;
-            while rx.try_recv().is_ok() {}
-            wake.signal();
+            let mut step = 0;
+            while let Some(delay) = RECHECKS.get(step) {
+                tokio::time::sleep(*delay).await;
+                let mut more = false;
+                while rx.try_recv().is_ok() {
+                    more = true;
+                }
+                wake.signal();
+                // Still being written: keep looking closely.
+                step = if more { 1 } else { step + 1 };
+            }
         }
     });
     Ok(ChangeListener::new(task, "inotify"))

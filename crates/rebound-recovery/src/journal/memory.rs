@@ -284,6 +284,10 @@ impl Journal for MemoryJournal {
             state.recoveries.remove(id);
             state.history.remove(id);
         }
+        drop(state);
+        if !doomed.is_empty() {
+            self.wake.signal();
+        }
         Ok(doomed.len() as u64)
     }
 

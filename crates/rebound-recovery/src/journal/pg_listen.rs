@@ -127,6 +127,9 @@ async fn run(
             delays = backoff();
             let why = drive(connection, &wake).await;
             drop(client);
+            // Whoever waits looks at the journal now: a reader finds out
+            // at once whether the whole database went away.
+            wake.signal();
             tracing::warn!(
                 journal = %journal,
                 error = %why,

@@ -787,6 +787,10 @@ impl Journal for PostgresJournal {
             drop(client);
             total += deleted;
             if deleted < PRUNE_BATCH as u64 {
+                if total > 0 {
+                    // For watchers (`list --watch`): nothing became due.
+                    self.announce().await;
+                }
                 return Ok(total);
             }
         }

@@ -876,6 +876,9 @@ impl Journal for SqliteJournal {
                 .await?;
             total += deleted as u64;
             if deleted < PRUNE_BATCH {
+                if total > 0 {
+                    self.wake.signal();
+                }
                 return Ok(total);
             }
         }

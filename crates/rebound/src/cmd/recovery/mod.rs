@@ -10,6 +10,7 @@ mod exec;
 mod output;
 mod run;
 mod wake;
+mod watch;
 
 use exec::ExitKinds;
 
@@ -92,8 +93,13 @@ const LIST_HELP: &str = concat!(
 Examples:
   rebound recovery list
   rebound recovery list --state given_up --json
+  rebound recovery list --watch --json
 
-Exit codes: 0 listed; 2 bad input; 3 journal unreachable or of a newer schema."
+--watch prints the listing, then one line per change as it happens, until
+SIGINT or SIGTERM (exit 0); with --json, {\"event\": \"listed\"|\"changed\",
+\"recovery\": {...}} or {\"event\": \"removed\", \"migration\": ID} per line.
+Exit codes: 0 listed (or watched until a signal); 2 bad input; 3 journal
+unreachable (also when it goes away while watched) or of a newer schema."
 );
 
 const SHOW_HELP: &str = concat!(
@@ -328,6 +334,16 @@ pub struct ListArgs {
     /// One JSON object per recovery.
     #[arg(long)]
     pub json: bool,
+    /// After the listing, print each change as it happens (new, changed,
+    /// removed recoveries; with --json one {"event": ...} object per line)
+    /// until SIGINT or SIGTERM (exit 0).
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: how often to read the journal again when no change
+    /// was announced (LISTEN/NOTIFY on PostgreSQL, a watch on the SQLite
+    /// files).
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration, requires = "watch")]
+    pub poll: Duration,
 }
 
 /// `rebound recovery show`.

@@ -39,7 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
         let read_only = matches!(args.command, Sub::List(_) | Sub::Show(_) | Sub::Due(_));
-        if read_only {
+        // `list --watch` waits for a journal not created yet.
+        let watching = matches!(&args.command, Sub::List(l) if l.watch);
+        if read_only && !watching {
             if let JournalAddress::Sqlite(path) = &address {
                 if !path.exists() {
                     // Nothing recorded yet; do not create the file for a read.
@@ -63,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         match args.command {
             Sub::Record(r) => record(open(&address, config).await?, r, snapshot).await,
+            Sub::List(l) if l.watch => super::watch::watch(&address, config, l).await,
             Sub::List(l) => list(open_read_only(&address, config).await?, l).await,
             Sub::Show(s) => show(open_read_only(&address, config).await?, s).await,
             Sub::Due(d) => due(open_read_only(&address, config).await?, d).await,
@@ -147,7 +150,7 @@ fn capture(path: &std::path::Path) -> anyhow::Result<SnapshotRef> {
         .map_err(|e| CliError::usage(format!("--snapshot: {e}")).into())
 }
 
-fn journal_error(e: JournalError) -> anyhow::Error {
+pub(super) fn journal_error(e: JournalError) -> anyhow::Error {
     let code = match e.kind() {
         JournalErrorKind::Invalid => crate::exit::USAGE,
         _ => FAILED,
@@ -155,7 +158,10 @@ fn journal_error(e: JournalError) -> anyhow::Error {
     CliError::new(code, e.to_string()).into()
 }
 
-async fn open(address: &JournalAddress, config: RecoveryConfig) -> anyhow::Result<AnyJournal> {
+pub(super) async fn open(
+    address: &JournalAddress,
+    config: RecoveryConfig,
+) -> anyhow::Result<AnyJournal> {
     AnyJournal::open(address, config)
         .await
         .map_err(journal_error)

@@ -34,6 +34,9 @@ use crate::model::{FailureReport, Recovery};
 /// A callback told about each recorded attempt.
 type Notify = dyn Fn(&Claim, &Recovery) + Send + Sync;
 
+/// A callback told how long each claim took and what it claimed.
+type OnClaim = dyn Fn(Duration, &[Claim]) + Send + Sync;
+
 /// Claims due recoveries and carries out their strategy.
 ///
 /// A rollback runs only after the snapshot is verified (age and CRC32C); a
@@ -77,6 +80,7 @@ pub struct RecoveryWorker<J, M, R, C = DefaultClassifier> {
     poll: Duration,
     cancel_check: Duration,
     cancel_grace: Duration,
+    on_claim: Option<Arc<OnClaim>>,
 }
 
 impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
@@ -105,6 +109,7 @@ impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
             poll: Duration::from_secs(1),
             cancel_check: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(5),
+            on_claim: None,
         }
     }
 }
@@ -135,6 +140,7 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
             poll: self.poll,
             cancel_check: self.cancel_check,
             cancel_grace: self.cancel_grace,
+            on_claim: self.on_claim,
         }
     }
 
@@ -271,6 +277,25 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     /// ```
     pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = grace;
+        self
+    }
+
+    /// Calls `on_claim` after each successful claim with how long the
+    /// journal took to answer it and what was claimed (often nothing), for
+    /// metrics.
+    ///
+    /// ```
+    /// # use rebound_recovery::RecoveryWorker;
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_on_claim(|took, claims| println!("claimed {} in {took:?}", claims.len()));
+    /// # let _ = worker;
+    /// ```
+    pub fn with_on_claim(
+        mut self,
+        on_claim: impl Fn(Duration, &[Claim]) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_claim = Some(Arc::new(on_claim));
         self
     }
 

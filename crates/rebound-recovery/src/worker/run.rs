@@ -48,10 +48,14 @@ where
     /// many were claimed.
     async fn batch(&self, progress: &std::sync::Mutex<Progress>) -> Result<u64, JournalError> {
         let now = self.clock.now_ms();
+        let asked = std::time::Instant::now();
         let claims = self
             .journal
             .claim(&self.owner, now, self.lease, self.batch)
             .await?;
+        if let Some(on_claim) = &self.on_claim {
+            on_claim(asked.elapsed(), &claims);
+        }
         let claimed = claims.len() as u64;
         {
             let mut p = lock(progress);

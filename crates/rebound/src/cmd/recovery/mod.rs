@@ -7,6 +7,7 @@ use std::time::Duration;
 use rebound_recovery::{FailureKind, RecoveryState, RetryJitter};
 
 mod exec;
+mod metrics;
 mod output;
 mod run;
 mod wake;
@@ -392,6 +393,11 @@ pub struct RunArgs {
     /// SQLite file) and a recovery's due time wake the workers sooner.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = parse_positive_duration)]
     pub poll: Duration,
+    /// Serve Prometheus metrics at GET /metrics on tcp:IP:PORT or
+    /// unix:PATH: recoveries by state, attempts by strategy and outcome,
+    /// attempt and claim duration histograms, rescues.
+    #[arg(long, value_name = "ADDR", value_parser = metrics::parse_addr)]
+    pub metrics_listen: Option<metrics::MetricsAddr>,
     /// Do not listen for other processes' changes (PostgreSQL LISTEN, a
     /// watch on the SQLite files): poll only, e.g. behind a connection
     /// pooler in transaction mode, where LISTEN does not work.

@@ -364,6 +364,19 @@ async fn run_workers(
         }
         None => None,
     };
+    let metrics = super::metrics::RunMetrics::default();
+    // Its own connection: a scrape never waits for a worker's change.
+    let _metrics_server = match &args.metrics_listen {
+        Some(addr) => {
+            let journal = open(address, config.clone()).await?;
+            Some(DropAbort(
+                super::metrics::serve(addr, metrics.clone(), journal)
+                    .await
+                    .map_err(|e| CliError::usage(e.to_string()))?,
+            ))
+        }
+        None => None,
+    };
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "rebound".to_owned());
     let json = args.json;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Running);
@@ -379,11 +392,19 @@ async fn run_workers(
             .with_batch(1)
             .with_poll_interval(args.poll)
             .with_cancel_grace(args.cancel_grace)
-            .with_notify(move |claim, done| {
-                let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
-                // Best effort: a reader that went away must not stop the
-                // workers in the middle of their recoveries.
-                let _ = out!("{line}");
+            .with_on_claim({
+                let metrics = metrics.clone();
+                move |took, claims| metrics.claim(took, claims)
+            })
+            .with_notify({
+                let metrics = metrics.clone();
+                move |claim, done| {
+                    metrics.attempt(claim, done);
+                    let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
+                    // Best effort: a reader that went away must not stop the
+                    // workers in the middle of their recoveries.
+                    let _ = out!("{line}");
+                }
             });
         let mut stop = stop_rx.clone();
         let once = args.once;
@@ -472,4 +493,13 @@ async fn run_workers(
         printed?;
     }
     Ok(code)
+}
+
+/// Aborts the task when dropped (the metrics server, when `run` ends).
+struct DropAbort(tokio::task::JoinHandle<()>);
+
+impl Drop for DropAbort {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -29,18 +29,22 @@ use crate::error::JournalError;
 pub const DEBOUNCE: Duration = Duration::from_millis(2);
 
 /// The pauses before each raise of the signal after a burst: the first
-/// ([`DEBOUNCE`]) and three more. A commit's last write to the `-wal` file
-/// comes before its fsync and before the shared-memory index that makes
-/// it visible is updated (by `mmap`, which inotify does not see): a
+/// ([`DEBOUNCE`]) and more, growing. A commit's last write to the `-wal`
+/// file comes before its fsync and before the shared-memory index that
+/// makes it visible is updated (by `mmap`, which inotify does not see): a
 /// reader woken at once may not see it yet, and no further event would
-/// say when it can. So the signal is raised again 25 ms, 100 ms and
-/// 500 ms later (sooner while more events arrive), each a cheap look at
-/// the journal.
-const RECHECKS: [Duration; 4] = [
+/// say when it can. So the signal is raised again after 3, 5, 10, 30, 50,
+/// 150 and 250 ms (about 500 ms in all; restarted while more events
+/// arrive), each a cheap look at the journal.
+const RECHECKS: [Duration; 8] = [
     DEBOUNCE,
-    Duration::from_millis(25),
-    Duration::from_millis(100),
-    Duration::from_millis(500),
+    Duration::from_millis(3),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(30),
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+    Duration::from_millis(250),
 ];
 
 /// Starts watching the files of the journal at `path`, raising `wake` on

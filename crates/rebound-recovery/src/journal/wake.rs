@@ -178,6 +178,7 @@ pub struct ChangeListener {
 }
 
 impl ChangeListener {
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn new(task: tokio::task::JoinHandle<()>, mechanism: &'static str) -> Self {
         Self { task, mechanism }
     }

@@ -84,14 +84,14 @@ async fn next_due_after_is_the_earliest_delay_or_lease_end(backend: Backend) {
     assert_eq!(j.next_due_after(15_000).await.unwrap(), None);
 }
 
-/// Runs `worker`-style polling once an hour over `journal` until `done`
-/// says so; fails after `within`.
-async fn run_until<J: Journal>(
-    journal: J,
+/// Runs a worker that polls once an hour over `journal` while `act` runs,
+/// until recovery `id` has succeeded; fails after `within`.
+async fn run_until(
+    journal: &AnyJournal,
     counter: &Counter,
     within: Duration,
     act: impl std::future::Future<Output = ()>,
-    done: impl Fn(&Counter) -> bool,
+    id: &str,
 ) {
     let worker = RecoveryWorker::new(journal, counter.clone(), counter.clone())
         .with_owner("idle")
@@ -100,7 +100,11 @@ async fn run_until<J: Journal>(
     let watch = async {
         act.await;
         let start = Instant::now();
-        while !done(counter) {
+        loop {
+            let state = journal.get(id).await.unwrap().map(|r| r.state);
+            if state == Some(RecoveryState::Succeeded) {
+                break;
+            }
             assert!(
                 start.elapsed() < within,
                 "the idle worker was not woken within {within:?}"
@@ -132,10 +136,8 @@ async fn a_record_through_the_handle_wakes_an_idle_worker(backend: Backend) {
         let now = rebound_recovery::SystemClock.now_ms();
         journal.record(report("m"), now).await.unwrap();
     };
-    run_until(journal, &counter, Duration::from_secs(3), act, |c| {
-        ran(c, "m")
-    })
-    .await;
+    run_until(journal, &counter, Duration::from_secs(3), act, "m").await;
+    assert!(ran(&counter, "m"));
     let rec = j.get("m").await.unwrap().unwrap();
     assert_eq!(rec.state, RecoveryState::Succeeded);
 }
@@ -149,10 +151,8 @@ async fn a_recovery_whose_delay_ends_wakes_its_worker(backend: Backend) {
     // Recorded before the worker starts: no signal wakes it, only the
     // due time it reads when it goes idle.
     journal.record(report("m"), now).await.unwrap();
-    run_until(journal, &counter, Duration::from_secs(4), async {}, |c| {
-        ran(c, "m")
-    })
-    .await;
+    run_until(journal, &counter, Duration::from_secs(4), async {}, "m").await;
+    assert!(ran(&counter, "m"));
     let took = recorded.elapsed();
     assert!(took >= Duration::from_millis(400), "ran early: {took:?}");
     let rec = j.get("m").await.unwrap().unwrap();

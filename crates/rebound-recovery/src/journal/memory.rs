@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::targets::{self, Touch};
+use super::wake::{Wake, due_time, earliest_after};
 use super::{
     Claim, Journal, abandoned, cancelled, claimed, lease_end, lost_too_often, prunable, released,
     renewed,
@@ -27,6 +28,8 @@ use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, Re
 pub struct MemoryJournal {
     config: RecoveryConfig,
     state: Mutex<State>,
+    /// Raised after each change (see [`Journal::wake`]).
+    wake: Wake,
 }
 
 #[derive(Debug, Default)]
@@ -65,7 +68,23 @@ impl MemoryJournal {
         Ok(Self {
             config,
             state: Mutex::new(State::default()),
+            wake: Wake::new(),
         })
+    }
+
+    /// Shares `wake` with other journal handles of this process: each
+    /// raises it after its changes (see [`Journal::wake`]).
+    ///
+    /// ```
+    /// use rebound_recovery::{Journal, MemoryJournal, journal::Wake};
+    /// let shared = Wake::new();
+    /// let journal = MemoryJournal::new(Default::default()).unwrap().with_wake(shared.clone());
+    /// assert!(journal.wake().unwrap().same_as(&shared));
+    /// ```
+    #[must_use]
+    pub fn with_wake(mut self, wake: Wake) -> Self {
+        self.wake = wake;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -86,6 +105,8 @@ impl MemoryJournal {
         let current = state.recoveries.get(migration).cloned();
         let (rec, entry, out) = apply(current)?;
         state.store(&rec, entry, self.config.history_limit);
+        drop(state);
+        self.wake.signal();
         Ok(out)
     }
 
@@ -115,6 +136,8 @@ impl MemoryJournal {
         if let Some(b) = changed {
             state.breakers.insert(b.node.clone(), b);
         }
+        drop(state);
+        self.wake.signal();
         Ok(rec)
     }
 }
@@ -235,6 +258,10 @@ impl Journal for MemoryJournal {
                 claims.push(claim);
             }
         }
+        drop(state);
+        if !claims.is_empty() {
+            self.wake.signal();
+        }
         Ok(claims)
     }
 
@@ -299,6 +326,10 @@ impl Journal for MemoryJournal {
             state.recoveries.remove(id);
             state.history.remove(id);
         }
+        drop(state);
+        if !doomed.is_empty() {
+            self.wake.signal();
+        }
         Ok(doomed.len() as u64)
     }
 
@@ -331,6 +362,17 @@ impl Journal for MemoryJournal {
             Some(breaker) => breaker.admit(migration, now_ms, hold_ms),
             None => Admission::Closed,
         })
+    }
+
+    async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, JournalError> {
+        Ok(earliest_after(
+            now_ms,
+            self.lock().recoveries.values().map(due_time),
+        ))
+    }
+
+    fn wake(&self) -> Option<Wake> {
+        Some(self.wake.clone())
     }
 }
 

@@ -13,7 +13,11 @@
 //! one per workload) as the other backends.
 
 mod address;
+#[cfg(feature = "sqlite")]
+pub mod file_watch;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod pg_listen;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -23,11 +27,13 @@ pub mod schema;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod targets;
+pub mod wake;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use address::{JournalAddress, default_sqlite_path};
+pub use wake::{ChangeListener, Wake, WakeListener};
 
 use crate::error::JournalError;
 use crate::model::transition;
@@ -278,6 +284,51 @@ pub trait Journal: Send + Sync {
         now_ms: u64,
         hold: Duration,
     ) -> impl Future<Output = Result<Admission, JournalError>> + Send;
+
+    /// The earliest time after `now_ms` at which a recovery becomes
+    /// claimable by time alone: a pending one whose delay ends, or a
+    /// running one whose lease runs out; `None` when there is none. An
+    /// idle worker sleeps until then (or its poll interval, whichever
+    /// comes first) rather than until its next poll.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, MemoryJournal, RecoveryConfig};
+    /// let config = RecoveryConfig { jitter: rebound_retry::Jitter::None, ..Default::default() };
+    /// let journal = MemoryJournal::new(config).unwrap();
+    /// assert_eq!(journal.next_due_after(0).await.unwrap(), None);
+    /// journal.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// // Due after the initial delay (10 s by default).
+    /// assert_eq!(journal.next_due_after(0).await.unwrap(), Some(10_000));
+    /// // Already due: not after now.
+    /// assert_eq!(journal.next_due_after(10_000).await.unwrap(), None);
+    /// # });
+    /// ```
+    fn next_due_after(
+        &self,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<u64>, JournalError>> + Send {
+        async move {
+            let open = self.list(None).await?;
+            Ok(wake::earliest_after(
+                now_ms,
+                open.iter().map(wake::due_time),
+            ))
+        }
+    }
+
+    /// The signal this handle raises after each change that can make work
+    /// claimable (see [`wake`]); `None` for a journal that has none, whose
+    /// workers then poll.
+    ///
+    /// ```
+    /// use rebound_recovery::{Journal, MemoryJournal};
+    /// let journal = MemoryJournal::new(Default::default()).unwrap();
+    /// assert!(journal.wake().is_some());
+    /// ```
+    fn wake(&self) -> Option<Wake> {
+        None
+    }
 }
 
 /// How many recoveries [`Journal::prune`] deletes per transaction.
@@ -489,6 +540,14 @@ impl Journal for AnyJournal {
     ) -> Result<Admission, JournalError> {
         dispatch!(self, j => j.admit_target(node, migration, now_ms, hold).await)
     }
+
+    async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, JournalError> {
+        dispatch!(self, j => j.next_due_after(now_ms).await)
+    }
+
+    fn wake(&self) -> Option<Wake> {
+        dispatch!(self, j => j.wake())
+    }
 }
 
 macro_rules! forward {
@@ -613,6 +672,17 @@ macro_rules! forward {
                 hold: Duration,
             ) -> impl Future<Output = Result<Admission, JournalError>> + Send {
                 (**self).admit_target(node, migration, now_ms, hold)
+            }
+
+            fn next_due_after(
+                &self,
+                now_ms: u64,
+            ) -> impl Future<Output = Result<Option<u64>, JournalError>> + Send {
+                (**self).next_due_after(now_ms)
+            }
+
+            fn wake(&self) -> Option<Wake> {
+                (**self).wake()
             }
         }
     )*};

@@ -25,6 +25,7 @@ use super::address::redact;
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
 use super::targets;
+use super::wake::{ChangeListener, Wake};
 use super::{
     Claim, Journal, PRUNE_BATCH, abandoned, cancelled, lease_end, lost_too_often, prunable,
     released, renewed,
@@ -58,6 +59,11 @@ pub struct PostgresJournal {
     /// cancelled mid-way, and its transaction is rolled back first.
     open_tx: Arc<AtomicBool>,
     stmts: Statements,
+    /// Raised after each change that can make work claimable (see
+    /// [`Journal::wake`]); other processes hear of it through NOTIFY.
+    wake: Wake,
+    /// The connection settings, for the LISTEN connection.
+    settings: tokio_postgres::Config,
 }
 
 #[derive(Debug)]
@@ -92,6 +98,7 @@ impl PostgresJournal {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(Duration::from_secs(10));
         }
+        let settings = pg.clone();
         let (mut client, connection) =
             pg.connect(NoTls).await.map_err(|e| unavailable(&name, e))?;
         let conn_name = name.clone();
@@ -148,7 +155,55 @@ impl PostgresJournal {
             client: Arc::new(Mutex::new(client)),
             open_tx: Arc::new(AtomicBool::new(false)),
             stmts,
+            wake: Wake::new(),
+            settings,
         })
+    }
+
+    /// Shares `wake` with other journal handles of this process: each
+    /// raises it after its changes (see [`Journal::wake`]).
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rebound_recovery::JournalError> {
+    /// use rebound_recovery::{Journal, PostgresJournal, journal::Wake};
+    /// let shared = Wake::new();
+    /// let journal = PostgresJournal::connect("postgres://rebound@127.0.0.1/rebound", Default::default())
+    ///     .await?
+    ///     .with_wake(shared.clone());
+    /// assert!(journal.wake().unwrap().same_as(&shared));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_wake(mut self, wake: Wake) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// Opens a connection of its own that `LISTEN`s for the changes other
+    /// processes announce and raises this handle's [`Wake`] on each (see
+    /// [`pg_listen`](super::pg_listen)); it reconnects with backoff when
+    /// dropped, and stops when the returned listener is dropped.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rebound_recovery::JournalError> {
+    /// use rebound_recovery::{Journal, PostgresJournal};
+    /// let journal = PostgresJournal::connect("postgres://rebound@127.0.0.1/rebound", Default::default()).await?;
+    /// let _listening = journal.listen().await;
+    /// let mut idle = journal.wake().unwrap().listen();
+    /// idle.wait().await; // another process recorded, cancelled or completed something
+    /// # Ok(()) }
+    /// ```
+    pub async fn listen(&self) -> ChangeListener {
+        super::pg_listen::listen(&self.settings, self.name.clone(), self.wake.clone()).await
+    }
+
+    /// Tells this process's workers (the [`Wake`]) and every other
+    /// process's (`NOTIFY`) that work may have become claimable.
+    async fn announce(&self) {
+        self.wake.signal();
+        if let Ok(client) = self.conn().await {
+            super::pg_listen::notify(&client, &self.name).await;
+        }
     }
 
     /// The schema version stored in the database.
@@ -364,7 +419,7 @@ pub const CLAIM_LOCK: i64 = 0x7265_6263_6c61_696d;
 
 /// The driver's error as text: for an error the server sent, its SQLSTATE
 /// code and message.
-fn error_text(e: &tokio_postgres::Error) -> String {
+pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => crate::error::error_chain(e),
@@ -481,7 +536,7 @@ impl Journal for PostgresJournal {
         let apply = |existing: Option<Recovery>, open: &OpenTargets| {
             targets::recorded_among(existing, &report, &self.config, now_ms, open)
         };
-        match self
+        let recorded = match self
             .change_targets(&report.migration, now_ms, touch, apply)
             .await
         {
@@ -495,7 +550,11 @@ impl Journal for PostgresJournal {
                     .map_err(|f| self.fail(f))
             }
             other => other.map_err(|f| self.fail(f)),
+        };
+        if recorded.is_ok() {
+            self.announce().await;
         }
+        recorded
     }
 
     async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
@@ -637,6 +696,10 @@ impl Journal for PostgresJournal {
             rows.extend(got);
         }
         tx.commit().await.map_err(|e| self.db(e))?;
+        drop(client);
+        if !rows.is_empty() {
+            self.announce().await;
+        }
         rows.iter()
             .map(|r| {
                 let rec = read_row(r).into_recovery()?;
@@ -670,9 +733,12 @@ impl Journal for PostgresJournal {
             let rec = released(current, claim, now_ms)?;
             Ok((rec.clone(), None, rec))
         };
-        self.change(&claim.recovery.migration, apply)
+        let released = self
+            .change(&claim.recovery.migration, apply)
             .await
-            .map_err(|f| self.fail(f))
+            .map_err(|f| self.fail(f))?;
+        self.announce().await;
+        Ok(released)
     }
 
     async fn complete(
@@ -688,9 +754,12 @@ impl Journal for PostgresJournal {
         let apply = |current, open: &OpenTargets| {
             targets::completed_among(current, claim, outcome, &self.config, now_ms, open)
         };
-        self.change_targets(&claim.recovery.migration, now_ms, touch, apply)
+        let completed = self
+            .change_targets(&claim.recovery.migration, now_ms, touch, apply)
             .await
-            .map_err(|f| self.fail(f))
+            .map_err(|f| self.fail(f))?;
+        self.announce().await;
+        Ok(completed)
     }
 
     async fn cancel(
@@ -703,9 +772,12 @@ impl Journal for PostgresJournal {
             let (rec, entry) = cancelled(current, migration, reason, now_ms)?;
             Ok((rec.clone(), Some(entry), rec))
         };
-        self.change(migration, apply)
+        let cancelled = self
+            .change(migration, apply)
             .await
-            .map_err(|f| self.fail(f))
+            .map_err(|f| self.fail(f))?;
+        self.announce().await;
+        Ok(cancelled)
     }
 
     async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
@@ -729,6 +801,10 @@ impl Journal for PostgresJournal {
             drop(client);
             total += deleted;
             if deleted < PRUNE_BATCH as u64 {
+                if total > 0 {
+                    // For watchers (`list --watch`): nothing became due.
+                    self.announce().await;
+                }
                 return Ok(total);
             }
         }
@@ -752,7 +828,28 @@ impl Journal for PostgresJournal {
         self.admit_breaker(node, migration, now_ms, lease_end(0, hold))
             .await
     }
+
+    async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, JournalError> {
+        let client = self.conn().await?;
+        let due: Option<i64> = client
+            .query_one(NEXT_DUE, &[&int(now_ms)])
+            .await
+            .map_err(|e| self.db(e))?
+            .get(0);
+        Ok(due.map(|t| u64::try_from(t).unwrap_or(0)))
+    }
+
+    fn wake(&self) -> Option<Wake> {
+        Some(self.wake.clone())
+    }
 }
+
+/// [`Journal::next_due_after`]: the earliest delay end or lease end after
+/// `$1` (each half served by its partial index).
+const NEXT_DUE: &str = "SELECT MIN(t) FROM (\
+     SELECT MIN(next_attempt_ms) AS t FROM recoveries WHERE state = 'pending' AND next_attempt_ms > $1 \
+     UNION ALL \
+     SELECT MIN(lease_expires_ms) FROM recoveries WHERE state = 'running' AND lease_expires_ms > $1) AS due";
 
 /// The parameters of the `store` statement, in its column order.
 fn store_params(r: &RecoveryRow) -> [&(dyn ToSql + Sync); 22] {

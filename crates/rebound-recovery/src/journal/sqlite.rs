@@ -24,6 +24,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
 use super::targets;
+use super::wake::{ChangeListener, Wake};
 use super::{
     Claim, Journal, PRUNE_BATCH, abandoned, cancelled, claimed, lease_end, lost_too_often,
     prunable, released, renewed,
@@ -47,6 +48,8 @@ pub struct SqliteJournal {
     path: PathBuf,
     config: RecoveryConfig,
     conn: Arc<Mutex<Connection>>,
+    /// Raised after each change (see [`Journal::wake`]); clones share it.
+    wake: Wake,
 }
 
 impl SqliteJournal {
@@ -83,6 +86,7 @@ impl SqliteJournal {
             path,
             config,
             conn: Arc::new(Mutex::new(conn)),
+            wake: Wake::new(),
         })
     }
 
@@ -120,6 +124,7 @@ impl SqliteJournal {
                 path,
                 config,
                 conn: Arc::new(Mutex::new(conn)),
+                wake: Wake::new(),
             }),
             None => Self::open(path, config).await,
         }
@@ -151,6 +156,48 @@ impl SqliteJournal {
     /// ```
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Shares `wake` with other journal handles of this process: each
+    /// raises it after its changes (see [`Journal::wake`]).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{Journal, SqliteJournal, journal::Wake};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let shared = Wake::new();
+    /// let journal = SqliteJournal::open(dir.path().join("j.db"), Default::default()).await.unwrap();
+    /// let journal = journal.with_wake(shared.clone());
+    /// assert!(journal.wake().unwrap().same_as(&shared));
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_wake(mut self, wake: Wake) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// Watches the journal's files (the database and its `-wal`) with
+    /// inotify and raises this handle's [`Wake`] when another connection
+    /// (another process's `record`, say) committed a change: see
+    /// [`file_watch`](super::file_watch). Stops when the returned listener
+    /// is dropped.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use rebound_recovery::{FailureKind, FailureReport, Journal, SqliteJournal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let worker = SqliteJournal::open(dir.path().join("j.db"), Default::default()).await.unwrap();
+    /// let _watch = worker.watch_files().unwrap();
+    /// let mut idle = worker.wake().unwrap().listen();
+    /// // Another connection (another process would do the same) records.
+    /// let other = SqliteJournal::open(dir.path().join("j.db"), Default::default()).await.unwrap();
+    /// other.record(FailureReport::new("m", "w", "a", "b", FailureKind::Timeout, "slow"), 0).await.unwrap();
+    /// idle.wait().await;
+    /// # });
+    /// ```
+    pub fn watch_files(&self) -> Result<ChangeListener, JournalError> {
+        super::file_watch::watch(&self.path, self.wake.clone())
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T, JournalError>
@@ -202,6 +249,7 @@ impl SqliteJournal {
             Ok(answer)
         })
         .await
+        .inspect(|_| self.wake.signal())
     }
 }
 
@@ -578,6 +626,13 @@ fn append(
 
 const DUE: &str = "(state = 'pending' AND next_attempt_ms <= ?1) OR (state = 'running' AND lease_expires_ms <= ?1)";
 
+/// [`Journal::next_due_after`]: the earliest delay end or lease end after
+/// `?1` (each half served by its partial index).
+const NEXT_DUE: &str = "SELECT MIN(t) FROM (\
+     SELECT MIN(next_attempt_ms) AS t FROM recoveries WHERE state = 'pending' AND next_attempt_ms > ?1 \
+     UNION ALL \
+     SELECT MIN(lease_expires_ms) FROM recoveries WHERE state = 'running' AND lease_expires_ms > ?1)";
+
 /// No other recovery of the row's workload is running: a claim takes one
 /// recovery per workload at a time.
 const WORKLOAD_IDLE: &str = "NOT EXISTS (SELECT 1 FROM recoveries AS busy \
@@ -721,6 +776,11 @@ impl Journal for SqliteJournal {
             Ok(claims)
         })
         .await
+        .inspect(|claims| {
+            if !claims.is_empty() {
+                self.wake.signal();
+            }
+        })
     }
 
     async fn renew(
@@ -783,6 +843,20 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, JournalError> {
+        self.with(move |conn| {
+            let due: Option<i64> = conn
+                .prepare_cached(NEXT_DUE)?
+                .query_row([int(now_ms)], |r| r.get(0))?;
+            Ok(due.map(|t| u64::try_from(t).unwrap_or(0)))
+        })
+        .await
+    }
+
+    fn wake(&self) -> Option<Wake> {
+        Some(self.wake.clone())
+    }
+
     async fn prune(&self, before_ms: u64, states: &[RecoveryState]) -> Result<u64, JournalError> {
         let states = prunable(states)?;
         // The names are the enum's own: quoting them is safe.
@@ -817,6 +891,9 @@ impl Journal for SqliteJournal {
                 .await?;
             total += deleted as u64;
             if deleted < PRUNE_BATCH {
+                if total > 0 {
+                    self.wake.signal();
+                }
                 return Ok(total);
             }
         }

@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod report;
 mod run;
 mod targets;
+mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,9 @@ use crate::model::{FailureReport, Recovery};
 
 /// A callback told about each recorded attempt.
 type Notify = dyn Fn(&Claim, &Recovery) + Send + Sync;
+
+/// A callback told how long each claim took and what it claimed.
+type OnClaim = dyn Fn(Duration, &[Claim]) + Send + Sync;
 
 /// Claims due recoveries and carries out their strategy.
 ///
@@ -77,6 +81,7 @@ pub struct RecoveryWorker<J, M, R, C = DefaultClassifier> {
     poll: Duration,
     cancel_check: Duration,
     cancel_grace: Duration,
+    on_claim: Option<Arc<OnClaim>>,
 }
 
 impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
@@ -105,6 +110,7 @@ impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
             poll: Duration::from_secs(1),
             cancel_check: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(5),
+            on_claim: None,
         }
     }
 }
@@ -135,6 +141,7 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
             poll: self.poll,
             cancel_check: self.cancel_check,
             cancel_grace: self.cancel_grace,
+            on_claim: self.on_claim,
         }
     }
 
@@ -228,7 +235,10 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
         self
     }
 
-    /// How long [`run`](Self::run) waits when nothing is due.
+    /// How long [`run`](Self::run) waits at most when nothing is due
+    /// (default 1 s): the journal's wake-up signal (see
+    /// [`Journal::wake`]) or a recovery's due time ends the wait sooner,
+    /// so this is only the fallback for changes no signal reported.
     ///
     /// ```
     /// # let (journal, migrator, rollback) = ((), (), ());
@@ -268,6 +278,25 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     /// ```
     pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = grace;
+        self
+    }
+
+    /// Calls `on_claim` after each successful claim with how long the
+    /// journal took to answer it and what was claimed (often nothing), for
+    /// metrics.
+    ///
+    /// ```
+    /// # use rebound_recovery::RecoveryWorker;
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = RecoveryWorker::new(journal, migrator, rollback)
+    ///     .with_on_claim(|took, claims| println!("claimed {} in {took:?}", claims.len()));
+    /// # let _ = worker;
+    /// ```
+    pub fn with_on_claim(
+        mut self,
+        on_claim: impl Fn(Duration, &[Claim]) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_claim = Some(Arc::new(on_claim));
         self
     }
 

@@ -48,10 +48,14 @@ where
     /// many were claimed.
     async fn batch(&self, progress: &std::sync::Mutex<Progress>) -> Result<u64, JournalError> {
         let now = self.clock.now_ms();
+        let asked = std::time::Instant::now();
         let claims = self
             .journal
             .claim(&self.owner, now, self.lease, self.batch)
             .await?;
+        if let Some(on_claim) = &self.on_claim {
+            on_claim(asked.elapsed(), &claims);
+        }
         let claimed = claims.len() as u64;
         {
             let mut p = lock(progress);
@@ -103,12 +107,18 @@ where
     ) -> Result<WorkerReport, JournalError> {
         let progress = std::sync::Mutex::new(Progress::default());
         let work = async {
+            // Listening before the first claim: a change made between a
+            // claim that found nothing and the wait is not missed.
+            let mut woken = self.journal.wake().map(|w| w.listen());
             loop {
+                if let Some(woken) = woken.as_mut() {
+                    woken.mark_seen();
+                }
                 if self.batch(&progress).await? == 0 {
                     if until_idle {
                         return Ok::<_, JournalError>(());
                     }
-                    tokio::time::sleep(self.poll).await;
+                    self.idle(woken.as_mut()).await;
                 }
             }
         };
@@ -137,8 +147,10 @@ where
         Ok(report)
     }
 
-    /// Runs batches until `shutdown` resolves, waiting the poll interval
-    /// whenever nothing was due. The attempt in progress when `shutdown`
+    /// Runs batches until `shutdown` resolves. Whenever nothing was due it
+    /// waits for the journal's wake-up signal (see [`Journal::wake`]),
+    /// until the earliest due time ([`Journal::next_due_after`]) or for
+    /// the poll interval, whichever comes first. The attempt in progress when `shutdown`
     /// resolves is dropped, and it and the rest of its batch are handed
     /// back ([`Journal::release`]): due at once
     /// for any worker, with nothing recorded. Should the hand-back fail,

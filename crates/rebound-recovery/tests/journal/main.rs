@@ -11,6 +11,7 @@ mod cases;
 mod postgres;
 mod sqlite;
 mod timeout;
+mod wake;
 mod worker;
 
 /// Instantiates every case of `cases` for one backend.

@@ -107,6 +107,7 @@ impl SqliteJournal {
             Ok(rec)
         })
         .await
+        .inspect(|_| self.wake.signal())
     }
 
     pub(super) async fn list_breakers(&self) -> Result<Vec<TargetBreaker>, JournalError> {

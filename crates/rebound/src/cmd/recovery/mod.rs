@@ -8,9 +8,12 @@ use rebound_recovery::{FailureKind, RecoveryState};
 use rebound_retry::Jitter;
 
 mod exec;
+mod metrics;
 mod output;
 mod run;
 mod targets;
+mod wake;
+mod watch;
 
 pub use targets::TargetsArgs;
 
@@ -105,8 +108,13 @@ const LIST_HELP: &str = concat!(
 Examples:
   rebound recovery list
   rebound recovery list --state given_up --json
+  rebound recovery list --watch --json
 
-Exit codes: 0 listed; 2 bad input; 3 journal unreachable or of a newer schema."
+--watch prints the listing, then one line per change as it happens, until
+SIGINT or SIGTERM (exit 0); with --json, {\"event\": \"listed\"|\"changed\",
+\"recovery\": {...}} or {\"event\": \"removed\", \"migration\": ID} per line.
+Exit codes: 0 listed (or watched until a signal); 2 bad input; 3 journal
+unreachable (also when it goes away while watched) or of a newer schema."
 );
 
 const SHOW_HELP: &str = concat!(
@@ -421,6 +429,16 @@ pub struct ListArgs {
     /// One JSON object per recovery.
     #[arg(long)]
     pub json: bool,
+    /// After the listing, print each change as it happens (new, changed,
+    /// removed recoveries; with --json one {"event": ...} object per line)
+    /// until SIGINT or SIGTERM (exit 0).
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: how often to read the journal again when no change
+    /// was announced (LISTEN/NOTIFY on PostgreSQL, a watch on the SQLite
+    /// files).
+    #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = positive_duration, requires = "watch")]
+    pub poll: Duration,
 }
 
 /// `rebound recovery show`.
@@ -464,9 +482,21 @@ pub struct RunArgs {
     /// are retaken after this.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "30s", value_parser = positive_duration)]
     pub lease: Duration,
-    /// How often to look for due recoveries when idle.
+    /// How often to look for due recoveries when idle, at most: a record,
+    /// cancel or completion (LISTEN/NOTIFY on PostgreSQL, a watch on the
+    /// SQLite file) and a recovery's due time wake the workers sooner.
     #[arg(long, allow_hyphen_values = true, value_name = "D", default_value = "1s", value_parser = positive_duration)]
     pub poll: Duration,
+    /// Serve Prometheus metrics at GET /metrics on tcp:IP:PORT or
+    /// unix:PATH: recoveries by state, attempts by strategy and outcome,
+    /// attempt and claim duration histograms, rescues.
+    #[arg(long, value_name = "ADDR", value_parser = metrics::parse_addr)]
+    pub metrics_listen: Option<metrics::MetricsAddr>,
+    /// Do not listen for other processes' changes (PostgreSQL LISTEN, a
+    /// watch on the SQLite files): poll only, e.g. behind a connection
+    /// pooler in transaction mode, where LISTEN does not work.
+    #[arg(long, env = "REBOUND_RECOVERY_NO_LISTEN")]
+    pub no_listen: bool,
     /// Delete finished recoveries older than this, at start and then
     /// periodically (every tenth of it, between 1 s and 1 h).
     #[arg(long, allow_hyphen_values = true, value_name = "D", value_parser = positive_duration)]

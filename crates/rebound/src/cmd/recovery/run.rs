@@ -39,7 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let runtime = crate::runtime::build()?;
     runtime.block_on(async move {
         let read_only = matches!(args.command, Sub::List(_) | Sub::Show(_) | Sub::Due(_));
-        if read_only {
+        // `list --watch` waits for a journal not created yet.
+        let watching = matches!(&args.command, Sub::List(l) if l.watch);
+        if read_only && !watching {
             if let JournalAddress::Sqlite(path) = &address {
                 if !path.exists() {
                     // Nothing recorded yet; do not create the file for a read.
@@ -64,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         match args.command {
             Sub::Targets(t) => super::targets::run(&address, config, t).await,
             Sub::Record(r) => record(open(&address, config).await?, r, snapshot).await,
+            Sub::List(l) if l.watch => super::watch::watch(&address, config, l).await,
             Sub::List(l) => list(open_read_only(&address, config).await?, l).await,
             Sub::Show(s) => show(open_read_only(&address, config).await?, s).await,
             Sub::Due(d) => due(open_read_only(&address, config).await?, d).await,
@@ -149,7 +152,7 @@ fn capture(path: &std::path::Path) -> anyhow::Result<SnapshotRef> {
         .map_err(|e| CliError::usage(format!("--snapshot: {e}")).into())
 }
 
-fn journal_error(e: JournalError) -> anyhow::Error {
+pub(super) fn journal_error(e: JournalError) -> anyhow::Error {
     let code = match e.kind() {
         JournalErrorKind::Invalid => crate::exit::USAGE,
         _ => FAILED,
@@ -157,7 +160,10 @@ fn journal_error(e: JournalError) -> anyhow::Error {
     CliError::new(code, e.to_string()).into()
 }
 
-async fn open(address: &JournalAddress, config: RecoveryConfig) -> anyhow::Result<AnyJournal> {
+pub(super) async fn open(
+    address: &JournalAddress,
+    config: RecoveryConfig,
+) -> anyhow::Result<AnyJournal> {
     AnyJournal::open(address, config)
         .await
         .map_err(journal_error)
@@ -343,13 +349,33 @@ async fn run_workers(
     // Every worker has its own connection; open them all before running
     // anything, so that a bad journal fails before any command runs.
     let mut journals = Vec::new();
+    // One wake-up signal for all the workers: each connection raises it
+    // after its changes, and so does the listener for other processes'.
+    let wake = rebound_recovery::journal::Wake::new();
     for _ in 0..args.workers {
-        journals.push(open(address, config.clone()).await?);
+        journals.push(open(address, config.clone()).await?.with_wake(wake.clone()));
     }
+    let _listener = match journals.first() {
+        Some(journal) if !args.no_listen => super::wake::listen(journal).await,
+        _ => None,
+    };
     let pruner = match args.prune_after {
         Some(age) => {
             let journal = open(address, config.clone()).await?;
             Some(tokio::spawn(prune_periodically(journal, age, args.json)))
+        }
+        None => None,
+    };
+    let metrics = super::metrics::RunMetrics::default();
+    // Its own connection: a scrape never waits for a worker's change.
+    let _metrics_server = match &args.metrics_listen {
+        Some(addr) => {
+            let journal = open(address, config.clone()).await?;
+            Some(DropAbort(
+                super::metrics::serve(addr, metrics.clone(), journal)
+                    .await
+                    .map_err(|e| CliError::usage(e.to_string()))?,
+            ))
         }
         None => None,
     };
@@ -368,11 +394,19 @@ async fn run_workers(
             .with_batch(1)
             .with_poll_interval(args.poll)
             .with_cancel_grace(args.cancel_grace)
-            .with_notify(move |claim, done| {
-                let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
-                // Best effort: a reader that went away must not stop the
-                // workers in the middle of their recoveries.
-                let _ = out!("{line}");
+            .with_on_claim({
+                let metrics = metrics.clone();
+                move |took, claims| metrics.claim(took, claims)
+            })
+            .with_notify({
+                let metrics = metrics.clone();
+                move |claim, done| {
+                    metrics.attempt(claim, done);
+                    let line = super::output::attempt(claim, done, json, SystemClock.now_ms());
+                    // Best effort: a reader that went away must not stop the
+                    // workers in the middle of their recoveries.
+                    let _ = out!("{line}");
+                }
             });
         let mut stop = stop_rx.clone();
         let once = args.once;
@@ -461,4 +495,13 @@ async fn run_workers(
         printed?;
     }
     Ok(code)
+}
+
+/// Aborts the task when dropped (the metrics server, when `run` ends).
+struct DropAbort(tokio::task::JoinHandle<()>);
+
+impl Drop for DropAbort {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -33,7 +33,11 @@ pub mod wait_file;
 pub mod wait_http;
 pub mod wait_tcp;
 pub mod wait_unix;
+pub mod wait_postgres;
+pub mod wait_mysql;
+pub mod wait_redis;
 
+mod db;
 mod poll;
 mod status;
 #[cfg(any(feature = "http", feature = "s3"))]
@@ -522,6 +526,12 @@ actions! {
     WaitDns(wait_dns::WaitDns) = "init.wait_dns";
     /// `init.wait_exec`
     WaitExec(wait_exec::WaitExec) = "init.wait_exec";
+    /// `init.wait_postgres` (cargo feature `postgres`)
+    WaitPostgres(wait_postgres::WaitPostgres) = "init.wait_postgres", feature = "postgres";
+    /// `init.wait_mysql` (cargo feature `mysql`)
+    WaitMysql(wait_mysql::WaitMysql) = "init.wait_mysql", feature = "mysql";
+    /// `init.wait_redis` (cargo feature `redis`)
+    WaitRedis(wait_redis::WaitRedis) = "init.wait_redis", feature = "redis";
     /// `init.run`
     Run(run::Run) = "init.run";
     /// `init.s3_push` (cargo feature `s3`)
@@ -621,6 +631,13 @@ mod tests {
             "init.wait_exec" => {
                 "{ command: [pg_isready, -h, db], env: { PGCONNECT_TIMEOUT: 1 }, cwd: /srv, exit_codes: [0, 2], output_regex: 'accepting', timeout: 1m }"
             }
+            "init.wait_postgres" => {
+                "{ url: 'postgresql://app:pw@db:5432/app?connect_timeout=3', table: public.schema_migrations, timeout: 1m }"
+            }
+            "init.wait_mysql" => {
+                "{ url: 'mysql://app:pw@db:3306/shop', table: orders, timeout: 30 }"
+            }
+            "init.wait_redis" => "{ url: 'rediss://u:pw@cache:6380/1', key: 'flags:loaded', timeout: 5s }",
             "init.run" => {
                 "{ command: [./migrate, up, 'two words'], env: { PORT: 8080, DEBUG: true, NAME: x }, cwd: /srv, timeout: 1h 2ms }"
             }

@@ -76,13 +76,28 @@ fn bad_parameters_are_refused_at_their_position() {
         ),
         "spec.yaml:5:48: init.steps[0].with.table: `table` \"users; drop\" is not a table name: NAME or SCHEMA.NAME, each a letter or _ then letters, digits, _ or $"
     );
-    let err = refused("init.wait_postgres", "{ url: 'postgres://u:hunter22@/app' }");
-    assert!(err.starts_with("spec.yaml:5:20: init.steps[0].with.url: "), "{err}");
+    let err = refused(
+        "init.wait_postgres",
+        "{ url: 'postgres://u:hunter22@/app' }",
+    );
+    assert!(
+        err.starts_with("spec.yaml:5:20: init.steps[0].with.url: "),
+        "{err}"
+    );
     assert!(!err.contains("hunter22"), "{err}");
-    let err = refused("init.wait_postgres", "{ url: 'postgres://db/app?sslmode=require' }");
+    let err = refused(
+        "init.wait_postgres",
+        "{ url: 'postgres://db/app?sslmode=require' }",
+    );
     assert!(err.contains("plaintext only"), "{err}");
-    let err = refused("init.wait_mysql", "{ url: 'mysql://db/shop', table: a.b.c }");
-    assert!(err.starts_with("spec.yaml:5:46: init.steps[0].with.table: "), "{err}");
+    let err = refused(
+        "init.wait_mysql",
+        "{ url: 'mysql://db/shop', table: a.b.c }",
+    );
+    assert!(
+        err.starts_with("spec.yaml:5:46: init.steps[0].with.table: "),
+        "{err}"
+    );
     let err = refused("init.wait_mysql", "{ url: 'tcp://db:3306' }");
     assert!(err.contains("must start with mysql://"), "{err}");
     // A check across fields: reported at the step.
@@ -90,7 +105,10 @@ fn bad_parameters_are_refused_at_their_position() {
     assert!(err.starts_with("spec.yaml:3:7: init.steps[0]: "), "{err}");
     assert!(err.contains("needs a database"), "{err}");
     let err = refused("init.wait_redis", "{ url: 'redis://cache', key: '' }");
-    assert!(err.starts_with("spec.yaml:5:42: init.steps[0].with.key: "), "{err}");
+    assert!(
+        err.starts_with("spec.yaml:5:42: init.steps[0].with.key: "),
+        "{err}"
+    );
     let err = refused("init.wait_redis", "{ url: 'redis://cache', table: t }");
     assert!(err.contains("unknown field `table`"), "{err}");
     let err = refused("init.wait_redis", "{ url: 'redis://:hunter22@cache:0' }");
@@ -107,8 +125,14 @@ async fn postgres_ready_at_once() {
     pg.sql(&db, "CREATE TABLE users (id int)");
     for with in [
         format!("{{ url: {}, timeout: 20s }}", quoted(&pg.url(&db))),
-        format!("{{ url: {}, table: users, timeout: 20s }}", quoted(&pg.url(&db))),
-        format!("{{ url: {}, table: public.users, timeout: 20s }}", quoted(&pg.url(&db))),
+        format!(
+            "{{ url: {}, table: users, timeout: 20s }}",
+            quoted(&pg.url(&db))
+        ),
+        format!(
+            "{{ url: {}, table: public.users, timeout: 20s }}",
+            quoted(&pg.url(&db))
+        ),
     ] {
         action("init.wait_postgres", &with)
             .attempt(&ctx())
@@ -126,7 +150,10 @@ async fn postgres_ready_once_the_table_is_created() {
         &format!("{{ url: {}, table: app.migrations }}", quoted(&pg.url(&db))),
     );
     ready_late(a, || {
-        pg.sql(&db, "CREATE SCHEMA app; CREATE TABLE app.migrations (v int)");
+        pg.sql(
+            &db,
+            "CREATE SCHEMA app; CREATE TABLE app.migrations (v int)",
+        );
     })
     .await;
 }
@@ -137,7 +164,10 @@ async fn postgres_never_ready_says_why() {
     let db = pg.fresh_db();
     let a = action(
         "init.wait_postgres",
-        &format!("{{ url: {}, table: missing, timeout: 1s }}", quoted(&pg.url(&db))),
+        &format!(
+            "{{ url: {}, table: missing, timeout: 1s }}",
+            quoted(&pg.url(&db))
+        ),
     );
     let err = never_ready(&a).await;
     assert!(
@@ -147,7 +177,10 @@ async fn postgres_never_ready_says_why() {
     );
     let a = action(
         "init.wait_postgres",
-        &format!("{{ url: {}, timeout: 1s }}", quoted(&pg.url_with(&db, "wrong"))),
+        &format!(
+            "{{ url: {}, timeout: 1s }}",
+            quoted(&pg.url_with(&db, "wrong"))
+        ),
     );
     let err = never_ready(&a).await;
     assert!(
@@ -162,11 +195,15 @@ async fn postgres_never_ready_says_why() {
     );
     let err = never_ready(&a).await;
     assert!(
-        err.message().ends_with("(database \"no_such_db\" does not exist)"),
+        err.message()
+            .ends_with("(database \"no_such_db\" does not exist)"),
         "{err}"
     );
     let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{}/x", free_port());
-    let a = action("init.wait_postgres", &format!("{{ url: {}, timeout: 1s }}", quoted(&url)));
+    let a = action(
+        "init.wait_postgres",
+        &format!("{{ url: {}, timeout: 1s }}", quoted(&url)),
+    );
     let err = never_ready(&a).await;
     assert!(err.message().ends_with("(connection refused)"), "{err}");
     assert!(err.message().contains(":***@127.0.0.1"), "{err}");
@@ -181,7 +218,10 @@ async fn mysql_ready_at_once() {
     my.root_sql(&format!("CREATE TABLE {db}.orders (id int)"));
     for with in [
         format!("{{ url: {}, timeout: 20s }}", quoted(&my.url(&db))),
-        format!("{{ url: {}, table: orders, timeout: 20s }}", quoted(&my.url(&db))),
+        format!(
+            "{{ url: {}, table: orders, timeout: 20s }}",
+            quoted(&my.url(&db))
+        ),
         format!(
             "{{ url: {}, table: {db}.orders, timeout: 20s }}",
             quoted(&my.url(""))
@@ -214,7 +254,10 @@ async fn mysql_never_ready_says_why() {
     let db = my.fresh_db();
     let a = action(
         "init.wait_mysql",
-        &format!("{{ url: {}, table: orders, timeout: 1s }}", quoted(&my.url(&db))),
+        &format!(
+            "{{ url: {}, table: orders, timeout: 1s }}",
+            quoted(&my.url(&db))
+        ),
     );
     let err = never_ready(&a).await;
     assert!(
@@ -223,15 +266,22 @@ async fn mysql_never_ready_says_why() {
     );
     let a = action(
         "init.wait_mysql",
-        &format!("{{ url: {}, timeout: 1s }}", quoted(&my.url_with(&db, "wrong"))),
+        &format!(
+            "{{ url: {}, timeout: 1s }}",
+            quoted(&my.url_with(&db, "wrong"))
+        ),
     );
     let err = never_ready(&a).await;
     assert!(
-        err.message().contains("(authentication failed: Access denied for user 'app'"),
+        err.message()
+            .contains("(authentication failed: Access denied for user 'app'"),
         "{err}"
     );
     let url = format!("mysql://app:{PASSWORD}@127.0.0.1:{}/x", free_port());
-    let a = action("init.wait_mysql", &format!("{{ url: {}, timeout: 1s }}", quoted(&url)));
+    let a = action(
+        "init.wait_mysql",
+        &format!("{{ url: {}, timeout: 1s }}", quoted(&url)),
+    );
     let err = never_ready(&a).await;
     assert!(err.message().ends_with("(connection refused)"), "{err}");
 }
@@ -244,7 +294,10 @@ async fn redis_ready_at_once() {
     redis.cli(&["SET", "ready-now", "1"]);
     for with in [
         format!("{{ url: {}, timeout: 20s }}", quoted(&redis.url())),
-        format!("{{ url: {}, key: ready-now, timeout: 20s }}", quoted(&redis.url())),
+        format!(
+            "{{ url: {}, key: ready-now, timeout: 20s }}",
+            quoted(&redis.url())
+        ),
     ] {
         action("init.wait_redis", &with)
             .attempt(&ctx())
@@ -280,7 +333,10 @@ async fn redis_never_ready_says_why() {
     let redis = Redis::shared();
     let a = action(
         "init.wait_redis",
-        &format!("{{ url: {}, key: never, timeout: 1s }}", quoted(&redis.url())),
+        &format!(
+            "{{ url: {}, key: never, timeout: 1s }}",
+            quoted(&redis.url())
+        ),
     );
     let err = never_ready(&a).await;
     assert!(
@@ -290,17 +346,26 @@ async fn redis_never_ready_says_why() {
     );
     let a = action(
         "init.wait_redis",
-        &format!("{{ url: {}, timeout: 1s }}", quoted(&redis.url_with("wrong"))),
+        &format!(
+            "{{ url: {}, timeout: 1s }}",
+            quoted(&redis.url_with("wrong"))
+        ),
     );
     let err = never_ready(&a).await;
     assert!(err.message().contains("(authentication failed"), "{err}");
     // No password at all: the server asks for one.
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let a = action("init.wait_redis", &format!("{{ url: {}, timeout: 1s }}", quoted(&url)));
+    let a = action(
+        "init.wait_redis",
+        &format!("{{ url: {}, timeout: 1s }}", quoted(&url)),
+    );
     let err = never_ready(&a).await;
     assert!(err.message().contains("(authentication failed"), "{err}");
     let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", free_port());
-    let a = action("init.wait_redis", &format!("{{ url: {}, timeout: 1s }}", quoted(&url)));
+    let a = action(
+        "init.wait_redis",
+        &format!("{{ url: {}, timeout: 1s }}", quoted(&url)),
+    );
     let err = never_ready(&a).await;
     assert!(err.message().ends_with("(connection refused)"), "{err}");
 }

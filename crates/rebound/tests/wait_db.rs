@@ -3,9 +3,9 @@
 //! rebound-init's test support): ready at once, ready late, never ready
 //! (exit 124 with the last reason), and the password in no output.
 
-mod support;
 #[path = "../../rebound-init/tests/db_support/mod.rs"]
 mod db_support;
+mod support;
 
 use std::thread;
 use std::time::Duration;
@@ -50,12 +50,25 @@ fn postgres_with_a_wrong_password_times_out_with_124_saying_why() {
             .args(&args)
             .run()
             .code(124)
-            .stderr_has("(authentication failed: password authentication failed for user \"postgres\")")
-            .stderr_has(&format!("postgres://postgres:***@127.0.0.1:{}/postgres", pg.port));
+            .stderr_has(
+                "(authentication failed: password authentication failed for user \"postgres\")",
+            )
+            .stderr_has(&format!(
+                "postgres://postgres:***@127.0.0.1:{}/postgres",
+                pg.port
+            ));
         no_password(&out);
         if json {
-            assert!(out.stdout().contains("\"event\":\"timeout\""), "{}", out.stdout());
-            assert!(out.stdout().contains("authentication failed"), "{}", out.stdout());
+            assert!(
+                out.stdout().contains("\"event\":\"timeout\""),
+                "{}",
+                out.stdout()
+            );
+            assert!(
+                out.stdout().contains("authentication failed"),
+                "{}",
+                out.stdout()
+            );
         }
     }
 }

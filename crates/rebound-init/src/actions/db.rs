@@ -92,9 +92,8 @@ pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return text.to_owned();
     };
-    let encoded =
-        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
+    let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
     let mut out = text.replace(secret, "***");
     if encoded != secret {
         out = out.replace(&encoded, "***");
@@ -184,13 +183,25 @@ mod tests {
             check_table(ok, 63).unwrap();
         }
         for bad in [
-            "", "\"users\"", "users;drop", "2fa", "a.b.c", "a.", ".a", "a b", "é",
+            "",
+            "\"users\"",
+            "users;drop",
+            "2fa",
+            "a.b.c",
+            "a.",
+            ".a",
+            "a b",
+            "é",
         ] {
             let err = check_table(bad, 63).unwrap_err();
             assert!(err.contains("is not a table name"), "{bad}: {err}");
         }
         let long = "a".repeat(64);
-        assert!(check_table(&long, 63).unwrap_err().contains("longer than 63"));
+        assert!(
+            check_table(&long, 63)
+                .unwrap_err()
+                .contains("longer than 63")
+        );
         check_table(&long, 64).unwrap();
     }
 
@@ -225,7 +236,10 @@ mod tests {
         let err = check_url("mysql://u:hunter22@/app", &["mysql"]).unwrap_err();
         assert!(!err.contains("hunter22"), "{err}");
         let err = check_url("http://u:hunter22@db/", &["redis", "rediss"]).unwrap_err();
-        assert!(err.contains("must start with redis:// or rediss://"), "{err}");
+        assert!(
+            err.contains("must start with redis:// or rediss://"),
+            "{err}"
+        );
         assert!(!err.contains("hunter22"), "{err}");
         let err = check_url("redis://db:0", &["redis"]).unwrap_err();
         assert!(err.contains("port 0"), "{err}");

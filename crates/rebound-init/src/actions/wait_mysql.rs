@@ -120,9 +120,8 @@ fn check_url(text: &str) -> Result<(), String> {
     {
         let shown = validate::redacted_text(text);
         let password = db::url_password(&url);
-        mysql_async::Opts::from_url(text).map_err(|e| {
-            db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref())
-        })?;
+        mysql_async::Opts::from_url(text)
+            .map_err(|e| db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref()))?;
     }
     let _ = url;
     Ok(())
@@ -304,15 +303,25 @@ mod tests {
     #[test]
     fn rejects_bad_urls_and_names() {
         for (with, why) in [
-            (r#"{"url": "postgres://db/app"}"#, "must start with mysql://"),
-            (r#"{"url": "mysql://db/app", "table": "1x"}"#, "is not a table name"),
+            (
+                r#"{"url": "postgres://db/app"}"#,
+                "must start with mysql://",
+            ),
+            (
+                r#"{"url": "mysql://db/app", "table": "1x"}"#,
+                "is not a table name",
+            ),
             (r#"{"url": "mysql://db", "table": "x"}"#, "needs a database"),
-            (r#"{"url": "mysql://db/app", "key": "x"}"#, "unknown field `key`"),
+            (
+                r#"{"url": "mysql://db/app", "key": "x"}"#,
+                "unknown field `key`",
+            ),
         ] {
             let err = serde_json::from_str::<WaitMysql>(with).unwrap_err();
             assert!(err.to_string().contains(why), "{with}: {err}");
         }
-        let w: WaitMysql = serde_json::from_str(r#"{"url": "mysql://db", "table": "shop.x"}"#).unwrap();
+        let w: WaitMysql =
+            serde_json::from_str(r#"{"url": "mysql://db", "table": "shop.x"}"#).unwrap();
         assert_eq!(w.describe(), "mysql://db table shop.x");
     }
 

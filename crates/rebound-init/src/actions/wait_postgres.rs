@@ -90,12 +90,9 @@ fn check_url(text: &str) -> Result<(), String> {
     {
         let shown = validate::redacted_text(text);
         let password = db::url_password(&url);
-        let config: tokio_postgres::Config = text.parse().map_err(|e| {
-            db::scrub(
-                &format!("URL {shown:?}: {e}"),
-                password.as_deref(),
-            )
-        })?;
+        let config: tokio_postgres::Config = text
+            .parse()
+            .map_err(|e| db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref()))?;
         if !matches!(
             config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Disable | tokio_postgres::config::SslMode::Prefer
@@ -292,10 +289,19 @@ mod tests {
     #[test]
     fn rejects_bad_urls_and_names() {
         for (with, why) in [
-            (r#"{"url": "mysql://db/app"}"#, "must start with postgres://"),
+            (
+                r#"{"url": "mysql://db/app"}"#,
+                "must start with postgres://",
+            ),
             (r#"{"url": "postgres:///app"}"#, "has no host"),
-            (r#"{"url": "postgres://db/app", "table": "a-b"}"#, "is not a table name"),
-            (r#"{"url": "postgres://db/app", "port": 5432}"#, "unknown field `port`"),
+            (
+                r#"{"url": "postgres://db/app", "table": "a-b"}"#,
+                "is not a table name",
+            ),
+            (
+                r#"{"url": "postgres://db/app", "port": 5432}"#,
+                "unknown field `port`",
+            ),
         ] {
             let err = serde_json::from_str::<WaitPostgres>(with).unwrap_err();
             assert!(err.to_string().contains(why), "{with}: {err}");
@@ -306,7 +312,10 @@ mod tests {
     #[test]
     fn the_client_s_parameters_are_checked_when_read() {
         for (url, why) in [
-            ("postgres://u:hunter22@db/app?sslmode=require", "plaintext only"),
+            (
+                "postgres://u:hunter22@db/app?sslmode=require",
+                "plaintext only",
+            ),
             ("postgres://u:hunter22@db/app?nonsense=1", "nonsense"),
         ] {
             let err = WaitPostgres::from_url(url).unwrap_err();

@@ -47,7 +47,11 @@ pub struct WaitRedis {
     #[schemars(url)]
     pub url: String,
     /// A key that must exist (`EXISTS`), if set.
-    #[serde(default, deserialize_with = "key", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "key",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(length(min = 1))]
     pub key: Option<String>,
     /// How long one attempt polls before it fails (humantime or seconds).
@@ -81,9 +85,8 @@ fn check_url(text: &str) -> Result<(), String> {
     {
         let shown = validate::redacted_text(text);
         let password = db::url_password(&url);
-        redis::Client::open(text).map_err(|e| {
-            db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref())
-        })?;
+        redis::Client::open(text)
+            .map_err(|e| db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref()))?;
     }
     let _ = url;
     Ok(())
@@ -161,7 +164,11 @@ mod io {
     pub(super) async fn attempt(w: &WaitRedis, ctx: &ActionContext) -> Result<(), ActionError> {
         let client = redis::Client::open(w.url.as_str())
             .map_err(|_| ActionError::permanent(format!("invalid URL {}", w.describe())))?;
-        let password = client.get_connection_info().redis_settings().password().map(str::to_owned);
+        let password = client
+            .get_connection_info()
+            .redis_settings()
+            .password()
+            .map(str::to_owned);
         let session: Mutex<Option<MultiplexedConnection>> = Mutex::new(None);
         let what = w.describe();
         poll::until(ctx, &what, w.timeout, poll::COSTLY, || {
@@ -246,9 +253,18 @@ mod tests {
     #[test]
     fn rejects_bad_urls_and_keys() {
         for (with, why) in [
-            (r#"{"url": "http://cache"}"#, "must start with redis:// or rediss://"),
-            (r#"{"url": "redis://cache", "key": ""}"#, "`key` must not be empty"),
-            (r#"{"url": "redis://cache", "table": "x"}"#, "unknown field `table`"),
+            (
+                r#"{"url": "http://cache"}"#,
+                "must start with redis:// or rediss://",
+            ),
+            (
+                r#"{"url": "redis://cache", "key": ""}"#,
+                "`key` must not be empty",
+            ),
+            (
+                r#"{"url": "redis://cache", "table": "x"}"#,
+                "unknown field `table`",
+            ),
         ] {
             let err = serde_json::from_str::<WaitRedis>(with).unwrap_err();
             assert!(err.to_string().contains(why), "{with}: {err}");

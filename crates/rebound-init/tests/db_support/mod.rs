@@ -151,8 +151,18 @@ impl Postgres {
         }
         let data = dir.path().join("data");
         let mut c = as_nobody(&bin.join("initdb"));
-        c.arg("-D").arg(&data).arg(format!("--pwfile={}", pwfile.display()));
-        c.args(["-A", "scram-sha-256", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
+        c.arg("-D")
+            .arg(&data)
+            .arg(format!("--pwfile={}", pwfile.display()));
+        c.args([
+            "-A",
+            "scram-sha-256",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
         run(c, "initdb");
         for _ in 0..5 {
             let port = free_port();
@@ -174,7 +184,11 @@ impl Postgres {
             if status.success() {
                 watchdog(&format!(
                     "{runas}{pg_ctl} -D {data} -m immediate -w stop >/dev/null 2>&1; rm -rf {dir}",
-                    runas = if is_root() { "runuser -u nobody -- " } else { "" },
+                    runas = if is_root() {
+                        "runuser -u nobody -- "
+                    } else {
+                        ""
+                    },
                     pg_ctl = bin.join("pg_ctl").display(),
                     data = data.display(),
                     dir = dir.path().display(),
@@ -248,6 +262,9 @@ impl Mariadb {
         SHARED.get_or_init(Mariadb::boot)
     }
 
+    // The server outlives this call (the watchdog kills it when the test
+    // binary is gone), so it is not waited for here.
+    #[allow(clippy::zombie_processes)]
     fn boot() -> Mariadb {
         let install = program("mariadb-install-db", &["/usr/bin"]);
         let server = program("mariadbd", &["/usr/sbin"]);
@@ -344,7 +361,10 @@ impl Mariadb {
     pub fn root_sql(&self, sql: &str) -> String {
         let mut c = Command::new(&self.client);
         c.arg("--no-defaults")
-            .arg(format!("--socket={}", self.dir.path().join("s.sock").display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("s.sock").display()
+            ))
             .args(["-uroot", "-N", "-B", "-e", sql]);
         run(c, &format!("mariadb {sql}"))
     }
@@ -386,7 +406,14 @@ impl Redis {
             let port = given.unwrap_or_else(free_port);
             let mut child = Command::new(&server)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--requirepass", PASSWORD, "--save", "", "--appendonly", "no"])
+                .args([
+                    "--requirepass",
+                    PASSWORD,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(dir.path())
                 .arg("--logfile")

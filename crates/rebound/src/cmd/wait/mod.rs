@@ -481,8 +481,16 @@ mod tests {
         assert_eq!(timeout_flag("1m30s"), Ok(Duration::from_secs(90)));
         // A bare number is seconds, fractions too (rebound_retry's grammar).
         assert_eq!(timeout_flag("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(timeout_flag("-1s").unwrap_err().contains("negative duration"));
-        assert!(timeout_flag("--json").unwrap_err().contains("not the flag --json"));
+        assert!(
+            timeout_flag("-1s")
+                .unwrap_err()
+                .contains("negative duration")
+        );
+        assert!(
+            timeout_flag("--json")
+                .unwrap_err()
+                .contains("not the flag --json")
+        );
     }
 
     #[test]

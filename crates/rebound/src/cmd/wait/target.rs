@@ -5,11 +5,11 @@ use rebound_init::actions::wait_dns::WaitDns;
 use rebound_init::actions::wait_exec::WaitExec;
 use rebound_init::actions::wait_file::{FileState, WaitFile};
 use rebound_init::actions::wait_http::{HttpState, WaitHttp, redact_url, split_unix_url};
-use rebound_init::actions::wait_tcp::{SocketState, WaitTcp};
-use rebound_init::actions::wait_unix::WaitUnix;
 use rebound_init::actions::wait_mysql::WaitMysql;
 use rebound_init::actions::wait_postgres::WaitPostgres;
 use rebound_init::actions::wait_redis::WaitRedis;
+use rebound_init::actions::wait_tcp::{SocketState, WaitTcp};
+use rebound_init::actions::wait_unix::WaitUnix;
 use serde_json::json;
 
 /// A target as typed, with the action that waits for it.
@@ -354,12 +354,18 @@ mod tests {
         let t = parse("mysql://app:hunter22@db/shop?table=orders").unwrap();
         assert_eq!(t.action.describe(), "mysql://app:***@db/shop table orders");
         let t = parse("redis://:hunter22@cache:6379/0?key=warm").unwrap();
-        assert_eq!(t.action.describe(), "redis://:***@cache:6379/0 key \"warm\"");
+        assert_eq!(
+            t.action.describe(),
+            "redis://:***@cache:6379/0 key \"warm\""
+        );
         let t = parse("rediss://cache").unwrap();
         assert_eq!(t.action.name(), "init.wait_redis");
         for (bad, why) in [
             ("postgres://db/app?table=users;drop", "is not a table name"),
-            ("postgres://u:hunter22@db/app?sslmode=require", "plaintext only"),
+            (
+                "postgres://u:hunter22@db/app?sslmode=require",
+                "plaintext only",
+            ),
             ("mysql://db?table=orders", "needs a database"),
             ("mysql://u:hunter22@/shop", "has no host"),
             ("redis://cache?key=", "`key` must not be empty"),
@@ -372,10 +378,39 @@ mod tests {
         assert!(err.contains("does not apply"), "{err}");
     }
 
+    // A build without a wait's feature refuses its targets when they are
+    // read (exit 2), naming the feature.
+    #[test]
+    fn a_database_target_needs_its_feature() {
+        for (target, feature, built) in [
+            ("postgres://db/app", "postgres", cfg!(feature = "postgres")),
+            ("mysql://db/shop", "mysql", cfg!(feature = "mysql")),
+            ("redis://cache", "redis", cfg!(feature = "redis")),
+        ] {
+            match parse(target) {
+                Ok(_) => assert!(built, "{target}"),
+                Err(e) => {
+                    assert!(!built, "{target}: {e}");
+                    assert!(
+                        e.contains(&format!("built without the `{feature}` feature")),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn unknown_schemes_list_the_known_ones() {
         let err = parse("mongodb://db").unwrap_err();
-        for scheme in ["tcp://", "dns://", "postgres://", "mysql://", "redis://", "rediss://"] {
+        for scheme in [
+            "tcp://",
+            "dns://",
+            "postgres://",
+            "mysql://",
+            "redis://",
+            "rediss://",
+        ] {
             assert!(err.contains(scheme), "{err}");
         }
     }

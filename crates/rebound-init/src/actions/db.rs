@@ -75,19 +75,48 @@ pub(crate) fn check_table(text: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads an optional `table` checked by [`check_table`].
+/// Reads an optional `table` checked by [`check_table`] (`null` is none).
 pub(crate) fn table_field<'de, D: Deserializer<'de>>(
     d: D,
     max: usize,
 ) -> Result<Option<String>, D::Error> {
-    validate::checked_str(d, "a table name, NAME or SCHEMA.NAME", |s| {
-        check_table(s, max).map(|()| Some(s.to_owned()))
-    })
+    struct Table(String);
+    struct Seed(usize);
+    impl<'de> serde::de::DeserializeSeed<'de> for Seed {
+        type Value = Table;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Table, D::Error> {
+            validate::checked_str(d, "a table name, NAME or SCHEMA.NAME", |s| {
+                check_table(s, self.0).map(|()| Table(s.to_owned()))
+            })
+        }
+    }
+    struct Opt(usize);
+    impl<'de> serde::de::Visitor<'de> for Opt {
+        type Value = Option<Table>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table name, NAME or SCHEMA.NAME")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            serde::de::DeserializeSeed::deserialize(Seed(self.0), d).map(Some)
+        }
+    }
+    Ok(d.deserialize_option(Opt(max))?.map(|t| t.0))
 }
 
 /// `text` with each occurrence of `secret` (a password, and its
 /// percent-encoded form as the URL holds it) replaced by `***`: server
 /// messages and client errors may quote what they were given.
+// Used by the clients of the features postgres, mysql and redis only.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
 pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return text.to_owned();
@@ -102,6 +131,11 @@ pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
 }
 
 /// The password of a URL, percent-decoded.
+// Used by the clients of the features postgres, mysql and redis only.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
 pub(crate) fn url_password(url: &url::Url) -> Option<String> {
     url.password().map(|p| {
         percent_encoding::percent_decode_str(p)
@@ -158,6 +192,11 @@ pub(crate) fn from_parts<T: serde::de::DeserializeOwned>(
 
 /// The reason of the last check, when a client error has an I/O error
 /// under it: `connection refused`, or the error's own text.
+// Used by the clients of the features postgres, mysql and redis only.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
 pub(crate) fn io_reason(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut source = Some(e);
     while let Some(err) = source {

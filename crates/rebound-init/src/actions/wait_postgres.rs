@@ -287,6 +287,13 @@ mod tests {
     }
 
     #[test]
+    fn a_null_table_is_no_table() {
+        let w: WaitPostgres =
+            serde_json::from_str(r#"{"url": "postgres://db/app", "table": null}"#).unwrap();
+        assert_eq!(w.table, None);
+    }
+
+    #[test]
     fn rejects_bad_urls_and_names() {
         for (with, why) in [
             (

@@ -65,13 +65,20 @@ pub struct WaitRedis {
     pub timeout: Option<Duration>,
 }
 
+/// `key`: when given (`null` is none), not empty.
 fn key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    validate::checked_str(d, "a Redis key", |s| {
-        if s.is_empty() {
-            return Err("`key` must not be empty".to_owned());
+    struct Key(String);
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            validate::checked_str(d, "a Redis key", |s| {
+                if s.is_empty() {
+                    return Err("`key` must not be empty".to_owned());
+                }
+                Ok(Key(s.to_owned()))
+            })
         }
-        Ok(Some(s.to_owned()))
-    })
+    }
+    Ok(Option::<Key>::deserialize(d)?.map(|k| k.0))
 }
 
 fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -248,6 +255,13 @@ mod tests {
         let w = WaitRedis::from_url("redis://:hunter22@cache/0").unwrap();
         let debug = format!("{w:?}");
         assert!(!debug.contains("hunter22"), "{debug}");
+    }
+
+    #[test]
+    fn a_null_key_is_no_key() {
+        let w: WaitRedis =
+            serde_json::from_str(r#"{"url": "redis://cache", "key": null}"#).unwrap();
+        assert_eq!(w.key, None);
     }
 
     #[test]

@@ -367,7 +367,7 @@ mod tests {
                 "plaintext only",
             ),
             ("mysql://db?table=orders", "needs a database"),
-            ("mysql://u:hunter22@/shop", "has no host"),
+            ("mysql://u:hunter22@/shop", "empty host"),
             ("redis://cache?key=", "`key` must not be empty"),
         ] {
             let err = parse(bad).unwrap_err();

@@ -24,6 +24,25 @@ ensure_postgres() {
   export PATH="$bindir:$PATH"
 }
 
+# redis-server: the init.wait_redis tests start their own server on a free
+# loopback port; nothing here starts one.
+ensure_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "installing redis-server" >&2
+    apt_install redis-server
+  fi
+}
+
+# MariaDB server (mariadbd, mariadb-install-db): the init.wait_mysql tests
+# start their own throwaway server on a free loopback port; nothing here
+# starts one.
+ensure_mariadb() {
+  if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+    echo "installing mariadb-server" >&2
+    apt_install mariadb-server
+  fi
+}
+
 # s3s-fs: an S3-compatible server on a local directory, built from crates.io.
 # Pinned: 0.17 needs a newer rustc than the machine has.
 ensure_s3s_fs() {

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
 ensure_postgres
+ensure_redis
+ensure_mariadb
 ensure_s3s_fs
 ensure_musl_target
 ensure_systemd_tools

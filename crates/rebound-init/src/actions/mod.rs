@@ -31,9 +31,13 @@ pub mod wait_dns;
 pub mod wait_exec;
 pub mod wait_file;
 pub mod wait_http;
+pub mod wait_mysql;
+pub mod wait_postgres;
+pub mod wait_redis;
 pub mod wait_tcp;
 pub mod wait_unix;
 
+mod db;
 mod poll;
 mod status;
 #[cfg(any(feature = "http", feature = "s3"))]
@@ -522,6 +526,12 @@ actions! {
     WaitDns(wait_dns::WaitDns) = "init.wait_dns";
     /// `init.wait_exec`
     WaitExec(wait_exec::WaitExec) = "init.wait_exec";
+    /// `init.wait_postgres` (cargo feature `postgres`)
+    WaitPostgres(wait_postgres::WaitPostgres) = "init.wait_postgres", feature = "postgres";
+    /// `init.wait_mysql` (cargo feature `mysql`)
+    WaitMysql(wait_mysql::WaitMysql) = "init.wait_mysql", feature = "mysql";
+    /// `init.wait_redis` (cargo feature `redis`)
+    WaitRedis(wait_redis::WaitRedis) = "init.wait_redis", feature = "redis";
     /// `init.run`
     Run(run::Run) = "init.run";
     /// `init.s3_push` (cargo feature `s3`)
@@ -621,6 +631,15 @@ mod tests {
             "init.wait_exec" => {
                 "{ command: [pg_isready, -h, db], env: { PGCONNECT_TIMEOUT: 1 }, cwd: /srv, exit_codes: [0, 2], output_regex: 'accepting', timeout: 1m }"
             }
+            "init.wait_postgres" => {
+                "{ url: 'postgresql://app:pw@db:5432/app?connect_timeout=3', table: public.schema_migrations, timeout: 1m }"
+            }
+            "init.wait_mysql" => {
+                "{ url: 'mysql://app:pw@db:3306/shop', table: orders, timeout: 30 }"
+            }
+            "init.wait_redis" => {
+                "{ url: 'rediss://u:pw@cache:6380/1', key: 'flags:loaded', timeout: 5s }"
+            }
             "init.run" => {
                 "{ command: [./migrate, up, 'two words'], env: { PORT: 8080, DEBUG: true, NAME: x }, cwd: /srv, timeout: 1h 2ms }"
             }
@@ -710,6 +729,46 @@ mod tests {
             "spec.yaml:5:13: init.steps[0].with: init.wait_http is not available in this build of rebound (built without the `http` feature)"
         );
         assert_eq!(ActionSpec::missing_feature("init.wait_http"), Some("http"));
+    }
+
+    // The database and cache waits: each refused when the spec is read in
+    // a build without its feature (`cargo test --no-default-features`).
+    #[test]
+    fn database_waits_are_refused_at_load_without_their_feature() {
+        for (name, feature, built, with) in [
+            (
+                "init.wait_postgres",
+                "postgres",
+                cfg!(feature = "postgres"),
+                "{ url: 'postgres://db/app' }",
+            ),
+            (
+                "init.wait_mysql",
+                "mysql",
+                cfg!(feature = "mysql"),
+                "{ url: 'mysql://db/shop' }",
+            ),
+            (
+                "init.wait_redis",
+                "redis",
+                cfg!(feature = "redis"),
+                "{ url: 'redis://cache' }",
+            ),
+        ] {
+            let loaded = Spec::from_yaml(&step_yaml(name, with), "spec.yaml", None);
+            if built {
+                assert_eq!(ActionSpec::missing_feature(name), None);
+                loaded.unwrap_or_else(|e| panic!("{name}: {e}"));
+            } else {
+                assert_eq!(ActionSpec::missing_feature(name), Some(feature));
+                assert_eq!(
+                    loaded.expect_err(name).to_string(),
+                    format!(
+                        "spec.yaml:5:13: init.steps[0].with: {name} is not available in this build of rebound (built without the `{feature}` feature)"
+                    )
+                );
+            }
+        }
     }
 
     #[cfg(not(feature = "s3"))]

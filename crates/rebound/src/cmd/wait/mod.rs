@@ -30,6 +30,14 @@ Targets:
   dns://NAME[?type=A|AAAA|CNAME|TXT&expect=VALUE&server=IP:PORT]
                       ready when the name resolves (to VALUE); A and AAAA
                       through the system resolver
+  postgres://USER:PASSWORD@HOST:PORT/DB[?table=NAME]
+                      ready when a login and SELECT 1 succeed (and the
+                      table exists); postgresql:// too; the password may
+                      come from PGPASSWORD instead; plaintext only
+  mysql://USER:PASSWORD@HOST:PORT/DB[?table=NAME]
+                      the same for MySQL and MariaDB (MYSQL_PWD)
+  redis://[:PASSWORD@]HOST:PORT[/DB][?key=NAME], rediss:// (TLS)
+                      ready when PING answers PONG (and the key exists)
   --exec 'CMD'        ready when the shell command exits 0 (run again and
                       again, each run in its own process group)
 
@@ -40,6 +48,7 @@ Examples:
   rebound wait --exec 'pg_isready -h db' --timeout 1m
   rebound wait --until-gone --timeout 30s tcp://127.0.0.1:8080 file:///run/app.pid
   rebound wait --json-path status --json-equals ok http://api:8080/health
+  rebound wait --timeout 1m 'postgres://app@db/app?table=schema_migrations' redis://cache:6379
 
 Exit codes: 0 all ready, 2 bad target, 3 a target failed for good,
 124 the --timeout ran out (the targets not ready are named).";
@@ -49,7 +58,7 @@ Exit codes: 0 all ready, 2 bad target, 3 a target failed for good,
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Give up after this long (e.g. 30s, 2m, 1m30s); exit 124.
-    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "D", value_parser = timeout_flag, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
 
     /// Print one JSON object per event on stdout.
@@ -85,21 +94,23 @@ pub struct Args {
     pub exec: Vec<String>,
 
     /// What to wait for: tcp://HOST:PORT, http(s)://...,
-    /// http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME.
+    /// http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME,
+    /// postgres://..., mysql://..., redis://... (rediss://).
     #[arg(required_unless_present = "exec", value_name = "TARGET")]
     pub targets: Vec<String>,
 }
 
-/// `--timeout`: a duration in the grammar of the init spec's `timeout:`
-/// (`rebound_init::actions::duration::parse`, which names a negative one as
-/// such). The flag allows a leading `-` so that `-1s` reaches that parser
-/// instead of being taken for an unknown flag; a value that is itself a
-/// flag (`--timeout --json`) is refused here.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// `--timeout`: a duration in the one grammar of rebound's durations
+/// (`rebound_retry::duration::parse`: humantime, or a bare number of
+/// seconds; a negative one is named as such). The flag allows a leading
+/// `-` so that `-1s` reaches that parser instead of being taken for an
+/// unknown flag; a value that is itself a flag (`--timeout --json`) is
+/// refused here.
+fn timeout_flag(text: &str) -> Result<Duration, String> {
     if text.starts_with("--") {
         return Err(format!("a duration is needed here, not the flag {text}"));
     }
-    rebound_init::actions::duration::parse(text).map_err(|e| e.to_string())
+    rebound_retry::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// Runs `rebound wait`.
@@ -464,6 +475,23 @@ fn emit(value: &serde_json::Value) -> Result<(), StdoutError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeout_flag_reads_rebound_s_one_duration_grammar() {
+        assert_eq!(timeout_flag("1m30s"), Ok(Duration::from_secs(90)));
+        // A bare number is seconds, fractions too (rebound_retry's grammar).
+        assert_eq!(timeout_flag("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(
+            timeout_flag("-1s")
+                .unwrap_err()
+                .contains("negative duration")
+        );
+        assert!(
+            timeout_flag("--json")
+                .unwrap_err()
+                .contains("not the flag --json")
+        );
+    }
 
     #[test]
     fn waiting_lines_do_not_repeat_the_url() {

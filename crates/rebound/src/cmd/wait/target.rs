@@ -5,6 +5,9 @@ use rebound_init::actions::wait_dns::WaitDns;
 use rebound_init::actions::wait_exec::WaitExec;
 use rebound_init::actions::wait_file::{FileState, WaitFile};
 use rebound_init::actions::wait_http::{HttpState, WaitHttp, redact_url, split_unix_url};
+use rebound_init::actions::wait_mysql::WaitMysql;
+use rebound_init::actions::wait_postgres::WaitPostgres;
+use rebound_init::actions::wait_redis::WaitRedis;
 use rebound_init::actions::wait_tcp::{SocketState, WaitTcp};
 use rebound_init::actions::wait_unix::WaitUnix;
 use serde_json::json;
@@ -20,7 +23,7 @@ pub struct Target {
 }
 
 /// The kinds of target, for messages.
-const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH or dns://NAME";
+const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME, postgres://..., postgresql://..., mysql://..., redis://... or rediss://...";
 
 /// What the HTTP targets' answers must hold besides a 2xx status (the
 /// `--body-regex`, `--header`, `--json-path` and `--json-equals` flags),
@@ -86,6 +89,14 @@ pub fn parse(text: &str, checks: &HttpChecks) -> Result<Target, String> {
     let shown = redact_url(text);
     let action = parse_action(text, checks)
         .map_err(|why| format!("invalid target {shown:?}: {why} (expected {KNOWN})"))?;
+    // An action compiled out of this build is refused here, before
+    // anything runs, as the spec loader refuses it.
+    if let Some(feature) = ActionSpec::missing_feature(action.name()) {
+        return Err(format!(
+            "invalid target {shown:?}: {} is not available in this build of rebound (built without the `{feature}` feature)",
+            action.name()
+        ));
+    }
     Ok(Target {
         text: shown,
         action,
@@ -143,6 +154,9 @@ fn parse_action(text: &str, checks: &HttpChecks) -> Result<ActionSpec, String> {
         "file" => file(rest),
         "unix" => unix(rest),
         "dns" => Ok(ActionSpec::WaitDns(WaitDns::from_url(text)?)),
+        "postgres" | "postgresql" => Ok(ActionSpec::WaitPostgres(WaitPostgres::from_url(text)?)),
+        "mysql" => Ok(ActionSpec::WaitMysql(WaitMysql::from_url(text)?)),
+        "redis" | "rediss" => Ok(ActionSpec::WaitRedis(WaitRedis::from_url(text)?)),
         other => Err(format!("unknown scheme {other}://")),
     }
 }
@@ -324,6 +338,81 @@ mod tests {
         assert_eq!(t.action.describe(), "dns localhost A = 127.0.0.1");
         let t = parse("unix:///run/my%20app.sock").unwrap();
         assert_eq!(t.action.describe(), "unix /run/my app.sock");
+    }
+
+    #[test]
+    fn database_and_cache_targets() {
+        let t = parse("postgres://app:hunter22@db:5432/app?table=public.users").unwrap();
+        assert_eq!(t.text, "postgres://app:***@db:5432/app?table=public.users");
+        assert_eq!(t.action.name(), "init.wait_postgres");
+        assert_eq!(
+            t.action.describe(),
+            "postgres://app:***@db:5432/app table public.users"
+        );
+        let t = parse("postgresql://db/app").unwrap();
+        assert_eq!(t.action.describe(), "postgresql://db/app");
+        let t = parse("mysql://app:hunter22@db/shop?table=orders").unwrap();
+        assert_eq!(t.action.describe(), "mysql://app:***@db/shop table orders");
+        let t = parse("redis://:hunter22@cache:6379/0?key=warm").unwrap();
+        assert_eq!(
+            t.action.describe(),
+            "redis://:***@cache:6379/0 key \"warm\""
+        );
+        let t = parse("rediss://cache").unwrap();
+        assert_eq!(t.action.name(), "init.wait_redis");
+        for (bad, why) in [
+            ("postgres://db/app?table=users;drop", "is not a table name"),
+            (
+                "postgres://u:hunter22@db/app?sslmode=require",
+                "plaintext only",
+            ),
+            ("mysql://db?table=orders", "needs a database"),
+            ("mysql://u:hunter22@/shop", "empty host"),
+            ("redis://cache?key=", "`key` must not be empty"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(!err.contains("hunter22"), "{err}");
+        }
+        let err = until_gone(parse("redis://cache").unwrap()).unwrap_err();
+        assert!(err.contains("does not apply"), "{err}");
+    }
+
+    // A build without a wait's feature refuses its targets when they are
+    // read (exit 2), naming the feature.
+    #[test]
+    fn a_database_target_needs_its_feature() {
+        for (target, feature, built) in [
+            ("postgres://db/app", "postgres", cfg!(feature = "postgres")),
+            ("mysql://db/shop", "mysql", cfg!(feature = "mysql")),
+            ("redis://cache", "redis", cfg!(feature = "redis")),
+        ] {
+            match parse(target) {
+                Ok(_) => assert!(built, "{target}"),
+                Err(e) => {
+                    assert!(!built, "{target}: {e}");
+                    assert!(
+                        e.contains(&format!("built without the `{feature}` feature")),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_schemes_list_the_known_ones() {
+        let err = parse("mongodb://db").unwrap_err();
+        for scheme in [
+            "tcp://",
+            "dns://",
+            "postgres://",
+            "mysql://",
+            "redis://",
+            "rediss://",
+        ] {
+            assert!(err.contains(scheme), "{err}");
+        }
     }
 
     #[test]

@@ -652,3 +652,29 @@ fn json_ends_with_an_interrupted_event_when_a_signal_cancels_the_init() {
     assert_eq!(last["signal"], "SIGTERM");
     assert_eq!(last["exit_code"], 143);
 }
+
+// Issue 12: the command of an `init.run` step is shown in progress lines,
+// events and the failure message; a password in a URL of it is not.
+#[test]
+fn a_password_in_a_run_command_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'true postgres://app:secret@127.0.0.1:1/app; exit 4' }",
+        "      retry: 1\n",
+    );
+    for json in [false, true] {
+        let mut cli = Cli::new().args(["init"]);
+        if json {
+            cli = cli.args(["--json"]);
+        }
+        let out = cli.args([spec.as_os_str()]).run();
+        let all = format!("{}{}", out.stdout(), out.stderr());
+        assert!(!all.contains("secret"), "{all}");
+        assert!(
+            all.contains("true postgres://app:***@127.0.0.1:1/app; exit 4"),
+            "{all}"
+        );
+        out.code(3);
+    }
+}

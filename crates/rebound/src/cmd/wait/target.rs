@@ -4,6 +4,7 @@ use rebound_init::actions::ActionSpec;
 use rebound_init::actions::wait_dns::WaitDns;
 use rebound_init::actions::wait_exec::WaitExec;
 use rebound_init::actions::wait_file::{FileState, WaitFile};
+use rebound_init::actions::wait_grpc::WaitGrpc;
 use rebound_init::actions::wait_http::{HttpState, WaitHttp, redact_url, split_unix_url};
 use rebound_init::actions::wait_tcp::{SocketState, WaitTcp};
 use rebound_init::actions::wait_unix::WaitUnix;
@@ -20,7 +21,7 @@ pub struct Target {
 }
 
 /// The kinds of target, for messages.
-const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH or dns://NAME";
+const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME or grpc(s)://HOST:PORT[/SERVICE]";
 
 /// What the HTTP targets' answers must hold besides a 2xx status (the
 /// `--body-regex`, `--header`, `--json-path` and `--json-equals` flags),
@@ -86,6 +87,13 @@ pub fn parse(text: &str, checks: &HttpChecks) -> Result<Target, String> {
     let shown = redact_url(text);
     let action = parse_action(text, checks)
         .map_err(|why| format!("invalid target {shown:?}: {why} (expected {KNOWN})"))?;
+    // Refused here, before anything runs, rather than when the wait starts.
+    if let Some(feature) = ActionSpec::missing_feature(action.name()) {
+        return Err(format!(
+            "invalid target {shown:?}: {} targets are not available in this build of rebound (built without the `{feature}` feature)",
+            action.name().trim_start_matches("init.wait_")
+        ));
+    }
     Ok(Target {
         text: shown,
         action,
@@ -119,10 +127,16 @@ pub fn until_gone(target: Target) -> Result<Target, String> {
 
 /// A `--exec CMD` target: the shell command `cmd`, run until it exits 0.
 pub fn exec(cmd: &str) -> Result<Target, String> {
-    let w: WaitExec = serde_json::from_value(json!({ "command": cmd }))
-        .map_err(|e| format!("invalid --exec {cmd:?}: {e}"))?;
+    let w: WaitExec = serde_json::from_value(json!({ "command": cmd })).map_err(|e| {
+        format!(
+            "invalid --exec {:?}: {e}",
+            rebound_init::actions::redact_command(cmd)
+        )
+    })?;
     Ok(Target {
-        text: format!("exec `{cmd}`"),
+        // The text shown in progress lines, events and errors: a password
+        // in a URL of the command is not.
+        text: format!("exec `{}`", rebound_init::actions::redact_command(cmd)),
         action: ActionSpec::WaitExec(w),
     })
 }
@@ -143,6 +157,7 @@ fn parse_action(text: &str, checks: &HttpChecks) -> Result<ActionSpec, String> {
         "file" => file(rest),
         "unix" => unix(rest),
         "dns" => Ok(ActionSpec::WaitDns(WaitDns::from_url(text)?)),
+        "grpc" | "grpcs" => Ok(ActionSpec::WaitGrpc(WaitGrpc::from_url(text)?)),
         other => Err(format!("unknown scheme {other}://")),
     }
 }

@@ -341,6 +341,65 @@ mod tests {
         assert_eq!(t.action.describe(), "unix /run/my app.sock");
     }
 
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn grpc_targets() {
+        let t = parse("grpc://127.0.0.1:50051/shop.Orders").unwrap();
+        assert_eq!(t.action.name(), "init.wait_grpc");
+        assert_eq!(
+            t.action.describe(),
+            "grpc://127.0.0.1:50051/shop.Orders (expect SERVING)"
+        );
+        let t = parse("grpcs://api:443").unwrap();
+        assert_eq!(t.action.describe(), "grpcs://api:443 (expect SERVING)");
+        let err = until_gone(t).unwrap_err();
+        assert!(err.contains("does not apply"), "{err}");
+    }
+
+    // Issue 12: a target whose cargo feature this build lacks is refused
+    // while the arguments are read (exit 2), naming the feature, rather
+    // than when the wait runs.
+    #[cfg(not(feature = "grpc"))]
+    #[test]
+    fn grpc_targets_are_refused_without_the_feature() {
+        for target in ["grpc://127.0.0.1:50051", "grpcs://api:443/shop.Orders"] {
+            let err = parse(target).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid target {target:?}: grpc targets are not available in this build of rebound (built without the `grpc` feature)"
+                )
+            );
+        }
+    }
+
+    #[cfg(not(feature = "http"))]
+    #[test]
+    fn http_targets_are_refused_without_the_feature() {
+        for target in [
+            "http://127.0.0.1:8080/health",
+            "https://api/health",
+            "http+unix://%2Frun%2Fa.sock/_ping",
+            "http://u:hunter22@api/",
+        ] {
+            let err = parse(target).unwrap_err();
+            assert!(
+                err.ends_with(
+                    "http targets are not available in this build of rebound (built without the `http` feature)"
+                ),
+                "{err}"
+            );
+            assert!(!err.contains("hunter22"), "{err}");
+        }
+    }
+
+    #[test]
+    fn exec_targets_never_show_a_password() {
+        let t = exec("curl -fsS http://user:secret@api/health").unwrap();
+        assert_eq!(t.text, "exec `curl -fsS http://user:***@api/health`");
+        assert!(!t.action.describe().contains("secret"));
+    }
+
     #[test]
     fn file_urls_are_percent_decoded() {
         let t = parse("file:///run/my%20app/ready").unwrap();

@@ -259,10 +259,15 @@ async fn wait_grpc_is_ready_at_once_when_the_server_serves() {
         format!("grpc://{} (expect SERVING)", server.addr)
     );
     a.attempt(&ctx()).await.unwrap();
-    server.set("shop.Orders", grpc::ServingStatus::Serving).await;
+    server
+        .set("shop.Orders", grpc::ServingStatus::Serving)
+        .await;
     let a = action(
         "init.wait_grpc",
-        &format!("{{ url: 'grpc://{}/shop.Orders', timeout: 10s }}", server.addr),
+        &format!(
+            "{{ url: 'grpc://{}/shop.Orders', timeout: 10s }}",
+            server.addr
+        ),
     );
     a.attempt(&ctx()).await.unwrap();
 }
@@ -271,7 +276,9 @@ async fn wait_grpc_is_ready_at_once_when_the_server_serves() {
 #[tokio::test]
 async fn wait_grpc_waits_for_a_service_turned_serving_late() {
     let server = grpc::GrpcServer::start(listener(), None).await;
-    server.set("shop.Orders", grpc::ServingStatus::NotServing).await;
+    server
+        .set("shop.Orders", grpc::ServingStatus::NotServing)
+        .await;
     let a = action(
         "init.wait_grpc",
         &format!(
@@ -285,7 +292,9 @@ async fn wait_grpc_waits_for_a_service_turned_serving_late() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!waiter.is_finished());
     assert_eq!(problems.get().as_deref(), Some("NOT_SERVING"));
-    server.set("shop.Orders", grpc::ServingStatus::Serving).await;
+    server
+        .set("shop.Orders", grpc::ServingStatus::Serving)
+        .await;
     tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .expect("the wait did not notice SERVING")
@@ -339,7 +348,10 @@ async fn wait_grpc_never_ready_times_out_naming_the_last_status() {
     );
     let a = action(
         "init.wait_grpc",
-        &format!("{{ url: 'grpc://{}/no.Such', timeout: 300ms }}", server.addr),
+        &format!(
+            "{{ url: 'grpc://{}/no.Such', timeout: 300ms }}",
+            server.addr
+        ),
     );
     let err = a.attempt(&ctx()).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");

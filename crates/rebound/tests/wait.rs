@@ -718,11 +718,7 @@ fn grpc_bad_targets_exit_2() {
         ("grpc://api:50051/a/b", "the path is one service name"),
         ("grpcs://u:hunter22@api:443", "sends no user or password"),
     ] {
-        let out = Cli::new()
-            .args(["wait", bad])
-            .run()
-            .code(2)
-            .stderr_has(why);
+        let out = Cli::new().args(["wait", bad]).run().code(2).stderr_has(why);
         assert!(!out.stderr().contains("hunter22"), "{}", out.stderr());
     }
 }
@@ -772,7 +768,13 @@ fn exec_never_shows_a_password_of_its_command() {
         assert!(all.contains(shown), "{all}");
     }
     let out = Cli::new()
-        .args(["wait", "--timeout", "5s", "--exec", "true http://u:secret@h/"])
+        .args([
+            "wait",
+            "--timeout",
+            "5s",
+            "--exec",
+            "true http://u:secret@h/",
+        ])
         .run()
         .code(0)
         .stdout_has("ready exec `true http://u:***@h/` after");

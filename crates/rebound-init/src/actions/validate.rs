@@ -590,7 +590,10 @@ mod tests {
                 "a http://u:***@h/ b mysql://root:***@db/ c",
             ),
             // Kept as written: no password, or not a URL.
-            ("curl http://user@host/ HTTP://Host", "curl http://user@host/ HTTP://Host"),
+            (
+                "curl http://user@host/ HTTP://Host",
+                "curl http://user@host/ HTTP://Host",
+            ),
             ("echo :// ://x a://", "echo :// ://x a://"),
             ("sh -c 'true'", "sh -c 'true'"),
             ("héllo ftp://u:secret@h wörld", "héllo ftp://u:***@h wörld"),

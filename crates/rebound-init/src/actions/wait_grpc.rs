@@ -496,7 +496,10 @@ mod tests {
             ("grpc://db:x", "invalid URL"),
             ("grpc://db", "has no port"),
             ("grpc://db:0", "has port 0"),
-            ("http://db:80", "must start with grpc:// or grpcs://, not http://"),
+            (
+                "http://db:80",
+                "must start with grpc:// or grpcs://, not http://",
+            ),
             ("grpc://db:1/a/b", "the path is one service name"),
             ("grpc://db:1/a%20b", "is not a gRPC service name"),
             ("grpc://db:1/?x=1", "with no ? or #"),

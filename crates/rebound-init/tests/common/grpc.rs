@@ -128,7 +128,9 @@ pub async fn start_without_health(listener: std::net::TcpListener) -> SocketAddr
             Poll::Ready(Ok(()))
         }
         fn call(&mut self, _: Request<Body>) -> Self::Future {
-            std::future::ready(Ok(tonic::Status::unimplemented("no such service").into_http()))
+            std::future::ready(Ok(
+                tonic::Status::unimplemented("no such service").into_http()
+            ))
         }
     }
 

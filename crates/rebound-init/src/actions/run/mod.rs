@@ -266,10 +266,7 @@ mod tests {
             "command `curl -fsS http://user:***@host/health`"
         );
         let exec = Run {
-            command: Command::Exec(vec![
-                "psql".into(),
-                "postgres://app:secret@db/app".into(),
-            ]),
+            command: Command::Exec(vec!["psql".into(), "postgres://app:secret@db/app".into()]),
             ..Run::shell("")
         };
         assert_eq!(exec.describe(), "command `psql postgres://app:***@db/app`");

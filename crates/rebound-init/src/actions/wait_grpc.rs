@@ -47,11 +47,12 @@ pub struct WaitGrpc {
     /// `grpc://HOST:PORT` (plaintext HTTP/2) or `grpcs://HOST:PORT` (TLS,
     /// checked against the system's roots and `ca_file`); a path
     /// `/SERVICE` names the service to check.
-    #[schemars(regex(pattern = r"^grpcs?://"))]
+    #[schemars(regex(pattern = r"^[gG][rR][pP][cC][sS]?://"))]
     pub url: String,
     /// The service whose health is asked (default: the URL's path, or
     /// empty: the whole server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub service: Option<String>,
     /// A PEM file of CA certificates trusted for `grpcs://`, besides the
     /// system's roots.

@@ -75,7 +75,9 @@ impl GrpcServer {
                 .tls_config(ServerTlsConfig::new().identity(identity))
                 .expect("server TLS");
         }
-        let incoming = TcpIncoming::from(listener);
+        // TCP_NODELAY, as gRPC servers set it: without it the answer's
+        // trailers wait for the client's delayed ACK (40 ms).
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tokio::spawn(async move {
             let _ = builder
                 .serve_with_incoming_shutdown(service, incoming, async {

@@ -7,11 +7,12 @@
 //! random 5-50 ms the bench makes it ready (binds a Unix socket, flips an
 //! HTTP-over-Unix-socket server's JSON from "starting" to "ok", creates the
 //! file an `init.wait_exec` command tests for, closes a TCP listener,
-//! removes a pid file); "ready" is the instant that change is made, the
-//! latency is the time from then until the action's future completes.
+//! removes a pid file, turns a gRPC service SERVING in a real tonic-health
+//! server); "ready" is the instant that change is made, the latency is the
+//! time from then until the action's future completes.
 //!
 //! `cargo bench -p rebound-init --bench waits` (`-- RUNS BASELINE_RUNS`:
-//! default 100 and 50).
+//! default 100 and 50; `-- grpc unix ...` measures only those waits).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -150,6 +151,43 @@ impl Scenario for FileAbsent {
     }
 }
 
+#[cfg(feature = "grpc")]
+#[path = "../tests/common/grpc.rs"]
+mod grpc;
+
+/// A real gRPC server (tonic + tonic-health) on a loopback port whose
+/// service `bench.Orders` is NOT_SERVING until made ready.
+#[cfg(feature = "grpc")]
+struct GrpcService {
+    server: grpc::GrpcServer,
+}
+
+#[cfg(feature = "grpc")]
+impl Scenario for GrpcService {
+    fn action(&self) -> ActionSpec {
+        spec(
+            "init.wait_grpc",
+            serde_json::json!({ "url": format!("grpc://{}/bench.Orders", self.server.addr) }),
+        )
+    }
+    fn make_ready(&mut self) {
+        // The reporter's setter is async (a tokio RwLock and watch
+        // channel, which need no particular runtime): run it to its end on
+        // a thread of its own, so that the instant after is "ready".
+        let reporter = self.server.reporter();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime")
+                    .block_on(
+                        reporter.set_service_status("bench.Orders", grpc::ServingStatus::Serving),
+                    )
+            });
+        });
+    }
+}
+
 /// One measurement: the action waits, the scenario becomes ready after
 /// `after` ms; returns ready -> success.
 async fn measure(mut scenario: Box<dyn Scenario + Send>, after: u64) -> Duration {
@@ -188,6 +226,15 @@ async fn scenario(kind: &str, dir: &Path, n: usize) -> Box<dyn Scenario + Send> 
             let path = dir.join(format!("p{n}.pid"));
             std::fs::write(&path, b"1").expect("pid file");
             Box::new(FileAbsent { path })
+        }
+        #[cfg(feature = "grpc")]
+        "grpc" => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let server = grpc::GrpcServer::start(listener, None).await;
+            server
+                .set("bench.Orders", grpc::ServingStatus::NotServing)
+                .await;
+            Box::new(GrpcService { server })
         }
         other => unreachable!("{other}"),
     }
@@ -237,6 +284,11 @@ fn main() {
     let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     let runs = numbers.first().copied().unwrap_or(100);
     let baseline_runs = numbers.get(1).copied().unwrap_or(50);
+    // Words (not flags such as cargo's `--bench`) choose the waits measured.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-') && a.parse::<usize>().is_err())
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -256,7 +308,15 @@ fn main() {
             ("exec", "init.wait_exec `test -e FLAG` (flag created)"),
             ("closed", "init.wait_tcp state: closed (listener closed)"),
             ("absent", "init.wait_file state: absent (pid file removed)"),
+            #[cfg(feature = "grpc")]
+            (
+                "grpc",
+                "init.wait_grpc grpc://.../SERVICE (service turned SERVING)",
+            ),
         ] {
+            if !only.is_empty() && !only.iter().any(|k| k == kind) {
+                continue;
+            }
             let mut v = Vec::with_capacity(runs);
             for n in 0..runs {
                 let s = scenario(kind, dir.path(), n).await;

@@ -193,3 +193,227 @@ async fn wait_dns_from_a_spec_resolves_localhost() {
     assert_eq!(a.describe(), "dns localhost");
     a.attempt(&ctx()).await.unwrap();
 }
+
+#[cfg(feature = "grpc")]
+#[path = "common/grpc.rs"]
+mod grpc;
+
+#[test]
+fn wait_grpc_parameters_are_checked_at_their_position() {
+    assert_eq!(
+        refused("init.wait_grpc", "{ url: 'http://api:50051' }"),
+        "spec.yaml:5:20: init.steps[0].with.url: URL \"http://api:50051\" must start with grpc:// or grpcs://, not http://"
+    );
+    let err = refused("init.wait_grpc", "{ url: 'grpc://api' }");
+    assert!(
+        err.starts_with("spec.yaml:5:20: init.steps[0].with.url: ") && err.contains("has no port"),
+        "{err}"
+    );
+    assert_eq!(
+        refused(
+            "init.wait_grpc",
+            "{ url: 'grpc://api:50051', service: 'a b' }"
+        ),
+        "spec.yaml:5:49: init.steps[0].with.service: `service` \"a b\" is not a gRPC service name"
+    );
+    let err = refused(
+        "init.wait_grpc",
+        "{ url: 'grpc://api:50051', check_timeout: soon }",
+    );
+    assert!(
+        err.starts_with("spec.yaml:5:55: init.steps[0].with.check_timeout: invalid duration"),
+        "{err}"
+    );
+    let err = refused("init.wait_grpc", "{ url: 'grpc://api:50051', port: 1 }");
+    assert!(err.starts_with("spec.yaml:5:"), "{err}");
+    assert!(err.contains("unknown field `port`"), "{err}");
+    // Across fields: reported at the step.
+    assert_eq!(
+        refused(
+            "init.wait_grpc",
+            "{ url: 'grpc://api:50051', ca_file: /ca.pem }"
+        ),
+        "spec.yaml:3:7: init.steps[0]: `ca_file` applies to TLS: the URL must start with grpcs://"
+    );
+    let err = refused("init.wait_grpc", "{ url: 'grpc://u:hunter22@api:50051' }");
+    assert!(err.contains("sends no user or password"), "{err}");
+    assert!(!err.contains("hunter22"), "{err}");
+}
+
+/// A loopback listener on a free port.
+#[cfg(feature = "grpc")]
+fn listener() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn wait_grpc_is_ready_at_once_when_the_server_serves() {
+    let server = grpc::GrpcServer::start(listener(), None).await;
+    let a = action(
+        "init.wait_grpc",
+        &format!("{{ url: 'grpc://{}', timeout: 10s }}", server.addr),
+    );
+    assert_eq!(
+        a.describe(),
+        format!("grpc://{} (expect SERVING)", server.addr)
+    );
+    a.attempt(&ctx()).await.unwrap();
+    server
+        .set("shop.Orders", grpc::ServingStatus::Serving)
+        .await;
+    let a = action(
+        "init.wait_grpc",
+        &format!(
+            "{{ url: 'grpc://{}/shop.Orders', timeout: 10s }}",
+            server.addr
+        ),
+    );
+    a.attempt(&ctx()).await.unwrap();
+}
+
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn wait_grpc_waits_for_a_service_turned_serving_late() {
+    let server = grpc::GrpcServer::start(listener(), None).await;
+    server
+        .set("shop.Orders", grpc::ServingStatus::NotServing)
+        .await;
+    let a = action(
+        "init.wait_grpc",
+        &format!(
+            "{{ url: 'grpc://{}', service: shop.Orders, timeout: 10s }}",
+            server.addr
+        ),
+    );
+    let c = ctx();
+    let problems = c.last_problem.clone();
+    let waiter = tokio::spawn(async move { a.attempt(&c).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!waiter.is_finished());
+    assert_eq!(problems.get().as_deref(), Some("NOT_SERVING"));
+    server
+        .set("shop.Orders", grpc::ServingStatus::Serving)
+        .await;
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the wait did not notice SERVING")
+        .unwrap()
+        .unwrap();
+}
+
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn wait_grpc_waits_for_a_server_started_late() {
+    // The port is taken when the server starts: free until then.
+    let reserved = listener();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    let a = action(
+        "init.wait_grpc",
+        &format!("{{ url: 'grpc://{addr}', timeout: 10s, check_timeout: 1s }}"),
+    );
+    let c = ctx();
+    let problems = c.last_problem.clone();
+    let waiter = tokio::spawn(async move { a.attempt(&c).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!waiter.is_finished());
+    assert_eq!(problems.get().as_deref(), Some("connection refused"));
+    let server = grpc::GrpcServer::start(std::net::TcpListener::bind(addr).unwrap(), None).await;
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the wait did not notice the server")
+        .unwrap()
+        .unwrap();
+    drop(server);
+}
+
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn wait_grpc_never_ready_times_out_naming_the_last_status() {
+    let server = grpc::GrpcServer::start(listener(), None).await;
+    server.set("", grpc::ServingStatus::NotServing).await;
+    let a = action(
+        "init.wait_grpc",
+        &format!("{{ url: 'grpc://{}', timeout: 300ms }}", server.addr),
+    );
+    let err = a.attempt(&ctx()).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(
+        err.message(),
+        format!(
+            "grpc://{} (expect SERVING) not ready after 300ms (NOT_SERVING)",
+            server.addr
+        )
+    );
+    let a = action(
+        "init.wait_grpc",
+        &format!(
+            "{{ url: 'grpc://{}/no.Such', timeout: 300ms }}",
+            server.addr
+        ),
+    );
+    let err = a.attempt(&ctx()).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        err.message().ends_with(
+            "not ready after 300ms (SERVICE_UNKNOWN: the server knows no service \"no.Such\" (NOT_FOUND))"
+        ),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn wait_grpc_a_server_without_the_health_service_fails_at_once() {
+    let addr = grpc::start_without_health(listener()).await;
+    let a = action(
+        "init.wait_grpc",
+        &format!("{{ url: 'grpc://{addr}', timeout: 10s }}"),
+    );
+    let err = a.attempt(&ctx()).await.unwrap_err();
+    assert!(!err.is_timeout(), "{err}");
+    assert!(
+        err.message()
+            .ends_with("the server does not implement grpc.health.v1.Health (UNIMPLEMENTED)"),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn wait_grpcs_checks_the_server_certificate() {
+    let ca = grpc::TestCa::new();
+    let server = grpc::GrpcServer::start(listener(), Some(&ca)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let port = server.addr.port();
+    let a = action(
+        "init.wait_grpc",
+        &format!(
+            "{{ url: 'grpcs://localhost:{port}', ca_file: '{}', timeout: 10s }}",
+            ca_file.display()
+        ),
+    );
+    assert_eq!(
+        a.describe(),
+        format!("grpcs://localhost:{port} (expect SERVING)")
+    );
+    a.attempt(&ctx()).await.unwrap();
+    // Without the test CA the certificate is not trusted: never ready,
+    // and the timeout says why.
+    let a = action(
+        "init.wait_grpc",
+        &format!("{{ url: 'grpcs://localhost:{port}', timeout: 500ms }}"),
+    );
+    let err = a.attempt(&ctx()).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.message().contains("UnknownIssuer"), "{err}");
+    // Plaintext to a TLS server: not ready either.
+    let a = action(
+        "init.wait_grpc",
+        &format!("{{ url: 'grpc://localhost:{port}', timeout: 300ms }}"),
+    );
+    assert!(a.attempt(&ctx()).await.unwrap_err().is_timeout());
+}

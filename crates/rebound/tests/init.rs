@@ -735,3 +735,29 @@ fn a_retry_policy_step_runs_from_the_cli_and_says_its_bounds() {
         .code(2)
         .stderr_has("spec.yaml:6:37: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)");
 }
+
+// Issue 12: the command of an `init.run` step is shown in progress lines,
+// events and the failure message; a password in a URL of it is not.
+#[test]
+fn a_password_in_a_run_command_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_step(
+        dir.path(),
+        "{ command: 'true postgres://app:secret@127.0.0.1:1/app; exit 4' }",
+        "      retry: 1\n",
+    );
+    for json in [false, true] {
+        let mut cli = Cli::new().args(["init"]);
+        if json {
+            cli = cli.args(["--json"]);
+        }
+        let out = cli.args([spec.as_os_str()]).run();
+        let all = format!("{}{}", out.stdout(), out.stderr());
+        assert!(!all.contains("secret"), "{all}");
+        assert!(
+            all.contains("true postgres://app:***@127.0.0.1:1/app; exit 4"),
+            "{all}"
+        );
+        out.code(3);
+    }
+}

@@ -599,3 +599,184 @@ fn dns_a_name_that_never_resolves_times_out() {
         .code(124)
         .stderr_has("not ready: dns://rebound-never.invalid (does not resolve (");
 }
+
+// Issue 12: grpc:// and grpcs:// against a real gRPC server with the
+// standard health service (tonic-health): ready at once, ready once a
+// service turns SERVING or the server starts, never ready (124 naming the
+// last status), TLS with the CA from SSL_CERT_FILE.
+#[cfg(feature = "grpc")]
+#[path = "../../rebound-init/tests/common/grpc.rs"]
+mod grpc;
+
+/// A runtime for the test's gRPC server, and the server on a free port.
+#[cfg(feature = "grpc")]
+fn grpc_server(tls: Option<&grpc::TestCa>) -> (tokio::runtime::Runtime, grpc::GrpcServer) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(grpc::GrpcServer::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        tls,
+    ));
+    (rt, server)
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn grpc_ready_at_once() {
+    let (_rt, server) = grpc_server(None);
+    let target = format!("grpc://{}", server.addr);
+    Cli::new()
+        .args(["wait", "--timeout", "10s", &target])
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn grpc_ready_once_the_service_turns_serving() {
+    let (rt, server) = grpc_server(None);
+    rt.block_on(server.set("shop.Orders", grpc::ServingStatus::NotServing));
+    let target = format!("grpc://{}/shop.Orders", server.addr);
+    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    thread::sleep(Duration::from_millis(300));
+    rt.block_on(server.set("shop.Orders", grpc::ServingStatus::Serving));
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn grpc_ready_once_the_server_starts() {
+    let port = free_port();
+    let target = format!("grpc://127.0.0.1:{port}");
+    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    thread::sleep(Duration::from_millis(300));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _server = rt.block_on(grpc::GrpcServer::start(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        None,
+    ));
+    Outcome::of(child)
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn grpc_never_ready_exits_124_naming_the_status() {
+    let (rt, server) = grpc_server(None);
+    rt.block_on(server.set("", grpc::ServingStatus::NotServing));
+    let whole = format!("grpc://{}", server.addr);
+    let unknown = format!("grpc://{}/no.Such", server.addr);
+    Cli::new()
+        .args(["wait", "--timeout", "500ms", &whole, &unknown])
+        .run()
+        .code(124)
+        .stderr_has(&format!("not ready: {whole} (NOT_SERVING), {unknown} (SERVICE_UNKNOWN: the server knows no service \"no.Such\" (NOT_FOUND))"));
+    let out = Cli::new()
+        .args(["wait", "--json", "--timeout", "300ms", &whole])
+        .run()
+        .code(124);
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    assert_eq!(last["last_errors"][0], "NOT_SERVING");
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn grpcs_trusts_the_ca_of_ssl_cert_file() {
+    let ca = grpc::TestCa::new();
+    let (_rt, server) = grpc_server(Some(&ca));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let target = format!("grpcs://localhost:{}", server.addr.port());
+    Cli::new()
+        .args(["wait", "--timeout", "10s", &target])
+        .env("SSL_CERT_FILE", &ca_file)
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {target} after"));
+    // Without it the server's certificate is not trusted.
+    Cli::new()
+        .args(["wait", "--timeout", "500ms", &target])
+        .env("SSL_CERT_FILE", dir.path().join("none.pem"))
+        .run()
+        .code(124)
+        .stderr_has("UnknownIssuer");
+}
+
+#[test]
+fn grpc_bad_targets_exit_2() {
+    for (bad, why) in [
+        ("grpc://api", "has no port"),
+        ("grpc://api:50051/a/b", "the path is one service name"),
+        ("grpcs://u:hunter22@api:443", "sends no user or password"),
+    ] {
+        let out = Cli::new().args(["wait", bad]).run().code(2).stderr_has(why);
+        assert!(!out.stderr().contains("hunter22"), "{}", out.stderr());
+    }
+}
+
+// Issue 12: a target whose cargo feature this build lacks is refused when
+// the arguments are read (exit 2, naming the feature), not when it runs.
+#[cfg(not(feature = "grpc"))]
+#[test]
+fn grpc_targets_are_refused_without_the_feature() {
+    Cli::new()
+        .args(["wait", "--timeout", "1s", "grpc://127.0.0.1:1"])
+        .run()
+        .code(2)
+        .stderr_has("built without the `grpc` feature");
+}
+
+#[cfg(not(feature = "http"))]
+#[test]
+fn http_targets_are_refused_without_the_feature() {
+    for target in [
+        "http://127.0.0.1:1/",
+        "https://127.0.0.1:1/",
+        "http+unix://%2Frun%2Fa.sock/",
+    ] {
+        Cli::new()
+            .args(["wait", "--timeout", "1s", target])
+            .run()
+            .code(2)
+            .stderr_has("built without the `http` feature");
+    }
+}
+
+// Issue 12: a password in a URL of an --exec command is never printed: not
+// in the progress lines, not in the events, not in the timeout message.
+#[test]
+fn exec_never_shows_a_password_of_its_command() {
+    let cmd = "true http://user:secret@127.0.0.1:1/; exit 3";
+    let shown = "exec `true http://user:***@127.0.0.1:1/; exit 3`";
+    for json in [false, true] {
+        let mut args = vec!["wait", "--timeout", "300ms", "--exec", cmd];
+        if json {
+            args.push("--json");
+        }
+        let out = Cli::new().args(&args).run().code(124);
+        let all = format!("{}{}", out.stdout(), out.stderr());
+        assert!(!all.contains("secret"), "{all}");
+        assert!(all.contains(shown), "{all}");
+    }
+    let out = Cli::new()
+        .args([
+            "wait",
+            "--timeout",
+            "5s",
+            "--exec",
+            "true http://u:secret@h/",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("ready exec `true http://u:***@h/` after");
+    assert!(!out.stderr().contains("secret"));
+}

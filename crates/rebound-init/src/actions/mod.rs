@@ -30,6 +30,7 @@ pub mod s3;
 pub mod wait_dns;
 pub mod wait_exec;
 pub mod wait_file;
+pub mod wait_grpc;
 pub mod wait_http;
 pub mod wait_mysql;
 pub mod wait_postgres;
@@ -152,6 +153,24 @@ impl fmt::Debug for LastProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("LastProblem").field(&self.get()).finish()
     }
+}
+
+/// `text`, a command line as written, with the password of every URL in it
+/// and the values of the URLs' secret-looking query parameters (`token`,
+/// `key`, `signature`, ...) replaced by `***`; nothing else changes. This is
+/// how `init.run` and `init.wait_exec` show their commands in messages,
+/// events and progress lines.
+///
+/// ```
+/// use rebound_init::actions::redact_command;
+/// assert_eq!(
+///     redact_command("curl -fsS 'http://admin:hunter22@api/health?token=t0k'"),
+///     "curl -fsS 'http://admin:***@api/health?token=***'"
+/// );
+/// assert_eq!(redact_command("pg_isready -h db"), "pg_isready -h db");
+/// ```
+pub fn redact_command(text: &str) -> String {
+    validate::redacted_command(text)
 }
 
 /// A context that drops command output, for the unit tests of actions.
@@ -532,6 +551,8 @@ actions! {
     WaitMysql(wait_mysql::WaitMysql) = "init.wait_mysql", feature = "mysql";
     /// `init.wait_redis` (cargo feature `redis`)
     WaitRedis(wait_redis::WaitRedis) = "init.wait_redis", feature = "redis";
+    /// `init.wait_grpc` (cargo feature `grpc`)
+    WaitGrpc(wait_grpc::WaitGrpc) = "init.wait_grpc", feature = "grpc";
     /// `init.run`
     Run(run::Run) = "init.run";
     /// `init.s3_push` (cargo feature `s3`)
@@ -639,6 +660,9 @@ mod tests {
             }
             "init.wait_redis" => {
                 "{ url: 'rediss://u:pw@cache:6380/1', key: 'flags:loaded', timeout: 5s }"
+            }
+            "init.wait_grpc" => {
+                "{ url: 'grpcs://api:443', service: shop.Orders, ca_file: /etc/ca.pem, timeout: 1m, check_timeout: 500ms }"
             }
             "init.run" => {
                 "{ command: [./migrate, up, 'two words'], env: { PORT: 8080, DEBUG: true, NAME: x }, cwd: /srv, timeout: 1h 2ms }"
@@ -769,6 +793,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[cfg(not(feature = "grpc"))]
+    #[test]
+    fn a_grpc_wait_is_refused_at_load_in_a_build_without_grpc() {
+        let yaml = step_yaml("init.wait_grpc", "{ url: 'grpc://api:50051' }");
+        let err = Spec::from_yaml(&yaml, "spec.yaml", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.yaml:5:13: init.steps[0].with: init.wait_grpc is not available in this build of rebound (built without the `grpc` feature)"
+        );
+        assert_eq!(ActionSpec::missing_feature("init.wait_grpc"), Some("grpc"));
     }
 
     #[cfg(not(feature = "s3"))]

@@ -326,35 +326,74 @@ pub(crate) fn redacted_text(text: &str) -> String {
     }
 }
 
-/// `text` (an error message, say) with every `http://` or `https://` URL in
-/// it redacted as [`redacted_text`] does; a URL ends at whitespace.
+/// `text` (an error message, say) with every URL in it (`http://`,
+/// `postgres://`, any `scheme://`) redacted as [`redacted_text`] does; a
+/// URL ends at whitespace.
 // Used by the HTTP and S3 actions only.
 #[cfg_attr(not(any(feature = "http", feature = "s3")), allow(dead_code))]
 pub(crate) fn redacted_urls_in(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = ["http://", "https://"]
-        .iter()
-        .filter_map(|scheme| find_ignore_case(rest, scheme))
-        .min()
-    {
-        out.push_str(&rest[..start]);
-        let url = &rest[start..];
-        let end = url.find(char::is_whitespace).unwrap_or(url.len());
-        out.push_str(&redacted_text(&url[..end]));
-        rest = &url[end..];
-    }
-    out.push_str(rest);
-    out
+    each_url(text, redacted_text)
 }
 
-// Used by the HTTP and S3 actions only.
-#[cfg_attr(not(any(feature = "http", feature = "s3")), allow(dead_code))]
-fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+/// A command line (or any text shown as written) with the password of
+/// every URL in it (`curl http://user:secret@host/`, `psql
+/// postgres://app:secret@db/app`) and the values of its secret-looking
+/// query parameters replaced by `***`; nothing else in it changes (no
+/// normalization). A URL ends at whitespace or a quote.
+pub(crate) fn redacted_command(text: &str) -> String {
+    each_url(text, |url| {
+        let scheme_end = url.find("://").map_or(0, |i| i + 3);
+        let rest = &url[scheme_end..];
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        let userless = match authority.rfind('@') {
+            Some(at) => match authority[..at].find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end],
+                    &authority[..colon],
+                    &url[scheme_end + at..]
+                ),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        };
+        redacted_params(&userless)
+    })
+}
+
+/// `text` with each `scheme://...` in it replaced by `redact(url)`. The
+/// scheme is the run of letters, digits, `+`, `-` and `.` before `://`
+/// that starts with a letter; the URL ends at whitespace, a quote or a
+/// backquote.
+fn each_url(text: &str, redact: impl Fn(&str) -> String) -> String {
+    let is_scheme = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.');
+    let is_end = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`');
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("://") {
+        let sep = search + found;
+        let mut start = sep;
+        while start > copied && is_scheme(bytes[start - 1]) {
+            start -= 1;
+        }
+        while start < sep && !bytes[start].is_ascii_alphabetic() {
+            start += 1;
+        }
+        let end = text[sep..].find(is_end).map_or(text.len(), |i| sep + i);
+        if start == sep {
+            // `://` with no scheme before it: not a URL.
+            search = sep + 3;
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(&redact(&text[start..end]));
+        copied = end;
+        search = end.max(sep + 3);
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// Parts of a query parameter's name that mark its value as a secret
@@ -518,9 +557,49 @@ mod tests {
         );
         assert_eq!(redacted_urls_in("no url here"), "no url here");
         assert_eq!(
+            redacted_urls_in("dial postgres://app:pw@db/app: refused"),
+            "dial postgres://app:***@db/app: refused"
+        );
+        assert_eq!(
             redacted_urls_in("héllo http://u:p@h/ wörld"),
             "héllo http://u:***@h/ wörld"
         );
+    }
+
+    #[test]
+    fn urls_inside_a_command_are_redacted_and_nothing_else_changes() {
+        for (command, shown) in [
+            (
+                "curl -fsS http://user:secret@host/x",
+                "curl -fsS http://user:***@host/x",
+            ),
+            (
+                "psql 'postgres://app:secret@db:5432/app?sslmode=require' -c 'SELECT 1'",
+                "psql 'postgres://app:***@db:5432/app?sslmode=require' -c 'SELECT 1'",
+            ),
+            (
+                "redis-cli -u \"REDIS://:secret@cache:6379/0\" ping",
+                "redis-cli -u \"REDIS://:***@cache:6379/0\" ping",
+            ),
+            (
+                "x=1https://h/p?token=secret&y=2;echo",
+                "x=1https://h/p?token=***&y=2;echo",
+            ),
+            (
+                "a http://u:secret@h/ b mysql://root:secret@db/ c",
+                "a http://u:***@h/ b mysql://root:***@db/ c",
+            ),
+            // Kept as written: no password, or not a URL.
+            (
+                "curl http://user@host/ HTTP://Host",
+                "curl http://user@host/ HTTP://Host",
+            ),
+            ("echo :// ://x a://", "echo :// ://x a://"),
+            ("sh -c 'true'", "sh -c 'true'"),
+            ("héllo ftp://u:secret@h wörld", "héllo ftp://u:***@h wörld"),
+        ] {
+            assert_eq!(redacted_command(command), shown, "{command}");
+        }
     }
 
     #[test]

@@ -249,6 +249,27 @@ mod tests {
         );
     }
 
+    // Issue 12: a password in a URL of the command (or of its last output
+    // line) used to be shown in the description, the last problem and the
+    // timeout message.
+    #[tokio::test]
+    async fn a_password_in_the_command_is_never_shown() {
+        let w = exec(
+            "true http://user:secret@127.0.0.1:1/; echo 'GET http://user:secret@127.0.0.1:1/ failed' >&2; exit 7",
+            Some(Duration::from_millis(300)),
+        );
+        let ctx = quiet_ctx();
+        let err = w.attempt(&ctx).await.unwrap_err();
+        assert!(err.is_timeout());
+        assert_eq!(
+            err.message(),
+            "command `true http://user:***@127.0.0.1:1/; echo 'GET http://user:**…` (expect exit 0) not ready after 300ms (exited with code 7: GET http://user:***@127.0.0.1:1/ failed)"
+        );
+        assert!(!w.describe().contains("secret"));
+        let last = ctx.last_problem.get().unwrap();
+        assert!(!last.contains("secret"), "{last}");
+    }
+
     #[tokio::test]
     async fn listed_exit_codes_count_as_ready() {
         let mut w = exec("exit 3", Some(Duration::from_secs(5)));

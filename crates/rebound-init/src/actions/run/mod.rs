@@ -207,10 +207,9 @@ impl Run {
     /// ``command `...` ``, for messages and progress lines: on one line,
     /// and a long command cut to [`SHOWN_COMMAND_CHARS`] characters with an
     /// ellipsis (the step id says which step it is; the spec has the rest).
+    /// The password of a URL in it is shown as `***`.
     pub(crate) fn describe(&self) -> String {
-        let one_line = self
-            .command
-            .to_string()
+        let one_line = validate::redacted_command(&self.command.to_string())
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
@@ -256,5 +255,20 @@ mod tests {
             "command `set -e ./migrate up echo done`"
         );
         assert_eq!(Run::shell("true").describe(), "command `true`");
+    }
+
+    // Issue 12: the command text is shown in progress lines, events and
+    // errors; a password in a URL it holds used to be shown with it.
+    #[test]
+    fn describe_redacts_url_passwords() {
+        assert_eq!(
+            Run::shell("curl -fsS http://user:secret@host/health").describe(),
+            "command `curl -fsS http://user:***@host/health`"
+        );
+        let exec = Run {
+            command: Command::Exec(vec!["psql".into(), "postgres://app:secret@db/app".into()]),
+            ..Run::shell("")
+        };
+        assert_eq!(exec.describe(), "command `psql postgres://app:***@db/app`");
     }
 }

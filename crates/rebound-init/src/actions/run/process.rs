@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{Command, Run, ellipsize};
-use crate::actions::{ActionContext, ActionError, Stream};
+use crate::actions::{ActionContext, ActionError, Stream, validate};
 
 /// How long a process group gets between SIGTERM and SIGKILL (the drop of
 /// a cancelled attempt blocks at most this long).
@@ -219,7 +219,7 @@ pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionErro
     let code = finished.code;
     let hint = finished
         .last_line
-        .map(|l| format!(": {}", ellipsize(l.trim(), LAST_LINE_CHARS)))
+        .map(|l| format!(": {}", shown_line(&l)))
         .unwrap_or_default();
     Err(
         ActionError::transient(format!("{} exited with code {code}{hint}", run.describe()))
@@ -227,9 +227,11 @@ pub(crate) async fn run(run: &Run, ctx: &ActionContext) -> Result<(), ActionErro
     )
 }
 
-/// `line` cut for messages, as [`run`] shows a command's last line.
+/// `line` cut for messages, as [`run`] shows a command's last line, with
+/// the password of a URL in it replaced by `***` (a command that echoes
+/// its connection string).
 pub(crate) fn shown_line(line: &str) -> String {
-    ellipsize(line.trim(), LAST_LINE_CHARS)
+    ellipsize(&validate::redacted_command(line.trim()), LAST_LINE_CHARS)
 }
 
 /// Runs the command once in its own process group, to its end: its exit

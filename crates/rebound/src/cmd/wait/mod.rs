@@ -38,6 +38,10 @@ Targets:
                       the same for MySQL and MariaDB (MYSQL_PWD)
   redis://[:PASSWORD@]HOST:PORT[/DB][?key=NAME], rediss:// (TLS)
                       ready when PING answers PONG (and the key exists)
+  grpc://HOST:PORT[/SERVICE], grpcs://...
+                      ready when grpc.health.v1.Health/Check answers SERVING
+                      (for SERVICE, or the whole server); grpcs:// trusts the
+                      system's roots (and SSL_CERT_FILE)
   --exec 'CMD'        ready when the shell command exits 0 (run again and
                       again, each run in its own process group)
 
@@ -45,6 +49,7 @@ Examples:
   rebound wait tcp://127.0.0.1:5432
   rebound wait --timeout 30s tcp://db:5432 http://api:8080/health file:///run/ready
   rebound wait http+unix://%2Fvar%2Frun%2Fdocker.sock/_ping
+  rebound wait --timeout 1m grpc://api:50051/shop.Orders
   rebound wait --exec 'pg_isready -h db' --timeout 1m
   rebound wait --until-gone --timeout 30s tcp://127.0.0.1:8080 file:///run/app.pid
   rebound wait --json-path status --json-equals ok http://api:8080/health

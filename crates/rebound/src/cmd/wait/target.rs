@@ -4,6 +4,7 @@ use rebound_init::actions::ActionSpec;
 use rebound_init::actions::wait_dns::WaitDns;
 use rebound_init::actions::wait_exec::WaitExec;
 use rebound_init::actions::wait_file::{FileState, WaitFile};
+use rebound_init::actions::wait_grpc::WaitGrpc;
 use rebound_init::actions::wait_http::{HttpState, WaitHttp, redact_url, split_unix_url};
 use rebound_init::actions::wait_mysql::WaitMysql;
 use rebound_init::actions::wait_postgres::WaitPostgres;
@@ -23,7 +24,7 @@ pub struct Target {
 }
 
 /// The kinds of target, for messages.
-const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME, postgres://..., postgresql://..., mysql://..., redis://... or rediss://...";
+const KNOWN: &str = "tcp://HOST:PORT, http://..., https://..., http+unix://%2FSOCKET/PATH, file:///PATH, unix:///PATH, dns://NAME, postgres://..., postgresql://..., mysql://..., redis://..., rediss://... or grpc(s)://HOST:PORT[/SERVICE]";
 
 /// What the HTTP targets' answers must hold besides a 2xx status (the
 /// `--body-regex`, `--header`, `--json-path` and `--json-equals` flags),
@@ -89,12 +90,11 @@ pub fn parse(text: &str, checks: &HttpChecks) -> Result<Target, String> {
     let shown = redact_url(text);
     let action = parse_action(text, checks)
         .map_err(|why| format!("invalid target {shown:?}: {why} (expected {KNOWN})"))?;
-    // An action compiled out of this build is refused here, before
-    // anything runs, as the spec loader refuses it.
+    // Refused here, before anything runs, rather than when the wait starts.
     if let Some(feature) = ActionSpec::missing_feature(action.name()) {
         return Err(format!(
-            "invalid target {shown:?}: {} is not available in this build of rebound (built without the `{feature}` feature)",
-            action.name()
+            "invalid target {shown:?}: {} targets are not available in this build of rebound (built without the `{feature}` feature)",
+            action.name().trim_start_matches("init.wait_")
         ));
     }
     Ok(Target {
@@ -130,10 +130,16 @@ pub fn until_gone(target: Target) -> Result<Target, String> {
 
 /// A `--exec CMD` target: the shell command `cmd`, run until it exits 0.
 pub fn exec(cmd: &str) -> Result<Target, String> {
-    let w: WaitExec = serde_json::from_value(json!({ "command": cmd }))
-        .map_err(|e| format!("invalid --exec {cmd:?}: {e}"))?;
+    let w: WaitExec = serde_json::from_value(json!({ "command": cmd })).map_err(|e| {
+        format!(
+            "invalid --exec {:?}: {e}",
+            rebound_init::actions::redact_command(cmd)
+        )
+    })?;
     Ok(Target {
-        text: format!("exec `{cmd}`"),
+        // The text shown in progress lines, events and errors: a password
+        // in a URL of the command is not.
+        text: format!("exec `{}`", rebound_init::actions::redact_command(cmd)),
         action: ActionSpec::WaitExec(w),
     })
 }
@@ -157,6 +163,7 @@ fn parse_action(text: &str, checks: &HttpChecks) -> Result<ActionSpec, String> {
         "postgres" | "postgresql" => Ok(ActionSpec::WaitPostgres(WaitPostgres::from_url(text)?)),
         "mysql" => Ok(ActionSpec::WaitMysql(WaitMysql::from_url(text)?)),
         "redis" | "rediss" => Ok(ActionSpec::WaitRedis(WaitRedis::from_url(text)?)),
+        "grpc" | "grpcs" => Ok(ActionSpec::WaitGrpc(WaitGrpc::from_url(text)?)),
         other => Err(format!("unknown scheme {other}://")),
     }
 }
@@ -247,6 +254,7 @@ mod tests {
         super::parse(text, &HttpChecks::default())
     }
 
+    #[cfg(feature = "http")]
     #[test]
     fn http_over_a_unix_socket() {
         let t = parse("http+unix://%2Fvar%2Frun%2Fdocker.sock/_ping").unwrap();
@@ -269,6 +277,9 @@ mod tests {
             ("file:///run/app.pid", "file /run/app.pid (until absent)"),
             ("http://old:8080/", "http://old:8080/ (until down)"),
         ] {
+            if text.starts_with("http") && !cfg!(feature = "http") {
+                continue;
+            }
             let t = until_gone(parse(text).unwrap()).unwrap();
             assert_eq!(t.action.describe(), described);
             assert_eq!(t.text, text);
@@ -277,6 +288,7 @@ mod tests {
         assert_eq!(err, "--until-gone does not apply to exec `true`");
     }
 
+    #[cfg(feature = "http")]
     #[test]
     fn http_checks_from_the_flags() {
         let checks = HttpChecks::new(
@@ -327,17 +339,78 @@ mod tests {
         assert_eq!(t.action.describe(), "tcp 127.0.0.1:5432");
         let t = parse("tcp://[::1]:80").unwrap();
         assert_eq!(t.action.describe(), "tcp [::1]:80");
-        let t = parse("http://localhost:8080/health").unwrap();
-        assert_eq!(
-            t.action.describe(),
-            "http://localhost:8080/health (expect 2xx)"
-        );
+        if cfg!(feature = "http") {
+            let t = parse("http://localhost:8080/health").unwrap();
+            assert_eq!(
+                t.action.describe(),
+                "http://localhost:8080/health (expect 2xx)"
+            );
+        }
         let t = parse("file:///run/ready").unwrap();
         assert_eq!(t.action.describe(), "file /run/ready");
         let t = parse("dns://localhost?type=A&expect=127.0.0.1").unwrap();
         assert_eq!(t.action.describe(), "dns localhost A = 127.0.0.1");
         let t = parse("unix:///run/my%20app.sock").unwrap();
         assert_eq!(t.action.describe(), "unix /run/my app.sock");
+    }
+
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn grpc_targets() {
+        let t = parse("grpc://127.0.0.1:50051/shop.Orders").unwrap();
+        assert_eq!(t.action.name(), "init.wait_grpc");
+        assert_eq!(
+            t.action.describe(),
+            "grpc://127.0.0.1:50051/shop.Orders (expect SERVING)"
+        );
+        let t = parse("grpcs://api:443").unwrap();
+        assert_eq!(t.action.describe(), "grpcs://api:443 (expect SERVING)");
+        let err = until_gone(t).unwrap_err();
+        assert!(err.contains("does not apply"), "{err}");
+    }
+
+    // Issue 12: a target whose cargo feature this build lacks is refused
+    // while the arguments are read (exit 2), naming the feature, rather
+    // than when the wait runs.
+    #[cfg(not(feature = "grpc"))]
+    #[test]
+    fn grpc_targets_are_refused_without_the_feature() {
+        for target in ["grpc://127.0.0.1:50051", "grpcs://api:443/shop.Orders"] {
+            let err = parse(target).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid target {target:?}: grpc targets are not available in this build of rebound (built without the `grpc` feature)"
+                )
+            );
+        }
+    }
+
+    #[cfg(not(feature = "http"))]
+    #[test]
+    fn http_targets_are_refused_without_the_feature() {
+        for target in [
+            "http://127.0.0.1:8080/health",
+            "https://api/health",
+            "http+unix://%2Frun%2Fa.sock/_ping",
+            "http://u:hunter22@api/",
+        ] {
+            let err = parse(target).unwrap_err();
+            assert!(
+                err.ends_with(
+                    "http targets are not available in this build of rebound (built without the `http` feature)"
+                ),
+                "{err}"
+            );
+            assert!(!err.contains("hunter22"), "{err}");
+        }
+    }
+
+    #[test]
+    fn exec_targets_never_show_a_password() {
+        let t = exec("curl -fsS http://user:secret@api/health").unwrap();
+        assert_eq!(t.text, "exec `curl -fsS http://user:***@api/health`");
+        assert!(!t.action.describe().contains("secret"));
     }
 
     #[test]
@@ -428,6 +501,7 @@ mod tests {
         assert!(err.contains("not UTF-8"), "{err}");
     }
 
+    #[cfg(feature = "http")]
     #[test]
     fn a_password_in_a_url_is_never_shown() {
         let t = parse("http://admin:hunter22@127.0.0.1:8080/health").unwrap();

@@ -110,6 +110,9 @@ fn check_exposition(head: &str, body: &str) {
         "rebound_recovery_claim_duration_seconds",
         "rebound_recovery_rescues",
         "rebound_recovery_journal_up",
+        "rebound_recovery_target_breaker_state",
+        "rebound_recovery_target_breaker_failures",
+        "rebound_recovery_target_breaker_openings",
     ] {
         assert!(
             body.contains(&format!("# HELP {family} ")),
@@ -121,6 +124,24 @@ fn check_exposition(head: &str, body: &str) {
         );
     }
     assert_eq!(sample(body, "rebound_recovery_journal_up"), Some(1.0));
+    // Both recorded failures were timeouts to node b (target-side kinds);
+    // "good" then succeeded there, which closed b's breaker.
+    assert_eq!(
+        sample(
+            body,
+            "rebound_recovery_target_breaker_state{node=\"b\",state=\"closed\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            body,
+            "rebound_recovery_target_breaker_state{node=\"b\",state=\"open\"}"
+        ),
+        Some(0.0),
+        "{body}"
+    );
     assert_eq!(
         sample(body, "rebound_recovery_recoveries{state=\"succeeded\"}"),
         Some(1.0),

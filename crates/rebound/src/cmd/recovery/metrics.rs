@@ -21,8 +21,12 @@
 //! - `rebound_recovery_claims_total{result}`: claims that took a recovery
 //!   or found none.
 //!
-//! More families (the per-target breaker state) plug in at
-//! [`extra_families`].
+//! - `rebound_recovery_target_breaker_state{node, state}` (1 on the
+//!   node's current state: closed, open, half_open),
+//!   `rebound_recovery_target_breaker_failures{node}` (target-side
+//!   failures in the node's window) and
+//!   `rebound_recovery_target_breaker_openings{node}` (times it opened
+//!   since it last closed), from the journal's per-target breakers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,7 +41,11 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rebound_recovery::{AnyJournal, Claim, Journal, Recovery, RecoveryState, Strategy};
+use rebound_recovery::{
+    AnyJournal, Claim, Clock, Journal, Recovery, RecoveryState, Strategy, SystemClock,
+    TargetBreakerConfig,
+};
+use rebound_retry::BreakerState;
 
 /// Where `/metrics` is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,10 +152,15 @@ struct Counters {
 #[derive(Debug, Clone)]
 pub struct RunMetrics {
     counters: Arc<Mutex<Counters>>,
+    /// The breaker settings the node families are read with (the
+    /// failure window).
+    breaker: TargetBreakerConfig,
 }
 
-impl Default for RunMetrics {
-    fn default() -> Self {
+impl RunMetrics {
+    /// Counters at zero; the node families are read with `breaker`'s
+    /// window.
+    pub fn new(breaker: TargetBreakerConfig) -> Self {
         let mut attempts = BTreeMap::new();
         for s in Strategy::ALL {
             for o in OUTCOMES {
@@ -162,6 +175,7 @@ impl Default for RunMetrics {
                 claims_taken: 0,
                 claims_empty: 0,
             })),
+            breaker,
         }
     }
 }
@@ -281,16 +295,76 @@ impl RunMetrics {
                 c.claims_empty
             );
         }
-        extra_families(journal, &mut out).await;
+        extra_families(journal, &self.breaker, &mut out).await;
         out
     }
 }
 
-/// Where families that come from elsewhere are added to the exposition:
-/// the per-target breaker state (issue 13) renders here, from `journal`,
-/// with [`header`] and the same conventions. Nothing yet.
-async fn extra_families(journal: &AnyJournal, out: &mut String) {
-    let _ = (journal, out);
+/// The per-target breaker families, read from the journal now (nothing
+/// when it cannot be read: `rebound_recovery_journal_up` says so).
+async fn extra_families(journal: &AnyJournal, breaker: &TargetBreakerConfig, out: &mut String) {
+    let Ok(nodes) = journal.targets().await else {
+        return;
+    };
+    let now = SystemClock.now_ms();
+    header(
+        out,
+        "rebound_recovery_target_breaker_state",
+        "gauge",
+        "Each target node's breaker: 1 on its current state (closed, open, half_open).",
+    );
+    for n in &nodes {
+        let state = n.state(now);
+        for (name, s) in [
+            ("closed", BreakerState::Closed),
+            ("open", BreakerState::Open),
+            ("half_open", BreakerState::HalfOpen),
+        ] {
+            let _ = writeln!(
+                out,
+                "rebound_recovery_target_breaker_state{{node=\"{}\",state=\"{name}\"}} {}",
+                label(&n.node),
+                u8::from(state == s)
+            );
+        }
+    }
+    header(
+        out,
+        "rebound_recovery_target_breaker_failures",
+        "gauge",
+        "Target-side failures counted in each node's breaker window.",
+    );
+    for n in &nodes {
+        let _ = writeln!(
+            out,
+            "rebound_recovery_target_breaker_failures{{node=\"{}\"}} {}",
+            label(&n.node),
+            n.failures_in_window(now, breaker)
+        );
+    }
+    header(
+        out,
+        "rebound_recovery_target_breaker_openings",
+        "gauge",
+        "Times each node's breaker opened since it last closed (its cool-down grows with them).",
+    );
+    for n in &nodes {
+        let _ = writeln!(
+            out,
+            "rebound_recovery_target_breaker_openings{{node=\"{}\"}} {}",
+            label(&n.node),
+            n.openings
+        );
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and
+/// line feed escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -366,7 +366,7 @@ async fn run_workers(
         }
         None => None,
     };
-    let metrics = super::metrics::RunMetrics::default();
+    let metrics = super::metrics::RunMetrics::new(config.breaker.clone());
     // Its own connection: a scrape never waits for a worker's change.
     let _metrics_server = match &args.metrics_listen {
         Some(addr) => {

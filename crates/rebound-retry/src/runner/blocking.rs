@@ -60,6 +60,7 @@ pub trait BlockingRetryable<T, E>: FnMut() -> Result<T, E> + Sized {
 }
 
 impl<T, E, F: FnMut() -> Result<T, E>> BlockingRetryable<T, E> for F {
+    #[inline]
     fn retry<B: IntoIterator<Item = Duration>>(
         self,
         backoff: B,
@@ -97,6 +98,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// assert_eq!((err.reason(), err.attempts()), (StopReason::Permanent, 1));
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
+    #[inline]
     pub fn when<P>(self, predicate: P) -> BlockingRetry<F, B, When<P>, N, S> {
         self.classify(When(predicate))
     }
@@ -112,6 +114,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// assert_eq!(err.reason(), StopReason::Permanent);
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
+    #[inline]
     pub fn classify<C2>(self, classifier: C2) -> BlockingRetry<F, B, C2, N, S> {
         BlockingRetry {
             op: self.op,
@@ -132,6 +135,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// assert_eq!(log, [1, 2]);
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
+    #[inline]
     pub fn notify<N2>(self, hook: N2) -> BlockingRetry<F, B, C, N2, S> {
         BlockingRetry {
             op: self.op,
@@ -204,6 +208,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// assert_eq!(err.name(), "pull image");
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
+    #[inline]
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.policy.set_name(name.into());
         self
@@ -221,6 +226,7 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
     /// assert_eq!(slept, [Duration::from_millis(100), Duration::from_millis(200)]);
     /// # Ok::<(), rebound_retry::PolicyError>(())
     /// ```
+    #[inline]
     pub fn sleep<S2: FnMut(Duration)>(self, sleep: S2) -> BlockingRetry<F, B, C, N, S2> {
         BlockingRetry {
             op: self.op,
@@ -249,42 +255,96 @@ impl<F, B, C, N, S> BlockingRetry<F, B, C, N, S> {
         N: Notify<E>,
         S: FnMut(Duration),
     {
+        if self.policy.extras.is_some() {
+            return self.run(None);
+        }
+        // The fast path: with no deadline, budget or breaker, the first
+        // attempt needs no clock, no admission and no record, and a success
+        // at once (one attempt: no event, see `Policy::on_success`) returns
+        // the value as the bare call would. The runner's state is touched
+        // only after a failure, out of line.
+        match (self.op)() {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.policy.start_attempt();
+                self.run(Some(e))
+            }
+        }
+    }
+
+    /// The loop after the first failure (`first`), or from the start when
+    /// the call has a deadline, budget or breaker (`first` is `None`).
+    #[inline]
+    fn run<T, E>(mut self, first: Option<E>) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Result<T, E>,
+        B: Iterator<Item = Duration>,
+        C: Classify<E>,
+        N: Notify<E>,
+        S: FnMut(Duration),
+    {
         // The precise clock is read before the first attempt only when a
         // deadline needs it; otherwise the cheap coarse clock marks the
         // first failure, so that a call that succeeds at once reads no
         // clock and a retried one no precise clock until it stops (see
-        // `RetryError::elapsed`).
-        let mut since = match self.policy.deadline() {
+        // `RetryError::elapsed`). A call with a deadline never takes the
+        // fast path, so its first attempt is made here, after the read.
+        let since = match self.policy.deadline() {
             Some(_) => Since::Deadline(Instant::now()),
             None => Since::Nothing,
         };
         let mut last_error = None;
+        let mut error = match first {
+            Some(e) => e,
+            None => match self.attempt(&mut last_error, &|| since.elapsed())? {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            },
+        };
+        // An attempt has failed: from here on `since` is fixed, and the
+        // closures below borrow it rather than copy it at each step.
+        let since = match since {
+            Since::Nothing => Since::Failure(Mark::coarse()),
+            since => since,
+        };
+        let elapsed = || since.elapsed();
         loop {
-            self.policy.admit(&mut last_error, || since.elapsed())?;
-            self.policy.start_attempt();
-            match (self.op)() {
-                Ok(value) => {
-                    self.policy.on_success();
-                    return Ok(value);
-                }
-                Err(e) => {
-                    if let Since::Nothing = since {
-                        since = Since::Failure(Mark::coarse());
-                    }
-                    match self
-                        .policy
-                        .after_failure(Some(e), &mut last_error, move || since.elapsed())
-                    {
-                        Next::Sleep(delay) => {
-                            if !delay.is_zero() {
-                                (self.sleep)(delay);
-                            }
-                        }
-                        Next::Stop(err) => return Err(err),
+            match self
+                .policy
+                .after_failure(Some(error), &mut last_error, elapsed)
+            {
+                Next::Sleep(delay) => {
+                    if !delay.is_zero() {
+                        (self.sleep)(delay);
                     }
                 }
+                Next::Stop(err) => return Err(err),
             }
+            error = match self.attempt(&mut last_error, &elapsed)? {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
         }
+    }
+
+    /// One attempt: admitted by the breaker (else the stop), counted, made,
+    /// and a success recorded.
+    #[inline]
+    fn attempt<T, E>(
+        &mut self,
+        last_error: &mut Option<E>,
+        elapsed: &impl Fn() -> Duration,
+    ) -> Result<Result<T, E>, RetryError<E>>
+    where
+        F: FnMut() -> Result<T, E>,
+    {
+        self.policy.admit(last_error, elapsed)?;
+        self.policy.start_attempt();
+        let result = (self.op)();
+        if result.is_ok() {
+            self.policy.on_success();
+        }
+        Ok(result)
     }
 }
 

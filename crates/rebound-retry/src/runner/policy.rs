@@ -92,6 +92,7 @@ pub(crate) struct Policy<B, C, N> {
 }
 
 impl<B, C, N> Policy<B, C, N> {
+    #[inline]
     pub(crate) fn new(backoff: B, classifier: C, notify: N) -> Self {
         Self {
             backoff,
@@ -104,6 +105,7 @@ impl<B, C, N> Policy<B, C, N> {
     }
 
     /// The same policy with another classifier.
+    #[inline]
     pub(crate) fn with_classifier<C2>(self, classifier: C2) -> Policy<B, C2, N> {
         Policy {
             backoff: self.backoff,
@@ -116,6 +118,7 @@ impl<B, C, N> Policy<B, C, N> {
     }
 
     /// The same policy with another notify hook.
+    #[inline]
     pub(crate) fn with_notify<N2>(self, notify: N2) -> Policy<B, C, N2> {
         Policy {
             backoff: self.backoff,
@@ -128,6 +131,7 @@ impl<B, C, N> Policy<B, C, N> {
     }
 
     /// Names the operation (a static name costs no allocation).
+    #[inline]
     pub(crate) fn set_name(&mut self, name: Cow<'static, str>) {
         match name {
             Cow::Borrowed(name) => {
@@ -447,6 +451,45 @@ mod tests {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The blocking runner's fast path (no deadline, budget or breaker)
+    /// still counts the first attempt: a success after one failure is
+    /// reported as the second attempt, and a success at once emits nothing.
+    #[test]
+    fn blocking_fast_path_counts_the_first_attempt() {
+        let capture = Capture::default();
+        let events = Arc::clone(&capture.0);
+        tracing::subscriber::with_default(capture, || {
+            let at_once = (|| Ok::<_, &str>(1))
+                .retry(presets::default().build().unwrap())
+                .call();
+            assert_eq!(at_once, Ok(1));
+            let mut calls = 0;
+            let mut notes = Vec::new();
+            let second = (|| {
+                calls += 1;
+                if calls < 2 { Err("down") } else { Ok(calls) }
+            })
+            .retry(presets::default().build().unwrap())
+            .name("fetch manifest")
+            .notify(|_: &&str, attempt, _| notes.push(attempt))
+            .sleep(|_| {})
+            .call();
+            assert_eq!(second, Ok(2));
+            assert_eq!(notes, [1]);
+        });
+        let events = events.lock().unwrap();
+        let kinds: Vec<_> = events.iter().map(|e| field(e, "message")).collect();
+        assert_eq!(
+            kinds,
+            [
+                Some("attempt failed, retrying"),
+                Some("operation succeeded after retrying")
+            ]
+        );
+        assert_eq!(field(&events[1], "attempts"), Some("2"));
+        assert_eq!(field(&events[1], "operation"), Some("fetch manifest"));
     }
 
     #[test]

@@ -16,8 +16,9 @@
 # warm-up), in an order rotated from round to round; the table pools every
 # run of every round (median, min) and also gives the median of the
 # per-round ratios to tini, which load changes between rounds do not bias.
-# BEFORE adds another rebound binary (e.g. a build of an older commit) to
-# the same rounds, for before/after ratios measured together.
+# BEFORE adds another rebound binary (e.g. a build of an older commit), with
+# the empty and the one-step spec, to the same rounds, for before/after
+# ratios measured together.
 #
 # Needs: hyperfine, tini (with tini-static), dumb-init, python3, the musl
 # target (scripts/deps.sh installs the target; apt-get install tini
@@ -61,6 +62,8 @@ cmds=(
 if [ -n "${BEFORE:-}" ]; then
   names+=(rebound-before)
   cmds+=("$BEFORE init $work/empty.yaml -- $TRUE")
+  names+=(rebound-before-one-step)
+  cmds+=("$BEFORE init $work/one.yaml -- $TRUE")
 fi
 
 echo "bench-entrypoint: $ROUNDS rounds x ${#cmds[@]} commands x $RUNS runs (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
@@ -132,7 +135,7 @@ for r in range(rounds):
     with open(os.path.join(work, f"round-{r}.json")) as f:
         for x in json.load(f)["results"]:
             cpu.setdefault(x["command"], []).append(x["user"] + x["system"])
-order = ["rebound", "rebound-before", "rebound-one-step", "tini", "tini-static", "dumb-init"]
+order = ["rebound", "rebound-before", "rebound-one-step", "rebound-before-one-step", "tini", "tini-static", "dumb-init"]
 for name in order:
     if name not in times:
         continue
@@ -143,6 +146,8 @@ for name in order:
 if "rebound-before" in times:
     ratios = [m["rebound"] / m["rebound-before"] for m in per_round]
     print(f"\nrebound now / rebound before (median of per-round ratios): {statistics.median(ratios):.2f}x")
+    ratios = [m["rebound-one-step"] / m["rebound-before-one-step"] for m in per_round]
+    print(f"rebound one-step now / before (median of per-round ratios): {statistics.median(ratios):.2f}x")
 
 print("\nSizes:\n")
 print("| binary | bytes |")

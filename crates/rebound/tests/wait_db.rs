@@ -168,7 +168,8 @@ fn rediss_ready_with_the_password_and_once_the_key_is_set() {
 
 /// A certificate nothing trusts (`SSL_CERT_FILE` names a CA that did not
 /// sign it; without the variable the system's roots do not know the test
-/// CA either): never ready, exit 124 naming the TLS error.
+/// CA either), or a host the certificate does not name: never ready, exit
+/// 124 naming the TLS error.
 #[test]
 fn rediss_with_an_untrusted_certificate_times_out_with_124_naming_the_tls_error() {
     let redis = Redis::shared_tls();
@@ -192,4 +193,16 @@ fn rediss_with_an_untrusted_certificate_times_out_with_124_naming_the_tls_error(
             .stderr_has("(invalid peer certificate: UnknownIssuer)");
         no_password(&out);
     }
+
+    // The CA is trusted, but the certificate names localhost and
+    // 127.0.0.1, not 127.0.0.2 (where the server listens too).
+    let ca = redis.ca_file.as_ref().expect("a TLS server");
+    let wrong_host = format!("rediss://:{PASSWORD}@127.0.0.2:{}/0", redis.port);
+    let out = Cli::new()
+        .env("SSL_CERT_FILE", ca)
+        .args(["wait", "--timeout", "1s", &wrong_host])
+        .run()
+        .code(124)
+        .stderr_has("(invalid peer certificate: certificate not valid for name \"127.0.0.2\"");
+    no_password(&out);
 }

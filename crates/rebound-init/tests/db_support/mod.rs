@@ -437,7 +437,8 @@ impl Redis {
 
     /// A server that speaks only TLS (`rediss://`, `--port 0 --tls-port`),
     /// with a certificate from a fresh test CA ([`Redis::ca_file`]) and no
-    /// client certificates asked for; `Drop` stops it.
+    /// client certificates asked for, listening on 127.0.0.1 and on
+    /// 127.0.0.2 (which the certificate does not name); `Drop` stops it.
     pub fn start_tls() -> Redis {
         Redis::boot(None, true)
     }
@@ -469,12 +470,14 @@ impl Redis {
                     .arg(file("key.pem"))
                     .arg("--tls-ca-cert-file")
                     .arg(file("ca.pem"))
-                    .args(["--tls-auth-clients", "no"]);
+                    .args(["--tls-auth-clients", "no"])
+                    // Also on 127.0.0.2, an address the certificate does
+                    // not name (host checks).
+                    .args(["--bind", "127.0.0.1", "127.0.0.2"]);
             } else {
-                cmd.args(["--port", &port.to_string()]);
+                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
             }
             let mut child = cmd
-                .args(["--bind", "127.0.0.1"])
                 .args([
                     "--requirepass",
                     PASSWORD,

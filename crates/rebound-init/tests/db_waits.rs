@@ -369,3 +369,26 @@ async fn redis_never_ready_says_why() {
     let err = never_ready(&a).await;
     assert!(err.message().ends_with("(connection refused)"), "{err}");
 }
+
+/// `rediss://` to a TLS-only server whose certificate a fresh test CA
+/// signed: the system's roots (this process sets no `SSL_CERT_FILE`) do
+/// not trust it, so the wait times out naming the TLS error, the password
+/// nowhere. (The trusted case, with `SSL_CERT_FILE` in a child's
+/// environment, is in the `rebound` binary's `wait_db` tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_an_untrusted_certificate_says_why() {
+    let redis = Redis::start_tls();
+    assert!(redis.url().starts_with("rediss://"), "{}", redis.url());
+    let a = action(
+        "init.wait_redis",
+        &format!("{{ url: {}, timeout: 1s }}", quoted(&redis.url())),
+    );
+    let err = never_ready(&a).await;
+    assert!(
+        err.message().ends_with(&format!(
+            "rediss://:***@localhost:{}/0 not ready after 1s (invalid peer certificate: UnknownIssuer)",
+            redis.port
+        )),
+        "{err}"
+    );
+}

@@ -1,7 +1,8 @@
-//! `rebound wait postgres://... mysql://... redis://...` as a process,
-//! against real servers (one of each for this test binary, from
-//! rebound-init's test support): ready at once, ready late, never ready
-//! (exit 124 with the last reason), and the password in no output.
+//! `rebound wait postgres://... mysql://... redis://... rediss://...` as a
+//! process, against real servers (one of each for this test binary, and a
+//! TLS-only Redis, from rebound-init's test support): ready at once, ready
+//! late, never ready (exit 124 with the last reason), and the password in
+//! no output.
 
 #[path = "../../rebound-init/tests/db_support/mod.rs"]
 mod db_support;
@@ -133,4 +134,75 @@ fn bad_database_targets_exit_2_before_anything_runs() {
             .stderr_has(why);
         assert!(!out.stderr().contains("hunter22"), "{}", out.stderr());
     }
+}
+
+/// `rebound wait rediss://...` against a TLS-only redis-server whose
+/// certificate a test CA signed: trusted through `SSL_CERT_FILE` (the
+/// redis crate loads the roots with rustls-native-certs, which reads it),
+/// ready at once with the password, then once a key is set late.
+#[test]
+fn rediss_ready_with_the_password_and_once_the_key_is_set() {
+    let redis = Redis::shared_tls();
+    let ca = redis.ca_file.as_ref().expect("a TLS server");
+    let url = redis.url();
+    assert!(url.starts_with("rediss://:"), "{url}");
+    let shown = format!("rediss://:***@localhost:{}/0", redis.port);
+    let out = Cli::new()
+        .env("SSL_CERT_FILE", ca)
+        .args(["wait", "--timeout", "20s", &url])
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {shown} after"));
+    no_password(&out);
+
+    let url = format!("{url}?key=tls:ready");
+    let child = Cli::new()
+        .env("SSL_CERT_FILE", ca)
+        .args(["wait", "--json", "--timeout", "30s", &url])
+        .spawn();
+    thread::sleep(Duration::from_millis(500));
+    redis.cli(&["SET", "tls:ready", "1"]);
+    let out = Outcome::of(child).code(0).stdout_has("\"event\":\"ready\"");
+    no_password(&out);
+}
+
+/// A certificate nothing trusts (`SSL_CERT_FILE` names a CA that did not
+/// sign it; without the variable the system's roots do not know the test
+/// CA either), or a host the certificate does not name: never ready, exit
+/// 124 naming the TLS error.
+#[test]
+fn rediss_with_an_untrusted_certificate_times_out_with_124_naming_the_tls_error() {
+    let redis = Redis::shared_tls();
+    let other = tempfile::tempdir().expect("temp dir");
+    let other_ca = other.path().join("other-ca.pem");
+    let params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    let key = rcgen::KeyPair::generate().expect("CA key");
+    std::fs::write(&other_ca, params.self_signed(&key).expect("CA").pem()).expect("write CA");
+
+    let url = redis.url();
+    for ca in [Some(other_ca.as_path()), None] {
+        let mut cli = Cli::new();
+        if let Some(ca) = ca {
+            cli = cli.env("SSL_CERT_FILE", ca);
+        }
+        let out = cli
+            .args(["wait", "--timeout", "1s", &url])
+            .run()
+            .code(124)
+            .stderr_has(&format!("rediss://:***@localhost:{}/0", redis.port))
+            .stderr_has("(invalid peer certificate: UnknownIssuer)");
+        no_password(&out);
+    }
+
+    // The CA is trusted, but the certificate names localhost and
+    // 127.0.0.1, not 127.0.0.2 (where the server listens too).
+    let ca = redis.ca_file.as_ref().expect("a TLS server");
+    let wrong_host = format!("rediss://:{PASSWORD}@127.0.0.2:{}/0", redis.port);
+    let out = Cli::new()
+        .env("SSL_CERT_FILE", ca)
+        .args(["wait", "--timeout", "1s", &wrong_host])
+        .run()
+        .code(124)
+        .stderr_has("(invalid peer certificate: certificate not valid for name \"127.0.0.2\"");
+    no_password(&out);
 }

@@ -3,8 +3,10 @@
 //! (optionally) until a key exists.
 //!
 //! The client is the redis crate on tokio (cargo feature `redis`);
-//! `rediss://` speaks TLS (rustls with ring, the system's root
-//! certificates). The password never appears in a message.
+//! `rediss://` speaks TLS (rustls with ring; the roots are loaded by
+//! rustls-native-certs: the system's, or instead those of the files named
+//! by `SSL_CERT_FILE` / `SSL_CERT_DIR`). The password never appears in a
+//! message.
 
 use std::fmt;
 use std::time::Duration;

@@ -376,6 +376,36 @@ pub struct Redis {
     _dir: tempfile::TempDir,
     /// The loopback port it listens on.
     pub port: u16,
+    /// For a TLS-only server ([`Redis::start_tls`]): the PEM file of the
+    /// test CA that signed its certificate (for `localhost` and
+    /// `127.0.0.1`).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Writes a fresh test CA (`ca.pem`) and a server certificate it signed
+/// for `localhost` and `127.0.0.1` (`cert.pem`, `key.pem`) into `dir`.
+fn write_test_ca(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "rebound redis test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    for (name, pem) in [
+        ("ca.pem", ca.pem()),
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap_or_else(|e| panic!("write {name}: {e}"));
+    }
 }
 
 impl Redis {
@@ -394,18 +424,60 @@ impl Redis {
         Redis::start_on(None)
     }
 
+    /// The TLS-only server of this test binary ([`Redis::start_tls`]),
+    /// started on first use.
+    pub fn shared_tls() -> &'static Redis {
+        static SHARED: OnceLock<Redis> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let r = Redis::boot(None, true);
+            watchdog(&format!("kill -9 {} 2>/dev/null", r.child.id()));
+            r
+        })
+    }
+
+    /// A server that speaks only TLS (`rediss://`, `--port 0 --tls-port`),
+    /// with a certificate from a fresh test CA ([`Redis::ca_file`]) and no
+    /// client certificates asked for, listening on 127.0.0.1 and on
+    /// 127.0.0.2 (which the certificate does not name); `Drop` stops it.
+    pub fn start_tls() -> Redis {
+        Redis::boot(None, true)
+    }
+
     /// A server on `port` (or a free one) that `Drop` stops.
     pub fn start_on(given: Option<u16>) -> Redis {
+        Redis::boot(given, false)
+    }
+
+    fn boot(given: Option<u16>, tls: bool) -> Redis {
         let server = program("redis-server", &["/usr/bin"]);
         let dir = tempfile::Builder::new()
             .prefix("rebound-dbwait-redis-")
             .tempdir()
             .expect("temp dir");
         let log = dir.path().join("redis.log");
+        if tls {
+            write_test_ca(dir.path());
+        }
         for _ in 0..5 {
             let port = given.unwrap_or_else(free_port);
-            let mut child = Command::new(&server)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            let mut cmd = Command::new(&server);
+            if tls {
+                let file = |name: &str| dir.path().join(name);
+                cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(file("cert.pem"))
+                    .arg("--tls-key-file")
+                    .arg(file("key.pem"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(file("ca.pem"))
+                    .args(["--tls-auth-clients", "no"])
+                    // Also on 127.0.0.2, an address the certificate does
+                    // not name (host checks).
+                    .args(["--bind", "127.0.0.1", "127.0.0.2"]);
+            } else {
+                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
+            }
+            let mut child = cmd
                 .args([
                     "--requirepass",
                     PASSWORD,
@@ -436,10 +508,12 @@ impl Redis {
                 std::thread::sleep(Duration::from_millis(2));
             }
             if up {
+                let ca_file = tls.then(|| dir.path().join("ca.pem"));
                 return Redis {
                     child,
                     _dir: dir,
                     port,
+                    ca_file,
                 };
             }
             let _ = child.kill();
@@ -452,9 +526,13 @@ impl Redis {
         panic!("redis-server did not start:\n{log}");
     }
 
-    /// The URL of database 0 with `password`.
+    /// The URL of database 0 with `password` (`rediss://localhost:...`
+    /// for a TLS server: the host its certificate names).
     pub fn url_with(&self, password: &str) -> String {
-        format!("redis://:{password}@127.0.0.1:{}/0", self.port)
+        match self.ca_file {
+            None => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            Some(_) => format!("rediss://:{password}@localhost:{}/0", self.port),
+        }
     }
 
     /// The URL of database 0 with the right password.
@@ -466,8 +544,11 @@ impl Redis {
     pub fn cli(&self, args: &[&str]) -> String {
         let mut c = Command::new(program("redis-cli", &["/usr/bin"]));
         c.env("REDISCLI_AUTH", PASSWORD)
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args);
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(ca) = &self.ca_file {
+            c.arg("--tls").arg("--cacert").arg(ca);
+        }
+        c.args(args);
         run(c, &format!("redis-cli {args:?}"))
     }
 }

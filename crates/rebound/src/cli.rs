@@ -29,6 +29,7 @@ pub enum Command {
     /// Run the init steps of a spec, then run the workload, if one is given.
     Init(cmd::init::Args),
     /// Print the JSON Schema of the init spec, for editors.
+    #[cfg(feature = "schema")]
     Schema(cmd::schema::Args),
     /// Serve single-flight `ensure` for the runtimes in a config.
     #[cfg(feature = "agent")]

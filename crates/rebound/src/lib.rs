@@ -35,6 +35,7 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<i32> {
         Command::Retry(args) => cmd::retry::run(args),
         Command::Wait(args) => cmd::wait::run(args),
         Command::Init(args) => cmd::init::run(args),
+        #[cfg(feature = "schema")]
         Command::Schema(args) => cmd::schema::run(args),
         #[cfg(feature = "agent")]
         Command::Agent(args) => cmd::agent::run(args),

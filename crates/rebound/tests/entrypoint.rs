@@ -193,9 +193,41 @@ fn count(log: &Path, line: &str) -> usize {
         .count()
 }
 
+/// Gives the signals a test harness may have inherited as ignored (HUP
+/// under `nohup`; INT and QUIT for a job started with `&` by a shell
+/// without job control) a handler in this test process, so that the
+/// processes it spawns start with their default action, as a container
+/// runtime gives them. Without it the tests of forwarding would see rebound
+/// rightly keep them ignored for the workload. Safe: the handlers are
+/// tokio's, kept for the life of the test process.
+fn default_dispositions_for_children() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for kind in [
+                SignalKind::hangup(),
+                SignalKind::interrupt(),
+                SignalKind::quit(),
+                SignalKind::user_defined1(),
+                SignalKind::user_defined2(),
+                SignalKind::alarm(),
+            ] {
+                std::mem::forget(signal(kind).unwrap());
+            }
+        });
+        std::mem::forget(rt);
+    });
+}
+
 /// Sends each forwarded signal but the job-control ones to rebound and
 /// checks that the workload got it exactly once and rebound lives on.
 fn each_signal_arrives_once(pid1: bool) {
+    default_dispositions_for_children();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let entry = Entry::start(dir.path(), &recorder(&log), &log, pid1);
@@ -388,6 +420,7 @@ fn signals_the_parent_ignored_stay_ignored_and_nothing_else_is() {
     // 0) and USR1 (bit 9) here, and no more (before, glibc's posix_spawn
     // added its internal signals 32 and 33, bits 31 and 32). Nothing is
     // blocked.
+    default_dispositions_for_children();
     let (parent, ignored, blocked) = masks("trap '' HUP USR1;");
     assert_eq!(parent & 0x201, 0x201);
     assert_eq!((ignored, blocked), (parent, 0));

@@ -12,5 +12,6 @@ pub mod init;
 #[cfg(feature = "recovery")]
 pub mod recovery;
 pub mod retry;
+#[cfg(feature = "schema")]
 pub mod schema;
 pub mod wait;

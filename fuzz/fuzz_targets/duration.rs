@@ -1,5 +1,5 @@
 //! The duration grammar of specs and flags (`actions::duration::parse`:
-//! humantime text or a whole number of seconds): parsing never panics;
+//! humantime text or a bare number of seconds): parsing never panics;
 //! zero is accepted (`"0"`, `"0s"`: the step `timeout:` adds its own
 //! check that refuses it); text starting with `-` is refused as negative;
 //! an accepted duration's canonical text (what `duration::serialize`
@@ -15,7 +15,7 @@ fuzz_target!(|text: &str| {
     let parsed = duration::parse(text);
     if text.trim().starts_with('-') {
         assert!(
-            matches!(parsed, Err(DurationError::Negative(_))),
+            matches!(parsed, Err(DurationError::Negative { .. })),
             "{text:?}: {parsed:?}"
         );
     }

@@ -1062,7 +1062,21 @@ fn cancel_stops_a_running_command(journal: &str) {
     ])
     .command();
     run.stdout(Stdio::piped()).stderr(Stdio::null());
-    let run = run.spawn().unwrap();
+    let mut run = run.spawn().unwrap();
+    // run's JSON lines, read as they come: the worker's own line for the
+    // cancelled attempt is awaited before run is stopped, since the
+    // command's end comes before the worker counts it.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout_pipe = run.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout_pipe).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let pid_file = dir.path().join("sleep.pid");
     wait_until_within(
         Duration::from_secs(30),
@@ -1096,10 +1110,24 @@ fn cancel_stops_a_running_command(journal: &str) {
         .run()
         .code(0);
     assert_eq!(listed.stdout().lines().count(), 2, "{}", listed.stdout());
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("\"m1\"") && l.contains("cancelled"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no attempt line for m1 from run ({e}): {seen:?}"),
+        }
+    }
     send_signal(run.id(), "TERM");
-    let out = run.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(143));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    reader.join().unwrap();
+    seen.extend(lines.try_iter());
+    let stdout = seen.join("\n");
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["cancelled"], 1, "{stdout}");
     assert_eq!(summary["claimed"], 1, "{stdout}");

@@ -45,8 +45,11 @@ where
 
     /// Claims one batch and carries each claim out, keeping `progress`
     /// up to date so that a stop mid-batch knows what it holds. Returns how
-    /// many were claimed.
-    async fn batch(&self, progress: &std::sync::Mutex<Progress>) -> Result<u64, JournalError> {
+    /// many were claimed and the clock reading (ms) the claim was made at.
+    async fn batch(
+        &self,
+        progress: &std::sync::Mutex<Progress>,
+    ) -> Result<(u64, u64), JournalError> {
         let now = self.clock.now_ms();
         let asked = std::time::Instant::now();
         let claims = self
@@ -69,7 +72,7 @@ where
             p.report.add(report);
             p.held.retain(|c| c.recovery.migration != migration);
         }
-        Ok(claimed)
+        Ok((claimed, now))
     }
 
     /// Like [`run`](Self::run), but returns as soon as nothing is due.
@@ -114,11 +117,12 @@ where
                 if let Some(woken) = woken.as_mut() {
                     woken.mark_seen();
                 }
-                if self.batch(&progress).await? == 0 {
+                let (claimed, claimed_at) = self.batch(&progress).await?;
+                if claimed == 0 {
                     if until_idle {
                         return Ok::<_, JournalError>(());
                     }
-                    self.idle(woken.as_mut()).await;
+                    self.idle(claimed_at, woken.as_mut()).await;
                 }
             }
         };

@@ -12,8 +12,10 @@ impl<J: Journal, M, R, C> RecoveryWorker<J, M, R, C> {
     /// Waits after a claim that found nothing. The poll interval is the
     /// fallback for a journal without a signal, or a change no signal
     /// reported (a lost notification, a listener that is reconnecting).
-    pub(super) async fn idle(&self, woken: Option<&mut WakeListener>) {
-        let wait = self.idle_wait().await;
+    /// `claimed_at` is the clock reading the empty claim was made at:
+    /// what became due after it was not looked for.
+    pub(super) async fn idle(&self, claimed_at: u64, woken: Option<&mut WakeListener>) {
+        let wait = self.idle_wait(claimed_at).await;
         match woken {
             Some(listener) => {
                 tokio::select! {
@@ -28,11 +30,15 @@ impl<J: Journal, M, R, C> RecoveryWorker<J, M, R, C> {
     /// The poll interval, or less when a recovery becomes due sooner (a
     /// millisecond after its due time, so that the claim then finds it
     /// due by the worker's millisecond clock).
-    async fn idle_wait(&self) -> Duration {
-        let now = self.clock.now_ms();
-        match self.journal.next_due_after(now).await {
+    ///
+    /// Due times are looked for after `claimed_at`, not after the clock
+    /// now: a recovery that became due between the empty claim and this
+    /// look (in the same millisecond, typically) would otherwise be
+    /// neither claimed nor waited for, and wait for the next poll.
+    async fn idle_wait(&self, claimed_at: u64) -> Duration {
+        match self.journal.next_due_after(claimed_at).await {
             Ok(Some(due)) => self.poll.min(Duration::from_millis(
-                due.saturating_sub(now).saturating_add(1),
+                due.saturating_sub(self.clock.now_ms()).saturating_add(1),
             )),
             Ok(None) => self.poll,
             Err(e) => {

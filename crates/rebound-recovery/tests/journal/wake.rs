@@ -338,3 +338,41 @@ async fn a_terminated_listen_connection_reconnects_and_loses_nothing() {
         .await
         .expect("woken through the new LISTEN connection");
 }
+
+/// A clock that moves one millisecond each time it is read.
+#[derive(Clone)]
+struct TickingClock(Arc<std::sync::atomic::AtomicU64>);
+
+impl Clock for TickingClock {
+    fn now_ms(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A recovery that becomes due in the millisecond between a claim that
+/// found nothing and the worker's look for the next due time is still
+/// waited for: the look starts from the claim's time. (It used to start
+/// from the clock's next reading, missed the recovery, and waited the
+/// whole poll interval: an hour here.)
+#[tokio::test(start_paused = true)]
+async fn a_recovery_due_between_the_claim_and_the_look_is_not_left_to_the_poll() {
+    let journal = rebound_recovery::MemoryJournal::new(config(Duration::from_millis(1))).unwrap();
+    // Due at 1_001; the worker's claim reads 1_000, its look 1_001.
+    journal.record(report("m"), 1_000).await.unwrap();
+    let clock = TickingClock(Arc::new(std::sync::atomic::AtomicU64::new(1_000)));
+    let counter = Counter::default();
+    let worker = RecoveryWorker::new(&journal, counter.clone(), counter)
+        .with_clock(clock)
+        .with_poll_interval(HOUR);
+    let started = tokio::time::Instant::now();
+    worker
+        .run(async {
+            while journal.get("m").await.unwrap().unwrap().state != RecoveryState::Succeeded {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "ran after {took:?}");
+}

@@ -200,6 +200,14 @@ impl SqliteJournal {
         super::file_watch::watch(&self.path, self.wake.clone())
     }
 
+    /// The journal's write-ahead log, `PATH-wal`: where other processes
+    /// hear of its commits (see [`commit`]).
+    fn wal(&self) -> PathBuf {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        PathBuf::from(wal)
+    }
+
     async fn with<T, F>(&self, f: F) -> Result<T, JournalError>
     where
         T: Send + 'static,
@@ -237,6 +245,7 @@ impl SqliteJournal {
     {
         let migration = migration.to_owned();
         let limit = self.config.history_limit;
+        let wal = self.wal();
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let current = load(&tx, &migration)?;
@@ -245,12 +254,23 @@ impl SqliteJournal {
             if let Some(entry) = entry {
                 append(&tx, &rec.migration, &entry, limit)?;
             }
-            tx.commit()?;
+            commit(tx, &wal)?;
             Ok(answer)
         })
         .await
         .inspect(|_| self.wake.signal())
     }
+}
+
+/// Commits a transaction that wrote, and tells the processes that watch
+/// the journal's files (idle workers, `list --watch`) that its change can
+/// be seen now: see [`file_watch::announce`](super::file_watch::announce).
+/// A transaction that wrote nothing is committed with `tx.commit()`
+/// alone, so that watchers do not wake each other up for nothing.
+pub(super) fn commit(tx: rusqlite::Transaction<'_>, wal: &Path) -> rusqlite::Result<()> {
+    tx.commit()?;
+    super::file_watch::announce(wal);
+    Ok(())
 }
 
 /// A SQLite error or a journal rule that was broken.
@@ -734,6 +754,7 @@ impl Journal for SqliteJournal {
         let owner = owner.to_owned();
         let expires = lease_end(now_ms, lease);
         let config = self.config.clone();
+        let wal = self.wal();
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Running recoveries whose worker was lost too often: given
@@ -746,10 +767,12 @@ impl Journal for SqliteJournal {
                 ),
                 params![int(now_ms)],
             )?;
+            let mut wrote = false;
             for rec in expired.into_iter().filter(|r| lost_too_often(r, &config)) {
                 let (rec, entry) = abandoned(rec, now_ms);
                 store(&tx, &rec)?;
                 append(&tx, &rec.migration, &entry, config.history_limit)?;
+                wrote = true;
             }
             // One statement per claim: each sees the ones claimed before
             // it in this transaction, so the batch takes one recovery per
@@ -772,7 +795,13 @@ impl Journal for SqliteJournal {
                 store(&tx, &claim.recovery)?;
                 claims.push(claim);
             }
-            tx.commit()?;
+            // A claim that took nothing wrote nothing and says nothing:
+            // idle workers of several processes do not wake each other.
+            if wrote || !claims.is_empty() {
+                commit(tx, &wal)?;
+            } else {
+                tx.commit()?;
+            }
             Ok(claims)
         })
         .await
@@ -872,6 +901,7 @@ impl Journal for SqliteJournal {
         let mut total = 0;
         loop {
             let doomed = doomed.clone();
+            let wal = self.wal();
             // One transaction per batch: other writers get the lock
             // between batches.
             let deleted = self
@@ -885,7 +915,11 @@ impl Journal for SqliteJournal {
                         &format!("DELETE FROM recoveries WHERE migration IN ({doomed})"),
                         [int(before_ms)],
                     )?;
-                    tx.commit()?;
+                    if n > 0 {
+                        commit(tx, &wal)?;
+                    } else {
+                        tx.commit()?;
+                    }
                     Ok(n)
                 })
                 .await?;

@@ -88,6 +88,7 @@ impl SqliteJournal {
     {
         let migration = migration.to_owned();
         let config = self.config.clone();
+        let wal = self.wal();
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let current = load(&tx, &migration)?;
@@ -103,7 +104,7 @@ impl SqliteJournal {
             if let Some(b) = &changed {
                 store_breaker(&tx, b)?;
             }
-            tx.commit()?;
+            super::commit(tx, &wal)?;
             Ok(rec)
         })
         .await
@@ -120,13 +121,14 @@ impl SqliteJournal {
         now_ms: u64,
     ) -> Result<TargetBreaker, JournalError> {
         let node = node.to_owned();
+        let wal = self.wal();
         self.with_journal(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut breaker =
                 load_breaker(&tx, &node)?.ok_or_else(|| JournalError::UnknownTarget(node))?;
             breaker.succeed(now_ms);
             store_breaker(&tx, &breaker)?;
-            tx.commit()?;
+            super::commit(tx, &wal)?;
             Ok(breaker)
         })
         .await
@@ -143,6 +145,7 @@ impl SqliteJournal {
             return Ok(Admission::Closed);
         }
         let (node, migration) = (node.to_owned(), migration.to_owned());
+        let wal = self.wal();
         self.with_journal(move |conn| {
             // Closed or open: a read decides. Half-open: the probe is
             // taken under the write lock.
@@ -159,7 +162,7 @@ impl SqliteJournal {
             };
             let admission = breaker.admit(&migration, now_ms, hold_ms);
             store_breaker(&tx, &breaker)?;
-            tx.commit()?;
+            super::commit(tx, &wal)?;
             Ok(admission)
         })
         .await

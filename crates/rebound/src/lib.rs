@@ -45,3 +45,49 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<i32> {
         Command::Recovery(args) => cmd::recovery::run(args),
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz/`: the parsers of the
+/// command line and of the files the commands read, without running
+/// anything. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use clap::Parser as _;
+
+    /// Parses `args` (without the program name) as `rebound` would, and
+    /// for `rebound wait` checks its targets too. `Ok` holds, for `wait`,
+    /// each target's text as shown in messages (passwords as `***`);
+    /// `Err` the message of a refused command line.
+    ///
+    /// ```
+    /// let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    /// let shown = rebound::fuzzing::command_line(&args(&["wait", "tcp://db:5432", "redis://:hunter22@cache:6379"]));
+    /// assert_eq!(shown.unwrap(), ["tcp://db:5432", "redis://:***@cache:6379"]);
+    /// let refused = rebound::fuzzing::command_line(&args(&["wait", "--timeout", "soon", "tcp://db:5432"]));
+    /// assert!(refused.unwrap_err().contains("soon"));
+    /// ```
+    pub fn command_line(args: &[String]) -> Result<Vec<String>, String> {
+        let cli = super::cli::Cli::try_parse_from(
+            std::iter::once("rebound").chain(args.iter().map(String::as_str)),
+        )
+        .map_err(|e| e.to_string())?;
+        match cli.command {
+            super::cli::Command::Wait(wait) => super::cmd::wait::targets(&wait)
+                .map(|targets| targets.into_iter().map(|t| t.text).collect())
+                .map_err(|e| e.to_string()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Reads the text of a `rebound retry --breaker-file` state file;
+    /// `Ok` holds the text this rebound would write back for that state.
+    ///
+    /// ```
+    /// let written = rebound::fuzzing::breaker_state(r#"{"version":1,"state":"open","consecutive_failures":5,"cooldown":"60s"}"#).unwrap();
+    /// assert!(written.contains("\"cooldown\": \"1m\""));
+    /// assert!(rebound::fuzzing::breaker_state(r#"{"version":9}"#).is_err());
+    /// ```
+    pub fn breaker_state(text: &str) -> Result<String, String> {
+        let state = super::cmd::retry::breaker_file::State::parse(text)?;
+        state.render().map_err(|e| e.to_string())
+    }
+}

@@ -104,7 +104,7 @@ struct StateFile {
 
 /// [`StateFile`], read and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct State {
+pub(crate) struct State {
     state: BreakerState,
     consecutive_failures: u32,
     openings: u32,
@@ -351,20 +351,42 @@ impl Settings {
         let mut text = String::new();
         file.read_to_string(&mut text)
             .map_err(|e| self.error(format!("cannot read it: {e}")))?;
+        State::parse(&text).map_err(|e| self.error(e))
+    }
+
+    /// Replaces the file's content with `state` (in place: the lock is on
+    /// this file).
+    fn write(&self, file: &mut File, state: &State) -> Result<(), CliError> {
+        let text = state
+            .render()
+            .map_err(|e| self.error(format!("cannot encode the state: {e}")))?;
+        let written = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|()| file.set_len(text.len() as u64))
+            .and_then(|()| file.flush());
+        written.map_err(|e| self.error(format!("cannot write it: {e}")))
+    }
+}
+
+impl State {
+    /// The state a file's text holds; empty text (a new file) is a closed
+    /// breaker. The error says what is wrong, for `--breaker-file PATH:`.
+    pub(crate) fn parse(text: &str) -> Result<State, String> {
         if text.trim().is_empty() {
             return Ok(State::default());
         }
         let reset = "remove the file to reset the breaker";
-        let raw: StateFile = serde_json::from_str(&text)
-            .map_err(|e| self.error(format!("not a rebound breaker state file ({e}); {reset}")))?;
+        let raw: StateFile = serde_json::from_str(text)
+            .map_err(|e| format!("not a rebound breaker state file ({e}); {reset}"))?;
         if raw.version != VERSION {
-            return Err(self.error(format!(
+            return Err(format!(
                 "state file version {} is not supported (this rebound reads version \
                  {VERSION}); {reset}",
                 raw.version
-            )));
+            ));
         }
-        let bad = |what: &str| self.error(format!("invalid {what} in the state file; {reset}"));
+        let bad = |what: &str| format!("invalid {what} in the state file; {reset}");
         let time = |field: &str, text: Option<String>| {
             text.map(|t| humantime::parse_rfc3339(&t).map_err(|_| bad(field)))
                 .transpose()
@@ -391,31 +413,25 @@ impl Settings {
         })
     }
 
-    /// Replaces the file's content with `state` (in place: the lock is on
-    /// this file).
-    fn write(&self, file: &mut File, state: &State) -> Result<(), CliError> {
+    /// The file's text for this state (pretty JSON and a newline; times to
+    /// the millisecond).
+    pub(crate) fn render(&self) -> Result<String, serde_json::Error> {
         let time =
             |t: Option<SystemTime>| t.map(|t| humantime::format_rfc3339_millis(t).to_string());
         let raw = StateFile {
             version: VERSION,
-            state: state.state.to_string(),
-            consecutive_failures: state.consecutive_failures,
-            openings: state.openings,
-            cooldown: (!state.cooldown.is_zero())
-                .then(|| humantime::format_duration(state.cooldown).to_string()),
-            open_until: time(state.open_until),
-            trial_until: time(state.trial_until),
-            trial_pid: state.trial_pid,
+            state: self.state.to_string(),
+            consecutive_failures: self.consecutive_failures,
+            openings: self.openings,
+            cooldown: (!self.cooldown.is_zero())
+                .then(|| humantime::format_duration(self.cooldown).to_string()),
+            open_until: time(self.open_until),
+            trial_until: time(self.trial_until),
+            trial_pid: self.trial_pid,
         };
-        let mut text = serde_json::to_string_pretty(&raw)
-            .map_err(|e| self.error(format!("cannot encode the state: {e}")))?;
+        let mut text = serde_json::to_string_pretty(&raw)?;
         text.push('\n');
-        let written = file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| file.write_all(text.as_bytes()))
-            .and_then(|()| file.set_len(text.len() as u64))
-            .and_then(|()| file.flush());
-        written.map_err(|e| self.error(format!("cannot write it: {e}")))
+        Ok(text)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::child::{ChildExit, Running, Target, own_group_by_default};
 use crate::exit::{CANNOT_EXECUTE, CliError, NOT_FOUND, TIMEOUT, signal_exit};
 use crate::signal::{self, Signal};
 
-mod breaker_file;
+pub(crate) mod breaker_file;
 mod report;
 
 use breaker_file::RunOutcome;

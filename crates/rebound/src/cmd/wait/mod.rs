@@ -13,7 +13,7 @@ use crate::exit::{CliError, OK};
 use crate::output::{STILL_WAITING_EVERY, StdoutError, err, out};
 use crate::signal::stop_exit_code;
 
-mod target;
+pub(crate) mod target;
 
 use target::Target;
 
@@ -120,6 +120,13 @@ fn timeout_flag(text: &str) -> Result<Duration, String> {
 
 /// Runs `rebound wait`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    let targets = targets(&args)?;
+    run_targets(args, targets)
+}
+
+/// The targets of the command line, checked: what `rebound wait` would
+/// wait for, or the usage error it would exit 2 with.
+pub(crate) fn targets(args: &Args) -> Result<Vec<Target>, CliError> {
     let checks = target::HttpChecks::new(
         args.body_regex.as_deref(),
         args.header.as_deref(),
@@ -138,8 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         if !checks.is_empty() {
             return Err(CliError::usage(
                 "--until-gone waits for no answer at all: --body-regex, --header and --json-path do not apply",
-            )
-            .into());
+            ));
         }
         targets
             .into_iter()
@@ -156,9 +162,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     {
         return Err(CliError::usage(
             "--body-regex, --header and --json-path apply to http targets, and there is none",
-        )
-        .into());
+        ));
     }
+    Ok(targets)
+}
+
+/// Waits for the checked `targets`.
+fn run_targets(args: Args, targets: Vec<Target>) -> anyhow::Result<i32> {
     let runtime = crate::runtime::build()?;
     let result = runtime.block_on(async {
         // Handlers first, so that a SIGTERM right after the "waiting" lines

@@ -229,6 +229,40 @@ fn an_idle_run_on_sqlite_does_not_wake_itself_in_a_loop() {
     assert_eq!(run.stop(), 143, "{}", run.stderr());
 }
 
+/// Two idle `run` processes on one SQLite journal hear each other's
+/// writes (and announcements): a claim that takes nothing writes and
+/// announces nothing, so they do not wake each other in a loop.
+#[test]
+fn two_idle_runs_on_one_sqlite_journal_do_not_wake_each_other() {
+    let mut a = Run::sqlite();
+    let mut b = Run {
+        dir: tempfile::tempdir().unwrap(),
+        journal: a.journal.clone(),
+        child: None,
+    };
+    a.start(&[]);
+    b.start(&[]);
+    a.record("warm-up", "1ms");
+    wait_until_within(
+        Duration::from_secs(20),
+        || a.started("warm-up") || b.started("warm-up"),
+        "the first recovery to run",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let pids = [
+        a.child.as_ref().unwrap().id(),
+        b.child.as_ref().unwrap().id(),
+    ];
+    let before = pids.map(cpu_ticks);
+    std::thread::sleep(Duration::from_secs(2));
+    for (pid, before) in pids.into_iter().zip(before) {
+        let used = cpu_ticks(pid) - before;
+        assert!(used <= 10, "an idle run used {used} ticks in 2 s");
+    }
+    assert_eq!(a.stop(), 143, "{}", a.stderr());
+    assert_eq!(b.stop(), 143, "{}", b.stderr());
+}
+
 /// The pids of `run`'s LISTEN connections to `url`'s database.
 fn listeners(url: &str) -> Vec<String> {
     pg::Pg::shared()

@@ -80,6 +80,11 @@ pub fn ensure_cli(addr: &str, name: &str) -> Cli {
     Cli::new().args(["ensure", "--agent", addr, name])
 }
 
+/// `rebound ensure --agent ADDR NAME --wait WAIT`.
+pub fn ensure_wait(addr: &str, name: &str, wait: &str) -> Cli {
+    ensure_cli(addr, name).args(["--wait", wait])
+}
+
 /// Starts `cli` in the background with stdout discarded and stderr piped
 /// (read it with [`finish`]).
 pub fn spawn_logging(cli: Cli) -> Child {

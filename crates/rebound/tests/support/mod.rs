@@ -253,6 +253,23 @@ impl Outcome {
     }
 }
 
+/// The first line of `text` as JSON (what precedes a `--json` command's
+/// error message).
+#[track_caller]
+pub fn first_json(text: &str) -> serde_json::Value {
+    json_lines(text.lines().next().expect("a first line"))
+        .pop()
+        .unwrap()
+}
+
+/// The last line of `text` as JSON (a `--json` command's final event).
+#[track_caller]
+pub fn last_json(text: &str) -> serde_json::Value {
+    json_lines(text.lines().last().expect("a last line"))
+        .pop()
+        .unwrap()
+}
+
 /// Each line of `text` parsed as JSON; fails naming a line that is not.
 #[track_caller]
 pub fn json_lines(text: &str) -> Vec<serde_json::Value> {

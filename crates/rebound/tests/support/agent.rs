@@ -50,6 +50,17 @@ pub fn web_runtime(port: u16, before: &str, delay: &str, rest: &str) -> String {
     )
 }
 
+/// An agent config with the one runtime `name`, whose start is one
+/// `init.run` step running the shell command `command` (double-quoted in
+/// the YAML; `{dir}` as in [`write_config`]), followed by `rest`: the
+/// runtime's probe, endpoint and further fields, a line each, indented four
+/// spaces.
+pub fn one_runtime(name: &str, command: &str, rest: &str) -> String {
+    format!(
+        "runtimes:\n  {name}:\n    start:\n      steps:\n        - id: start\n          uses: init.run\n          with: {{ command: \"{command}\" }}\n{rest}"
+    )
+}
+
 /// Writes `config`, with `{dir}` replaced by `dir`, to `dir/agent.yaml`.
 pub fn write_config(dir: &Path, config: &str) -> PathBuf {
     write_file(
@@ -112,11 +123,25 @@ pub fn terminate(child: &mut Child) -> (Option<i32>, String) {
 }
 
 /// SIGTERM to `child`, then asserts that it exits 0 (showing its stderr
-/// where it does not).
+/// where it does not): its stderr.
 #[track_caller]
-pub fn stop_cleanly(child: &mut Child) {
+pub fn stop_cleanly(child: &mut Child) -> String {
     let (code, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stderr}");
+    stderr
+}
+
+/// One request on a fresh connection to the Unix socket `socket`, without
+/// a token: the status and body.
+#[track_caller]
+pub fn unix_http(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    http(
+        UnixStream::connect(socket).unwrap(),
+        method,
+        path,
+        body,
+        None,
+    )
 }
 
 /// Polls `cond` every 10 ms for up to `limit` (waiting for real processes,
@@ -231,13 +256,7 @@ impl Agent {
 
     /// One request on a fresh connection: the status and body.
     pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        http(
-            UnixStream::connect(&self.socket).unwrap(),
-            method,
-            path,
-            body,
-            None,
-        )
+        unix_http(&self.socket, method, path, body)
     }
 
     /// `POST /v1/runtimes/RUNTIME/ensure`: the answer, which must be 200.

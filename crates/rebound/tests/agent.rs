@@ -291,9 +291,7 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
 #[test]
 fn protocol_errors_unknown_runtime_bad_json_and_listing() {
     let agent = Agent::start(QUICK_CONFIG);
-    let (code, body) = agent.request("POST", "/v1/runtimes/nope/ensure", "{}");
-    assert_eq!(code, 404);
-    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let reply = agent.request_json("POST", "/v1/runtimes/nope/ensure", "{}", 404);
     assert_eq!(reply["error"], "unknown runtime `nope`");
     assert_eq!(reply["runtimes"], serde_json::json!(["quick"]));
     let (code, body) = agent.request("POST", "/v1/runtimes/quick/ensure", "{not json");

@@ -314,11 +314,7 @@ fn a_signal_that_would_end_rebound_during_the_init_cancels_it_cleanly() {
         let marker = dir.path().join("workload-ran");
         let mut child = init_cli(&[], &spec)
             .workload(["touch".as_ref(), marker.as_os_str()])
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .spawn_quiet();
         wait_until(|| ready.exists(), "the step to run");
         send_signal(child.id(), "WINCH");
         send_signal(child.id(), name);

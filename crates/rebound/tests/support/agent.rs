@@ -259,22 +259,34 @@ impl Agent {
         unix_http(&self.socket, method, path, body)
     }
 
+    /// One request on a fresh connection whose answer must have status
+    /// `expected`: its body as JSON.
+    #[track_caller]
+    pub fn request_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        expected: u16,
+    ) -> serde_json::Value {
+        let (code, body) = self.request(method, path, body);
+        assert_eq!(code, expected, "{method} {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+    }
+
     /// `POST /v1/runtimes/RUNTIME/ensure`: the answer, which must be 200.
     pub fn ensure(&self, runtime: &str, start: bool) -> serde_json::Value {
-        let (code, body) = self.request(
+        self.request_json(
             "POST",
             &format!("/v1/runtimes/{runtime}/ensure"),
             &format!("{{\"start_if_needed\": {start}}}"),
-        );
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
+            200,
+        )
     }
 
     /// `runtime`'s entry in `GET /v1/runtimes`.
     pub fn state(&self, runtime: &str) -> serde_json::Value {
-        let (code, body) = self.request("GET", "/v1/runtimes", "");
-        assert_eq!(code, 200, "{body}");
-        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let all = self.request_json("GET", "/v1/runtimes", "", 200);
         all["runtimes"]
             .as_array()
             .unwrap()

@@ -56,6 +56,12 @@ impl Cli {
         self.args(["--"]).args(workload)
     }
 
+    /// Removes an environment variable this process passes on.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Sets the working directory.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cmd.current_dir(dir);
@@ -104,6 +110,13 @@ impl Cli {
         drop(reader);
         self.cmd.stdout(writer);
         self.run()
+    }
+
+    /// Starts rebound in the background with stdout and stderr discarded.
+    pub fn spawn_quiet(self) -> Child {
+        let mut cmd = self.cmd;
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.spawn().expect("spawn rebound")
     }
 
     /// Starts rebound in the background with stdout and stderr piped.

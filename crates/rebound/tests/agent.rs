@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use support::{
     Agent, Cli, Outcome, QUICK_CONFIG, agent_cli, alive, ensure_cli, ensure_wait, finish,
-    free_port, http, one_runtime, quick_config_dir, read_pid, send_signal, spawn_logging,
-    stderr_until, stop_cleanly, unix_http, wait_until, web_runtime, write_config,
+    free_port, http, never_ready, one_runtime, quick_config_dir, read_pid, send_signal,
+    spawn_logging, stderr_until, stop_cleanly, unix_http, wait_until, web_runtime, write_config,
 };
 
 fn lines(path: &Path) -> usize {
@@ -107,11 +107,10 @@ fn hanging_start_fails_at_the_start_timeout_and_is_killed() {
     let agent = Agent::start(&one_runtime(
         "stuck",
         "echo $$ > {dir}/hang.pid; exec sleep 60",
-        r#"    probe: { uses: init.wait_file, with: { path: "{dir}/never" } , timeout: 200ms }
-    endpoint: none
-    start_timeout: 1s
-    backoff: { initial: 1m }
-"#,
+        &never_ready(
+            "200ms",
+            "    start_timeout: 1s\n    backoff: { initial: 1m }\n",
+        ),
     ));
     let out = ensure_wait(&agent.addr(), "stuck", "30s")
         .args(["--json"])
@@ -133,10 +132,7 @@ fn failing_start_is_retried_only_after_the_backoff() {
     let agent = Agent::start(&one_runtime(
         "broken",
         "echo try >> {dir}/starts; echo 'no such config' >&2; exit 1",
-        r#"    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 200ms }
-    endpoint: none
-    backoff: { initial: 1500ms, jitter: none }
-"#,
+        &never_ready("200ms", "    backoff: { initial: 1500ms, jitter: none }\n"),
     ));
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
     wait_until(
@@ -428,9 +424,7 @@ fn ensure_exits_124_when_the_wait_runs_out() {
     let agent = Agent::start(&one_runtime(
         "slow",
         "echo $$ > {dir}/slow.pid; exec sleep 60",
-        r#"    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 200ms }
-    endpoint: none
-"#,
+        &never_ready("200ms", ""),
     ));
     let out = ensure_wait(&agent.addr(), "slow", "1s")
         .args(["--json"])
@@ -703,10 +697,10 @@ fn a_wait_that_runs_out_between_failed_starts_names_the_failure() {
     let agent = Agent::start(&one_runtime(
         "broken",
         "sleep 0.2; echo 'bad flag --xyz' >&2; exit 1",
-        r#"    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 100ms }
-    endpoint: none
-    backoff: { initial: 100ms, max: 100ms, jitter: none }
-"#,
+        &never_ready(
+            "100ms",
+            "    backoff: { initial: 100ms, max: 100ms, jitter: none }\n",
+        ),
     ));
     ensure_wait(&agent.addr(), "broken", "2s")
         .run()

@@ -61,6 +61,15 @@ pub fn one_runtime(name: &str, command: &str, rest: &str) -> String {
     )
 }
 
+/// The probe and endpoint of a runtime that is never ready (for
+/// [`one_runtime`]): it waits `timeout` for a file nobody writes; then
+/// `rest`, further fields as for [`one_runtime`].
+pub fn never_ready(timeout: &str, rest: &str) -> String {
+    format!(
+        "    probe: {{ uses: init.wait_file, with: {{ path: \"{{dir}}/never\" }}, timeout: {timeout} }}\n    endpoint: none\n{rest}"
+    )
+}
+
 /// Writes `config`, with `{dir}` replaced by `dir`, to `dir/agent.yaml`.
 pub fn write_config(dir: &Path, config: &str) -> PathBuf {
     write_file(

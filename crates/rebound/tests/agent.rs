@@ -208,17 +208,13 @@ fn bad_config_exits_2_with_file_line_and_column() {
         &path,
         &format!("unix:{}", dir.path().join("s.sock").display()),
     )
-    .run()
-    .code(2)
-    .stderr_has(&format!("{}:4:", path.display()))
+    .usage_error(&format!("{}:4:", path.display()))
     .stderr_has("70000");
     std::fs::write(&path, "runtimes:\n  web:\n    strat: {}\n").unwrap();
     Cli::new()
         .args(["agent", "--config"])
         .args([&path])
-        .run()
-        .code(2)
-        .stderr_has(&format!("{}:3:5: ", path.display()))
+        .usage_error(&format!("{}:3:5: ", path.display()))
         .stderr_has("unknown field `strat`");
     assert!(!dir.path().join("s.sock").exists());
 }
@@ -226,10 +222,7 @@ fn bad_config_exits_2_with_file_line_and_column() {
 #[test]
 fn tcp_needs_a_token_and_answers_401_without_it() {
     let (dir, config) = quick_config_dir();
-    agent_cli(&config, "tcp:127.0.0.1:0")
-        .run()
-        .code(2)
-        .stderr_has("requires --token-file");
+    agent_cli(&config, "tcp:127.0.0.1:0").usage_error("requires --token-file");
 
     let token = "s3cret-token-value";
     let token_file = dir.path().join("token");
@@ -260,10 +253,7 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
     assert_eq!(http(connect(), "GET", "/metrics", "", None).0, 401);
     assert_eq!(http(connect(), "POST", path, "{}", Some(token)).0, 200);
     let addr = format!("tcp:127.0.0.1:{port}");
-    ensure_wait(&addr, "quick", "10s")
-        .run()
-        .code(2)
-        .stderr_has("missing or wrong bearer token");
+    ensure_wait(&addr, "quick", "10s").usage_error("missing or wrong bearer token");
     ensure_wait(&addr, "quick", "10s")
         .env("REBOUND_AGENT_TOKEN", token)
         .run()
@@ -527,9 +517,7 @@ fn a_wait_too_long_for_the_clock_waits_instead_of_panicking() {
     // one duration grammar now refuses it (above about 136 years), naming
     // the flag; the longest wait it reads still waits.
     ensure_wait(&agent.addr(), "quick", "18446744073709551615s")
-        .run()
-        .code(2)
-        .stderr_has("invalid value '18446744073709551615s' for '--wait <D>': duration \"18446744073709551615s\" is too large");
+        .usage_error("invalid value '18446744073709551615s' for '--wait <D>': duration \"18446744073709551615s\" is too large");
     ensure_wait(&agent.addr(), "quick", "4294967295")
         .run()
         .code(0)
@@ -600,14 +588,8 @@ fn longest_socket_path_binds_and_a_second_agent_is_refused() {
         .code(3)
         .stderr_has("another agent is listening");
     // One byte more is refused up front, naming the limit.
-    agent_cli(&config, &format!("unix:{socket}x"))
-        .run()
-        .code(2)
-        .stderr_has("at most 107");
-    ensure_cli("tcp:127.0.0.1:0", "quick")
-        .run()
-        .code(2)
-        .stderr_has("port 0");
+    agent_cli(&config, &format!("unix:{socket}x")).usage_error("at most 107");
+    ensure_cli("tcp:127.0.0.1:0", "quick").usage_error("port 0");
     stop_cleanly(&mut first);
     assert!(!Path::new(&socket).exists());
 }
@@ -1025,8 +1007,5 @@ fn ensure_wait_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
             .code(69)
             .stderr_has("web: the agent could not be reached for 300ms");
     }
-    ensure_wait(&addr, "web", "soon")
-        .run()
-        .code(2)
-        .stderr_has("invalid duration \"soon\"");
+    ensure_wait(&addr, "web", "soon").usage_error("invalid duration \"soon\"");
 }

@@ -19,20 +19,14 @@ fn help_lists_every_command_and_the_exit_codes() {
 
 #[test]
 fn unknown_command_is_a_usage_error() {
-    Cli::new()
-        .args(["frobnicate"])
-        .run()
-        .code(2)
-        .stderr_has("frobnicate");
+    Cli::new().args(["frobnicate"]).usage_error("frobnicate");
 }
 
 #[test]
 fn an_invalid_log_filter_is_a_usage_error_naming_the_flag() {
     Cli::new()
         .args(["--log", "foo=notalevel", "schema"])
-        .run()
-        .code(2)
-        .stderr_has("--log");
+        .usage_error("--log");
 }
 
 #[test]
@@ -149,14 +143,10 @@ fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environmen
     let ensure = || ensure_wait(&agent, "quick", "1s");
     let from_file = ensure()
         .args(["--token-file".as_ref(), file.as_os_str()])
-        .run()
-        .code(2)
-        .stderr_has("characters an HTTP header cannot carry");
+        .usage_error("characters an HTTP header cannot carry");
     let from_env = ensure()
         .env("REBOUND_AGENT_TOKEN", token)
-        .run()
-        .code(2)
-        .stderr_has("characters an HTTP header cannot carry")
+        .usage_error("characters an HTTP header cannot carry")
         .stderr_has("REBOUND_AGENT_TOKEN");
     for out in [from_file, from_env] {
         out.context("the token was printed").stderr_lacks("half");
@@ -170,7 +160,5 @@ fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environmen
     agent_cli(&config, "tcp:127.0.0.1:0")
         .args(["--token-file"])
         .args([&file])
-        .run()
-        .code(2)
-        .stderr_has("characters an HTTP header cannot carry");
+        .usage_error("characters an HTTP header cannot carry");
 }

@@ -97,9 +97,7 @@ fn invalid_spec_runs_nothing() {
     );
     let spec = write_spec(dir.path(), &yaml);
     init_then(&spec, &["true"])
-        .run()
-        .code(2)
-        .stderr_has("unknown action `init.nope`, expected one of: init.wait_tcp");
+        .usage_error("unknown action `init.nope`, expected one of: init.wait_tcp");
     assert!(!marker.exists(), "a step ran although the spec is invalid");
 }
 
@@ -107,9 +105,7 @@ fn invalid_spec_runs_nothing() {
 fn missing_spec_file_is_exit_2() {
     Cli::new()
         .args(["init", "/nonexistent/rebound.yaml"])
-        .run()
-        .code(2)
-        .stderr_has("/nonexistent/rebound.yaml");
+        .usage_error("/nonexistent/rebound.yaml");
 }
 
 #[test]
@@ -241,10 +237,7 @@ fn deployment_file_needs_service_when_ambiguous() {
         dir.path(),
         "version: v1\ndeployment: d\nservices:\n  a:\n    init: { steps: [] }\n  b:\n    init: { steps: [] }\n",
     );
-    init_cli(&[], &spec)
-        .run()
-        .code(2)
-        .stderr_has("pick one with --service NAME");
+    init_cli(&[], &spec).usage_error("pick one with --service NAME");
     init_cli(&[], &spec).args(["--service", "b"]).run().code(0);
 }
 
@@ -539,9 +532,7 @@ fn a_number_beyond_64_bits_is_out_of_range_with_its_position() {
         "      retry: 99999999999999999999\n",
     );
     init_cli(&["--check"], &spec)
-        .run()
-        .code(2)
-        .stderr_has(
+        .usage_error(
             "spec.yaml:6:14: init.steps[0].retry: integer `99999999999999999999` is out of range",
         )
         .stderr_lacks("any YAML value");
@@ -608,9 +599,7 @@ fn grace_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
     let spec = write_spec(dir.path(), "init:\n  steps: []\n");
     init_cli(&["--grace=-1"], &spec)
         .workload(["true"])
-        .run()
-        .code(2)
-        .stderr_has("negative duration \"-1\"");
+        .usage_error("negative duration \"-1\"");
 }
 
 #[test]
@@ -638,9 +627,7 @@ fn a_retry_policy_step_runs_from_the_cli_and_says_its_bounds() {
         "      retry: { attempts: 3, jitter: half }\n",
     );
     init_cli(&["--check"], &spec)
-        .run()
-        .code(2)
-        .stderr_has("spec.yaml:6:37: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)");
+        .usage_error("spec.yaml:6:37: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)");
 }
 
 // Issue 12: the command of an `init.run` step is shown in progress lines,

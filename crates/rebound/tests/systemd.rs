@@ -121,9 +121,7 @@ fn an_invalid_notify_socket_is_a_usage_error() {
     let spec = two_steps(dir.path());
     init_cli(&[], &spec)
         .env("NOTIFY_SOCKET", "vsock:host:1")
-        .run()
-        .code(2)
-        .stderr_has("NOTIFY_SOCKET=\"vsock:host:1\": the CID `host` is not a number");
+        .usage_error("NOTIFY_SOCKET=\"vsock:host:1\": the CID `host` is not a number");
 }
 
 #[test]

@@ -307,9 +307,7 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
 fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
     let (dir, config) = quick_config_dir();
     agent_cli(&config, "vsock:7070")
-        .run()
-        .code(2)
-        .stderr_has("listening on vsock:7070 requires --token-file")
+        .usage_error("listening on vsock:7070 requires --token-file")
         .stderr_has("--insecure-no-token")
         .stderr_lacks("listening on vsock:7070 (");
     let token = dir.path().join("token");
@@ -317,9 +315,7 @@ fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
     agent_cli(&config, "vsock:7070")
         .args(["--insecure-no-token", "--token-file"])
         .args([&token])
-        .run()
-        .code(2)
-        .stderr_has("cannot be used with");
+        .usage_error("cannot be used with");
 }
 
 /// Bad addresses: exit 2 naming the address, nothing started, nothing
@@ -357,26 +353,18 @@ fn bad_vsock_and_hvsock_addresses_exit_2_naming_the_address() {
     for (address, why) in &cases {
         Cli::new()
             .args(["ensure", "--agent", address, "quick", "--wait", "30s"])
-            .run()
-            .code(2)
-            .stderr_has(&format!("--agent `{address}`: {why}"));
+            .usage_error(&format!("--agent `{address}`: {why}"));
         agent_cli(&config, address)
             .args(["--insecure-no-token"])
-            .run()
-            .code(2)
-            .stderr_has(&format!("--listen `{address}`: {why}"))
+            .usage_error(&format!("--listen `{address}`: {why}"))
             .stderr_lacks("listening on");
     }
     // Well-formed, but not for that side.
     Cli::new()
         .args(["ensure", "--agent", "vsock:7070", "quick"])
-        .run()
-        .code(2)
-        .stderr_has("--agent `vsock:7070`: no CID");
+        .usage_error("--agent `vsock:7070`: no CID");
     agent_cli(&config, &format!("hvsock:{vmm_text}:7070"))
-        .run()
-        .code(2)
-        .stderr_has(&format!("cannot listen on hvsock:{vmm_text}:7070"))
+        .usage_error(&format!("cannot listen on hvsock:{vmm_text}:7070"))
         .stderr_has("listen on vsock:PORT");
     // And in the config file, at its position.
     let in_config = dir.path().join("listen.yaml");
@@ -388,9 +376,7 @@ fn bad_vsock_and_hvsock_addresses_exit_2_naming_the_address() {
     Cli::new()
         .args(["agent", "--config"])
         .args([&in_config])
-        .run()
-        .code(2)
-        .stderr_has("`vsock:1:99999999999`: the port must be a number");
+        .usage_error("`vsock:1:99999999999`: the port must be a number");
     assert!(
         vmm.accept().is_err(),
         "a bad address reached the VMM socket"
@@ -548,9 +534,7 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
     // The token travels through: a wrong one is refused by the agent.
     ensure_wait(&vmm.addr(7070), "quick", "10s")
         .env("REBOUND_AGENT_TOKEN", "wrong")
-        .run()
-        .code(2)
-        .stderr_has("missing or wrong bearer token");
+        .usage_error("missing or wrong bearer token");
     // A port the guest does not listen on: the stand-in closes it.
     let started = Instant::now();
     let out = ensure_wait(&vmm.addr(7071), "quick", "1s")

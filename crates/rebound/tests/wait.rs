@@ -215,21 +215,10 @@ fn timeout_in_json_lists_not_ready() {
 #[test]
 fn bad_target_exits_2_naming_it() {
     wait(["tcp://127.0.0.1:5432", "tcp://db:0"])
-        .run()
-        .code(2)
-        .stderr_has("invalid target \"tcp://db:0\": port must be 1-65535, got 0");
-    wait(["db:5432"])
-        .run()
-        .code(2)
-        .stderr_has("invalid target \"db:5432\": no scheme");
-    wait(["--timeout", "soon", "tcp://db:1"])
-        .run()
-        .code(2)
-        .stderr_has("soon");
-    wait(["--timeout", "-1s", "tcp://db:1"])
-        .run()
-        .code(2)
-        .stderr_has("negative duration \"-1s\"");
+        .usage_error("invalid target \"tcp://db:0\": port must be 1-65535, got 0");
+    wait(["db:5432"]).usage_error("invalid target \"db:5432\": no scheme");
+    wait(["--timeout", "soon", "tcp://db:1"]).usage_error("soon");
+    wait(["--timeout", "-1s", "tcp://db:1"]).usage_error("negative duration \"-1s\"");
 }
 
 #[test]
@@ -320,9 +309,7 @@ fn a_unix_socket_never_bound_times_out_saying_why() {
 #[test]
 fn an_unknown_scheme_lists_the_known_ones() {
     wait(["udp://x:1"])
-        .run()
-        .code(2)
-        .stderr_has("unknown scheme udp://")
+        .usage_error("unknown scheme udp://")
         .stderr_has("unix:///PATH");
 }
 
@@ -420,17 +407,10 @@ fn http_over_a_unix_socket_never_ready_times_out_with_the_last_reason() {
 #[test]
 fn a_bad_regex_or_json_path_exits_2_saying_where() {
     wait(["--body-regex", "ok(", "http://127.0.0.1:1/"])
-        .run()
-        .code(2)
-        .stderr_has("unclosed group (at character 3)");
+        .usage_error("unclosed group (at character 3)");
     wait(["--json-path", "$.[oops", "http://127.0.0.1:1/"])
-        .run()
-        .code(2)
-        .stderr_has("invalid JSONPath \"$.[oops\"");
-    wait(["--header", "X-Ready", "tcp://127.0.0.1:1"])
-        .run()
-        .code(2)
-        .stderr_has("there is none");
+        .usage_error("invalid JSONPath \"$.[oops\"");
+    wait(["--header", "X-Ready", "tcp://127.0.0.1:1"]).usage_error("there is none");
 }
 
 // Issue 12: `--exec CMD`, ready at once, ready once a file it checks
@@ -517,9 +497,7 @@ fn until_gone_times_out_while_the_server_answers() {
             "not ready: {http} (still answering (503 Service Unavailable))"
         ));
     wait(["--until-gone", "--exec", "true"])
-        .run()
-        .code(2)
-        .stderr_has("--until-gone does not apply to exec `true`");
+        .usage_error("--until-gone does not apply to exec `true`");
 }
 
 // Issue 12: dns://, with no network: localhost (ready at once), a name
@@ -645,7 +623,7 @@ fn grpc_bad_targets_exit_2() {
         ("grpc://api:50051/a/b", "the path is one service name"),
         ("grpcs://u:hunter22@api:443", "sends no user or password"),
     ] {
-        let out = wait([bad]).run().code(2).stderr_has(why);
+        let out = wait([bad]).usage_error(why);
         assert!(!out.stderr().contains("hunter22"), "{}", out.stderr());
     }
 }
@@ -655,10 +633,7 @@ fn grpc_bad_targets_exit_2() {
 #[cfg(not(feature = "grpc"))]
 #[test]
 fn grpc_targets_are_refused_without_the_feature() {
-    wait(["--timeout", "1s", "grpc://127.0.0.1:1"])
-        .run()
-        .code(2)
-        .stderr_has("built without the `grpc` feature");
+    wait(["--timeout", "1s", "grpc://127.0.0.1:1"]).usage_error("built without the `grpc` feature");
 }
 
 #[cfg(not(feature = "http"))]
@@ -669,10 +644,7 @@ fn http_targets_are_refused_without_the_feature() {
         "https://127.0.0.1:1/",
         "http+unix://%2Frun%2Fa.sock/",
     ] {
-        wait(["--timeout", "1s", target])
-            .run()
-            .code(2)
-            .stderr_has("built without the `http` feature");
+        wait(["--timeout", "1s", target]).usage_error("built without the `http` feature");
     }
 }
 

@@ -590,9 +590,7 @@ fn ensure_still_polls_an_agent_without_the_handshake() {
     // --watch needs the handshake: a clear refusal, not a hang.
     ensure_cli(&old.addr(), "db")
         .args(["--watch"])
-        .run()
-        .code(2)
-        .stderr_has("predates watch streams");
+        .usage_error("predates watch streams");
 }
 
 #[test]
@@ -624,26 +622,17 @@ fn a_handshake_that_is_not_json_or_of_an_unknown_major_is_exit_2() {
     }
     let agent = OldAgent::start(not_json);
     ensure_wait(&agent.addr(), "db", "10s")
-        .run()
-        .code(2)
-        .stderr_has("the agent's handshake (GET /v1) is not the protocol");
+        .usage_error("the agent's handshake (GET /v1) is not the protocol");
     assert_eq!(agent.count("POST /v1/runtimes/db/ensure"), 0);
     let agent = OldAgent::start(future);
     for extra in [&[][..], &["--watch"][..]] {
-        ensure_cli(&agent.addr(), "db")
-            .args(extra)
-            .run()
-            .code(2)
-            .stderr_has(
-                "the agent speaks protocol 2.0 (agent version 9.0.0); this rebound knows only 1.x",
-            );
+        ensure_cli(&agent.addr(), "db").args(extra).usage_error(
+            "the agent speaks protocol 2.0 (agent version 9.0.0); this rebound knows only 1.x",
+        );
     }
     assert_eq!(agent.count("POST /v1/runtimes/db/ensure"), 0);
     let agent = OldAgent::start(bad_version);
-    ensure_cli(&agent.addr(), "db")
-        .run()
-        .code(2)
-        .stderr_has("protocol `one` is not MAJOR.MINOR");
+    ensure_cli(&agent.addr(), "db").usage_error("protocol `one` is not MAJOR.MINOR");
 }
 
 #[test]

@@ -78,6 +78,13 @@ impl Cli {
         Outcome::from(self.cmd.output().expect("run rebound"))
     }
 
+    /// Runs to completion and asserts a usage error: exit code 2 with
+    /// `says` in stderr.
+    #[track_caller]
+    pub fn usage_error(self, says: &str) -> Outcome {
+        self.run().code(2).stderr_has(says)
+    }
+
     /// Runs with stdout on `/dev/full`, where every write fails (ENOSPC);
     /// stderr is captured.
     pub fn run_stdout_full(mut self) -> Outcome {
@@ -184,68 +191,56 @@ impl Outcome {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
-    /// Asserts the exit code.
+    /// Asserts `holds`; the failure says `what` went wrong, then the case
+    /// (see [`Outcome::context`]) and both outputs.
     #[track_caller]
-    pub fn code(self, expected: i32) -> Self {
-        assert_eq!(
-            self.output.status.code(),
-            Some(expected),
-            "{}exit code\n--- stdout\n{}\n--- stderr\n{}",
+    fn check(self, holds: bool, what: impl Display) -> Self {
+        assert!(
+            holds,
+            "{}{what}\n--- stdout\n{}\n--- stderr\n{}",
             self.context,
             self.stdout(),
             self.stderr()
         );
         self
+    }
+
+    /// Asserts the exit code.
+    #[track_caller]
+    pub fn code(self, expected: i32) -> Self {
+        let code = self.output.status.code();
+        self.check(
+            code == Some(expected),
+            format_args!("exit code {code:?}, expected {expected}"),
+        )
     }
 
     /// Asserts stdout contains `needle`.
     #[track_caller]
     pub fn stdout_has(self, needle: &str) -> Self {
-        assert!(
-            self.stdout().contains(needle),
-            "{}stdout lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.context,
-            self.stdout(),
-            self.stderr()
-        );
-        self
+        let holds = self.stdout().contains(needle);
+        self.check(holds, format_args!("stdout lacks {needle:?}"))
     }
 
     /// Asserts stderr contains `needle`.
     #[track_caller]
     pub fn stderr_has(self, needle: &str) -> Self {
-        assert!(
-            self.stderr().contains(needle),
-            "{}stderr lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.context,
-            self.stdout(),
-            self.stderr()
-        );
-        self
+        let holds = self.stderr().contains(needle);
+        self.check(holds, format_args!("stderr lacks {needle:?}"))
     }
 
     /// Asserts stderr does not contain `needle`.
     #[track_caller]
     pub fn stderr_lacks(self, needle: &str) -> Self {
-        assert!(
-            !self.stderr().contains(needle),
-            "{}stderr has {needle:?}\n--- stderr\n{}",
-            self.context,
-            self.stderr()
-        );
-        self
+        let holds = !self.stderr().contains(needle);
+        self.check(holds, format_args!("stderr has {needle:?}"))
     }
 
     /// Asserts stdout does not contain `needle`.
     #[track_caller]
     pub fn stdout_lacks(self, needle: &str) -> Self {
-        assert!(
-            !self.stdout().contains(needle),
-            "{}stdout has {needle:?}\n--- stdout\n{}",
-            self.context,
-            self.stdout()
-        );
-        self
+        let holds = !self.stdout().contains(needle);
+        self.check(holds, format_args!("stdout has {needle:?}"))
     }
 
     /// Stdout, then stderr, as text: for what may be said on either.

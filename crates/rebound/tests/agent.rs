@@ -9,13 +9,13 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::{
-    Agent, Cli, QUICK_CONFIG, agent_cli, alive, ensure_cli, finish, free_port, http,
-    quick_config_dir, send_signal, spawn_logging, stop_cleanly, terminate, wait_until, web_runtime,
-    write_config,
+    Agent, Cli, Outcome, QUICK_CONFIG, agent_cli, alive, ensure_cli, ensure_wait, finish,
+    free_port, http, never_ready, one_runtime, quick_config_dir, read_pid, send_signal,
+    spawn_logging, stderr_until, stop_cleanly, unix_http, wait_until, web_runtime, write_config,
 };
 
 fn lines(path: &Path) -> usize {
@@ -49,8 +49,7 @@ fn fifty_concurrent_ensure_calls_start_the_runtime_once() {
         assert_eq!(a["status"], "starting", "{a}");
         assert_eq!(a["ready"], false);
     }
-    ensure_cli(&agent.addr(), "web")
-        .args(["--wait", "20s"])
+    ensure_wait(&agent.addr(), "web", "20s")
         .run()
         .code(0)
         .stdout_has(&format!("http://127.0.0.1:{port}"));
@@ -81,12 +80,8 @@ fn fifty_concurrent_ensure_calls_start_the_runtime_once() {
 fn killed_runtime_is_reported_not_ready_after_the_ttl_and_started_again() {
     let port = free_port();
     let agent = Agent::start(&web_config(port, "1s"));
-    ensure_cli(&agent.addr(), "web")
-        .args(["--wait", "20s"])
-        .run()
-        .code(0);
-    let pid = std::fs::read_to_string(agent.path("web.pid")).unwrap();
-    send_signal(pid.trim().parse().unwrap(), "KILL");
+    ensure_wait(&agent.addr(), "web", "20s").run().code(0);
+    send_signal(read_pid(&agent.path("web.pid")), "KILL");
     wait_until(
         || agent.state("web")["state"] == "not_started",
         "the TTL probe to find it dead",
@@ -103,31 +98,22 @@ fn killed_runtime_is_reported_not_ready_after_the_ttl_and_started_again() {
     let probed = agent.ensure("web", false);
     assert_eq!(probed["status"], "not_started");
     assert_eq!(lines(&agent.path("starts")), 1);
-    ensure_cli(&agent.addr(), "web")
-        .args(["--wait", "20s"])
-        .run()
-        .code(0);
+    ensure_wait(&agent.addr(), "web", "20s").run().code(0);
     assert_eq!(lines(&agent.path("starts")), 2);
 }
 
 #[test]
 fn hanging_start_fails_at_the_start_timeout_and_is_killed() {
-    let agent = Agent::start(
-        r#"runtimes:
-  stuck:
-    start:
-      steps:
-        - id: hang
-          uses: init.run
-          with: { command: "echo $$ > {dir}/hang.pid; exec sleep 60" }
-    probe: { uses: init.wait_file, with: { path: "{dir}/never" } , timeout: 200ms }
-    endpoint: none
-    start_timeout: 1s
-    backoff: { initial: 1m }
-"#,
-    );
-    let out = ensure_cli(&agent.addr(), "stuck")
-        .args(["--wait", "30s", "--json"])
+    let agent = Agent::start(&one_runtime(
+        "stuck",
+        "echo $$ > {dir}/hang.pid; exec sleep 60",
+        &never_ready(
+            "200ms",
+            "    start_timeout: 1s\n    backoff: { initial: 1m }\n",
+        ),
+    ));
+    let out = ensure_wait(&agent.addr(), "stuck", "30s")
+        .args(["--json"])
         .run()
         .code(78)
         .stderr_has("start timed out after 1s");
@@ -136,29 +122,18 @@ fn hanging_start_fails_at_the_start_timeout_and_is_killed() {
         "{}",
         out.stdout()
     );
-    let pid = std::fs::read_to_string(agent.path("hang.pid")).unwrap();
-    wait_until(
-        || !alive(pid.trim()),
-        "the hanging start's process to be killed",
-    );
+    let pid = read_pid(&agent.path("hang.pid"));
+    wait_until(|| !alive(pid), "the hanging start's process to be killed");
     assert_eq!(agent.state("stuck")["state"], "failed");
 }
 
 #[test]
 fn failing_start_is_retried_only_after_the_backoff() {
-    let agent = Agent::start(
-        r#"runtimes:
-  broken:
-    start:
-      steps:
-        - id: fail
-          uses: init.run
-          with: { command: "echo try >> {dir}/starts; echo 'no such config' >&2; exit 1" }
-    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 200ms }
-    endpoint: none
-    backoff: { initial: 1500ms, jitter: none }
-"#,
-    );
+    let agent = Agent::start(&one_runtime(
+        "broken",
+        "echo try >> {dir}/starts; echo 'no such config' >&2; exit 1",
+        &never_ready("200ms", "    backoff: { initial: 1500ms, jitter: none }\n"),
+    ));
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
     wait_until(
         || agent.state("broken")["state"] == "failed",
@@ -206,8 +181,7 @@ fn runtime_already_running_is_adopted_without_running_the_start() {
     let port = free_port();
     let server = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let agent = Agent::start(&web_config(port, "60s"));
-    ensure_cli(&agent.addr(), "web")
-        .args(["--wait", "20s"])
+    ensure_wait(&agent.addr(), "web", "20s")
         .run()
         .code(0)
         .stdout_has(&format!("http://127.0.0.1:{port}"));
@@ -234,17 +208,13 @@ fn bad_config_exits_2_with_file_line_and_column() {
         &path,
         &format!("unix:{}", dir.path().join("s.sock").display()),
     )
-    .run()
-    .code(2)
-    .stderr_has(&format!("{}:4:", path.display()))
+    .usage_error(&format!("{}:4:", path.display()))
     .stderr_has("70000");
     std::fs::write(&path, "runtimes:\n  web:\n    strat: {}\n").unwrap();
     Cli::new()
         .args(["agent", "--config"])
         .args([&path])
-        .run()
-        .code(2)
-        .stderr_has(&format!("{}:3:5: ", path.display()))
+        .usage_error(&format!("{}:3:5: ", path.display()))
         .stderr_has("unknown field `strat`");
     assert!(!dir.path().join("s.sock").exists());
 }
@@ -252,10 +222,7 @@ fn bad_config_exits_2_with_file_line_and_column() {
 #[test]
 fn tcp_needs_a_token_and_answers_401_without_it() {
     let (dir, config) = quick_config_dir();
-    agent_cli(&config, "tcp:127.0.0.1:0")
-        .run()
-        .code(2)
-        .stderr_has("requires --token-file");
+    agent_cli(&config, "tcp:127.0.0.1:0").usage_error("requires --token-file");
 
     let token = "s3cret-token-value";
     let token_file = dir.path().join("token");
@@ -267,19 +234,8 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
             .env("REBOUND_LOG", "debug"),
     );
     // The first stderr line names the bound port.
-    let mut stderr = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&seen).contains("runtime(s)") {
-        assert_eq!(
-            stderr.read(&mut byte).unwrap(),
-            1,
-            "agent ended early: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&seen).into_owned();
+    let (listening, text, mut stderr) = stderr_until(&mut child, "runtime(s)");
+    assert!(listening, "agent ended early: {text}");
     let port: u16 = text
         .split("tcp:127.0.0.1:")
         .nth(1)
@@ -297,13 +253,8 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
     assert_eq!(http(connect(), "GET", "/metrics", "", None).0, 401);
     assert_eq!(http(connect(), "POST", path, "{}", Some(token)).0, 200);
     let addr = format!("tcp:127.0.0.1:{port}");
-    ensure_cli(&addr, "quick")
-        .args(["--wait", "10s"])
-        .run()
-        .code(2)
-        .stderr_has("missing or wrong bearer token");
-    ensure_cli(&addr, "quick")
-        .args(["--wait", "10s"])
+    ensure_wait(&addr, "quick", "10s").usage_error("missing or wrong bearer token");
+    ensure_wait(&addr, "quick", "10s")
         .env("REBOUND_AGENT_TOKEN", token)
         .run()
         .code(0)
@@ -326,9 +277,7 @@ fn tcp_needs_a_token_and_answers_401_without_it() {
 #[test]
 fn protocol_errors_unknown_runtime_bad_json_and_listing() {
     let agent = Agent::start(QUICK_CONFIG);
-    let (code, body) = agent.request("POST", "/v1/runtimes/nope/ensure", "{}");
-    assert_eq!(code, 404);
-    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let reply = agent.request_json("POST", "/v1/runtimes/nope/ensure", "{}", 404);
     assert_eq!(reply["error"], "unknown runtime `nope`");
     assert_eq!(reply["runtimes"], serde_json::json!(["quick"]));
     let (code, body) = agent.request("POST", "/v1/runtimes/quick/ensure", "{not json");
@@ -430,10 +379,7 @@ fn stale_socket_file_is_replaced() {
     let config = write_config(dir.path(), QUICK_CONFIG);
     let mut child = spawn_logging(agent_cli(&config, &format!("unix:{}", socket.display())));
     let addr = format!("unix:{}", socket.display());
-    ensure_cli(&addr, "quick")
-        .args(["--wait", "20s"])
-        .run()
-        .code(0);
+    ensure_wait(&addr, "quick", "20s").run().code(0);
     stop_cleanly(&mut child);
 }
 
@@ -442,7 +388,7 @@ fn ensure_retries_while_the_agent_is_not_up_yet() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("late.sock");
     let addr = format!("unix:{}", socket.display());
-    let mut client = ensure_cli(&addr, "quick").args(["--wait", "30s"]).spawn();
+    let mut client = ensure_wait(&addr, "quick", "30s").spawn();
     // The agent starts only once the client has met the missing socket.
     let mut stderr = std::io::BufReader::new(client.stderr.take().unwrap());
     let mut first = String::new();
@@ -465,20 +411,13 @@ fn ensure_retries_while_the_agent_is_not_up_yet() {
 
 #[test]
 fn ensure_exits_124_when_the_wait_runs_out() {
-    let agent = Agent::start(
-        r#"runtimes:
-  slow:
-    start:
-      steps:
-        - id: slow
-          uses: init.run
-          with: { command: "echo $$ > {dir}/slow.pid; exec sleep 60" }
-    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 200ms }
-    endpoint: none
-"#,
-    );
-    let out = ensure_cli(&agent.addr(), "slow")
-        .args(["--wait", "1s", "--json"])
+    let agent = Agent::start(&one_runtime(
+        "slow",
+        "echo $$ > {dir}/slow.pid; exec sleep 60",
+        &never_ready("200ms", ""),
+    ));
+    let out = ensure_wait(&agent.addr(), "slow", "1s")
+        .args(["--json"])
         .run()
         .code(124)
         .stderr_has("not ready after 1s");
@@ -489,10 +428,7 @@ fn ensure_exits_124_when_the_wait_runs_out() {
     let last: serde_json::Value =
         serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
     assert_eq!(last["outcome"], "timeout");
-    ensure_cli(&agent.addr(), "slow")
-        .args(["--wait", "nonsense"])
-        .run()
-        .code(2);
+    ensure_wait(&agent.addr(), "slow", "nonsense").run().code(2);
 }
 
 #[test]
@@ -511,21 +447,16 @@ fn help_shows_examples_and_exit_codes() {
 #[test]
 fn ensure_waits_out_a_short_backoff_and_then_succeeds() {
     // The first start fails, the second (after a 300 ms backoff) works.
-    let agent = Agent::start(
-        r#"runtimes:
-  flaky:
-    start:
-      steps:
-        - id: once
-          uses: init.run
-          with: { command: "if [ -e {dir}/tried ]; then touch {dir}/up; else touch {dir}/tried; exit 1; fi" }
-    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 200ms }
+    let agent = Agent::start(&one_runtime(
+        "flaky",
+        "if [ -e {dir}/tried ]; then touch {dir}/up; else touch {dir}/tried; exit 1; fi",
+        r#"    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 200ms }
     endpoint: "file://{dir}/up"
     backoff: { initial: 300ms, jitter: none }
 "#,
-    );
-    let out = ensure_cli(&agent.addr(), "flaky")
-        .args(["--wait", "20s", "--json"])
+    ));
+    let out = ensure_wait(&agent.addr(), "flaky", "20s")
+        .args(["--json"])
         .run()
         .code(0);
     let events: Vec<serde_json::Value> = out
@@ -568,8 +499,7 @@ fn probe_without_a_timeout_does_not_hold_the_start() {
     start_timeout: 1h
 "#,
     );
-    ensure_cli(&agent.addr(), "plain")
-        .args(["--wait", "15s"])
+    ensure_wait(&agent.addr(), "plain", "15s")
         .run()
         .code(0)
         .stdout_has("file://");
@@ -586,13 +516,9 @@ fn a_wait_too_long_for_the_clock_waits_instead_of_panicking() {
     // u64::MAX seconds overflowed the deadline: a panic (exit 101). The
     // one duration grammar now refuses it (above about 136 years), naming
     // the flag; the longest wait it reads still waits.
-    ensure_cli(&agent.addr(), "quick")
-        .args(["--wait", "18446744073709551615s"])
-        .run()
-        .code(2)
-        .stderr_has("invalid value '18446744073709551615s' for '--wait <D>': duration \"18446744073709551615s\" is too large");
-    ensure_cli(&agent.addr(), "quick")
-        .args(["--wait", "4294967295"])
+    ensure_wait(&agent.addr(), "quick", "18446744073709551615s")
+        .usage_error("invalid value '18446744073709551615s' for '--wait <D>': duration \"18446744073709551615s\" is too large");
+    ensure_wait(&agent.addr(), "quick", "4294967295")
         .run()
         .code(0)
         .stdout_has("file://");
@@ -654,10 +580,7 @@ fn longest_socket_path_binds_and_a_second_agent_is_refused() {
     assert_eq!(socket.len(), 107);
     let addr = format!("unix:{socket}");
     let mut first = spawn_logging(agent_cli(&config, &addr));
-    ensure_cli(&addr, "quick")
-        .args(["--wait", "20s"])
-        .run()
-        .code(0);
+    ensure_wait(&addr, "quick", "20s").run().code(0);
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     agent_cli(&config, &addr)
@@ -665,14 +588,8 @@ fn longest_socket_path_binds_and_a_second_agent_is_refused() {
         .code(3)
         .stderr_has("another agent is listening");
     // One byte more is refused up front, naming the limit.
-    agent_cli(&config, &format!("unix:{socket}x"))
-        .run()
-        .code(2)
-        .stderr_has("at most 107");
-    ensure_cli("tcp:127.0.0.1:0", "quick")
-        .run()
-        .code(2)
-        .stderr_has("port 0");
+    agent_cli(&config, &format!("unix:{socket}x")).usage_error("at most 107");
+    ensure_cli("tcp:127.0.0.1:0", "quick").usage_error("port 0");
     stop_cleanly(&mut first);
     assert!(!Path::new(&socket).exists());
 }
@@ -759,21 +676,15 @@ fn a_wait_that_runs_out_between_failed_starts_names_the_failure() {
     // Every start fails after a short backoff: when --wait runs out the last
     // answer is usually `starting` (a retry is running), and it still says
     // why the starts fail. Before, it said only "runtime start in progress".
-    let agent = Agent::start(
-        r#"runtimes:
-  broken:
-    start:
-      steps:
-        - id: fail
-          uses: init.run
-          with: { command: "sleep 0.2; echo 'bad flag --xyz' >&2; exit 1" }
-    probe: { uses: init.wait_file, with: { path: "{dir}/never" }, timeout: 100ms }
-    endpoint: none
-    backoff: { initial: 100ms, max: 100ms, jitter: none }
-"#,
-    );
-    ensure_cli(&agent.addr(), "broken")
-        .args(["--wait", "2s"])
+    let agent = Agent::start(&one_runtime(
+        "broken",
+        "sleep 0.2; echo 'bad flag --xyz' >&2; exit 1",
+        &never_ready(
+            "100ms",
+            "    backoff: { initial: 100ms, max: 100ms, jitter: none }\n",
+        ),
+    ));
+    ensure_wait(&agent.addr(), "broken", "2s")
         .run()
         .code(124)
         .stderr_has("not ready after 2s")
@@ -785,17 +696,14 @@ fn probe_of_a_failed_runtime_polls_at_the_usual_pace() {
     // Once its backoff is over, a failed runtime answers probe-only calls
     // `failed` with retry_after_ms 0. `ensure --probe` waited out that 0 ms
     // (plus up to 50 ms) and so probed it about 40 times a second.
-    let agent = Agent::start(
-        r#"runtimes:
-  broken:
-    start:
-      steps:
-        - { id: fail, uses: init.run, with: { command: "exit 1" } }
-    probe: { uses: init.run, with: { command: "exit 1" }, timeout: 1s }
+    let agent = Agent::start(&one_runtime(
+        "broken",
+        "exit 1",
+        r#"    probe: { uses: init.run, with: { command: "exit 1" }, timeout: 1s }
     endpoint: none
     backoff: { initial: 100ms, max: 100ms, jitter: none }
 "#,
-    );
+    ));
     assert_eq!(agent.ensure("broken", true)["status"], "starting");
     wait_until(
         || {
@@ -850,21 +758,20 @@ fn socket_activated(activate: &[&str], config: &Path, extra: &[&str]) -> std::pr
 }
 
 /// A runtime `quick` whose start writes its environment to `{dir}/env`.
-const ENV_CONFIG: &str = r#"runtimes:
-  quick:
-    start:
-      steps:
-        - id: touch
-          uses: init.run
-          with: { command: "env > '{dir}/env'; touch '{dir}/up'" }
-    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
+fn env_config() -> String {
+    one_runtime(
+        "quick",
+        "env > '{dir}/env'; touch '{dir}/up'",
+        r#"    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
     endpoint: "file://{dir}/up"
-"#;
+"#,
+    )
+}
 
 #[test]
 fn socket_activated_agent_serves_the_named_tcp_socket_and_hides_listen_vars_from_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), ENV_CONFIG);
+    let config = write_config(dir.path(), &env_config());
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "s3cret\n").unwrap();
     let (other, agent) = (free_port(), free_port());
@@ -919,8 +826,7 @@ fn socket_activated_agent_serves_the_named_tcp_socket_and_hides_listen_vars_from
     assert!(!env.contains("LISTEN_PID="), "{env}");
     assert!(!env.contains("LISTEN_FDS="), "{env}");
     assert!(!unused.exists(), "--listen was bound as well");
-    let (code, stderr) = terminate(&mut child);
-    assert_eq!(code, Some(0), "{stderr}");
+    let stderr = stop_cleanly(&mut child);
     assert!(
         stderr.contains(&format!(
             "listening on tcp:127.0.0.1:{agent} (socket activation: fd 4 named `agent`;"
@@ -938,26 +844,13 @@ fn socket_activated_agent_serves_the_only_unix_socket_and_leaves_its_file() {
         || UnixStream::connect(&socket).is_ok(),
         "systemd-socket-activate to listen",
     );
-    let (code, body) = http(
-        UnixStream::connect(&socket).unwrap(),
-        "GET",
-        "/v1",
-        "",
-        None,
-    );
+    let (code, body) = unix_http(&socket, "GET", "/v1", "");
     assert_eq!(code, 200, "{body}");
-    let (code, body) = http(
-        UnixStream::connect(&socket).unwrap(),
-        "POST",
-        "/v1/runtimes/quick/ensure",
-        "{}",
-        None,
-    );
+    let (code, body) = unix_http(&socket, "POST", "/v1/runtimes/quick/ensure", "{}");
     assert_eq!(code, 200, "{body}");
     // No lock file: the socket is the service manager's, not bound here.
     assert!(!dir.path().join("activated.sock.lock").exists());
-    let (code, stderr) = terminate(&mut child);
-    assert_eq!(code, Some(0), "{stderr}");
+    let stderr = stop_cleanly(&mut child);
     assert!(
         stderr.contains(&format!(
             "listening on unix:{} (socket activation: fd 3;",
@@ -980,16 +873,9 @@ fn listen_fds_for_another_pid_are_ignored_and_the_agent_binds() {
             .env("LISTEN_FDNAMES", "agent"),
     );
     wait_until(|| UnixStream::connect(&socket).is_ok(), "the agent socket");
-    let (code, body) = http(
-        UnixStream::connect(&socket).unwrap(),
-        "GET",
-        "/v1",
-        "",
-        None,
-    );
+    let (code, body) = unix_http(&socket, "GET", "/v1", "");
     assert_eq!(code, 200, "{body}");
-    let (code, stderr) = terminate(&mut child);
-    assert_eq!(code, Some(0), "{stderr}");
+    let stderr = stop_cleanly(&mut child);
     assert!(!stderr.contains("socket activation"), "{stderr}");
     assert!(!socket.exists(), "the bound socket is removed on stop");
 }
@@ -1005,18 +891,14 @@ fn passed_sockets_that_cannot_be_served_exit_2_naming_the_descriptor() {
         config.display(),
         dir.path().display()
     );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .env_remove("REBOUND_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("socket activation: fd 3 (`agent`) is not a socket but a regular file"),
-        "{stderr}"
-    );
+    Outcome::command(
+        Command::new("sh")
+            .args(["-c", &script])
+            .env_remove("REBOUND_LOG"),
+        "sh",
+    )
+    .code(2)
+    .stderr_has("socket activation: fd 3 (`agent`) is not a socket but a regular file");
     // A bound TCP socket nobody listens on.
     let python = "import os, socket, sys\n\
                   s = socket.socket()\n\
@@ -1025,21 +907,17 @@ fn passed_sockets_that_cannot_be_served_exit_2_naming_the_descriptor() {
                   os.set_inheritable(3, True)\n\
                   os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n\
                   os.execv(sys.argv[1], sys.argv[1:])\n";
-    let out = std::process::Command::new("python3")
-        .args(["-c", python, rebound, "agent", "--config"])
-        .arg(&config)
-        .args(["--insecure-no-token"])
-        .env_remove("REBOUND_LOG")
-        .env_remove("LISTEN_FDNAMES")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("socket activation: fd 3 is a stream socket that is not listening"),
-        "{stderr}"
-    );
+    Outcome::command(
+        Command::new("python3")
+            .args(["-c", python, rebound, "agent", "--config"])
+            .arg(&config)
+            .args(["--insecure-no-token"])
+            .env_remove("REBOUND_LOG")
+            .env_remove("LISTEN_FDNAMES"),
+        "python3",
+    )
+    .code(2)
+    .stderr_has("socket activation: fd 3 is a stream socket that is not listening");
     // A UDP socket (systemd-socket-activate --datagram): the first datagram
     // starts the agent, which refuses it.
     let port = free_port();
@@ -1060,51 +938,59 @@ fn passed_sockets_that_cannot_be_served_exit_2_naming_the_descriptor() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(done.is_some(), "the activated agent did not exit");
-    let (code, stderr) = finish(&mut child);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("socket activation: fd 3 is not a TCP, Unix or vsock stream socket"),
-        "{stderr}"
+    assert_exits_2_saying(
+        &mut child,
+        "socket activation: fd 3 is not a TCP, Unix or vsock stream socket",
     );
     // Two unnamed sockets and no --fdname.
     let (a, b) = (free_port(), free_port());
-    let mut child = socket_activated(
-        &[
-            "-l",
-            &format!("127.0.0.1:{a}"),
-            "-l",
-            &format!("127.0.0.1:{b}"),
-        ],
+    let (a_addr, b_addr) = (format!("127.0.0.1:{a}"), format!("127.0.0.1:{b}"));
+    let mut child = activated_on_tcp(
+        a,
+        &["-l", &a_addr, "-l", &b_addr],
         &config,
         &["--insecure-no-token"],
     );
-    wait_until(
-        || std::net::TcpStream::connect(("127.0.0.1", a)).is_ok(),
-        "systemd-socket-activate to listen",
-    );
-    let (code, stderr) = finish(&mut child);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("2 sockets were passed (LISTEN_FDS=2, names: unknown, unknown); choose the one to listen on with --fdname NAME"),
-        "{stderr}"
+    assert_exits_2_saying(
+        &mut child,
+        "2 sockets were passed (LISTEN_FDS=2, names: unknown, unknown); choose the one to listen on with --fdname NAME",
     );
     // A name none has.
     let c = free_port();
-    let mut child = socket_activated(
+    let mut child = activated_on_tcp(
+        c,
         &["-l", &format!("127.0.0.1:{c}"), "--fdname=http"],
         &config,
         &["--insecure-no-token", "--fdname", "agent"],
     );
+    assert_exits_2_saying(
+        &mut child,
+        "no socket named `agent` was passed (--fdname); the names passed (LISTEN_FDNAMES) are: http",
+    );
+}
+
+/// [`socket_activated`] listening on TCP `port` (among others): returns
+/// once it listens there.
+fn activated_on_tcp(
+    port: u16,
+    activate: &[&str],
+    config: &Path,
+    extra: &[&str],
+) -> std::process::Child {
+    let child = socket_activated(activate, config, extra);
     wait_until(
-        || std::net::TcpStream::connect(("127.0.0.1", c)).is_ok(),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
         "systemd-socket-activate to listen",
     );
-    let (code, stderr) = finish(&mut child);
+    child
+}
+
+/// Asserts that `child` exits 2 with `says` in its stderr.
+#[track_caller]
+fn assert_exits_2_saying(child: &mut std::process::Child, says: &str) {
+    let (code, stderr) = finish(child);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("no socket named `agent` was passed (--fdname); the names passed (LISTEN_FDNAMES) are: http"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(says), "{stderr}");
 }
 
 #[test]
@@ -1121,9 +1007,5 @@ fn ensure_wait_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
             .code(69)
             .stderr_has("web: the agent could not be reached for 300ms");
     }
-    ensure_cli(&addr, "web")
-        .args(["--wait", "soon"])
-        .run()
-        .code(2)
-        .stderr_has("invalid duration \"soon\"");
+    ensure_wait(&addr, "web", "soon").usage_error("invalid duration \"soon\"");
 }

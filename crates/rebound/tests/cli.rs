@@ -2,7 +2,9 @@
 
 mod support;
 
-use support::{Agent, Cli, Outcome, QUICK_CONFIG, agent_cli, ensure_cli, write_file};
+use support::{
+    Agent, Cli, Outcome, QUICK_CONFIG, agent_cli, ensure_wait, init_cli, quick_spec, write_file,
+};
 
 #[test]
 fn help_lists_every_command_and_the_exit_codes() {
@@ -17,20 +19,14 @@ fn help_lists_every_command_and_the_exit_codes() {
 
 #[test]
 fn unknown_command_is_a_usage_error() {
-    Cli::new()
-        .args(["frobnicate"])
-        .run()
-        .code(2)
-        .stderr_has("frobnicate");
+    Cli::new().args(["frobnicate"]).usage_error("frobnicate");
 }
 
 #[test]
 fn an_invalid_log_filter_is_a_usage_error_naming_the_flag() {
     Cli::new()
         .args(["--log", "foo=notalevel", "schema"])
-        .run()
-        .code(2)
-        .stderr_has("--log");
+        .usage_error("--log");
 }
 
 #[test]
@@ -61,25 +57,13 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
 /// Every command that writes its answer to stdout, ready to run: a spec
 /// check, the schema, a wait for a file that exists.
 fn stdout_commands(dir: &std::path::Path) -> Vec<(&'static str, Cli)> {
-    let spec = write_file(
-        dir,
-        "spec.yaml",
-        "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: { command: [\"true\"] }\n",
-    );
+    let spec = quick_spec(dir);
     let url = format!("file://{}", spec.display());
     vec![
-        (
-            "init --check",
-            Cli::new().args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()]),
-        ),
+        ("init --check", init_cli(&["--check"], &spec)),
         (
             "init --check --json",
-            Cli::new().args([
-                "init".as_ref(),
-                "--check".as_ref(),
-                "--json".as_ref(),
-                spec.as_os_str(),
-            ]),
+            init_cli(&["--check", "--json"], &spec),
         ),
         ("schema", Cli::new().args(["schema"])),
         ("wait", Cli::new().args(["wait", &url])),
@@ -91,28 +75,16 @@ fn stdout_commands(dir: &std::path::Path) -> Vec<(&'static str, Cli)> {
 /// pipe: exit 3 with the reason, no panic.
 #[track_caller]
 fn assert_cannot_write(what: &str, out: Outcome) {
-    let stderr = out.stderr();
-    assert_eq!(
-        out.output.status.code(),
-        Some(3),
-        "{what}: exit code\n--- stderr\n{stderr}"
-    );
-    assert!(
-        stderr.contains("rebound: error: cannot write to standard output: No space left on device"),
-        "{what}: stderr lacks the reason\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{what} panicked:\n{stderr}");
+    out.context(what)
+        .code(3)
+        .stderr_has("rebound: error: cannot write to standard output: No space left on device")
+        .stderr_lacks("panicked");
 }
 
 /// A command whose reader went away: exit 0, nothing said.
 #[track_caller]
 fn assert_quiet_success(what: &str, out: Outcome) {
-    let stderr = out.stderr();
-    assert_eq!(
-        out.output.status.code(),
-        Some(0),
-        "{what}: exit code\n--- stderr\n{stderr}"
-    );
+    let stderr = out.context(what).code(0).stderr();
     assert_eq!(stderr, "", "{what}: stderr is not empty");
 }
 
@@ -128,8 +100,7 @@ fn stdout_on_a_full_device_is_exit_3_with_a_message() {
 fn with_stderr_full_too_the_exit_code_still_says_so() {
     let dir = tempfile::tempdir().unwrap();
     for (what, cli) in stdout_commands(dir.path()) {
-        let out = cli.run_output_full();
-        assert_eq!(out.output.status.code(), Some(3), "{what}");
+        cli.run_output_full().context(what).code(3);
     }
 }
 
@@ -139,9 +110,7 @@ fn a_reader_that_went_away_ends_the_command_quietly() {
     for (what, cli) in stdout_commands(dir.path()) {
         // Plain `wait` says on stderr what it waits for; the rest is quiet.
         if what == "wait" {
-            let out = cli.run_stdout_closed();
-            assert_eq!(out.output.status.code(), Some(0), "{}", out.stderr());
-            assert!(!out.stderr().contains("error"), "{}", out.stderr());
+            cli.run_stdout_closed().code(0).stderr_lacks("error");
             continue;
         }
         assert_quiet_success(what, cli.run_stdout_closed());
@@ -154,7 +123,7 @@ fn a_reader_that_went_away_ends_the_command_quietly() {
 fn ensure_with_stdout_full_or_closed_does_not_panic() {
     let agent = Agent::start(QUICK_CONFIG);
     let ensure = |json: bool| {
-        let cli = ensure_cli(&agent.addr(), "quick").args(["--wait", "5m"]);
+        let cli = ensure_wait(&agent.addr(), "quick", "5m");
         if json { cli.args(["--json"]) } else { cli }
     };
     assert_cannot_write("ensure", ensure(false).run_stdout_full());
@@ -171,24 +140,16 @@ fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environmen
     let file = write_file(dir.path(), "token", token);
     // Refused before any connection: no agent needs to listen there.
     let agent = format!("unix:{}", dir.path().join("none.sock").display());
-    let ensure = || ensure_cli(&agent, "quick").args(["--wait", "1s"]);
+    let ensure = || ensure_wait(&agent, "quick", "1s");
     let from_file = ensure()
         .args(["--token-file".as_ref(), file.as_os_str()])
-        .run()
-        .code(2)
-        .stderr_has("characters an HTTP header cannot carry");
+        .usage_error("characters an HTTP header cannot carry");
     let from_env = ensure()
         .env("REBOUND_AGENT_TOKEN", token)
-        .run()
-        .code(2)
-        .stderr_has("characters an HTTP header cannot carry")
+        .usage_error("characters an HTTP header cannot carry")
         .stderr_has("REBOUND_AGENT_TOKEN");
     for out in [from_file, from_env] {
-        assert!(
-            !out.stderr().contains("half"),
-            "the token was printed:\n{}",
-            out.stderr()
-        );
+        out.context("the token was printed").stderr_lacks("half");
     }
     // The agent reads its token from a file only: the same answer there.
     let config = write_file(
@@ -199,7 +160,5 @@ fn a_token_with_a_newline_inside_is_refused_alike_from_a_file_and_the_environmen
     agent_cli(&config, "tcp:127.0.0.1:0")
         .args(["--token-file"])
         .args([&file])
-        .run()
-        .code(2)
-        .stderr_has("characters an HTTP header cannot carry");
+        .usage_error("characters an HTTP header cannot carry");
 }

@@ -12,16 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Cli, alive, wait_until, write_file};
-
-/// A spec whose one step succeeds at once.
-fn quick_spec(dir: &Path) -> PathBuf {
-    write_file(
-        dir,
-        "spec.yaml",
-        "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: { command: 'true' }\n",
-    )
-}
+use support::{
+    Cli, Outcome, alive, children_of, exit_code, init_cli, one_step_spec, quick_spec, read_pid,
+    require_unshare, send_signal, wait_until, wait_until_within, write_file,
+};
 
 /// Every signal the workload gets, by its name for kill(1) and the shell's
 /// trap (the number where dash knows no name), and whether it is a
@@ -89,7 +83,7 @@ impl Entry {
     fn start_with(dir: &Path, flags: &[&str], script: &str, log: &Path, pid1: bool) -> Entry {
         let spec = quick_spec(dir);
         let mut cmd = if pid1 {
-            unshare_available();
+            require_unshare();
             let mut cmd = Command::new("unshare");
             cmd.args(["--fork", "--pid", "--mount-proc"])
                 .arg(env!("CARGO_BIN_EXE_rebound"));
@@ -124,19 +118,12 @@ impl Entry {
     }
 
     fn send(&self, name: &str) {
-        support::send_signal(self.rebound, name);
+        send_signal(self.rebound, name);
     }
 
     /// Waits for rebound to exit and returns its code.
     fn code(mut self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().expect("rebound was killed by a signal");
-            }
-            assert!(Instant::now() < deadline, "rebound did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        exit_code(&mut self.child)
     }
 }
 
@@ -145,34 +132,6 @@ impl Drop for Entry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-#[track_caller]
-fn unshare_available() {
-    let probe = Command::new("unshare")
-        .args(["--fork", "--pid", "--mount-proc", "true"])
-        .status();
-    assert!(
-        probe.as_ref().is_ok_and(|s| s.success()),
-        "this test needs `unshare --fork --pid --mount-proc` (util-linux, run as root or \
-         with user namespaces) to make rebound PID 1: {probe:?}"
-    );
-}
-
-/// The children of process `pid`, from /proc.
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 /// The state letter of process `pid` (`R`, `S`, `T` stopped, ...).
@@ -343,36 +302,27 @@ fn a_signal_that_would_end_rebound_during_the_init_cancels_it_cleanly() {
         let dir = tempfile::tempdir().unwrap();
         let pids = dir.path().join("pids");
         let ready = dir.path().join("ready");
-        let spec = write_file(
+        let spec = one_step_spec(
             dir.path(),
-            "spec.yaml",
             &format!(
-                "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: {{ command: \"sleep 1000 & echo $! > '{}'; touch '{}'; wait\" }}\n",
+                "{{ command: \"sleep 1000 & echo $! > '{}'; touch '{}'; wait\" }}",
                 pids.display(),
                 ready.display()
             ),
+            "",
         );
         let marker = dir.path().join("workload-ran");
-        let mut child = Cli::new()
-            .args(["init".as_ref(), spec.as_os_str(), "--".as_ref()])
-            .args(["touch".as_ref(), marker.as_os_str()])
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = init_cli(&[], &spec)
+            .workload(["touch".as_ref(), marker.as_os_str()])
+            .spawn_quiet();
         wait_until(|| ready.exists(), "the step to run");
-        support::send_signal(child.id(), "WINCH");
-        support::send_signal(child.id(), name);
+        send_signal(child.id(), "WINCH");
+        send_signal(child.id(), name);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(128 + number), "{name}");
         assert!(!marker.exists(), "the workload ran after a cancelled init");
-        let sleeper: u32 = std::fs::read_to_string(&pids)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        support::wait_until_within(
+        let sleeper = read_pid(&pids);
+        wait_until_within(
             Duration::from_secs(5),
             || !alive(sleeper),
             &format!("the step's child {sleeper} to end after {name}"),
@@ -395,14 +345,14 @@ fn masks(parent_ignores: &str) -> (u64, u64, u64) {
     // Spawned with fork and exec (std does so when a group is set): glibc's
     // posix_spawn would leave its internal signals 32 and 33 ignored in the
     // shell.
-    let out = Command::new("sh")
-        .gid(std::fs::metadata("/proc/self").unwrap().gid())
-        .args(["-c", &inner])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let text = Outcome::command(
+        Command::new("sh")
+            .gid(std::fs::metadata("/proc/self").unwrap().gid())
+            .args(["-c", &inner]),
+        "sh",
+    )
+    .code(0)
+    .stdout();
     let mask = |key: &str| {
         let line = text
             .lines()
@@ -429,6 +379,22 @@ fn signals_the_parent_ignored_stay_ignored_and_nothing_else_is() {
     assert_eq!((ignored, blocked), (parent, 0));
 }
 
+/// Starts `sh -c PARENT` with its output discarded, where `"$@"` is
+/// `rebound init FLAGS... SPEC -- sh -c SCRIPT`: a shell that sets up how
+/// rebound starts (a signal it ignores, a parent that stays) and runs it.
+fn under_shell(parent: &str, flags: &[&str], spec: &Path, script: &str) -> Child {
+    Command::new("sh")
+        .args(["-c", parent, "sh", env!("CARGO_BIN_EXE_rebound"), "init"])
+        .args(flags)
+        .arg(spec)
+        .args(["--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_signal_the_parent_ignored_is_ignored_by_rebound_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -436,29 +402,15 @@ fn a_signal_the_parent_ignored_is_ignored_by_rebound_too() {
     let log = dir.path().join("log");
     let script = recorder(&log);
     // sh ignores HUP, then becomes rebound.
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            "trap '' HUP; exec \"$@\"",
-            "sh",
-            env!("CARGO_BIN_EXE_rebound"),
-            "init",
-        ])
-        .arg(&spec)
-        .args(["--", "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = under_shell("trap '' HUP; exec \"$@\"", &[], &spec, &script);
     wait_until(|| count(&log, "ready") == 1, "the workload to be ready");
-    support::send_signal(child.id(), "HUP");
-    support::send_signal(child.id(), "USR1");
+    send_signal(child.id(), "HUP");
+    send_signal(child.id(), "USR1");
     wait_until(|| count(&log, "USR1") == 1, "USR1 forwarded");
     // The HUP, sent first, was ignored: not forwarded, rebound alive.
     assert_eq!(count(&log, "HUP"), 0);
     assert!(alive(child.id()));
-    support::send_signal(child.id(), "TERM");
+    send_signal(child.id(), "TERM");
     assert_eq!(child.wait().unwrap().code(), Some(3));
 }
 
@@ -495,9 +447,9 @@ fn one_ctrl_c_on_a_terminal_is_one_sigint() {
     // Then a SIGUSR1 through rebound: the forwarding works, and a second
     // SIGINT forwarded by rebound would have come before it.
     let rebound = children_of(term.id())[0];
-    support::send_signal(rebound, "USR1");
+    send_signal(rebound, "USR1");
     wait_until(|| count(&log, "USR1") == 1, "the workload to get SIGUSR1");
-    support::send_signal(rebound, "TERM");
+    send_signal(rebound, "TERM");
     let status = term.wait().unwrap();
     assert_eq!(status.code(), Some(3));
     let text = std::fs::read_to_string(&log).unwrap();
@@ -594,14 +546,6 @@ fn leaves_a_child(dir: &Path, log: &Path) -> String {
     )
 }
 
-fn read_pid(path: &Path) -> u32 {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn leftovers_get_term_then_kill(pid1: bool) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
@@ -659,19 +603,14 @@ fn no_kill_leftovers_leaves_them_running() {
     assert_eq!(entry.code(), 0);
     let pid = read_pid(&dir.path().join("log.pid"));
     let still = alive(pid);
-    support::send_signal(pid, "KILL");
+    send_signal(pid, "KILL");
     assert!(still, "the leftover was killed");
     assert_eq!(count(&log, "leftover-TERM"), 0);
 }
 
 /// `rebound init FLAGS SPEC -- sh -c SCRIPT`, run to its end.
-fn init_sh(spec: &Path, flags: &[&str], script: &str) -> support::Outcome {
-    Cli::new()
-        .args(["init"])
-        .args(flags)
-        .args([spec.as_os_str()])
-        .args(["--", "sh", "-c", script])
-        .run()
+fn init_sh(spec: &Path, flags: &[&str], script: &str) -> Outcome {
+    init_cli(flags, spec).workload(["sh", "-c", script]).run()
 }
 
 #[test]
@@ -727,23 +666,12 @@ fn parent_death_signal_reaches_the_workload() {
     let log = dir.path().join("log");
     // A parent shell runs rebound in the background and waits; it is then
     // killed.
-    let mut parent = Command::new("sh")
-        .args([
-            "-c",
-            "\"$@\" & wait",
-            "sh",
-            env!("CARGO_BIN_EXE_rebound"),
-            "init",
-            "--parent-death-signal",
-            "TERM",
-        ])
-        .arg(&spec)
-        .args(["--", "sh", "-c", &recorder(&log)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut parent = under_shell(
+        "\"$@\" & wait",
+        &["--parent-death-signal", "TERM"],
+        &spec,
+        &recorder(&log),
+    );
     wait_until(|| count(&log, "ready") == 1, "the workload to be ready");
     let rebound = children_of(parent.id())[0];
     parent.kill().unwrap();
@@ -759,20 +687,11 @@ fn quiet_prints_nothing_on_success_and_errors_otherwise() {
     let out = init_sh(&spec, &["--quiet"], "echo workload-ran").code(0);
     assert_eq!(out.stdout(), "workload-ran\n");
     assert_eq!(out.stderr(), "");
-    let out = Cli::new()
-        .env("REBOUND_QUIET", "1")
-        .args(["init".as_ref(), spec.as_os_str()])
-        .run()
-        .code(0);
+    let out = init_cli(&[], &spec).env("REBOUND_QUIET", "1").run().code(0);
     assert_eq!((out.stdout().as_str(), out.stderr().as_str()), ("", ""));
-    let failing = write_file(
-        dir.path(),
-        "fail.yaml",
-        "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: { command: 'echo oops; exit 9' }\n",
-    );
-    let out = Cli::new()
+    let failing = one_step_spec(dir.path(), "{ command: 'echo oops; exit 9' }", "");
+    let out = init_cli(&[], &failing)
         .env("REBOUND_QUIET", "true")
-        .args(["init".as_ref(), failing.as_os_str()])
         .run()
         .code(3)
         .stderr_has("rebound: [only] FAILED")
@@ -787,25 +706,18 @@ fn static_entrypoint_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target_dir = root.join("target/static-entrypoint");
     let target = "x86_64-unknown-linux-musl";
-    let out = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args([
-            "build",
-            "--profile",
-            "entrypoint",
-            "-p",
-            "rebound",
-            "--no-default-features",
-        ])
-        .args(["--target", target])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "building the static entrypoint failed (it needs `rustup target add {target}`):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Outcome::command(
+        Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["build", "--profile", "entrypoint", "-p", "rebound"])
+            .args(["--no-default-features", "--target", target])
+            .env("CARGO_TARGET_DIR", &target_dir),
+        "cargo",
+    )
+    .context(format!(
+        "building the static entrypoint failed (it needs `rustup target add {target}`)"
+    ))
+    .code(0);
     target_dir.join(target).join("entrypoint/rebound")
 }
 
@@ -837,29 +749,19 @@ fn the_static_entrypoint_runs_in_an_empty_root() {
         cmd.arg("chroot")
             .arg(root.path())
             .args(["/rebound", "init", "--quiet", "/init.yaml", "--"])
-            .args(workload)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|err| panic!("this test needs unshare (util-linux): {err}"))
+            .args(workload);
+        Outcome::command(&mut cmd, "unshare (util-linux)").context(format!("pid1={pid1}"))
     };
     for pid1 in [false, true] {
-        let out = run(
+        run(
             pid1,
             &["/rebound", "wait", "--timeout", "5s", "file:///init.yaml"],
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "pid1={pid1}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        )
+        .code(0);
         // The workload's own code comes through (2: its usage error).
-        let out = run(pid1, &["/rebound", "init", "/nonexistent.yaml"]);
-        assert_eq!(out.status.code(), Some(2), "pid1={pid1}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("/nonexistent.yaml"),
-            "pid1={pid1}"
-        );
+        run(pid1, &["/rebound", "init", "/nonexistent.yaml"])
+            .code(2)
+            .stderr_has("/nonexistent.yaml");
     }
     // Nothing but the binary: no dynamic loader named in it.
     let bytes = std::fs::read(&binary).unwrap();
@@ -883,70 +785,50 @@ fn the_static_entrypoint_is_at_most_3_mb_and_keeps_its_regex_and_log_syntax() {
     // Without `regex-perf` the patterns keep their syntax: Unicode classes,
     // Unicode case folding and Perl classes match as in the full build.
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_file(
-        dir.path(),
+    let init = |name: &str, yaml: &str| {
+        let spec = write_file(dir.path(), name, yaml);
+        Outcome::command(
+            Command::new(&binary).args([
+                "init".as_ref(),
+                spec.as_os_str(),
+                "--".as_ref(),
+                "true".as_ref(),
+            ]),
+            "the static entrypoint",
+        )
+    };
+    init(
         "regex.yaml",
         "init:\n  steps:\n    - id: greek\n      uses: init.wait_exec\n      with: { command: ['sh', '-c', 'echo status: αβγ 42'], output_regex: '(?i)\\bΑΒΓ\\s\\d{2}$|\\p{Greek}+ \\d+', timeout: 5s }\n",
-    );
-    let out = Command::new(&binary)
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "true".as_ref(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let spec = write_file(
-        dir.path(),
+    )
+    .code(0);
+    let out = init(
         "nomatch.yaml",
         "init:\n  steps:\n    - id: greek\n      uses: init.wait_exec\n      with: { command: ['sh', '-c', 'echo abc 42'], output_regex: '^\\p{Greek}', timeout: 300ms }\n",
     );
-    let out = Command::new(&binary)
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--".as_ref(),
-            "true".as_ref(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_ne!(out.status.code(), Some(0), "a pattern that does not match");
+    assert_ne!(
+        out.output.status.code(),
+        Some(0),
+        "a pattern that does not match"
+    );
 
     // Without `env-filter`, --log takes LEVEL and TARGET=LEVEL directives
     // and refuses span/field filters as a usage error naming the feature.
     let empty = write_file(dir.path(), "empty.yaml", "init:\n  steps: []\n");
     let run = |log: &str| {
-        Command::new(&binary)
-            .args(["--log", log, "init", "--check"])
-            .arg(&empty)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        Outcome::command(
+            Command::new(&binary)
+                .args(["--log", log, "init", "--check"])
+                .arg(&empty),
+            "the static entrypoint",
+        )
+        .context(format!("--log {log:?}"))
     };
     for ok in ["warn", "debug,rebound_init=trace", "", "warn,,info"] {
-        let out = run(ok);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "--log {ok:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run(ok).code(0);
     }
     for bad in ["rebound[step{id=db}]=debug", "[{x}]", "rebound=loud"] {
-        let out = run(bad);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "--log {bad:?}: {stderr}");
-        assert!(stderr.contains("invalid filter"), "--log {bad:?}: {stderr}");
+        run(bad).code(2).stderr_has("invalid filter");
     }
-    let stderr = String::from_utf8_lossy(&run("rebound[step]=debug").stderr).into_owned();
-    assert!(stderr.contains("`env-filter` feature"), "{stderr}");
+    run("rebound[step]=debug").stderr_has("`env-filter` feature");
 }

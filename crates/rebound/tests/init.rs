@@ -6,31 +6,23 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::{Cli, alive, wait_until_within, write_file};
+use support::{
+    Cli, Outcome, alive, exit_code, free_port, init_cli, on_a_terminal, one_step_spec as one_step,
+    quick_spec, read_pid, require_unshare, wait_until_within, write_file,
+};
 
 fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
     write_file(dir, "spec.yaml", yaml)
 }
 
-fn one_step(dir: &Path, with: &str, extra: &str) -> PathBuf {
-    write_spec(
-        dir,
-        &format!(
-            "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: {with}\n{extra}"
-        ),
-    )
-}
-
 /// `rebound init SPEC -- WORKLOAD...`
 fn init_then(spec: &Path, workload: &[&str]) -> Cli {
-    Cli::new()
-        .args(["init".as_ref(), spec.as_os_str(), "--".as_ref()])
-        .args(workload)
+    init_cli(&[], spec).workload(workload)
 }
 
 fn repo_root() -> PathBuf {
@@ -87,10 +79,7 @@ fn check_rejects_an_invalid_spec_with_exit_2_and_position() {
         dir.path(),
         "init:\n  steps:\n    - id: db\n      uses: init.wait_tcp\n      with: { host: db, port: 70000 }\n",
     );
-    let out = Cli::new()
-        .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
-        .run()
-        .code(2);
+    let out = init_cli(&["--check"], &spec).run().code(2);
     let stderr = out.stderr().replace(&spec.display().to_string(), "SPEC");
     assert_eq!(
         stderr.trim_end(),
@@ -108,9 +97,7 @@ fn invalid_spec_runs_nothing() {
     );
     let spec = write_spec(dir.path(), &yaml);
     init_then(&spec, &["true"])
-        .run()
-        .code(2)
-        .stderr_has("unknown action `init.nope`, expected one of: init.wait_tcp");
+        .usage_error("unknown action `init.nope`, expected one of: init.wait_tcp");
     assert!(!marker.exists(), "a step ran although the spec is invalid");
 }
 
@@ -118,9 +105,7 @@ fn invalid_spec_runs_nothing() {
 fn missing_spec_file_is_exit_2() {
     Cli::new()
         .args(["init", "/nonexistent/rebound.yaml"])
-        .run()
-        .code(2)
-        .stderr_has("/nonexistent/rebound.yaml");
+        .usage_error("/nonexistent/rebound.yaml");
 }
 
 #[test]
@@ -184,8 +169,7 @@ fn plain_output_says_a_long_step_is_still_waiting() {
             dir.path().join("never").display()
         ),
     );
-    Cli::new()
-        .args(["init".as_ref(), spec.as_os_str()])
+    init_cli(&[], &spec)
         .run()
         .code(124)
         .stderr_has("rebound: [slow] still waiting for file ")
@@ -200,8 +184,7 @@ fn step_timeout_is_exit_124() {
         "{ command: 'sleep 30' }",
         "      timeout: 300ms\n",
     );
-    Cli::new()
-        .args(["init".as_ref(), spec.as_os_str()])
+    init_cli(&[], &spec)
         .run()
         .code(124)
         .stderr_has("step `only` timed out after 300ms waiting for command `sleep 30`");
@@ -210,19 +193,14 @@ fn step_timeout_is_exit_124() {
 #[test]
 fn a_wait_step_timeout_says_what_the_wait_last_saw() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let spec = write_spec(
         dir.path(),
         &format!(
             "init:\n  steps:\n    - id: db\n      uses: init.wait_tcp\n      with: {{ host: 127.0.0.1, port: {closed} }}\n      timeout: 300ms\n"
         ),
     );
-    Cli::new()
-        .args(["init".as_ref(), spec.as_os_str()])
+    init_cli(&[], &spec)
         .run()
         .code(124)
         .stderr_has(&format!(
@@ -234,18 +212,11 @@ fn a_wait_step_timeout_says_what_the_wait_last_saw() {
 fn json_prints_one_event_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let spec = one_step(dir.path(), "{ command: ['echo', 'hi'] }", "");
-    let out = Cli::new()
-        .args(["init".as_ref(), "--json".as_ref(), spec.as_os_str()])
-        .run()
-        .code(0);
+    let out = init_cli(&["--json"], &spec).run().code(0);
     let kinds: Vec<String> = out
-        .stdout()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-            v["event"].as_str().unwrap().to_owned()
-        })
+        .stdout_json()
+        .iter()
+        .map(|v| v["event"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         kinds,
@@ -266,26 +237,14 @@ fn deployment_file_needs_service_when_ambiguous() {
         dir.path(),
         "version: v1\ndeployment: d\nservices:\n  a:\n    init: { steps: [] }\n  b:\n    init: { steps: [] }\n",
     );
-    Cli::new()
-        .args(["init".as_ref(), spec.as_os_str()])
-        .run()
-        .code(2)
-        .stderr_has("pick one with --service NAME");
-    Cli::new()
-        .args([
-            "init".as_ref(),
-            spec.as_os_str(),
-            "--service".as_ref(),
-            "b".as_ref(),
-        ])
-        .run()
-        .code(0);
+    init_cli(&[], &spec).usage_error("pick one with --service NAME");
+    init_cli(&[], &spec).args(["--service", "b"]).run().code(0);
 }
 
 #[test]
 fn workload_exit_code_is_passed_through() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = one_step(dir.path(), "{ command: 'true' }", "");
+    let spec = quick_spec(dir.path());
     init_then(&spec, &["sh", "-c", "exit 7"]).run().code(7);
     init_then(&spec, &["sh", "-c", "kill -KILL $$"])
         .run()
@@ -295,7 +254,7 @@ fn workload_exit_code_is_passed_through() {
 #[test]
 fn missing_workload_program_is_127_and_unexecutable_is_126() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = one_step(dir.path(), "{ command: 'true' }", "");
+    let spec = quick_spec(dir.path());
     init_then(&spec, &["/nonexistent/workload"])
         .run()
         .code(127)
@@ -307,7 +266,8 @@ fn missing_workload_program_is_127_and_unexecutable_is_126() {
         .stderr_has("cannot start the workload");
 }
 
-/// A `rebound` running in the background, its stdout piped.
+/// A `rebound` running in the background, its stdout piped (wait for it
+/// with [`exit_code`]).
 struct Running {
     child: Child,
     out: BufReader<std::process::ChildStdout>,
@@ -318,9 +278,9 @@ struct Running {
 /// Starts `rebound` in the background and returns once it printed a stdout
 /// line equal to `ready` (it is killed and the test fails if it ends
 /// first).
-// The child is handed to the caller, which waits for it (`wait_code`).
+// The child is handed to the caller, which waits for it (`exit_code`).
 #[allow(clippy::zombie_processes)]
-fn spawn_until(mut cmd: std::process::Command, ready: &str) -> Running {
+fn spawn_until(mut cmd: Command, ready: &str) -> Running {
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -340,23 +300,22 @@ fn spawn_until(mut cmd: std::process::Command, ready: &str) -> Running {
     }
 }
 
-fn wait_code(child: &mut Child) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status
-                .code()
-                .expect("rebound itself was killed by a signal");
-        }
-        assert!(Instant::now() < deadline, "rebound did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Starts `rebound init` with one quick step and the workload `sh -c
+/// SCRIPT`, and returns once the workload printed `ready`.
+fn start_workload(script: &str) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = quick_spec(dir.path());
+    let cmd = init_then(&spec, &["sh", "-c", script]).command();
+    (dir, spawn_until(cmd, "ready"))
+}
+
+/// Sends `sig` to process `pid`.
+fn signal(pid: u32, sig: Signal) {
+    kill(Pid::from_raw(pid as i32), sig).unwrap();
 }
 
 #[test]
 fn every_supervisor_signal_is_forwarded_to_the_workload() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = one_step(dir.path(), "{ command: 'true' }", "");
     let signals = [
         (Signal::SIGTERM, "TERM"),
         (Signal::SIGINT, "INT"),
@@ -370,26 +329,20 @@ fn every_supervisor_signal_is_forwarded_to_the_workload() {
         let script = format!(
             "trap 'echo got {name}; exit {code}' {name}; echo ready; while :; do sleep 0.05; done"
         );
-        let cmd = init_then(&spec, &["sh", "-c", &script]).command();
-        let Running {
-            mut child, mut out, ..
-        } = spawn_until(cmd, "ready");
-        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
-        assert_eq!(wait_code(&mut child), code, "signal {name}");
+        let (_dir, mut running) = start_workload(&script);
+        signal(running.child.id(), sig);
+        assert_eq!(exit_code(&mut running.child), code, "signal {name}");
         let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        std::io::Read::read_to_string(&mut running.out, &mut rest).unwrap();
         assert!(rest.contains(&format!("got {name}")), "{name}: {rest:?}");
     }
 }
 
 #[test]
 fn workload_killed_by_a_forwarded_sigterm_exits_143() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = one_step(dir.path(), "{ command: 'true' }", "");
-    let cmd = init_then(&spec, &["sh", "-c", "echo ready; exec sleep 30"]).command();
-    let Running { mut child, .. } = spawn_until(cmd, "ready");
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(wait_code(&mut child), 143);
+    let (_dir, mut running) = start_workload("echo ready; exec sleep 30");
+    signal(running.child.id(), Signal::SIGTERM);
+    assert_eq!(exit_code(&mut running.child), 143);
 }
 
 #[test]
@@ -413,14 +366,10 @@ fn stop_signals_during_the_init_cancel_it_and_kill_the_step() {
         let touch = format!("touch '{}'", marker.display());
         let cmd = init_then(&spec, &["sh", "-c", &touch]).command();
         let Running { mut child, .. } = spawn_until(cmd, "[only] ready");
-        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
-        assert_eq!(wait_code(&mut child), code, "{sig:?}");
+        signal(child.id(), sig);
+        assert_eq!(exit_code(&mut child), code, "{sig:?}");
         assert!(!marker.exists(), "the workload ran after a cancelled init");
-        let sleeper: i32 = std::fs::read_to_string(&pids)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let sleeper = read_pid(&pids);
         // The kill runs as rebound exits; allow a bounded moment for it.
         wait_until_within(
             Duration::from_secs(5),
@@ -453,22 +402,20 @@ fn zombies_of(parent: u32) -> Vec<u32> {
 
 #[test]
 fn orphans_of_the_workload_are_adopted_and_reaped() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = one_step(dir.path(), "{ command: 'true' }", "");
     // The subshell exits at once, orphaning the inner `sh`, which must be
     // re-parented to rebound (a child subreaper), report its new parent,
     // exit, and be reaped.
     let script = "(sh -c 'sleep 0.2; read -r a b c ppid rest < /proc/$$/stat; echo orphan-parent=$ppid' &); \
         sleep 0.7; echo ready; sleep 30";
-    let cmd = init_then(&spec, &["sh", "-c", script]).command();
+    let (_dir, running) = start_workload(script);
     let Running {
         mut child,
         before: seen,
         ..
-    } = spawn_until(cmd, "ready");
+    } = running;
     let zombies = zombies_of(child.id());
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(wait_code(&mut child), 143);
+    signal(child.id(), Signal::SIGTERM);
+    assert_eq!(exit_code(&mut child), 143);
     assert!(
         seen.contains(&format!("orphan-parent={}", child.id())),
         "the orphan was not adopted by rebound: {seen:?}"
@@ -480,16 +427,7 @@ fn orphans_of_the_workload_are_adopted_and_reaped() {
 fn as_pid_1_in_a_container_shape() {
     // A PID namespace makes rebound PID 1, as in a container whose
     // ENTRYPOINT is `rebound init SPEC --`.
-    // Not skipped when unavailable: PID 1 reaping is part of the contract
-    // and must be checked; the failure says what is missing.
-    let probe = std::process::Command::new("unshare")
-        .args(["--fork", "--pid", "--mount-proc", "true"])
-        .status();
-    assert!(
-        probe.as_ref().is_ok_and(|s| s.success()),
-        "this test needs `unshare --fork --pid --mount-proc` (util-linux, run as root or \
-         with user namespaces) to make rebound PID 1: {probe:?}"
-    );
+    require_unshare();
     let dir = tempfile::tempdir().unwrap();
     let spec = one_step(dir.path(), "{ command: 'echo init pid $PPID' }", "");
     // The workload leaves an orphan that exits, checks that it was reaped
@@ -497,28 +435,21 @@ fn as_pid_1_in_a_container_shape() {
     let script = "(sleep 0.1 &); sleep 0.5; \
         z=$(grep -l '^[0-9]* ([^)]*) Z 1 ' /proc/[0-9]*/stat 2>/dev/null | wc -l); \
         echo zombies=$z; exit 5";
-    let out = std::process::Command::new("unshare")
-        .args([
-            "--fork",
-            "--pid",
-            "--mount-proc",
-            env!("CARGO_BIN_EXE_rebound"),
-            "init",
-        ])
-        .arg(&spec)
-        .args(["--", "sh", "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("[only] init pid 1"), "{stdout}");
-    assert!(stdout.contains("zombies=0"), "{stdout}");
+    Outcome::command(
+        Command::new("unshare")
+            .args([
+                "--fork",
+                "--pid",
+                "--mount-proc",
+                env!("CARGO_BIN_EXE_rebound"),
+            ])
+            .args(["init".as_ref(), spec.as_os_str()])
+            .args(["--", "sh", "-c", script]),
+        "unshare (util-linux)",
+    )
+    .code(5)
+    .stdout_has("[only] init pid 1")
+    .stdout_has("zombies=0");
 }
 
 #[test]
@@ -547,30 +478,19 @@ fn live_progress_on_a_terminal() {
         env!("CARGO_BIN_EXE_rebound"),
         spec.display()
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|err| {
-            panic!("this test needs `script` (util-linux) for a pseudo-terminal: {err}")
-        });
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("[only] from-step"), "{text}");
-    assert!(text.contains("init done"), "{text}");
-    assert!(text.contains("workload-ran"), "{text}");
-    // Plain mode would print this line; the live display does not.
-    assert!(!text.contains("rebound: [only] command"), "{text}");
+    on_a_terminal(&inner)
+        .code(0)
+        .stdout_has("[only] from-step")
+        .stdout_has("init done")
+        .stdout_has("workload-ran")
+        // Plain mode would print this line; the live display does not.
+        .stdout_lacks("rebound: [only] command");
 }
 
 #[test]
 fn a_password_in_the_s3_endpoint_is_never_shown() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let dest = dir.path().join("out");
     let spec = write_spec(
         dir.path(),
@@ -592,17 +512,13 @@ fn a_password_in_the_s3_endpoint_is_never_shown() {
             .run()
             .code(3)
             .stderr_lacks("3ndp0int-pw")
-            .stderr_lacks("s3cr3t-access-key");
+            .stderr_lacks("s3cr3t-access-key")
+            .stdout_lacks("3ndp0int-pw")
+            .stdout_lacks("s3cr3t-access-key");
         assert!(
-            !out.stdout().contains("3ndp0int-pw") && !out.stdout().contains("s3cr3t-access-key"),
-            "{}",
-            out.stdout()
-        );
-        assert!(
-            format!("{}{}", out.stdout(), out.stderr()).contains("minio:***@127.0.0.1"),
-            "the failure quotes the endpoint, redacted\n{}\n{}",
-            out.stdout(),
-            out.stderr()
+            out.all().contains("minio:***@127.0.0.1"),
+            "the failure quotes the endpoint, redacted\n{}",
+            out.all()
         );
     }
 }
@@ -615,11 +531,8 @@ fn a_number_beyond_64_bits_is_out_of_range_with_its_position() {
         "{ command: 'true' }",
         "      retry: 99999999999999999999\n",
     );
-    Cli::new()
-        .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
-        .run()
-        .code(2)
-        .stderr_has(
+    init_cli(&["--check"], &spec)
+        .usage_error(
             "spec.yaml:6:14: init.steps[0].retry: integer `99999999999999999999` is out of range",
         )
         .stderr_lacks("any YAML value");
@@ -633,19 +546,16 @@ fn json_ends_with_an_interrupted_event_when_a_signal_cancels_the_init() {
         "{ command: \"echo ready; exec sleep 1000\" }",
         "",
     );
-    let cmd = Cli::new()
-        .args(["init".as_ref(), "--json".as_ref(), spec.as_os_str()])
-        .command();
     let Running {
         mut child, mut out, ..
     } = spawn_until(
-        cmd,
+        init_cli(&["--json"], &spec).command(),
         r#"{"event":"output","step":"only","stream":"stdout","line":"ready"}"#,
     );
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    signal(child.id(), Signal::SIGTERM);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    assert_eq!(wait_code(&mut child), 143);
+    assert_eq!(exit_code(&mut child), 143);
     let last: serde_json::Value =
         serde_json::from_str(rest.lines().last().expect("an event after the signal")).unwrap();
     assert_eq!(last["event"], "interrupted", "{rest}");
@@ -656,7 +566,7 @@ fn json_ends_with_an_interrupted_event_when_a_signal_cancels_the_init() {
 /// `rebound init --grace G`: a workload that exits at once leaving a child
 /// that ignores SIGTERM; rebound SIGKILLs it after G. Returns how long
 /// rebound took and the child's pid.
-fn grace_run(dir: &Path, grace: &str) -> (Duration, i32) {
+fn grace_run(dir: &Path, grace: &str) -> (Duration, u32) {
     let spec = write_spec(dir, "init:\n  steps: []\n");
     let pid_file = dir.join(format!("leftover-{grace}.pid"));
     // The child ignores SIGTERM before it writes its pid; the workload
@@ -666,19 +576,11 @@ fn grace_run(dir: &Path, grace: &str) -> (Duration, i32) {
         pid_file.display()
     );
     let started = Instant::now();
-    Cli::new()
-        .args(["init", "--grace", grace])
-        .args([spec.as_os_str()])
-        .args(["--", "sh", "-c", &script])
+    init_cli(&["--grace", grace], &spec)
+        .workload(["sh", "-c", &script])
         .run()
         .code(0);
-    let elapsed = started.elapsed();
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    (elapsed, pid)
+    (started.elapsed(), read_pid(&pid_file))
 }
 
 #[test]
@@ -695,13 +597,9 @@ fn grace_takes_the_one_duration_grammar_a_bare_number_is_seconds() {
         assert!(!alive(pid), "--grace {grace}: the leftover {pid} survived");
     }
     let spec = write_spec(dir.path(), "init:\n  steps: []\n");
-    Cli::new()
-        .args(["init", "--grace=-1"])
-        .args([spec.as_os_str()])
-        .args(["--", "true"])
-        .run()
-        .code(2)
-        .stderr_has("negative duration \"-1\"");
+    init_cli(&["--grace=-1"], &spec)
+        .workload(["true"])
+        .usage_error("negative duration \"-1\"");
 }
 
 #[test]
@@ -718,8 +616,7 @@ fn a_retry_policy_step_runs_from_the_cli_and_says_its_bounds() {
         &format!("{{ command: \"{command}\" }}"),
         "      retry: { attempts: forever, backoff: constant, initial: 10ms, jitter: none, deadline: 1m }\n",
     );
-    let out = init_then(&spec, &["true"]).run().code(0);
-    let text = format!("{}{}", out.stdout(), out.stderr());
+    let text = init_then(&spec, &["true"]).run().code(0).all();
     assert!(text.contains("(no attempt limit)"), "{text}");
     assert!(text.contains("retrying in 10ms"), "{text}");
     assert_eq!(std::fs::read_to_string(&count).unwrap().trim(), "3");
@@ -729,11 +626,8 @@ fn a_retry_policy_step_runs_from_the_cli_and_says_its_bounds() {
         "{ command: 'true' }",
         "      retry: { attempts: 3, jitter: half }\n",
     );
-    Cli::new()
-        .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
-        .run()
-        .code(2)
-        .stderr_has("spec.yaml:6:37: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)");
+    init_cli(&["--check"], &spec)
+        .usage_error("spec.yaml:6:37: init.steps[0].retry.jitter: unknown jitter \"half\" (expected none, full, equal or decorrelated)");
 }
 
 // Issue 12: the command of an `init.run` step is shown in progress lines,
@@ -752,7 +646,7 @@ fn a_password_in_a_run_command_is_never_printed() {
             cli = cli.args(["--json"]);
         }
         let out = cli.args([spec.as_os_str()]).run();
-        let all = format!("{}{}", out.stdout(), out.stderr());
+        let all = out.all();
         assert!(!all.contains("secret"), "{all}");
         assert!(
             all.contains("true postgres://app:***@127.0.0.1:1/app; exit 4"),

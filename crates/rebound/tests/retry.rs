@@ -3,12 +3,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use support::{Cli, alive, send_signal, wait_for_file, wait_until_within};
+use support::{
+    Cli, Outcome, alive, first_json, last_json, on_a_terminal, read_pid, send_signal,
+    spawn_logging, stderr_until, wait_for_file, wait_until_within,
+};
 
 /// A temp dir holding the counter file a script bumps on each run.
 struct Scratch {
@@ -38,19 +41,38 @@ impl Scratch {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     }
+
+    /// [`retry`] of `script` preceded by [`Scratch::count`].
+    fn retry(&self, args: &[&str], script: &str) -> Cli {
+        retry(args, &format!("{} {script}", self.count()))
+    }
+
+    /// Asserts that `cli` exits 2 naming `flag`, and that the command did
+    /// not run; `flags` names the case.
+    #[track_caller]
+    fn refused(&self, cli: Cli, flags: &[&str], flag: &str) -> Outcome {
+        let out = cli
+            .run()
+            .context(format!("{flags:?}"))
+            .code(2)
+            .stderr_has(flag);
+        assert_eq!(self.runs(), 0, "{flags:?} ran the command");
+        out
+    }
 }
 
 fn retry(args: &[&str], script: &str) -> Cli {
     Cli::new()
         .args(["retry"])
         .args(args)
-        .args(["--", "sh", "-c", script])
+        .workload(["sh", "-c", script])
 }
 
 #[test]
 fn success_at_once_passes_output_through_and_prints_nothing_else() {
     let s = Scratch::new();
-    let out = retry(&[], &format!("{} echo hello; echo warn >&2", s.count()))
+    let out = s
+        .retry(&[], "echo hello; echo warn >&2")
         .run()
         .code(0)
         .stdout_has("hello")
@@ -63,8 +85,11 @@ fn success_at_once_passes_output_through_and_prints_nothing_else() {
 #[test]
 fn retries_until_the_command_succeeds() {
     let s = Scratch::new();
-    let script = format!("{} echo run $n; [ $n -ge 3 ]", s.count());
-    let out = retry(&["--attempts", "5", "--delay", "1ms"], &script)
+    let out = s
+        .retry(
+            &["--attempts", "5", "--delay", "1ms"],
+            "echo run $n; [ $n -ge 3 ]",
+        )
         .run()
         .code(0)
         .stderr_has("rebound: attempt 1/5 failed (exit code 1); retrying in ")
@@ -77,13 +102,10 @@ fn retries_until_the_command_succeeds() {
 #[test]
 fn ends_with_the_last_exit_code_when_attempts_run_out() {
     let s = Scratch::new();
-    retry(
-        &["--attempts", "2", "--delay", "1ms"],
-        &format!("{} exit 7", s.count()),
-    )
-    .run()
-    .code(7)
-    .stderr_has("attempt 2/2 failed (exit code 7); no attempts left");
+    s.retry(&["--attempts", "2", "--delay", "1ms"], "exit 7")
+        .run()
+        .code(7)
+        .stderr_has("attempt 2/2 failed (exit code 7); no attempts left");
     assert_eq!(s.runs(), 2);
 }
 
@@ -91,56 +113,43 @@ fn ends_with_the_last_exit_code_when_attempts_run_out() {
 fn preset_sets_the_attempt_count_and_flags_override_it() {
     let s = Scratch::new();
     // network = 4 attempts; tiny delays so the test stays fast.
-    retry(
-        &[
-            "--preset",
-            "network",
-            "--delay",
-            "1ms",
-            "--max-delay",
-            "2ms",
-        ],
-        &format!("{} exit 1", s.count()),
-    )
-    .run()
-    .code(1)
-    .stderr_has("attempt 4/4 failed");
+    let flags = [
+        "--preset",
+        "network",
+        "--delay",
+        "1ms",
+        "--max-delay",
+        "2ms",
+    ];
+    s.retry(&flags, "exit 1")
+        .run()
+        .code(1)
+        .stderr_has("attempt 4/4 failed");
     assert_eq!(s.runs(), 4);
 }
 
 #[test]
 fn retry_on_exit_retries_only_the_listed_codes() {
+    let flags = ["--retry-on-exit", "75,111", "--delay", "1ms"];
     let s = Scratch::new();
-    retry(
-        &["--retry-on-exit", "75,111", "--delay", "1ms"],
-        &format!("{} exit 3", s.count()),
-    )
-    .run()
-    .code(3)
-    .stderr_has("exit code 3 is not in --retry-on-exit 75,111");
+    s.retry(&flags, "exit 3")
+        .run()
+        .code(3)
+        .stderr_has("exit code 3 is not in --retry-on-exit 75,111");
     assert_eq!(s.runs(), 1);
 
     let s = Scratch::new();
-    let script = format!("{} [ $n -ge 2 ] || exit 75", s.count());
-    retry(&["--retry-on-exit", "75,111", "--delay", "1ms"], &script)
-        .run()
-        .code(0);
+    s.retry(&flags, "[ $n -ge 2 ] || exit 75").run().code(0);
     assert_eq!(s.runs(), 2);
 }
 
 #[test]
 fn json_writes_one_object_per_attempt_to_stderr() {
     let s = Scratch::new();
-    let script = format!("{} echo out; [ $n -ge 3 ]", s.count());
-    let out = retry(&["--json", "--attempts", "4", "--delay", "1ms"], &script)
-        .run()
-        .code(0);
+    let flags = ["--json", "--attempts", "4", "--delay", "1ms"];
+    let out = s.retry(&flags, "echo out; [ $n -ge 3 ]").run().code(0);
     assert_eq!(out.stdout(), "out\nout\nout\n");
-    let records: Vec<serde_json::Value> = out
-        .stderr()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect();
+    let records = out.stderr_json();
     assert_eq!(records.len(), 3, "{records:?}");
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r["attempt"], i + 1);
@@ -158,8 +167,7 @@ fn json_reports_the_final_failure() {
     let out = retry(&["--json", "--attempts", "1"], "exit 4")
         .run()
         .code(4);
-    let last: serde_json::Value =
-        serde_json::from_str(out.stderr().lines().last().unwrap()).unwrap();
+    let last = last_json(&out.stderr());
     assert_eq!(last["outcome"], "exhausted");
     assert_eq!(last["exit_code"], 4);
 }
@@ -184,34 +192,21 @@ fn bad_flags_and_invalid_policies_exit_2_name_the_flag_and_run_nothing() {
     ];
     for (flags, flag) in cases {
         let s = Scratch::new();
-        let out = retry(flags, &s.count()).run();
-        assert_eq!(
-            out.output.status.code(),
-            Some(2),
-            "{flags:?}: {}",
-            out.stderr()
-        );
-        assert!(out.stderr().contains(flag), "{flags:?}: {}", out.stderr());
-        assert_eq!(s.runs(), 0, "{flags:?} ran the command");
+        s.refused(s.retry(flags, ""), flags, flag);
     }
 }
 
 #[test]
 fn a_missing_command_is_a_usage_error() {
-    Cli::new().args(["retry"]).run().code(2).stderr_has("<CMD>");
+    Cli::new().args(["retry"]).usage_error("<CMD>");
     Cli::new().args(["retry", "--attempts", "2"]).run().code(2);
 }
 
 #[test]
 fn an_unknown_program_exits_127_without_retrying() {
     Cli::new()
-        .args([
-            "retry",
-            "--delay",
-            "1ms",
-            "--",
-            "/nonexistent/rebound-retry-test",
-        ])
+        .args(["retry", "--delay", "1ms"])
+        .workload(["/nonexistent/rebound-retry-test"])
         .run()
         .code(127)
         .stderr_has("cannot run `/nonexistent/rebound-retry-test`")
@@ -237,11 +232,7 @@ fn json_says_which_signal_killed_the_child() {
     )
     .run()
     .code(128 + 9);
-    let records: Vec<serde_json::Value> = out
-        .stderr()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect();
+    let records = out.stderr_json();
     assert_eq!(records.len(), 2, "{records:?}");
     for r in &records {
         assert_eq!(r["exit_code"], 137, "{r}");
@@ -252,8 +243,7 @@ fn json_says_which_signal_killed_the_child() {
     let out = retry(&["--json", "--attempts", "1"], "exit 137")
         .run()
         .code(137);
-    let last: serde_json::Value =
-        serde_json::from_str(out.stderr().lines().last().unwrap()).unwrap();
+    let last = last_json(&out.stderr());
     assert_eq!(last["killed_by"], serde_json::Value::Null);
 }
 
@@ -271,9 +261,9 @@ fn deadline_kills_a_running_attempt_and_exits_124() {
 fn deadline_stops_before_a_retry_that_could_not_start_in_time() {
     let s = Scratch::new();
     let started = Instant::now();
-    retry(
+    s.retry(
         &["--delay", "1h", "--max-delay", "1h", "--deadline", "60s"],
-        &format!("{} exit 1", s.count()),
+        "exit 1",
     )
     .run()
     .code(124)
@@ -285,12 +275,7 @@ fn deadline_stops_before_a_retry_that_could_not_start_in_time() {
 
 /// Starts `rebound retry` in the background.
 fn spawn(args: &[&str], script: &str) -> Child {
-    retry(args, script)
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_logging(retry(args, script))
 }
 
 #[test]
@@ -330,17 +315,8 @@ fn sigint_between_attempts_stops_at_once_with_130() {
         &format!("{} exit 1", s.count()),
     );
     // The retry line is printed just before rebound starts its sleep.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("retrying in") {
-        let mut line = String::new();
-        assert_ne!(
-            stderr.read_line(&mut line).unwrap(),
-            0,
-            "stderr closed: {seen}"
-        );
-        seen.push_str(&line);
-    }
+    let (retrying, mut seen, mut stderr) = stderr_until(&mut child, "retrying in");
+    assert!(retrying, "stderr closed: {seen}");
     let started = Instant::now();
     send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
@@ -375,8 +351,7 @@ fn json_reports_a_deadline_stop() {
     let out = retry(&["--json", "--deadline", "200ms"], "exec sleep 30")
         .run()
         .code(124);
-    let first: serde_json::Value =
-        serde_json::from_str(out.stderr().lines().next().unwrap()).unwrap();
+    let first = first_json(&out.stderr());
     assert_eq!(first["outcome"], "deadline");
     assert_eq!(first["attempt"], 1);
 }
@@ -399,8 +374,7 @@ fn deadline_kills_what_the_attempt_started_too() {
         started.elapsed() < Duration::from_secs(20),
         "the output stayed open until the grandchild ended"
     );
-    let grandchild = std::fs::read_to_string(&pid_file).unwrap();
-    let grandchild = grandchild.trim();
+    let grandchild = read_pid(&pid_file);
     wait_until_within(
         Duration::from_secs(5),
         || !alive(grandchild),
@@ -417,10 +391,9 @@ elif [ \"$mine\" = \"$parent\" ]; then echo parent-group; else echo other-group;
 
 /// Runs `cli` outside the foreground of any terminal (in a process group
 /// of its own), as in CI, whether or not `cargo test` runs in a terminal.
-fn detached(cli: Cli) -> support::Outcome {
+fn detached(cli: Cli) -> Outcome {
     use std::os::unix::process::CommandExt;
-    let output = cli.command().process_group(0).output().unwrap();
-    support::Outcome { output }
+    Outcome::from(cli.command().process_group(0).output().unwrap())
 }
 
 #[test]
@@ -442,15 +415,7 @@ fn in_a_terminal_the_command_stays_in_the_foreground_group() {
         "'{bin}' retry --attempts 1 -- sh '{probe}'; \
          '{bin}' retry --attempts 1 -- sh '{probe}' < /dev/null"
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|err| {
-            panic!("this test needs `script` (util-linux) for a pseudo-terminal: {err}")
-        });
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let text = on_a_terminal(&inner).code(0).stdout();
     assert_eq!(text.matches("parent-group").count(), 2, "{text}");
 }
 
@@ -480,19 +445,14 @@ fn durations_take_a_bare_number_of_seconds_and_jitter_any_case() {
     );
     // The bare number was read as seconds, not refused.
     retry(&["--delay", "40s", "--max-delay", "30"], "exit 0")
-        .run()
-        .code(2)
-        .stderr_has("--max-delay: max delay (30s) is below the initial delay (40s)");
+        .usage_error("--max-delay: max delay (30s) is below the initial delay (40s)");
     retry(
         &["--delay", "1ms", "--max-delay", "30s", "--jitter", "Full"],
         "exit 0",
     )
     .run()
     .code(0);
-    retry(&["--deadline", "0"], "exit 0")
-        .run()
-        .code(2)
-        .stderr_has("--deadline");
+    retry(&["--deadline", "0"], "exit 0").usage_error("--deadline");
 }
 
 // --- --breaker-file: one breaker shared by processes ---------------------
@@ -566,8 +526,7 @@ fn breaker_opens_after_n_failed_runs_and_refuses_without_running_the_command() {
     assert_eq!(s.runs(), 2);
     // --json adds an object saying until when.
     let out = breaker_run(&s, &["--json"], "exit 0").run().code(75);
-    let first: serde_json::Value =
-        serde_json::from_str(out.stderr().lines().next().unwrap()).unwrap();
+    let first = first_json(&out.stderr());
     assert_eq!(first["outcome"], "breaker_open");
     assert_eq!(first["state"], "open");
     assert!(
@@ -603,7 +562,8 @@ fn a_success_resets_the_count_of_failed_runs() {
     let file = s.path("breaker.json");
     Cli::new()
         .args(["retry", "--breaker-failures", "2", "--breaker-file"])
-        .args([file.to_str().unwrap(), "--", "/nonexistent/rebound-breaker"])
+        .args([file])
+        .workload(["/nonexistent/rebound-breaker"])
         .run()
         .code(127);
     assert_eq!(breaker_state(&s)["state"], "closed");
@@ -624,13 +584,8 @@ fn half_open_lets_exactly_one_of_several_processes_through_and_success_closes() 
         s.count(),
         release.display()
     );
-    let file = s.path("breaker.json");
     let mut children: Vec<Child> = (0..4)
-        .map(|_| {
-            let mut args = vec!["--attempts", "1", "--breaker-file", file.to_str().unwrap()];
-            args.extend_from_slice(&flags);
-            spawn(&args, &script)
-        })
+        .map(|_| spawn_logging(breaker_run(&s, &flags, &script)))
         .collect();
     let mut refused = Vec::new();
     wait_until_within(
@@ -653,23 +608,13 @@ fn half_open_lets_exactly_one_of_several_processes_through_and_success_closes() 
     assert_eq!(state["state"], "half-open");
     assert_eq!(state["trial_pid"], children[0].id());
     for child in refused {
-        let out = support::Outcome::of(child);
-        assert_eq!(out.output.status.code(), Some(75), "{}", out.stderr());
-        assert!(
-            out.stderr().contains("a trial run (pid "),
-            "{}",
-            out.stderr()
-        );
-        assert!(
-            out.stderr().contains("at the latest 20"),
-            "{}",
-            out.stderr()
-        );
+        Outcome::of(child)
+            .code(75)
+            .stderr_has("a trial run (pid ")
+            .stderr_has("at the latest 20");
     }
     std::fs::write(&release, "").unwrap();
-    let trial = children.pop().unwrap();
-    let out = support::Outcome::of(trial);
-    assert_eq!(out.output.status.code(), Some(0), "{}", out.stderr());
+    Outcome::of(children.pop().unwrap()).code(0);
     let state = breaker_state(&s);
     assert_eq!(state["state"], "closed");
     assert_eq!(state["consecutive_failures"], 0);
@@ -731,17 +676,13 @@ fn a_corrupt_breaker_file_exits_2_naming_it_and_runs_nothing() {
         let s = Scratch::new();
         let file = s.path("breaker.json");
         std::fs::write(&file, text).unwrap();
-        let out = breaker_run(&s, &[], &s.count()).run().code(2);
-        let stderr = out.stderr();
-        assert!(
-            stderr.contains(&format!("--breaker-file {}: ", file.display())),
-            "{stderr}"
-        );
-        assert!(stderr.contains(says), "{text}: {stderr}");
-        assert!(
-            stderr.contains("remove the file to reset the breaker"),
-            "{stderr}"
-        );
+        breaker_run(&s, &[], &s.count())
+            .run()
+            .context(text)
+            .code(2)
+            .stderr_has(&format!("--breaker-file {}: ", file.display()))
+            .stderr_has(says)
+            .stderr_has("remove the file to reset the breaker");
         assert_eq!(s.runs(), 0);
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
@@ -751,14 +692,8 @@ fn a_corrupt_breaker_file_exits_2_naming_it_and_runs_nothing() {
     }
     // A directory cannot be the state file.
     let s = Scratch::new();
-    let out = retry(
-        &["--breaker-file", s.dir.path().to_str().unwrap()],
-        &s.count(),
-    )
-    .run()
-    .code(2);
-    assert!(out.stderr().contains("--breaker-file "), "{}", out.stderr());
-    assert_eq!(s.runs(), 0);
+    let flags = ["--breaker-file", s.dir.path().to_str().unwrap()];
+    s.refused(s.retry(&flags, ""), &flags, "--breaker-file ");
 }
 
 #[test]
@@ -774,22 +709,11 @@ fn bad_breaker_flags_exit_2_naming_the_flag() {
     ];
     for (flags, flag) in cases {
         let s = Scratch::new();
-        let out = breaker_run(&s, flags, &s.count()).run();
-        assert_eq!(
-            out.output.status.code(),
-            Some(2),
-            "{flags:?}: {}",
-            out.stderr()
-        );
-        assert!(out.stderr().contains(flag), "{flags:?}: {}", out.stderr());
-        assert_eq!(s.runs(), 0, "{flags:?} ran the command");
+        s.refused(breaker_run(&s, flags, &s.count()), flags, flag);
         assert!(!s.path("breaker.json").exists(), "{flags:?} wrote the file");
     }
     // The breaker settings need the file.
     let s = Scratch::new();
-    let out = retry(&["--breaker-failures", "3"], &s.count())
-        .run()
-        .code(2);
-    assert!(out.stderr().contains("--breaker-file"), "{}", out.stderr());
-    assert_eq!(s.runs(), 0);
+    let flags = ["--breaker-failures", "3"];
+    s.refused(s.retry(&flags, ""), &flags, "--breaker-file");
 }

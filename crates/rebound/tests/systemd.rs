@@ -9,10 +9,10 @@ mod support;
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Cli, write_file};
+use support::{Outcome, agent_cli, ensure_wait, init_cli, send_signal, write_file};
 
 /// The stand-in for systemd: a datagram socket rebound notifies.
 struct Manager {
@@ -21,16 +21,16 @@ struct Manager {
 
 impl Manager {
     fn at_path(path: &Path) -> Self {
-        let socket = UnixDatagram::bind(path).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        Self { socket }
+        Self::on(UnixDatagram::bind(path).unwrap())
     }
 
     fn abstract_name(name: &str) -> Self {
         let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-        let socket = UnixDatagram::bind_addr(&addr).unwrap();
+        Self::on(UnixDatagram::bind_addr(&addr).unwrap())
+    }
+
+    /// Reads from `socket`, each read bounded to 20 s.
+    fn on(socket: UnixDatagram) -> Self {
         socket
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
@@ -74,10 +74,9 @@ fn init_sends_a_status_per_step_then_ready_once_the_workload_runs() {
     let dir = tempfile::tempdir().unwrap();
     let spec = two_steps(dir.path());
     let manager = Manager::at_path(&dir.path().join("notify"));
-    Cli::new()
+    init_cli(&["--notify-ready"], &spec)
         .env("NOTIFY_SOCKET", dir.path().join("notify"))
-        .args(["init".as_ref(), "--notify-ready".as_ref(), spec.as_os_str()])
-        .args(["--", "true"])
+        .workload(["true"])
         .run()
         .code(0);
     let messages = manager.until("READY=1");
@@ -103,10 +102,9 @@ fn without_notify_ready_init_sends_statuses_only() {
     let spec = two_steps(dir.path());
     let name = format!("rebound-systemd-test-{}", std::process::id());
     let manager = Manager::abstract_name(&name);
-    Cli::new()
+    init_cli(&[], &spec)
         .env("NOTIFY_SOCKET", format!("@{name}"))
-        .args(["init".as_ref(), spec.as_os_str()])
-        .args(["--", "true"])
+        .workload(["true"])
         .run()
         .code(0);
     let messages = manager.until("STATUS=running true");
@@ -121,12 +119,9 @@ fn without_notify_ready_init_sends_statuses_only() {
 fn an_invalid_notify_socket_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let spec = two_steps(dir.path());
-    Cli::new()
+    init_cli(&[], &spec)
         .env("NOTIFY_SOCKET", "vsock:host:1")
-        .args(["init".as_ref(), spec.as_os_str()])
-        .run()
-        .code(2)
-        .stderr_has("NOTIFY_SOCKET=\"vsock:host:1\": the CID `host` is not a number");
+        .usage_error("NOTIFY_SOCKET=\"vsock:host:1\": the CID `host` is not a number");
 }
 
 #[test]
@@ -147,12 +142,8 @@ fn socket_activation_hands_the_descriptors_to_the_workload_with_its_own_listen_p
         spec.display(),
         probe
     );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &inner])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = Outcome::command(Command::new("sh").args(["-c", &inner]), "sh");
+    let text = out.stdout();
     let line = text.lines().next().unwrap_or_default();
     let (pid, rest) = line
         .strip_prefix("pid=")
@@ -167,18 +158,17 @@ fn socket_activation_hands_the_descriptors_to_the_workload_with_its_own_listen_p
         "the trampoline's variable leaked: {text}"
     );
     // `grep -c` exits 1 when it counts 0: that is the workload's code.
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    out.code(1);
 }
 
 #[test]
 fn listen_fds_for_another_process_are_left_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
     let spec = two_steps(dir.path());
-    Cli::new()
+    init_cli(&["--quiet"], &spec)
         .env("LISTEN_FDS", "1")
         .env("LISTEN_PID", "1")
-        .args(["init".as_ref(), "--quiet".as_ref(), spec.as_os_str()])
-        .args(["--", "sh", "-c", "echo pid=$LISTEN_PID"])
+        .workload(["sh", "-c", "echo pid=$LISTEN_PID"])
         .run()
         .code(0)
         .stdout_has("pid=1\n");
@@ -197,18 +187,13 @@ fn agent_is_ready_once_listening_pets_the_watchdog_and_says_stopping() {
         ),
     );
     let socket = dir.path().join("agent.sock");
+    let listen = format!("unix:{}", socket.display());
     let manager = Manager::at_path(&dir.path().join("notify"));
     // WATCHDOG_USEC 200 ms: WATCHDOG=1 every 100 ms.
-    let mut agent = Cli::new()
+    let mut agent = agent_cli(&config, &listen)
         .env("NOTIFY_SOCKET", dir.path().join("notify"))
         .env("WATCHDOG_USEC", "200000")
-        .args(["agent".as_ref(), "--config".as_ref(), config.as_os_str()])
-        .args(["--listen", &format!("unix:{}", socket.display())])
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_quiet();
     let ready = manager.next();
     assert!(
         ready.starts_with("READY=1\nSTATUS=listening on unix:"),
@@ -237,22 +222,13 @@ fn agent_is_ready_once_listening_pets_the_watchdog_and_says_stopping() {
         "{gaps:?}"
     );
     // A state change shows in the next pet's status.
-    Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &format!("unix:{}", socket.display()),
-            "web",
-        ])
-        .args(["--wait", "20s"])
-        .run()
-        .code(0);
+    ensure_wait(&listen, "web", "20s").run().code(0);
     let changed = manager.until("STATUS=web: ready");
     assert!(
         changed.iter().all(|m| m.starts_with("WATCHDOG=1")),
         "{changed:?}"
     );
-    support::send_signal(agent.id(), "TERM");
+    send_signal(agent.id(), "TERM");
     let stopping = manager.until("STOPPING=1");
     assert!(
         stopping[..stopping.len() - 1]
@@ -274,18 +250,12 @@ fn agent_without_watchdog_usec_sends_no_watchdog() {
     );
     let socket = dir.path().join("agent.sock");
     let manager = Manager::at_path(&dir.path().join("notify"));
-    let mut agent = Cli::new()
+    let mut agent = agent_cli(&config, &format!("unix:{}", socket.display()))
         .env("NOTIFY_SOCKET", dir.path().join("notify"))
-        .args(["agent".as_ref(), "--config".as_ref(), config.as_os_str()])
-        .args(["--listen", &format!("unix:{}", socket.display())])
-        .command()
         .env_remove("WATCHDOG_USEC")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_quiet();
     assert!(manager.next().starts_with("READY=1"));
-    support::send_signal(agent.id(), "TERM");
+    send_signal(agent.id(), "TERM");
     // The very next message is STOPPING=1: no WATCHDOG=1 in between.
     assert_eq!(manager.next(), "STOPPING=1\nSTATUS=stopping");
     assert_eq!(agent.wait().unwrap().code(), Some(0));
@@ -310,11 +280,10 @@ fn the_example_units_pass_systemd_analyze_verify() {
             .replace("/usr/local/bin/app", "/bin/true");
         units.push(write_file(dir.path(), name, &text));
     }
-    let out = std::process::Command::new("systemd-analyze")
-        .arg("verify")
-        .args(&units)
-        .output()
-        .unwrap_or_else(|err| panic!("this test needs systemd-analyze (systemd): {err}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+    let out = Outcome::command(
+        Command::new("systemd-analyze").arg("verify").args(&units),
+        "systemd-analyze (systemd)",
+    )
+    .code(0);
+    assert!(out.stderr().trim().is_empty(), "{}", out.stderr());
 }

@@ -13,8 +13,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use support::{
-    Cli, agent_cli, ensure_cli, finish, poll_until, quick_config_dir, send_signal, spawn_logging,
-    stop_cleanly, terminate, try_http, write_config,
+    Cli, agent_cli, ensure_wait, finish, one_runtime, poll_until, quick_config_dir, read_pid,
+    send_signal, spawn_logging, stop_cleanly, terminate, try_http, write_config,
 };
 
 /// Whether `GET /v1/runtimes` over the Unix socket `socket`, with `token`
@@ -186,8 +186,7 @@ fn an_agent_never_removes_a_socket_it_did_not_bind() {
     // Someone else now owns the path.
     std::fs::remove_file(&socket).unwrap();
     let other = UnixListener::bind(&socket).unwrap();
-    let (code, stderr) = terminate(&mut agent);
-    assert_eq!(code, Some(0), "{stderr}");
+    stop_cleanly(&mut agent);
     assert!(
         socket.exists(),
         "the agent removed a socket it did not bind"
@@ -203,30 +202,26 @@ fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
-        r#"runtimes:
-  daemon:
-    start:
-      steps:
-        - id: daemon
-          uses: init.run
-          with: { command: "(exec sleep 30) >/dev/null 2>&1 & echo $! > {dir}/daemon.pid; touch {dir}/up" }
-    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
+        &one_runtime(
+            "daemon",
+            "(exec sleep 30) >/dev/null 2>&1 & echo $! > {dir}/daemon.pid; touch {dir}/up",
+            r#"    probe: { uses: init.wait_file, with: { path: "{dir}/up" }, timeout: 1s }
     endpoint: "daemon"
 "#,
+        ),
     );
     let socket = dir.path().join("agent.sock");
     let listen = format!("unix:{}", socket.display());
     let mut first = spawn_logging(agent_cli(&config, &listen));
-    Cli::new()
-        .args(["ensure", "--agent", &listen, "daemon", "--wait", "20s"])
-        .run()
-        .code(0);
-    let pid = std::fs::read_to_string(dir.path().join("daemon.pid")).unwrap();
+    ensure_wait(&listen, "daemon", "20s").run().code(0);
+    let pid = read_pid(&dir.path().join("daemon.pid"));
     first.kill().unwrap();
     first.wait().unwrap();
     let mut second = spawn_logging(agent_cli(&config, &listen));
     let up = answers_within(Duration::from_secs(20), &socket, None);
-    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
     assert!(up, "the new agent did not take over: {:?}", {
         let _ = second.kill();
         finish(&mut second)
@@ -237,21 +232,10 @@ fn a_daemon_started_by_a_killed_agent_does_not_keep_its_lock() {
 /// Reads `child`'s stderr lines until one contains `needle` or the process
 /// ends; whether it was seen, and everything read.
 fn stderr_until(child: &mut Child, needle: &str) -> (bool, String) {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return (false, seen);
-        }
-        seen.push_str(&line);
-        if line.contains(needle) {
-            // Keep draining in the background so the agent never blocks.
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            return (true, seen);
-        }
-    }
+    let (seen, text, mut rest) = support::stderr_until(child, needle);
+    // Keep draining in the background so the agent never blocks.
+    std::thread::spawn(move || std::io::copy(&mut rest, &mut std::io::sink()));
+    (seen, text)
 }
 
 /// The vsock listener: this kernel has vsock but no loopback transport, so
@@ -323,9 +307,7 @@ fn an_agent_binds_a_vsock_port_and_a_second_one_gets_address_in_use() {
 fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
     let (dir, config) = quick_config_dir();
     agent_cli(&config, "vsock:7070")
-        .run()
-        .code(2)
-        .stderr_has("listening on vsock:7070 requires --token-file")
+        .usage_error("listening on vsock:7070 requires --token-file")
         .stderr_has("--insecure-no-token")
         .stderr_lacks("listening on vsock:7070 (");
     let token = dir.path().join("token");
@@ -333,9 +315,7 @@ fn vsock_without_a_token_is_refused_unless_insecure_no_token() {
     agent_cli(&config, "vsock:7070")
         .args(["--insecure-no-token", "--token-file"])
         .args([&token])
-        .run()
-        .code(2)
-        .stderr_has("cannot be used with");
+        .usage_error("cannot be used with");
 }
 
 /// Bad addresses: exit 2 naming the address, nothing started, nothing
@@ -373,26 +353,18 @@ fn bad_vsock_and_hvsock_addresses_exit_2_naming_the_address() {
     for (address, why) in &cases {
         Cli::new()
             .args(["ensure", "--agent", address, "quick", "--wait", "30s"])
-            .run()
-            .code(2)
-            .stderr_has(&format!("--agent `{address}`: {why}"));
+            .usage_error(&format!("--agent `{address}`: {why}"));
         agent_cli(&config, address)
             .args(["--insecure-no-token"])
-            .run()
-            .code(2)
-            .stderr_has(&format!("--listen `{address}`: {why}"))
+            .usage_error(&format!("--listen `{address}`: {why}"))
             .stderr_lacks("listening on");
     }
     // Well-formed, but not for that side.
     Cli::new()
         .args(["ensure", "--agent", "vsock:7070", "quick"])
-        .run()
-        .code(2)
-        .stderr_has("--agent `vsock:7070`: no CID");
+        .usage_error("--agent `vsock:7070`: no CID");
     agent_cli(&config, &format!("hvsock:{vmm_text}:7070"))
-        .run()
-        .code(2)
-        .stderr_has(&format!("cannot listen on hvsock:{vmm_text}:7070"))
+        .usage_error(&format!("cannot listen on hvsock:{vmm_text}:7070"))
         .stderr_has("listen on vsock:PORT");
     // And in the config file, at its position.
     let in_config = dir.path().join("listen.yaml");
@@ -404,9 +376,7 @@ fn bad_vsock_and_hvsock_addresses_exit_2_naming_the_address() {
     Cli::new()
         .args(["agent", "--config"])
         .args([&in_config])
-        .run()
-        .code(2)
-        .stderr_has("`vsock:1:99999999999`: the port must be a number");
+        .usage_error("`vsock:1:99999999999`: the port must be a number");
     assert!(
         vmm.accept().is_err(),
         "a bad address reached the VMM socket"
@@ -538,8 +508,7 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         7070,
         Vmm::Close,
     );
-    let client = ensure_cli(&vmm.addr(7070), "quick")
-        .args(["--wait", "60s"])
+    let client = ensure_wait(&vmm.addr(7070), "quick", "60s")
         .env("REBOUND_AGENT_TOKEN", "hv-token")
         .spawn();
     // Refused twice (the guest is not listening yet), then let through.
@@ -563,16 +532,12 @@ fn ensure_over_hybrid_vsock_reaches_the_agent_through_the_vmm_socket() {
         vmm.lines()
     );
     // The token travels through: a wrong one is refused by the agent.
-    ensure_cli(&vmm.addr(7070), "quick")
-        .args(["--wait", "10s"])
+    ensure_wait(&vmm.addr(7070), "quick", "10s")
         .env("REBOUND_AGENT_TOKEN", "wrong")
-        .run()
-        .code(2)
-        .stderr_has("missing or wrong bearer token");
+        .usage_error("missing or wrong bearer token");
     // A port the guest does not listen on: the stand-in closes it.
     let started = Instant::now();
-    let out = ensure_cli(&vmm.addr(7071), "quick")
-        .args(["--wait", "1s"])
+    let out = ensure_wait(&vmm.addr(7071), "quick", "1s")
         .env("REBOUND_AGENT_TOKEN", "hv-token")
         .run()
         .stderr_has("listening on vsock port 7071");

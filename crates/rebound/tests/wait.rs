@@ -2,18 +2,63 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use support::{Cli, Outcome, free_port, send_signal};
+use support::{Cli, Outcome, free_port, last_json, send_signal};
 
-/// Starts `rebound wait ARGS` in the background.
-fn spawn(args: &[String]) -> std::process::Child {
-    Cli::new().args(["wait"]).args(args).spawn()
+/// `rebound wait ARGS...`.
+fn wait<I, S>(args: I) -> Cli
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Cli::new().args(["wait"]).args(args)
+}
+
+/// Starts `rebound wait ARGS...` in the background.
+fn spawn<I, S>(args: I) -> std::process::Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    wait(args).spawn()
+}
+
+/// Asserts that `out` exited 0 saying that `target` is ready.
+#[track_caller]
+fn ready(out: Outcome, target: &str) -> Outcome {
+    out.code(0).stdout_has(&format!("ready {target} after"))
+}
+
+/// Serves the connections `accept` returns, one at a time: reads each
+/// request's head and writes `answer(n)` for the n-th (from 0). Returns the
+/// request count.
+fn serve<S: Read + Write>(
+    mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
+    answer: impl Fn(usize) -> String + Send + 'static,
+) -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    thread::spawn(move || {
+        while let Ok(mut stream) = accept() {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            // The head ends with an empty line.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|k| k > 0) {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(answer(n).as_bytes());
+        }
+    });
+    count
 }
 
 /// A loopback HTTP server answering request n with `statuses[n]` (the last
@@ -21,33 +66,21 @@ fn spawn(args: &[String]) -> std::process::Child {
 fn http_server(statuses: &'static [u16]) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let n = seen.fetch_add(1, Ordering::SeqCst);
+    let count = serve(
+        move || listener.accept().map(|(s, _)| s),
+        |n| {
             let status = statuses[n.min(statuses.len() - 1)];
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|k| k > 0) {
-                if line == "\r\n" {
-                    break;
-                }
-                line.clear();
-            }
             let reason = match status {
                 200 => "OK",
                 404 => "Not Found",
                 503 => "Service Unavailable",
                 _ => "Other",
             };
-            let _ = write!(
-                stream,
+            format!(
                 "HTTP/1.1 {status} {reason}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-            );
-        }
-    });
+            )
+        },
+    );
     (port, count)
 }
 
@@ -55,15 +88,13 @@ fn http_server(statuses: &'static [u16]) -> (u16, Arc<AtomicUsize>) {
 fn a_port_that_opens_after_a_delay() {
     let port = free_port();
     let target = format!("tcp://127.0.0.1:{port}");
-    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    let child = spawn(["--timeout", "30s", &target]);
     thread::sleep(Duration::from_millis(300));
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let acceptor = thread::spawn(move || {
         let _ = listener.accept();
     });
-    Outcome::of(child)
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(Outcome::of(child), &target);
     acceptor.join().unwrap();
 }
 
@@ -71,11 +102,7 @@ fn a_port_that_opens_after_a_delay() {
 fn an_http_server_that_answers_503_twice_then_200() {
     let (port, count) = http_server(&[503, 503, 200]);
     let target = format!("http://127.0.0.1:{port}/health");
-    Cli::new()
-        .args(["wait", "--timeout", "30s", &target])
-        .run()
-        .code(0)
-        .stdout_has(&format!("ready {target}"));
+    ready(wait(["--timeout", "30s", &target]).run(), &target);
     assert_eq!(count.load(Ordering::SeqCst), 3);
 }
 
@@ -84,12 +111,10 @@ fn a_file_that_appears() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ready.flag");
     let target = format!("file://{}", path.display());
-    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    let child = spawn(["--timeout", "30s", &target]);
     thread::sleep(Duration::from_millis(200));
     std::fs::write(&path, b"").unwrap();
-    Outcome::of(child)
-        .code(0)
-        .stdout_has(&format!("ready {target}"));
+    ready(Outcome::of(child), &target);
 }
 
 #[test]
@@ -98,11 +123,7 @@ fn a_file_url_with_percent_escapes_names_the_decoded_path() {
     let path = dir.path().join("my app ready");
     std::fs::write(&path, b"x").unwrap();
     let url = format!("file://{}", path.display()).replace(' ', "%20");
-    Cli::new()
-        .args(["wait", "--timeout", "5s", &url])
-        .run()
-        .code(0)
-        .stdout_has(&format!("ready {url}"));
+    ready(wait(["--timeout", "5s", &url]).run(), &url);
 }
 
 #[test]
@@ -118,16 +139,11 @@ fn all_targets_in_parallel_with_json_events() {
         format!("http://127.0.0.1:{http}/"),
         format!("file://{}", file.display()),
     ];
-    let out = Cli::new()
-        .args(["wait", "--json", "--timeout", "30s"])
+    let out = wait(["--json", "--timeout", "30s"])
         .args(&targets)
         .run()
         .code(0);
-    let events: Vec<serde_json::Value> = out
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect();
+    let events = out.stdout_json();
     for t in &targets {
         assert!(
             events
@@ -150,8 +166,7 @@ fn timeout_exits_124_naming_the_targets_not_ready() {
     std::fs::write(&present, b"x").unwrap();
     let tcp = format!("tcp://127.0.0.1:{closed}");
     let file = format!("file://{}", present.display());
-    Cli::new()
-        .args(["wait", "--timeout", "300ms", &tcp, &file])
+    wait(["--timeout", "300ms", &tcp, &file])
         .run()
         .code(124)
         .stdout_has(&format!("ready {file}"))
@@ -163,19 +178,14 @@ fn timeout_says_why_each_target_is_not_ready() {
     let closed = free_port();
     let tcp = format!("tcp://127.0.0.1:{closed}");
     let file = "file:///nonexistent/rebound-ready";
-    Cli::new()
-        .args(["wait", "--timeout", "300ms", &tcp, file])
+    wait(["--timeout", "300ms", &tcp, file])
         .run()
         .code(124)
         .stderr_has(&format!(
             "not ready: {tcp} (Connection refused (os error 111)), {file} (not found)"
         ));
-    let out = Cli::new()
-        .args(["wait", "--json", "--timeout", "300ms", &tcp])
-        .run()
-        .code(124);
-    let last: serde_json::Value =
-        serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    let out = wait(["--json", "--timeout", "300ms", &tcp]).run().code(124);
+    let last = last_json(&out.stdout());
     assert_eq!(last["not_ready"][0], tcp.as_str());
     assert_eq!(last["last_errors"][0], "Connection refused (os error 111)");
 }
@@ -186,8 +196,7 @@ fn timeout_says_why_each_target_is_not_ready() {
 fn plain_output_says_what_is_still_not_ready() {
     let closed = free_port();
     let tcp = format!("tcp://127.0.0.1:{closed}");
-    Cli::new()
-        .args(["wait", "--timeout", "16s", &tcp])
+    wait(["--timeout", "16s", &tcp])
         .run()
         .code(124)
         .stderr_has(&format!("rebound: still waiting for {tcp} (15s)"));
@@ -197,38 +206,19 @@ fn plain_output_says_what_is_still_not_ready() {
 fn timeout_in_json_lists_not_ready() {
     let closed = free_port();
     let tcp = format!("tcp://127.0.0.1:{closed}");
-    let out = Cli::new()
-        .args(["wait", "--json", "--timeout", "200ms", &tcp])
-        .run()
-        .code(124);
-    let last: serde_json::Value =
-        serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    let out = wait(["--json", "--timeout", "200ms", &tcp]).run().code(124);
+    let last = last_json(&out.stdout());
     assert_eq!(last["event"], "timeout");
     assert_eq!(last["not_ready"][0], tcp.as_str());
 }
 
 #[test]
 fn bad_target_exits_2_naming_it() {
-    Cli::new()
-        .args(["wait", "tcp://127.0.0.1:5432", "tcp://db:0"])
-        .run()
-        .code(2)
-        .stderr_has("invalid target \"tcp://db:0\": port must be 1-65535, got 0");
-    Cli::new()
-        .args(["wait", "db:5432"])
-        .run()
-        .code(2)
-        .stderr_has("invalid target \"db:5432\": no scheme");
-    Cli::new()
-        .args(["wait", "--timeout", "soon", "tcp://db:1"])
-        .run()
-        .code(2)
-        .stderr_has("soon");
-    Cli::new()
-        .args(["wait", "--timeout", "-1s", "tcp://db:1"])
-        .run()
-        .code(2)
-        .stderr_has("negative duration \"-1s\"");
+    wait(["tcp://127.0.0.1:5432", "tcp://db:0"])
+        .usage_error("invalid target \"tcp://db:0\": port must be 1-65535, got 0");
+    wait(["db:5432"]).usage_error("invalid target \"db:5432\": no scheme");
+    wait(["--timeout", "soon", "tcp://db:1"]).usage_error("soon");
+    wait(["--timeout", "-1s", "tcp://db:1"]).usage_error("negative duration \"-1s\"");
 }
 
 #[test]
@@ -241,13 +231,13 @@ fn a_token_in_a_url_query_is_never_shown() {
             args.push("--json");
         }
         args.push(&target);
-        let out = Cli::new()
+        Cli::new()
             .args(args)
             .run()
             .code(124)
             .stderr_lacks("tok3n-s3cret")
-            .stderr_has("access_token=***&deep=1");
-        assert!(!out.stdout().contains("tok3n-s3cret"), "{}", out.stdout());
+            .stderr_has("access_token=***&deep=1")
+            .stdout_lacks("tok3n-s3cret");
     }
 }
 
@@ -255,8 +245,7 @@ fn a_token_in_a_url_query_is_never_shown() {
 fn http_404_fails_permanently_with_exit_3() {
     let (port, count) = http_server(&[404]);
     let target = format!("http://127.0.0.1:{port}/missing");
-    Cli::new()
-        .args(["wait", "--timeout", "30s", &target])
+    wait(["--timeout", "30s", &target])
         .run()
         .code(3)
         .stderr_has(&format!("{target} failed"))
@@ -267,7 +256,7 @@ fn http_404_fails_permanently_with_exit_3() {
 #[test]
 fn sigterm_exits_143() {
     let closed = free_port();
-    let mut child = spawn(&[format!("tcp://127.0.0.1:{closed}")]);
+    let mut child = spawn([format!("tcp://127.0.0.1:{closed}")]);
     // Wait until it announced the target (its signal handlers are set up
     // right after), then terminate it.
     let mut stderr = child.stderr.take().unwrap();
@@ -286,11 +275,7 @@ fn a_unix_socket_that_listens_at_once() {
     let path = dir.path().join("api.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
     let target = format!("unix://{}", path.display());
-    Cli::new()
-        .args(["wait", "--timeout", "5s", &target])
-        .run()
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(wait(["--timeout", "5s", &target]).run(), &target);
 }
 
 #[test]
@@ -298,12 +283,10 @@ fn a_unix_socket_bound_after_a_delay() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("api.sock");
     let target = format!("unix://{}", path.display());
-    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    let child = spawn(["--timeout", "30s", &target]);
     thread::sleep(Duration::from_millis(300));
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    Outcome::of(child)
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(Outcome::of(child), &target);
     drop(listener);
 }
 
@@ -315,8 +298,7 @@ fn a_unix_socket_never_bound_times_out_saying_why() {
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     let missing = format!("unix://{}", missing.display());
     let stale = format!("unix://{}", stale.display());
-    Cli::new()
-        .args(["wait", "--timeout", "300ms", &missing, &stale])
+    wait(["--timeout", "300ms", &missing, &stale])
         .run()
         .code(124)
         .stderr_has(&format!(
@@ -326,11 +308,8 @@ fn a_unix_socket_never_bound_times_out_saying_why() {
 
 #[test]
 fn an_unknown_scheme_lists_the_known_ones() {
-    Cli::new()
-        .args(["wait", "udp://x:1"])
-        .run()
-        .code(2)
-        .stderr_has("unknown scheme udp://")
+    wait(["udp://x:1"])
+        .usage_error("unknown scheme udp://")
         .stderr_has("unix:///PATH");
 }
 
@@ -341,30 +320,17 @@ fn unix_http_server(
     path: &std::path::Path,
     answers: &'static [(u16, &'static str)],
 ) -> Arc<AtomicUsize> {
-    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let n = seen.fetch_add(1, Ordering::SeqCst);
+    let listener = UnixListener::bind(path).unwrap();
+    serve(
+        move || listener.accept().map(|(s, _)| s),
+        |n| {
             let (status, body) = answers[n.min(answers.len() - 1)];
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|k| k > 0) {
-                if line == "\r\n" {
-                    break;
-                }
-                line.clear();
-            }
-            let _ = write!(
-                stream,
+            format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
-            );
-        }
-    });
-    count
+            )
+        },
+    )
 }
 
 /// `http+unix://` with the socket's path percent-encoded.
@@ -387,11 +353,7 @@ fn http_over_a_unix_socket_ready_at_once() {
     let socket = dir.path().join("docker.sock");
     let count = unix_http_server(&socket, &[(200, "OK")]);
     let target = http_unix(&socket, "/_ping");
-    Cli::new()
-        .args(["wait", "--timeout", "5s", &target])
-        .run()
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(wait(["--timeout", "5s", &target]).run(), &target);
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
 
@@ -400,14 +362,14 @@ fn http_over_a_unix_socket_bound_late_with_a_json_match() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("api.sock");
     let target = http_unix(&socket, "/health");
-    let child = spawn(&[
-        "--timeout".into(),
-        "30s".into(),
-        "--json-path".into(),
-        "status".into(),
-        "--json-equals".into(),
-        "ok".into(),
-        target.clone(),
+    let child = spawn([
+        "--timeout",
+        "30s",
+        "--json-path",
+        "status",
+        "--json-equals",
+        "ok",
+        &target,
     ]);
     thread::sleep(Duration::from_millis(300));
     let count = unix_http_server(
@@ -417,9 +379,7 @@ fn http_over_a_unix_socket_bound_late_with_a_json_match() {
             (200, r#"{"status":"ok"}"#),
         ],
     );
-    Outcome::of(child)
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(Outcome::of(child), &target);
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }
 
@@ -429,10 +389,7 @@ fn http_over_a_unix_socket_never_ready_times_out_with_the_last_reason() {
     let socket = dir.path().join("api.sock");
     unix_http_server(&socket, &[(200, r#"{"status":"starting"}"#)]);
     let target = http_unix(&socket, "/health");
-    Cli::new()
-        .args([
-            "wait",
-            "--timeout",
+    wait(["--timeout",
             "300ms",
             "--json-path",
             "$.status",
@@ -449,29 +406,18 @@ fn http_over_a_unix_socket_never_ready_times_out_with_the_last_reason() {
 
 #[test]
 fn a_bad_regex_or_json_path_exits_2_saying_where() {
-    Cli::new()
-        .args(["wait", "--body-regex", "ok(", "http://127.0.0.1:1/"])
-        .run()
-        .code(2)
-        .stderr_has("unclosed group (at character 3)");
-    Cli::new()
-        .args(["wait", "--json-path", "$.[oops", "http://127.0.0.1:1/"])
-        .run()
-        .code(2)
-        .stderr_has("invalid JSONPath \"$.[oops\"");
-    Cli::new()
-        .args(["wait", "--header", "X-Ready", "tcp://127.0.0.1:1"])
-        .run()
-        .code(2)
-        .stderr_has("there is none");
+    wait(["--body-regex", "ok(", "http://127.0.0.1:1/"])
+        .usage_error("unclosed group (at character 3)");
+    wait(["--json-path", "$.[oops", "http://127.0.0.1:1/"])
+        .usage_error("invalid JSONPath \"$.[oops\"");
+    wait(["--header", "X-Ready", "tcp://127.0.0.1:1"]).usage_error("there is none");
 }
 
 // Issue 12: `--exec CMD`, ready at once, ready once a file it checks
 // appears, never ready (124 with the command's last line).
 #[test]
 fn exec_ready_at_once() {
-    Cli::new()
-        .args(["wait", "--timeout", "5s", "--exec", "true"])
+    wait(["--timeout", "5s", "--exec", "true"])
         .run()
         .code(0)
         .stdout_has("ready exec `true` after");
@@ -482,12 +428,7 @@ fn exec_ready_once_its_check_passes() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("migrated");
     let cmd = format!("test -e '{}'", flag.display());
-    let child = spawn(&[
-        "--timeout".into(),
-        "30s".into(),
-        "--exec".into(),
-        cmd.clone(),
-    ]);
+    let child = spawn(["--timeout", "30s", "--exec", &cmd]);
     thread::sleep(Duration::from_millis(300));
     std::fs::write(&flag, b"").unwrap();
     Outcome::of(child)
@@ -497,19 +438,15 @@ fn exec_ready_once_its_check_passes() {
 
 #[test]
 fn exec_never_ready_times_out_with_its_last_line() {
-    Cli::new()
-        .args([
-            "wait",
-            "--timeout",
-            "300ms",
-            "--exec",
-            "echo 'no server' >&2; exit 2",
-        ])
-        .run()
-        .code(124)
-        .stderr_has(
-            "not ready: exec `echo 'no server' >&2; exit 2` (exited with code 2: no server)",
-        );
+    wait([
+        "--timeout",
+        "300ms",
+        "--exec",
+        "echo 'no server' >&2; exit 2",
+    ])
+    .run()
+    .code(124)
+    .stderr_has("not ready: exec `echo 'no server' >&2; exit 2` (exited with code 2: no server)");
 }
 
 // Issue 12: `--until-gone`: ready at once (nothing there), once the port
@@ -517,19 +454,17 @@ fn exec_never_ready_times_out_with_its_last_line() {
 #[test]
 fn until_gone_ready_at_once() {
     let closed = free_port();
-    Cli::new()
-        .args([
-            "wait",
-            "--until-gone",
-            "--timeout",
-            "5s",
-            &format!("tcp://127.0.0.1:{closed}"),
-            &format!("http://127.0.0.1:{closed}/"),
-            "file:///nonexistent/rebound-pid",
-        ])
-        .run()
-        .code(0)
-        .stdout_has("ready file:///nonexistent/rebound-pid after");
+    wait([
+        "--until-gone",
+        "--timeout",
+        "5s",
+        &format!("tcp://127.0.0.1:{closed}"),
+        &format!("http://127.0.0.1:{closed}/"),
+        "file:///nonexistent/rebound-pid",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("ready file:///nonexistent/rebound-pid after");
 }
 
 #[test]
@@ -541,13 +476,7 @@ fn until_gone_waits_for_the_port_to_close_and_the_file_to_go() {
     let port = listener.local_addr().unwrap().port();
     let tcp = format!("tcp://127.0.0.1:{port}");
     let file = format!("file://{}", pid.display());
-    let child = spawn(&[
-        "--until-gone".into(),
-        "--timeout".into(),
-        "30s".into(),
-        tcp.clone(),
-        file.clone(),
-    ]);
+    let child = spawn(["--until-gone", "--timeout", "30s", &tcp, &file]);
     thread::sleep(Duration::from_millis(300));
     drop(listener);
     std::fs::remove_file(&pid).unwrap();
@@ -561,31 +490,21 @@ fn until_gone_waits_for_the_port_to_close_and_the_file_to_go() {
 fn until_gone_times_out_while_the_server_answers() {
     let (port, _) = http_server(&[503]);
     let http = format!("http://127.0.0.1:{port}/");
-    Cli::new()
-        .args(["wait", "--until-gone", "--timeout", "300ms", &http])
+    wait(["--until-gone", "--timeout", "300ms", &http])
         .run()
         .code(124)
         .stderr_has(&format!(
             "not ready: {http} (still answering (503 Service Unavailable))"
         ));
-    Cli::new()
-        .args(["wait", "--until-gone", "--exec", "true"])
-        .run()
-        .code(2)
-        .stderr_has("--until-gone does not apply to exec `true`");
+    wait(["--until-gone", "--exec", "true"])
+        .usage_error("--until-gone does not apply to exec `true`");
 }
 
 // Issue 12: dns://, with no network: localhost (ready at once), a name
 // that never resolves (124 with the resolver's reason).
 #[test]
 fn dns_localhost_resolves_at_once() {
-    Cli::new()
-        .args([
-            "wait",
-            "--timeout",
-            "5s",
-            "dns://localhost?type=A&expect=127.0.0.1",
-        ])
+    wait(["--timeout", "5s", "dns://localhost?type=A&expect=127.0.0.1"])
         .run()
         .code(0)
         .stdout_has("ready dns://localhost?type=A&expect=127.0.0.1 after");
@@ -593,8 +512,7 @@ fn dns_localhost_resolves_at_once() {
 
 #[test]
 fn dns_a_name_that_never_resolves_times_out() {
-    Cli::new()
-        .args(["wait", "--timeout", "500ms", "dns://rebound-never.invalid"])
+    wait(["--timeout", "500ms", "dns://rebound-never.invalid"])
         .run()
         .code(124)
         .stderr_has("not ready: dns://rebound-never.invalid (does not resolve (");
@@ -628,11 +546,7 @@ fn grpc_server(tls: Option<&grpc::TestCa>) -> (tokio::runtime::Runtime, grpc::Gr
 fn grpc_ready_at_once() {
     let (_rt, server) = grpc_server(None);
     let target = format!("grpc://{}", server.addr);
-    Cli::new()
-        .args(["wait", "--timeout", "10s", &target])
-        .run()
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(wait(["--timeout", "10s", &target]).run(), &target);
 }
 
 #[cfg(feature = "grpc")]
@@ -641,12 +555,10 @@ fn grpc_ready_once_the_service_turns_serving() {
     let (rt, server) = grpc_server(None);
     rt.block_on(server.set("shop.Orders", grpc::ServingStatus::NotServing));
     let target = format!("grpc://{}/shop.Orders", server.addr);
-    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    let child = spawn(["--timeout", "30s", &target]);
     thread::sleep(Duration::from_millis(300));
     rt.block_on(server.set("shop.Orders", grpc::ServingStatus::Serving));
-    Outcome::of(child)
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(Outcome::of(child), &target);
 }
 
 #[cfg(feature = "grpc")]
@@ -654,16 +566,14 @@ fn grpc_ready_once_the_service_turns_serving() {
 fn grpc_ready_once_the_server_starts() {
     let port = free_port();
     let target = format!("grpc://127.0.0.1:{port}");
-    let child = spawn(&["--timeout".into(), "30s".into(), target.clone()]);
+    let child = spawn(["--timeout", "30s", &target]);
     thread::sleep(Duration::from_millis(300));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _server = rt.block_on(grpc::GrpcServer::start(
         TcpListener::bind(("127.0.0.1", port)).unwrap(),
         None,
     ));
-    Outcome::of(child)
-        .code(0)
-        .stdout_has(&format!("ready {target} after"));
+    ready(Outcome::of(child), &target);
 }
 
 #[cfg(feature = "grpc")]
@@ -673,17 +583,14 @@ fn grpc_never_ready_exits_124_naming_the_status() {
     rt.block_on(server.set("", grpc::ServingStatus::NotServing));
     let whole = format!("grpc://{}", server.addr);
     let unknown = format!("grpc://{}/no.Such", server.addr);
-    Cli::new()
-        .args(["wait", "--timeout", "500ms", &whole, &unknown])
+    wait(["--timeout", "500ms", &whole, &unknown])
         .run()
         .code(124)
         .stderr_has(&format!("not ready: {whole} (NOT_SERVING), {unknown} (SERVICE_UNKNOWN: the server knows no service \"no.Such\" (NOT_FOUND))"));
-    let out = Cli::new()
-        .args(["wait", "--json", "--timeout", "300ms", &whole])
+    let out = wait(["--json", "--timeout", "300ms", &whole])
         .run()
         .code(124);
-    let last: serde_json::Value =
-        serde_json::from_str(out.stdout().lines().last().unwrap()).unwrap();
+    let last = last_json(&out.stdout());
     assert_eq!(last["last_errors"][0], "NOT_SERVING");
 }
 
@@ -696,15 +603,13 @@ fn grpcs_trusts_the_ca_of_ssl_cert_file() {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.ca_pem).unwrap();
     let target = format!("grpcs://localhost:{}", server.addr.port());
-    Cli::new()
-        .args(["wait", "--timeout", "10s", &target])
+    wait(["--timeout", "10s", &target])
         .env("SSL_CERT_FILE", &ca_file)
         .run()
         .code(0)
         .stdout_has(&format!("ready {target} after"));
     // Without it the server's certificate is not trusted.
-    Cli::new()
-        .args(["wait", "--timeout", "500ms", &target])
+    wait(["--timeout", "500ms", &target])
         .env("SSL_CERT_FILE", dir.path().join("none.pem"))
         .run()
         .code(124)
@@ -718,7 +623,7 @@ fn grpc_bad_targets_exit_2() {
         ("grpc://api:50051/a/b", "the path is one service name"),
         ("grpcs://u:hunter22@api:443", "sends no user or password"),
     ] {
-        let out = Cli::new().args(["wait", bad]).run().code(2).stderr_has(why);
+        let out = wait([bad]).usage_error(why);
         assert!(!out.stderr().contains("hunter22"), "{}", out.stderr());
     }
 }
@@ -728,11 +633,7 @@ fn grpc_bad_targets_exit_2() {
 #[cfg(not(feature = "grpc"))]
 #[test]
 fn grpc_targets_are_refused_without_the_feature() {
-    Cli::new()
-        .args(["wait", "--timeout", "1s", "grpc://127.0.0.1:1"])
-        .run()
-        .code(2)
-        .stderr_has("built without the `grpc` feature");
+    wait(["--timeout", "1s", "grpc://127.0.0.1:1"]).usage_error("built without the `grpc` feature");
 }
 
 #[cfg(not(feature = "http"))]
@@ -743,11 +644,7 @@ fn http_targets_are_refused_without_the_feature() {
         "https://127.0.0.1:1/",
         "http+unix://%2Frun%2Fa.sock/",
     ] {
-        Cli::new()
-            .args(["wait", "--timeout", "1s", target])
-            .run()
-            .code(2)
-            .stderr_has("built without the `http` feature");
+        wait(["--timeout", "1s", target]).usage_error("built without the `http` feature");
     }
 }
 
@@ -762,19 +659,11 @@ fn exec_never_shows_a_password_of_its_command() {
         if json {
             args.push("--json");
         }
-        let out = Cli::new().args(&args).run().code(124);
-        let all = format!("{}{}", out.stdout(), out.stderr());
+        let all = Cli::new().args(&args).run().code(124).all();
         assert!(!all.contains("secret"), "{all}");
         assert!(all.contains(shown), "{all}");
     }
-    let out = Cli::new()
-        .args([
-            "wait",
-            "--timeout",
-            "5s",
-            "--exec",
-            "true http://u:secret@h/",
-        ])
+    let out = wait(["--timeout", "5s", "--exec", "true http://u:secret@h/"])
         .run()
         .code(0)
         .stdout_has("ready exec `true http://u:***@h/` after");

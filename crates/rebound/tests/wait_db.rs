@@ -127,11 +127,7 @@ fn bad_database_targets_exit_2_before_anything_runs() {
         ("mysql://u:hunter22@db?table=orders", "needs a database"),
         ("redis://:hunter22@cache:0", "port 0"),
     ] {
-        let out = Cli::new()
-            .args(["wait", target])
-            .run()
-            .code(2)
-            .stderr_has(why);
+        let out = Cli::new().args(["wait", target]).usage_error(why);
         assert!(!out.stderr().contains("hunter22"), "{}", out.stderr());
     }
 }

@@ -16,8 +16,8 @@ use rebound::agent::addr::Addr;
 use rebound::agent::client::{CallError, Client, EventStream};
 use rebound::agent::sse::Event;
 use support::{
-    Agent, Cli, QUICK_CONFIG, agent_cli, free_port, http, send_signal, spawn_logging, wait_until,
-    web_runtime, write_config,
+    Agent, QUICK_CONFIG, agent_cli, ensure_cli, ensure_wait, free_port, http, send_signal,
+    spawn_logging, wait_until, web_runtime, write_config,
 };
 
 /// Bound on anything a test waits for (real processes, not a measurement).
@@ -134,8 +134,7 @@ fn a_failing_start_is_failed_with_retry_after() {
     });
     // `rebound ensure` hears it on the stream and stops at once: the next
     // start is after --wait.
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "broken", "--wait", "5s"])
+    ensure_wait(&agent.addr(), "broken", "5s")
         .run()
         .code(78)
         .stderr_has("no such flag")
@@ -174,9 +173,7 @@ fn a_killed_runtime_is_not_started_after_the_ttl() {
 #[test]
 fn the_handshake_names_protocol_capabilities_and_start_budgets() {
     let agent = Agent::start(&config(free_port()));
-    let (code, body) = agent.request("GET", "/v1", "");
-    assert_eq!(code, 200, "{body}");
-    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let h = agent.request_json("GET", "/v1", "", 200);
     assert_eq!(h["protocol"], "1.0");
     assert_eq!(h["agent_version"], env!("CARGO_PKG_VERSION"));
     for capability in ["ensure", "watch", "events", "metrics"] {
@@ -200,8 +197,7 @@ fn the_handshake_names_protocol_capabilities_and_start_budgets() {
     assert_eq!(slow["probe_timeout_ms"], 1_000);
     assert_eq!(agent.request("POST", "/v1", "").0, 405);
     // A --wait below that budget is warned about (and still works).
-    let out = Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "slow", "--wait", "10s"])
+    let out = ensure_wait(&agent.addr(), "slow", "10s")
         .run()
         .code(0)
         .stderr_has("--wait 10s is shorter than slow's start budget on the agent, 21s")
@@ -219,8 +215,7 @@ fn the_handshake_names_protocol_capabilities_and_start_budgets() {
         "{}",
         out.stderr()
     );
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "slow", "--wait", "30s"])
+    ensure_wait(&agent.addr(), "slow", "30s")
         .run()
         .code(0)
         .stderr_lacks("shorter than");
@@ -273,17 +268,15 @@ fn the_handshake_and_streams_need_the_token_on_tcp() {
 #[test]
 fn a_watch_on_an_unknown_runtime_is_404_naming_the_known_ones() {
     let agent = Agent::start(&config(free_port()));
-    let (code, body) = agent.request("GET", "/v1/runtimes/nope/watch", "");
-    assert_eq!(code, 404, "{body}");
-    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let reply = agent.request_json("GET", "/v1/runtimes/nope/watch", "", 404);
     assert_eq!(reply["error"], "unknown runtime `nope`");
     assert_eq!(
         reply["runtimes"],
         serde_json::json!(["broken", "slow", "web"])
     );
     assert_eq!(agent.request("POST", "/v1/runtimes/slow/watch", "").0, 405);
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "--watch", "nope"])
+    ensure_cli(&agent.addr(), "nope")
+        .args(["--watch"])
         .run()
         // The agent has no such runtime: 78, as for an ensure of it.
         .code(78)
@@ -369,24 +362,12 @@ fn a_reader_that_never_reads_holds_up_no_other_watcher_nor_ensure() {
 #[test]
 fn ensure_waits_on_the_stream_without_polling() {
     let agent = Agent::start(&config(free_port()));
-    let out = Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &agent.addr(),
-            "slow",
-            "--wait",
-            "20s",
-            "--json",
-        ])
+    let lines = ensure_wait(&agent.addr(), "slow", "20s")
+        .args(["--json"])
         .run()
         .code(0)
-        .stdout_has("file://");
-    let lines: Vec<serde_json::Value> = out
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .stdout_has("file://")
+        .stdout_json();
     assert_eq!(lines[0]["event"], "answer");
     assert_eq!(lines[0]["status"], "starting");
     assert!(lines.iter().any(|l| l["event"] == "watch"), "{lines:?}");
@@ -408,16 +389,8 @@ fn ensure_waits_on_the_stream_without_polling() {
     );
     // Forced polling asks again and again.
     let polled = Agent::start(&config(free_port()));
-    Cli::new()
-        .args([
-            "ensure",
-            "--agent",
-            &polled.addr(),
-            "slow",
-            "--wait",
-            "20s",
-            "--no-watch",
-        ])
+    ensure_wait(&polled.addr(), "slow", "20s")
+        .args(["--no-watch"])
         .run()
         .code(0);
     assert_eq!(
@@ -570,8 +543,7 @@ fn a_pushed_failure_near_the_end_of_the_wait_is_a_timeout_unless_its_backoff_out
     // failed for good (78, at once).
     let short = OldAgent::start(|m, p, _| failing_later(m, p, 1500));
     let begun = Instant::now();
-    Cli::new()
-        .args(["ensure", "--agent", &short.addr(), "db", "--wait", "2s"])
+    ensure_wait(&short.addr(), "db", "2s")
         .run()
         .code(124)
         .stderr_has("not ready after 2s")
@@ -582,8 +554,7 @@ fn a_pushed_failure_near_the_end_of_the_wait_is_a_timeout_unless_its_backoff_out
         begun.elapsed()
     );
     let long = OldAgent::start(|m, p, _| failing_later(m, p, 2500));
-    Cli::new()
-        .args(["ensure", "--agent", &long.addr(), "db", "--wait", "2s"])
+    ensure_wait(&long.addr(), "db", "2s")
         .run()
         .code(78)
         .stderr_has("exit status 1 (next start in 2s 500ms, after --wait runs out)");
@@ -609,8 +580,7 @@ fn old_agent(method: &str, path: &str, calls: usize) -> (u16, String) {
 #[test]
 fn ensure_still_polls_an_agent_without_the_handshake() {
     let old = OldAgent::start(old_agent);
-    Cli::new()
-        .args(["ensure", "--agent", &old.addr(), "db", "--wait", "20s"])
+    ensure_wait(&old.addr(), "db", "20s")
         .run()
         .code(0)
         .stdout_has("tcp://127.0.0.1:5432");
@@ -618,11 +588,9 @@ fn ensure_still_polls_an_agent_without_the_handshake() {
     assert_eq!(old.count("POST /v1/runtimes/db/ensure"), 3);
     assert_eq!(old.count("GET /v1/runtimes/db/watch"), 0);
     // --watch needs the handshake: a clear refusal, not a hang.
-    Cli::new()
-        .args(["ensure", "--agent", &old.addr(), "--watch", "db"])
-        .run()
-        .code(2)
-        .stderr_has("predates watch streams");
+    ensure_cli(&old.addr(), "db")
+        .args(["--watch"])
+        .usage_error("predates watch streams");
 }
 
 #[test]
@@ -653,38 +621,26 @@ fn a_handshake_that_is_not_json_or_of_an_unknown_major_is_exit_2() {
         }
     }
     let agent = OldAgent::start(not_json);
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "db", "--wait", "10s"])
-        .run()
-        .code(2)
-        .stderr_has("the agent's handshake (GET /v1) is not the protocol");
+    ensure_wait(&agent.addr(), "db", "10s")
+        .usage_error("the agent's handshake (GET /v1) is not the protocol");
     assert_eq!(agent.count("POST /v1/runtimes/db/ensure"), 0);
     let agent = OldAgent::start(future);
     for extra in [&[][..], &["--watch"][..]] {
-        Cli::new()
-            .args(["ensure", "--agent", &agent.addr(), "db"])
-            .args(extra)
-            .run()
-            .code(2)
-            .stderr_has(
-                "the agent speaks protocol 2.0 (agent version 9.0.0); this rebound knows only 1.x",
-            );
+        ensure_cli(&agent.addr(), "db").args(extra).usage_error(
+            "the agent speaks protocol 2.0 (agent version 9.0.0); this rebound knows only 1.x",
+        );
     }
     assert_eq!(agent.count("POST /v1/runtimes/db/ensure"), 0);
     let agent = OldAgent::start(bad_version);
-    Cli::new()
-        .args(["ensure", "--agent", &agent.addr(), "db"])
-        .run()
-        .code(2)
-        .stderr_has("protocol `one` is not MAJOR.MINOR");
+    ensure_cli(&agent.addr(), "db").usage_error("protocol `one` is not MAJOR.MINOR");
 }
 
 #[test]
 fn ensure_watch_prints_events_until_interrupted() {
     let agent = Agent::start(&config(free_port()));
     for (json, signal, code) in [(false, "INT", 130), (true, "TERM", 143)] {
-        let mut child = Cli::new()
-            .args(["ensure", "--agent", &agent.addr(), "--watch", "slow"])
+        let mut child = ensure_cli(&agent.addr(), "slow")
+            .args(["--watch"])
             .args(if json { &["--json"][..] } else { &[][..] })
             .spawn();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());

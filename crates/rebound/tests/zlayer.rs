@@ -40,9 +40,7 @@ fn on_panic_is_accepted_and_a_typo_in_it_is_refused_with_its_position() {
     Cli::new()
         .args(["init".as_ref(), "--check".as_ref(), typo.as_os_str()])
         .args(["--service", "api"])
-        .run()
-        .code(2)
-        .stderr_has("typo.yaml:11:");
+        .usage_error("typo.yaml:11:");
 }
 
 #[test]
@@ -72,8 +70,6 @@ fn a_service_without_init_runs_its_workload_at_once() {
     Cli::new()
         .args(["init".as_ref(), "--check".as_ref(), spec.as_os_str()])
         .args(["--service", "web"])
-        .run()
-        .code(2)
-        .stderr_has("no service `web`")
+        .usage_error("no service `web`")
         .stderr_has("api, cache");
 }

@@ -54,78 +54,63 @@ impl ConstantBuilder {
         Self::default()
     }
 
-    /// The delay before each retry.
-    ///
-    /// ```
-    /// # use rebound_retry::ConstantBuilder; use std::time::Duration;
-    /// let mut b = ConstantBuilder::new().with_delay(Duration::ZERO).build()?;
-    /// assert_eq!(b.next(), Some(Duration::ZERO));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
+    setters! {
+        /// The delay before each retry.
+        ///
+        /// ```
+        /// # use rebound_retry::ConstantBuilder; use std::time::Duration;
+        /// let mut b = ConstantBuilder::new().with_delay(Duration::ZERO).build()?;
+        /// assert_eq!(b.next(), Some(Duration::ZERO));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_delay(delay: Duration) => delay = delay;
 
-    /// Total attempts, the first included; 0 is rejected by `build`.
-    ///
-    /// ```
-    /// # use rebound_retry::ConstantBuilder;
-    /// assert!(ConstantBuilder::new().with_max_attempts(0).build().is_err());
-    /// ```
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = Some(attempts);
-        self
-    }
+        /// Total attempts, the first included; 0 is rejected by `build`.
+        ///
+        /// ```
+        /// # use rebound_retry::ConstantBuilder;
+        /// assert!(ConstantBuilder::new().with_max_attempts(0).build().is_err());
+        /// ```
+        with_max_attempts(attempts: u32) => max_attempts = Some(attempts);
 
-    /// No attempt limit.
-    ///
-    /// ```
-    /// # use rebound_retry::ConstantBuilder;
-    /// assert_eq!(ConstantBuilder::new().forever().build()?.take(50).count(), 50);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn forever(mut self) -> Self {
-        self.max_attempts = None;
-        self
-    }
+        /// No attempt limit.
+        ///
+        /// ```
+        /// # use rebound_retry::ConstantBuilder;
+        /// assert_eq!(ConstantBuilder::new().forever().build()?.take(50).count(), 50);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        forever() => max_attempts = None;
 
-    /// The jitter mode ([`Jitter::Decorrelated`] acts as full jitter here).
-    ///
-    /// ```
-    /// # use rebound_retry::{ConstantBuilder, Jitter}; use std::time::Duration;
-    /// let b = ConstantBuilder::new().with_jitter(Jitter::Full).build()?;
-    /// assert!(b.into_iter().all(|d| d <= Duration::from_millis(100)));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = jitter;
-        self
-    }
+        /// The jitter mode ([`Jitter::Decorrelated`] acts as full jitter here).
+        ///
+        /// ```
+        /// # use rebound_retry::{ConstantBuilder, Jitter}; use std::time::Duration;
+        /// let b = ConstantBuilder::new().with_jitter(Jitter::Full).build()?;
+        /// assert!(b.into_iter().all(|d| d <= Duration::from_millis(100)));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_jitter(jitter: Jitter) => jitter = jitter;
 
-    /// No jitter (the default).
-    ///
-    /// ```
-    /// # use rebound_retry::ConstantBuilder; use std::time::Duration;
-    /// let b = ConstantBuilder::new().without_jitter().build()?;
-    /// assert!(b.into_iter().all(|d| d == Duration::from_millis(100)));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn without_jitter(self) -> Self {
-        self.with_jitter(Jitter::None)
-    }
+        /// No jitter (the default).
+        ///
+        /// ```
+        /// # use rebound_retry::ConstantBuilder; use std::time::Duration;
+        /// let b = ConstantBuilder::new().without_jitter().build()?;
+        /// assert!(b.into_iter().all(|d| d == Duration::from_millis(100)));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        without_jitter() => jitter = Jitter::None;
 
-    /// Seeds the jitter's random generator.
-    ///
-    /// ```
-    /// # use rebound_retry::{ConstantBuilder, Jitter};
-    /// let b = || ConstantBuilder::new().with_jitter(Jitter::Full).with_seed(1).build();
-    /// assert_eq!(b()?.collect::<Vec<_>>(), b()?.collect::<Vec<_>>());
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
+        /// Seeds the jitter's random generator.
+        ///
+        /// ```
+        /// # use rebound_retry::{ConstantBuilder, Jitter};
+        /// let b = || ConstantBuilder::new().with_jitter(Jitter::Full).with_seed(1).build();
+        /// assert_eq!(b()?.collect::<Vec<_>>(), b()?.collect::<Vec<_>>());
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_seed(seed: u64) => seed = Some(seed);
     }
 
     /// Checks the settings and builds the backoff.

@@ -57,66 +57,53 @@ impl DecorrelatedJitterBuilder {
         Self::default()
     }
 
-    /// The smallest delay, and the start of the sequence.
-    ///
-    /// ```
-    /// # use rebound_retry::DecorrelatedJitterBuilder; use std::time::Duration;
-    /// let mut b = DecorrelatedJitterBuilder::new().with_base_delay(Duration::from_millis(200)).build()?;
-    /// assert!(b.next().unwrap() >= Duration::from_millis(200));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_base_delay(mut self, delay: Duration) -> Self {
-        self.base_delay = delay;
-        self
-    }
+    setters! {
+        /// The smallest delay, and the start of the sequence.
+        ///
+        /// ```
+        /// # use rebound_retry::DecorrelatedJitterBuilder; use std::time::Duration;
+        /// let mut b = DecorrelatedJitterBuilder::new().with_base_delay(Duration::from_millis(200)).build()?;
+        /// assert!(b.next().unwrap() >= Duration::from_millis(200));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_base_delay(delay: Duration) => base_delay = delay;
 
-    /// The cap on every delay.
-    ///
-    /// ```
-    /// # use rebound_retry::DecorrelatedJitterBuilder; use std::time::Duration;
-    /// let b = DecorrelatedJitterBuilder::new().with_max_delay(Duration::from_millis(150)).forever().build()?;
-    /// assert!(b.take(100).all(|d| d <= Duration::from_millis(150)));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_max_delay(mut self, delay: Duration) -> Self {
-        self.max_delay = delay;
-        self
-    }
+        /// The cap on every delay.
+        ///
+        /// ```
+        /// # use rebound_retry::DecorrelatedJitterBuilder; use std::time::Duration;
+        /// let b = DecorrelatedJitterBuilder::new().with_max_delay(Duration::from_millis(150)).forever().build()?;
+        /// assert!(b.take(100).all(|d| d <= Duration::from_millis(150)));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_max_delay(delay: Duration) => max_delay = delay;
 
-    /// Total attempts, the first included; 0 is rejected by `build`.
-    ///
-    /// ```
-    /// # use rebound_retry::DecorrelatedJitterBuilder;
-    /// assert!(DecorrelatedJitterBuilder::new().with_max_attempts(0).build().is_err());
-    /// ```
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = Some(attempts);
-        self
-    }
+        /// Total attempts, the first included; 0 is rejected by `build`.
+        ///
+        /// ```
+        /// # use rebound_retry::DecorrelatedJitterBuilder;
+        /// assert!(DecorrelatedJitterBuilder::new().with_max_attempts(0).build().is_err());
+        /// ```
+        with_max_attempts(attempts: u32) => max_attempts = Some(attempts);
 
-    /// No attempt limit.
-    ///
-    /// ```
-    /// # use rebound_retry::DecorrelatedJitterBuilder;
-    /// assert_eq!(DecorrelatedJitterBuilder::new().forever().build()?.take(5).count(), 5);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn forever(mut self) -> Self {
-        self.max_attempts = None;
-        self
-    }
+        /// No attempt limit.
+        ///
+        /// ```
+        /// # use rebound_retry::DecorrelatedJitterBuilder;
+        /// assert_eq!(DecorrelatedJitterBuilder::new().forever().build()?.take(5).count(), 5);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        forever() => max_attempts = None;
 
-    /// Seeds the random generator, for reproducible sequences.
-    ///
-    /// ```
-    /// # use rebound_retry::DecorrelatedJitterBuilder;
-    /// let b = || DecorrelatedJitterBuilder::new().with_seed(3).build();
-    /// assert_eq!(b()?.collect::<Vec<_>>(), b()?.collect::<Vec<_>>());
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
+        /// Seeds the random generator, for reproducible sequences.
+        ///
+        /// ```
+        /// # use rebound_retry::DecorrelatedJitterBuilder;
+        /// let b = || DecorrelatedJitterBuilder::new().with_seed(3).build();
+        /// assert_eq!(b()?.collect::<Vec<_>>(), b()?.collect::<Vec<_>>());
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_seed(seed: u64) => seed = Some(seed);
     }
 
     /// Checks the settings and builds the backoff.
@@ -164,14 +151,12 @@ impl Iterator for DecorrelatedJitter {
 
     fn next(&mut self) -> Option<Duration> {
         self.count.next()?;
-        let delay = decorrelated_step(
+        Some(decorrelated_step(
             &mut self.rng,
             self.base_delay,
-            self.previous,
+            &mut self.previous,
             self.max_delay,
-        );
-        self.previous = delay;
-        Some(delay)
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

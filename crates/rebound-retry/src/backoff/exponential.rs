@@ -73,110 +73,89 @@ impl ExponentialBuilder {
         }
     }
 
-    /// The delay before the first retry.
-    ///
-    /// ```
-    /// # use rebound_retry::ExponentialBuilder; use std::time::Duration;
-    /// let b = ExponentialBuilder::new().with_initial_delay(Duration::from_millis(7)).build()?;
-    /// assert_eq!(b.nominal(1), Duration::from_millis(7));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_initial_delay(mut self, delay: Duration) -> Self {
-        self.initial_delay = delay;
-        self
-    }
+    setters! {
+        /// The delay before the first retry.
+        ///
+        /// ```
+        /// # use rebound_retry::ExponentialBuilder; use std::time::Duration;
+        /// let b = ExponentialBuilder::new().with_initial_delay(Duration::from_millis(7)).build()?;
+        /// assert_eq!(b.nominal(1), Duration::from_millis(7));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_initial_delay(delay: Duration) => initial_delay = delay;
 
-    /// The cap on every delay (before jitter, which only shortens).
-    ///
-    /// ```
-    /// # use rebound_retry::ExponentialBuilder; use std::time::Duration;
-    /// let b = ExponentialBuilder::new().with_max_delay(Duration::from_millis(150)).build()?;
-    /// assert_eq!(b.nominal(10), Duration::from_millis(150));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_max_delay(mut self, delay: Duration) -> Self {
-        self.max_delay = delay;
-        self
-    }
+        /// The cap on every delay (before jitter, which only shortens).
+        ///
+        /// ```
+        /// # use rebound_retry::ExponentialBuilder; use std::time::Duration;
+        /// let b = ExponentialBuilder::new().with_max_delay(Duration::from_millis(150)).build()?;
+        /// assert_eq!(b.nominal(10), Duration::from_millis(150));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_max_delay(delay: Duration) => max_delay = delay;
 
-    /// The growth factor between two delays: finite and at least 1.
-    ///
-    /// ```
-    /// # use rebound_retry::ExponentialBuilder; use std::time::Duration;
-    /// let b = ExponentialBuilder::new().with_multiplier(3.0).build()?;
-    /// assert_eq!(b.nominal(2), Duration::from_millis(300));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_multiplier(mut self, multiplier: f64) -> Self {
-        self.multiplier = multiplier;
-        self
-    }
+        /// The growth factor between two delays: finite and at least 1.
+        ///
+        /// ```
+        /// # use rebound_retry::ExponentialBuilder; use std::time::Duration;
+        /// let b = ExponentialBuilder::new().with_multiplier(3.0).build()?;
+        /// assert_eq!(b.nominal(2), Duration::from_millis(300));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_multiplier(multiplier: f64) => multiplier = multiplier;
 
-    /// Total attempts, the first included; the backoff yields one delay
-    /// fewer. Zero is rejected by [`build`](Self::build).
-    ///
-    /// ```
-    /// # use rebound_retry::ExponentialBuilder;
-    /// assert_eq!(ExponentialBuilder::new().with_max_attempts(5).build()?.count(), 4);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = Some(attempts);
-        self
-    }
+        /// Total attempts, the first included; the backoff yields one delay
+        /// fewer. Zero is rejected by [`build`](Self::build).
+        ///
+        /// ```
+        /// # use rebound_retry::ExponentialBuilder;
+        /// assert_eq!(ExponentialBuilder::new().with_max_attempts(5).build()?.count(), 4);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_max_attempts(attempts: u32) => max_attempts = Some(attempts);
 
-    /// No attempt limit: the backoff never ends (bound it with a deadline).
-    ///
-    /// ```
-    /// # use rebound_retry::ExponentialBuilder;
-    /// let b = ExponentialBuilder::new().forever().build()?;
-    /// assert_eq!(b.max_attempts(), None);
-    /// assert_eq!(b.take(1000).count(), 1000);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn forever(mut self) -> Self {
-        self.max_attempts = None;
-        self
-    }
+        /// No attempt limit: the backoff never ends (bound it with a deadline).
+        ///
+        /// ```
+        /// # use rebound_retry::ExponentialBuilder;
+        /// let b = ExponentialBuilder::new().forever().build()?;
+        /// assert_eq!(b.max_attempts(), None);
+        /// assert_eq!(b.take(1000).count(), 1000);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        forever() => max_attempts = None;
 
-    /// The jitter mode.
-    ///
-    /// ```
-    /// # use rebound_retry::{ExponentialBuilder, Jitter};
-    /// let b = ExponentialBuilder::new().with_jitter(Jitter::Full).build()?;
-    /// assert!(b.sample(1) <= b.nominal(1));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = jitter;
-        self
-    }
+        /// The jitter mode.
+        ///
+        /// ```
+        /// # use rebound_retry::{ExponentialBuilder, Jitter};
+        /// let b = ExponentialBuilder::new().with_jitter(Jitter::Full).build()?;
+        /// assert!(b.sample(1) <= b.nominal(1));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_jitter(jitter: Jitter) => jitter = jitter;
 
-    /// No jitter: the exact nominal sequence (smolvm's, for the presets).
-    ///
-    /// ```
-    /// # use rebound_retry::presets; use std::time::Duration;
-    /// let v: Vec<_> = presets::network().without_jitter().build()?.collect();
-    /// let ms = Duration::from_millis;
-    /// assert_eq!(v, [ms(500), ms(1000), ms(2000)]);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn without_jitter(self) -> Self {
-        self.with_jitter(Jitter::None)
-    }
+        /// No jitter: the exact nominal sequence (smolvm's, for the presets).
+        ///
+        /// ```
+        /// # use rebound_retry::presets; use std::time::Duration;
+        /// let v: Vec<_> = presets::network().without_jitter().build()?.collect();
+        /// let ms = Duration::from_millis;
+        /// assert_eq!(v, [ms(500), ms(1000), ms(2000)]);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        without_jitter() => jitter = Jitter::None;
 
-    /// Seeds the jitter's random generator, for reproducible sequences.
-    ///
-    /// ```
-    /// # use rebound_retry::ExponentialBuilder;
-    /// let a: Vec<_> = ExponentialBuilder::new().with_seed(9).build()?.collect();
-    /// let b: Vec<_> = ExponentialBuilder::new().with_seed(9).build()?.collect();
-    /// assert_eq!(a, b);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
+        /// Seeds the jitter's random generator, for reproducible sequences.
+        ///
+        /// ```
+        /// # use rebound_retry::ExponentialBuilder;
+        /// let a: Vec<_> = ExponentialBuilder::new().with_seed(9).build()?.collect();
+        /// let b: Vec<_> = ExponentialBuilder::new().with_seed(9).build()?.collect();
+        /// assert_eq!(a, b);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_seed(seed: u64) => seed = Some(seed);
     }
 
     /// Checks the settings and builds the backoff.
@@ -293,16 +272,12 @@ impl Iterator for Exponential {
     fn next(&mut self) -> Option<Duration> {
         let n = self.count.next()?;
         let delay = match self.jitter {
-            Jitter::Decorrelated => {
-                let d = decorrelated_step(
-                    &mut self.rng,
-                    self.initial_delay,
-                    self.previous,
-                    self.max_delay,
-                );
-                self.previous = d;
-                d
-            }
+            Jitter::Decorrelated => decorrelated_step(
+                &mut self.rng,
+                self.initial_delay,
+                &mut self.previous,
+                self.max_delay,
+            ),
             jitter => jitter.apply(self.nominal(n), &mut self.rng),
         };
         Some(delay)

@@ -58,92 +58,74 @@ impl FibonacciBuilder {
         Self::default()
     }
 
-    /// The first delay (and the unit of the sequence).
-    ///
-    /// ```
-    /// # use rebound_retry::FibonacciBuilder; use std::time::Duration;
-    /// let b = FibonacciBuilder::new().with_initial_delay(Duration::from_millis(3)).build()?;
-    /// assert_eq!(b.nominal(4), Duration::from_millis(9));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_initial_delay(mut self, delay: Duration) -> Self {
-        self.initial_delay = delay;
-        self
-    }
+    setters! {
+        /// The first delay (and the unit of the sequence).
+        ///
+        /// ```
+        /// # use rebound_retry::FibonacciBuilder; use std::time::Duration;
+        /// let b = FibonacciBuilder::new().with_initial_delay(Duration::from_millis(3)).build()?;
+        /// assert_eq!(b.nominal(4), Duration::from_millis(9));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_initial_delay(delay: Duration) => initial_delay = delay;
 
-    /// The cap on every delay.
-    ///
-    /// ```
-    /// # use rebound_retry::FibonacciBuilder; use std::time::Duration;
-    /// let b = FibonacciBuilder::new().with_max_delay(Duration::from_millis(250)).build()?;
-    /// assert_eq!(b.nominal(40), Duration::from_millis(250));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_max_delay(mut self, delay: Duration) -> Self {
-        self.max_delay = delay;
-        self
-    }
+        /// The cap on every delay.
+        ///
+        /// ```
+        /// # use rebound_retry::FibonacciBuilder; use std::time::Duration;
+        /// let b = FibonacciBuilder::new().with_max_delay(Duration::from_millis(250)).build()?;
+        /// assert_eq!(b.nominal(40), Duration::from_millis(250));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_max_delay(delay: Duration) => max_delay = delay;
 
-    /// Total attempts, the first included; 0 is rejected by `build`.
-    ///
-    /// ```
-    /// # use rebound_retry::FibonacciBuilder;
-    /// assert_eq!(FibonacciBuilder::new().with_max_attempts(4).build()?.count(), 3);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = Some(attempts);
-        self
-    }
+        /// Total attempts, the first included; 0 is rejected by `build`.
+        ///
+        /// ```
+        /// # use rebound_retry::FibonacciBuilder;
+        /// assert_eq!(FibonacciBuilder::new().with_max_attempts(4).build()?.count(), 3);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_max_attempts(attempts: u32) => max_attempts = Some(attempts);
 
-    /// No attempt limit.
-    ///
-    /// ```
-    /// # use rebound_retry::FibonacciBuilder;
-    /// assert_eq!(FibonacciBuilder::new().forever().build()?.take(9).count(), 9);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn forever(mut self) -> Self {
-        self.max_attempts = None;
-        self
-    }
+        /// No attempt limit.
+        ///
+        /// ```
+        /// # use rebound_retry::FibonacciBuilder;
+        /// assert_eq!(FibonacciBuilder::new().forever().build()?.take(9).count(), 9);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        forever() => max_attempts = None;
 
-    /// The jitter mode ([`Jitter::Decorrelated`] acts as full jitter here).
-    ///
-    /// ```
-    /// # use rebound_retry::{FibonacciBuilder, Jitter};
-    /// let b = FibonacciBuilder::new().with_jitter(Jitter::Equal).build()?;
-    /// assert_eq!(b.count(), 2);
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = jitter;
-        self
-    }
+        /// The jitter mode ([`Jitter::Decorrelated`] acts as full jitter here).
+        ///
+        /// ```
+        /// # use rebound_retry::{FibonacciBuilder, Jitter};
+        /// let b = FibonacciBuilder::new().with_jitter(Jitter::Equal).build()?;
+        /// assert_eq!(b.count(), 2);
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_jitter(jitter: Jitter) => jitter = jitter;
 
-    /// No jitter (the default).
-    ///
-    /// ```
-    /// # use rebound_retry::FibonacciBuilder; use std::time::Duration;
-    /// let mut b = FibonacciBuilder::new().without_jitter().build()?;
-    /// assert_eq!(b.next(), Some(Duration::from_millis(100)));
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn without_jitter(self) -> Self {
-        self.with_jitter(Jitter::None)
-    }
+        /// No jitter (the default).
+        ///
+        /// ```
+        /// # use rebound_retry::FibonacciBuilder; use std::time::Duration;
+        /// let mut b = FibonacciBuilder::new().without_jitter().build()?;
+        /// assert_eq!(b.next(), Some(Duration::from_millis(100)));
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        without_jitter() => jitter = Jitter::None;
 
-    /// Seeds the jitter's random generator.
-    ///
-    /// ```
-    /// # use rebound_retry::{FibonacciBuilder, Jitter};
-    /// let b = || FibonacciBuilder::new().with_jitter(Jitter::Full).with_seed(4).build();
-    /// assert_eq!(b()?.collect::<Vec<_>>(), b()?.collect::<Vec<_>>());
-    /// # Ok::<(), rebound_retry::PolicyError>(())
-    /// ```
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
+        /// Seeds the jitter's random generator.
+        ///
+        /// ```
+        /// # use rebound_retry::{FibonacciBuilder, Jitter};
+        /// let b = || FibonacciBuilder::new().with_jitter(Jitter::Full).with_seed(4).build();
+        /// assert_eq!(b()?.collect::<Vec<_>>(), b()?.collect::<Vec<_>>());
+        /// # Ok::<(), rebound_retry::PolicyError>(())
+        /// ```
+        with_seed(seed: u64) => seed = Some(seed);
     }
 
     /// Checks the settings and builds the backoff.

@@ -171,15 +171,17 @@ impl Jitter {
 }
 
 /// The AWS decorrelated-jitter step: uniform in `[base, 3 × previous]`,
-/// capped at `cap`. Requires `base <= cap`; the result is in `[base, cap]`.
+/// capped at `cap`; it becomes the new `previous`. Requires `base <= cap`;
+/// the result is in `[base, cap]`.
 pub(crate) fn decorrelated_step(
     rng: &mut fastrand::Rng,
     base: Duration,
-    previous: Duration,
+    previous: &mut Duration,
     cap: Duration,
 ) -> Duration {
     let upper = previous.saturating_mul(3).max(base);
-    between(rng, base, upper).min(cap)
+    *previous = between(rng, base, upper).min(cap);
+    *previous
 }
 
 /// A uniform draw in `[lo, hi]` (`lo <= hi`). Never panics, never above `hi`.
@@ -258,7 +260,7 @@ mod tests {
         let cap = Duration::from_millis(100);
         let mut prev = base;
         for _ in 0..1000 {
-            prev = decorrelated_step(&mut rng, base, prev, cap);
+            decorrelated_step(&mut rng, base, &mut prev, cap);
             assert!(prev >= base && prev <= cap, "{prev:?}");
         }
     }

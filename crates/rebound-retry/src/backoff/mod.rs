@@ -4,6 +4,22 @@
 //! rejects invalid settings with a [`PolicyError`]; after that, computing a
 //! delay never panics and never exceeds the cap, for any attempt number.
 
+/// The `with_*` setters of a builder, each one an entry
+/// `name(argument: Type) => field = value;` after its doc comment (whose
+/// examples name the builder): `pub fn name(mut self, argument: Type) ->
+/// Self` that sets `field` to `value` and returns the builder.
+macro_rules! setters {
+    ($($(#[$attr:meta])* $name:ident($($arg:ident: $ty:ty)?) => $field:ident = $value:expr;)*) => {
+        $(
+            $(#[$attr])*
+            pub fn $name(mut self, $($arg: $ty)?) -> Self {
+                self.$field = $value;
+                self
+            }
+        )*
+    };
+}
+
 mod constant;
 mod decorrelated;
 mod error;

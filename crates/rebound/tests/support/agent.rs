@@ -50,6 +50,26 @@ pub fn web_runtime(port: u16, before: &str, delay: &str, rest: &str) -> String {
     )
 }
 
+/// An agent config with the one runtime `name`, whose start is one
+/// `init.run` step running the shell command `command` (double-quoted in
+/// the YAML; `{dir}` as in [`write_config`]), followed by `rest`: the
+/// runtime's probe, endpoint and further fields, a line each, indented four
+/// spaces.
+pub fn one_runtime(name: &str, command: &str, rest: &str) -> String {
+    format!(
+        "runtimes:\n  {name}:\n    start:\n      steps:\n        - id: start\n          uses: init.run\n          with: {{ command: \"{command}\" }}\n{rest}"
+    )
+}
+
+/// The probe and endpoint of a runtime that is never ready (for
+/// [`one_runtime`]): it waits `timeout` for a file nobody writes; then
+/// `rest`, further fields as for [`one_runtime`].
+pub fn never_ready(timeout: &str, rest: &str) -> String {
+    format!(
+        "    probe: {{ uses: init.wait_file, with: {{ path: \"{{dir}}/never\" }}, timeout: {timeout} }}\n    endpoint: none\n{rest}"
+    )
+}
+
 /// Writes `config`, with `{dir}` replaced by `dir`, to `dir/agent.yaml`.
 pub fn write_config(dir: &Path, config: &str) -> PathBuf {
     write_file(
@@ -80,6 +100,11 @@ pub fn ensure_cli(addr: &str, name: &str) -> Cli {
     Cli::new().args(["ensure", "--agent", addr, name])
 }
 
+/// `rebound ensure --agent ADDR NAME --wait WAIT`.
+pub fn ensure_wait(addr: &str, name: &str, wait: &str) -> Cli {
+    ensure_cli(addr, name).args(["--wait", wait])
+}
+
 /// Starts `cli` in the background with stdout discarded and stderr piped
 /// (read it with [`finish`]).
 pub fn spawn_logging(cli: Cli) -> Child {
@@ -107,11 +132,25 @@ pub fn terminate(child: &mut Child) -> (Option<i32>, String) {
 }
 
 /// SIGTERM to `child`, then asserts that it exits 0 (showing its stderr
-/// where it does not).
+/// where it does not): its stderr.
 #[track_caller]
-pub fn stop_cleanly(child: &mut Child) {
+pub fn stop_cleanly(child: &mut Child) -> String {
     let (code, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stderr}");
+    stderr
+}
+
+/// One request on a fresh connection to the Unix socket `socket`, without
+/// a token: the status and body.
+#[track_caller]
+pub fn unix_http(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    http(
+        UnixStream::connect(socket).unwrap(),
+        method,
+        path,
+        body,
+        None,
+    )
 }
 
 /// Polls `cond` every 10 ms for up to `limit` (waiting for real processes,
@@ -226,31 +265,37 @@ impl Agent {
 
     /// One request on a fresh connection: the status and body.
     pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        http(
-            UnixStream::connect(&self.socket).unwrap(),
-            method,
-            path,
-            body,
-            None,
-        )
+        unix_http(&self.socket, method, path, body)
+    }
+
+    /// One request on a fresh connection whose answer must have status
+    /// `expected`: its body as JSON.
+    #[track_caller]
+    pub fn request_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        expected: u16,
+    ) -> serde_json::Value {
+        let (code, body) = self.request(method, path, body);
+        assert_eq!(code, expected, "{method} {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
     }
 
     /// `POST /v1/runtimes/RUNTIME/ensure`: the answer, which must be 200.
     pub fn ensure(&self, runtime: &str, start: bool) -> serde_json::Value {
-        let (code, body) = self.request(
+        self.request_json(
             "POST",
             &format!("/v1/runtimes/{runtime}/ensure"),
             &format!("{{\"start_if_needed\": {start}}}"),
-        );
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
+            200,
+        )
     }
 
     /// `runtime`'s entry in `GET /v1/runtimes`.
     pub fn state(&self, runtime: &str) -> serde_json::Value {
-        let (code, body) = self.request("GET", "/v1/runtimes", "");
-        assert_eq!(code, 200, "{body}");
-        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let all = self.request_json("GET", "/v1/runtimes", "", 200);
         all["runtimes"]
             .as_array()
             .unwrap()

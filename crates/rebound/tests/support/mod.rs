@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
+use std::fmt::Display;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod agent;
@@ -44,6 +46,22 @@ impl Cli {
         self
     }
 
+    /// `-- PROGRAM ARGS...`: the command rebound runs (`init`'s workload,
+    /// `retry`'s command).
+    pub fn workload<I, S>(self, workload: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args(["--"]).args(workload)
+    }
+
+    /// Removes an environment variable this process passes on.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Sets the working directory.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cmd.current_dir(dir);
@@ -57,8 +75,14 @@ impl Cli {
 
     /// Runs to completion and captures the output.
     pub fn run(mut self) -> Outcome {
-        let output = self.cmd.output().expect("run rebound");
-        Outcome { output }
+        Outcome::from(self.cmd.output().expect("run rebound"))
+    }
+
+    /// Runs to completion and asserts a usage error: exit code 2 with
+    /// `says` in stderr.
+    #[track_caller]
+    pub fn usage_error(self, says: &str) -> Outcome {
+        self.run().code(2).stderr_has(says)
     }
 
     /// Runs with stdout on `/dev/full`, where every write fails (ENOSPC);
@@ -95,6 +119,13 @@ impl Cli {
         self.run()
     }
 
+    /// Starts rebound in the background with stdout and stderr discarded.
+    pub fn spawn_quiet(self) -> Child {
+        let mut cmd = self.cmd;
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.spawn().expect("spawn rebound")
+    }
+
     /// Starts rebound in the background with stdout and stderr piped.
     pub fn spawn(self) -> Child {
         let mut cmd = self.cmd;
@@ -103,18 +134,51 @@ impl Cli {
     }
 }
 
+/// `rebound init FLAGS... SPEC` (add the workload with [`Cli::workload`]).
+pub fn init_cli(flags: &[&str], spec: &Path) -> Cli {
+    Cli::new().args(["init"]).args(flags).args([spec])
+}
+
 /// What a finished `rebound` run produced.
 pub struct Outcome {
     /// The raw output.
     pub output: Output,
+    /// What the failure messages name first (see [`Outcome::context`]).
+    context: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(output: Output) -> Self {
+        Self {
+            output,
+            context: String::new(),
+        }
+    }
 }
 
 impl Outcome {
     /// Waits for a child started with [`Cli::spawn`] and captures its output.
     pub fn of(child: Child) -> Self {
-        Self {
-            output: child.wait_with_output().expect("wait for rebound"),
-        }
+        Self::from(child.wait_with_output().expect("wait for rebound"))
+    }
+
+    /// Runs `cmd` (a program other than rebound itself, such as `sh`,
+    /// `script` or `unshare`) with stdin from /dev/null to completion;
+    /// fails saying the test needs `needs` when it cannot be started.
+    #[track_caller]
+    pub fn command(cmd: &mut Command, needs: &str) -> Self {
+        let output = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|err| panic!("this test needs {needs}: {err}"));
+        Self::from(output)
+    }
+
+    /// Names the case (a flag, a loop's value) in every failure message of
+    /// the assertions that follow.
+    pub fn context(mut self, what: impl Display) -> Self {
+        self.context = format!("{what}: ");
+        self
     }
 
     /// Standard output as text.
@@ -127,53 +191,99 @@ impl Outcome {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
-    /// Asserts the exit code.
+    /// Asserts `holds`; the failure says `what` went wrong, then the case
+    /// (see [`Outcome::context`]) and both outputs.
     #[track_caller]
-    pub fn code(self, expected: i32) -> Self {
-        assert_eq!(
-            self.output.status.code(),
-            Some(expected),
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+    fn check(self, holds: bool, what: impl Display) -> Self {
+        assert!(
+            holds,
+            "{}{what}\n--- stdout\n{}\n--- stderr\n{}",
+            self.context,
             self.stdout(),
             self.stderr()
         );
         self
+    }
+
+    /// Asserts the exit code.
+    #[track_caller]
+    pub fn code(self, expected: i32) -> Self {
+        let code = self.output.status.code();
+        self.check(
+            code == Some(expected),
+            format_args!("exit code {code:?}, expected {expected}"),
+        )
     }
 
     /// Asserts stdout contains `needle`.
     #[track_caller]
     pub fn stdout_has(self, needle: &str) -> Self {
-        assert!(
-            self.stdout().contains(needle),
-            "stdout lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
+        let holds = self.stdout().contains(needle);
+        self.check(holds, format_args!("stdout lacks {needle:?}"))
     }
 
     /// Asserts stderr contains `needle`.
     #[track_caller]
     pub fn stderr_has(self, needle: &str) -> Self {
-        assert!(
-            self.stderr().contains(needle),
-            "stderr lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
+        let holds = self.stderr().contains(needle);
+        self.check(holds, format_args!("stderr lacks {needle:?}"))
     }
 
     /// Asserts stderr does not contain `needle`.
     #[track_caller]
     pub fn stderr_lacks(self, needle: &str) -> Self {
-        assert!(
-            !self.stderr().contains(needle),
-            "stderr has {needle:?}\n--- stderr\n{}",
-            self.stderr()
-        );
-        self
+        let holds = !self.stderr().contains(needle);
+        self.check(holds, format_args!("stderr has {needle:?}"))
     }
+
+    /// Asserts stdout does not contain `needle`.
+    #[track_caller]
+    pub fn stdout_lacks(self, needle: &str) -> Self {
+        let holds = !self.stdout().contains(needle);
+        self.check(holds, format_args!("stdout has {needle:?}"))
+    }
+
+    /// Stdout, then stderr, as text: for what may be said on either.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
+    }
+
+    /// Every line of stdout as JSON (see [`json_lines`]).
+    #[track_caller]
+    pub fn stdout_json(&self) -> Vec<serde_json::Value> {
+        json_lines(&self.stdout())
+    }
+
+    /// Every line of stderr as JSON (see [`json_lines`]).
+    #[track_caller]
+    pub fn stderr_json(&self) -> Vec<serde_json::Value> {
+        json_lines(&self.stderr())
+    }
+}
+
+/// The first line of `text` as JSON (what precedes a `--json` command's
+/// error message).
+#[track_caller]
+pub fn first_json(text: &str) -> serde_json::Value {
+    json_lines(text.lines().next().expect("a first line"))
+        .pop()
+        .unwrap()
+}
+
+/// The last line of `text` as JSON (a `--json` command's final event).
+#[track_caller]
+pub fn last_json(text: &str) -> serde_json::Value {
+    json_lines(text.lines().last().expect("a last line"))
+        .pop()
+        .unwrap()
+}
+
+/// Each line of `text` parsed as JSON; fails naming a line that is not.
+#[track_caller]
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
 }
 
 /// A loopback TCP port that was free a moment ago.
@@ -237,4 +347,108 @@ pub fn send_signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// The pid a process wrote to `path`.
+#[track_caller]
+pub fn read_pid(path: &Path) -> u32 {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", path.display()))
+}
+
+/// Waits (up to 20 s) for `child` to exit: its exit code (fails when it was
+/// killed by a signal).
+#[track_caller]
+pub fn exit_code(child: &mut Child) -> i32 {
+    let mut status = None;
+    wait_until(
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+        "rebound to exit",
+    );
+    status
+        .unwrap()
+        .code()
+        .expect("rebound itself was killed by a signal")
+}
+
+/// The children of process `pid`, from /proc.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Fails, saying what is missing, unless `unshare --fork --pid
+/// --mount-proc` works here (what makes rebound PID 1 in the tests). Not a
+/// skip: PID 1 behaviour is part of the contract and must be checked.
+#[track_caller]
+pub fn require_unshare() {
+    let probe = Command::new("unshare")
+        .args(["--fork", "--pid", "--mount-proc", "true"])
+        .status();
+    assert!(
+        probe.as_ref().is_ok_and(|s| s.success()),
+        "this test needs `unshare --fork --pid --mount-proc` (util-linux, run as root or \
+         with user namespaces) to make rebound PID 1: {probe:?}"
+    );
+}
+
+/// Runs the shell command `inner` on a pseudo-terminal (`script -qec`,
+/// util-linux) to its end; the terminal's output is stdout.
+#[track_caller]
+pub fn on_a_terminal(inner: &str) -> Outcome {
+    Outcome::command(
+        Command::new("script").args(["-qec", inner, "/dev/null"]),
+        "`script` (util-linux) for a pseudo-terminal",
+    )
+}
+
+/// Reads `child`'s piped stderr line by line until a line contains
+/// `needle` or the stream ends: whether it was seen, the text read, and the
+/// stream for the rest.
+pub fn stderr_until(child: &mut Child, needle: &str) -> (bool, String, BufReader<ChildStderr>) {
+    let mut reader = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return (false, seen, reader);
+        }
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return (true, seen, reader);
+        }
+    }
+}
+
+/// Writes `spec.yaml` in `dir`: an init whose one step `only` runs
+/// `init.run` with `with` (YAML flow), followed by `extra` (more lines of
+/// the step, indented six spaces).
+pub fn one_step_spec(dir: &Path, with: &str, extra: &str) -> PathBuf {
+    write_file(
+        dir,
+        "spec.yaml",
+        &format!(
+            "init:\n  steps:\n    - id: only\n      uses: init.run\n      with: {with}\n{extra}"
+        ),
+    )
+}
+
+/// [`one_step_spec`] whose step succeeds at once.
+pub fn quick_spec(dir: &Path) -> PathBuf {
+    one_step_spec(dir, "{ command: 'true' }", "")
 }

@@ -195,7 +195,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
     let results = runtime.block_on(async {
         let all = cases.iter().map(|case| measure(case, runs));
-        futures_join_all(all).await
+        futures_util::future::join_all(all).await
     });
     for child in &mut children {
         let _ = Command::new("kill")
@@ -221,34 +221,4 @@ fn main() {
             ms[ms.len() - 1]
         );
     }
-}
-
-/// Runs the futures concurrently on this task and returns their outputs
-/// in order.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.unwrap()).collect()
 }

@@ -444,7 +444,7 @@ async fn two_controllers_on_one_postgres_journal_see_the_same_open_node() {
         let (j, now) = (if i % 2 == 0 { &a } else { &b }, t0 + 1_000);
         tasks.push(j.record(failed(&format!("f{i}"), "n1", FailureKind::Timeout), now));
     }
-    for r in futures_join(tasks).await {
+    for r in futures_util::future::join_all(tasks).await {
         r.unwrap();
     }
     let (na, nb) = (node(&a, "n1").await, node(&b, "n1").await);
@@ -484,30 +484,6 @@ async fn two_controllers_on_one_postgres_journal_see_the_same_open_node() {
             .unwrap();
         assert_eq!(rec.target, "n3");
     }
-}
-
-/// Runs the futures concurrently and returns their results in order.
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().map(Option::unwrap).collect()
 }
 
 // A journal of schema 2 (before the breakers) is brought up to date on

@@ -312,7 +312,9 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
     /// unavailable journal (see there): after each call that failed with
     /// [`JournalErrorKind::Unavailable`](crate::JournalErrorKind::Unavailable),
     /// with the error and how long the worker waits before it tries
-    /// again, and once when the journal answers again.
+    /// again, and once when the journal answers again. The callback then
+    /// reports the outage: the worker logs it at debug level only
+    /// (without one, it logs each failure and the end as warnings).
     ///
     /// ```
     /// use rebound_recovery::RecoveryWorker;

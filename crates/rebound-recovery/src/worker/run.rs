@@ -222,18 +222,18 @@ where
 }
 
 impl<J: Journal, M, R, C> RecoveryWorker<J, M, R, C> {
-    /// Waits after a call that found the journal unavailable: logs the
-    /// failure, tells the outage callback, and sleeps for the next delay
-    /// of the backoff.
+    /// Waits after a call that found the journal unavailable: tells the
+    /// outage callback of the failure (or, without one, logs it as a
+    /// warning), and sleeps for the next delay of the backoff.
     pub(super) async fn wait_out(&self, outage: &std::sync::Mutex<Outage>, error: &JournalError) {
         let retry_in = lock_outage(outage).failed();
-        tracing::warn!(
-            error = %error,
-            retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
-            "the journal is unavailable; trying again after a backoff"
-        );
+        let retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);
         if let Some(on_outage) = &self.on_outage {
+            // The callback reports it; the log keeps a quiet copy.
+            tracing::debug!(error = %error, retry_in_ms, "the journal is unavailable; trying again after a backoff");
             on_outage(&JournalOutage::Unavailable { error, retry_in });
+        } else {
+            tracing::warn!(error = %error, retry_in_ms, "the journal is unavailable; trying again after a backoff");
         }
         tokio::time::sleep(retry_in).await;
     }
@@ -245,16 +245,15 @@ impl<J: Journal, M, R, C> RecoveryWorker<J, M, R, C> {
             return;
         };
         let journal = self.journal.describe();
-        tracing::warn!(
-            journal = %journal,
-            down_ms = u64::try_from(down_for.as_millis()).unwrap_or(u64::MAX),
-            "the journal is back"
-        );
+        let down_ms = u64::try_from(down_for.as_millis()).unwrap_or(u64::MAX);
         if let Some(on_outage) = &self.on_outage {
+            tracing::debug!(journal = %journal, down_ms, "the journal is back");
             on_outage(&JournalOutage::Back {
                 journal: &journal,
                 down_for,
             });
+        } else {
+            tracing::warn!(journal = %journal, down_ms, "the journal is back");
         }
     }
 }

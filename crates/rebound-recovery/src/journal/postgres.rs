@@ -7,6 +7,12 @@
 //! default `synchronous_commit = on` makes it durable before the call
 //! returns.
 //!
+//! A lost connection (a server restart, `pg_terminate_backend`, the
+//! network) fails the call that finds out with
+//! [`JournalError::Unavailable`], and the next call connects again with
+//! the same settings and prepares its statements anew; a change that was
+//! in flight is gone with its transaction, never replayed.
+//!
 //! TLS is not supported yet: connect over loopback or a Unix socket.
 
 mod breakers;
@@ -37,10 +43,14 @@ use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, Re
 /// The advisory lock key migrations hold ("rebound" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0072_6562_6f75_6e64;
 
-/// A journal in a PostgreSQL database, over one connection.
+/// A journal in a PostgreSQL database, over one connection at a time.
 ///
 /// Open one per worker for parallel work: the connection is used by one
-/// transaction at a time.
+/// transaction at a time. When it is lost, the call that finds out fails
+/// as [`Unavailable`](crate::JournalErrorKind::Unavailable) and the next
+/// call opens a new one (see the [module](self) documentation); waiting
+/// between tries is the caller's to decide, as
+/// [`RecoveryWorker::run`](crate::RecoveryWorker::run) does.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), rebound_recovery::JournalError> {

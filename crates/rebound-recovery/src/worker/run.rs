@@ -176,9 +176,9 @@ where
     ///
     /// An unavailable journal (an error of kind
     /// [`JournalErrorKind::Unavailable`]: the database restarting, its
-    /// connection lost) does not end `run`: the worker logs each failure
-    /// (and tells [`with_on_outage`](Self::with_on_outage)'s callback),
-    /// waits, and tries again, after rebound-retry's exponential backoff:
+    /// connection lost) does not end `run`: the worker reports each
+    /// failure (to [`with_on_outage`](Self::with_on_outage)'s callback,
+    /// else as a logged warning), waits, and tries again, after rebound-retry's exponential backoff:
     /// 100 ms doubling to 30 s with equal jitter (each wait between half
     /// and all of that), back to 100 ms once the journal answers. A claim
     /// is simply tried again. An attempt that has run keeps trying to
@@ -189,7 +189,7 @@ where
     /// When it is not, another worker retakes the recovery once the lease
     /// has run out and runs the attempt again (at least once), and this
     /// one's late completion is refused (counted in
-    /// [`lease_lost`](WorkerReport::lease_lost)). A stop during a wait
+    /// [`lease_lost`](WorkerReport#structfield.lease_lost)). A stop during a wait
     /// stops at once. Any other journal error ends `run` with that error.
     ///
     /// ```

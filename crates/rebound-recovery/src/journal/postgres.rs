@@ -85,7 +85,7 @@ pub struct PostgresJournal {
 /// One connection and the statements prepared on it: a statement belongs
 /// to the connection that prepared it, so both are replaced together.
 #[derive(Debug)]
-pub(super) struct Session {
+struct Session {
     client: Client,
     stmts: Statements,
 }
@@ -288,7 +288,7 @@ impl PostgresJournal {
     /// open on the lost connection is gone with it: PostgreSQL rolled it
     /// back, and nothing of it is replayed. On a live connection, a
     /// transaction a cancelled change left open is rolled back first.
-    pub(super) async fn conn(&self) -> Result<MutexGuard<'_, Session>, JournalError> {
+    async fn conn(&self) -> Result<MutexGuard<'_, Session>, JournalError> {
         let mut session = self.session.lock().await;
         if self.broken.load(Ordering::SeqCst) || session.client.is_closed() {
             let client = connect_client(&self.settings, &self.name).await?;

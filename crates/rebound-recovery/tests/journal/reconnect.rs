@@ -675,3 +675,31 @@ async fn in_virtual_time_an_outcome_is_recorded_once_the_journal_is_back() {
         "{history:?}"
     );
 }
+
+/// In virtual time: a stop while the worker waits out an unavailable
+/// journal ends `run` at once, not when the wait would have ended.
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_stop_during_a_wait_stops_at_once() {
+    let journal = Flaky::new(quick());
+    journal.fail_next(u32::MAX);
+    let counter = Counter::default();
+    let outages = Outages::default();
+    let worker = RecoveryWorker::new(&journal, counter.clone(), counter)
+        .with_poll_interval(HOUR)
+        .with_on_outage(outages.on());
+    let started = tokio::time::Instant::now();
+    let stop_at = Duration::from_millis(2_500);
+    let report = worker
+        .run(tokio::time::sleep(stop_at))
+        .await
+        .expect("a stop is no error");
+    assert_eq!(started.elapsed(), stop_at);
+    assert_eq!(report.claimed, 0);
+    // The wait under way when the stop came would have ended later.
+    let planned: u64 = waits(&outages.list()).iter().sum();
+    assert!(
+        Duration::from_micros(planned) > stop_at,
+        "{:?}",
+        outages.list()
+    );
+}

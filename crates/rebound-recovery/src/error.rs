@@ -140,7 +140,10 @@ pub enum SnapshotError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JournalErrorKind {
-    /// The database could not be reached or opened.
+    /// The database could not be reached or opened, or the connection to
+    /// it was lost (the server restarting, an administrator ending it):
+    /// worth trying again later, as
+    /// [`RecoveryWorker::run`](crate::RecoveryWorker::run) does.
     Unavailable,
     /// The journal was written by a newer rebound.
     NewerSchema,

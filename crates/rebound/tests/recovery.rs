@@ -1695,3 +1695,128 @@ fn postgres_controllers_share_target_breakers() {
         .code(2)
         .stderr_has("node-q");
 }
+
+/// The lines a child writes to `pipe`, collected as they come.
+fn collect_lines(
+    pipe: impl std::io::Read + Send + 'static,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::thread::JoinHandle<()>,
+) {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (lines, reader)
+}
+
+// `run` against a PostgreSQL server that is stopped and started again: it
+// keeps running (it used to end with exit 3 when its own connection was
+// lost), says on stderr that the journal is unavailable and when it is
+// back, and runs a migration recorded after the restart. Meanwhile
+// `cancel` and `prune` against the stopped server exit 3 naming the
+// journal.
+#[test]
+fn run_rides_out_a_postgres_restart_and_commands_say_it_is_gone() {
+    let cluster = pg::Pg::start(&[]);
+    let url = cluster.fresh_db("outage");
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        Cli::new()
+            .args(["recovery", "--journal", &url, "--initial-delay", "1ms"])
+            .args(args)
+            .current_dir(dir.path())
+    };
+    let record_one = |id: &str| {
+        cli(&record(id, &format!("web-{id}"), "node-a", "node-b"))
+            .args(["--kind", "timeout", "--message", "slow"])
+            .run()
+            .code(0);
+    };
+    let ran = |id: &str| {
+        std::fs::read_to_string(dir.path().join("runs.log"))
+            .is_ok_and(|log| log.lines().any(|l| l == id))
+    };
+    record_one("m1");
+    let mut run = cli(&[
+        "run",
+        "--json",
+        "--migrate-cmd",
+        "echo $REBOUND_MIGRATION >> runs.log",
+        "--rollback-cmd",
+        "true",
+    ])
+    .command();
+    run.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut run = run.spawn().unwrap();
+    let (stdout, out_reader) = collect_lines(run.stdout.take().unwrap());
+    let (stderr, err_reader) = collect_lines(run.stderr.take().unwrap());
+    let has = |needle: &str| stderr.lock().unwrap().iter().any(|l| l.contains(needle));
+    wait_until_within(Duration::from_secs(30), || ran("m1"), "m1 to run");
+
+    cluster.halt();
+    let host = format!("127.0.0.1:{}", cluster.port);
+    cli(&["cancel", "m1"])
+        .run()
+        .code(3)
+        .stderr_has("unavailable")
+        .stderr_has(&host);
+    cli(&["prune", "--older-than", "1d"])
+        .run()
+        .code(3)
+        .stderr_has("unavailable")
+        .stderr_has(&host);
+    wait_until_within(
+        Duration::from_secs(30),
+        || has("is unavailable") && has("; retrying in "),
+        "run to say the journal is unavailable",
+    );
+    assert!(run.try_wait().unwrap().is_none(), "run ended: {stderr:?}");
+
+    cluster.start_again();
+    wait_until_within(
+        Duration::from_secs(60),
+        || has("is back (unavailable for "),
+        "run to say the journal is back",
+    );
+    record_one("m2");
+    // run's own line for m2: its outcome is recorded.
+    wait_until_within(
+        Duration::from_secs(30),
+        || {
+            stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("\"m2\"") && l.contains("\"succeeded\""))
+        },
+        "m2, recorded after the restart, to run",
+    );
+    assert!(ran("m2"));
+    assert!(run.try_wait().unwrap().is_none(), "run ended: {stderr:?}");
+    send_signal(run.id(), "TERM");
+    let status = run.wait().unwrap();
+    out_reader.join().unwrap();
+    err_reader.join().unwrap();
+    let stdout = stdout.lock().unwrap().join("\n");
+    let stderr = stderr.lock().unwrap().join("\n");
+    eprintln!("run's stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(143), "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary", "{stdout}");
+    assert_eq!(summary["claimed"], 2, "{stdout}");
+    assert_eq!(summary["succeeded"], 2, "{stdout}");
+    // Each line names the journal and says when the next try is.
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("; retrying in "))
+        .unwrap();
+    assert!(line.contains(&host), "{stderr}");
+    let list = cli(&["list", "--json"]).run().code(0).stdout();
+    assert_eq!(list.matches("\"succeeded\"").count(), 2, "{list}");
+}

@@ -7,6 +7,12 @@
 //! default `synchronous_commit = on` makes it durable before the call
 //! returns.
 //!
+//! A lost connection (a server restart, `pg_terminate_backend`, the
+//! network) fails the call that finds out with
+//! [`JournalError::Unavailable`], and the next call connects again with
+//! the same settings and prepares its statements anew; a change that was
+//! in flight is gone with its transaction, never replayed.
+//!
 //! TLS is not supported yet: connect over loopback or a Unix socket.
 
 mod breakers;
@@ -37,10 +43,14 @@ use crate::model::{Attempt, FailureReport, Outcome, Recovery, RecoveryConfig, Re
 /// The advisory lock key migrations hold ("rebound" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0072_6562_6f75_6e64;
 
-/// A journal in a PostgreSQL database, over one connection.
+/// A journal in a PostgreSQL database, over one connection at a time.
 ///
 /// Open one per worker for parallel work: the connection is used by one
-/// transaction at a time.
+/// transaction at a time. When it is lost, the call that finds out fails
+/// as [`Unavailable`](crate::JournalErrorKind::Unavailable) and the next
+/// call opens a new one (see the [module](self) documentation); waiting
+/// between tries is the caller's to decide, as
+/// [`RecoveryWorker::run`](crate::RecoveryWorker::run) does.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), rebound_recovery::JournalError> {
@@ -53,17 +63,31 @@ const MIGRATION_LOCK: i64 = 0x0072_6562_6f75_6e64;
 pub struct PostgresJournal {
     name: String,
     config: RecoveryConfig,
-    client: Arc<Mutex<Client>>,
+    /// The connection and its prepared statements; replaced by a new one
+    /// when it is found closed (see [`PostgresJournal::conn`]).
+    session: Arc<Mutex<Session>>,
     /// Set while a transaction is open on the connection; still set when
     /// the next caller takes the connection means the previous change was
     /// cancelled mid-way, and its transaction is rolled back first.
     open_tx: Arc<AtomicBool>,
-    stmts: Statements,
+    /// Set when a call failed because the connection was lost (the error
+    /// was [`JournalError::Unavailable`]): the next call opens a new one
+    /// even if the driver has not noticed yet.
+    broken: Arc<AtomicBool>,
     /// Raised after each change that can make work claimable (see
     /// [`Journal::wake`]); other processes hear of it through NOTIFY.
     wake: Wake,
-    /// The connection settings, for the LISTEN connection.
+    /// The connection settings, for the LISTEN connection and for
+    /// reconnecting.
     settings: tokio_postgres::Config,
+}
+
+/// One connection and the statements prepared on it: a statement belongs
+/// to the connection that prepared it, so both are replaced together.
+#[derive(Debug)]
+struct Session {
+    client: Client,
+    stmts: Statements,
 }
 
 #[derive(Debug)]
@@ -75,6 +99,65 @@ struct Statements {
     claim: Statement,
     any_due: Statement,
     breakers: breakers::Statements,
+}
+
+impl Statements {
+    /// Prepares every statement on `client` (a new connection's first
+    /// round trips).
+    async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            load_for_update: client
+                .prepare(&format!("SELECT {COLUMNS} FROM recoveries WHERE migration = $1 FOR UPDATE"))
+                .await?,
+            store: client
+                .prepare(&format!(
+                    "INSERT INTO recoveries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+                     ON CONFLICT (migration) DO UPDATE SET {}",
+                    COLUMNS
+                        .split(", ")
+                        .skip(1)
+                        .map(|c| format!("{c} = EXCLUDED.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .await?,
+            append: client
+                .prepare(&format!(
+                    "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ))
+                .await?,
+            trim: client
+                .prepare("DELETE FROM attempts WHERE migration = $1 AND number <= $2")
+                .await?,
+            claim: client.prepare(CLAIM_SQL).await?,
+            any_due: client
+                .prepare(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM recoveries WHERE ({DUE}) AND {WORKLOAD_IDLE})"
+                ))
+                .await?,
+            breakers: breakers::Statements::prepare(client).await?,
+        })
+    }
+}
+
+/// Opens a connection with `settings` and drives it in a task of its own
+/// until it ends; a failure is [`JournalError::Unavailable`].
+async fn connect_client(
+    settings: &tokio_postgres::Config,
+    name: &str,
+) -> Result<Client, JournalError> {
+    let (client, connection) = settings
+        .connect(NoTls)
+        .await
+        .map_err(|e| unavailable(name, e))?;
+    let conn_name = name.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(journal = %conn_name, error = %error_text(&e), "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
 }
 
 impl PostgresJournal {
@@ -99,62 +182,17 @@ impl PostgresJournal {
             pg.connect_timeout(Duration::from_secs(10));
         }
         let settings = pg.clone();
-        let (mut client, connection) =
-            pg.connect(NoTls).await.map_err(|e| unavailable(&name, e))?;
-        let conn_name = name.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(journal = %conn_name, error = %e, "PostgreSQL connection ended");
-            }
-        });
+        let mut client = connect_client(&settings, &name).await?;
         migrate(&mut client, &name).await?;
-        let db = |e| database(&name, e);
-        let stmts = Statements {
-            load_for_update: client
-                .prepare(&format!("SELECT {COLUMNS} FROM recoveries WHERE migration = $1 FOR UPDATE"))
-                .await
-                .map_err(db)?,
-            store: client
-                .prepare(&format!(
-                    "INSERT INTO recoveries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
-                     ON CONFLICT (migration) DO UPDATE SET {}",
-                    COLUMNS
-                        .split(", ")
-                        .skip(1)
-                        .map(|c| format!("{c} = EXCLUDED.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .await
-                .map_err(db)?,
-            append: client
-                .prepare(&format!(
-                    "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                ))
-                .await
-                .map_err(db)?,
-            trim: client
-                .prepare("DELETE FROM attempts WHERE migration = $1 AND number <= $2")
-                .await
-                .map_err(db)?,
-            claim: client.prepare(CLAIM_SQL).await.map_err(db)?,
-            any_due: client
-                .prepare(&format!(
-                    "SELECT EXISTS (SELECT 1 FROM recoveries WHERE ({DUE}) AND {WORKLOAD_IDLE})"
-                ))
-                .await
-                .map_err(db)?,
-            breakers: breakers::Statements::prepare(&client)
-                .await
-                .map_err(db)?,
-        };
+        let stmts = Statements::prepare(&client)
+            .await
+            .map_err(|e| database(&name, e))?;
         Ok(Self {
             name,
             config,
-            client: Arc::new(Mutex::new(client)),
+            session: Arc::new(Mutex::new(Session { client, stmts })),
             open_tx: Arc::new(AtomicBool::new(false)),
-            stmts,
+            broken: Arc::new(AtomicBool::new(false)),
             wake: Wake::new(),
             settings,
         })
@@ -201,8 +239,8 @@ impl PostgresJournal {
     /// process's (`NOTIFY`) that work may have become claimable.
     async fn announce(&self) {
         self.wake.signal();
-        if let Ok(client) = self.conn().await {
-            super::pg_listen::notify(&client, &self.name).await;
+        if let Ok(session) = self.conn().await {
+            super::pg_listen::notify(&session.client, &self.name).await;
         }
     }
 
@@ -214,12 +252,18 @@ impl PostgresJournal {
     /// # Ok(()) }
     /// ```
     pub async fn schema_version(&self) -> Result<u32, JournalError> {
-        let client = self.conn().await?;
-        read_version(&*client).await.map_err(|e| self.db(e))
+        let session = self.conn().await?;
+        read_version(&session.client).await.map_err(|e| self.db(e))
     }
 
+    /// The driver's error as a journal error; one that says the
+    /// connection is lost marks it for replacement at the next call.
     fn db(&self, e: tokio_postgres::Error) -> JournalError {
-        database(&self.name, e)
+        let error = database(&self.name, e);
+        if matches!(error, JournalError::Unavailable { .. }) {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        error
     }
 
     async fn query(
@@ -227,22 +271,40 @@ impl PostgresJournal {
         sql: &str,
         args: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Recovery>, JournalError> {
-        let client = self.conn().await?;
-        let rows = client.query(sql, args).await.map_err(|e| self.db(e))?;
+        let session = self.conn().await?;
+        let rows = session
+            .client
+            .query(sql, args)
+            .await
+            .map_err(|e| self.db(e))?;
         rows.iter().map(|r| read_row(r).into_recovery()).collect()
     }
 
-    /// The connection, after rolling back a transaction a cancelled
-    /// change left open.
-    async fn conn(&self) -> Result<MutexGuard<'_, Client>, JournalError> {
-        let client = self.client.lock().await;
-        if self.open_tx.swap(false, Ordering::SeqCst) {
-            client
+    /// The connection and its statements. A connection that was lost
+    /// (closed, or a call on it said so) is replaced first by a new one
+    /// with the same settings, its statements prepared again; a failure to
+    /// connect is [`JournalError::Unavailable`], and the next call tries
+    /// again (the caller decides how long to wait). A transaction that was
+    /// open on the lost connection is gone with it: PostgreSQL rolled it
+    /// back, and nothing of it is replayed. On a live connection, a
+    /// transaction a cancelled change left open is rolled back first.
+    async fn conn(&self) -> Result<MutexGuard<'_, Session>, JournalError> {
+        let mut session = self.session.lock().await;
+        if self.broken.load(Ordering::SeqCst) || session.client.is_closed() {
+            let client = connect_client(&self.settings, &self.name).await?;
+            let stmts = Statements::prepare(&client).await.map_err(|e| self.db(e))?;
+            *session = Session { client, stmts };
+            self.broken.store(false, Ordering::SeqCst);
+            self.open_tx.store(false, Ordering::SeqCst);
+            tracing::info!(journal = %self.name, "reconnected to the journal's database");
+        } else if self.open_tx.swap(false, Ordering::SeqCst) {
+            session
+                .client
                 .batch_execute("ROLLBACK")
                 .await
                 .map_err(|e| self.db(e))?;
         }
-        Ok(client)
+        Ok(session)
     }
 
     /// One state change of `migration` as one transaction, in two round
@@ -256,16 +318,16 @@ impl PostgresJournal {
         migration: &str,
         apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Option<Attempt>, T), JournalError>,
     ) -> Result<T, Failure> {
-        let client = self.conn().await?;
+        let session = self.conn().await?;
         self.open_tx.store(true, Ordering::SeqCst);
         let guard = RollbackOnDrop {
-            client: Arc::clone(&self.client),
+            session: Arc::clone(&self.session),
             open_tx: Arc::clone(&self.open_tx),
         };
-        let result = self.change_in(&client, migration, apply).await;
+        let result = self.change_in(&session, migration, apply).await;
         if result.is_err() {
             // Harmless when the transaction already ended.
-            let _ = client.batch_execute("ROLLBACK").await;
+            let _ = session.client.batch_execute("ROLLBACK").await;
         }
         self.open_tx.store(false, Ordering::SeqCst);
         drop(guard);
@@ -274,14 +336,15 @@ impl PostgresJournal {
 
     async fn change_in<T>(
         &self,
-        client: &Client,
+        session: &Session,
         migration: &str,
         apply: impl FnOnce(Option<Recovery>) -> Result<(Recovery, Option<Attempt>, T), JournalError>,
     ) -> Result<T, Failure> {
+        let Session { client, stmts } = session;
         let load_params: [&(dyn ToSql + Sync); 1] = [&migration];
         let (begin, row) = tokio::join!(
             client.batch_execute("BEGIN"),
-            client.query_opt(&self.stmts.load_for_update, &load_params)
+            client.query_opt(&stmts.load_for_update, &load_params)
         );
         begin?;
         let current = row?.map(|r| read_row(&r).into_recovery()).transpose()?;
@@ -290,7 +353,7 @@ impl PostgresJournal {
         let store_params = store_params(&r);
         let Some(entry) = entry else {
             let (store, commit) = tokio::join!(
-                client.execute(&self.stmts.store, &store_params),
+                client.execute(&stmts.store, &store_params),
                 // COMMIT of a failed transaction rolls it back.
                 client.batch_execute("COMMIT"),
             );
@@ -303,9 +366,9 @@ impl PostgresJournal {
         let append_params = append_params(&r.migration, &a);
         let trim_params: [&(dyn ToSql + Sync); 2] = [&r.migration, &keep_after];
         let (store, append, trim, commit) = tokio::join!(
-            client.execute(&self.stmts.store, &store_params),
-            client.execute(&self.stmts.append, &append_params),
-            client.execute(&self.stmts.trim, &trim_params),
+            client.execute(&stmts.store, &store_params),
+            client.execute(&stmts.append, &append_params),
+            client.execute(&stmts.trim, &trim_params),
             // COMMIT of a failed transaction rolls it back.
             client.batch_execute("COMMIT"),
         );
@@ -323,18 +386,19 @@ impl PostgresJournal {
     async fn write(
         &self,
         client: &impl GenericClient,
+        stmts: &Statements,
         rec: &Recovery,
         entry: &Attempt,
     ) -> Result<(), tokio_postgres::Error> {
         let r = RecoveryRow::from_recovery(rec);
         let store_params = store_params(&r);
-        client.execute(&self.stmts.store, &store_params).await?;
+        client.execute(&stmts.store, &store_params).await?;
         let a = AttemptRow::from_attempt(entry);
         let append_params = append_params(&r.migration, &a);
-        client.execute(&self.stmts.append, &append_params).await?;
+        client.execute(&stmts.append, &append_params).await?;
         let keep_after = a.number - i64::from(self.config.history_limit);
         client
-            .execute(&self.stmts.trim, &[&r.migration, &keep_after])
+            .execute(&stmts.trim, &[&r.migration, &keep_after])
             .await?;
         Ok(())
     }
@@ -345,7 +409,7 @@ impl PostgresJournal {
 /// use. Whoever takes the connection first (this task or the next caller)
 /// sees `open_tx` and rolls back.
 struct RollbackOnDrop {
-    client: Arc<Mutex<Client>>,
+    session: Arc<Mutex<Session>>,
     open_tx: Arc<AtomicBool>,
 }
 
@@ -357,12 +421,12 @@ impl Drop for RollbackOnDrop {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let client = Arc::clone(&self.client);
+        let session = Arc::clone(&self.session);
         let open_tx = Arc::clone(&self.open_tx);
         runtime.spawn(async move {
-            let client = client.lock().await;
+            let session = session.lock().await;
             if open_tx.swap(false, Ordering::SeqCst) {
-                let _ = client.batch_execute("ROLLBACK").await;
+                let _ = session.client.batch_execute("ROLLBACK").await;
             }
         });
     }
@@ -438,6 +502,7 @@ fn database(name: &str, e: tokio_postgres::Error) -> JournalError {
     if e.is_closed()
         || e.as_db_error().is_none()
             && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+        || e.code().is_some_and(connection_lost)
     {
         return unavailable(name, e);
     }
@@ -446,6 +511,18 @@ fn database(name: &str, e: tokio_postgres::Error) -> JournalError {
         message: error_text(&e),
         source: Box::new(e),
     }
+}
+
+/// Whether a server's error code says the connection is gone or cannot be
+/// had now: the server shutting down or restarting (57P01 admin_shutdown,
+/// 57P02 crash_shutdown, 57P03 cannot_connect_now: an administrator's
+/// `pg_terminate_backend` is 57P01 too) or any connection exception
+/// (class 08). The journal connects again at its next call.
+fn connection_lost(code: &SqlState) -> bool {
+    *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || code.code().starts_with("08")
 }
 
 async fn read_version(client: &impl GenericClient) -> Result<u32, tokio_postgres::Error> {
@@ -558,8 +635,9 @@ impl Journal for PostgresJournal {
     }
 
     async fn get(&self, migration: &str) -> Result<Option<Recovery>, JournalError> {
-        let client = self.conn().await?;
-        let row = client
+        let session = self.conn().await?;
+        let row = session
+            .client
             .query_opt(
                 &format!("SELECT {COLUMNS} FROM recoveries WHERE migration = $1"),
                 &[&migration],
@@ -570,8 +648,9 @@ impl Journal for PostgresJournal {
     }
 
     async fn history(&self, migration: &str) -> Result<Vec<Attempt>, JournalError> {
-        let client = self.conn().await?;
-        let rows = client
+        let session = self.conn().await?;
+        let rows = session
+            .client
             .query(
                 "SELECT number, at_ms, strategy, target, result, kind, message \
                  FROM attempts WHERE migration = $1 ORDER BY number",
@@ -635,7 +714,8 @@ impl Journal for PostgresJournal {
         limit: usize,
     ) -> Result<Vec<Claim>, JournalError> {
         let expires = lease_end(now_ms, lease);
-        let mut client = self.conn().await?;
+        let mut session = self.conn().await?;
+        let Session { client, stmts } = &mut *session;
         let one: i64 = 1;
         let args: [&(dyn ToSql + Sync); 4] = [&int(now_ms), &owner, &int(expires), &one];
         let tx = client.transaction().await.map_err(|e| self.db(e))?;
@@ -658,7 +738,7 @@ impl Journal for PostgresJournal {
             let rec = read_row(row).into_recovery()?;
             if lost_too_often(&rec, &self.config) {
                 let (rec, entry) = abandoned(rec, now_ms);
-                self.write(&tx, &rec, &entry)
+                self.write(&tx, stmts, &rec, &entry)
                     .await
                     .map_err(|e| self.db(e))?;
             }
@@ -675,14 +755,14 @@ impl Journal for PostgresJournal {
             // exist (bounded).
             for _ in 0..3 {
                 got = tx
-                    .query(&self.stmts.claim, &args)
+                    .query(&stmts.claim, &args)
                     .await
                     .map_err(|e| self.db(e))?;
                 if !got.is_empty() {
                     break;
                 }
                 let any_due: bool = tx
-                    .query_one(&self.stmts.any_due, &[&int(now_ms)])
+                    .query_one(&stmts.any_due, &[&int(now_ms)])
                     .await
                     .map_err(|e| self.db(e))?
                     .get(0);
@@ -696,7 +776,7 @@ impl Journal for PostgresJournal {
             rows.extend(got);
         }
         tx.commit().await.map_err(|e| self.db(e))?;
-        drop(client);
+        drop(session);
         if !rows.is_empty() {
             self.announce().await;
         }
@@ -793,12 +873,13 @@ impl Journal for PostgresJournal {
         );
         let mut total = 0;
         loop {
-            let client = self.conn().await?;
-            let deleted = client
+            let session = self.conn().await?;
+            let deleted = session
+                .client
                 .execute(&sql, &[&states, &int(before_ms)])
                 .await
                 .map_err(|e| self.db(e))?;
-            drop(client);
+            drop(session);
             total += deleted;
             if deleted < PRUNE_BATCH as u64 {
                 if total > 0 {
@@ -830,8 +911,9 @@ impl Journal for PostgresJournal {
     }
 
     async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, JournalError> {
-        let client = self.conn().await?;
-        let due: Option<i64> = client
+        let session = self.conn().await?;
+        let due: Option<i64> = session
+            .client
             .query_one(NEXT_DUE, &[&int(now_ms)])
             .await
             .map_err(|e| self.db(e))?

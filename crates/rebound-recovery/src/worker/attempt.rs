@@ -4,10 +4,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::run::Outage;
 use super::{
     Cancellation, FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler, WorkerReport,
 };
-use crate::error::{JournalError, SnapshotError, error_chain};
+use crate::error::{JournalError, JournalErrorKind, SnapshotError, error_chain};
 use crate::journal::{Claim, Journal, check_lease};
 use crate::model::{Outcome, RecoveryState, Strategy};
 
@@ -53,9 +54,15 @@ where
     R: RollbackHandler,
     C: FailureClassifier<M::Error>,
 {
-    /// Carries out one claim and records the outcome.
-    pub(super) async fn execute(&self, claim: Claim) -> Result<WorkerReport, JournalError> {
-        let Some(claim) = self.still_held(claim).await? else {
+    /// Carries out one claim and records the outcome. With `ride` (in
+    /// `run`), recording the outcome rides out an unavailable journal:
+    /// it is tried again after the backoff until the journal answers.
+    pub(super) async fn execute(
+        &self,
+        claim: Claim,
+        ride: Option<&std::sync::Mutex<Outage>>,
+    ) -> Result<WorkerReport, JournalError> {
+        let Some(claim) = self.still_held(claim, ride).await? else {
             return Ok(WorkerReport::lease_lost());
         };
         let outcome = match self.attempt(&claim).await {
@@ -78,22 +85,34 @@ where
                 return Ok(WorkerReport::cancelled());
             }
         };
-        match self
-            .journal
-            .complete(&claim, outcome, self.clock.now_ms())
-            .await
-        {
-            Ok(done) => {
-                if let Some(notify) = &self.notify {
-                    notify(&claim, &done);
+        loop {
+            match self
+                .journal
+                .complete(&claim, outcome.clone(), self.clock.now_ms())
+                .await
+            {
+                Ok(done) => {
+                    self.journal_answered(ride);
+                    if let Some(notify) = &self.notify {
+                        notify(&claim, &done);
+                    }
+                    return Ok(WorkerReport::of(&done));
                 }
-                Ok(WorkerReport::of(&done))
+                Err(JournalError::LeaseLost { migration, owner }) => {
+                    self.journal_answered(ride);
+                    tracing::warn!(%migration, %owner, "lease lost before the outcome was recorded");
+                    return Ok(WorkerReport::lease_lost());
+                }
+                // Nothing of a change the journal did not answer is kept
+                // (its transaction is gone with the connection), or it was
+                // committed, and trying again finds the lease ended.
+                Err(e) => match ride {
+                    Some(outage) if e.kind() == JournalErrorKind::Unavailable => {
+                        self.wait_out(outage, &e).await;
+                    }
+                    _ => return Err(e),
+                },
             }
-            Err(JournalError::LeaseLost { migration, owner }) => {
-                tracing::warn!(%migration, %owner, "lease lost before the outcome was recorded");
-                Ok(WorkerReport::lease_lost())
-            }
-            Err(e) => Err(e),
         }
     }
 
@@ -103,23 +122,41 @@ where
     /// A batch is claimed at once and run in turn: renewing a claim that
     /// waited long checks that its lease did not run out and pass to
     /// another worker, so that the recovery is not run a second time.
-    async fn still_held(&self, claim: Claim) -> Result<Option<Claim>, JournalError> {
+    ///
+    /// With `ride` (in `run`), a renewal that finds the journal
+    /// unavailable is tried again after the backoff until it answers.
+    async fn still_held(
+        &self,
+        claim: Claim,
+        ride: Option<&std::sync::Mutex<Outage>>,
+    ) -> Result<Option<Claim>, JournalError> {
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let claimed_at = claim.lease_expires_ms.saturating_sub(lease_ms);
         if self.clock.now_ms().saturating_sub(claimed_at) < lease_ms / 3 {
             return Ok(Some(claim));
         }
-        match self
-            .journal
-            .renew(&claim, self.clock.now_ms(), self.lease)
-            .await
-        {
-            Ok(renewed) => Ok(Some(renewed)),
-            Err(JournalError::LeaseLost { migration, owner }) => {
-                tracing::warn!(%migration, %owner, "lease lost before the attempt started");
-                Ok(None)
+        loop {
+            match self
+                .journal
+                .renew(&claim, self.clock.now_ms(), self.lease)
+                .await
+            {
+                Ok(renewed) => {
+                    self.journal_answered(ride);
+                    return Ok(Some(renewed));
+                }
+                Err(JournalError::LeaseLost { migration, owner }) => {
+                    self.journal_answered(ride);
+                    tracing::warn!(%migration, %owner, "lease lost before the attempt started");
+                    return Ok(None);
+                }
+                Err(e) => match ride {
+                    Some(outage) if e.kind() == JournalErrorKind::Unavailable => {
+                        self.wait_out(outage, &e).await;
+                    }
+                    _ => return Err(e),
+                },
             }
-            Err(e) => Err(e),
         }
     }
 

@@ -6,7 +6,8 @@
 //! - [`classify`]: turning a migrator's error into a failure kind;
 //! - `attempt`: one claim carried out under its lease;
 //! - `run`: the loops that claim batches, and the hand-back on stop;
-//! - [`report`]: what a worker did ([`WorkerReport`]).
+//! - [`report`]: what a worker did ([`WorkerReport`]) and what it tells
+//!   while its journal is unreachable ([`JournalOutage`]).
 //!
 //! This file holds the worker itself: its settings and
 //! [`record`](RecoveryWorker::record).
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 pub use classify::{DefaultClassifier, FailureClassifier};
 pub use handlers::{Cancellation, Job, Migrator, RollbackHandler, TargetSelector};
-pub use report::WorkerReport;
+pub use report::{JournalOutage, WorkerReport};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::JournalError;
@@ -37,6 +38,10 @@ type Notify = dyn Fn(&Claim, &Recovery) + Send + Sync;
 
 /// A callback told how long each claim took and what it claimed.
 type OnClaim = dyn Fn(Duration, &[Claim]) + Send + Sync;
+
+/// A callback told when the journal becomes unavailable and when it is
+/// back.
+type OnOutage = dyn Fn(&JournalOutage<'_>) + Send + Sync;
 
 /// Claims due recoveries and carries out their strategy.
 ///
@@ -82,6 +87,7 @@ pub struct RecoveryWorker<J, M, R, C = DefaultClassifier> {
     cancel_check: Duration,
     cancel_grace: Duration,
     on_claim: Option<Arc<OnClaim>>,
+    on_outage: Option<Arc<OnOutage>>,
 }
 
 impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
@@ -111,6 +117,7 @@ impl<J, M, R> RecoveryWorker<J, M, R, DefaultClassifier> {
             cancel_check: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(5),
             on_claim: None,
+            on_outage: None,
         }
     }
 }
@@ -142,6 +149,7 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
             cancel_check: self.cancel_check,
             cancel_grace: self.cancel_grace,
             on_claim: self.on_claim,
+            on_outage: self.on_outage,
         }
     }
 
@@ -297,6 +305,37 @@ impl<J, M, R, C> RecoveryWorker<J, M, R, C> {
         on_claim: impl Fn(Duration, &[Claim]) + Send + Sync + 'static,
     ) -> Self {
         self.on_claim = Some(Arc::new(on_claim));
+        self
+    }
+
+    /// Calls `on_outage` while [`run`](Self::run) rides out an
+    /// unavailable journal (see there): after each call that failed with
+    /// [`JournalErrorKind::Unavailable`](crate::JournalErrorKind::Unavailable),
+    /// with the error and how long the worker waits before it tries
+    /// again, and once when the journal answers again. The callback then
+    /// reports the outage: the worker logs it at debug level only
+    /// (without one, it logs each failure and the end as warnings).
+    ///
+    /// ```
+    /// use rebound_recovery::RecoveryWorker;
+    /// use rebound_recovery::worker::JournalOutage;
+    /// # let (journal, migrator, rollback) = ((), (), ());
+    /// let worker = RecoveryWorker::new(journal, migrator, rollback).with_on_outage(|outage| {
+    ///     match outage {
+    ///         JournalOutage::Unavailable { error, retry_in } => {
+    ///             eprintln!("{error}; retrying in {retry_in:?}")
+    ///         }
+    ///         JournalOutage::Back { journal, .. } => eprintln!("journal {journal} is back"),
+    ///         _ => {}
+    ///     }
+    /// });
+    /// # let _ = worker;
+    /// ```
+    pub fn with_on_outage(
+        mut self,
+        on_outage: impl Fn(&JournalOutage<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_outage = Some(Arc::new(on_outage));
         self
     }
 

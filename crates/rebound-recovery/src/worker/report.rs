@@ -1,5 +1,9 @@
-//! What a worker did: the [`WorkerReport`].
+//! What a worker did: the [`WorkerReport`]; what it tells while its
+//! journal is unreachable: [`JournalOutage`].
 
+use std::time::Duration;
+
+use crate::error::JournalError;
 use crate::model::{Recovery, RecoveryState};
 
 /// What a worker did, added up.
@@ -98,4 +102,48 @@ impl WorkerReport {
         }
         r
     }
+}
+
+/// What [`run`](crate::RecoveryWorker::run) tells the callback given to
+/// [`with_on_outage`](crate::RecoveryWorker::with_on_outage) while its
+/// journal cannot be reached.
+///
+/// ```
+/// use std::time::Duration;
+/// use rebound_recovery::worker::JournalOutage;
+/// // What `rebound recovery run` prints on stderr.
+/// fn line(outage: &JournalOutage<'_>) -> String {
+///     match outage {
+///         JournalOutage::Unavailable { error, retry_in } => {
+///             format!("{error}; retrying in {:.1}s", retry_in.as_secs_f64())
+///         }
+///         JournalOutage::Back { journal, down_for } => {
+///             format!("journal {journal} is back after {:.1}s", down_for.as_secs_f64())
+///         }
+///         _ => String::new(),
+///     }
+/// }
+/// let back = JournalOutage::Back { journal: "sqlite:/j.db", down_for: Duration::from_millis(2500) };
+/// assert_eq!(line(&back), "journal sqlite:/j.db is back after 2.5s");
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum JournalOutage<'a> {
+    /// A call failed because the journal is unavailable
+    /// ([`JournalErrorKind::Unavailable`](crate::JournalErrorKind::Unavailable));
+    /// the worker tries again after `retry_in`.
+    Unavailable {
+        /// The failure (its text names the journal, never a password).
+        error: &'a JournalError,
+        /// How long the worker waits before it tries again.
+        retry_in: Duration,
+    },
+    /// The journal answered again after one or more failures.
+    Back {
+        /// The journal, as [`Journal::describe`](crate::Journal::describe)
+        /// names it.
+        journal: &'a str,
+        /// The time since the first failure of this outage.
+        down_for: Duration,
+    },
 }

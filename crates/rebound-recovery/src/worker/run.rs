@@ -4,9 +4,14 @@
 //! worker still holds.
 
 use std::future::Future;
+use std::time::Duration;
 
-use super::{FailureClassifier, Migrator, RecoveryWorker, RollbackHandler, WorkerReport};
-use crate::error::JournalError;
+use rebound_retry::{ExponentialBuilder, Jitter};
+
+use super::{
+    FailureClassifier, JournalOutage, Migrator, RecoveryWorker, RollbackHandler, WorkerReport,
+};
+use crate::error::{JournalError, JournalErrorKind};
 use crate::journal::{Claim, Journal};
 
 impl<J, M, R, C> RecoveryWorker<J, M, R, C>
@@ -39,16 +44,19 @@ where
     /// ```
     pub async fn run_once(&self) -> Result<WorkerReport, JournalError> {
         let progress = std::sync::Mutex::new(Progress::default());
-        self.batch(&progress).await?;
+        self.batch(&progress, None).await?;
         Ok(lock(&progress).report)
     }
 
     /// Claims one batch and carries each claim out, keeping `progress`
     /// up to date so that a stop mid-batch knows what it holds. Returns how
     /// many were claimed and the clock reading (ms) the claim was made at.
+    /// With `ride` (in [`run`](Self::run)), the journal's answer ends an
+    /// outage, and the attempts ride out an unavailable journal.
     async fn batch(
         &self,
         progress: &std::sync::Mutex<Progress>,
+        ride: Option<&std::sync::Mutex<Outage>>,
     ) -> Result<(u64, u64), JournalError> {
         let now = self.clock.now_ms();
         let asked = std::time::Instant::now();
@@ -56,6 +64,7 @@ where
             .journal
             .claim(&self.owner, now, self.lease, self.batch)
             .await?;
+        self.journal_answered(ride);
         if let Some(on_claim) = &self.on_claim {
             on_claim(asked.elapsed(), &claims);
         }
@@ -67,7 +76,7 @@ where
         }
         for claim in claims {
             let migration = claim.recovery.migration.clone();
-            let report = self.execute(claim).await?;
+            let report = self.execute(claim, ride).await?;
             let mut p = lock(progress);
             p.report.add(report);
             p.held.retain(|c| c.recovery.migration != migration);
@@ -109,6 +118,9 @@ where
         until_idle: bool,
     ) -> Result<WorkerReport, JournalError> {
         let progress = std::sync::Mutex::new(Progress::default());
+        let outage = std::sync::Mutex::new(Outage::new());
+        // `run` rides out an unavailable journal; `drain` ends with it.
+        let ride = (!until_idle).then_some(&outage);
         let work = async {
             // Listening before the first claim: a change made between a
             // claim that found nothing and the wait is not missed.
@@ -117,12 +129,14 @@ where
                 if let Some(woken) = woken.as_mut() {
                     woken.mark_seen();
                 }
-                let (claimed, claimed_at) = self.batch(&progress).await?;
-                if claimed == 0 {
-                    if until_idle {
-                        return Ok::<_, JournalError>(());
+                match self.batch(&progress, ride).await {
+                    Ok((0, _)) if until_idle => return Ok::<_, JournalError>(()),
+                    Ok((0, claimed_at)) => self.idle(claimed_at, woken.as_mut()).await,
+                    Ok(_) => {}
+                    Err(e) if ride.is_some() && e.kind() == JournalErrorKind::Unavailable => {
+                        self.wait_out(&outage, &e).await;
                     }
-                    self.idle(claimed_at, woken.as_mut()).await;
+                    Err(e) => return Err(e),
                 }
             }
         };
@@ -160,6 +174,24 @@ where
     /// for any worker, with nothing recorded. Should the hand-back fail,
     /// the lease runs out and another worker retakes them then.
     ///
+    /// An unavailable journal (an error of kind
+    /// [`JournalErrorKind::Unavailable`]: the database restarting, its
+    /// connection lost) does not end `run`: the worker reports each
+    /// failure (to [`with_on_outage`](Self::with_on_outage)'s callback,
+    /// else as a logged warning), waits, and tries again, after rebound-retry's exponential backoff:
+    /// 100 ms doubling to 30 s with equal jitter (each wait between half
+    /// and all of that), back to 100 ms once the journal answers. A claim
+    /// is simply tried again. An attempt that has run keeps trying to
+    /// record its outcome ([`Journal::complete`]), and a claim that waited
+    /// in its batch to renew its lease, the same way, until the journal
+    /// answers, says the lease is lost, or `shutdown` resolves; so an
+    /// outcome is not lost when the journal is back within the lease.
+    /// When it is not, another worker retakes the recovery once the lease
+    /// has run out and runs the attempt again (at least once), and this
+    /// one's late completion is refused (counted in
+    /// [`lease_lost`](WorkerReport#structfield.lease_lost)). A stop during a wait
+    /// stops at once. Any other journal error ends `run` with that error.
+    ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// # use rebound_recovery::*;
@@ -187,6 +219,93 @@ where
     ) -> Result<WorkerReport, JournalError> {
         self.run_until(shutdown, false).await
     }
+}
+
+impl<J: Journal, M, R, C> RecoveryWorker<J, M, R, C> {
+    /// Waits after a call that found the journal unavailable: tells the
+    /// outage callback of the failure (or, without one, logs it as a
+    /// warning), and sleeps for the next delay of the backoff.
+    pub(super) async fn wait_out(&self, outage: &std::sync::Mutex<Outage>, error: &JournalError) {
+        let retry_in = lock_outage(outage).failed();
+        let retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);
+        if let Some(on_outage) = &self.on_outage {
+            // The callback reports it; the log keeps a quiet copy.
+            tracing::debug!(error = %error, retry_in_ms, "the journal is unavailable; trying again after a backoff");
+            on_outage(&JournalOutage::Unavailable { error, retry_in });
+        } else {
+            tracing::warn!(error = %error, retry_in_ms, "the journal is unavailable; trying again after a backoff");
+        }
+        tokio::time::sleep(retry_in).await;
+    }
+
+    /// The journal answered: ends an outage, if there was one (says so,
+    /// and the backoff starts over).
+    pub(super) fn journal_answered(&self, outage: Option<&std::sync::Mutex<Outage>>) {
+        let Some(down_for) = outage.and_then(|o| lock_outage(o).over()) else {
+            return;
+        };
+        let journal = self.journal.describe();
+        let down_ms = u64::try_from(down_for.as_millis()).unwrap_or(u64::MAX);
+        if let Some(on_outage) = &self.on_outage {
+            tracing::debug!(journal = %journal, down_ms, "the journal is back");
+            on_outage(&JournalOutage::Back {
+                journal: &journal,
+                down_for,
+            });
+        } else {
+            tracing::warn!(journal = %journal, down_ms, "the journal is back");
+        }
+    }
+}
+
+/// An unavailable journal as [`run`](RecoveryWorker::run) rides it out:
+/// the backoff between tries and when the outage began.
+pub(super) struct Outage {
+    delays: Box<dyn Iterator<Item = Duration> + Send>,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Outage {
+    fn new() -> Self {
+        Self {
+            delays: backoff(),
+            since: None,
+        }
+    }
+
+    /// One more failure: the wait before the next try.
+    fn failed(&mut self) -> Duration {
+        self.since.get_or_insert_with(tokio::time::Instant::now);
+        self.delays.next().unwrap_or(MAX_WAIT)
+    }
+
+    /// The journal answered: how long it was unavailable, if it was; the
+    /// backoff starts over.
+    fn over(&mut self) -> Option<Duration> {
+        let since = self.since.take()?;
+        self.delays = backoff();
+        Some(since.elapsed())
+    }
+}
+
+/// The longest wait between two tries.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The waits between tries: 100 ms doubling to 30 s, with equal jitter,
+/// for ever.
+fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
+    ExponentialBuilder::new()
+        .with_initial_delay(Duration::from_millis(100))
+        .with_max_delay(MAX_WAIT)
+        .with_jitter(Jitter::Equal)
+        .forever()
+        .build()
+        .map(|b| Box::new(b) as Box<dyn Iterator<Item = Duration> + Send>)
+        .unwrap_or_else(|_| Box::new(std::iter::repeat(Duration::from_secs(1))))
+}
+
+fn lock_outage(outage: &std::sync::Mutex<Outage>) -> std::sync::MutexGuard<'_, Outage> {
+    outage.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a running worker holds and has done so far.

@@ -9,6 +9,7 @@ mod support;
 mod breaker_cases;
 mod cases;
 mod postgres;
+mod reconnect;
 mod sqlite;
 mod timeout;
 mod wake;

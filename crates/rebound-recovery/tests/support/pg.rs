@@ -287,6 +287,49 @@ impl Pg {
     }
 }
 
+impl Pg {
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are ended with
+    /// 57P01), keeping its data directory and port for
+    /// [`start_again`](Self::start_again).
+    pub fn halt(&self) {
+        run(
+            {
+                let mut c = as_nobody(&self.bin, "pg_ctl");
+                c.arg("-D")
+                    .arg(self.dir.path().join("data"))
+                    .args(["-m", "fast", "-w", "stop"])
+                    .stdout(Stdio::null());
+                c
+            },
+            "pg_ctl stop",
+        );
+    }
+
+    /// Starts a server [`halt`](Self::halt)ed before, on the same data
+    /// directory and port (without the `-c` settings it was first started
+    /// with).
+    pub fn start_again(&self) {
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=100",
+            self.port,
+            self.dir.path().display()
+        );
+        run(
+            {
+                let mut c = as_nobody(&self.bin, "pg_ctl");
+                c.arg("-D")
+                    .arg(self.dir.path().join("data"))
+                    .arg("-l")
+                    .arg(self.dir.path().join("server.log"))
+                    .args(["-w", "-t", "60", "-o", &opts, "start"])
+                    .stdout(Stdio::null());
+                c
+            },
+            "pg_ctl start (again)",
+        );
+    }
+}
+
 impl Drop for Pg {
     fn drop(&mut self) {
         if self.stop_on_drop {

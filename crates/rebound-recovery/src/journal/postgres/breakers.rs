@@ -13,7 +13,9 @@ use tokio_postgres::{Client, Row, Statement};
 
 use super::super::row::{AttemptRow, RecoveryRow, int};
 use super::super::targets::{BREAKER_COLUMNS, BreakerRow, Touch, counted, open_view};
-use super::{Failure, PostgresJournal, RollbackOnDrop, append_params, read_row, store_params};
+use super::{
+    Failure, PostgresJournal, RollbackOnDrop, Session, append_params, read_row, store_params,
+};
 use crate::error::JournalError;
 use crate::model::{Admission, Attempt, OpenTargets, Recovery, TargetBreaker};
 
@@ -99,10 +101,6 @@ fn breaker_params(r: &BreakerRow) -> [&(dyn ToSql + Sync); 9] {
 }
 
 impl PostgresJournal {
-    fn breaker_stmts(&self) -> &Statements {
-        &self.stmts.breakers
-    }
-
     /// One change of `migration` that may count an outcome against a
     /// target's breaker, as one transaction: `BEGIN`, the recovery's row
     /// locked and the breakers that are not closed read (pipelined); the
@@ -120,18 +118,18 @@ impl PostgresJournal {
         T: FnOnce(Option<&Recovery>) -> Result<Option<Touch>, JournalError>,
         A: FnOnce(Option<Recovery>, &OpenTargets) -> Result<(Recovery, Attempt), JournalError>,
     {
-        let client = self.conn().await?;
+        let session = self.conn().await?;
         self.open_tx.store(true, Ordering::SeqCst);
         let guard = RollbackOnDrop {
-            client: Arc::clone(&self.client),
+            session: Arc::clone(&self.session),
             open_tx: Arc::clone(&self.open_tx),
         };
         let result = self
-            .change_targets_in(&client, migration, now_ms, touch, apply)
+            .change_targets_in(&session, migration, now_ms, touch, apply)
             .await;
         if result.is_err() {
             // Harmless when the transaction already ended.
-            let _ = client.batch_execute("ROLLBACK").await;
+            let _ = session.client.batch_execute("ROLLBACK").await;
         }
         self.open_tx.store(false, Ordering::SeqCst);
         drop(guard);
@@ -140,7 +138,7 @@ impl PostgresJournal {
 
     async fn change_targets_in<T, A>(
         &self,
-        client: &Client,
+        session: &Session,
         migration: &str,
         now_ms: u64,
         touch: T,
@@ -150,11 +148,12 @@ impl PostgresJournal {
         T: FnOnce(Option<&Recovery>) -> Result<Option<Touch>, JournalError>,
         A: FnOnce(Option<Recovery>, &OpenTargets) -> Result<(Recovery, Attempt), JournalError>,
     {
+        let Session { client, stmts } = session;
         let load_params: [&(dyn ToSql + Sync); 1] = [&migration];
         let (begin, row, open_rows) = tokio::join!(
             client.batch_execute("BEGIN"),
-            client.query_opt(&self.stmts.load_for_update, &load_params),
-            client.query(&self.breaker_stmts().open, &[]),
+            client.query_opt(&stmts.load_for_update, &load_params),
+            client.query(&stmts.breakers.open, &[]),
         );
         begin?;
         let current = row?.map(|r| read_row(&r).into_recovery()).transpose()?;
@@ -166,15 +165,13 @@ impl PostgresJournal {
             Some(t @ Touch::Fail(..)) => {
                 let node = t.node().to_owned();
                 let row = client
-                    .query_one(&self.breaker_stmts().lock_or_create, &[&node, &int(now_ms)])
+                    .query_one(&stmts.breakers.lock_or_create, &[&node, &int(now_ms)])
                     .await?;
                 counted(&t, Some(read_breaker(&row)?), &self.config, now_ms)
             }
             Some(t @ Touch::Succeed(_)) => {
                 let node = t.node().to_owned();
-                let row = client
-                    .query_opt(&self.breaker_stmts().lock, &[&node])
-                    .await?;
+                let row = client.query_opt(&stmts.breakers.lock, &[&node]).await?;
                 let row = row.as_ref().map(read_breaker).transpose()?;
                 counted(&t, row, &self.config, now_ms)
             }
@@ -192,16 +189,16 @@ impl PostgresJournal {
         let breaker = async {
             match &b {
                 Some(b) => client
-                    .execute(&self.breaker_stmts().store, &breaker_params(b))
+                    .execute(&stmts.breakers.store, &breaker_params(b))
                     .await
                     .map(drop),
                 None => Ok(()),
             }
         };
         let (store, append, trim, breaker, commit) = tokio::join!(
-            client.execute(&self.stmts.store, &store),
-            client.execute(&self.stmts.append, &append),
-            client.execute(&self.stmts.trim, &trim),
+            client.execute(&stmts.store, &store),
+            client.execute(&stmts.append, &append),
+            client.execute(&stmts.trim, &trim),
             breaker,
             // COMMIT of a failed transaction rolls it back.
             client.batch_execute("COMMIT"),
@@ -215,8 +212,9 @@ impl PostgresJournal {
     }
 
     pub(super) async fn list_breakers(&self) -> Result<Vec<TargetBreaker>, JournalError> {
-        let client = self.conn().await?;
-        let rows = client
+        let session = self.conn().await?;
+        let rows = session
+            .client
             .query(
                 &format!("SELECT {BREAKER_COLUMNS} FROM target_breakers ORDER BY node"),
                 &[],
@@ -233,11 +231,12 @@ impl PostgresJournal {
         node: &str,
         f: impl FnOnce(&mut TargetBreaker) -> R,
     ) -> Result<Option<(TargetBreaker, R)>, JournalError> {
-        let mut client = self.conn().await?;
+        let mut session = self.conn().await?;
+        let Session { client, stmts } = &mut *session;
         let db = |e| self.db(e);
         let tx = client.transaction().await.map_err(db)?;
         let Some(row) = tx
-            .query_opt(&self.breaker_stmts().lock, &[&node])
+            .query_opt(&stmts.breakers.lock, &[&node])
             .await
             .map_err(db)?
         else {
@@ -246,7 +245,7 @@ impl PostgresJournal {
         let mut breaker = read_breaker(&row)?;
         let out = f(&mut breaker);
         let b = BreakerRow::from_breaker(&breaker);
-        tx.execute(&self.breaker_stmts().store, &breaker_params(&b))
+        tx.execute(&stmts.breakers.store, &breaker_params(&b))
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
@@ -277,8 +276,9 @@ impl PostgresJournal {
         // Closed or open: a read decides. Half-open: the probe is taken
         // with the node's row locked.
         let current = {
-            let client = self.conn().await?;
-            let row = client
+            let session = self.conn().await?;
+            let row = session
+                .client
                 .query_opt(
                     &format!("SELECT {BREAKER_COLUMNS} FROM target_breakers WHERE node = $1"),
                     &[&node],

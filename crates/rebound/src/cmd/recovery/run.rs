@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use rebound_recovery::worker::JournalOutage;
 use rebound_recovery::{
     AnyJournal, Clock, ConfigError, FailureReport, Journal, JournalAddress, JournalError,
     JournalErrorKind, RecoveryConfig, RecoveryWorker, SnapshotRef, SystemClock, WorkerReport,
@@ -398,6 +399,16 @@ async fn run_workers(
                 let metrics = metrics.clone();
                 move |took, claims| metrics.claim(took, claims)
             })
+            // The journal gone (the database restarting, a connection
+            // ended): the worker waits and tries again; one line each time.
+            .with_on_outage({
+                let who = if args.workers > 1 {
+                    format!("worker {i}: ")
+                } else {
+                    String::new()
+                };
+                move |outage| outage_line(&who, outage)
+            })
             .with_notify({
                 let metrics = metrics.clone();
                 move |claim, done| {
@@ -495,6 +506,22 @@ async fn run_workers(
         printed?;
     }
     Ok(code)
+}
+
+/// `run`'s line on stderr for an unavailable journal, and for one that
+/// is back.
+fn outage_line(who: &str, outage: &JournalOutage<'_>) {
+    match outage {
+        JournalOutage::Unavailable { error, retry_in } => err!(
+            "rebound: {who}{error}; retrying in {:.1}s",
+            retry_in.as_secs_f64()
+        ),
+        JournalOutage::Back { journal, down_for } => err!(
+            "rebound: {who}journal {journal} is back (unavailable for {:.1}s)",
+            down_for.as_secs_f64()
+        ),
+        _ => {}
+    }
 }
 
 /// Aborts the task when dropped (the metrics server, when `run` ends).

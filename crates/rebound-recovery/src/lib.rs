@@ -41,6 +41,6 @@ pub use model::{
     RecoveryConfig, RecoveryState, SnapshotRef, Strategy, TargetBreaker, TargetBreakerConfig,
 };
 pub use worker::{
-    DefaultClassifier, FailureClassifier, Job, Migrator, RecoveryWorker, RollbackHandler,
-    TargetSelector, WorkerReport,
+    DefaultClassifier, FailureClassifier, Job, JournalOutage, Migrator, RecoveryWorker,
+    RollbackHandler, TargetSelector, WorkerReport,
 };

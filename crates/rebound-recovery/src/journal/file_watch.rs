@@ -7,7 +7,7 @@
 //!
 //! - **Announced commits.** After each commit that wrote something, a
 //!   rebound writer opens the `-wal` file for reading and closes it again
-//!   ([`announce`]): an inotify `IN_OPEN` that changes nothing, seen by
+//!   (`announce`): an inotify `IN_OPEN` that changes nothing, seen by
 //!   every watcher once the commit can be read. The watch raises the
 //!   journal handle's [`Wake`] at once.
 //! - **Other commits** (an operator's `sqlite3`, a rebound of before the

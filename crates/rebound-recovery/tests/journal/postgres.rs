@@ -81,9 +81,13 @@ async fn four_workers_run_each_of_1000_due_recoveries_exactly_once() {
     let recorder = PostgresJournal::connect(&url, quick()).await.unwrap();
     let past = SystemClock.now_ms() - 1_000;
     for i in 0..1000 {
+        // A workload each: one workload's recoveries run one at a time,
+        // and a worker whose claim finds nothing stops here, so with one
+        // shared workload a worker could take all of them (it did, under
+        // load).
         let report = FailureReport::new(
             format!("m{i:04}"),
-            "web",
+            format!("web-{i:04}"),
             "a",
             "b",
             FailureKind::NetworkTransient,

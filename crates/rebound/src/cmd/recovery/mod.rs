@@ -188,9 +188,13 @@ Examples:
       --rollback-cmd 'restore --from \"$REBOUND_SNAPSHOT\"' \\
       --workers 4 --exit-kind 70=state_corruption
 
+A journal that becomes unreachable while `run` works (the database restarted,
+its connection was ended) is waited out: `run` says so on stderr, tries again
+after 100 ms doubling to 30 s, and goes on when it answers, with nothing lost.
+
 Exit codes: 0 done; 2 bad input, or a command could not be run (sh exit
-126/127); 3 journal unreachable or of a newer schema, or (--once) a recovery
-was given up; 130/143 stopped by SIGINT/SIGTERM."
+126/127); 3 journal unreachable at the start or of a newer schema, or (--once)
+unreachable or a recovery was given up; 130/143 stopped by SIGINT/SIGTERM."
 );
 
 const TARGETS_HELP: &str = concat!(

@@ -11,29 +11,6 @@ use serde::Deserializer;
 
 use super::validate;
 
-/// Checks a database URL: no NUL byte, a URL, one of `schemes`, a host.
-/// Messages show the URL without its password.
-pub(crate) fn check_url(text: &str, schemes: &[&str]) -> Result<url::Url, String> {
-    let shown = validate::redacted_text(text);
-    validate::no_nul(&format!("URL {shown:?}"), text)?;
-    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {shown:?}: {e}"))?;
-    if !schemes.contains(&url.scheme()) {
-        let expected: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
-        return Err(format!(
-            "URL {shown:?} must start with {}, not {}://",
-            expected.join(" or "),
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL {shown:?} has no host"));
-    }
-    if url.port() == Some(0) {
-        return Err(format!("URL {shown:?} has port 0 (a port is 1-65535)"));
-    }
-    Ok(url)
-}
-
 /// A client's complaint `e` about the URL `text` (parsed as `url`), for
 /// messages: `URL "...": complaint`, the URL shown without its password and
 /// the password scrubbed from the complaint too.
@@ -422,15 +399,15 @@ mod tests {
 
     #[test]
     fn urls_are_checked_without_showing_the_password() {
-        let err = check_url("mysql://u:hunter22@/app", &["mysql"]).unwrap_err();
+        let err = validate::check_url("mysql://u:hunter22@/app", &["mysql"]).unwrap_err();
         assert!(!err.contains("hunter22"), "{err}");
-        let err = check_url("http://u:hunter22@db/", &["redis", "rediss"]).unwrap_err();
+        let err = validate::check_url("http://u:hunter22@db/", &["redis", "rediss"]).unwrap_err();
         assert!(
             err.contains("must start with redis:// or rediss://"),
             "{err}"
         );
         assert!(!err.contains("hunter22"), "{err}");
-        let err = check_url("redis://db:0", &["redis"]).unwrap_err();
+        let err = validate::check_url("redis://db:0", &["redis"]).unwrap_err();
         assert!(err.contains("port 0"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{db, duration};
+use super::{db, duration, validate};
 
 /// The `with:` block of `init.wait_mysql`.
 ///
@@ -114,7 +114,7 @@ fn mysql_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// The URL's own checks, and (with the `mysql` feature) the client's.
 fn check_url(text: &str) -> Result<(), String> {
-    let url = db::check_url(text, &["mysql"])?;
+    let url = validate::check_url(text, &["mysql"])?;
     #[cfg(feature = "mysql")]
     mysql_async::Opts::from_url(text).map_err(|e| db::client_url_error(text, &url, e))?;
     let _ = url;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{db, duration};
+use super::{db, duration, validate};
 
 /// The `with:` block of `init.wait_postgres`.
 ///
@@ -62,8 +62,7 @@ pub struct WaitPostgres {
     /// How long one attempt polls before it fails (humantime or seconds).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
@@ -84,7 +83,7 @@ fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// The URL's own checks, and (with the `postgres` feature) the client's:
 /// its parameters, plaintext only.
 fn check_url(text: &str) -> Result<(), String> {
-    let url = db::check_url(text, &["postgres", "postgresql"])?;
+    let url = validate::check_url(text, &["postgres", "postgresql"])?;
     #[cfg(feature = "postgres")]
     {
         let config: tokio_postgres::Config = text
@@ -96,7 +95,7 @@ fn check_url(text: &str) -> Result<(), String> {
         ) {
             return Err(format!(
                 "URL {:?}: init.wait_postgres speaks plaintext only: sslmode must be disable or prefer",
-                super::validate::redacted_text(text)
+                validate::redacted_text(text)
             ));
         }
     }

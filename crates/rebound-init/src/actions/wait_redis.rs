@@ -58,8 +58,7 @@ pub struct WaitRedis {
     /// How long one attempt polls before it fails (humantime or seconds).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
@@ -88,7 +87,7 @@ fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// The URL's own checks, and (with the `redis` feature) the client's.
 fn check_url(text: &str) -> Result<(), String> {
-    let url = db::check_url(text, &["redis", "rediss"])?;
+    let url = validate::check_url(text, &["redis", "rediss"])?;
     #[cfg(feature = "redis")]
     redis::Client::open(text).map_err(|e| db::client_url_error(text, &url, e))?;
     let _ = url;

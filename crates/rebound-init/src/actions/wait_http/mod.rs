@@ -88,8 +88,7 @@ pub struct WaitHttp {
     /// Timeout of each request (humantime or seconds; default 5 s).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]

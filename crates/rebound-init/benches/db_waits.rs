@@ -16,17 +16,14 @@
 
 #[path = "../tests/db_support/mod.rs"]
 mod db_support;
+mod latency;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use db_support::{Mariadb, Postgres, Redis, fresh_name};
+use latency::spec;
 use mysql_async::prelude::Queryable;
-use rebound_init::actions::{ActionContext, ActionSpec};
-
-fn spec(uses: &str, with: serde_json::Value) -> ActionSpec {
-    ActionSpec::deserialize_params(uses, with).expect("bench parameters")
-}
+use rebound_init::actions::ActionSpec;
 
 /// How the bench makes a dependency ready, through its own connection.
 enum Maker {
@@ -64,89 +61,48 @@ impl Maker {
 /// One measurement: `action` waits for `name`, made ready after `after`
 /// ms; returns ready -> success.
 async fn measure(action: ActionSpec, maker: &mut Maker, name: &str, after: u64) -> Duration {
-    let task = tokio::spawn(async move {
-        let ctx = ActionContext::new("bench", Arc::new(|_, _, _| {}));
-        action.attempt(&ctx).await.expect("wait");
-        Instant::now()
-    });
-    tokio::time::sleep(Duration::from_millis(after)).await;
-    maker.make_ready(name).await;
-    let ready = Instant::now();
-    let done = task.await.expect("waiter");
-    done.saturating_duration_since(ready)
+    latency::measure(latency::attempt(action), after, maker.make_ready(name)).await
 }
 
 /// wait4x style on a Redis key: `EXISTS`, then sleep a fixed second.
 async fn fixed_poller(url: String, key: String, set_after: u64) -> Duration {
     let client = redis::Client::open(url).expect("client");
-    let mut poll = client
+    let poll = client
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
     let mut setter = poll.clone();
     let k = key.clone();
-    let task = tokio::spawn(async move {
-        loop {
+    let waiter = latency::every_second(move || {
+        let (mut poll, k) = (poll.clone(), k.clone());
+        async move {
             let n: i64 = redis::cmd("EXISTS")
                 .arg(&k)
                 .query_async(&mut poll)
                 .await
                 .expect("exists");
-            if n > 0 {
-                return Instant::now();
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            n > 0
         }
     });
-    tokio::time::sleep(Duration::from_millis(set_after)).await;
-    let () = redis::cmd("SET")
-        .arg(&key)
-        .arg("1")
-        .query_async(&mut setter)
-        .await
-        .expect("set");
-    let ready = Instant::now();
-    let done = task.await.expect("poller");
-    done.saturating_duration_since(ready)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn row(name: &str, mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    let p50 = percentile(&v, 50.0);
-    println!(
-        "| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
-        v.len(),
-        ms(p50),
-        ms(percentile(&v, 90.0)),
-        ms(percentile(&v, 99.0)),
-        ms(*v.last().expect("a run"))
-    );
-    p50
+    latency::measure(waiter, set_after, async {
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg("1")
+            .query_async(&mut setter)
+            .await
+            .expect("set");
+    })
+    .await
 }
 
 fn main() {
-    let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
-    let runs = numbers.first().copied().unwrap_or(100);
-    let baseline_runs = numbers.get(1).copied().unwrap_or(50);
+    let (runs, baseline_runs) = latency::counts();
     let pg = Postgres::shared();
     let pg_db = pg.fresh_db();
     let my = Mariadb::shared();
     let my_db = my.fresh_db();
     let redis_server = Redis::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = latency::runtime();
     rt.block_on(async {
         let (client, conn) = pg
             .url(&pg_db)
@@ -170,8 +126,7 @@ fn main() {
             .expect("connect to Redis");
         let mut redis_maker = Maker::Redis(redis_conn);
 
-        println!("| wait | runs | p50 | p90 | p99 | max |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        latency::header();
         let mut worst = Duration::ZERO;
         for kind in ["postgres", "mysql", "redis"] {
             let mut v = Vec::with_capacity(runs);
@@ -207,33 +162,13 @@ fn main() {
                 "mysql" => "init.wait_mysql table, MariaDB (CREATE TABLE)",
                 _ => "init.wait_redis key (SET)",
             };
-            worst = worst.max(row(label, v));
+            worst = worst.max(latency::row(label, v));
         }
-        let mut fixed = Vec::with_capacity(baseline_runs);
-        while fixed.len() < baseline_runs {
-            let batch = (baseline_runs - fixed.len()).min(25);
-            let tasks: Vec<_> = (0..batch)
-                .map(|_| {
-                    tokio::spawn(fixed_poller(
-                        redis_server.url(),
-                        fresh_name("b"),
-                        fastrand::u64(1..1000),
-                    ))
-                })
-                .collect();
-            for t in tasks {
-                fixed.push(t.await.expect("baseline"));
-            }
-        }
-        row("fixed 1 s poller (wait4x default), Redis key", fixed);
-        println!(
-            "\ngoal p50 <= 10 ms for every wait: {} (worst p50 {:.2} ms)",
-            if worst <= Duration::from_millis(10) {
-                "met"
-            } else {
-                "MISSED"
-            },
-            ms(worst)
-        );
+        let fixed = latency::baseline(baseline_runs, |_| {
+            fixed_poller(redis_server.url(), fresh_name("b"), fastrand::u64(1..1000))
+        })
+        .await;
+        latency::row("fixed 1 s poller (wait4x default), Redis key", fixed);
+        latency::goal(worst);
     });
 }

@@ -14,12 +14,15 @@
 //! `cargo bench -p rebound-init --bench waits` (`-- RUNS BASELINE_RUNS`:
 //! default 100 and 50; `-- grpc unix ...` measures only those waits).
 
+mod latency;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rebound_init::actions::{ActionContext, ActionSpec};
+use latency::spec;
+use rebound_init::actions::ActionSpec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A dependency the bench makes ready: what to wait for, and how.
@@ -28,10 +31,6 @@ trait Scenario {
     fn action(&self) -> ActionSpec;
     /// Makes it ready (synchronously, so the instant after is "ready").
     fn make_ready(&mut self);
-}
-
-fn spec(uses: &str, with: serde_json::Value) -> ActionSpec {
-    ActionSpec::deserialize_params(uses, with).expect("bench parameters")
 }
 
 struct UnixSocket {
@@ -191,17 +190,8 @@ impl Scenario for GrpcService {
 /// One measurement: the action waits, the scenario becomes ready after
 /// `after` ms; returns ready -> success.
 async fn measure(mut scenario: Box<dyn Scenario + Send>, after: u64) -> Duration {
-    let action = scenario.action();
-    let task = tokio::spawn(async move {
-        let ctx = ActionContext::new("bench", Arc::new(|_, _, _| {}));
-        action.attempt(&ctx).await.expect("wait");
-        Instant::now()
-    });
-    tokio::time::sleep(Duration::from_millis(after)).await;
-    scenario.make_ready();
-    let ready = Instant::now();
-    let done = task.await.expect("waiter");
-    done.saturating_duration_since(ready)
+    let waiter = latency::attempt(scenario.action());
+    latency::measure(waiter, after, async { scenario.make_ready() }).await
 }
 
 /// A fresh scenario of `kind` in `dir` (run `n`).
@@ -243,61 +233,27 @@ async fn scenario(kind: &str, dir: &Path, n: usize) -> Box<dyn Scenario + Send> 
 /// wait4x style, on a Unix socket: try, then sleep a fixed second.
 async fn fixed_poller(path: PathBuf, opened_after: u64) -> Duration {
     let poll_path = path.clone();
-    let task = tokio::spawn(async move {
-        while tokio::net::UnixStream::connect(&poll_path).await.is_err() {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        Instant::now()
+    let waiter = latency::every_second(move || {
+        let path = poll_path.clone();
+        async move { tokio::net::UnixStream::connect(&path).await.is_ok() }
     });
-    tokio::time::sleep(Duration::from_millis(opened_after)).await;
-    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
-    let ready = Instant::now();
-    let done = task.await.expect("poller");
-    drop(listener);
-    done.saturating_duration_since(ready)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn row(name: &str, mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    let p50 = percentile(&v, 50.0);
-    println!(
-        "| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
-        v.len(),
-        ms(p50),
-        ms(percentile(&v, 90.0)),
-        ms(percentile(&v, 99.0)),
-        ms(*v.last().expect("a run"))
-    );
-    p50
+    latency::measure(waiter, opened_after, async {
+        std::os::unix::net::UnixListener::bind(&path).expect("bind")
+    })
+    .await
 }
 
 fn main() {
-    let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
-    let runs = numbers.first().copied().unwrap_or(100);
-    let baseline_runs = numbers.get(1).copied().unwrap_or(50);
+    let (runs, baseline_runs) = latency::counts();
     // Words (not flags such as cargo's `--bench`) choose the waits measured.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-') && a.parse::<usize>().is_err())
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = latency::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
-        println!("| wait | runs | p50 | p90 | p99 | max |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        latency::header();
         let mut worst = Duration::ZERO;
         for (kind, name) in [
             ("unix", "init.wait_unix (socket bound)"),
@@ -322,31 +278,14 @@ fn main() {
                 let s = scenario(kind, dir.path(), n).await;
                 v.push(measure(s, fastrand::u64(5..50)).await);
             }
-            worst = worst.max(row(name, v));
+            worst = worst.max(latency::row(name, v));
         }
-        let mut fixed = Vec::with_capacity(baseline_runs);
-        while fixed.len() < baseline_runs {
-            let batch = (baseline_runs - fixed.len()).min(25);
-            let base = fixed.len();
-            let tasks: Vec<_> = (0..batch)
-                .map(|i| {
-                    let path = dir.path().join(format!("b{}.sock", base + i));
-                    tokio::spawn(fixed_poller(path, fastrand::u64(1..1000)))
-                })
-                .collect();
-            for t in tasks {
-                fixed.push(t.await.expect("baseline"));
-            }
-        }
-        row("fixed 1 s poller (wait4x default), Unix socket", fixed);
-        println!(
-            "\ngoal p50 <= 10 ms for every wait: {} (worst p50 {:.2} ms)",
-            if worst <= Duration::from_millis(10) {
-                "met"
-            } else {
-                "MISSED"
-            },
-            ms(worst)
-        );
+        let fixed = latency::baseline(baseline_runs, |i| {
+            let path = dir.path().join(format!("b{i}.sock"));
+            fixed_poller(path, fastrand::u64(1..1000))
+        })
+        .await;
+        latency::row("fixed 1 s poller (wait4x default), Unix socket", fixed);
+        latency::goal(worst);
     });
 }

@@ -6,15 +6,21 @@ mod common;
 
 use std::sync::Arc;
 
+#[cfg(feature = "s3")]
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+#[cfg(feature = "s3")]
+use rebound_init::actions::ActionErrorKind;
+#[cfg(feature = "s3")]
 use rebound_init::actions::s3::{S3Credentials, S3Pull, S3Push};
-use rebound_init::actions::{ActionContext, ActionErrorKind, ActionSpec};
+use rebound_init::actions::{ActionContext, ActionSpec};
 use rebound_init::spec::Spec;
 
+#[cfg(feature = "s3")]
 fn creds() -> S3Credentials {
     S3Credentials::new(ACCESS_KEY, SECRET_KEY)
 }
 
+#[cfg(feature = "s3")]
 fn push(server: &S3Server, source: &std::path::Path, bucket: &str, key: &str) -> S3Push {
     serde_json::from_value(serde_json::json!({
         "source": source, "bucket": bucket, "key": key,
@@ -23,6 +29,7 @@ fn push(server: &S3Server, source: &std::path::Path, bucket: &str, key: &str) ->
     .unwrap()
 }
 
+#[cfg(feature = "s3")]
 fn pull(server: &S3Server, bucket: &str, key: &str, dest: &std::path::Path) -> S3Pull {
     serde_json::from_value(serde_json::json!({
         "bucket": bucket, "key": key, "destination": dest,
@@ -32,6 +39,7 @@ fn pull(server: &S3Server, bucket: &str, key: &str, dest: &std::path::Path) -> S
 }
 
 /// Bytes that are not text, so that any mangling shows.
+#[cfg(feature = "s3")]
 fn payload(len: usize) -> Vec<u8> {
     let mut x: u32 = 0x9e37_79b9;
     (0..len)
@@ -44,6 +52,7 @@ fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test]
 async fn s3_push_then_pull_round_trips_identical_bytes() {
     let server = S3Server::start(&["seed"]);
@@ -70,6 +79,7 @@ async fn s3_push_then_pull_round_trips_identical_bytes() {
     assert_eq!(names, vec![std::ffi::OsString::from("data.bin")]);
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test]
 async fn large_files_go_up_in_parts_and_come_back_identical() {
     let server = S3Server::start(&["big"]);
@@ -89,6 +99,7 @@ async fn large_files_go_up_in_parts_and_come_back_identical() {
     assert!(std::fs::read(&dest).unwrap() == bytes, "bytes differ");
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test]
 async fn missing_key_and_bucket_are_permanent_errors_naming_them() {
     let server = S3Server::start(&["present"]);
@@ -115,6 +126,7 @@ async fn missing_key_and_bucket_are_permanent_errors_naming_them() {
     // directory and accepts it, where AWS answers NoSuchBucket.)
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test]
 async fn missing_source_file_is_permanent_and_named() {
     let server = S3Server::start(&["bkt"]);
@@ -128,6 +140,7 @@ async fn missing_source_file_is_permanent_and_named() {
     assert!(err.to_string().contains("nope.bin"), "{err}");
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test]
 async fn the_secret_key_never_appears_in_errors() {
     let server = S3Server::start(&["bkt"]);
@@ -160,6 +173,7 @@ async fn the_secret_key_never_appears_in_errors() {
 
 /// The env-credentials path runs in a child copy of this test binary, since
 /// setting environment variables in a running multi-threaded test is unsound.
+#[cfg(feature = "s3")]
 #[test]
 fn credentials_come_from_the_aws_environment() {
     if let Ok(endpoint) = std::env::var("REBOUND_TEST_S3_ENDPOINT") {

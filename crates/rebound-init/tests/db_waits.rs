@@ -5,33 +5,14 @@
 //! never ready (the last reason in the timeout message), the password in no
 //! message, and bad parameters refused at file:line:column.
 
+mod common;
 mod db_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::steps::{action, ctx, refused};
 use db_support::{Mariadb, PASSWORD, Postgres, Redis, free_port};
-use rebound_init::actions::{ActionContext, ActionError, ActionSpec};
-use rebound_init::spec::Spec;
-
-fn ctx() -> ActionContext {
-    ActionContext::new("t", Arc::new(|_, _, _| {}))
-}
-
-/// The loader's error for a one-step spec using `uses` with `with`.
-fn refused(uses: &str, with: &str) -> String {
-    let yaml = format!("init:\n  steps:\n    - id: s\n      uses: {uses}\n      with: {with}\n");
-    Spec::from_yaml(&yaml, "spec.yaml", None)
-        .expect_err(&yaml)
-        .to_string()
-}
-
-/// The action of a one-step spec.
-fn action(uses: &str, with: &str) -> ActionSpec {
-    let yaml = format!("init:\n  steps:\n    - id: s\n      uses: {uses}\n      with: {with}\n");
-    let spec = Spec::from_yaml(&yaml, "spec.yaml", None).unwrap_or_else(|e| panic!("{e}"));
-    spec.init.steps[0].action.clone()
-}
+use rebound_init::actions::{ActionError, ActionSpec};
 
 /// Runs `a` until it fails (it must), checking that the password shows in
 /// neither the error, the last problem nor the description.

@@ -2,30 +2,11 @@
 //! components: parameters refused at file:line:column, and waits that are
 //! ready at once, ready late, or never ready.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use rebound_init::actions::{ActionContext, ActionSpec};
-use rebound_init::spec::Spec;
-
-fn ctx() -> ActionContext {
-    ActionContext::new("t", Arc::new(|_, _, _| {}))
-}
-
-/// The loader's error for a one-step spec using `uses` with `with`.
-fn refused(uses: &str, with: &str) -> String {
-    let yaml = format!("init:\n  steps:\n    - id: s\n      uses: {uses}\n      with: {with}\n");
-    Spec::from_yaml(&yaml, "spec.yaml", None)
-        .expect_err(&yaml)
-        .to_string()
-}
-
-/// The action of a one-step spec.
-fn action(uses: &str, with: &str) -> ActionSpec {
-    let yaml = format!("init:\n  steps:\n    - id: s\n      uses: {uses}\n      with: {with}\n");
-    let spec = Spec::from_yaml(&yaml, "spec.yaml", None).unwrap_or_else(|e| panic!("{e}"));
-    spec.init.steps[0].action.clone()
-}
+use common::steps::{action, ctx, refused};
 
 #[test]
 fn wait_unix_parameters_are_checked_at_their_position() {

@@ -1,33 +1,27 @@
 //! What the database and cache waits share (`init.wait_postgres`,
 //! `init.wait_mysql`, `init.wait_redis`): reading their URL, the `table`
 //! names they check, the `rebound wait` form of their parameters (`?table=`
-//! / `?key=` in the URL), and keeping the password out of every message.
+//! / `?key=` in the URL), keeping the password out of every message, and
+//! (with any of their features) the polling over one kept session,
+//! `Client` and `poll`.
+
+use std::fmt;
 
 use serde::Deserializer;
 
 use super::validate;
 
-/// Checks a database URL: no NUL byte, a URL, one of `schemes`, a host.
-/// Messages show the URL without its password.
-pub(crate) fn check_url(text: &str, schemes: &[&str]) -> Result<url::Url, String> {
+/// A client's complaint `e` about the URL `text` (parsed as `url`), for
+/// messages: `URL "...": complaint`, the URL shown without its password and
+/// the password scrubbed from the complaint too.
+// Used by the URL checks of the features postgres, mysql and redis only.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
+pub(crate) fn client_url_error(text: &str, url: &url::Url, e: impl fmt::Display) -> String {
     let shown = validate::redacted_text(text);
-    validate::no_nul(&format!("URL {shown:?}"), text)?;
-    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {shown:?}: {e}"))?;
-    if !schemes.contains(&url.scheme()) {
-        let expected: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
-        return Err(format!(
-            "URL {shown:?} must start with {}, not {}://",
-            expected.join(" or "),
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL {shown:?} has no host"));
-    }
-    if url.port() == Some(0) {
-        return Err(format!("URL {shown:?} has port 0 (a port is 1-65535)"));
-    }
-    Ok(url)
+    scrub(&format!("URL {shown:?}: {e}"), url_password(url).as_deref())
 }
 
 /// Reads a URL string with `check`, inside the visitor (so the YAML reader
@@ -144,6 +138,53 @@ pub(crate) fn url_password(url: &url::Url) -> Option<String> {
     })
 }
 
+/// Implements for the database wait `$ty`, whose `table` or `key` is its
+/// field `$param`, what they share: `Debug`, and `describe` for messages
+/// (`postgres://app:***@db/app table users`, `$shown` formatting the
+/// `$param`), both showing the URL without its password.
+macro_rules! wait_impls {
+    ($ty:ident, $param:ident, $shown:literal) => {
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("url", &$crate::actions::validate::redacted_text(&self.url))
+                    .field(stringify!($param), &self.$param)
+                    .field("timeout", &self.timeout)
+                    .finish()
+            }
+        }
+
+        impl $ty {
+            /// What the action waits for, for messages.
+            pub(crate) fn describe(&self) -> String {
+                let url = $crate::actions::validate::redacted_text(&self.url);
+                match &self.$param {
+                    Some(value) => format!(concat!("{} ", $shown), url, value),
+                    None => url,
+                }
+            }
+        }
+    };
+}
+pub(crate) use wait_impls;
+
+/// The parameters of a database wait read from a `rebound wait` target:
+/// the URL with its query parameter `param` (`table`, `key`) taken out
+/// (see [`split_param`]), and that parameter's value, read as `T`
+/// (`{ url: URL, PARAM: VALUE }`) with `T`'s own checks.
+pub(crate) fn from_url<T: serde::de::DeserializeOwned>(
+    text: &str,
+    param: &str,
+) -> Result<T, String> {
+    let (url, value) = split_param(text, param)?;
+    let mut with = serde_json::Map::new();
+    with.insert("url".into(), url.into());
+    if let Some(value) = value {
+        with.insert(param.into(), value.into());
+    }
+    serde_json::from_value(serde_json::Value::Object(with)).map_err(|e| e.to_string())
+}
+
 /// A `rebound wait` URL split into the URL the client reads and the value
 /// of the query parameter `param` (`table`, `key`), which is not the
 /// client's: `postgres://db/app?table=users` gives `postgres://db/app` and
@@ -175,21 +216,6 @@ pub(crate) fn split_param(text: &str, param: &str) -> Result<(String, Option<Str
     Ok((url.into(), value))
 }
 
-/// The parameters `{ url: URL, NAME: VALUE }` (no `NAME` without a value)
-/// read as `T`, with `T`'s own checks.
-pub(crate) fn from_parts<T: serde::de::DeserializeOwned>(
-    url: String,
-    name: &str,
-    value: Option<String>,
-) -> Result<T, String> {
-    let mut with = serde_json::Map::new();
-    with.insert("url".into(), url.into());
-    if let Some(value) = value {
-        with.insert(name.into(), value.into());
-    }
-    serde_json::from_value(serde_json::Value::Object(with)).map_err(|e| e.to_string())
-}
-
 /// The reason of the last check, when a client error has an I/O error
 /// under it: `connection refused`, or the error's own text.
 // Used by the clients of the features postgres, mysql and redis only.
@@ -210,6 +236,107 @@ pub(crate) fn io_reason(e: &(dyn std::error::Error + 'static)) -> Option<String>
         source = err.source();
     }
     None
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+pub(crate) use session::{Client, poll};
+
+/// The polling of the database and cache waits over one session, kept
+/// across checks while it lasts.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+mod session {
+    use std::time::Duration;
+
+    use tokio::sync::Mutex;
+
+    use super::scrub;
+    use crate::actions::poll::{self, Check};
+    use crate::actions::{ActionContext, ActionError};
+
+    /// Bound on one connect and login, and on each check.
+    const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A database or cache client, as a wait uses it: connect and log in,
+    /// then check the target on the session.
+    pub(crate) trait Client {
+        /// A live session (a connection, logged in).
+        type Session: Send;
+        /// The client's error.
+        type Error;
+        /// What a check sends, for the message of one cut off:
+        /// `query timed out`, `command timed out`.
+        const REQUEST: &'static str;
+
+        /// Connects and logs in.
+        async fn connect(&self) -> Result<Self::Session, Self::Error>;
+
+        /// Whether a kept session is known to be closed, so that the next
+        /// check connects afresh (a session whose check failed is dropped
+        /// anyway).
+        fn is_closed(_session: &Self::Session) -> bool {
+            false
+        }
+
+        /// One check on the session: `None` when the target is ready, else
+        /// why it is not yet (`table users does not exist`).
+        async fn check(&self, session: &mut Self::Session) -> Result<Option<String>, Self::Error>;
+
+        /// Why a connect, login or check failed, in words (`password` is
+        /// scrubbed from them after).
+        fn reason(e: &Self::Error) -> String;
+    }
+
+    /// Polls `client` until a check finds the target ready, or `timeout`
+    /// runs out (the message then names `what`), keeping one session while
+    /// it lasts; `password` never appears in a reason.
+    pub(crate) async fn poll<C: Client>(
+        client: &C,
+        ctx: &ActionContext,
+        what: &str,
+        timeout: Option<Duration>,
+        password: Option<&str>,
+    ) -> Result<(), ActionError> {
+        let session: Mutex<Option<C::Session>> = Mutex::new(None);
+        poll::until(ctx, what, timeout, poll::COSTLY, || {
+            check(client, &session, password)
+        })
+        .await
+    }
+
+    /// One check: connect (under [`STEP_TIMEOUT`]) unless a session is
+    /// kept, then check (under it too); a failed check drops the session.
+    async fn check<C: Client>(
+        client: &C,
+        session: &Mutex<Option<C::Session>>,
+        password: Option<&str>,
+    ) -> Check {
+        let mut slot = session.lock().await;
+        if slot.as_ref().is_some_and(C::is_closed) {
+            *slot = None;
+        }
+        if slot.is_none() {
+            match tokio::time::timeout(STEP_TIMEOUT, client.connect()).await {
+                Err(_) => return Check::NotYet("connect timed out".into()),
+                Ok(Err(e)) => return Check::NotYet(scrub(&C::reason(&e), password)),
+                Ok(Ok(s)) => *slot = Some(s),
+            }
+        }
+        let Some(live) = slot.as_mut() else {
+            return Check::NotYet("not connected".into());
+        };
+        match tokio::time::timeout(STEP_TIMEOUT, client.check(live)).await {
+            Ok(Ok(None)) => Check::Ready,
+            Ok(Ok(Some(why))) => Check::NotYet(why),
+            Ok(Err(e)) => {
+                *slot = None;
+                Check::NotYet(scrub(&C::reason(&e), password))
+            }
+            Err(_) => {
+                *slot = None;
+                Check::NotYet(format!("{} timed out", C::REQUEST))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -272,15 +399,15 @@ mod tests {
 
     #[test]
     fn urls_are_checked_without_showing_the_password() {
-        let err = check_url("mysql://u:hunter22@/app", &["mysql"]).unwrap_err();
+        let err = validate::check_url("mysql://u:hunter22@/app", &["mysql"]).unwrap_err();
         assert!(!err.contains("hunter22"), "{err}");
-        let err = check_url("http://u:hunter22@db/", &["redis", "rediss"]).unwrap_err();
+        let err = validate::check_url("http://u:hunter22@db/", &["redis", "rediss"]).unwrap_err();
         assert!(
             err.contains("must start with redis:// or rediss://"),
             "{err}"
         );
         assert!(!err.contains("hunter22"), "{err}");
-        let err = check_url("redis://db:0", &["redis"]).unwrap_err();
+        let err = validate::check_url("redis://db:0", &["redis"]).unwrap_err();
         assert!(err.contains("port 0"), "{err}");
     }
 }

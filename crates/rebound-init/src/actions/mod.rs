@@ -361,7 +361,10 @@ impl ActionError {
 /// [`ActionSpec::params_schemas`], [`ActionSpec::missing_feature`] and
 /// [`ActionSpec::deserialize_params`] from that list. Each parameter type
 /// provides `describe(&self) -> String` and
-/// `async fn attempt(&self, &ActionContext) -> Result<(), ActionError>`.
+/// `async fn attempt(&self, &ActionContext) -> Result<(), ActionError>`;
+/// an action with a feature needs its `attempt` only in builds with that
+/// feature (without it, [`ActionSpec::attempt`] fails at once, and
+/// [`ActionSpec::deserialize_params`] refuses the action).
 macro_rules! actions {
     ($(
         $(#[$doc:meta])*
@@ -451,9 +454,31 @@ macro_rules! actions {
             /// spec.attempt(&ctx).await.unwrap();
             /// # }
             /// ```
+            ///
+            /// An action whose cargo feature this build lacks fails at once
+            /// with a permanent error naming the feature (the spec loader
+            /// refuses such an action; a library user may still build one
+            /// by hand).
             pub async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
                 match self {
-                    $( ActionSpec::$variant(a) => a.attempt(ctx).await, )*
+                    $( ActionSpec::$variant(a) => {
+                        $(
+                            #[cfg(not(feature = $feature))]
+                            {
+                                let _ = a;
+                                return Err(ActionError::permanent(concat!(
+                                    $name,
+                                    " needs rebound-init's `",
+                                    $feature,
+                                    "` feature, which this build lacks"
+                                )));
+                            }
+                        )?
+                        $( #[cfg(feature = $feature)] )?
+                        {
+                            return a.attempt(ctx).await;
+                        }
+                    } )*
                 }
             }
 
@@ -793,6 +818,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    // `ActionSpec::attempt`'s one fallback: an action built by hand in a
+    // build without its feature fails at once, naming the feature.
+    #[cfg(not(all(
+        feature = "http",
+        feature = "s3",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis",
+        feature = "grpc"
+    )))]
+    #[tokio::test]
+    async fn an_action_built_by_hand_without_its_feature_fails_naming_it() {
+        fn read<T: serde::de::DeserializeOwned>(json: &str) -> T {
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+        }
+        let mut checked = 0;
+        for name in ActionSpec::NAMES {
+            let Some(feature) = ActionSpec::missing_feature(name) else {
+                continue;
+            };
+            let action = match *name {
+                "init.wait_http" => ActionSpec::WaitHttp(read(r#"{"url": "http://db/health"}"#)),
+                "init.wait_postgres" => {
+                    ActionSpec::WaitPostgres(read(r#"{"url": "postgres://u:hunter22@db/app"}"#))
+                }
+                "init.wait_mysql" => {
+                    ActionSpec::WaitMysql(read(r#"{"url": "mysql://u:hunter22@db/shop"}"#))
+                }
+                "init.wait_redis" => {
+                    ActionSpec::WaitRedis(read(r#"{"url": "redis://:hunter22@cache"}"#))
+                }
+                "init.wait_grpc" => ActionSpec::WaitGrpc(read(r#"{"url": "grpc://api:50051"}"#)),
+                "init.s3_push" => {
+                    ActionSpec::S3Push(read(r#"{"source": "/x", "bucket": "b", "key": "k"}"#))
+                }
+                "init.s3_pull" => {
+                    ActionSpec::S3Pull(read(r#"{"bucket": "b", "key": "k", "destination": "/x"}"#))
+                }
+                other => panic!("no hand-built {other}: add it here"),
+            };
+            let err = action.attempt(&quiet_ctx()).await.unwrap_err();
+            assert_eq!(err.kind(), ActionErrorKind::Permanent);
+            assert_eq!(
+                err.message(),
+                format!("{name} needs rebound-init's `{feature}` feature, which this build lacks")
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "this build lacks a feature");
     }
 
     #[cfg(not(feature = "grpc"))]

@@ -86,16 +86,24 @@ where
             delay = (delay * 2).min(cap);
         }
     };
+    within(timeout, poll).await.unwrap_or_else(|limit| {
+        Err(ActionError::timed_out(format!(
+            "{what} not ready after {}{}",
+            humantime::format_duration(limit),
+            last.map(|why| format!(" ({why})")).unwrap_or_default()
+        )))
+    })
+}
+
+/// `work`'s outcome, or `Err(limit)` when `timeout` (`Some(limit)`) runs
+/// out first (`work` is then dropped).
+pub(crate) async fn within<T>(
+    timeout: Option<Duration>,
+    work: impl Future<Output = T>,
+) -> Result<T, Duration> {
     match timeout {
-        None => poll.await,
-        Some(limit) => match tokio::time::timeout(limit, poll).await {
-            Ok(result) => result,
-            Err(_) => Err(ActionError::timed_out(format!(
-                "{what} not ready after {}{}",
-                humantime::format_duration(limit),
-                last.map(|why| format!(" ({why})")).unwrap_or_default()
-            ))),
-        },
+        None => Ok(work.await),
+        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| limit),
     }
 }
 

@@ -201,14 +201,23 @@ pub(crate) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
 /// Checks an `http://` or `https://` URL with a host, a port other than 0
 /// and no NUL byte. Messages show the URL without its password.
 pub(crate) fn check_http_url(text: &str) -> Result<url::Url, String> {
+    check_url(text, &["http", "https"])
+}
+
+/// Checks a URL: no NUL byte, one of `schemes` (`must start with http://
+/// or https://`), a host, a port other than 0. Messages show the URL
+/// without its password.
+pub(crate) fn check_url(text: &str, schemes: &[&str]) -> Result<url::Url, String> {
     let shown = redacted_text(text);
     // The URL parser would quietly percent-encode a NUL byte in the path;
     // the text as written is what messages show, and it cannot hold one.
     no_nul(&format!("URL {shown:?}"), text)?;
     let url = url::Url::parse(text).map_err(|e| format!("invalid URL {shown:?}: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
+    if !schemes.contains(&url.scheme()) {
+        let expected: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
         return Err(format!(
-            "URL {shown:?} must start with http:// or https://, not {}://",
+            "URL {shown:?} must start with {}, not {}://",
+            expected.join(" or "),
             url.scheme()
         ));
     }

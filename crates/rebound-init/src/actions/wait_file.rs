@@ -53,8 +53,7 @@ pub struct WaitFile {
     /// How long one attempt polls before it fails (humantime or seconds).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
@@ -65,8 +64,12 @@ pub struct WaitFile {
     pub state: Option<FileState>,
 }
 
-const FIRST_DELAY: Duration = Duration::from_millis(1);
-const MAX_DELAY: Duration = Duration::from_millis(20);
+/// The pauses while waiting for a file to appear: 1 ms doubling to 20 ms.
+const PRESENT: poll::Pace = poll::Pace {
+    first: Duration::from_millis(1),
+    max: Duration::from_millis(20),
+    slow_max: Duration::from_millis(20),
+};
 
 impl WaitFile {
     /// `file PATH`, for messages.
@@ -80,11 +83,13 @@ impl WaitFile {
         }
     }
 
-    fn ready(&self) -> Result<bool, String> {
+    /// Present (and not empty, if asked).
+    fn check_present(&self) -> Check {
         match std::fs::metadata(&self.path) {
-            Ok(meta) => Ok(!self.non_empty || meta.len() > 0),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Ok(meta) if !self.non_empty || meta.len() > 0 => Check::Ready,
+            Ok(_) => Check::NotYet("empty".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::NotYet("not found".into()),
+            Err(e) => Check::NotYet(e.to_string()),
         }
     }
 
@@ -101,35 +106,10 @@ impl WaitFile {
             })
             .await;
         }
-        let mut last = String::from("not found");
-        let poll = async {
-            let mut delay = FIRST_DELAY;
-            loop {
-                match self.ready() {
-                    Ok(true) => return,
-                    Ok(false) if self.path.exists() => last = "empty".into(),
-                    Ok(false) => last = "not found".into(),
-                    Err(e) => last = e,
-                }
-                ctx.last_problem.set(last.as_str());
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_DELAY);
-            }
-        };
-        match self.timeout {
-            None => {
-                poll.await;
-                Ok(())
-            }
-            Some(limit) => match tokio::time::timeout(limit, poll).await {
-                Ok(()) => Ok(()),
-                Err(_) => Err(ActionError::timed_out(format!(
-                    "{} not ready after {} ({last})",
-                    self.describe(),
-                    humantime::format_duration(limit)
-                ))),
-            },
-        }
+        poll::until(ctx, &self.describe(), self.timeout, PRESENT, || async {
+            self.check_present()
+        })
+        .await
     }
 }
 

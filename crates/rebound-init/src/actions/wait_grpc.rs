@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{ActionContext, ActionError, duration, validate};
+#[cfg(feature = "grpc")]
+use super::{ActionContext, ActionError};
+use super::{duration, validate};
 
 /// The `with:` block of `init.wait_grpc`.
 ///
@@ -258,6 +260,7 @@ impl WaitGrpc {
 
     /// The URL, read again (it was checked when the action was read; an
     /// action built by hand is checked here).
+    #[cfg(feature = "grpc")]
     fn parsed(&self) -> Result<GrpcUrl, ActionError> {
         GrpcUrl::parse(&self.url).map_err(ActionError::permanent)
     }
@@ -286,22 +289,12 @@ impl WaitGrpc {
     }
 
     /// Polls the health service until it answers `SERVING`, or `timeout`
-    /// runs out.
+    /// runs out (without the `grpc` feature,
+    /// [`ActionSpec::attempt`](super::ActionSpec::attempt) fails instead).
+    #[cfg(feature = "grpc")]
     pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
         let url = self.parsed()?;
-        #[cfg(feature = "grpc")]
-        {
-            io::attempt(self, &url, ctx).await
-        }
-        // The spec loader and `rebound wait` refuse this action in such a
-        // build; a library user may still build one by hand.
-        #[cfg(not(feature = "grpc"))]
-        {
-            let _ = (ctx, url);
-            Err(ActionError::permanent(
-                "init.wait_grpc needs rebound-init's `grpc` feature, which this build lacks",
-            ))
-        }
+        io::attempt(self, &url, ctx).await
     }
 }
 

@@ -6,12 +6,11 @@
 //! password comes from the URL or, when the URL has none, from `MYSQL_PWD`;
 //! it never appears in a message.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{ActionContext, ActionError, db, duration, validate};
+use super::{db, duration, validate};
 
 /// The `with:` block of `init.wait_mysql`.
 ///
@@ -115,27 +114,14 @@ fn mysql_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// The URL's own checks, and (with the `mysql` feature) the client's.
 fn check_url(text: &str) -> Result<(), String> {
-    let url = db::check_url(text, &["mysql"])?;
+    let url = validate::check_url(text, &["mysql"])?;
     #[cfg(feature = "mysql")]
-    {
-        let shown = validate::redacted_text(text);
-        let password = db::url_password(&url);
-        mysql_async::Opts::from_url(text)
-            .map_err(|e| db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref()))?;
-    }
+    mysql_async::Opts::from_url(text).map_err(|e| db::client_url_error(text, &url, e))?;
     let _ = url;
     Ok(())
 }
 
-impl fmt::Debug for WaitMysql {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitMysql")
-            .field("url", &validate::redacted_text(&self.url))
-            .field("table", &self.table)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
+db::wait_impls!(WaitMysql, table, "table {}");
 
 impl WaitMysql {
     /// The parameters of a `rebound wait` target:
@@ -150,141 +136,104 @@ impl WaitMysql {
     /// # Ok::<(), String>(())
     /// ```
     pub fn from_url(text: &str) -> Result<Self, String> {
-        let (url, table) = db::split_param(text, "table")?;
-        db::from_parts(url, "table", table)
-    }
-
-    /// `mysql://app:***@db:3306/shop table orders`, for messages.
-    pub(crate) fn describe(&self) -> String {
-        let url = validate::redacted_text(&self.url);
-        match &self.table {
-            Some(t) => format!("{url} table {t}"),
-            None => url,
-        }
-    }
-
-    /// Polls until the server answers (and the table exists) or `timeout`
-    /// runs out.
-    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        #[cfg(feature = "mysql")]
-        {
-            io::attempt(self, ctx).await
-        }
-        // The spec loader refuses this action in such a build; a library
-        // user may still build one by hand.
-        #[cfg(not(feature = "mysql"))]
-        {
-            let _ = ctx;
-            Err(ActionError::permanent(
-                "init.wait_mysql needs rebound-init's `mysql` feature, which this build lacks",
-            ))
-        }
+        db::from_url(text, "table")
     }
 }
 
 #[cfg(feature = "mysql")]
 mod io {
-    use std::time::Duration;
-
     use mysql_async::prelude::Queryable;
     use mysql_async::{Conn, Opts, OptsBuilder};
-    use tokio::sync::Mutex;
 
     use super::WaitMysql;
-    use crate::actions::poll::{self, Check};
     use crate::actions::{ActionContext, ActionError, db};
-
-    /// Bound on one connect and login, and on each query.
-    const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// MySQL's "access denied" errors (1045: wrong password; 1044 and 1698:
     /// no access for this user).
     const ACCESS_DENIED: [u16; 3] = [1044, 1045, 1698];
 
-    pub(super) async fn attempt(w: &WaitMysql, ctx: &ActionContext) -> Result<(), ActionError> {
-        let opts = Opts::from_url(&w.url)
-            .map_err(|_| ActionError::permanent(format!("invalid URL {}", w.describe())))?;
-        let mut builder = OptsBuilder::from_opts(opts.clone()).prefer_socket(false);
-        if opts.pass().is_none()
-            && let Ok(pw) = std::env::var("MYSQL_PWD")
-        {
-            builder = builder.pass(Some(pw));
+    impl WaitMysql {
+        /// Polls until the server answers (and the table exists) or
+        /// `timeout` runs out (without the `mysql` feature,
+        /// [`ActionSpec::attempt`](crate::actions::ActionSpec::attempt)
+        /// fails instead).
+        pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+            let opts = Opts::from_url(&self.url)
+                .map_err(|_| ActionError::permanent(format!("invalid URL {}", self.describe())))?;
+            let mut builder = OptsBuilder::from_opts(opts.clone()).prefer_socket(false);
+            if opts.pass().is_none()
+                && let Ok(pw) = std::env::var("MYSQL_PWD")
+            {
+                builder = builder.pass(Some(pw));
+            }
+            let opts = Opts::from(builder);
+            let password = opts.pass().map(str::to_owned);
+            let (schema, name) = match self.table.as_deref().map(|t| t.split_once('.')) {
+                None => (None, None),
+                Some(Some((schema, name))) => (Some(schema.to_owned()), Some(name.to_owned())),
+                Some(None) => (opts.db_name().map(str::to_owned), self.table.clone()),
+            };
+            let client = Mysql {
+                w: self,
+                opts,
+                table: schema.zip(name),
+            };
+            db::poll(
+                &client,
+                ctx,
+                &self.describe(),
+                self.timeout,
+                password.as_deref(),
+            )
+            .await
         }
-        let opts = Opts::from(builder);
-        let password = opts.pass().map(str::to_owned);
-        let (schema, name) = match w.table.as_deref().map(|t| t.split_once('.')) {
-            None => (None, None),
-            Some(Some((schema, name))) => (Some(schema.to_owned()), Some(name.to_owned())),
-            Some(None) => (opts.db_name().map(str::to_owned), w.table.clone()),
-        };
-        let session: Mutex<Option<Conn>> = Mutex::new(None);
-        let what = w.describe();
-        let table = schema.zip(name);
-        poll::until(ctx, &what, w.timeout, poll::COSTLY, || {
-            check(w, &opts, table.as_ref(), &session, password.as_deref())
-        })
-        .await
     }
 
-    async fn check(
-        w: &WaitMysql,
-        opts: &Opts,
-        table: Option<&(String, String)>,
-        session: &Mutex<Option<Conn>>,
-        password: Option<&str>,
-    ) -> Check {
-        let mut slot = session.lock().await;
-        if slot.is_none() {
-            match tokio::time::timeout(STEP_TIMEOUT, Conn::new(opts.clone())).await {
-                Err(_) => return Check::NotYet("connect timed out".into()),
-                Ok(Err(e)) => return Check::NotYet(db::scrub(&reason(&e), password)),
-                Ok(Ok(conn)) => *slot = Some(conn),
-            }
+    /// mysql_async, as [`db::poll`] uses it.
+    struct Mysql<'a> {
+        w: &'a WaitMysql,
+        opts: Opts,
+        /// The table's schema and name.
+        table: Option<(String, String)>,
+    }
+
+    impl db::Client for Mysql<'_> {
+        type Session = Conn;
+        type Error = mysql_async::Error;
+        const REQUEST: &'static str = "query";
+
+        async fn connect(&self) -> Result<Conn, mysql_async::Error> {
+            Conn::new(self.opts.clone()).await
         }
-        let Some(conn) = slot.as_mut() else {
-            return Check::NotYet("not connected".into());
-        };
-        let outcome = tokio::time::timeout(STEP_TIMEOUT, async {
+
+        async fn check(&self, conn: &mut Conn) -> Result<Option<String>, mysql_async::Error> {
             conn.query_drop("SELECT 1").await?;
-            match table {
-                None => Ok(true),
-                Some((schema, name)) => {
-                    let found: Option<u64> = conn
-                        .exec_first(
-                            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                            (schema.as_str(), name.as_str()),
-                        )
-                        .await?;
-                    Ok(found.unwrap_or(0) > 0)
-                }
-            }
-        })
-        .await;
-        match outcome {
-            Ok(Ok(true)) => Check::Ready,
-            Ok(Ok(false)) => Check::NotYet(format!(
-                "table {} does not exist",
-                w.table.as_deref().unwrap_or_default()
-            )),
-            Ok(Err(e)) => {
-                *slot = None;
-                Check::NotYet(db::scrub(&reason(&e), password))
-            }
-            Err(_) => {
-                *slot = None;
-                Check::NotYet("query timed out".into())
-            }
+            let Some((schema, name)) = &self.table else {
+                return Ok(None);
+            };
+            let found: Option<u64> = conn
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                    (schema.as_str(), name.as_str()),
+                )
+                .await?;
+            Ok((found.unwrap_or(0) == 0).then(|| {
+                format!(
+                    "table {} does not exist",
+                    self.w.table.as_deref().unwrap_or_default()
+                )
+            }))
         }
-    }
 
-    /// Why a connect, login or query failed, in words.
-    fn reason(e: &mysql_async::Error) -> String {
-        match e {
-            mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
-                format!("authentication failed: {}", s.message)
+        /// Why a connect, login or query failed, in words.
+        fn reason(e: &mysql_async::Error) -> String {
+            match e {
+                mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
+                    format!("authentication failed: {}", s.message)
+                }
+                mysql_async::Error::Server(s) => s.message.clone(),
+                other => db::io_reason(other).unwrap_or_else(|| other.to_string()),
             }
-            mysql_async::Error::Server(s) => s.message.clone(),
-            other => db::io_reason(other).unwrap_or_else(|| other.to_string()),
         }
     }
 }

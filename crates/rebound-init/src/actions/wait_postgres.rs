@@ -6,12 +6,11 @@
 //! password comes from the URL or, when the URL has none, from
 //! `PGPASSWORD`; it never appears in a message.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{ActionContext, ActionError, db, duration, validate};
+use super::{db, duration, validate};
 
 /// The `with:` block of `init.wait_postgres`.
 ///
@@ -63,8 +62,7 @@ pub struct WaitPostgres {
     /// How long one attempt polls before it fails (humantime or seconds).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
@@ -85,20 +83,19 @@ fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// The URL's own checks, and (with the `postgres` feature) the client's:
 /// its parameters, plaintext only.
 fn check_url(text: &str) -> Result<(), String> {
-    let url = db::check_url(text, &["postgres", "postgresql"])?;
+    let url = validate::check_url(text, &["postgres", "postgresql"])?;
     #[cfg(feature = "postgres")]
     {
-        let shown = validate::redacted_text(text);
-        let password = db::url_password(&url);
         let config: tokio_postgres::Config = text
             .parse()
-            .map_err(|e| db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref()))?;
+            .map_err(|e| db::client_url_error(text, &url, e))?;
         if !matches!(
             config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Disable | tokio_postgres::config::SslMode::Prefer
         ) {
             return Err(format!(
-                "URL {shown:?}: init.wait_postgres speaks plaintext only: sslmode must be disable or prefer"
+                "URL {:?}: init.wait_postgres speaks plaintext only: sslmode must be disable or prefer",
+                validate::redacted_text(text)
             ));
         }
     }
@@ -106,15 +103,7 @@ fn check_url(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl fmt::Debug for WaitPostgres {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitPostgres")
-            .field("url", &validate::redacted_text(&self.url))
-            .field("table", &self.table)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
+db::wait_impls!(WaitPostgres, table, "table {}");
 
 impl WaitPostgres {
     /// The parameters of a `rebound wait` target:
@@ -130,35 +119,7 @@ impl WaitPostgres {
     /// # Ok::<(), String>(())
     /// ```
     pub fn from_url(text: &str) -> Result<Self, String> {
-        let (url, table) = db::split_param(text, "table")?;
-        db::from_parts(url, "table", table)
-    }
-
-    /// `postgres://app:***@db:5432/app table users`, for messages.
-    pub(crate) fn describe(&self) -> String {
-        let url = validate::redacted_text(&self.url);
-        match &self.table {
-            Some(t) => format!("{url} table {t}"),
-            None => url,
-        }
-    }
-
-    /// Polls until the server answers (and the table exists) or `timeout`
-    /// runs out.
-    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        #[cfg(feature = "postgres")]
-        {
-            io::attempt(self, ctx).await
-        }
-        // The spec loader refuses this action in such a build; a library
-        // user may still build one by hand.
-        #[cfg(not(feature = "postgres"))]
-        {
-            let _ = ctx;
-            Err(ActionError::permanent(
-                "init.wait_postgres needs rebound-init's `postgres` feature, which this build lacks",
-            ))
-        }
+        db::from_url(text, "table")
     }
 }
 
@@ -166,111 +127,104 @@ impl WaitPostgres {
 mod io {
     use std::time::Duration;
 
-    use tokio::sync::Mutex;
     use tokio_postgres::error::SqlState;
     use tokio_postgres::{Client, Config, NoTls};
 
     use super::WaitPostgres;
-    use crate::actions::poll::{self, Check};
     use crate::actions::{ActionContext, ActionError, db};
 
-    /// Bound on one connect and login, and on each query.
-    const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Bound on a connect when the URL sets no `connect_timeout`.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-    pub(super) async fn attempt(w: &WaitPostgres, ctx: &ActionContext) -> Result<(), ActionError> {
-        let mut config: Config = w
-            .url
-            .parse()
-            .map_err(|_| ActionError::permanent(format!("invalid URL {}", w.describe())))?;
-        if config.get_password().is_none()
-            && let Ok(pw) = std::env::var("PGPASSWORD")
-        {
-            config.password(pw);
-        }
-        if config.get_user().is_none() {
-            let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
-            config.user(user);
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(STEP_TIMEOUT);
-        }
-        let password = config
-            .get_password()
-            .map(|p| String::from_utf8_lossy(p).into_owned());
-        let session: Mutex<Option<Client>> = Mutex::new(None);
-        let what = w.describe();
-        poll::until(ctx, &what, w.timeout, poll::COSTLY, || {
-            check(w, &config, &session, password.as_deref())
-        })
-        .await
-    }
-
-    async fn check(
-        w: &WaitPostgres,
-        config: &Config,
-        session: &Mutex<Option<Client>>,
-        password: Option<&str>,
-    ) -> Check {
-        let mut slot = session.lock().await;
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = None;
-            match tokio::time::timeout(STEP_TIMEOUT, config.connect(NoTls)).await {
-                Err(_) => return Check::NotYet("connect timed out".into()),
-                Ok(Err(e)) => return Check::NotYet(db::scrub(&reason(&e), password)),
-                Ok(Ok((client, connection))) => {
-                    // Ends when the client is dropped (ready, or cancelled).
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    *slot = Some(client);
-                }
-            }
-        }
-        let Some(client) = slot.as_ref() else {
-            return Check::NotYet("not connected".into());
-        };
-        let outcome = tokio::time::timeout(STEP_TIMEOUT, async {
-            client.simple_query("SELECT 1").await?;
-            match &w.table {
-                None => Ok(true),
-                Some(table) => {
-                    let row = client
-                        .query_one("SELECT to_regclass($1) IS NOT NULL", &[table])
-                        .await?;
-                    row.try_get::<_, bool>(0)
-                }
-            }
-        })
-        .await;
-        match outcome {
-            Ok(Ok(true)) => Check::Ready,
-            Ok(Ok(false)) => Check::NotYet(format!(
-                "table {} does not exist",
-                w.table.as_deref().unwrap_or_default()
-            )),
-            Ok(Err(e)) => {
-                *slot = None;
-                Check::NotYet(db::scrub(&reason(&e), password))
-            }
-            Err(_) => {
-                *slot = None;
-                Check::NotYet("query timed out".into())
-            }
-        }
-    }
-
-    /// Why a connect, login or query failed, in words.
-    fn reason(e: &tokio_postgres::Error) -> String {
-        if let Some(db) = e.as_db_error() {
-            let code = db.code();
-            if *code == SqlState::INVALID_PASSWORD
-                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    impl WaitPostgres {
+        /// Polls until the server answers (and the table exists) or
+        /// `timeout` runs out (without the `postgres` feature,
+        /// [`ActionSpec::attempt`](crate::actions::ActionSpec::attempt)
+        /// fails instead).
+        pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+            let mut config: Config = self
+                .url
+                .parse()
+                .map_err(|_| ActionError::permanent(format!("invalid URL {}", self.describe())))?;
+            if config.get_password().is_none()
+                && let Ok(pw) = std::env::var("PGPASSWORD")
             {
-                return format!("authentication failed: {}", db.message());
+                config.password(pw);
             }
-            return db.message().to_owned();
+            if config.get_user().is_none() {
+                let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+                config.user(user);
+            }
+            if config.get_connect_timeout().is_none() {
+                config.connect_timeout(CONNECT_TIMEOUT);
+            }
+            let password = config
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            let client = Postgres { w: self, config };
+            db::poll(
+                &client,
+                ctx,
+                &self.describe(),
+                self.timeout,
+                password.as_deref(),
+            )
+            .await
         }
-        db::io_reason(e).unwrap_or_else(|| e.to_string())
+    }
+
+    /// tokio-postgres, as [`db::poll`] uses it.
+    struct Postgres<'a> {
+        w: &'a WaitPostgres,
+        config: Config,
+    }
+
+    impl db::Client for Postgres<'_> {
+        type Session = Client;
+        type Error = tokio_postgres::Error;
+        const REQUEST: &'static str = "query";
+
+        async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
+            let (client, connection) = self.config.connect(NoTls).await?;
+            // Ends when the client is dropped (ready, or cancelled).
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+
+        fn is_closed(client: &Client) -> bool {
+            client.is_closed()
+        }
+
+        async fn check(
+            &self,
+            client: &mut Client,
+        ) -> Result<Option<String>, tokio_postgres::Error> {
+            client.simple_query("SELECT 1").await?;
+            let Some(table) = &self.w.table else {
+                return Ok(None);
+            };
+            let row = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[table])
+                .await?;
+            let found: bool = row.try_get(0)?;
+            Ok((!found).then(|| format!("table {table} does not exist")))
+        }
+
+        /// Why a connect, login or query failed, in words.
+        fn reason(e: &tokio_postgres::Error) -> String {
+            if let Some(db) = e.as_db_error() {
+                let code = db.code();
+                if *code == SqlState::INVALID_PASSWORD
+                    || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                {
+                    return format!("authentication failed: {}", db.message());
+                }
+                return db.message().to_owned();
+            }
+            db::io_reason(e).unwrap_or_else(|| e.to_string())
+        }
     }
 }
 

@@ -8,12 +8,11 @@
 //! by `SSL_CERT_FILE` / `SSL_CERT_DIR`). The password never appears in a
 //! message.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{ActionContext, ActionError, db, duration, validate};
+use super::{db, duration, validate};
 
 /// The `with:` block of `init.wait_redis`.
 ///
@@ -59,8 +58,7 @@ pub struct WaitRedis {
     /// How long one attempt polls before it fails (humantime or seconds).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
@@ -89,27 +87,14 @@ fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// The URL's own checks, and (with the `redis` feature) the client's.
 fn check_url(text: &str) -> Result<(), String> {
-    let url = db::check_url(text, &["redis", "rediss"])?;
+    let url = validate::check_url(text, &["redis", "rediss"])?;
     #[cfg(feature = "redis")]
-    {
-        let shown = validate::redacted_text(text);
-        let password = db::url_password(&url);
-        redis::Client::open(text)
-            .map_err(|e| db::scrub(&format!("URL {shown:?}: {e}"), password.as_deref()))?;
-    }
+    redis::Client::open(text).map_err(|e| db::client_url_error(text, &url, e))?;
     let _ = url;
     Ok(())
 }
 
-impl fmt::Debug for WaitRedis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitRedis")
-            .field("url", &validate::redacted_text(&self.url))
-            .field("key", &self.key)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
+db::wait_impls!(WaitRedis, key, "key {:?}");
 
 impl WaitRedis {
     /// The parameters of a `rebound wait` target:
@@ -124,126 +109,85 @@ impl WaitRedis {
     /// # Ok::<(), String>(())
     /// ```
     pub fn from_url(text: &str) -> Result<Self, String> {
-        let (url, key) = db::split_param(text, "key")?;
-        db::from_parts(url, "key", key)
-    }
-
-    /// `redis://:***@cache:6379/0 key "warm"`, for messages.
-    pub(crate) fn describe(&self) -> String {
-        let url = validate::redacted_text(&self.url);
-        match &self.key {
-            Some(k) => format!("{url} key {k:?}"),
-            None => url,
-        }
-    }
-
-    /// Polls until `PING` is answered (and the key exists) or `timeout`
-    /// runs out.
-    pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        #[cfg(feature = "redis")]
-        {
-            io::attempt(self, ctx).await
-        }
-        // The spec loader refuses this action in such a build; a library
-        // user may still build one by hand.
-        #[cfg(not(feature = "redis"))]
-        {
-            let _ = ctx;
-            Err(ActionError::permanent(
-                "init.wait_redis needs rebound-init's `redis` feature, which this build lacks",
-            ))
-        }
+        db::from_url(text, "key")
     }
 }
 
 #[cfg(feature = "redis")]
 mod io {
-    use std::time::Duration;
-
     use redis::aio::MultiplexedConnection;
-    use tokio::sync::Mutex;
 
     use super::WaitRedis;
-    use crate::actions::poll::{self, Check};
     use crate::actions::{ActionContext, ActionError, db};
 
-    /// Bound on one connect and login, and on each command.
-    const STEP_TIMEOUT: Duration = Duration::from_secs(5);
-
-    pub(super) async fn attempt(w: &WaitRedis, ctx: &ActionContext) -> Result<(), ActionError> {
-        let client = redis::Client::open(w.url.as_str())
-            .map_err(|_| ActionError::permanent(format!("invalid URL {}", w.describe())))?;
-        let password = client
-            .get_connection_info()
-            .redis_settings()
-            .password()
-            .map(str::to_owned);
-        let session: Mutex<Option<MultiplexedConnection>> = Mutex::new(None);
-        let what = w.describe();
-        poll::until(ctx, &what, w.timeout, poll::COSTLY, || {
-            check(w, &client, &session, password.as_deref())
-        })
-        .await
+    impl WaitRedis {
+        /// Polls until `PING` is answered (and the key exists) or `timeout`
+        /// runs out (without the `redis` feature,
+        /// [`ActionSpec::attempt`](crate::actions::ActionSpec::attempt)
+        /// fails instead).
+        pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+            let client = redis::Client::open(self.url.as_str())
+                .map_err(|_| ActionError::permanent(format!("invalid URL {}", self.describe())))?;
+            let password = client
+                .get_connection_info()
+                .redis_settings()
+                .password()
+                .map(str::to_owned);
+            let client = Redis { w: self, client };
+            db::poll(
+                &client,
+                ctx,
+                &self.describe(),
+                self.timeout,
+                password.as_deref(),
+            )
+            .await
+        }
     }
 
-    async fn check(
-        w: &WaitRedis,
-        client: &redis::Client,
-        session: &Mutex<Option<MultiplexedConnection>>,
-        password: Option<&str>,
-    ) -> Check {
-        let mut slot = session.lock().await;
-        if slot.is_none() {
-            let connect = client.get_multiplexed_async_connection();
-            match tokio::time::timeout(STEP_TIMEOUT, connect).await {
-                Err(_) => return Check::NotYet("connect timed out".into()),
-                Ok(Err(e)) => return Check::NotYet(db::scrub(&reason(&e), password)),
-                Ok(Ok(conn)) => *slot = Some(conn),
-            }
+    /// The redis crate, as [`db::poll`] uses it.
+    struct Redis<'a> {
+        w: &'a WaitRedis,
+        client: redis::Client,
+    }
+
+    impl db::Client for Redis<'_> {
+        type Session = MultiplexedConnection;
+        type Error = redis::RedisError;
+        const REQUEST: &'static str = "command";
+
+        async fn connect(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+            self.client.get_multiplexed_async_connection().await
         }
-        let Some(conn) = slot.as_mut() else {
-            return Check::NotYet("not connected".into());
-        };
-        let outcome = tokio::time::timeout(STEP_TIMEOUT, async {
+
+        async fn check(
+            &self,
+            conn: &mut MultiplexedConnection,
+        ) -> Result<Option<String>, redis::RedisError> {
             let pong: String = redis::cmd("PING").query_async(conn).await?;
             if pong != "PONG" {
                 return Ok(Some(format!("PING answered {pong:?}, not PONG")));
             }
-            match &w.key {
-                None => Ok(None),
-                Some(key) => {
-                    let n: i64 = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
-                    Ok((n == 0).then(|| format!("key {key:?} does not exist")))
-                }
-            }
-        })
-        .await;
-        match outcome {
-            Ok(Ok(None)) => Check::Ready,
-            Ok(Ok(Some(why))) => Check::NotYet(why),
-            Ok(Err(e)) => {
-                *slot = None;
-                Check::NotYet(db::scrub(&reason(&e), password))
-            }
-            Err(_) => {
-                *slot = None;
-                Check::NotYet("command timed out".into())
-            }
+            let Some(key) = &self.w.key else {
+                return Ok(None);
+            };
+            let n: i64 = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
+            Ok((n == 0).then(|| format!("key {key:?} does not exist")))
         }
-    }
 
-    /// Why a connect, `AUTH` or command failed, in words.
-    fn reason(e: &redis::RedisError) -> String {
-        if e.is_connection_refusal() {
-            return "connection refused".into();
-        }
-        let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
-            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
-        let text = db::io_reason(e).unwrap_or_else(|| e.to_string());
-        if auth && !text.starts_with("authentication failed") {
-            format!("authentication failed: {text}")
-        } else {
-            text
+        /// Why a connect, `AUTH` or command failed, in words.
+        fn reason(e: &redis::RedisError) -> String {
+            if e.is_connection_refusal() {
+                return "connection refused".into();
+            }
+            let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+                || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
+            let text = db::io_reason(e).unwrap_or_else(|| e.to_string());
+            if auth && !text.starts_with("authentication failed") {
+                format!("authentication failed: {text}")
+            } else {
+                text
+            }
         }
     }
 }

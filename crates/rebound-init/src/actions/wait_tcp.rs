@@ -53,8 +53,7 @@ pub struct WaitTcp {
     /// How long one attempt polls before it fails (humantime or seconds).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
@@ -109,19 +108,17 @@ impl WaitTcp {
         }
         let mut last: Option<io::Error> = None;
         let poll = self.poll(&mut last, ctx);
-        match self.timeout {
-            None => poll.await,
-            Some(limit) => match tokio::time::timeout(limit, poll).await {
-                Ok(result) => result,
-                Err(_) => Err(ActionError::timed_out(format!(
+        poll::within(self.timeout, poll)
+            .await
+            .unwrap_or_else(|limit| {
+                Err(ActionError::timed_out(format!(
                     "{} not accepting connections after {}{}",
                     self.describe(),
                     humantime::format_duration(limit),
                     last.map(|e| format!(" (last error: {e})"))
                         .unwrap_or_default()
-                ))),
-            },
-        }
+                )))
+            })
     }
 
     /// Closed: any failure to connect (refused, unreachable, a name that

@@ -41,8 +41,7 @@ pub struct WaitUnix {
     /// How long one attempt polls before it fails (humantime or seconds).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]

@@ -1,7 +1,7 @@
 //! A real gRPC server for the tests and benches of `init.wait_grpc` and
 //! `rebound wait grpc://`: tonic's server with tonic-health's standard
 //! `grpc.health.v1.Health` service, on a loopback listener the caller
-//! binds, plaintext or TLS (a test CA made with rcgen). Used through
+//! binds, plaintext or TLS (a test CA, test_ca.rs). Used through
 //! `#[path]` by rebound-init's tests and bench and by the binary's tests.
 #![allow(dead_code)]
 
@@ -13,41 +13,9 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-/// A CA and a server certificate it signed, for `localhost` and
-/// `127.0.0.1`, all PEM.
-pub struct TestCa {
-    /// The CA's certificate: what a client trusts (`ca_file`).
-    pub ca_pem: String,
-    /// The server's certificate.
-    pub cert_pem: String,
-    /// The server's private key.
-    pub key_pem: String,
-}
-
-impl TestCa {
-    /// A fresh CA and server certificate.
-    pub fn new() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "rebound test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
-        let key = KeyPair::generate().expect("server key");
-        let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("server params")
-            .signed_by(&key, &ca)
-            .expect("server certificate");
-        TestCa {
-            ca_pem: ca.pem(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-}
+#[path = "test_ca.rs"]
+mod test_ca;
+pub use test_ca::TestCa;
 
 /// A running gRPC health server; stopped when dropped.
 pub struct GrpcServer {

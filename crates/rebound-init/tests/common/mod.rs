@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod steps;

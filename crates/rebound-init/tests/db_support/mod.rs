@@ -7,10 +7,17 @@
 //! A missing server binary fails the test loudly, naming
 //! `scripts/deps.sh` (which installs it); nothing is skipped.
 //!
-//! Shared with the `rebound` binary's tests (`#[path]`).
+//! Shared with the `rebound` binary's tests (`#[path]`). The PostgreSQL
+//! binaries and the free ports come from rebound-recovery's test support
+//! (`pg.rs`, whose trust-authenticated cluster these password tests cannot
+//! use); the test CA from `common/test_ca.rs`.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+#[path = "../../../rebound-recovery/tests/support/pg.rs"]
+mod pg;
+#[path = "../common/test_ca.rs"]
+mod test_ca;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -21,13 +28,7 @@ use std::time::{Duration, Instant};
 /// shows up in messages).
 pub const PASSWORD: &str = "pw-Hunter2-s3cret";
 
-/// A loopback port nothing listens on (free when probed).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a loopback port")
-}
+pub use pg::free_port;
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -120,24 +121,8 @@ impl Postgres {
         SHARED.get_or_init(Postgres::boot)
     }
 
-    fn bin_dir() -> PathBuf {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .filter(|b| b.join("initdb").is_file() && b.join("pg_ctl").is_file())
-            .collect();
-        dirs.sort();
-        dirs.pop().unwrap_or_else(|| {
-            panic!(
-                "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: run scripts/deps.sh"
-            )
-        })
-    }
-
     fn boot() -> Postgres {
-        let bin = Self::bin_dir();
+        let bin = pg::bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("rebound-dbwait-pg-")
             .tempdir()
@@ -385,24 +370,11 @@ pub struct Redis {
 /// Writes a fresh test CA (`ca.pem`) and a server certificate it signed
 /// for `localhost` and `127.0.0.1` (`cert.pem`, `key.pem`) into `dir`.
 fn write_test_ca(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "rebound redis test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
-    let key = KeyPair::generate().expect("server key");
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("server params")
-        .signed_by(&key, &ca)
-        .expect("server certificate");
+    let ca = test_ca::TestCa::new();
     for (name, pem) in [
-        ("ca.pem", ca.pem()),
-        ("cert.pem", cert.pem()),
-        ("key.pem", key.serialize_pem()),
+        ("ca.pem", ca.ca_pem),
+        ("cert.pem", ca.cert_pem),
+        ("key.pem", ca.key_pem),
     ] {
         std::fs::write(dir.join(name), pem).unwrap_or_else(|e| panic!("write {name}: {e}"));
     }

@@ -53,8 +53,7 @@ pub struct Run {
     /// How long one run may take before its process group is killed.
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]

@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{Command, Run, ellipsize};
-use crate::actions::{ActionContext, ActionError, Stream, validate};
+use crate::actions::{ActionContext, ActionError, Stream, poll, validate};
 
 /// How long a process group gets between SIGTERM and SIGKILL (the drop of
 /// a cancelled attempt blocks at most this long).
@@ -291,19 +291,16 @@ pub(crate) async fn run_once(
         status
     };
 
-    let status = match run.timeout {
-        None => work.await,
-        Some(limit) => match tokio::time::timeout(limit, work).await {
-            Ok(status) => status,
-            Err(_) => {
-                // `guard` kills the group when it goes out of scope.
-                return Err(ActionError::timed_out(format!(
-                    "{} still running after {}; its process group was killed",
-                    run.describe(),
-                    humantime::format_duration(limit)
-                )));
-            }
-        },
+    let status = match poll::within(run.timeout, work).await {
+        Ok(status) => status,
+        Err(limit) => {
+            // `guard` kills the group when it goes out of scope.
+            return Err(ActionError::timed_out(format!(
+                "{} still running after {}; its process group was killed",
+                run.describe(),
+                humantime::format_duration(limit)
+            )));
+        }
     };
     let status = status.map_err(|e| {
         ActionError::transient(format!("waiting for {} failed: {e}", run.describe()))

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionContext, ActionError, validate};
+#[cfg(feature = "s3")]
+use super::ActionContext;
+use super::{ActionError, validate};
 
 #[cfg(feature = "s3")]
 mod io;
@@ -197,13 +199,15 @@ impl S3Push {
         )
     }
 
-    /// Uploads the file once.
+    /// Uploads the file once (without the `s3` feature,
+    /// [`ActionSpec::attempt`](super::ActionSpec::attempt) fails instead).
+    #[cfg(feature = "s3")]
     pub(crate) async fn attempt(&self, _ctx: &ActionContext) -> Result<(), ActionError> {
         self.push_with(S3Credentials::from_env()?.as_ref()).await
     }
 
     /// Uploads once with explicit credentials (`None`: unsigned requests)
-    /// instead of the AWS environment variables.
+    /// instead of the AWS environment variables (cargo feature `s3`).
     ///
     /// ```no_run
     /// # use rebound_init::actions::s3::{S3Credentials, S3Push};
@@ -214,6 +218,7 @@ impl S3Push {
     /// push.push_with(Some(&S3Credentials::new("id", "secret"))).await.unwrap();
     /// # }
     /// ```
+    #[cfg(feature = "s3")]
     pub async fn push_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
         io::push(self, credentials).await
     }
@@ -230,13 +235,16 @@ impl S3Pull {
         )
     }
 
-    /// Downloads the object once.
+    /// Downloads the object once (without the `s3` feature,
+    /// [`ActionSpec::attempt`](super::ActionSpec::attempt) fails instead).
+    #[cfg(feature = "s3")]
     pub(crate) async fn attempt(&self, _ctx: &ActionContext) -> Result<(), ActionError> {
         self.pull_with(S3Credentials::from_env()?.as_ref()).await
     }
 
     /// Downloads once with explicit credentials (`None`: unsigned
-    /// requests) instead of the AWS environment variables.
+    /// requests) instead of the AWS environment variables (cargo feature
+    /// `s3`).
     ///
     /// ```no_run
     /// # use rebound_init::actions::s3::{S3Credentials, S3Pull};
@@ -247,29 +255,8 @@ impl S3Pull {
     /// pull.pull_with(Some(&S3Credentials::new("id", "secret"))).await.unwrap();
     /// # }
     /// ```
+    #[cfg(feature = "s3")]
     pub async fn pull_with(&self, credentials: Option<&S3Credentials>) -> Result<(), ActionError> {
         io::pull(self, credentials).await
-    }
-}
-
-/// The transfers of a build without the `s3` feature: each fails at once.
-/// The spec loader refuses these actions in such a build; a library user
-/// may still build one by hand.
-#[cfg(not(feature = "s3"))]
-mod io {
-    use super::{ActionError, S3Credentials, S3Pull, S3Push};
-
-    pub(crate) async fn push(_: &S3Push, _: Option<&S3Credentials>) -> Result<(), ActionError> {
-        Err(no_s3())
-    }
-
-    pub(crate) async fn pull(_: &S3Pull, _: Option<&S3Credentials>) -> Result<(), ActionError> {
-        Err(no_s3())
-    }
-
-    fn no_s3() -> ActionError {
-        ActionError::permanent(
-            "S3 actions need rebound-init's `s3` feature, which this build lacks",
-        )
     }
 }

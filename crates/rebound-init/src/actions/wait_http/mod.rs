@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::matchers::{HeaderMatch, JsonMatch, Pattern};
 pub use super::status::{StatusMatch, StatusMatchError};
-use super::{ActionContext, ActionError, duration, validate};
+#[cfg(feature = "http")]
+use super::{ActionContext, ActionError};
+use super::{duration, validate};
 
 #[cfg(feature = "http")]
 mod io;
@@ -86,8 +88,7 @@ pub struct WaitHttp {
     /// Timeout of each request (humantime or seconds; default 5 s).
     #[serde(
         default,
-        deserialize_with = "duration::option::deserialize",
-        serialize_with = "duration::option::serialize",
+        with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<duration::DurationSchema>")]
@@ -216,20 +217,11 @@ impl WaitHttp {
         )
     }
 
-    /// Polls the URL until it answers as expected.
+    /// Polls the URL until it answers as expected (without the `http`
+    /// feature, [`ActionSpec::attempt`](super::ActionSpec::attempt) fails
+    /// instead).
+    #[cfg(feature = "http")]
     pub(crate) async fn attempt(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        #[cfg(feature = "http")]
-        {
-            io::attempt(self, ctx).await
-        }
-        // The spec loader refuses this action in such a build; a library
-        // user (or `rebound wait`) may still build one by hand.
-        #[cfg(not(feature = "http"))]
-        {
-            let _ = ctx;
-            Err(ActionError::permanent(
-                "init.wait_http needs rebound-init's `http` feature, which this build lacks",
-            ))
-        }
+        io::attempt(self, ctx).await
     }
 }

@@ -400,6 +400,10 @@ mod tests {
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
             }
+            if uses_an_action_this_build_lacks(&path) {
+                seen += 1;
+                continue;
+            }
             let service = path
                 .to_str()
                 .unwrap()
@@ -417,6 +421,26 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 3, "examples in {}", dir.display());
+    }
+
+    /// Whether the spec at `path` names an action whose cargo feature this
+    /// build lacks (a build without default features refuses it at load,
+    /// naming the feature, which other tests check).
+    fn uses_an_action_this_build_lacks(path: &std::path::Path) -> bool {
+        fn walk(value: &serde_json::Value) -> bool {
+            match value {
+                serde_json::Value::Object(map) => map.iter().any(|(key, v)| {
+                    (key == "uses"
+                        && v.as_str()
+                            .is_some_and(|u| ActionSpec::missing_feature(u).is_some()))
+                        || walk(v)
+                }),
+                serde_json::Value::Array(items) => items.iter().any(walk),
+                _ => false,
+            }
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        walk(&yaml::from_str::<serde_json::Value>(&text).unwrap())
     }
 
     /// The specs among the examples: the top-level files and those of
@@ -444,6 +468,9 @@ mod tests {
         let paths = example_specs();
         assert!(paths.len() >= 5, "{paths:?}");
         for path in paths {
+            if uses_an_action_this_build_lacks(&path) {
+                continue;
+            }
             let spec = Spec::load(&path, None).unwrap();
             let json = serde_json::to_string(&spec).unwrap();
             let again = Spec::from_yaml(&json, "again.json", None)

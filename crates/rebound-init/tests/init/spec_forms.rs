@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use rebound_init::actions::ActionSpec;
+#[cfg_attr(not(feature = "http"), allow(unused_imports))]
 use rebound_init::spec::{InitFailureAction, OnFailure, Spec, SpecErrorKind};
 
 const DEPLOYMENT: &str = r#"
@@ -36,6 +37,8 @@ services:
           with: { url: "http://api:8080/health" }
 "#;
 
+// Its spec uses init.wait_http, refused at load without the feature.
+#[cfg(feature = "http")]
 #[test]
 fn zlayer_init_format_reads_unchanged() {
     let yaml = r#"
@@ -94,6 +97,8 @@ fn deployment_needs_service_when_several_have_init() {
     insta::assert_snapshot!(err.to_string());
 }
 
+// Its spec uses init.wait_http, refused at load without the feature.
+#[cfg(feature = "http")]
 #[test]
 fn deployment_picks_the_named_service_and_ignores_the_rest() {
     let spec = Spec::from_yaml(DEPLOYMENT, "shop.yaml", Some("api")).unwrap();

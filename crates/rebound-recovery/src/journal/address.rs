@@ -25,9 +25,19 @@ pub enum JournalAddress {
     /// `postgres://...` or `postgresql://...`: a libpq-style URL, with
     /// libpq's TLS parameters `sslmode` (`disable`, `prefer` (the
     /// default), `require`, `verify-ca`, `verify-full`) and `sslrootcert`
-    /// (see [`PostgresJournal`](crate::journal) and the recovery
-    /// documentation). Their values are checked when the address is
-    /// parsed: an unknown `sslmode` is [`JournalError::Invalid`].
+    /// (their meanings: the `postgres` feature's `PostgresJournal`).
+    /// Their values are checked when the address is parsed: an unknown
+    /// `sslmode`, or client certificates (`sslcert`, `sslkey`), are
+    /// [`JournalError::Invalid`]; the root file is read when the journal
+    /// is opened.
+    ///
+    /// ```
+    /// use rebound_recovery::{JournalAddress, JournalErrorKind};
+    /// let ok = "postgres://rebound@db:5432/rebound?sslmode=verify-full&sslrootcert=/etc/ca.pem";
+    /// assert!(ok.parse::<JournalAddress>().is_ok());
+    /// let err = "postgres://rebound@db/rebound?sslmode=verify".parse::<JournalAddress>().unwrap_err();
+    /// assert_eq!(err.kind(), JournalErrorKind::Invalid);
+    /// ```
     Postgres(String),
 }
 
@@ -47,6 +57,12 @@ impl FromStr for JournalAddress {
             Ok(Self::Sqlite(PathBuf::from(path)))
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             postgres_params(s)?;
+            // The form messages show (and `Display` writes) must read
+            // back as an address too: redacting can make an unreadable
+            // URL (an unencoded password) readable, so check it as well.
+            // Redacting twice changes nothing, so the display of an
+            // accepted address is accepted.
+            postgres_params(&redact(s))?;
             Ok(Self::Postgres(s.to_owned()))
         } else {
             Err(JournalError::Invalid(format!(
@@ -200,6 +216,9 @@ pub(crate) struct PostgresParams {
     /// The URL for the driver: the parameters rebound handles taken out,
     /// `sslmode` set to what the driver knows.
     pub(crate) driver_url: String,
+    /// Whether the URL asks for what only rebound does (`sslrootcert`,
+    /// `verify-ca`, `verify-full`), not the driver.
+    pub(crate) needs_rebound: bool,
 }
 
 /// The parameters rebound reads itself (and hides from the driver).
@@ -220,12 +239,26 @@ const CLIENT_CERT_KEYS: [&str; 3] = ["sslcert", "sslkey", "sslpassword"];
 pub(crate) fn postgres_params(url: &str) -> Result<PostgresParams, JournalError> {
     let name = redact(url);
     let invalid = |what: String| JournalError::Invalid(format!("journal {name}: {what}"));
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return Ok(PostgresParams {
-            sslmode: None,
-            roots: RootCerts::System,
-            driver_url: url.to_owned(),
-        });
+    let mut parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // An unencoded password can make the URL unreadable while its
+            // redacted form (the one messages show) reads: check the
+            // parameters there, so that both forms are judged alike.
+            if url::Url::parse(&name).is_ok() && postgres_params(&name)?.needs_rebound {
+                return Err(invalid(format!(
+                    "sslrootcert and sslmode=verify-ca/verify-full need a URL that reads \
+                     as one ({e}): percent-encode the password (@ as %40, / as %2F, \
+                     # as %23, ? as %3F, : as %3A)"
+                )));
+            }
+            return Ok(PostgresParams {
+                sslmode: None,
+                roots: RootCerts::System,
+                driver_url: url.to_owned(),
+                needs_rebound: false,
+            });
+        }
     };
     let mut sslmode = None;
     let mut rootcert = None;
@@ -292,6 +325,8 @@ pub(crate) fn postgres_params(url: &str) -> Result<PostgresParams, JournalError>
         }
         (Some(mode), _) => mode,
     };
+    let needs_rebound =
+        rootcert.is_some() || matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
     let driver_mode = match sslmode {
         SslMode::Disable => "disable",
         SslMode::Prefer => "prefer",
@@ -304,6 +339,7 @@ pub(crate) fn postgres_params(url: &str) -> Result<PostgresParams, JournalError>
         sslmode: Some(sslmode),
         roots: rootcert.unwrap_or(RootCerts::System),
         driver_url: parsed.into(),
+        needs_rebound,
     })
 }
 
@@ -474,6 +510,29 @@ mod tests {
         let multi = "postgres://u@h1:5432,h2:5433/db?sslmode=require";
         let p = postgres_params(multi).unwrap();
         assert_eq!((p.sslmode, p.driver_url.as_str()), (None, multi));
+        // An unencoded password: judged by the form messages show, which
+        // reads, so that the address and its display agree.
+        let unencoded = "postgres://u:pa#ss@h/db?sslmode=bogus";
+        let err = postgres_params(unencoded).unwrap_err().to_string();
+        assert!(err.contains("sslmode=\"bogus\""), "{err}");
+        let err = postgres_params("postgres://u:p#w@h/db?sslmode=verify-full")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("percent-encode the password"), "{err}");
+        assert!(!err.contains("p#w"), "{err}");
+        assert!(postgres_params("postgres://u:p#w@h/db?sslmode=require").is_ok());
+        // Redacting reads this as `h:***@b?sslmode=bogus`: refused, so that
+        // no accepted address displays as one that is not.
+        let tricky = "postgres://h:5432/db?x=a@b?sslmode=bogus";
+        assert!(postgres_params(tricky).is_ok());
+        assert!(tricky.parse::<JournalAddress>().is_err());
+        for ok in [
+            "postgres://u:pa#ss@h/db?sslmode=require",
+            "postgres://h:5432/db?sslrootcert=/c/u@corp.pem&sslmode=verify-full",
+        ] {
+            let shown = ok.parse::<JournalAddress>().unwrap().to_string();
+            assert!(shown.parse::<JournalAddress>().is_ok(), "{ok} -> {shown}");
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! journal's connection. A worker process keeps one more connection
 //! (`application_name` [`APPLICATION_NAME`]) that `LISTEN`s on the
 //! channel and raises the journal handle's [`Wake`] on each notification.
+//! It connects with the journal's settings, its TLS (`sslmode`,
+//! `sslrootcert`) included, every time it connects again too.
 //!
 //! When that connection drops (the server restarted, an administrator
 //! ended it with `pg_terminate_backend`), the listener says so in the log

@@ -382,3 +382,16 @@ async fn a_lost_connection_comes_back_over_tls() {
         .unwrap();
     assert_eq!((tls, plain), (1, 0));
 }
+
+/// A Unix socket never carries TLS: under the default `prefer` (and with
+/// `disable`) the journal connects over it as before. The driver asks for
+/// a TLS connector with no host name there, which must not fail.
+#[tokio::test]
+async fn a_unix_socket_journal_connects_without_tls() {
+    let (t, db) = fresh("tls_socket").await;
+    for query in ["", "&sslmode=disable", "&sslmode=prefer"] {
+        let url = format!("{}{query}", t.pg.socket_url(&db));
+        let j = PostgresJournal::connect(&url, quick()).await.unwrap();
+        j.record(report(&format!("m{query}")), 0).await.unwrap();
+    }
+}

@@ -223,13 +223,19 @@ impl MakeTlsConnect<Socket> for MakeRustls {
     type TlsConnect = RustlsConnect;
     type Error = io::Error;
 
+    /// Never fails: the driver asks for a connector before it knows
+    /// whether TLS is used, with an empty `domain` for a Unix socket
+    /// (never TLS) or a URL with `hostaddr` only; a name TLS cannot use
+    /// fails the handshake, if there is one.
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, io::Error> {
         let name = ServerName::try_from(domain.to_owned()).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{domain:?} is not a host name TLS can check: {e}"),
-            )
-        })?;
+            if domain.is_empty() {
+                "TLS needs the server's host name (the URL's host), to check its certificate"
+                    .to_owned()
+            } else {
+                format!("{domain:?} is not a host name TLS can check: {e}")
+            }
+        });
         Ok(RustlsConnect {
             connector: tokio_rustls::TlsConnector::from(Arc::clone(&self.config)),
             name,
@@ -240,7 +246,8 @@ impl MakeTlsConnect<Socket> for MakeRustls {
 /// The TLS handshake of one connection.
 pub(crate) struct RustlsConnect {
     connector: tokio_rustls::TlsConnector,
-    name: ServerName<'static>,
+    /// The server's name, or why there is none TLS can use.
+    name: Result<ServerName<'static>, String>,
 }
 
 impl TlsConnect<Socket> for RustlsConnect {
@@ -250,10 +257,10 @@ impl TlsConnect<Socket> for RustlsConnect {
 
     fn connect(self, stream: Socket) -> Self::Future {
         Box::pin(async move {
-            self.connector
-                .connect(self.name, stream)
-                .await
-                .map(RustlsStream)
+            let name = self
+                .name
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            self.connector.connect(name, stream).await.map(RustlsStream)
         })
     }
 }

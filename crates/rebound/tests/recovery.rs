@@ -1820,3 +1820,78 @@ fn run_rides_out_a_postgres_restart_and_commands_say_it_is_gone() {
     let list = cli(&["list", "--json"]).run().code(0).stdout();
     assert_eq!(list.matches("\"succeeded\"").count(), 2, "{list}");
 }
+
+/// The journal on a PostgreSQL that takes TLS only (`hostssl`), with a
+/// server certificate from a test CA: `sslmode=verify-full` with that CA
+/// records and lists; another CA exits 3 saying why; a bad `sslmode` or a
+/// client certificate exits 2; the password never shows.
+#[test]
+fn postgres_journal_over_tls_verify_full() {
+    let certs = pg::TestCerts::generate("rebound CLI test CA");
+    let cluster = pg::Pg::start_tls(&certs);
+    let db = cluster.fresh_db("cli_tls");
+    let db = db.rsplit('/').next().unwrap().to_owned();
+    let env = Env::new();
+    let ca = env.path("ca.pem");
+    let other_ca = env.path("other-ca.pem");
+    std::fs::write(&ca, &certs.ca_pem).unwrap();
+    std::fs::write(
+        &other_ca,
+        pg::TestCerts::generate("another CLI test CA").ca_pem,
+    )
+    .unwrap();
+    let journal = |query: &str| {
+        format!(
+            "postgres://{}:{}@localhost:{}/{db}?{query}",
+            pg::TLS_USER,
+            pg::TLS_PASSWORD,
+            cluster.port
+        )
+    };
+    let cli = |journal: &str| {
+        Cli::new().args(["recovery", "--journal", journal, "--initial-delay", "1ms"])
+    };
+    let good = journal(&format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    cli(&good)
+        .args(record("m-tls", "web", "node-a", "node-b"))
+        .args(["--kind", "timeout", "--message", "slow"])
+        .run()
+        .code(0)
+        .stderr_lacks(pg::TLS_PASSWORD);
+    let out = cli(&good).args(["list", "--json"]).run().code(0);
+    let listed: Vec<Value> = out.stdout_json();
+    assert_eq!(listed.len(), 1, "{}", out.stdout());
+    assert_eq!(listed[0]["migration"], "m-tls");
+
+    let wrong = journal(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        other_ca.display()
+    ));
+    cli(&wrong)
+        .args(["list"])
+        .run()
+        .code(3)
+        .stderr_has("unavailable")
+        .stderr_has("UnknownIssuer")
+        .stderr_has("not signed by a CA of sslrootcert")
+        .stderr_lacks(pg::TLS_PASSWORD);
+
+    for (query, says) in [
+        ("sslmode=verify", "sslmode=\"verify\" is not"),
+        ("sslcert=/c.pem", "client certificates are not supported"),
+        (
+            &format!(
+                "sslmode=verify-ca&sslrootcert={}",
+                env.path("none.pem").display()
+            ),
+            "cannot be read",
+        ),
+    ] {
+        cli(&journal(query))
+            .args(["list"])
+            .run()
+            .code(2)
+            .stderr_has(says)
+            .stderr_lacks(pg::TLS_PASSWORD);
+    }
+}

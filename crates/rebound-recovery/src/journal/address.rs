@@ -22,8 +22,22 @@ pub enum JournalAddress {
     Memory,
     /// `sqlite:PATH`.
     Sqlite(PathBuf),
-    /// `postgres://...` or `postgresql://...` (a libpq-style URL; TLS is not
-    /// supported yet, so use loopback or a Unix socket).
+    /// `postgres://...` or `postgresql://...`: a libpq-style URL, with
+    /// libpq's TLS parameters `sslmode` (`disable`, `prefer` (the
+    /// default), `require`, `verify-ca`, `verify-full`) and `sslrootcert`
+    /// (their meanings: the `postgres` feature's `PostgresJournal`).
+    /// Their values are checked when the address is parsed: an unknown
+    /// `sslmode`, or client certificates (`sslcert`, `sslkey`), are
+    /// [`JournalError::Invalid`]; the root file is read when the journal
+    /// is opened.
+    ///
+    /// ```
+    /// use rebound_recovery::{JournalAddress, JournalErrorKind};
+    /// let ok = "postgres://rebound@db:5432/rebound?sslmode=verify-full&sslrootcert=/etc/ca.pem";
+    /// assert!(ok.parse::<JournalAddress>().is_ok());
+    /// let err = "postgres://rebound@db/rebound?sslmode=verify".parse::<JournalAddress>().unwrap_err();
+    /// assert_eq!(err.kind(), JournalErrorKind::Invalid);
+    /// ```
     Postgres(String),
 }
 
@@ -42,6 +56,13 @@ impl FromStr for JournalAddress {
             }
             Ok(Self::Sqlite(PathBuf::from(path)))
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            postgres_params(s)?;
+            // The form messages show (and `Display` writes) must read
+            // back as an address too: redacting can make an unreadable
+            // URL (an unencoded password) readable, so check it as well.
+            // Redacting twice changes nothing, so the display of an
+            // accepted address is accepted.
+            postgres_params(&redact(s))?;
             Ok(Self::Postgres(s.to_owned()))
         } else {
             Err(JournalError::Invalid(format!(
@@ -122,6 +143,212 @@ fn redact_key_values(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// How a PostgreSQL journal's connection uses TLS: libpq's `sslmode`.
+///
+/// `require` is stricter than libpq's: it checks the server's certificate
+/// chain against the roots (as `verify-ca` does), where libpq checks
+/// nothing unless a root file exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, without checking its certificate
+    /// (libpq's default: it protects from listening, not from an
+    /// impostor); plaintext when it does not.
+    Prefer,
+    /// TLS, the certificate chain checked against the roots.
+    Require,
+    /// As `Require` (libpq's name for it).
+    VerifyCa,
+    /// TLS, the chain checked and the certificate naming the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "disable" => Self::Disable,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// The value as written in a URL.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Where the CA certificates for `require` and `verify-*` come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RootCerts {
+    /// The system's (rustls-native-certs: the platform store, or
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR`); `sslrootcert=system` or none.
+    System,
+    /// A PEM file of CA certificates (`sslrootcert=PATH`).
+    File(PathBuf),
+}
+
+/// A PostgreSQL journal URL taken apart: rebound's TLS settings, and the
+/// URL to hand to the driver (tokio-postgres), which does not know
+/// `sslrootcert` nor the `verify-*` modes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) struct PostgresParams {
+    /// The TLS mode; `None` when the URL is not one the `url` crate reads
+    /// (several `host:port` pairs, an unencoded password): it goes to the
+    /// driver as it is, and the driver's own `sslmode` (`disable`,
+    /// `prefer`, `require`) is used.
+    pub(crate) sslmode: Option<SslMode>,
+    /// The roots for a verifying mode.
+    pub(crate) roots: RootCerts,
+    /// The URL for the driver: the parameters rebound handles taken out,
+    /// `sslmode` set to what the driver knows.
+    pub(crate) driver_url: String,
+    /// Whether the URL asks for what only rebound does (`sslrootcert`,
+    /// `verify-ca`, `verify-full`), not the driver.
+    pub(crate) needs_rebound: bool,
+}
+
+/// The parameters rebound reads itself (and hides from the driver).
+const SSLMODE: &str = "sslmode";
+const SSLROOTCERT: &str = "sslrootcert";
+/// Client certificates: not supported; refused rather than ignored.
+const CLIENT_CERT_KEYS: [&str; 3] = ["sslcert", "sslkey", "sslpassword"];
+
+/// Reads the TLS parameters of a `postgres://` URL (see
+/// [`PostgresParams`]). Bad values are [`JournalError::Invalid`], naming
+/// the journal (without its password) and the parameter.
+///
+/// The URL is read with the `url` crate. Its query is then read pair by
+/// pair as libpq and tokio-postgres read it (`key=value` pairs between
+/// `&`, percent-decoded, a `+` being a `+`: form encoding's `+` for a
+/// space would change a password or `options` value), and the pairs
+/// rebound does not handle are handed on byte for byte.
+pub(crate) fn postgres_params(url: &str) -> Result<PostgresParams, JournalError> {
+    let name = redact(url);
+    let invalid = |what: String| JournalError::Invalid(format!("journal {name}: {what}"));
+    let mut parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // An unencoded password can make the URL unreadable while its
+            // redacted form (the one messages show) reads: check the
+            // parameters there, so that both forms are judged alike.
+            if url::Url::parse(&name).is_ok() && postgres_params(&name)?.needs_rebound {
+                return Err(invalid(format!(
+                    "sslrootcert and sslmode=verify-ca/verify-full need a URL that reads \
+                     as one ({e}): percent-encode the password (@ as %40, / as %2F, \
+                     # as %23, ? as %3F, : as %3A)"
+                )));
+            }
+            return Ok(PostgresParams {
+                sslmode: None,
+                roots: RootCerts::System,
+                driver_url: url.to_owned(),
+                needs_rebound: false,
+            });
+        }
+    };
+    let mut sslmode = None;
+    let mut rootcert = None;
+    let mut kept = Vec::new();
+    for pair in parsed.query().unwrap_or_default().split('&') {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(raw_key);
+        let value = || decode(raw_value);
+        match key.as_str() {
+            SSLMODE => {
+                let value = value();
+                let mode = SslMode::parse(&value).ok_or_else(|| {
+                    invalid(format!(
+                        "sslmode={value:?} is not disable, prefer, require, verify-ca or verify-full{}",
+                        if value == "allow" {
+                            " (allow, plaintext first, is not supported: use prefer)"
+                        } else {
+                            ""
+                        }
+                    ))
+                })?;
+                if sslmode.replace(mode).is_some() {
+                    return Err(invalid("sslmode is given twice".into()));
+                }
+            }
+            SSLROOTCERT => {
+                let value = value();
+                if value.is_empty() {
+                    return Err(invalid(
+                        "sslrootcert is empty: give a PEM file of CA certificates, or `system`"
+                            .into(),
+                    ));
+                }
+                let roots = if value == "system" {
+                    RootCerts::System
+                } else {
+                    RootCerts::File(PathBuf::from(value))
+                };
+                if rootcert.replace(roots).is_some() {
+                    return Err(invalid("sslrootcert is given twice".into()));
+                }
+            }
+            k if CLIENT_CERT_KEYS.contains(&k) => {
+                return Err(invalid(format!(
+                    "{k}: client certificates are not supported; \
+                     authenticate with a password (or trust) over TLS instead"
+                )));
+            }
+            "" => {}
+            _ => kept.push(pair),
+        }
+    }
+    // A root file (or `system`) without a mode means verifying it: the
+    // libpq default, prefer, would not look at the certificate at all.
+    let sslmode = match (sslmode, &rootcert) {
+        (None, Some(_)) => SslMode::VerifyFull,
+        (None, None) => SslMode::Prefer,
+        (Some(mode @ (SslMode::Disable | SslMode::Prefer)), Some(_)) => {
+            return Err(invalid(format!(
+                "sslrootcert is given with sslmode={}, which checks no certificate: \
+                 use sslmode=verify-full (or require, verify-ca)",
+                mode.as_str()
+            )));
+        }
+        (Some(mode), _) => mode,
+    };
+    let needs_rebound =
+        rootcert.is_some() || matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+    let driver_mode = match sslmode {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
+    };
+    let driver_mode = format!("{SSLMODE}={driver_mode}");
+    kept.push(&driver_mode);
+    parsed.set_query(Some(&kept.join("&")));
+    Ok(PostgresParams {
+        sslmode: Some(sslmode),
+        roots: rootcert.unwrap_or(RootCerts::System),
+        driver_url: parsed.into(),
+        needs_rebound,
+    })
+}
+
+/// A URL query's key or value, percent-decoded (`+` stays `+`, as libpq
+/// reads it).
+fn decode(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The default SQLite journal: `$XDG_STATE_HOME/rebound/journal.db`, else
@@ -245,5 +472,101 @@ mod tests {
         assert!(err.contains("password=*** user=r"), "{err}");
         let quoted = redact("password='a b' host=db");
         assert_eq!(quoted, "password=*** host=db");
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_and_the_rest_is_handed_on_as_written() {
+        let p = postgres_params(
+            "postgres://u:pw@h:5432/db?application_name=a+b&options=-c%20x%3Dy\
+             &sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&connect_timeout=3",
+        )
+        .unwrap();
+        assert_eq!(p.sslmode, Some(SslMode::VerifyFull));
+        assert_eq!(p.roots, RootCerts::File("/etc/ca.pem".into()));
+        // `+` and `%20` reach the driver as they were written.
+        assert_eq!(
+            p.driver_url,
+            "postgres://u:pw@h:5432/db?application_name=a+b&options=-c%20x%3Dy\
+             &connect_timeout=3&sslmode=require"
+        );
+        for (query, mode, driver) in [
+            ("", SslMode::Prefer, "prefer"),
+            ("?sslmode=disable", SslMode::Disable, "disable"),
+            ("?sslmode=require", SslMode::Require, "require"),
+            ("?sslmode=verify-ca", SslMode::VerifyCa, "require"),
+            ("?sslrootcert=system", SslMode::VerifyFull, "require"),
+        ] {
+            let p = postgres_params(&format!("postgresql://h/db{query}")).unwrap();
+            assert_eq!(p.sslmode, Some(mode), "{query}");
+            assert_eq!(p.roots, RootCerts::System, "{query}");
+            assert_eq!(
+                p.driver_url,
+                format!("postgresql://h/db?sslmode={driver}"),
+                "{query}"
+            );
+        }
+        // Not a URL the url crate reads (several host:port pairs): handed
+        // on whole, for the driver's own sslmode.
+        let multi = "postgres://u@h1:5432,h2:5433/db?sslmode=require";
+        let p = postgres_params(multi).unwrap();
+        assert_eq!((p.sslmode, p.driver_url.as_str()), (None, multi));
+        // An unencoded password: judged by the form messages show, which
+        // reads, so that the address and its display agree.
+        let unencoded = "postgres://u:pa#ss@h/db?sslmode=bogus";
+        let err = postgres_params(unencoded).unwrap_err().to_string();
+        assert!(err.contains("sslmode=\"bogus\""), "{err}");
+        let err = postgres_params("postgres://u:p#w@h/db?sslmode=verify-full")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("percent-encode the password"), "{err}");
+        assert!(!err.contains("p#w"), "{err}");
+        assert!(postgres_params("postgres://u:p#w@h/db?sslmode=require").is_ok());
+        // Redacting reads this as `h:***@b?sslmode=bogus`: refused, so that
+        // no accepted address displays as one that is not.
+        let tricky = "postgres://h:5432/db?x=a@b?sslmode=bogus";
+        assert!(postgres_params(tricky).is_ok());
+        assert!(tricky.parse::<JournalAddress>().is_err());
+        for ok in [
+            "postgres://u:pa#ss@h/db?sslmode=require",
+            "postgres://h:5432/db?sslrootcert=/c/u@corp.pem&sslmode=verify-full",
+        ] {
+            let shown = ok.parse::<JournalAddress>().unwrap().to_string();
+            assert!(shown.parse::<JournalAddress>().is_ok(), "{ok} -> {shown}");
+        }
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_invalid_and_hide_the_password() {
+        for (url, says) in [
+            (
+                "postgres://u:pw@h/db?sslmode=Verify-Full",
+                "sslmode=\"Verify-Full\"",
+            ),
+            ("postgres://u:pw@h/db?sslmode=", "sslmode=\"\""),
+            ("postgres://u:pw@h/db?sslmode=allow", "use prefer"),
+            (
+                "postgres://u:pw@h/db?sslkey=/k",
+                "sslkey: client certificates",
+            ),
+            (
+                "postgres://u:pw@h/db?sslpassword=x",
+                "sslpassword: client certificates",
+            ),
+            (
+                "postgres://u:pw@h/db?sslrootcert=a&sslrootcert=b",
+                "given twice",
+            ),
+            (
+                "postgres://u:pw@h/db?sslmode=prefer&sslrootcert=a",
+                "sslmode=prefer",
+            ),
+        ] {
+            let err = url.parse::<JournalAddress>().unwrap_err();
+            assert_eq!(err.kind(), crate::JournalErrorKind::Invalid, "{url}");
+            let text = err.to_string();
+            assert!(text.contains(says), "{url}: {text}");
+            assert!(text.contains("u:***@h/db"), "{url}: {text}");
+            assert!(!text.contains("pw@"), "{url}: {text}");
+        }
     }
 }

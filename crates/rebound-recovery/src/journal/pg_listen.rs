@@ -7,6 +7,8 @@
 //! journal's connection. A worker process keeps one more connection
 //! (`application_name` [`APPLICATION_NAME`]) that `LISTEN`s on the
 //! channel and raises the journal handle's [`Wake`] on each notification.
+//! It connects with the journal's settings, its TLS (`sslmode`,
+//! `sslrootcert`) included, every time it connects again too.
 //!
 //! When that connection drops (the server restarted, an administrator
 //! ended it with `pg_terminate_backend`), the listener says so in the log
@@ -23,8 +25,9 @@
 use std::time::Duration;
 
 use rebound_retry::{ExponentialBuilder, Jitter};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
+use super::postgres::tls::{MakeRustls, RustlsStream};
 use super::wake::{ChangeListener, Wake};
 
 /// The notification channel.
@@ -56,31 +59,33 @@ fn backoff() -> impl Iterator<Item = Duration> {
         .unwrap_or_else(|_| Box::new(std::iter::repeat(Duration::from_secs(1))))
 }
 
-/// Starts listening with the connection settings `config`, raising `wake`
+/// Starts listening with the connection settings `config` and TLS
+/// connector `tls` (the journal's, so the same `sslmode`), raising `wake`
 /// on each notification. The first connection is tried before this
 /// returns (so that a change made after it returns is heard); when it
 /// fails, the listener says so and keeps trying in the background.
 pub(crate) async fn listen(
     config: &tokio_postgres::Config,
+    tls: MakeRustls,
     journal: String,
     wake: Wake,
 ) -> ChangeListener {
     let mut config = config.clone();
     config.application_name(APPLICATION_NAME);
-    let first = connect(&config).await;
-    let task = tokio::spawn(run(config, journal, wake, first));
+    let first = connect(&config, &tls).await;
+    let task = tokio::spawn(run(config, tls, journal, wake, first));
     ChangeListener::new(task, "LISTEN")
 }
 
-type Connection =
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+type Connection = tokio_postgres::Connection<tokio_postgres::Socket, RustlsStream>;
 
 /// Connects and subscribes: the client (kept to hold the connection open)
 /// and the connection to drive.
 async fn connect(
     config: &tokio_postgres::Config,
+    tls: &MakeRustls,
 ) -> Result<(Client, Connection), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     {
         // The LISTEN needs the connection driven while it is sent.
         let sql = format!("LISTEN {CHANNEL}");
@@ -106,6 +111,7 @@ async fn connect(
 
 async fn run(
     config: tokio_postgres::Config,
+    tls: MakeRustls,
     journal: String,
     wake: Wake,
     first: Result<(Client, Connection), tokio_postgres::Error>,
@@ -138,7 +144,7 @@ async fn run(
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(30));
         tokio::time::sleep(delay).await;
-        match connect(&config).await {
+        match connect(&config, &tls).await {
             Ok(c) => {
                 tracing::warn!(journal = %journal, "LISTEN connection back");
                 // What was recorded while it was away: claim it now.

@@ -13,9 +13,35 @@
 //! the same settings and prepares its statements anew; a change that was
 //! in flight is gone with its transaction, never replayed.
 //!
-//! TLS is not supported yet: connect over loopback or a Unix socket.
+//! TLS follows libpq's URL parameters, read by rebound (tokio-postgres
+//! knows neither `sslrootcert` nor the `verify-*` modes): `sslmode` is
+//! `disable`, `prefer` (the default: TLS when the server offers it, its
+//! certificate not checked, as libpq), `require` (TLS, the certificate
+//! chain checked against the roots: stricter than libpq, which checks
+//! nothing), `verify-ca` (the same) or `verify-full` (the chain, and that
+//! the certificate names the host). `sslrootcert=PATH` is a PEM file of CA
+//! certificates; without it (or with `sslrootcert=system`) the system's
+//! roots are used (rustls-native-certs, which honours `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR`). `sslrootcert` without `sslmode` means `verify-full`.
+//! Client certificates (`sslcert`, `sslkey`) are refused as
+//! [`JournalError::Invalid`]. TLS is rustls with the `ring` provider; both
+//! connections (this one, reconnecting, and the `LISTEN` one) use it.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), rebound_recovery::JournalError> {
+//! use rebound_recovery::PostgresJournal;
+//! // A managed server (RDS, Cloud SQL, Azure): its CA bundle, checked in full.
+//! let journal = PostgresJournal::connect(
+//!     "postgres://rebound@db.example.com:5432/rebound\
+//!      ?sslmode=verify-full&sslrootcert=/etc/rebound/rds-global-bundle.pem",
+//!     Default::default(),
+//! )
+//! .await?;
+//! # let _ = journal; Ok(()) }
+//! ```
 
 mod breakers;
+pub(crate) mod tls;
 
 use std::time::Duration;
 
@@ -25,9 +51,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
+use tokio_postgres::{Client, GenericClient, Row, Statement};
 
-use super::address::redact;
+use self::tls::MakeRustls;
+use super::address::{RootCerts, SslMode, postgres_params, redact};
 use super::row::{ATTEMPT_COLUMNS, AttemptRow, COLUMNS, RecoveryRow, columns, int};
 use super::schema::{LATEST, MIGRATIONS, VERSION_TABLE, statements};
 use super::targets;
@@ -80,6 +107,8 @@ pub struct PostgresJournal {
     /// The connection settings, for the LISTEN connection and for
     /// reconnecting.
     settings: tokio_postgres::Config,
+    /// The TLS connector (by `sslmode`), for every connection.
+    tls: MakeRustls,
 }
 
 /// One connection and the statements prepared on it: a statement belongs
@@ -145,10 +174,11 @@ impl Statements {
 /// until it ends; a failure is [`JournalError::Unavailable`].
 async fn connect_client(
     settings: &tokio_postgres::Config,
+    tls: &MakeRustls,
     name: &str,
 ) -> Result<Client, JournalError> {
     let (client, connection) = settings
-        .connect(NoTls)
+        .connect(tls.clone())
         .await
         .map_err(|e| unavailable(name, e))?;
     let conn_name = name.to_owned();
@@ -173,7 +203,8 @@ impl PostgresJournal {
     pub async fn connect(url: &str, config: RecoveryConfig) -> Result<Self, JournalError> {
         config.validate()?;
         let name = redact(url);
-        let mut pg: tokio_postgres::Config = url.parse().map_err(|e| {
+        let params = postgres_params(url)?;
+        let mut pg: tokio_postgres::Config = params.driver_url.parse().map_err(|e| {
             JournalError::Invalid(format!(
                 "journal address {name} is not a valid PostgreSQL URL: {e}"
             ))
@@ -181,8 +212,21 @@ impl PostgresJournal {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(Duration::from_secs(10));
         }
+        // A URL the url crate could not read went to the driver as it
+        // was: its own sslmode (require checks the chain, as ours).
+        let mode = params.sslmode.unwrap_or(match pg.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => SslMode::Disable,
+            tokio_postgres::config::SslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        });
+        let roots = if params.sslmode.is_some() {
+            params.roots
+        } else {
+            RootCerts::System
+        };
+        let tls = MakeRustls::new(mode, &roots, &name)?;
         let settings = pg.clone();
-        let mut client = connect_client(&settings, &name).await?;
+        let mut client = connect_client(&settings, &tls, &name).await?;
         migrate(&mut client, &name).await?;
         let stmts = Statements::prepare(&client)
             .await
@@ -195,6 +239,7 @@ impl PostgresJournal {
             broken: Arc::new(AtomicBool::new(false)),
             wake: Wake::new(),
             settings,
+            tls,
         })
     }
 
@@ -232,7 +277,13 @@ impl PostgresJournal {
     /// # Ok(()) }
     /// ```
     pub async fn listen(&self) -> ChangeListener {
-        super::pg_listen::listen(&self.settings, self.name.clone(), self.wake.clone()).await
+        super::pg_listen::listen(
+            &self.settings,
+            self.tls.clone(),
+            self.name.clone(),
+            self.wake.clone(),
+        )
+        .await
     }
 
     /// Tells this process's workers (the [`Wake`]) and every other
@@ -291,7 +342,7 @@ impl PostgresJournal {
     async fn conn(&self) -> Result<MutexGuard<'_, Session>, JournalError> {
         let mut session = self.session.lock().await;
         if self.broken.load(Ordering::SeqCst) || session.client.is_closed() {
-            let client = connect_client(&self.settings, &self.name).await?;
+            let client = connect_client(&self.settings, &self.tls, &self.name).await?;
             let stmts = Statements::prepare(&client).await.map_err(|e| self.db(e))?;
             *session = Session { client, stmts };
             self.broken.store(false, Ordering::SeqCst);
@@ -482,11 +533,18 @@ pub const CLAIM_SQL: &str = concat!(
 pub const CLAIM_LOCK: i64 = 0x7265_6263_6c61_696d;
 
 /// The driver's error as text: for an error the server sent, its SQLSTATE
-/// code and message.
+/// code and message; for a TLS failure, the driver's message and what it
+/// means (see [`tls::hint`]).
 pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => crate::error::error_chain(e),
+        None => {
+            let text = crate::error::error_chain(e);
+            match tls::hint(e) {
+                Some(hint) => format!("{text} ({hint})"),
+                None => text,
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod postgres;
 mod reconnect;
 mod sqlite;
 mod timeout;
+mod tls;
 mod wake;
 mod worker;
 

@@ -117,6 +117,13 @@ impl Pg {
     }
 
     fn boot(extra: &[&str]) -> Pg {
+        Self::boot_with(extra, |_| {})
+    }
+
+    /// [`boot`](Self::boot), with `prepare` run on the data directory
+    /// between `initdb` and the start (files it writes are then given to
+    /// the server's user).
+    fn boot_with(extra: &[&str], prepare: impl FnOnce(&Path)) -> Pg {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("rebound-pg-")
@@ -149,6 +156,17 @@ impl Pg {
             },
             "initdb",
         );
+        prepare(&data);
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "nobody:nogroup"]).arg(dir.path());
+                    c
+                },
+                "chown the prepared cluster files to nobody",
+            );
+        }
         // Another test binary may take the port between our probe and the
         // start: try a few.
         for _ in 0..5 {
@@ -335,5 +353,94 @@ impl Drop for Pg {
         if self.stop_on_drop {
             self.stop();
         }
+    }
+}
+
+/// A test CA and a server certificate it signed, as PEM text.
+pub struct TestCerts {
+    /// The CA's certificate (what `sslrootcert` names).
+    pub ca_pem: String,
+    /// The server's certificate, for `localhost` and `127.0.0.1`.
+    pub server_cert_pem: String,
+    /// The server certificate's private key.
+    pub server_key_pem: String,
+}
+
+impl TestCerts {
+    /// A fresh CA named `ca_name` and a server certificate it signed for
+    /// `localhost` and `127.0.0.1` (made with rcgen).
+    pub fn generate(ca_name: &str) -> TestCerts {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+            .expect("CA certificate");
+        let key = KeyPair::generate().expect("server key");
+        let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("server params")
+            .signed_by(&key, &ca)
+            .expect("server certificate");
+        TestCerts {
+            ca_pem: ca.pem(),
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// The role [`Pg::start_tls`] creates, which logs in with
+/// [`TLS_PASSWORD`] (SCRAM) over TLS.
+pub const TLS_USER: &str = "rebound";
+/// [`TLS_USER`]'s password.
+pub const TLS_PASSWORD: &str = "s3cr3t-Tls-pw";
+
+impl Pg {
+    /// Starts a cluster (stopped when dropped) with `ssl = on` and the
+    /// server certificate of `certs`, whose `pg_hba.conf` allows TCP only
+    /// over TLS (`hostssl`: a plaintext connection is refused): the
+    /// `postgres` superuser by trust, [`TLS_USER`] by its password
+    /// (`scram-sha-256`). The Unix socket stays open (trust) for `psql`.
+    pub fn start_tls(certs: &TestCerts) -> Pg {
+        let mut pg = Self::boot_with(&["ssl=on"], |data| {
+            let write = |name: &str, text: &str| {
+                std::fs::write(data.join(name), text)
+                    .unwrap_or_else(|e| panic!("write {name}: {e}"));
+            };
+            write("server.crt", &certs.server_cert_pem);
+            write("server.key", &certs.server_key_pem);
+            write(
+                "pg_hba.conf",
+                "local all all trust\n\
+                 hostssl all postgres 127.0.0.1/32 trust\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n",
+            );
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod server.key");
+        });
+        pg.stop_on_drop = true;
+        let socket = pg.socket_url("postgres");
+        pg.psql(
+            &socket,
+            &format!("CREATE ROLE {TLS_USER} LOGIN SUPERUSER PASSWORD '{TLS_PASSWORD}'"),
+        );
+        pg
+    }
+
+    /// A URL for `database` as the `postgres` superuser over the cluster's
+    /// Unix socket (no TLS there).
+    pub fn socket_url(&self, database: &str) -> String {
+        format!(
+            "postgresql:///{database}?host={}&port={}&user=postgres",
+            self.dir.path().display(),
+            self.port
+        )
     }
 }

@@ -45,8 +45,8 @@ const AFTER_HELP: &str = concat!(
 Journal:
   sqlite:PATH        a SQLite file (default: $XDG_STATE_HOME/rebound/journal.db,
                      else ~/.local/state/rebound/journal.db)
-  postgres://...     PostgreSQL, for several controllers (no TLS yet: use
-                     loopback or a Unix socket)
+  postgres://...     PostgreSQL, for several controllers (TLS with libpq's
+                     sslmode=verify-full&sslrootcert=CA.pem; default prefer)
 
 ",
     kinds_help!(),

@@ -88,6 +88,30 @@ fn mysql_ready_once_the_table_is_created() {
     no_password(&out);
 }
 
+/// A URL without a password takes it from `MYSQL_PWD`, as the mysql
+/// client does; without the variable the same URL is refused by the
+/// server.
+#[test]
+fn mysql_takes_the_password_from_mysql_pwd_when_the_url_has_none() {
+    let my = Mariadb::shared();
+    let db = my.fresh_db();
+    let url = format!("mysql://app@127.0.0.1:{}/{db}", my.port);
+    let out = Cli::new()
+        .env("MYSQL_PWD", PASSWORD)
+        .args(["wait", "--timeout", "20s", &url])
+        .run()
+        .code(0)
+        .stdout_has(&format!("ready {url} after"));
+    no_password(&out);
+    let out = Cli::new()
+        .env_remove("MYSQL_PWD")
+        .args(["wait", "--timeout", "1s", &url])
+        .run()
+        .code(124)
+        .stderr_has("Access denied for user 'app'");
+    no_password(&out);
+}
+
 #[test]
 fn mysql_never_ready_names_the_missing_table() {
     let my = Mariadb::shared();

@@ -692,6 +692,24 @@ macro_rules! forward {
 // workers over one SQLite connection, a worker borrowing a journal).
 forward!(&J, std::sync::Arc<J>);
 
+/// The longest wait between two tries of an unavailable journal.
+pub(crate) const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The waits between tries of an unavailable journal, for ever: 100 ms
+/// doubling to [`RECONNECT_MAX_WAIT`], with equal jitter. The worker's
+/// ride-out of a lost database and the PostgreSQL LISTEN connection's
+/// reconnects both follow it.
+pub(crate) fn reconnect_backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
+    rebound_retry::ExponentialBuilder::new()
+        .with_initial_delay(Duration::from_millis(100))
+        .with_max_delay(RECONNECT_MAX_WAIT)
+        .with_jitter(rebound_retry::Jitter::Equal)
+        .forever()
+        .build()
+        .map(|b| Box::new(b) as Box<dyn Iterator<Item = Duration> + Send>)
+        .unwrap_or_else(|_| Box::new(std::iter::repeat(Duration::from_secs(1))))
+}
+
 /// `now_ms + lease`, saturating.
 pub(crate) fn lease_end(now_ms: u64, lease: Duration) -> u64 {
     now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))

@@ -22,9 +22,6 @@
 //! does not work: turn it off (`rebound recovery run --no-listen`) and
 //! rely on polling.
 
-use std::time::Duration;
-
-use rebound_retry::{ExponentialBuilder, Jitter};
 use tokio_postgres::{AsyncMessage, Client};
 
 use super::postgres::tls::{MakeRustls, RustlsStream};
@@ -44,19 +41,6 @@ pub(crate) async fn notify(client: &Client, journal: &str) {
     if let Err(e) = client.batch_execute(&format!("NOTIFY {CHANNEL}")).await {
         tracing::debug!(journal, error = %e, "NOTIFY failed; listeners will poll");
     }
-}
-
-/// The reconnection delays: 100 ms doubling to 30 s, with jitter, for
-/// ever.
-fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_initial_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter(Jitter::Equal)
-        .forever()
-        .build()
-        .map(|b| Box::new(b) as Box<dyn Iterator<Item = Duration> + Send>)
-        .unwrap_or_else(|_| Box::new(std::iter::repeat(Duration::from_secs(1))))
 }
 
 /// Starts listening with the connection settings `config` and TLS
@@ -116,7 +100,7 @@ async fn run(
     wake: Wake,
     first: Result<(Client, Connection), tokio_postgres::Error>,
 ) {
-    let mut delays = backoff();
+    let mut delays = super::reconnect_backoff();
     let mut current = match first {
         Ok(c) => Some(c),
         Err(e) => {
@@ -130,7 +114,7 @@ async fn run(
     };
     loop {
         if let Some((client, connection)) = current.take() {
-            delays = backoff();
+            delays = super::reconnect_backoff();
             let why = drive(connection, &wake).await;
             drop(client);
             // Whoever waits looks at the journal now: a reader finds out
@@ -142,7 +126,7 @@ async fn run(
                 "lost the LISTEN connection; polling meanwhile, and reconnecting"
             );
         }
-        let delay = delays.next().unwrap_or(Duration::from_secs(30));
+        let delay = delays.next().unwrap_or(super::RECONNECT_MAX_WAIT);
         tokio::time::sleep(delay).await;
         match connect(&config, &tls).await {
             Ok(c) => {

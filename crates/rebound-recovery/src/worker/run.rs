@@ -6,13 +6,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rebound_retry::{ExponentialBuilder, Jitter};
-
 use super::{
     FailureClassifier, JournalOutage, Migrator, RecoveryWorker, RollbackHandler, WorkerReport,
 };
 use crate::error::{JournalError, JournalErrorKind};
-use crate::journal::{Claim, Journal};
+use crate::journal::{Claim, Journal, RECONNECT_MAX_WAIT, reconnect_backoff};
 
 impl<J, M, R, C> RecoveryWorker<J, M, R, C>
 where
@@ -268,7 +266,7 @@ pub(super) struct Outage {
 impl Outage {
     fn new() -> Self {
         Self {
-            delays: backoff(),
+            delays: reconnect_backoff(),
             since: None,
         }
     }
@@ -276,32 +274,16 @@ impl Outage {
     /// One more failure: the wait before the next try.
     fn failed(&mut self) -> Duration {
         self.since.get_or_insert_with(tokio::time::Instant::now);
-        self.delays.next().unwrap_or(MAX_WAIT)
+        self.delays.next().unwrap_or(RECONNECT_MAX_WAIT)
     }
 
     /// The journal answered: how long it was unavailable, if it was; the
     /// backoff starts over.
     fn over(&mut self) -> Option<Duration> {
         let since = self.since.take()?;
-        self.delays = backoff();
+        self.delays = reconnect_backoff();
         Some(since.elapsed())
     }
-}
-
-/// The longest wait between two tries.
-const MAX_WAIT: Duration = Duration::from_secs(30);
-
-/// The waits between tries: 100 ms doubling to 30 s, with equal jitter,
-/// for ever.
-fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
-    ExponentialBuilder::new()
-        .with_initial_delay(Duration::from_millis(100))
-        .with_max_delay(MAX_WAIT)
-        .with_jitter(Jitter::Equal)
-        .forever()
-        .build()
-        .map(|b| Box::new(b) as Box<dyn Iterator<Item = Duration> + Send>)
-        .unwrap_or_else(|_| Box::new(std::iter::repeat(Duration::from_secs(1))))
 }
 
 fn lock_outage(outage: &std::sync::Mutex<Outage>) -> std::sync::MutexGuard<'_, Outage> {

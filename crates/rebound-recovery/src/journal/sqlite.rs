@@ -254,7 +254,7 @@ impl SqliteJournal {
             if let Some(entry) = entry {
                 append(&tx, &rec.migration, &entry, limit)?;
             }
-            commit(tx, &wal)?;
+            commit(tx, &wal, true)?;
             Ok(answer)
         })
         .await
@@ -262,14 +262,20 @@ impl SqliteJournal {
     }
 }
 
-/// Commits a transaction that wrote, and tells the processes that watch
-/// the journal's files (idle workers, `list --watch`) that its change can
-/// be seen now: see [`file_watch::announce`](super::file_watch::announce).
-/// A transaction that wrote nothing is committed with `tx.commit()`
-/// alone, so that watchers do not wake each other up for nothing.
-pub(super) fn commit(tx: rusqlite::Transaction<'_>, wal: &Path) -> rusqlite::Result<()> {
+/// Commits a transaction and, when it `wrote` anything, tells the
+/// processes that watch the journal's files (idle workers, `list --watch`)
+/// that its change can be seen now: see `file_watch::announce`. One that
+/// wrote nothing announces nothing, so that watchers do not wake each
+/// other up for nothing.
+pub(super) fn commit(
+    tx: rusqlite::Transaction<'_>,
+    wal: &Path,
+    wrote: bool,
+) -> rusqlite::Result<()> {
     tx.commit()?;
-    super::file_watch::announce(wal);
+    if wrote {
+        super::file_watch::announce(wal);
+    }
     Ok(())
 }
 
@@ -797,11 +803,7 @@ impl Journal for SqliteJournal {
             }
             // A claim that took nothing wrote nothing and says nothing:
             // idle workers of several processes do not wake each other.
-            if wrote || !claims.is_empty() {
-                commit(tx, &wal)?;
-            } else {
-                tx.commit()?;
-            }
+            commit(tx, &wal, wrote || !claims.is_empty())?;
             Ok(claims)
         })
         .await
@@ -915,11 +917,7 @@ impl Journal for SqliteJournal {
                         &format!("DELETE FROM recoveries WHERE migration IN ({doomed})"),
                         [int(before_ms)],
                     )?;
-                    if n > 0 {
-                        commit(tx, &wal)?;
-                    } else {
-                        tx.commit()?;
-                    }
+                    commit(tx, &wal, n > 0)?;
                     Ok(n)
                 })
                 .await?;

@@ -104,7 +104,7 @@ impl SqliteJournal {
             if let Some(b) = &changed {
                 store_breaker(&tx, b)?;
             }
-            super::commit(tx, &wal)?;
+            super::commit(tx, &wal, true)?;
             Ok(rec)
         })
         .await
@@ -128,7 +128,7 @@ impl SqliteJournal {
                 load_breaker(&tx, &node)?.ok_or_else(|| JournalError::UnknownTarget(node))?;
             breaker.succeed(now_ms);
             store_breaker(&tx, &breaker)?;
-            super::commit(tx, &wal)?;
+            super::commit(tx, &wal, true)?;
             Ok(breaker)
         })
         .await
@@ -162,7 +162,7 @@ impl SqliteJournal {
             };
             let admission = breaker.admit(&migration, now_ms, hold_ms);
             store_breaker(&tx, &breaker)?;
-            super::commit(tx, &wal)?;
+            super::commit(tx, &wal, true)?;
             Ok(admission)
         })
         .await
